@@ -1,0 +1,300 @@
+//! `hestami`: the command-line tool. Argument parsing and glue only; everything it does is a
+//! call into `hestami-store` or `hestami-http`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use hestami_core::org::{Currency, OrgKind, Role, TimeZone};
+use hestami_core::text::{Email, OrgName};
+use hestami_store::app::Services;
+use hestami_store::directory::NewOrganization;
+use hestami_store::engine::EngineConfig;
+use hestami_store::{Backend, Store, StoreOptions, derive_app_url, redact};
+
+mod demo;
+
+const DEFAULT_DATABASE_URL: &str = "sqlite://hestami.db";
+
+#[derive(Parser, Debug)]
+#[command(name = "hestami", version, about = "Hestami Contractor Ops: the back end of a trade contractor's operations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct DatabaseArgs {
+    /// The database, as its owner: `sqlite://PATH` (created if missing) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server (migrating the database first).
+    Serve {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// PostgreSQL only: the URL the server itself connects with, as the unprivileged
+        /// `hestami_app` role. Default: DATABASE_URL with the user replaced by `hestami_app`
+        /// and no password.
+        #[arg(long, env = "HESTAMI_APP_DATABASE_URL")]
+        app_database_url: Option<String>,
+        /// The address to listen on.
+        #[arg(long, env = "HESTAMI_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// This process's executor id in the workflow claim queue. Give each process sharing a
+        /// PostgreSQL database its own stable id: pending workflows of the same id are resumed at
+        /// once on restart (others when their lease expires). Default: `local` on SQLite, a
+        /// per-process id on PostgreSQL.
+        #[arg(long, env = "HESTAMI_EXECUTOR_ID")]
+        executor_id: Option<String>,
+        /// Do not migrate before serving.
+        #[arg(long)]
+        skip_migrate: bool,
+    },
+    /// Bring the database schema up to date (and, on PostgreSQL, set up the `hestami_app` role).
+    Migrate {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Administration: organizations, members and tokens.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Run a job from creation to completed on a throw-away database, through the real server,
+    /// and print its timeline.
+    Demo,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Create an organization, its owner and a token for the owner.
+    CreateOrg {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// IANA time zone, such as America/Chicago.
+        #[arg(long)]
+        timezone: String,
+        /// ISO 4217 currency, such as USD.
+        #[arg(long)]
+        currency: String,
+        /// The owner's e-mail address.
+        #[arg(long)]
+        owner_email: String,
+        /// contractor or hoa.
+        #[arg(long, default_value = "contractor")]
+        kind: String,
+        /// Print `{"organizationId", "userId", "token"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a member to an organization (creating the user if new), or change their role.
+    AddMember {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The organization id.
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The member's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// owner, admin, dispatcher, office, technician or viewer.
+        #[arg(long)]
+        role: String,
+    },
+    /// Issue a new token for a user.
+    CreateToken {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Days until the token expires (default: never).
+        #[arg(long)]
+        expires_in: Option<u32>,
+        /// Print `{"tokenId", "userId", "token", "expiresAt"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token, given the token itself or its id.
+    RevokeToken {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The token or its id.
+        token: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    // One TLS stack (ring) for every client: reqwest is built without a default provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Serve { db, app_database_url, listen, executor_id, skip_migrate } => {
+            serve(db, app_database_url, listen, executor_id, skip_migrate).await
+        }
+        Command::Migrate { db } => {
+            Store::migrate(&db.database_url).await.with_context(|| format!("migrating {}", redact(&db.database_url)))?;
+            println!("migrated {}", redact(&db.database_url));
+            Ok(())
+        }
+        Command::Admin { command } => admin(command).await,
+        Command::Openapi => {
+            print!("{}", hestami_http::openapi::document_json());
+            Ok(())
+        }
+        Command::Demo => demo::run().await,
+    }
+}
+
+async fn serve(
+    db: DatabaseArgs,
+    app_database_url: Option<String>,
+    listen: String,
+    executor_id: Option<String>,
+    skip_migrate: bool,
+) -> Result<()> {
+    let _telemetry = hestami_http::telemetry::init("hestami").map_err(anyhow::Error::msg)?;
+    let owner_url = db.database_url;
+    if !skip_migrate {
+        Store::migrate(&owner_url).await.with_context(|| format!("migrating {}", redact(&owner_url)))?;
+    }
+    let backend = Backend::of_url(&owner_url)?;
+    let app_url = match app_database_url {
+        Some(url) => url,
+        None => derive_app_url(&owner_url)?,
+    };
+    let store = Store::connect(&app_url, StoreOptions::default())
+        .await
+        .with_context(|| format!("connecting to {}", redact(&app_url)))?;
+    let executor_id = executor_id.unwrap_or_else(|| match backend {
+        Backend::Sqlite => "local".to_owned(),
+        Backend::Postgres => format!("pid-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+    });
+    let services = Services::new(store, EngineConfig { executor_id: executor_id.clone(), ..EngineConfig::default() });
+    let resumed = services.engine().recover(true).await.context("recovering pending workflows")?;
+    let recovery = services.engine().spawn_recovery_loop(Duration::from_secs(5));
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, executor_id, resumed, database = %redact(&app_url), "hestami serving");
+    eprintln!("hestami listening on http://{address} (database {}, executor {executor_id})", redact(&app_url));
+    let router = hestami_http::router(hestami_http::AppState::new(services.clone(), hestami_http::ServerConfig::default()));
+    hestami_http::serve(listener, router, shutdown_signal()).await?;
+    recovery.abort();
+    services.store().close().await;
+    eprintln!("hestami stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+fn parsed<T>(what: &str, r: Result<T, hestami_core::Invalid>) -> Result<T> {
+    r.map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+}
+
+async fn admin_store(db: &DatabaseArgs) -> Result<Store> {
+    Store::migrate(&db.database_url).await.with_context(|| format!("migrating {}", redact(&db.database_url)))?;
+    Ok(Store::connect(&db.database_url, StoreOptions::default())
+        .await
+        .with_context(|| format!("connecting to {}", redact(&db.database_url)))?)
+}
+
+async fn admin(command: AdminCommand) -> Result<()> {
+    match command {
+        AdminCommand::CreateOrg { db, name, timezone, currency, owner_email, kind, json } => {
+            let new = NewOrganization {
+                name: parsed("name", OrgName::parse(&name))?,
+                kind: parsed("kind", OrgKind::parse(&kind))?,
+                time_zone: parsed("timezone", TimeZone::parse(&timezone))?,
+                currency: parsed("currency", Currency::parse(&currency))?,
+                owner_email: parsed("owner-email", Email::parse(&owner_email))?,
+            };
+            let store = admin_store(&db).await?;
+            let created = store.create_organization(new).await?;
+            if json {
+                println!("{}", serde_json::to_string(&created)?);
+            } else {
+                println!("organization {}\nowner        {}\ntoken        {}", created.organization_id, created.user_id, created.token);
+                println!("(the token is shown once; only its hash is stored)");
+            }
+            Ok(())
+        }
+        AdminCommand::AddMember { db, org, email, role } => {
+            let email = parsed("email", Email::parse(&email))?;
+            let role = parsed("role", Role::parse(&role))?;
+            let store = admin_store(&db).await?;
+            let user = store.add_member(hestami_core::ids::OrganizationId::from_uuid(org), &email, role).await?;
+            println!("{user} is {} of {org}", role.as_str());
+            Ok(())
+        }
+        AdminCommand::CreateToken { db, email, expires_in, json } => {
+            let email = parsed("email", Email::parse(&email))?;
+            let store = admin_store(&db).await?;
+            let expires = expires_in.map(|d| chrono::Duration::days(i64::from(d)));
+            let issued = store.create_token(&email, expires, Some("admin create-token")).await?;
+            if json {
+                println!("{}", serde_json::to_string(&issued)?);
+            } else {
+                println!("token    {}\ntoken id {}\nexpires  {}", issued.token, issued.token_id, issued.expires_at.map_or("never".to_owned(), |t| t.to_rfc3339()));
+            }
+            Ok(())
+        }
+        AdminCommand::RevokeToken { db, token } => {
+            let store = admin_store(&db).await?;
+            if store.revoke_token(&token).await? {
+                println!("revoked");
+                Ok(())
+            } else {
+                bail!("no live token matches")
+            }
+        }
+    }
+}

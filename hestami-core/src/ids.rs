@@ -1,0 +1,64 @@
+//! Typed identifiers.
+//!
+//! Every aggregate has its own id type so that a `CustomerId` can never be passed where a
+//! `JobId` is expected. All are UUIDs on the wire and in the database; this crate never creates
+//! one (the store mints UUIDv7s, time-ordered), it only carries them.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// Wraps a UUID that is known to identify this kind of thing.
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            /// The underlying UUID.
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An organization: a contractor or a community association. The tenant boundary.
+    OrganizationId
+);
+id_type!(
+    /// A person who can sign in; may belong to several organizations.
+    UserId
+);
+id_type!(
+    /// A contractor's customer.
+    CustomerId
+);
+id_type!(
+    /// A service location belonging to a customer.
+    PropertyId
+);
+id_type!(
+    /// A technician of the organization's workforce.
+    TechnicianId
+);
+id_type!(
+    /// A job (a unit of field work).
+    JobId
+);
+id_type!(
+    /// A durable workflow run.
+    WorkflowId
+);

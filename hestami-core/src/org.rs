@@ -1,0 +1,417 @@
+//! Organizations, users, memberships, roles and the permission table.
+//!
+//! An organization is the tenant boundary: every other record belongs to exactly one. A user may
+//! be a member of several organizations, with one role in each; the role decides which
+//! procedures the user may call there, through [`is_permitted`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Invalid;
+use crate::ids::{OrganizationId, UserId};
+use crate::text::{Email, Name, OrgName};
+
+/// What kind of organization this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    /// A trade contractor: the organizations this product runs.
+    Contractor,
+    /// A community association that sends work orders to contractors.
+    Hoa,
+}
+
+impl OrgKind {
+    /// The snake_case name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contractor => "contractor",
+            Self::Hoa => "hoa",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw {
+            "contractor" => Ok(Self::Contractor),
+            "hoa" => Ok(Self::Hoa),
+            _ => Err(Invalid::new("invalid_kind", "the kind is contractor or hoa")),
+        }
+    }
+}
+
+/// An IANA time zone such as `America/Chicago`. Shifts, appointment windows and "the day" of a
+/// dispatch board are in the organization's zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimeZone(chrono_tz::Tz);
+
+impl TimeZone {
+    /// Accepts a name from the IANA time zone database.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        raw.trim().parse::<chrono_tz::Tz>().map(Self).map_err(|_| {
+            Invalid::new(
+                "invalid_time_zone",
+                format!("{raw:?} is not an IANA time zone (such as America/Chicago)"),
+            )
+        })
+    }
+
+    /// The zone's IANA name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The zone, for local-time arithmetic.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.0
+    }
+}
+
+impl Serialize for TimeZone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// ISO 4217 currencies this product accepts, with their minor unit (decimal places).
+const CURRENCIES: &[(&str, u32)] = &[
+    ("AED", 2), ("ARS", 2), ("AUD", 2), ("BGN", 2), ("BHD", 3), ("BRL", 2), ("CAD", 2),
+    ("CHF", 2), ("CLP", 0), ("CNY", 2), ("COP", 2), ("CZK", 2), ("DKK", 2), ("EGP", 2),
+    ("EUR", 2), ("GBP", 2), ("HKD", 2), ("HUF", 2), ("IDR", 2), ("ILS", 2), ("INR", 2),
+    ("ISK", 0), ("JOD", 3), ("JPY", 0), ("KES", 2), ("KRW", 0), ("KWD", 3), ("MXN", 2),
+    ("MYR", 2), ("NGN", 2), ("NOK", 2), ("NZD", 2), ("OMR", 3), ("PEN", 2), ("PHP", 2),
+    ("PKR", 2), ("PLN", 2), ("RON", 2), ("SAR", 2), ("SEK", 2), ("SGD", 2), ("THB", 2),
+    ("TND", 3), ("TRY", 2), ("TWD", 2), ("UAH", 2), ("USD", 2), ("VND", 0), ("ZAR", 2),
+];
+
+/// An ISO 4217 currency code with its minor unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Currency {
+    code: &'static str,
+    minor_unit: u32,
+}
+
+impl Currency {
+    /// Accepts a supported ISO 4217 code, in any case.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let upper = raw.trim().to_ascii_uppercase();
+        CURRENCIES
+            .iter()
+            .find(|(code, _)| *code == upper)
+            .map(|&(code, minor_unit)| Self { code, minor_unit })
+            .ok_or_else(|| {
+                Invalid::new(
+                    "invalid_currency",
+                    format!("{raw:?} is not a supported ISO 4217 currency code"),
+                )
+            })
+    }
+
+    /// The three-letter code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// How many decimal places amounts in this currency carry.
+    pub fn minor_unit(&self) -> u32 {
+        self.minor_unit
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code)
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How long the organization promises to take, from a job's creation, to respond to it, by
+/// priority. In whole minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlaWindows {
+    /// Response window for emergencies.
+    pub emergency_minutes: u32,
+    /// Response window for urgent jobs.
+    pub urgent_minutes: u32,
+    /// Response window for routine jobs.
+    pub routine_minutes: u32,
+}
+
+impl SlaWindows {
+    /// The longest window accepted: 90 days.
+    pub const MAX_MINUTES: u32 = 90 * 24 * 60;
+
+    /// Accepts windows that are each between one minute and 90 days and ordered
+    /// emergency ≤ urgent ≤ routine. Returns every problem, with the field it concerns.
+    pub fn parse(
+        emergency_minutes: u32,
+        urgent_minutes: u32,
+        routine_minutes: u32,
+    ) -> Result<Self, Vec<(&'static str, Invalid)>> {
+        let mut problems = Vec::new();
+        for (field, value) in [
+            ("emergencyMinutes", emergency_minutes),
+            ("urgentMinutes", urgent_minutes),
+            ("routineMinutes", routine_minutes),
+        ] {
+            if value == 0 || value > Self::MAX_MINUTES {
+                problems.push((
+                    field,
+                    Invalid::new("out_of_range", "a response window is 1 minute to 90 days"),
+                ));
+            }
+        }
+        if problems.is_empty() && !(emergency_minutes <= urgent_minutes && urgent_minutes <= routine_minutes)
+        {
+            problems.push((
+                "urgentMinutes",
+                Invalid::new(
+                    "out_of_order",
+                    "windows must be ordered emergency ≤ urgent ≤ routine",
+                ),
+            ));
+        }
+        if problems.is_empty() {
+            Ok(Self { emergency_minutes, urgent_minutes, routine_minutes })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+impl Default for SlaWindows {
+    /// Two hours for emergencies, one working day for urgent jobs, three days for routine ones.
+    fn default() -> Self {
+        Self { emergency_minutes: 120, urgent_minutes: 24 * 60, routine_minutes: 72 * 60 }
+    }
+}
+
+/// An organization (a tenant).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    /// Its id.
+    pub id: OrganizationId,
+    /// Incremented on every change.
+    pub version: i64,
+    /// Contractor or HOA.
+    pub kind: OrgKind,
+    /// Display name.
+    pub name: OrgName,
+    /// The zone its local times are in.
+    pub time_zone: TimeZone,
+    /// The currency it bills in.
+    pub currency: Currency,
+    /// Its response promises.
+    pub sla: SlaWindows,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A person who can sign in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// The address it signs in with; unique.
+    pub email: Email,
+    /// Display name.
+    pub name: Option<Name>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A role within one organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including the organization itself.
+    Owner,
+    /// Everything but ownership.
+    Admin,
+    /// Plans and assigns work.
+    Dispatcher,
+    /// Customers, jobs and (later) money.
+    Office,
+    /// A technician in the field: reads, and moves their jobs along.
+    Technician,
+    /// Reads only.
+    Viewer,
+}
+
+impl Role {
+    /// Every role, most powerful first.
+    pub const ALL: [Role; 6] =
+        [Self::Owner, Self::Admin, Self::Dispatcher, Self::Office, Self::Technician, Self::Viewer];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+            Self::Dispatcher => "dispatcher",
+            Self::Office => "office",
+            Self::Technician => "technician",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw).ok_or_else(|| {
+            Invalid::new(
+                "invalid_role",
+                "the role is owner, admin, dispatcher, office, technician or viewer",
+            )
+        })
+    }
+}
+
+/// A user's membership of an organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// The member.
+    pub user_id: UserId,
+    /// What the member may do there.
+    pub role: Role,
+}
+
+use Role::{Admin, Dispatcher, Office, Owner, Technician, Viewer};
+
+const EVERYONE: &[Role] = &[Owner, Admin, Dispatcher, Office, Technician, Viewer];
+const MANAGERS: &[Role] = &[Owner, Admin];
+const OFFICE: &[Role] = &[Owner, Admin, Dispatcher, Office];
+const DISPATCH: &[Role] = &[Owner, Admin, Dispatcher];
+const FIELD: &[Role] = &[Owner, Admin, Dispatcher, Office, Technician];
+
+/// Which roles may call which procedure, by `namespace/version/procedure`. A procedure that is
+/// not listed may be called by nobody: adding a procedure means deciding who may call it.
+pub const PERMISSIONS: &[(&str, &[Role])] = &[
+    ("auth/v1/whoami", EVERYONE),
+    ("org/v1/get", EVERYONE),
+    ("org/v1/update", MANAGERS),
+    ("customer/v1/create", OFFICE),
+    ("customer/v1/get", EVERYONE),
+    ("customer/v1/list", EVERYONE),
+    ("customer/v1/update", OFFICE),
+    ("customer/v1/addProperty", OFFICE),
+    ("customer/v1/listProperties", EVERYONE),
+    ("technician/v1/create", MANAGERS),
+    ("technician/v1/get", EVERYONE),
+    ("technician/v1/list", EVERYONE),
+    ("technician/v1/update", MANAGERS),
+    ("technician/v1/deactivate", MANAGERS),
+    ("job/v1/create", OFFICE),
+    ("job/v1/schedule", OFFICE),
+    ("job/v1/updateStatus", FIELD),
+    ("job/v1/callback", OFFICE),
+    ("job/v1/get", EVERYONE),
+    ("job/v1/list", EVERYONE),
+    ("job/v1/timeline", EVERYONE),
+    ("dispatch/v1/assignTech", DISPATCH),
+    ("workflow/v1/get", MANAGERS),
+    ("workflow/v1/list", MANAGERS),
+];
+
+/// May a member with `role` call `procedure` (`namespace/version/name`)?
+pub fn is_permitted(role: Role, procedure: &str) -> bool {
+    PERMISSIONS
+        .iter()
+        .find(|(name, _)| *name == procedure)
+        .is_some_and(|(_, roles)| roles.contains(&role))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::expect;
+
+    #[test]
+    fn time_zones_and_currencies_parse() {
+        assert_eq!(TimeZone::parse("America/Chicago").map(|z| z.name()), Ok("America/Chicago"));
+        assert_eq!(TimeZone::parse("Mars/Olympus").map_err(|e| e.code), Err("invalid_time_zone"));
+        let usd = Currency::parse("usd").expect("USD is listed");
+        assert_eq!((usd.code(), usd.minor_unit()), ("USD", 2));
+        assert_eq!(Currency::parse("JPY").map(|c| c.minor_unit()), Ok(0));
+        assert!(Currency::parse("XXX").is_err());
+    }
+
+    #[test]
+    fn sla_windows_are_bounded_and_ordered() {
+        assert!(SlaWindows::parse(60, 240, 1440).is_ok());
+        let fields = |r: Result<SlaWindows, Vec<(&'static str, Invalid)>>| {
+            r.err().map(|p| p.into_iter().map(|(f, i)| (f, i.code)).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            fields(SlaWindows::parse(0, 240, 200_000)),
+            Some(vec![("emergencyMinutes", "out_of_range"), ("routineMinutes", "out_of_range")])
+        );
+        assert_eq!(fields(SlaWindows::parse(300, 240, 1440)), Some(vec![("urgentMinutes", "out_of_order")]));
+    }
+
+    #[test]
+    fn unknown_procedures_are_permitted_to_nobody() {
+        for role in Role::ALL {
+            assert!(!is_permitted(role, "job/v1/explode"));
+            assert!(is_permitted(role, "job/v1/get"));
+        }
+    }
+
+    #[test]
+    fn permission_table_snapshot() {
+        let table: String = PERMISSIONS
+            .iter()
+            .map(|(p, roles)| {
+                let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+                format!("{p:<30} {}\n", names.join(" "))
+            })
+            .collect();
+        expect![[r#"
+            auth/v1/whoami                 owner admin dispatcher office technician viewer
+            org/v1/get                     owner admin dispatcher office technician viewer
+            org/v1/update                  owner admin
+            customer/v1/create             owner admin dispatcher office
+            customer/v1/get                owner admin dispatcher office technician viewer
+            customer/v1/list               owner admin dispatcher office technician viewer
+            customer/v1/update             owner admin dispatcher office
+            customer/v1/addProperty        owner admin dispatcher office
+            customer/v1/listProperties     owner admin dispatcher office technician viewer
+            technician/v1/create           owner admin
+            technician/v1/get              owner admin dispatcher office technician viewer
+            technician/v1/list             owner admin dispatcher office technician viewer
+            technician/v1/update           owner admin
+            technician/v1/deactivate       owner admin
+            job/v1/create                  owner admin dispatcher office
+            job/v1/schedule                owner admin dispatcher office
+            job/v1/updateStatus            owner admin dispatcher office technician
+            job/v1/callback                owner admin dispatcher office
+            job/v1/get                     owner admin dispatcher office technician viewer
+            job/v1/list                    owner admin dispatcher office technician viewer
+            job/v1/timeline                owner admin dispatcher office technician viewer
+            dispatch/v1/assignTech         owner admin dispatcher
+            workflow/v1/get                owner admin
+            workflow/v1/list               owner admin
+        "#]]
+        .assert_eq(&table);
+    }
+}

@@ -1,0 +1,15 @@
+//! The Hestami RPC server: routing, authentication, validation, the error envelope, OpenAPI and
+//! telemetry.
+//!
+//! This crate only translates HTTP to typed calls of `hestami_store::app::Services` and back; no
+//! business rule lives here. Every procedure is `POST /api/v1/rpc/{namespace}/{version}/{name}`,
+//! declared once in the [`rpc::Procedure`] table of [`v1`].
+
+pub mod error;
+pub mod openapi;
+pub mod rpc;
+pub mod server;
+pub mod telemetry;
+pub mod v1;
+
+pub use server::{AppState, ServerConfig, router, serve};

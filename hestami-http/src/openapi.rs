@@ -1,0 +1,110 @@
+//! The OpenAPI 3.1 document, generated from the procedure table and the wire types.
+//!
+//! A committed copy lives in `hestami-http/openapi/v1.json`; a test fails when the generated
+//! document differs from it (regenerate with `cargo run -p hestami-cli -- openapi >
+//! hestami-http/openapi/v1.json`).
+
+use std::collections::BTreeMap;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::ComponentsBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::error::{COMMON_ERRORS, ErrorEnvelope};
+
+/// The document.
+pub fn document() -> OpenApi {
+    let mut schemas = Vec::new();
+    let mut paths = PathsBuilder::new();
+    let envelope_name = {
+        schemas.push((ErrorEnvelope::name().into_owned(), ErrorEnvelope::schema()));
+        ErrorEnvelope::schemas(&mut schemas);
+        ErrorEnvelope::name().into_owned()
+    };
+    let mut procedures = crate::v1::procedures();
+    procedures.sort_by_key(|p| p.path());
+    for p in procedures {
+        let input = (p.input)(&mut schemas);
+        let output = (p.output)(&mut schemas);
+        let mut codes: Vec<&str> = p.errors.to_vec();
+        codes.extend(COMMON_ERRORS);
+        if p.workflow.is_some() {
+            codes.extend(["IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_REQUEST_IN_PROGRESS"]);
+        }
+        let description = format!(
+            "{}{}\n\nError codes: {}.",
+            p.summary,
+            match p.workflow {
+                Some(w) => format!("\n\nMutating: requires `idempotencyKey`; runs the durable workflow `{w}`."),
+                None => "\n\nRead-only.".to_owned(),
+            },
+            codes.join(", ")
+        );
+        let json = |name: &str| ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build();
+        let error = |what: &str| ResponseBuilder::new().description(what).content("application/json", json(&envelope_name)).build();
+        let mut op = OperationBuilder::new()
+            .operation_id(Some(format!("{}.{}.{}", p.namespace, p.version, p.name)))
+            .summary(Some(p.summary))
+            .description(Some(description))
+            .tag(p.namespace)
+            .request_body(Some(RequestBodyBuilder::new().required(Some(utoipa::openapi::Required::True)).content("application/json", json(&input)).build()))
+            .response("200", ResponseBuilder::new().description("the result").content("application/json", json(&output)).build())
+            .response("400", error("validation: malformed JSON, a wrong type, a missing or unknown field"))
+            .response("401", error("unauthenticated: no, unknown, expired or revoked token"))
+            .response("403", error("forbidden: not a member, or the role may not call this procedure"))
+            .response("404", error("not_found: no such resource in this organization, or no such procedure"));
+        if p.workflow.is_some() {
+            op = op
+                .response("409", error("conflict: a state or version conflict, or the same idempotency key still in progress"))
+                .response("422", error("rule_violation: a business rule, or an idempotency key reused with another body"));
+        }
+        op = op.response("500", error("internal")).response("503", error("unavailable"));
+        if p.org_scoped {
+            op = op.parameter(
+                utoipa::openapi::path::ParameterBuilder::new()
+                    .name("X-Organization-Id")
+                    .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+                    .required(utoipa::openapi::Required::True)
+                    .description(Some("the organization the call runs in"))
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::String)
+                            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid))),
+                    )),
+            );
+        }
+        let path = format!("/api/v1/rpc/{}/{}/{}", p.namespace, p.version, p.name);
+        paths = paths.path(path, PathItem::new(HttpMethod::Post, op.build()));
+    }
+    // Several types may register the same nested schema; keep one of each, sorted by name.
+    let schemas: BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>> = schemas.into_iter().collect();
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()))
+        .build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Hestami Contractor Ops")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Every procedure is POST /api/v1/rpc/{namespace}/{version}/{procedure} with a JSON body. \
+                     Errors use one envelope: {error: {code, type, message}, field_errors, trace_id}.",
+                ))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(components))
+        .security(Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]))
+        .build()
+}
+
+/// The document as pretty JSON with a trailing newline: exactly the committed file's bytes.
+pub fn document_json() -> String {
+    let mut text = document().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}

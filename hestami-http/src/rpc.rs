@@ -1,0 +1,306 @@
+//! The procedure table and the one route that serves it.
+//!
+//! Each procedure is declared once, as a [`Procedure`]: its name, whether it mutates (and so
+//! which workflow it starts), its input and output types, and its error codes. The table drives
+//! routing, the permission check, the OpenAPI document and the tests that check every `vN`
+//! procedure starts a `*_vN` workflow, so none of them can drift from the others.
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, schema::Schema};
+use uuid::Uuid;
+
+use hestami_core::ids::UserId;
+use hestami_store::app::{Caller, Command, Request, Services, decode_output};
+use hestami_store::engine::fingerprint;
+
+use crate::error::{ApiError, FieldErrorBody};
+
+/// What a handler knows about the request it serves.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// The services.
+    pub services: Services,
+    /// The authenticated user.
+    pub user_id: UserId,
+    /// The organization and user, for organization-scoped procedures.
+    pub caller: Option<Caller>,
+    /// The request's trace id.
+    pub trace_id: String,
+}
+
+impl Ctx {
+    /// The caller of an organization-scoped procedure.
+    pub fn caller(&self) -> Result<&Caller, ApiError> {
+        self.caller.as_ref().ok_or_else(|| ApiError::internal(&"procedure needs an organization"))
+    }
+}
+
+/// A handler's successful result: the JSON body.
+pub type Body = Bytes;
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Body, ApiError>> + Send>>;
+type Handler = Arc<dyn Fn(Ctx, Bytes) -> HandlerFuture + Send + Sync>;
+type Schemas = Vec<(String, RefOr<Schema>)>;
+
+/// One procedure of the API.
+#[derive(Clone)]
+pub struct Procedure {
+    /// `job`.
+    pub namespace: &'static str,
+    /// `v1`.
+    pub version: &'static str,
+    /// `create`.
+    pub name: &'static str,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// The workflow a mutating procedure starts; `None` for reads.
+    pub workflow: Option<&'static str>,
+    /// Whether the procedure runs within an organization (`X-Organization-Id`).
+    pub org_scoped: bool,
+    /// The procedure's own error codes (the common ones are added to every procedure).
+    pub errors: &'static [&'static str],
+    /// The input schema's name and every schema it needs.
+    pub input: fn(&mut Schemas) -> String,
+    /// The output schema's name and every schema it needs.
+    pub output: fn(&mut Schemas) -> String,
+    handler: Handler,
+}
+
+impl std::fmt::Debug for Procedure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path())
+    }
+}
+
+fn schema_of<T: ToSchema>(schemas: &mut Schemas) -> String {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+    T::name().into_owned()
+}
+
+impl Procedure {
+    /// `namespace/version/name`, the key of the permission table.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}", self.namespace, self.version, self.name)
+    }
+
+    /// Runs the handler.
+    pub async fn call(&self, ctx: Ctx, body: Bytes) -> Result<Body, ApiError> {
+        (self.handler)(ctx, body).await
+    }
+}
+
+/// The parts of a procedure's name.
+#[derive(Clone, Copy, Debug)]
+pub struct Name {
+    /// Namespace.
+    pub namespace: &'static str,
+    /// Version.
+    pub version: &'static str,
+    /// Procedure.
+    pub name: &'static str,
+    /// One line for the document.
+    pub summary: &'static str,
+    /// The procedure's own error codes.
+    pub errors: &'static [&'static str],
+}
+
+/// A read: parse the input, run `run`, serialize the output.
+pub fn query<I, O, F, Fut>(name: Name, run: F) -> Procedure
+where
+    I: DeserializeOwned + ToSchema + Send + 'static,
+    O: Serialize + ToSchema + 'static,
+    F: Fn(Ctx, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, ApiError>> + Send + 'static,
+{
+    let run = Arc::new(run);
+    procedure::<I, O>(name, None, true, move |ctx, body| {
+        let run = run.clone();
+        Box::pin(async move {
+            let (input, _) = parse::<I>(&body)?;
+            let output = run(ctx, input).await?;
+            to_body(&output)
+        })
+    })
+}
+
+/// The input of a mutating procedure: it carries its idempotency key.
+pub trait Mutating {
+    /// The key.
+    fn idempotency_key(&self) -> Uuid;
+}
+
+/// A mutation: parse and validate the input into a store command, run its workflow (or get the
+/// recorded outcome of the same request), and render the recorded output.
+pub fn mutation<I, C, D, O>(name: Name, convert: fn(I) -> Result<C, ApiError>, render: fn(D) -> O) -> Procedure
+where
+    I: DeserializeOwned + ToSchema + Mutating + Send + 'static,
+    C: Command + Send + 'static,
+    D: DeserializeOwned + 'static,
+    O: Serialize + ToSchema + 'static,
+{
+    procedure::<I, O>(name, Some(C::WORKFLOW), true, move |ctx, body| {
+        Box::pin(async move {
+            let (input, value) = parse::<I>(&body)?;
+            let caller = *ctx.caller()?;
+            let request = Request {
+                idempotency_key: input.idempotency_key(),
+                fingerprint: fingerprint(&value),
+                trace_id: Some(ctx.trace_id.clone()),
+                command: convert(input)?,
+            };
+            let completed = ctx.services.submit(&caller, request).await?;
+            tracing::Span::current().record("workflow.id", tracing::field::display(completed.workflow_id));
+            match completed.outcome {
+                Ok(text) => to_body(&render(decode_output::<D>(&text)?)),
+                // A recorded failure is rendered with the trace id recorded with it, so a
+                // replay is the original response byte for byte.
+                Err(failure) => Err(ApiError { recorded_trace_id: completed.trace_id, ..ApiError::from(failure) }),
+            }
+        })
+    })
+}
+
+fn procedure<I: ToSchema, O: ToSchema>(
+    name: Name,
+    workflow: Option<&'static str>,
+    org_scoped: bool,
+    handler: impl Fn(Ctx, Bytes) -> HandlerFuture + Send + Sync + 'static,
+) -> Procedure {
+    Procedure {
+        namespace: name.namespace,
+        version: name.version,
+        name: name.name,
+        summary: name.summary,
+        workflow,
+        org_scoped,
+        errors: name.errors,
+        input: schema_of::<I>,
+        output: schema_of::<O>,
+        handler: Arc::new(handler),
+    }
+}
+
+impl Procedure {
+    /// The same procedure, callable without an organization (`auth/v1/whoami`).
+    pub fn unscoped(mut self) -> Self {
+        self.org_scoped = false;
+        self
+    }
+}
+
+fn to_body<O: Serialize>(output: &O) -> Result<Body, ApiError> {
+    serde_json::to_vec(output).map(Bytes::from).map_err(|e| ApiError::internal(&e))
+}
+
+/// Parses a body: malformed JSON, a wrong type, a missing or an unknown field each give a
+/// `400` whose field error names the JSON path. Returns the typed input and the canonical
+/// JSON value (for the request's fingerprint).
+pub fn parse<I: DeserializeOwned>(body: &[u8]) -> Result<(I, serde_json::Value), ApiError> {
+    let value: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::field("$", "body_required", "the request body must be a JSON object"));
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::field("$", "malformed_json", format!("the body is not valid JSON: {e}"))
+        })?
+    };
+    if !value.is_object() {
+        return Err(ApiError::field("$", "invalid_type", "the request body must be a JSON object"));
+    }
+    let input = serde_path_to_error::deserialize::<_, I>(&value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        ApiError::validation(vec![field_error(&path, &message)])
+    })?;
+    Ok((input, value))
+}
+
+fn field_error(path: &str, message: &str) -> FieldErrorBody {
+    let base = if path == "." { String::new() } else { path.to_owned() };
+    let join = |name: &str| if base.is_empty() { name.to_owned() } else { format!("{base}.{name}") };
+    let quoted = |prefix: &str| {
+        message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
+    };
+    if let Some(name) = quoted("unknown field `") {
+        return FieldErrorBody { field: join(&name), code: "unknown_field".into(), message: format!("unknown field {name}") };
+    }
+    if let Some(name) = quoted("missing field `") {
+        return FieldErrorBody { field: join(&name), code: "required".into(), message: format!("{name} is required") };
+    }
+    let code = if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        "invalid_type"
+    } else if message.starts_with("unknown variant") {
+        "invalid_value"
+    } else {
+        "invalid"
+    };
+    FieldErrorBody { field: if base.is_empty() { "$".into() } else { base }, code: code.into(), message: message.to_owned() }
+}
+
+/// Collects every field error of an input before giving up, so a client sees all of them.
+#[derive(Debug, Default)]
+pub struct Validator {
+    errors: Vec<FieldErrorBody>,
+}
+
+impl Validator {
+    /// Keeps a parsed value, or records why `field` was refused.
+    pub fn check<T>(&mut self, field: &str, parsed: Result<T, hestami_core::Invalid>) -> Option<T> {
+        match parsed {
+            Ok(v) => Some(v),
+            Err(invalid) => {
+                self.errors.push(FieldErrorBody {
+                    field: field.to_owned(),
+                    code: invalid.code.to_owned(),
+                    message: invalid.message,
+                });
+                None
+            }
+        }
+    }
+
+    /// Parses an optional value: absent is fine, present must parse.
+    pub fn optional<T>(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, hestami_core::Invalid>,
+    ) -> Option<Option<T>> {
+        match raw {
+            None => Some(None),
+            Some(raw) => self.check(field, parse(raw)).map(Some),
+        }
+    }
+
+    /// Records a problem directly.
+    pub fn fail(&mut self, field: &str, code: &str, message: &str) {
+        self.errors.push(FieldErrorBody { field: field.to_owned(), code: code.to_owned(), message: message.to_owned() });
+    }
+}
+
+/// Runs `build` with a [`Validator`]; succeeds only when it returns a value and recorded no
+/// problem.
+pub fn validate<T>(build: impl FnOnce(&mut Validator) -> Option<T>) -> Result<T, ApiError> {
+    let mut v = Validator::default();
+    match build(&mut v) {
+        Some(value) if v.errors.is_empty() => Ok(value),
+        _ if v.errors.is_empty() => Err(ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", "the request is not valid")),
+        _ => Err(ApiError::validation(v.errors)),
+    }
+}
+
+/// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}

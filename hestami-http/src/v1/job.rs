@@ -1,0 +1,461 @@
+//! `job/v1`: the job lifecycle.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use hestami_core::ids::{CustomerId, JobId, PropertyId, TechnicianId};
+use hestami_core::job::{Job, JobChange, JobEvent, JobStatus, NewJob, Priority, TimeWindow};
+use hestami_core::text::{Description, Reason, Summary, TradeCode};
+use hestami_store::app::PageRequest;
+use hestami_store::app::job::{JobFilter, JobLifecycleCommand, RaiseCallback, ScheduleJob, UpdateStatus};
+
+use crate::error::ApiError;
+use crate::rpc::{Ctx, Name, Procedure, mutation, query, validate};
+
+/// A job's state (DESIGN §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatusDto {
+    /// Asked for.
+    Requested,
+    /// Given a window.
+    Scheduled,
+    /// Sent to its technician.
+    Dispatched,
+    /// Technician travelling.
+    EnRoute,
+    /// Technician arrived.
+    OnSite,
+    /// Work started.
+    InProgress,
+    /// Work done.
+    Completed,
+    /// Invoice issued.
+    Invoiced,
+    /// Invoice paid.
+    Paid,
+    /// Finished.
+    Closed,
+    /// Paused.
+    OnHold,
+    /// Called off.
+    Cancelled,
+}
+
+impl From<JobStatusDto> for JobStatus {
+    fn from(s: JobStatusDto) -> Self {
+        use JobStatusDto as D;
+        match s {
+            D::Requested => Self::Requested,
+            D::Scheduled => Self::Scheduled,
+            D::Dispatched => Self::Dispatched,
+            D::EnRoute => Self::EnRoute,
+            D::OnSite => Self::OnSite,
+            D::InProgress => Self::InProgress,
+            D::Completed => Self::Completed,
+            D::Invoiced => Self::Invoiced,
+            D::Paid => Self::Paid,
+            D::Closed => Self::Closed,
+            D::OnHold => Self::OnHold,
+            D::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// How urgent a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorityDto {
+    /// Respond within the emergency window.
+    Emergency,
+    /// Respond within the urgent window.
+    Urgent,
+    /// Respond within the routine window.
+    Routine,
+}
+
+impl From<PriorityDto> for Priority {
+    fn from(p: PriorityDto) -> Self {
+        match p {
+            PriorityDto::Emergency => Self::Emergency,
+            PriorityDto::Urgent => Self::Urgent,
+            PriorityDto::Routine => Self::Routine,
+        }
+    }
+}
+
+/// An appointment window.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct WindowDto {
+    /// Opens.
+    pub start: DateTime<Utc>,
+    /// Closes.
+    pub end: DateTime<Utc>,
+}
+
+/// A job.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDto {
+    /// Its id.
+    pub id: Uuid,
+    /// 1 on creation, +1 on each event.
+    pub version: i64,
+    /// requested, scheduled, dispatched, en_route, on_site, in_progress, completed, invoiced,
+    /// paid, closed, on_hold or cancelled.
+    pub status: String,
+    /// While on hold: the state it resumes to.
+    pub held_from: Option<String>,
+    /// Whose job.
+    pub customer_id: Uuid,
+    /// Where.
+    pub property_id: Uuid,
+    /// The trade it needs.
+    pub trade: String,
+    /// emergency, urgent or routine.
+    pub priority: String,
+    /// One line.
+    pub summary: String,
+    /// Details.
+    pub description: Option<String>,
+    /// The appointment window, once scheduled.
+    pub window: Option<WindowDto>,
+    /// The assigned technician.
+    pub technician_id: Option<Uuid>,
+    /// Respond by then (from the organization's SLA windows).
+    pub sla_deadline: DateTime<Utc>,
+    /// When the technician arrived.
+    pub visit_started_at: Option<DateTime<Utc>>,
+    /// When work was completed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The job this one is a callback for.
+    pub callback_of: Option<Uuid>,
+    /// The states it may move to next.
+    pub allowed_next: Vec<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Job> for JobDto {
+    fn from(j: Job) -> Self {
+        let allowed_next = hestami_core::job::allowed_targets(&j).iter().map(|s| s.as_str().to_owned()).collect();
+        Self {
+            id: j.id.as_uuid(),
+            version: j.version,
+            status: j.status.as_str().to_owned(),
+            held_from: j.held_from.map(|s| s.as_str().to_owned()),
+            customer_id: j.customer_id.as_uuid(),
+            property_id: j.property_id.as_uuid(),
+            trade: j.trade.as_str().to_owned(),
+            priority: j.priority.as_str().to_owned(),
+            summary: j.summary.as_str().to_owned(),
+            description: j.description.map(|d| d.as_str().to_owned()),
+            window: j.window.map(|w| WindowDto { start: w.start(), end: w.end() }),
+            technician_id: j.technician_id.map(|t| t.as_uuid()),
+            sla_deadline: j.sla_deadline,
+            visit_started_at: j.visit_started_at,
+            completed_at: j.completed_at,
+            callback_of: j.callback_of.map(|c| c.as_uuid()),
+            allowed_next,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+/// One entry of a job's timeline.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobEventDto {
+    /// The job's version after the event.
+    pub version: i64,
+    /// created, transitioned, assigned or callback_raised.
+    pub kind: String,
+    /// For transitions: schedule, dispatch, start_travel, arrive, start_work, complete, invoice,
+    /// settle, close, hold, resume, cancel or unassign.
+    pub action: Option<String>,
+    /// The state before (null for creation).
+    pub from: Option<String>,
+    /// The state after.
+    pub to: String,
+    /// The window set by a schedule.
+    pub window: Option<WindowDto>,
+    /// The technician assigned.
+    pub technician_id: Option<Uuid>,
+    /// The callback job raised.
+    pub callback_job_id: Option<Uuid>,
+    /// Who.
+    pub actor_user_id: Option<Uuid>,
+    /// Why.
+    pub reason: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl From<JobEvent> for JobEventDto {
+    fn from(e: JobEvent) -> Self {
+        let (kind, action, window, technician_id, callback_job_id) = match &e.change {
+            JobChange::Created { .. } => ("created", None, None, None, None),
+            JobChange::Transitioned { action, window } => (
+                "transitioned",
+                Some(action.as_str().to_owned()),
+                window.map(|w| WindowDto { start: w.start(), end: w.end() }),
+                None,
+                None,
+            ),
+            JobChange::Assigned { technician_id } => ("assigned", None, None, Some(technician_id.as_uuid()), None),
+            JobChange::CallbackRaised { callback_job_id } => {
+                ("callback_raised", None, None, None, Some(callback_job_id.as_uuid()))
+            }
+        };
+        Self {
+            version: e.version,
+            kind: kind.to_owned(),
+            action,
+            from: e.from.map(|s| s.as_str().to_owned()),
+            to: e.to.as_str().to_owned(),
+            window,
+            technician_id,
+            callback_job_id,
+            actor_user_id: e.actor.map(|a| a.as_uuid()),
+            reason: e.reason.map(|r| r.as_str().to_owned()),
+            at: e.at,
+        }
+    }
+}
+
+/// `job/v1/create`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateJobInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Whose job.
+    pub customer_id: Uuid,
+    /// Where: one of the customer's properties.
+    pub property_id: Uuid,
+    /// The trade it needs, such as `plumbing`.
+    pub trade: String,
+    /// How urgent.
+    pub priority: PriorityDto,
+    /// One line.
+    pub summary: String,
+    /// Details.
+    pub description: Option<String>,
+}
+
+/// `job/v1/schedule`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScheduleJobInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which job.
+    pub job_id: Uuid,
+    /// The window opens (RFC 3339).
+    pub window_start: DateTime<Utc>,
+    /// The window closes; after `windowStart`, at most 7 days later.
+    pub window_end: DateTime<Utc>,
+    /// Refuse with `VERSION_CONFLICT` unless the job is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `job/v1/updateStatus`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateStatusInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which job.
+    pub job_id: Uuid,
+    /// The state to move to: `on_hold` holds, and from `on_hold` the state it was held in
+    /// resumes; `scheduled` from `dispatched` or `en_route` unassigns.
+    pub status: JobStatusDto,
+    /// Why (recorded in the timeline).
+    pub reason: Option<String>,
+    /// Refuse with `VERSION_CONFLICT` unless the job is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `job/v1/callback`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallbackInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The finished job the customer called back about.
+    pub job_id: Uuid,
+    /// The new job's summary (default `Callback: <original summary>`).
+    pub summary: Option<String>,
+    /// Details.
+    pub description: Option<String>,
+    /// The new job's priority (default: the original's).
+    pub priority: Option<PriorityDto>,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// `job/v1/get` and `job/v1/timeline`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobIdInput {
+    /// Which job.
+    pub job_id: Uuid,
+}
+
+/// `job/v1/list`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListJobsInput {
+    /// Only jobs in this state.
+    pub status: Option<JobStatusDto>,
+    /// Only jobs assigned to this technician.
+    pub technician_id: Option<Uuid>,
+    /// Only jobs whose window ends after this.
+    pub from: Option<DateTime<Utc>>,
+    /// Only jobs whose window starts before this.
+    pub to: Option<DateTime<Utc>>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPage {
+    /// The jobs, in creation order.
+    pub items: Vec<JobDto>,
+    /// The cursor of the next page, or null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A job's history.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineOutput {
+    /// Every event, oldest first.
+    pub events: Vec<JobEventDto>,
+}
+
+mutating!(CreateJobInput, ScheduleJobInput, UpdateStatusInput, CallbackInput);
+
+fn convert_create(i: CreateJobInput) -> Result<JobLifecycleCommand, ApiError> {
+    validate(|v| {
+        let trade = v.check("trade", TradeCode::parse(&i.trade));
+        let summary = v.check("summary", Summary::parse(&i.summary));
+        let description = v.optional("description", i.description.as_deref(), Description::parse);
+        Some(JobLifecycleCommand::Create(NewJob {
+            customer_id: CustomerId::from_uuid(i.customer_id),
+            property_id: PropertyId::from_uuid(i.property_id),
+            trade: trade?,
+            priority: i.priority.into(),
+            summary: summary?,
+            description: description?,
+            callback_of: None,
+        }))
+    })
+}
+
+fn convert_schedule(i: ScheduleJobInput) -> Result<JobLifecycleCommand, ApiError> {
+    validate(|v| {
+        let window = v.check("windowEnd", TimeWindow::parse(i.window_start, i.window_end));
+        Some(JobLifecycleCommand::Schedule(ScheduleJob {
+            job_id: JobId::from_uuid(i.job_id),
+            window: window?,
+            expected_version: i.expected_version,
+        }))
+    })
+}
+
+fn convert_update_status(i: UpdateStatusInput) -> Result<JobLifecycleCommand, ApiError> {
+    validate(|v| {
+        let reason = v.optional("reason", i.reason.as_deref(), Reason::parse);
+        Some(JobLifecycleCommand::UpdateStatus(UpdateStatus {
+            job_id: JobId::from_uuid(i.job_id),
+            status: i.status.into(),
+            reason: reason?,
+            expected_version: i.expected_version,
+        }))
+    })
+}
+
+fn convert_callback(i: CallbackInput) -> Result<JobLifecycleCommand, ApiError> {
+    validate(|v| {
+        let summary = v.optional("summary", i.summary.as_deref(), Summary::parse);
+        let description = v.optional("description", i.description.as_deref(), Description::parse);
+        let reason = v.optional("reason", i.reason.as_deref(), Reason::parse);
+        Some(JobLifecycleCommand::Callback(RaiseCallback {
+            job_id: JobId::from_uuid(i.job_id),
+            summary: summary?,
+            description: description?,
+            priority: i.priority.map(Into::into),
+            reason: reason?,
+        }))
+    })
+}
+
+async fn get(ctx: Ctx, i: JobIdInput) -> Result<JobDto, ApiError> {
+    Ok(ctx.services.job_get(ctx.caller()?, JobId::from_uuid(i.job_id)).await?.into())
+}
+
+async fn list(ctx: Ctx, i: ListJobsInput) -> Result<JobPage, ApiError> {
+    let page = PageRequest::parse(i.limit, i.cursor.as_deref())?;
+    let filter = JobFilter {
+        status: i.status.map(Into::into),
+        technician_id: i.technician_id.map(TechnicianId::from_uuid),
+        from: i.from,
+        to: i.to,
+    };
+    let page = ctx.services.job_list(ctx.caller()?, filter, page).await?;
+    Ok(JobPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
+}
+
+async fn timeline(ctx: Ctx, i: JobIdInput) -> Result<TimelineOutput, ApiError> {
+    let events = ctx.services.job_timeline(ctx.caller()?, JobId::from_uuid(i.job_id)).await?;
+    Ok(TimelineOutput { events: events.into_iter().map(Into::into).collect() })
+}
+
+fn name(name: &'static str, summary: &'static str, errors: &'static [&'static str]) -> Name {
+    Name { namespace: "job", version: "v1", name, summary, errors }
+}
+
+const TRANSITION_ERRORS: &[&str] = &[
+    "NOT_FOUND",
+    "VERSION_CONFLICT",
+    "JOB_INVALID_TRANSITION",
+    "JOB_TECHNICIAN_REQUIRED",
+    "JOB_VISIT_NOT_STARTED",
+    "JOB_INVOICE_REQUIRED",
+    "JOB_BALANCE_OUTSTANDING",
+    "JOB_WINDOW_REQUIRED",
+];
+
+pub(crate) fn procedures() -> Vec<Procedure> {
+    vec![
+        mutation(
+            name("create", "Create a job in requested, with its SLA response deadline", &["NOT_FOUND"]),
+            convert_create,
+            <JobDto as From<Job>>::from,
+        ),
+        mutation(
+            name("schedule", "Give a job an appointment window (requested → scheduled, or a new window)", &["NOT_FOUND", "VERSION_CONFLICT", "JOB_INVALID_TRANSITION"]),
+            convert_schedule,
+            <JobDto as From<Job>>::from,
+        ),
+        mutation(name("updateStatus", "Move a job to another state of its lifecycle", TRANSITION_ERRORS), convert_update_status, <JobDto as From<Job>>::from),
+        mutation(
+            name("callback", "Raise a new job linked to a finished one", &["NOT_FOUND", "JOB_CALLBACK_NOT_ALLOWED"]),
+            convert_callback,
+            <JobDto as From<Job>>::from,
+        ),
+        query(name("get", "A job", &["NOT_FOUND"]), get),
+        query(name("list", "Jobs, by creation, filtered by state, technician or window", &[]), list),
+        query(name("timeline", "A job's history, oldest first", &["NOT_FOUND"]), timeline),
+    ]
+}

@@ -1,0 +1,491 @@
+//! The job lifecycle (`job/v1`, workflow `job_lifecycle_v1`) and technician assignment
+//! (`dispatch/v1/assignTech`, workflow `dispatch_assignment_v1`).
+//!
+//! Every change is decided by `hestami_core::job` and saved with its event and its change-feed
+//! row in the same transaction; a refusal changes nothing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use hestami_core::ids::{JobId, TechnicianId};
+use hestami_core::job::{
+    self as core_job, Guards, Job, JobAction, JobChange, JobCommand, JobError, JobEvent, JobStatus, NewJob, Priority,
+    TimeWindow,
+};
+use hestami_core::text::{Description, Reason, Summary, TradeCode};
+use hestami_core::workforce::assignment_refusals;
+
+use super::{Caller, Command, Page, PageRequest, Services, check_version};
+use crate::db::{Row, args};
+use crate::directory::{load_organization, parse_stored};
+use crate::engine::WorkflowCtx;
+use crate::error::{Failure, FailureKind, StoreError};
+use crate::store::{Operation, TenantTx, new_id};
+
+/// The workflow of a job's life.
+pub const WORKFLOW: &str = "job_lifecycle_v1";
+/// The workflow that assigns technicians.
+pub const DISPATCH_WORKFLOW: &str = "dispatch_assignment_v1";
+
+/// `job/v1/schedule`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleJob {
+    /// Which job.
+    pub job_id: JobId,
+    /// The appointment window.
+    pub window: TimeWindow,
+    /// Fail with `VERSION_CONFLICT` unless the job is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `job/v1/updateStatus`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStatus {
+    /// Which job.
+    pub job_id: JobId,
+    /// The state to move to.
+    pub status: JobStatus,
+    /// Why.
+    pub reason: Option<Reason>,
+    /// Fail with `VERSION_CONFLICT` unless the job is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `job/v1/callback`: a new job linked to a finished one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaiseCallback {
+    /// The finished job.
+    pub job_id: JobId,
+    /// The new job's summary; by default `Callback: <original summary>`.
+    pub summary: Option<Summary>,
+    /// Details.
+    pub description: Option<Description>,
+    /// The new job's priority; by default the original's.
+    pub priority: Option<Priority>,
+    /// Why the customer called back.
+    pub reason: Option<Reason>,
+}
+
+/// `dispatch/v1/assignTech`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignTech {
+    /// Which job.
+    pub job_id: JobId,
+    /// Who.
+    pub technician_id: TechnicianId,
+    /// Fail with `VERSION_CONFLICT` unless the job is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// The job namespace's mutating procedures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "procedure", content = "input")]
+pub enum JobLifecycleCommand {
+    /// `job/v1/create`.
+    #[serde(rename = "job/v1/create")]
+    Create(NewJob),
+    /// `job/v1/schedule`.
+    #[serde(rename = "job/v1/schedule")]
+    Schedule(ScheduleJob),
+    /// `job/v1/updateStatus`.
+    #[serde(rename = "job/v1/updateStatus")]
+    UpdateStatus(UpdateStatus),
+    /// `job/v1/callback`.
+    #[serde(rename = "job/v1/callback")]
+    Callback(RaiseCallback),
+}
+
+impl Command for JobLifecycleCommand {
+    const WORKFLOW: &'static str = WORKFLOW;
+    fn procedure(&self) -> &'static str {
+        match self {
+            Self::Create(_) => "job/v1/create",
+            Self::Schedule(_) => "job/v1/schedule",
+            Self::UpdateStatus(_) => "job/v1/updateStatus",
+            Self::Callback(_) => "job/v1/callback",
+        }
+    }
+}
+
+/// The dispatch namespace's mutating procedures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "procedure", content = "input")]
+pub enum DispatchCommand {
+    /// `dispatch/v1/assignTech`.
+    #[serde(rename = "dispatch/v1/assignTech")]
+    AssignTech(AssignTech),
+}
+
+impl Command for DispatchCommand {
+    const WORKFLOW: &'static str = DISPATCH_WORKFLOW;
+    fn procedure(&self) -> &'static str {
+        match self {
+            Self::AssignTech(_) => "dispatch/v1/assignTech",
+        }
+    }
+}
+
+/// A core refusal as the API reports it.
+pub fn job_failure(error: &JobError) -> Failure {
+    let kind = if error.is_state_conflict() { FailureKind::Conflict } else { FailureKind::RuleViolation };
+    let failure = Failure::new(kind, error.code(), error.to_string());
+    match error {
+        JobError::InvalidTransition { from, allowed, .. } | JobError::ActionNotAllowed { from, allowed, .. } => {
+            failure.with_details(serde_json::json!({ "currentStatus": from, "allowed": allowed }))
+        }
+        _ => failure,
+    }
+}
+
+pub(crate) async fn run(mut ctx: WorkflowCtx, command: JobLifecycleCommand) -> Result<Job, StoreError> {
+    match command {
+        JobLifecycleCommand::Create(new) => ctx.step("insert_job", move |tx| Box::pin(create(tx, new))).await,
+        JobLifecycleCommand::Schedule(s) => {
+            ctx.step("schedule_job", move |tx| {
+                Box::pin(transition(tx, s.job_id, s.expected_version, JobCommand::Schedule { window: s.window }, None))
+            })
+            .await
+        }
+        JobLifecycleCommand::UpdateStatus(u) => {
+            ctx.step("update_job_status", move |tx| {
+                Box::pin(async move {
+                    let job = load(tx, u.job_id, true).await?;
+                    check_version("job", u.expected_version, job.version)?;
+                    let command = command_for_target(&job, u.status)?;
+                    apply(tx, &job, command, u.reason).await
+                })
+            })
+            .await
+        }
+        JobLifecycleCommand::Callback(c) => {
+            let original_id = c.job_id;
+            let reason = c.reason.clone();
+            // Two aggregates, two steps: the new job, then the link on the original. A crash in
+            // between resumes at the second step and never creates a second callback job.
+            let callback = ctx
+                .step("insert_callback_job", move |tx| {
+                    Box::pin(async move {
+                        let original = load(tx, c.job_id, false).await?;
+                        let probe = JobCommand::Callback { callback_job_id: original.id };
+                        core_job::decide(&original, &probe, &Guards::default()).map_err(|e| job_failure(&e))?;
+                        let summary = match c.summary {
+                            Some(s) => s,
+                            None => callback_summary(&original.summary),
+                        };
+                        create(
+                            tx,
+                            NewJob {
+                                customer_id: original.customer_id,
+                                property_id: original.property_id,
+                                trade: original.trade.clone(),
+                                priority: c.priority.unwrap_or(original.priority),
+                                summary,
+                                description: c.description,
+                                callback_of: Some(original.id),
+                            },
+                        )
+                        .await
+                    })
+                })
+                .await?;
+            let callback_job_id = callback.id;
+            ctx.step("link_callback", move |tx| {
+                Box::pin(async move {
+                    let original = load(tx, original_id, true).await?;
+                    apply(tx, &original, JobCommand::Callback { callback_job_id }, reason).await
+                })
+            })
+            .await?;
+            Ok(callback)
+        }
+    }
+}
+
+fn callback_summary(original: &Summary) -> Summary {
+    let text: String = format!("Callback: {original}").chars().take(Summary::MAX_CHARS).collect();
+    Summary::parse(&text).unwrap_or_else(|_| original.clone())
+}
+
+pub(crate) async fn run_dispatch(mut ctx: WorkflowCtx, command: DispatchCommand) -> Result<Job, StoreError> {
+    let DispatchCommand::AssignTech(a) = command;
+    ctx.step("assign_technician", move |tx| {
+        Box::pin(async move {
+            let job = load(tx, a.job_id, true).await?;
+            check_version("job", a.expected_version, job.version)?;
+            let tech = super::technician::load(tx, a.technician_id, false).await?;
+            let refusals = assignment_refusals(&tech, &job.trade);
+            if !refusals.is_empty() {
+                let message = refusals.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; ");
+                return Err(Failure::new(
+                    FailureKind::RuleViolation,
+                    "TECHNICIAN_INELIGIBLE",
+                    format!("the technician cannot take this job: {message}"),
+                )
+                .with_details(serde_json::json!({ "failedRules": refusals }))
+                .into());
+            }
+            apply(tx, &job, JobCommand::Assign { technician_id: tech.id }, None).await
+        })
+    })
+    .await
+}
+
+/// The command that moves `job` to `target` for `job/v1/updateStatus`.
+fn command_for_target(job: &Job, target: JobStatus) -> Result<JobCommand, StoreError> {
+    match core_job::action_for_target(job, target) {
+        None => Err(job_failure(&JobError::InvalidTransition {
+            from: job.status,
+            to: target,
+            allowed: core_job::allowed_targets(job),
+        })
+        .into()),
+        Some(JobAction::Schedule) => Err(Failure::new(
+            FailureKind::RuleViolation,
+            "JOB_WINDOW_REQUIRED",
+            "scheduling needs an appointment window: use job/v1/schedule",
+        )
+        .into()),
+        Some(action) => JobCommand::for_action(action)
+            .ok_or_else(|| StoreError::Internal(format!("no command for action {}", action.as_str()))),
+    }
+}
+
+async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
+    let org = load_organization(tx, false).await?;
+    super::customer::load_property(tx, new.customer_id, new.property_id).await?;
+    let id = JobId::from_uuid(new_id());
+    let (job, event) = core_job::create(id, new, &org.sla, tx.now(), tx.actor());
+    tx.execute(
+        "INSERT INTO jobs (organization_id, id, version, status, held_from, customer_id, property_id, trade, \
+         priority, summary, description, window_start, window_end, technician_id, sla_deadline, \
+         visit_started_at, completed_at, callback_of, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, $11, NULL, NULL, $12, $13, $13)",
+        args![
+            tx.org(),
+            job.id.as_uuid(),
+            job.version,
+            job.status.as_str(),
+            job.customer_id.as_uuid(),
+            job.property_id.as_uuid(),
+            job.trade.as_str(),
+            job.priority.as_str(),
+            job.summary.as_str(),
+            job.description.as_ref().map(Description::as_str),
+            job.sla_deadline,
+            job.callback_of.map(|j| j.as_uuid()),
+            job.created_at
+        ],
+    )
+    .await?;
+    insert_event(tx, job.id, &event).await?;
+    tx.record_change("job", job.id.as_uuid(), job.version, Operation::Created).await?;
+    Ok(job)
+}
+
+async fn transition(
+    tx: &mut TenantTx,
+    job_id: JobId,
+    expected_version: Option<i64>,
+    command: JobCommand,
+    reason: Option<Reason>,
+) -> Result<Job, StoreError> {
+    let job = load(tx, job_id, true).await?;
+    check_version("job", expected_version, job.version)?;
+    apply(tx, &job, command, reason).await
+}
+
+/// Runs a command on a loaded (and locked) job and saves the result with its event.
+async fn apply(tx: &mut TenantTx, job: &Job, command: JobCommand, reason: Option<Reason>) -> Result<Job, StoreError> {
+    // No invoices exist yet, so the invoice and settle guards refuse; the money issue supplies
+    // the real facts here.
+    let guards = Guards::default();
+    let (next, event) = core_job::execute(job, &command, &guards, tx.actor(), reason, tx.now())
+        .map_err(|e| job_failure(&e))?;
+    tx.execute(
+        "UPDATE jobs SET version = $1, status = $2, held_from = $3, window_start = $4, window_end = $5, \
+         technician_id = $6, visit_started_at = $7, completed_at = $8, updated_at = $9 \
+         WHERE organization_id = $10 AND id = $11",
+        args![
+            next.version,
+            next.status.as_str(),
+            next.held_from.map(JobStatus::as_str),
+            next.window.map(|w| w.start()),
+            next.window.map(|w| w.end()),
+            next.technician_id.map(|t| t.as_uuid()),
+            next.visit_started_at,
+            next.completed_at,
+            next.updated_at,
+            tx.org(),
+            next.id.as_uuid()
+        ],
+    )
+    .await?;
+    insert_event(tx, next.id, &event).await?;
+    let operation = if event.from == Some(event.to) && !matches!(event.change, JobChange::Transitioned { .. }) {
+        Operation::Updated
+    } else {
+        Operation::Transitioned
+    };
+    tx.record_change("job", next.id.as_uuid(), next.version, operation).await?;
+    Ok(next)
+}
+
+async fn insert_event(tx: &mut TenantTx, job_id: JobId, event: &JobEvent) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO job_events (organization_id, job_id, version, change, from_status, to_status, actor_user_id, \
+         reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        args![
+            tx.org(),
+            job_id.as_uuid(),
+            event.version,
+            serde_json::to_string(&event.change)?,
+            event.from.map(JobStatus::as_str),
+            event.to.as_str(),
+            event.actor.map(|a| a.as_uuid()),
+            event.reason.as_ref().map(Reason::as_str),
+            event.at
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, version, status, held_from, customer_id, property_id, trade, priority, summary, \
+                       description, window_start, window_end, technician_id, sla_deadline, visit_started_at, \
+                       completed_at, callback_of, created_at, updated_at";
+
+/// Loads a job of the transaction's organization; `404` otherwise.
+pub(crate) async fn load(tx: &mut TenantTx, id: JobId, lock: bool) -> Result<Job, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM jobs WHERE organization_id = $1 AND id = $2{}",
+        if lock { tx.for_update() } else { "" }
+    );
+    let org = tx.org();
+    let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
+    row.map(|r| decode(&r)).transpose()?.ok_or_else(|| Failure::not_found("job").into())
+}
+
+fn status(raw: &str) -> Result<JobStatus, StoreError> {
+    parse_stored(raw, JobStatus::parse)
+}
+
+fn decode(row: &Row) -> Result<Job, StoreError> {
+    let window = match (
+        row.get::<Option<DateTime<Utc>>>("window_start")?,
+        row.get::<Option<DateTime<Utc>>>("window_end")?,
+    ) {
+        (Some(start), Some(end)) => Some(
+            TimeWindow::parse(start, end).map_err(|_| StoreError::Internal("stored window is invalid".into()))?,
+        ),
+        _ => None,
+    };
+    Ok(Job {
+        id: JobId::from_uuid(row.get("id")?),
+        version: row.get("version")?,
+        status: status(&row.get::<String>("status")?)?,
+        held_from: row.get::<Option<String>>("held_from")?.as_deref().map(status).transpose()?,
+        customer_id: hestami_core::ids::CustomerId::from_uuid(row.get("customer_id")?),
+        property_id: hestami_core::ids::PropertyId::from_uuid(row.get("property_id")?),
+        trade: parse_stored(&row.get::<String>("trade")?, TradeCode::parse)?,
+        priority: parse_stored(&row.get::<String>("priority")?, Priority::parse)?,
+        summary: parse_stored(&row.get::<String>("summary")?, Summary::parse)?,
+        description: row
+            .get::<Option<String>>("description")?
+            .map(|d| parse_stored(&d, Description::parse))
+            .transpose()?,
+        window,
+        technician_id: row.get::<Option<uuid::Uuid>>("technician_id")?.map(TechnicianId::from_uuid),
+        sla_deadline: row.get("sla_deadline")?,
+        visit_started_at: row.get("visit_started_at")?,
+        completed_at: row.get("completed_at")?,
+        callback_of: row.get::<Option<uuid::Uuid>>("callback_of")?.map(JobId::from_uuid),
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+fn decode_event(row: &Row) -> Result<JobEvent, StoreError> {
+    Ok(JobEvent {
+        version: row.get("version")?,
+        change: serde_json::from_str(&row.get::<String>("change")?)?,
+        from: row.get::<Option<String>>("from_status")?.as_deref().map(status).transpose()?,
+        to: status(&row.get::<String>("to_status")?)?,
+        actor: row.get::<Option<uuid::Uuid>>("actor_user_id")?.map(hestami_core::ids::UserId::from_uuid),
+        reason: row.get::<Option<String>>("reason")?.map(|r| parse_stored(&r, Reason::parse)).transpose()?,
+        at: row.get("at")?,
+    })
+}
+
+/// Filters of `job/v1/list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub status: Option<JobStatus>,
+    /// Only jobs assigned to this technician.
+    pub technician_id: Option<TechnicianId>,
+    /// Only jobs whose window ends after this.
+    pub from: Option<DateTime<Utc>>,
+    /// Only jobs whose window starts before this.
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Services {
+    /// `job/v1/get`.
+    pub async fn job_get(&self, caller: &Caller, id: JobId) -> Result<Job, StoreError> {
+        self.read(caller, move |tx| Box::pin(load(tx, id, false))).await
+    }
+
+    /// `job/v1/list`.
+    pub async fn job_list(&self, caller: &Caller, filter: JobFilter, page: PageRequest) -> Result<Page<Job>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        &format!(
+                            "SELECT {COLUMNS} FROM jobs WHERE organization_id = $1 \
+                             AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR status = $3) \
+                             AND ($4 IS NULL OR technician_id = $4) AND ($5 IS NULL OR window_end > $5) \
+                             AND ($6 IS NULL OR window_start < $6) ORDER BY id LIMIT $7"
+                        ),
+                        args![
+                            org,
+                            page.after,
+                            filter.status.map(JobStatus::as_str),
+                            filter.technician_id.map(|t| t.as_uuid()),
+                            filter.from,
+                            filter.to,
+                            i64::from(page.limit) + 1
+                        ],
+                    )
+                    .await?;
+                let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+                Ok(page.page(items, |j| j.id.as_uuid()))
+            })
+        })
+        .await
+    }
+
+    /// `job/v1/timeline`: every event of the job, oldest first.
+    pub async fn job_timeline(&self, caller: &Caller, id: JobId) -> Result<Vec<JobEvent>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                load(tx, id, false).await?;
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        "SELECT version, change, from_status, to_status, actor_user_id, reason, at FROM job_events \
+                         WHERE organization_id = $1 AND job_id = $2 ORDER BY version",
+                        args![org, id.as_uuid()],
+                    )
+                    .await?;
+                rows.iter().map(decode_event).collect()
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,241 @@
+//! Application services: the workflows that load state, ask `hestami-core`, and save.
+//!
+//! Each mutating procedure is a variant of one workflow's command enum, tagged with its
+//! procedure name (`customer/v1/create`), so the recorded workflow input says exactly what was
+//! asked and recovery can run it again. Reads do not need the engine: they run in one read-only
+//! tenant transaction. The HTTP layer and the CLI call these functions and nothing below them.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+use hestami_core::ids::{OrganizationId, UserId};
+
+use crate::engine::{Completed, Engine, EngineBuilder, EngineConfig, Start};
+use crate::error::{FieldError, Failure, StoreError};
+use crate::store::{Store, TenantTx};
+
+pub mod customer;
+pub mod job;
+pub mod org;
+pub mod technician;
+pub mod workflow;
+
+/// Who is calling, for which organization. Built by the HTTP layer after authentication and the
+/// membership check; the store uses no other organization id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The organization the call runs in.
+    pub organization_id: OrganizationId,
+    /// The user calling, when a person is.
+    pub user_id: Option<UserId>,
+}
+
+/// A mutating request: the command and what makes it idempotent.
+#[derive(Clone, Debug)]
+pub struct Request<C> {
+    /// The caller's idempotency key.
+    pub idempotency_key: Uuid,
+    /// The fingerprint of the request as received (see [`crate::engine::fingerprint`]).
+    pub fingerprint: String,
+    /// The trace this request belongs to.
+    pub trace_id: Option<String>,
+    /// What is asked.
+    pub command: C,
+}
+
+/// A command that runs as a workflow.
+pub trait Command: Serialize {
+    /// The versioned workflow it runs in.
+    const WORKFLOW: &'static str;
+    /// The API procedure it is (`customer/v1/create`).
+    fn procedure(&self) -> &'static str;
+}
+
+/// A change to an optional field: leave it, clear it, or set it. Unlike `Option<Option<T>>`, it
+/// survives a round trip through the workflow journal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Patch<T> {
+    /// Leave the field as it is.
+    #[default]
+    Keep,
+    /// Clear the field.
+    Clear,
+    /// Set the field.
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// Applies the patch to the current value.
+    pub fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Self::Keep => current,
+            Self::Clear => None,
+            Self::Set(v) => Some(v),
+        }
+    }
+}
+
+/// A page of a list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    /// The items, in id order (creation order: ids are UUIDv7).
+    pub items: Vec<T>,
+    /// Pass it as `cursor` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The largest page a list returns.
+pub const MAX_LIMIT: u32 = 200;
+/// The page size when none is asked for.
+pub const DEFAULT_LIMIT: u32 = 50;
+
+/// A validated page request: how many, and after which id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// How many items at most.
+    pub limit: u32,
+    /// Only items after this id.
+    pub after: Option<Uuid>,
+}
+
+impl PageRequest {
+    /// Parses `limit` (1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`]) and an opaque `cursor`.
+    pub fn parse(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, Failure> {
+        let mut errors = Vec::new();
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            errors.push(FieldError {
+                field: "limit".into(),
+                code: "out_of_range".into(),
+                message: format!("limit is between 1 and {MAX_LIMIT}"),
+            });
+        }
+        let after = match cursor {
+            None => None,
+            Some(c) => match c.strip_prefix("c1.").and_then(|hex| Uuid::try_parse(hex).ok()) {
+                Some(id) => Some(id),
+                None => {
+                    errors.push(FieldError {
+                        field: "cursor".into(),
+                        code: "invalid_cursor".into(),
+                        message: "the cursor is not one this server returned".into(),
+                    });
+                    None
+                }
+            },
+        };
+        if errors.is_empty() { Ok(Self { limit, after }) } else { Err(Failure::validation(errors)) }
+    }
+
+    /// Builds the page from up to `limit + 1` fetched items: the extra one only says there is more.
+    pub(crate) fn page<T>(&self, mut items: Vec<T>, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
+        let more = items.len() > self.limit as usize;
+        items.truncate(self.limit as usize);
+        let next_cursor = if more { items.last().map(|last| format!("c1.{}", id_of(last).simple())) } else { None };
+        Page { items, next_cursor }
+    }
+}
+
+/// The services: every procedure of the API as a typed function.
+#[derive(Clone, Debug)]
+pub struct Services {
+    engine: Engine,
+    wait: Duration,
+}
+
+/// Registers every workflow of the application on `builder`.
+pub fn register_all(builder: EngineBuilder) -> EngineBuilder {
+    builder
+        .register(org::WORKFLOW, org::run)
+        .register(customer::WORKFLOW, customer::run)
+        .register(technician::WORKFLOW, technician::run)
+        .register(job::WORKFLOW, job::run)
+        .register(job::DISPATCH_WORKFLOW, job::run_dispatch)
+}
+
+impl Services {
+    /// An engine with every application workflow registered, and the services over it.
+    pub fn new(store: Store, config: EngineConfig) -> Self {
+        let engine = register_all(Engine::builder(store, config)).build();
+        Self { engine, wait: Duration::from_secs(30) }
+    }
+
+    /// Sets how long a duplicate request waits for the first one before it gets
+    /// [`StoreError::InProgress`].
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// The engine (recovery, operations).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        self.engine.store()
+    }
+
+    /// Runs a mutating command through its workflow (or returns the recorded outcome of the same
+    /// request).
+    pub async fn submit<C: Command>(&self, caller: &Caller, request: Request<C>) -> Result<Completed, StoreError> {
+        let procedure = request.command.procedure();
+        let input = serde_json::to_value(&request.command)?;
+        self.engine
+            .run(Start {
+                organization_id: caller.organization_id,
+                actor: caller.user_id,
+                procedure: procedure.to_owned(),
+                workflow: C::WORKFLOW,
+                idempotency_key: request.idempotency_key,
+                fingerprint: request.fingerprint,
+                input,
+                trace_id: request.trace_id,
+                wait: self.wait,
+            })
+            .await
+    }
+
+    /// Runs `body` in one read-only transaction of the caller's organization.
+    pub(crate) async fn read<T, F>(&self, caller: &Caller, body: F) -> Result<T, StoreError>
+    where
+        F: for<'t> FnOnce(&'t mut TenantTx) -> crate::engine::StepFuture<'t, T>,
+    {
+        let mut tx = self.store().tenant(caller.organization_id, false).await?;
+        let value = body(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+}
+
+/// Decodes a recorded output into the type the procedure returns.
+pub fn decode_output<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("recorded output does not parse: {e}")))
+}
+
+/// Checks an `expectedVersion` against the current one.
+pub(crate) fn check_version(what: &str, expected: Option<i64>, current: i64) -> Result<(), StoreError> {
+    match expected {
+        Some(expected) if expected != current => Err(Failure::version_conflict(what, expected, current).into()),
+        _ => Ok(()),
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn like_pattern(query: &str) -> String {
+    let mut escaped = String::with_capacity(query.len() + 2);
+    escaped.push('%');
+    for c in query.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    escaped
+}

@@ -1,0 +1,248 @@
+//! Technicians (`technician/v1`, workflow `technician_v1`).
+
+use serde::{Deserialize, Serialize};
+
+use hestami_core::ids::TechnicianId;
+use hestami_core::text::{Email, Name, Phone, TradeCode};
+use hestami_core::workforce::{Technician, normalize_trades};
+
+use super::{Caller, Command, Page, PageRequest, Patch, Services, check_version};
+use crate::db::{Row, args};
+use crate::directory::parse_stored;
+use crate::engine::WorkflowCtx;
+use crate::error::{Failure, FailureKind, StoreError};
+use crate::store::{Operation, TenantTx, new_id};
+
+/// The workflow behind every technician change.
+pub const WORKFLOW: &str = "technician_v1";
+
+/// A new technician.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewTechnician {
+    /// Display name.
+    pub name: Name,
+    /// Contact address; unique within the organization.
+    pub email: Option<Email>,
+    /// Contact number.
+    pub phone: Option<Phone>,
+    /// Trades held.
+    pub trades: Vec<TradeCode>,
+}
+
+/// Changes to a technician.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TechnicianUpdate {
+    /// Which technician.
+    pub technician_id: TechnicianId,
+    /// Fail with `VERSION_CONFLICT` unless the technician is at this version.
+    pub expected_version: Option<i64>,
+    /// A new name.
+    pub name: Option<Name>,
+    /// A new, or no, e-mail address.
+    pub email: Patch<Email>,
+    /// A new, or no, phone number.
+    pub phone: Patch<Phone>,
+    /// The new set of trades.
+    pub trades: Option<Vec<TradeCode>>,
+}
+
+/// The technician namespace's mutating procedures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "procedure", content = "input")]
+pub enum TechnicianCommand {
+    /// `technician/v1/create`.
+    #[serde(rename = "technician/v1/create")]
+    Create(NewTechnician),
+    /// `technician/v1/update`.
+    #[serde(rename = "technician/v1/update")]
+    Update(TechnicianUpdate),
+    /// `technician/v1/deactivate`.
+    #[serde(rename = "technician/v1/deactivate")]
+    Deactivate {
+        /// Which technician.
+        technician_id: TechnicianId,
+        /// Fail with `VERSION_CONFLICT` unless the technician is at this version.
+        expected_version: Option<i64>,
+    },
+}
+
+impl Command for TechnicianCommand {
+    const WORKFLOW: &'static str = WORKFLOW;
+    fn procedure(&self) -> &'static str {
+        match self {
+            Self::Create(_) => "technician/v1/create",
+            Self::Update(_) => "technician/v1/update",
+            Self::Deactivate { .. } => "technician/v1/deactivate",
+        }
+    }
+}
+
+pub(crate) async fn run(mut ctx: WorkflowCtx, command: TechnicianCommand) -> Result<Technician, StoreError> {
+    match command {
+        TechnicianCommand::Create(new) => ctx.step("insert_technician", move |tx| Box::pin(insert(tx, new))).await,
+        TechnicianCommand::Update(update) => {
+            ctx.step("update_technician", move |tx| {
+                Box::pin(async move {
+                    let current = load(tx, update.technician_id, true).await?;
+                    check_version("technician", update.expected_version, current.version)?;
+                    let next = Technician {
+                        name: update.name.unwrap_or(current.name.clone()),
+                        email: update.email.apply(current.email.clone()),
+                        phone: update.phone.apply(current.phone.clone()),
+                        trades: update.trades.map(normalize_trades).unwrap_or(current.trades.clone()),
+                        ..current
+                    };
+                    save(tx, next).await
+                })
+            })
+            .await
+        }
+        TechnicianCommand::Deactivate { technician_id, expected_version } => {
+            ctx.step("deactivate_technician", move |tx| {
+                Box::pin(async move {
+                    let current = load(tx, technician_id, true).await?;
+                    check_version("technician", expected_version, current.version)?;
+                    save(tx, Technician { active: false, ..current }).await
+                })
+            })
+            .await
+        }
+    }
+}
+
+fn email_taken(error: StoreError) -> StoreError {
+    if error.is_unique_violation() {
+        Failure::new(
+            FailureKind::Conflict,
+            "TECHNICIAN_EMAIL_TAKEN",
+            "another technician of this organization has this e-mail address",
+        )
+        .into()
+    } else {
+        error
+    }
+}
+
+async fn insert(tx: &mut TenantTx, new: NewTechnician) -> Result<Technician, StoreError> {
+    let now = tx.now();
+    let tech = Technician {
+        id: TechnicianId::from_uuid(new_id()),
+        version: 1,
+        name: new.name,
+        email: new.email,
+        phone: new.phone,
+        trades: normalize_trades(new.trades),
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.execute(
+        "INSERT INTO technicians (organization_id, id, version, name, email, phone, trades, active, created_at, updated_at) \
+         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $8)",
+        args![
+            tx.org(),
+            tech.id.as_uuid(),
+            tech.name.as_str(),
+            tech.email.as_ref().map(Email::as_str),
+            tech.phone.as_ref().map(Phone::as_str),
+            serde_json::to_string(&tech.trades)?,
+            true,
+            now
+        ],
+    )
+    .await
+    .map_err(email_taken)?;
+    tx.record_change("technician", tech.id.as_uuid(), 1, Operation::Created).await?;
+    Ok(tech)
+}
+
+/// Writes `tech` as the next version of itself.
+async fn save(tx: &mut TenantTx, tech: Technician) -> Result<Technician, StoreError> {
+    let next = Technician { version: tech.version + 1, updated_at: tx.now(), ..tech };
+    tx.execute(
+        "UPDATE technicians SET version = $1, name = $2, email = $3, phone = $4, trades = $5, active = $6, \
+         updated_at = $7 WHERE organization_id = $8 AND id = $9",
+        args![
+            next.version,
+            next.name.as_str(),
+            next.email.as_ref().map(Email::as_str),
+            next.phone.as_ref().map(Phone::as_str),
+            serde_json::to_string(&next.trades)?,
+            next.active,
+            next.updated_at,
+            tx.org(),
+            next.id.as_uuid()
+        ],
+    )
+    .await
+    .map_err(email_taken)?;
+    tx.record_change("technician", next.id.as_uuid(), next.version, Operation::Updated).await?;
+    Ok(next)
+}
+
+const COLUMNS: &str = "id, version, name, email, phone, trades, active, created_at, updated_at";
+
+/// Loads a technician of the transaction's organization; `404` otherwise.
+pub(crate) async fn load(tx: &mut TenantTx, id: TechnicianId, lock: bool) -> Result<Technician, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM technicians WHERE organization_id = $1 AND id = $2{}",
+        if lock { tx.for_update() } else { "" }
+    );
+    let org = tx.org();
+    let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
+    row.map(|r| decode(&r)).transpose()?.ok_or_else(|| Failure::not_found("technician").into())
+}
+
+fn decode(row: &Row) -> Result<Technician, StoreError> {
+    Ok(Technician {
+        id: TechnicianId::from_uuid(row.get("id")?),
+        version: row.get("version")?,
+        name: parse_stored(&row.get::<String>("name")?, Name::parse)?,
+        email: row.get::<Option<String>>("email")?.map(|e| parse_stored(&e, Email::parse)).transpose()?,
+        phone: row.get::<Option<String>>("phone")?.map(|p| parse_stored(&p, Phone::parse)).transpose()?,
+        trades: serde_json::from_str(&row.get::<String>("trades")?)?,
+        active: row.get("active")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+impl Services {
+    /// `technician/v1/get`.
+    pub async fn technician_get(&self, caller: &Caller, id: TechnicianId) -> Result<Technician, StoreError> {
+        self.read(caller, move |tx| Box::pin(load(tx, id, false))).await
+    }
+
+    /// `technician/v1/list`: by id, optionally only active ones or those holding `trade`.
+    pub async fn technician_list(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+        active: Option<bool>,
+        trade: Option<TradeCode>,
+    ) -> Result<Page<Technician>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                // Trades are a JSON array of codes, and codes cannot contain quotes, so a
+                // substring match on the quoted code is exact.
+                let trade_pattern = trade.map(|t| format!("%\"{}\"%", t.as_str()));
+                let rows = tx
+                    .fetch_all(
+                        &format!(
+                            "SELECT {COLUMNS} FROM technicians WHERE organization_id = $1 \
+                             AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR active = $3) \
+                             AND ($4 IS NULL OR trades LIKE $4) ORDER BY id LIMIT $5"
+                        ),
+                        args![org, page.after, active, trade_pattern, i64::from(page.limit) + 1],
+                    )
+                    .await?;
+                let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+                Ok(page.page(items, |t| t.id.as_uuid()))
+            })
+        })
+        .await
+    }
+}

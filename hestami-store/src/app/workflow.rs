@@ -1,0 +1,135 @@
+//! Operations on workflows (`workflow/v1`) and reading the change feed.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use hestami_core::ids::WorkflowId;
+
+use super::{Caller, Page, PageRequest, Services};
+use crate::db::{Row, args};
+use crate::engine::WorkflowSummary;
+use crate::error::{Failure, StoreError};
+
+const COLUMNS: &str = "w.id, w.name, w.procedure, w.idempotency_key, w.status, w.attempts, w.executor_id, w.error, \
+                       w.trace_id, w.created_at, w.updated_at, w.completed_at, \
+                       (SELECT COUNT(*) FROM workflow_steps s WHERE s.organization_id = w.organization_id \
+                        AND s.workflow_id = w.id) AS steps";
+
+fn decode(row: &Row) -> Result<WorkflowSummary, StoreError> {
+    Ok(WorkflowSummary {
+        id: WorkflowId::from_uuid(row.get("id")?),
+        name: row.get("name")?,
+        procedure: row.get("procedure")?,
+        idempotency_key: row.get("idempotency_key")?,
+        status: row.get("status")?,
+        attempts: row.get("attempts")?,
+        executor_id: row.get("executor_id")?,
+        error: row.get::<Option<String>>("error")?.map(|e| serde_json::from_str(&e)).transpose()?,
+        steps: row.get("steps")?,
+        trace_id: row.get("trace_id")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+        completed_at: row.get("completed_at")?,
+    })
+}
+
+/// One row of the change feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// Its position in the organization's feed: strictly increasing, without gaps.
+    pub seq: i64,
+    /// What kind of aggregate changed (`job`, `customer`…).
+    pub entity_kind: String,
+    /// Which one.
+    pub entity_id: Uuid,
+    /// Its version after the change.
+    pub version: i64,
+    /// created, updated, deleted or transitioned.
+    pub operation: String,
+    /// Who changed it.
+    pub actor_user_id: Option<Uuid>,
+    /// The workflow that changed it.
+    pub workflow_id: Option<Uuid>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl Services {
+    /// `workflow/v1/get`.
+    pub async fn workflow_get(&self, caller: &Caller, id: WorkflowId) -> Result<WorkflowSummary, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                let row = tx
+                    .fetch_optional(
+                        &format!("SELECT {COLUMNS} FROM workflows w WHERE w.organization_id = $1 AND w.id = $2"),
+                        args![org, id.as_uuid()],
+                    )
+                    .await?;
+                row.map(|r| decode(&r)).transpose()?.ok_or_else(|| Failure::not_found("workflow").into())
+            })
+        })
+        .await
+    }
+
+    /// `workflow/v1/list`: newest first is not offered; by id (start order), filtered.
+    pub async fn workflow_list(
+        &self,
+        caller: &Caller,
+        status: Option<String>,
+        name: Option<String>,
+        page: PageRequest,
+    ) -> Result<Page<WorkflowSummary>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        &format!(
+                            "SELECT {COLUMNS} FROM workflows w WHERE w.organization_id = $1 \
+                             AND ($2 IS NULL OR w.id > $2) AND ($3 IS NULL OR w.status = $3) \
+                             AND ($4 IS NULL OR w.name = $4) ORDER BY w.id LIMIT $5"
+                        ),
+                        args![org, page.after, status, name, i64::from(page.limit) + 1],
+                    )
+                    .await?;
+                let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+                Ok(page.page(items, |w| w.id.as_uuid()))
+            })
+        })
+        .await
+    }
+
+    /// The change feed after `after_seq`, oldest first, at most `limit` rows.
+    pub async fn changes(&self, caller: &Caller, after_seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        "SELECT seq, entity_kind, entity_id, version, operation, actor_user_id, workflow_id, at \
+                         FROM change_feed WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                        args![org, after_seq, i64::from(limit)],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(Change {
+                            seq: r.get("seq")?,
+                            entity_kind: r.get("entity_kind")?,
+                            entity_id: r.get("entity_id")?,
+                            version: r.get("version")?,
+                            operation: r.get("operation")?,
+                            actor_user_id: r.get("actor_user_id")?,
+                            workflow_id: r.get("workflow_id")?,
+                            at: r.get("at")?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+        .await
+    }
+}

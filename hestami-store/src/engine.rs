@@ -1,0 +1,744 @@
+//! The durable workflow engine: a step journal in the database (DESIGN §4.3).
+//!
+//! A workflow is a named, versioned async function (`job_lifecycle_v1`) made of steps. Its id is
+//! derived from `(organization, procedure, idempotency key)`, so asking twice for the same thing
+//! finds the same row:
+//!
+//! - the first request inserts the workflow row and runs it;
+//! - a request with the same key and the same fingerprint gets the recorded outcome, waiting for
+//!   it if the first is still running (up to its deadline, then [`StoreError::InProgress`]);
+//! - a request with the same key and another fingerprint is refused
+//!   ([`StoreError::IdempotencyKeyReused`]).
+//!
+//! A **transactional step** ([`WorkflowCtx::step`]) runs its effects and writes its journal row in
+//! one database transaction, so it happens exactly once: a re-run finds the row and returns the
+//! recorded output without running the step again. An **external step**
+//! ([`WorkflowCtx::external`]) calls the outside world with an idempotency key derived from the
+//! workflow id and records the answer afterwards: it runs at least once, and the key lets the
+//! other party deduplicate.
+//!
+//! Pending workflows are listed in a claim queue with a lease that the running executor renews.
+//! [`Engine::recover`] resumes pending workflows whose lease has expired (and, at start-up, those
+//! of this executor id): they are re-run from the top, and completed steps return their journalled
+//! outputs. On PostgreSQL several processes claim with `FOR UPDATE SKIP LOCKED`, and a live
+//! executor's workflows are never taken because its lease never expires.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use hestami_core::ids::{OrganizationId, UserId, WorkflowId};
+
+use crate::db::{Backend, Row, args};
+use crate::error::{Failure, FailureKind, StoreError};
+use crate::store::{Store, TenantTx};
+
+/// A boxed future that borrows a transaction: what a step's body returns.
+pub type StepFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 't>>;
+
+/// A boxed workflow run.
+pub type WorkflowFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, StoreError>> + Send>>;
+
+type Handler = Arc<dyn Fn(WorkflowCtx, serde_json::Value) -> WorkflowFuture + Send + Sync>;
+
+/// Decides whether to simulate a crash right after a step commits: given the workflow, the
+/// step's index and its name, `true` abandons the run as a dying process would.
+pub type FaultHook = Arc<dyn Fn(WorkflowId, i64, &str) -> bool + Send + Sync>;
+
+/// How many times a workflow that fails for an internal reason is tried before it is recorded
+/// as failed.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+/// Derives a workflow's id from what identifies the request: the same organization, procedure
+/// and idempotency key always give the same id (a UUIDv8 built from a SHA-256).
+pub fn workflow_id(organization_id: OrganizationId, procedure: &str, idempotency_key: Uuid) -> WorkflowId {
+    let mut hasher = Sha256::new();
+    hasher.update(organization_id.as_uuid().as_bytes());
+    hasher.update([0]);
+    hasher.update(procedure.as_bytes());
+    hasher.update([0]);
+    hasher.update(idempotency_key.as_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    WorkflowId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
+/// The fingerprint of a request: a SHA-256 over its canonical JSON (keys sorted).
+pub fn fingerprint(request: &serde_json::Value) -> String {
+    Sha256::digest(request.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A request to run a workflow.
+#[derive(Clone, Debug)]
+pub struct Start {
+    /// The organization it runs for.
+    pub organization_id: OrganizationId,
+    /// Who asked.
+    pub actor: Option<UserId>,
+    /// The procedure (`job/v1/create`); with the key, it identifies the request.
+    pub procedure: String,
+    /// The workflow to run (`job_lifecycle_v1`).
+    pub workflow: &'static str,
+    /// The caller's idempotency key.
+    pub idempotency_key: Uuid,
+    /// What the request was, to recognise a reused key: see [`fingerprint`].
+    pub fingerprint: String,
+    /// The workflow's input.
+    pub input: serde_json::Value,
+    /// The trace the request belongs to, recorded with the workflow.
+    pub trace_id: Option<String>,
+    /// How long a duplicate waits for a running first request before giving up.
+    pub wait: Duration,
+}
+
+/// A workflow's recorded outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completed {
+    /// Which workflow.
+    pub workflow_id: WorkflowId,
+    /// Its output as recorded (JSON text), or its recorded refusal.
+    pub outcome: Result<String, Failure>,
+    /// The trace id recorded when the workflow started.
+    pub trace_id: Option<String>,
+    /// Whether this answer was recorded by an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// Settings of an [`Engine`].
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Identifies this executor in the claim queue. Workflows left pending under this id are
+    /// resumed at start-up without waiting for their lease to expire, so give each process
+    /// sharing a database its own id.
+    pub executor_id: String,
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// An injected fault, for crash tests.
+    pub fault: Option<FaultHook>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { executor_id: "local".into(), lease: Duration::from_secs(30), fault: None }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("executor_id", &self.executor_id)
+            .field("lease", &self.lease)
+            .field("fault", &self.fault.is_some())
+            .finish()
+    }
+}
+
+/// Runs workflows durably.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: EngineConfig,
+    handlers: HashMap<&'static str, Handler>,
+    finished: Notify,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.inner.handlers.keys().collect();
+        names.sort();
+        f.debug_struct("Engine").field("config", &self.inner.config).field("workflows", &names).finish()
+    }
+}
+
+/// Collects workflow definitions for an [`Engine`].
+pub struct EngineBuilder {
+    store: Store,
+    config: EngineConfig,
+    handlers: HashMap<&'static str, Handler>,
+}
+
+impl EngineBuilder {
+    /// Registers a workflow under its versioned name. Its input is deserialized from the
+    /// recorded JSON, and its output is recorded as JSON.
+    pub fn register<I, O, F, Fut>(mut self, name: &'static str, run: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(WorkflowCtx, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, StoreError>> + Send + 'static,
+    {
+        let run = Arc::new(run);
+        let handler: Handler = Arc::new(move |ctx, input| {
+            let run = run.clone();
+            Box::pin(async move {
+                let input: I = serde_json::from_value(input)
+                    .map_err(|e| StoreError::Internal(format!("workflow input does not parse: {e}")))?;
+                let output = run(ctx, input).await?;
+                Ok(serde_json::to_value(output)?)
+            })
+        });
+        assert!(self.handlers.insert(name, handler).is_none(), "workflow {name} registered twice");
+        self
+    }
+
+    /// Builds the engine.
+    pub fn build(self) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                store: self.store,
+                config: self.config,
+                handlers: self.handlers,
+                finished: Notify::new(),
+            }),
+        }
+    }
+}
+
+enum Claim {
+    Owned,
+    Existing { fingerprint: String },
+}
+
+impl Engine {
+    /// Starts describing an engine with no workflows registered.
+    pub fn builder(store: Store, config: EngineConfig) -> EngineBuilder {
+        EngineBuilder { store, config, handlers: HashMap::new() }
+    }
+
+    /// The store it runs against.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The names of the registered workflows, sorted.
+    pub fn workflow_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.inner.handlers.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Runs a workflow, or returns the outcome recorded for the same request.
+    pub async fn run(&self, start: Start) -> Result<Completed, StoreError> {
+        if !self.inner.handlers.contains_key(start.workflow) {
+            return Err(StoreError::Internal(format!("no workflow named {}", start.workflow)));
+        }
+        let id = workflow_id(start.organization_id, &start.procedure, start.idempotency_key);
+        let span = tracing::info_span!("workflow", workflow.id = %id, workflow.name = start.workflow);
+        async move {
+            match self.claim_new(id, &start).await? {
+                Claim::Owned => {
+                    let outcome = self
+                        .execute(id, start.organization_id, start.workflow, start.actor, start.input)
+                        .await?;
+                    Ok(Completed { workflow_id: id, outcome, trace_id: start.trace_id, replayed: false })
+                }
+                Claim::Existing { fingerprint } if fingerprint != start.fingerprint => {
+                    Err(StoreError::IdempotencyKeyReused)
+                }
+                Claim::Existing { .. } => self.wait_for(start.organization_id, id, start.wait).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn claim_new(&self, id: WorkflowId, start: &Start) -> Result<Claim, StoreError> {
+        let store = &self.inner.store;
+        let mut tx = store.tenant(start.organization_id, true).await?;
+        let now = tx.now();
+        let inserted = tx
+            .execute(
+                "INSERT INTO workflows (organization_id, id, name, procedure, idempotency_key, fingerprint, \
+                 input, status, trace_id, actor_user_id, executor_id, attempts, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, 1, $11, $11) \
+                 ON CONFLICT DO NOTHING",
+                args![
+                    tx.org(),
+                    id.as_uuid(),
+                    start.workflow,
+                    start.procedure.as_str(),
+                    start.idempotency_key,
+                    start.fingerprint.as_str(),
+                    start.input.to_string(),
+                    start.trace_id.clone(),
+                    start.actor.map(|a| a.as_uuid()),
+                    self.inner.config.executor_id.as_str(),
+                    now
+                ],
+            )
+            .await?;
+        if inserted == 1 {
+            tx.execute(
+                "INSERT INTO workflow_queue (workflow_id, organization_id, name, executor_id, lease_expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                args![
+                    id.as_uuid(),
+                    tx.org(),
+                    start.workflow,
+                    self.inner.config.executor_id.as_str(),
+                    now + self.lease()
+                ],
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Claim::Owned);
+        }
+        let row = tx
+            .fetch_one(
+                "SELECT fingerprint FROM workflows WHERE organization_id = $1 AND id = $2",
+                args![tx.org(), id.as_uuid()],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Claim::Existing { fingerprint: row.get("fingerprint")? })
+    }
+
+    fn lease(&self) -> ChronoDuration {
+        ChronoDuration::from_std(self.inner.config.lease).unwrap_or(ChronoDuration::seconds(30))
+    }
+
+    /// Runs a workflow this executor has claimed, records its outcome and returns it. An
+    /// internal error leaves it pending for recovery (or records it as failed after
+    /// [`MAX_ATTEMPTS`]); an injected crash abandons it untouched.
+    async fn execute(
+        &self,
+        id: WorkflowId,
+        organization_id: OrganizationId,
+        name: &str,
+        actor: Option<UserId>,
+        input: serde_json::Value,
+    ) -> Result<Result<String, Failure>, StoreError> {
+        let handler = self
+            .inner
+            .handlers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::Internal(format!("no workflow named {name}")))?;
+        let ctx = WorkflowCtx { engine: self.clone(), organization_id, id, actor, next_step: 0 };
+        let heartbeat = self.spawn_heartbeat(id);
+        let result = handler(ctx, input).await;
+        heartbeat.abort();
+        match result {
+            Ok(value) => self.finish(organization_id, id, Ok(value.to_string())).await,
+            Err(StoreError::Failure(failure)) => self.finish(organization_id, id, Err(failure)).await,
+            Err(StoreError::InjectedCrash) => Err(StoreError::InjectedCrash),
+            Err(error) => {
+                let attempts = self.release(organization_id, id).await.unwrap_or(0);
+                tracing::error!(workflow.id = %id, attempts, error = %error, "workflow failed");
+                if attempts >= MAX_ATTEMPTS {
+                    let failure = Failure::new(
+                        FailureKind::Internal,
+                        "INTERNAL",
+                        "the request failed repeatedly for an internal reason",
+                    );
+                    return self.finish(organization_id, id, Err(failure)).await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn spawn_heartbeat(&self, id: WorkflowId) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        let every = self.inner.config.lease / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = engine.renew(id).await {
+                    tracing::warn!(workflow.id = %id, error = %e, "lease renewal failed");
+                }
+            }
+        })
+    }
+
+    async fn renew(&self, id: WorkflowId) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        let mut tx = store.shared(true).await?;
+        tx.execute(
+            "UPDATE workflow_queue SET lease_expires_at = $1 WHERE workflow_id = $2 AND executor_id = $3",
+            args![store.now() + self.lease(), id.as_uuid(), self.inner.config.executor_id.as_str()],
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Gives up the claim so that recovery retries soon; returns the attempts made so far.
+    async fn release(&self, organization_id: OrganizationId, id: WorkflowId) -> Result<i64, StoreError> {
+        let store = &self.inner.store;
+        let mut tx = store.tenant(organization_id, true).await?;
+        let now = tx.now();
+        tx.execute("UPDATE workflow_queue SET lease_expires_at = $1 WHERE workflow_id = $2", args![now, id.as_uuid()])
+            .await?;
+        let row = tx
+            .fetch_one(
+                "SELECT attempts FROM workflows WHERE organization_id = $1 AND id = $2",
+                args![tx.org(), id.as_uuid()],
+            )
+            .await?;
+        tx.commit().await?;
+        row.get("attempts")
+    }
+
+    async fn finish(
+        &self,
+        organization_id: OrganizationId,
+        id: WorkflowId,
+        outcome: Result<String, Failure>,
+    ) -> Result<Result<String, Failure>, StoreError> {
+        let store = &self.inner.store;
+        let mut tx = store.tenant(organization_id, true).await?;
+        let now = tx.now();
+        let (status, output, error) = match &outcome {
+            Ok(text) => ("succeeded", Some(text.clone()), None),
+            Err(failure) => ("failed", None, Some(serde_json::to_string(failure)?)),
+        };
+        let updated = tx
+            .execute(
+                "UPDATE workflows SET status = $1, output = $2, error = $3, updated_at = $4, completed_at = $4 \
+                 WHERE organization_id = $5 AND id = $6 AND status = 'pending'",
+                args![status, output, error, now, tx.org(), id.as_uuid()],
+            )
+            .await?;
+        tx.execute("DELETE FROM workflow_queue WHERE workflow_id = $1", args![id.as_uuid()]).await?;
+        let recorded = if updated == 1 {
+            outcome
+        } else {
+            // Someone else recorded an outcome first (a recovered duplicate run): theirs stands.
+            let row = load_row(&mut tx, id).await?;
+            recorded_outcome(&row)?.ok_or_else(|| StoreError::Internal("workflow neither pending nor done".into()))?
+        };
+        tx.commit().await?;
+        self.inner.finished.notify_waiters();
+        Ok(recorded)
+    }
+
+    async fn wait_for(
+        &self,
+        organization_id: OrganizationId,
+        id: WorkflowId,
+        wait: Duration,
+    ) -> Result<Completed, StoreError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.inner.finished.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut tx = self.inner.store.tenant(organization_id, false).await?;
+            let row = load_row(&mut tx, id).await?;
+            tx.commit().await?;
+            if let Some(outcome) = recorded_outcome(&row)? {
+                let trace_id = row.get("trace_id")?;
+                return Ok(Completed { workflow_id: id, outcome, trace_id, replayed: true });
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(StoreError::InProgress);
+            }
+            // Woken at once by a finish in this process; the poll covers other processes.
+            let poll = (deadline - now).min(Duration::from_millis(50));
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Resumes pending workflows: those whose lease has expired and, when `own` is set (at
+    /// start-up), those left by this executor id. Runs each to its end and returns how many it
+    /// ran.
+    pub async fn recover(&self, own: bool) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let claimed = self.claim_expired(own).await?;
+            if claimed.is_empty() {
+                return Ok(total);
+            }
+            for (id, organization_id) in claimed {
+                total += 1;
+                match self.resume(id, organization_id).await {
+                    Ok(()) | Err(StoreError::InjectedCrash) => {}
+                    Err(e) => {
+                        tracing::error!(workflow.id = %id, error = %e, "recovery failed");
+                        // Stop this pass; the lease was released and a later pass retries.
+                        return Ok(total);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn claim_expired(&self, own: bool) -> Result<Vec<(WorkflowId, OrganizationId)>, StoreError> {
+        let store = &self.inner.store;
+        let mut tx = store.shared(true).await?;
+        let now = store.now();
+        let me = self.inner.config.executor_id.as_str();
+        let lock = match store.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows = tx
+            .fetch_all(
+                &format!(
+                    "SELECT workflow_id, organization_id FROM workflow_queue \
+                     WHERE lease_expires_at < $1 OR (executor_id = $2 AND $3) \
+                     ORDER BY lease_expires_at LIMIT 16{lock}"
+                ),
+                args![now, me, own],
+            )
+            .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.get("workflow_id")?;
+            tx.execute(
+                "UPDATE workflow_queue SET executor_id = $1, lease_expires_at = $2 WHERE workflow_id = $3",
+                args![me, now + self.lease(), id],
+            )
+            .await?;
+            claimed.push((WorkflowId::from_uuid(id), OrganizationId::from_uuid(row.get("organization_id")?)));
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn resume(&self, id: WorkflowId, organization_id: OrganizationId) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        let mut tx = store.tenant(organization_id, true).await?;
+        let row = load_row(&mut tx, id).await?;
+        let status: String = row.get("status")?;
+        if status != "pending" {
+            tx.execute("DELETE FROM workflow_queue WHERE workflow_id = $1", args![id.as_uuid()]).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        tx.execute(
+            "UPDATE workflows SET attempts = attempts + 1, executor_id = $1, updated_at = $2 \
+             WHERE organization_id = $3 AND id = $4",
+            args![self.inner.config.executor_id.as_str(), tx.now(), tx.org(), id.as_uuid()],
+        )
+        .await?;
+        tx.commit().await?;
+        let name: String = row.get("name")?;
+        let input: serde_json::Value = serde_json::from_str(&row.get::<String>("input")?)?;
+        let actor = row.get::<Option<Uuid>>("actor_user_id")?.map(UserId::from_uuid);
+        let Some((&name, _)) = self.inner.handlers.get_key_value(name.as_str()) else {
+            let failure = Failure::new(FailureKind::Internal, "INTERNAL", format!("no workflow named {name}"));
+            return self.finish(organization_id, id, Err(failure)).await.map(|_| ());
+        };
+        let span = tracing::info_span!("workflow.recover", workflow.id = %id, workflow.name = name);
+        self.execute(id, organization_id, name, actor, input).instrument(span).await.map(|_| ())
+    }
+
+    fn fault(&self, id: WorkflowId, index: i64, name: &str) -> Result<(), StoreError> {
+        match &self.inner.config.fault {
+            Some(hook) if hook(id, index, name) => Err(StoreError::InjectedCrash),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs recovery every `every` until the returned task is aborted: the server's background
+    /// loop that picks up the workflows of executors that died.
+    pub fn spawn_recovery_loop(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = engine.recover(false).await {
+                    tracing::warn!(error = %e, "recovery pass failed");
+                }
+            }
+        })
+    }
+}
+
+async fn load_row(tx: &mut TenantTx, id: WorkflowId) -> Result<Row, StoreError> {
+    let org = tx.org();
+    tx.fetch_optional(
+        "SELECT name, status, output, error, trace_id, input, actor_user_id FROM workflows \
+         WHERE organization_id = $1 AND id = $2",
+        args![org, id.as_uuid()],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Internal(format!("workflow {id} vanished")))
+}
+
+fn recorded_outcome(row: &Row) -> Result<Option<Result<String, Failure>>, StoreError> {
+    let status: String = row.get("status")?;
+    Ok(match status.as_str() {
+        "succeeded" => Some(Ok(row.get::<Option<String>>("output")?.unwrap_or_else(|| "null".into()))),
+        "failed" | "cancelled" => {
+            let error: Option<String> = row.get("error")?;
+            let failure = match error {
+                Some(text) => serde_json::from_str(&text)?,
+                None => Failure::new(FailureKind::Conflict, "WORKFLOW_CANCELLED", "the workflow was cancelled"),
+            };
+            Some(Err(failure))
+        }
+        _ => None,
+    })
+}
+
+/// What a running workflow uses to take its steps.
+pub struct WorkflowCtx {
+    engine: Engine,
+    organization_id: OrganizationId,
+    id: WorkflowId,
+    actor: Option<UserId>,
+    next_step: i64,
+}
+
+impl WorkflowCtx {
+    /// The workflow's id.
+    pub fn workflow_id(&self) -> WorkflowId {
+        self.id
+    }
+
+    /// The organization it runs for.
+    pub fn organization_id(&self) -> OrganizationId {
+        self.organization_id
+    }
+
+    /// Who started it.
+    pub fn actor(&self) -> Option<UserId> {
+        self.actor
+    }
+
+    /// Runs a transactional step: `body`'s effects and the step's journal row commit together,
+    /// so the step happens exactly once. If the journal already holds this step (a re-run after
+    /// a crash), `body` is not run and the recorded output is returned. A refusal from `body`
+    /// rolls its effects back.
+    pub async fn step<T, F>(&mut self, name: &str, body: F) -> Result<T, StoreError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: for<'t> FnOnce(&'t mut TenantTx) -> StepFuture<'t, T> + Send,
+    {
+        let index = self.next_step;
+        self.next_step += 1;
+        let span = tracing::info_span!("workflow.step", step.name = name, step.index = index);
+        let store = self.engine.inner.store.clone();
+        let (org, id, actor) = (self.organization_id, self.id, self.actor);
+        let output = async move {
+            let mut tx = store.tenant_as(org, true, actor, Some(id)).await?;
+            let journalled = tx
+                .fetch_optional(
+                    "SELECT output FROM workflow_steps WHERE organization_id = $1 AND workflow_id = $2 \
+                     AND step_index = $3",
+                    args![org.as_uuid(), id.as_uuid(), index],
+                )
+                .await?;
+            if let Some(row) = journalled {
+                tx.commit().await?;
+                return Ok(serde_json::from_str::<T>(&row.get::<String>("output")?)?);
+            }
+            let value = body(&mut tx).await?;
+            let now = tx.now();
+            tx.execute(
+                "INSERT INTO workflow_steps (organization_id, workflow_id, step_index, name, output, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args![org.as_uuid(), id.as_uuid(), index, name, serde_json::to_string(&value)?, now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<T, StoreError>(value)
+        }
+        .instrument(span)
+        .await?;
+        self.engine.fault(self.id, index, name)?;
+        Ok(output)
+    }
+
+    /// Runs an external step: `call` is given an idempotency key derived from the workflow id and
+    /// the step's index (stable across re-runs) and its answer is journalled afterwards. If the
+    /// journal already holds the answer, `call` is not made again. A crash between the call and
+    /// the journal write makes the call again, with the same key, so the other party must
+    /// deduplicate on it.
+    pub async fn external<T, F, Fut>(&mut self, name: &str, call: F) -> Result<T, StoreError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: FnOnce(String) -> Fut + Send,
+        Fut: Future<Output = Result<T, StoreError>> + Send,
+    {
+        let index = self.next_step;
+        self.next_step += 1;
+        let span = tracing::info_span!("workflow.external_step", step.name = name, step.index = index);
+        let store = self.engine.inner.store.clone();
+        let (org, id) = (self.organization_id, self.id);
+        let output = async move {
+            let select = "SELECT output FROM workflow_steps WHERE organization_id = $1 AND workflow_id = $2 \
+                          AND step_index = $3";
+            let mut tx = store.tenant(org, false).await?;
+            let journalled = tx.fetch_optional(select, args![org.as_uuid(), id.as_uuid(), index]).await?;
+            tx.commit().await?;
+            if let Some(row) = journalled {
+                return Ok(serde_json::from_str::<T>(&row.get::<String>("output")?)?);
+            }
+            let value = call(format!("{id}-{index}")).await?;
+            let mut tx = store.tenant(org, true).await?;
+            let now = tx.now();
+            let inserted = tx
+                .execute(
+                    "INSERT INTO workflow_steps (organization_id, workflow_id, step_index, name, output, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    args![org.as_uuid(), id.as_uuid(), index, name, serde_json::to_string(&value)?, now],
+                )
+                .await?;
+            let value = if inserted == 1 {
+                value
+            } else {
+                let row = tx.fetch_one(select, args![org.as_uuid(), id.as_uuid(), index]).await?;
+                serde_json::from_str::<T>(&row.get::<String>("output")?)?
+            };
+            tx.commit().await?;
+            Ok::<T, StoreError>(value)
+        }
+        .instrument(span)
+        .await?;
+        self.engine.fault(self.id, index, name)?;
+        Ok(output)
+    }
+}
+
+/// The status of a workflow, as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowSummary {
+    /// Its id.
+    pub id: WorkflowId,
+    /// Its versioned name.
+    pub name: String,
+    /// The procedure that started it.
+    pub procedure: String,
+    /// The caller's idempotency key.
+    pub idempotency_key: Uuid,
+    /// pending, succeeded, failed or cancelled.
+    pub status: String,
+    /// How many times it was started.
+    pub attempts: i64,
+    /// The executor that ran it last.
+    pub executor_id: Option<String>,
+    /// The refusal, when it failed.
+    pub error: Option<Failure>,
+    /// How many steps it has journalled.
+    pub steps: i64,
+    /// The trace it started in.
+    pub trace_id: Option<String>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it finished.
+    pub completed_at: Option<DateTime<Utc>>,
+}

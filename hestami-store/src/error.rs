@@ -1,0 +1,150 @@
+//! The store's errors, and the failures a workflow records.
+//!
+//! Two kinds of things go wrong. A [`Failure`] is an answer: the request was understood and
+//! refused (not found, a version conflict, a rule). It is recorded with the workflow, so a replay
+//! of the same idempotency key returns the same refusal. A [`StoreError`] that is not a failure
+//! (the database is down, a bug) is not an answer: the workflow stays pending and recovery runs
+//! it again later.
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of refusal a [`Failure`] is; the HTTP layer maps each to one status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The input is malformed or out of range (400).
+    Validation,
+    /// The caller may not do this (403).
+    Forbidden,
+    /// No such resource in this organization (404).
+    NotFound,
+    /// The resource is not in a state that allows this (409).
+    Conflict,
+    /// A business rule is not met (422).
+    RuleViolation,
+    /// The request failed for an internal reason, repeatedly, and was given up (500).
+    Internal,
+}
+
+/// One problem with one input field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// The JSON path of the field, such as `address.postalCode`.
+    pub field: String,
+    /// A stable snake_case code.
+    pub code: String,
+    /// A sentence for a person.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem with `field`, from a core parse refusal.
+    pub fn new(field: impl Into<String>, invalid: &hestami_core::Invalid) -> Self {
+        Self { field: field.into(), code: invalid.code.to_owned(), message: invalid.message.clone() }
+    }
+}
+
+/// A refusal: the request was understood and the answer is no.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Which kind of refusal.
+    pub kind: FailureKind,
+    /// A stable UPPER_SNAKE code such as `JOB_INVALID_TRANSITION`.
+    pub code: String,
+    /// A sentence for a person.
+    pub message: String,
+    /// The fields at fault, for validation failures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_errors: Vec<FieldError>,
+    /// Structured data about the refusal (the current version, the failed rules…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+impl Failure {
+    /// A refusal of the given kind.
+    pub fn new(kind: FailureKind, code: &str, message: impl Into<String>) -> Self {
+        Self { kind, code: code.to_owned(), message: message.into(), field_errors: Vec::new(), details: None }
+    }
+
+    /// `404 NOT_FOUND` for a kind of resource ("customer", "job").
+    pub fn not_found(what: &str) -> Self {
+        Self::new(FailureKind::NotFound, "NOT_FOUND", format!("{what} not found"))
+    }
+
+    /// `400 VALIDATION_FAILED` with the fields at fault.
+    pub fn validation(field_errors: Vec<FieldError>) -> Self {
+        Self {
+            field_errors,
+            ..Self::new(FailureKind::Validation, "VALIDATION_FAILED", "the request is not valid")
+        }
+    }
+
+    /// `409 VERSION_CONFLICT`: the caller's `expectedVersion` is stale.
+    pub fn version_conflict(what: &str, expected: i64, current: i64) -> Self {
+        Self {
+            details: Some(serde_json::json!({ "currentVersion": current })),
+            ..Self::new(
+                FailureKind::Conflict,
+                "VERSION_CONFLICT",
+                format!("the {what} is at version {current}, not {expected}"),
+            )
+        }
+    }
+
+    /// Attaches structured details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+/// Anything that stops a store operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A refusal, to be reported to the caller (and recorded by the workflow).
+    #[error("{}: {}", .0.code, .0.message)]
+    Failure(Failure),
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The store was configured wrongly.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// Something that must not happen happened (corrupt data, a broken invariant).
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A fault injected by a test (a simulated crash): the workflow is abandoned as a dying
+    /// process would abandon it.
+    #[error("injected crash")]
+    InjectedCrash,
+    /// The same idempotency key was used with a different request.
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// A request with the same idempotency key is still running.
+    #[error("a request with this idempotency key is still in progress")]
+    InProgress,
+}
+
+impl From<Failure> for StoreError {
+    fn from(f: Failure) -> Self {
+        Self::Failure(f)
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Internal(format!("JSON: {e}"))
+    }
+}
+
+impl StoreError {
+    /// Whether the database refused a row because it would break a unique constraint.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}

@@ -1,0 +1,350 @@
+//! The store handle, the clock, migrations and the tenant transaction.
+//!
+//! [`TenantTx`] is the only way this crate runs SQL against tenant tables: it is created for one
+//! organization, and on PostgreSQL its first statement sets `app.organization_id`
+//! transaction-locally, so row-level security confines every later statement to that
+//! organization (and a pooled connection carries nothing over to its next user). On SQLite,
+//! which has no RLS, every statement written against a `TenantTx` names the organization itself,
+//! and the composite keys do the rest.
+
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use uuid::Uuid;
+
+use hestami_core::ids::{OrganizationId, UserId, WorkflowId};
+
+use crate::db::{Backend, Pool, Row, Tx, Value, args, redact};
+use crate::error::StoreError;
+
+/// The source of the current time. The store reads time only through this, so tests can move
+/// it.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, in UTC, to the microsecond (the precision both backends store).
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock, truncated to microseconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        truncate_micros(Utc::now())
+    }
+}
+
+/// Drops sub-microsecond precision, so a time survives a round trip through either database.
+pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    let nanos = t.timestamp_subsec_nanos();
+    t - chrono::Duration::nanoseconds(i64::from(nanos % 1_000))
+}
+
+/// Mints a new time-ordered id (UUIDv7).
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// Options for [`Store::connect`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// The largest number of pooled connections.
+    pub max_connections: u32,
+    /// Where the time comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, clock: Arc::new(SystemClock) }
+    }
+}
+
+/// A connection to the database, shared by everything that runs against it.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+    clock: Arc<dyn Clock>,
+}
+
+/// The role the server connects as on PostgreSQL: it owns nothing, has no `BYPASSRLS`, and
+/// holds only the grants [`Store::migrate`] gives it.
+pub const APP_ROLE: &str = "hestami_app";
+
+/// Tenant tables: each has `organization_id` and, on PostgreSQL, forced row-level security.
+pub const TENANT_TABLES: &[&str] = &[
+    "organizations",
+    "feed_counters",
+    "change_feed",
+    "customers",
+    "properties",
+    "technicians",
+    "jobs",
+    "job_events",
+    "workflows",
+    "workflow_steps",
+];
+
+/// Tables the application role may use that are not tenant tables: the directory, read before
+/// an organization is chosen, and the engine's claim queue, which holds ids and leases only.
+pub const SHARED_TABLES: &[&str] = &["users", "memberships", "api_tokens", "workflow_queue"];
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`). Does not migrate.
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let pool = Pool::connect(url, options.max_connections).await?;
+        Ok(Self { pool, clock: options.clock })
+    }
+
+    /// Brings the schema at `url` up to date, connected as its owner. On PostgreSQL it then
+    /// creates the [`APP_ROLE`] role if it is missing and grants it exactly what the server
+    /// needs.
+    pub async fn migrate(url: &str) -> Result<(), StoreError> {
+        let pool = Pool::connect(url, 2).await?;
+        let result = match &pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await.map_err(StoreError::from),
+            Pool::Postgres(p) => match POSTGRES_MIGRATIONS.run(p).await {
+                Ok(()) => grant_app_role(p).await,
+                Err(e) => Err(e.into()),
+            },
+        };
+        pool.close().await;
+        result
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.pool.backend()
+    }
+
+    /// The current time, from the store's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Opens a transaction confined to `organization_id`.
+    pub(crate) async fn tenant(
+        &self,
+        organization_id: OrganizationId,
+        write: bool,
+    ) -> Result<TenantTx, StoreError> {
+        self.tenant_as(organization_id, write, None, None).await
+    }
+
+    /// Opens a transaction confined to `organization_id`, recording `actor` and `workflow` on
+    /// the change-feed rows it appends.
+    pub(crate) async fn tenant_as(
+        &self,
+        organization_id: OrganizationId,
+        write: bool,
+        actor: Option<UserId>,
+        workflow: Option<WorkflowId>,
+    ) -> Result<TenantTx, StoreError> {
+        let mut tx = self.pool.begin(write).await?;
+        if tx.backend() == Backend::Postgres {
+            tx.execute(
+                "SELECT set_config('app.organization_id', $1, true)",
+                args![organization_id.to_string()],
+            )
+            .await?;
+        }
+        Ok(TenantTx { tx, organization_id, actor, workflow, now: self.now() })
+    }
+
+    /// Opens a transaction on the shared tables (directory, claim queue).
+    pub(crate) async fn shared(&self, write: bool) -> Result<Tx, StoreError> {
+        self.pool.begin(write).await
+    }
+}
+
+async fn grant_app_role(pool: &sqlx::PgPool) -> Result<(), StoreError> {
+    // Several databases on one cluster may be migrated at once (tests do), and roles are
+    // cluster-wide: a concurrent CREATE ROLE can fail with unique_violation as well as
+    // duplicate_object, so both mean "already there".
+    sqlx::query(&format!(
+        "DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+            END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END $$"
+    ))
+    .execute(pool)
+    .await?;
+    let mut grants = vec![
+        format!(
+            "DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO {APP_ROLE}', current_database()); END $$"
+        ),
+        format!("GRANT USAGE ON SCHEMA public TO {APP_ROLE}"),
+    ];
+    for table in TENANT_TABLES.iter().chain(SHARED_TABLES) {
+        grants.push(format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}"));
+    }
+    for grant in grants {
+        // GRANT on a shared catalog row can also race between databases; retry once.
+        if let Err(first) = sqlx::query(&grant).execute(pool).await {
+            tracing::debug!(error = %first, "retrying grant");
+            sqlx::query(&grant).execute(pool).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The URL the server uses on PostgreSQL: the owner's URL with the user replaced by
+/// [`APP_ROLE`] and the password dropped (trust or peer authentication for the app role, or set
+/// `--app-database-url` with a password of your own). SQLite URLs are returned unchanged.
+pub fn derive_app_url(owner_url: &str) -> Result<String, StoreError> {
+    if Backend::of_url(owner_url)? == Backend::Sqlite {
+        return Ok(owner_url.to_owned());
+    }
+    let Some((scheme, rest)) = owner_url.split_once("://") else {
+        return Err(StoreError::Config(format!("not a URL: {}", redact(owner_url))));
+    };
+    let host_and_path = match rest.rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    Ok(format!("{scheme}://{APP_ROLE}@{host_and_path}"))
+}
+
+/// A transaction confined to one organization: the only way tenant tables are touched.
+pub struct TenantTx {
+    tx: Tx,
+    organization_id: OrganizationId,
+    actor: Option<UserId>,
+    workflow: Option<WorkflowId>,
+    now: DateTime<Utc>,
+}
+
+/// What happened to an aggregate, as the change feed records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// It was created.
+    Created,
+    /// Its fields changed.
+    Updated,
+    /// It was removed.
+    Deleted,
+    /// It moved through its state machine.
+    Transitioned,
+}
+
+impl Operation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+            Self::Transitioned => "transitioned",
+        }
+    }
+}
+
+impl TenantTx {
+    /// The organization this transaction is confined to.
+    pub fn organization_id(&self) -> OrganizationId {
+        self.organization_id
+    }
+
+    /// The organization id as a bindable value.
+    pub(crate) fn org(&self) -> Uuid {
+        self.organization_id.as_uuid()
+    }
+
+    /// The time this transaction started, from the store's clock: every row it writes shares it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Who is acting, when a person is.
+    pub fn actor(&self) -> Option<UserId> {
+        self.actor
+    }
+
+    pub(crate) fn for_update(&self) -> &'static str {
+        self.tx.for_update()
+    }
+
+    pub(crate) async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
+        self.tx.execute(sql, args).await
+    }
+
+    pub(crate) async fn fetch_all(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        self.tx.fetch_all(sql, args).await
+    }
+
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Option<Row>, StoreError> {
+        self.tx.fetch_optional(sql, args).await
+    }
+
+    pub(crate) async fn fetch_one(&mut self, sql: &str, args: Vec<Value>) -> Result<Row, StoreError> {
+        self.tx.fetch_one(sql, args).await
+    }
+
+    /// Appends one row to the organization's change feed, in this transaction, and returns its
+    /// sequence number. Incrementing the counter row locks it until commit, which is what keeps
+    /// a cursor reader from ever skipping a row (see DESIGN §4.5 and ARCHITECTURE.md).
+    pub(crate) async fn record_change(
+        &mut self,
+        entity_kind: &str,
+        entity_id: Uuid,
+        version: i64,
+        operation: Operation,
+    ) -> Result<i64, StoreError> {
+        let org = self.org();
+        let row = self
+            .tx
+            .fetch_optional(
+                "UPDATE feed_counters SET last_seq = last_seq + 1 WHERE organization_id = $1 \
+                 RETURNING last_seq",
+                args![org],
+            )
+            .await?;
+        let seq = match row {
+            Some(row) => row.get::<i64>("last_seq")?,
+            None => {
+                self.tx
+                    .execute(
+                        "INSERT INTO feed_counters (organization_id, last_seq) VALUES ($1, 1)",
+                        args![org],
+                    )
+                    .await?;
+                1
+            }
+        };
+        self.tx
+            .execute(
+                "INSERT INTO change_feed (organization_id, seq, entity_kind, entity_id, version, \
+                 operation, actor_user_id, workflow_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                args![
+                    org,
+                    seq,
+                    entity_kind,
+                    entity_id,
+                    version,
+                    operation.as_str(),
+                    self.actor.map(|a| a.as_uuid()),
+                    self.workflow.map(|w| w.as_uuid()),
+                    self.now
+                ],
+            )
+            .await?;
+        Ok(seq)
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await
+    }
+}

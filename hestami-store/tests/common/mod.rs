@@ -1,0 +1,325 @@
+//! Helpers shared by the store's test binaries: fresh databases on either backend, typed
+//! submissions, and builders for valid commands.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use hestami_core::customer::{Address, CountryCode, Customer, PostalCode, Property};
+use hestami_core::ids::{CustomerId, JobId, OrganizationId, PropertyId, TechnicianId, UserId};
+use hestami_core::job::{Job, JobStatus, NewJob, Priority, TimeWindow};
+use hestami_core::org::{Currency, OrgKind, TimeZone};
+use hestami_core::text::{Email, Name, OrgName, Summary, TradeCode};
+use hestami_core::workforce::Technician;
+use hestami_store::app::customer::{CustomerCommand, NewCustomer, NewProperty};
+use hestami_store::app::job::{AssignTech, DispatchCommand, JobLifecycleCommand, ScheduleJob, UpdateStatus};
+use hestami_store::app::technician::{NewTechnician, TechnicianCommand};
+use hestami_store::app::workflow::Change;
+use hestami_store::app::{Caller, Command, Request, Services};
+use hestami_store::directory::NewOrganization;
+use hestami_store::engine::{self, Completed, EngineConfig};
+use hestami_store::testing::TestDb;
+use hestami_store::{Clock, Failure, Store, StoreError, StoreOptions, SystemClock};
+
+/// Runs each named `async fn NAME(fx: Fixture)` once on SQLite and once on PostgreSQL, as the
+/// tests `sqlite::NAME` and `postgres::NAME`. A PostgreSQL test is skipped when the server is
+/// unreachable, unless `HESTAMI_REQUIRE_POSTGRES=1`, where it fails.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(fx) = crate::common::Fixture::new(crate::common::Kind::Sqlite).await {
+                        super::$name(fx).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(fx) = crate::common::Fixture::new(crate::common::Kind::Postgres).await {
+                        super::$name(fx).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Which backend a fixture runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh migrated database, a store connected to it the way the server connects (as
+/// `hestami_app` on PostgreSQL) and the services over it.
+pub struct Fixture {
+    pub services: Services,
+    pub store: Store,
+    pub kind: Kind,
+    // Last, so the pools above are dropped before the database is.
+    pub db: TestDb,
+}
+
+impl Fixture {
+    pub async fn new(kind: Kind) -> Option<Self> {
+        Self::with_clock(kind, Arc::new(SystemClock)).await
+    }
+
+    pub async fn with_clock(kind: Kind, clock: Arc<dyn Clock>) -> Option<Self> {
+        let db = match kind {
+            Kind::Sqlite => TestDb::sqlite().await.expect("a fresh SQLite database"),
+            Kind::Postgres => TestDb::postgres().await?,
+        };
+        let store = connect(&db, clock).await;
+        let services = Services::new(store.clone(), EngineConfig::default());
+        Some(Self { services, store, kind, db })
+    }
+
+    /// A new store (a new pool, as a new process would have) over the same database.
+    pub async fn fresh_store(&self) -> Store {
+        connect(&self.db, Arc::new(SystemClock)).await
+    }
+
+    /// New services, over a new store, with the given engine settings: a restarted process.
+    pub async fn restart(&self, config: EngineConfig) -> Services {
+        Services::new(self.fresh_store().await, config)
+    }
+
+    /// Creates an organization through the directory and returns its owner as caller.
+    pub async fn org(&self, name: &str) -> Org {
+        let slug: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+        let email = format!("owner-{}-{}@example.com", slug.to_lowercase(), Uuid::new_v4().simple());
+        create_org(&self.store, name, &email).await
+    }
+}
+
+async fn connect(db: &TestDb, clock: Arc<dyn Clock>) -> Store {
+    Store::connect(&db.app_url, StoreOptions { max_connections: 8, clock }).await.expect("connecting to the test database")
+}
+
+/// An organization and its owner.
+#[derive(Clone, Debug)]
+pub struct Org {
+    pub caller: Caller,
+    pub user_id: UserId,
+    pub token: String,
+    pub owner_email: Email,
+}
+
+impl Org {
+    pub fn id(&self) -> OrganizationId {
+        self.caller.organization_id
+    }
+}
+
+pub async fn create_org(store: &Store, name: &str, owner_email: &str) -> Org {
+    let owner_email = email(owner_email);
+    let created = store
+        .create_organization(NewOrganization {
+            name: OrgName::parse(name).expect("valid org name"),
+            kind: OrgKind::Contractor,
+            time_zone: TimeZone::parse("America/Chicago").expect("valid zone"),
+            currency: Currency::parse("USD").expect("valid currency"),
+            owner_email: owner_email.clone(),
+        })
+        .await
+        .expect("creating an organization");
+    Org {
+        caller: Caller { organization_id: created.organization_id, user_id: Some(created.user_id) },
+        user_id: created.user_id,
+        token: created.token,
+        owner_email,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Submitting commands
+
+/// A request with a fresh idempotency key and the command's own fingerprint.
+pub fn request<C: Command>(command: C) -> Request<C> {
+    request_with_key(Uuid::new_v4(), command)
+}
+
+pub fn request_with_key<C: Command>(idempotency_key: Uuid, command: C) -> Request<C> {
+    let fingerprint = engine::fingerprint(&serde_json::to_value(&command).expect("commands serialize"));
+    Request { idempotency_key, fingerprint, trace_id: None, command }
+}
+
+/// Submits with a fresh key; a refusal is returned as `Err`, anything else that goes wrong panics.
+pub async fn submit<C: Command>(services: &Services, caller: &Caller, command: C) -> Result<String, Failure> {
+    let completed = services.submit(caller, request(command)).await.expect("the workflow ran to an outcome");
+    assert!(!completed.replayed, "a fresh key must not replay");
+    completed.outcome
+}
+
+/// Submits and decodes a successful outcome.
+pub async fn ok<T: DeserializeOwned, C: Command + std::fmt::Debug>(services: &Services, caller: &Caller, command: C) -> T {
+    let described = format!("{command:?}");
+    match submit(services, caller, command).await {
+        Ok(text) => serde_json::from_str(&text).expect("the recorded output decodes"),
+        Err(failure) => panic!("{described} was refused: {failure:?}"),
+    }
+}
+
+/// Submits and returns the recorded refusal.
+pub async fn refused<C: Command + std::fmt::Debug>(services: &Services, caller: &Caller, command: C) -> Failure {
+    let described = format!("{command:?}");
+    match submit(services, caller, command).await {
+        Ok(text) => panic!("{described} was accepted: {text}"),
+        Err(failure) => failure,
+    }
+}
+
+/// The refusal inside a completed workflow.
+pub fn failure_of(completed: &Completed) -> &Failure {
+    completed.outcome.as_ref().expect_err("the workflow was expected to record a refusal")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builders
+
+pub fn email(raw: &str) -> Email {
+    Email::parse(raw).expect("valid e-mail")
+}
+
+pub fn name(raw: &str) -> Name {
+    Name::parse(raw).expect("valid name")
+}
+
+pub fn trade(raw: &str) -> TradeCode {
+    TradeCode::parse(raw).expect("valid trade")
+}
+
+pub fn summary(raw: &str) -> Summary {
+    Summary::parse(raw).expect("valid summary")
+}
+
+pub fn at(hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2031, 3, 4, hour, 0, 0).single().expect("valid time")
+}
+
+pub fn window() -> TimeWindow {
+    TimeWindow::parse(at(9), at(12)).expect("valid window")
+}
+
+pub fn new_customer(n: &str) -> CustomerCommand {
+    CustomerCommand::Create(NewCustomer { name: name(n), email: None, phone: None })
+}
+
+pub fn new_property(customer_id: CustomerId) -> CustomerCommand {
+    CustomerCommand::AddProperty(NewProperty {
+        customer_id,
+        address: Address {
+            line1: name("1 Main St"),
+            line2: None,
+            city: name("Springfield"),
+            region: name("IL"),
+            postal_code: PostalCode::parse("62701").expect("valid postal code"),
+            country: CountryCode::parse("US").expect("valid country"),
+        },
+        location: None,
+    })
+}
+
+pub fn new_technician(n: &str, mail: Option<&str>, trades: &[&str]) -> TechnicianCommand {
+    TechnicianCommand::Create(NewTechnician {
+        name: name(n),
+        email: mail.map(email),
+        phone: None,
+        trades: trades.iter().map(|t| trade(t)).collect(),
+    })
+}
+
+pub fn new_job(customer_id: CustomerId, property_id: PropertyId, trade_code: &str) -> JobLifecycleCommand {
+    JobLifecycleCommand::Create(NewJob {
+        customer_id,
+        property_id,
+        trade: trade(trade_code),
+        priority: Priority::Urgent,
+        summary: summary("Leaking water heater"),
+        description: None,
+        callback_of: None,
+    })
+}
+
+pub fn schedule(job_id: JobId) -> JobLifecycleCommand {
+    JobLifecycleCommand::Schedule(ScheduleJob { job_id, window: window(), expected_version: None })
+}
+
+pub fn set_status(job_id: JobId, status: JobStatus) -> JobLifecycleCommand {
+    JobLifecycleCommand::UpdateStatus(UpdateStatus { job_id, status, reason: None, expected_version: None })
+}
+
+pub fn assign(job_id: JobId, technician_id: TechnicianId) -> DispatchCommand {
+    DispatchCommand::AssignTech(AssignTech { job_id, technician_id, expected_version: None })
+}
+
+/// A customer with one property.
+pub async fn customer_with_property(services: &Services, caller: &Caller, n: &str) -> (Customer, Property) {
+    let customer: Customer = ok(services, caller, new_customer(n)).await;
+    let property: Property = ok(services, caller, new_property(customer.id)).await;
+    (customer, property)
+}
+
+/// A plumbing job in `requested`.
+pub async fn requested_job(services: &Services, caller: &Caller) -> Job {
+    let (customer, property) = customer_with_property(services, caller, "Ada Customer").await;
+    ok(services, caller, new_job(customer.id, property.id, "plumbing")).await
+}
+
+/// A plumbing job taken through the whole happy path to `completed` by a fresh technician.
+pub async fn completed_job(services: &Services, caller: &Caller) -> Job {
+    let job = requested_job(services, caller).await;
+    let tech: Technician = ok(services, caller, new_technician("Pat Plumber", None, &["plumbing"])).await;
+    let _: Job = ok(services, caller, schedule(job.id)).await;
+    let _: Job = ok(services, caller, assign(job.id, tech.id)).await;
+    let mut last = job;
+    for status in [JobStatus::Dispatched, JobStatus::EnRoute, JobStatus::OnSite, JobStatus::InProgress, JobStatus::Completed] {
+        last = ok(services, caller, set_status(last.id, status)).await;
+    }
+    assert_eq!(last.status, JobStatus::Completed);
+    last
+}
+
+/// The whole change feed of the caller's organization, paging through it.
+pub async fn whole_feed(services: &Services, caller: &Caller) -> Vec<Change> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = services.changes(caller, after, 100).await.expect("reading the change feed");
+        let Some(last) = page.last() else { return all };
+        after = last.seq;
+        all.extend(page);
+    }
+}
+
+/// The feed's sequence numbers are exactly 1..=n and no aggregate version appears twice.
+pub fn assert_feed_is_clean(feed: &[Change]) {
+    let seqs: Vec<i64> = feed.iter().map(|c| c.seq).collect();
+    let expected: Vec<i64> = (1..=i64::try_from(feed.len()).expect("small")).collect();
+    assert_eq!(seqs, expected, "the change feed has gaps or is out of order");
+    let mut seen = std::collections::HashSet::new();
+    for change in feed {
+        assert!(
+            seen.insert((change.entity_kind.clone(), change.entity_id, change.version)),
+            "the change feed holds {} {} version {} twice",
+            change.entity_kind,
+            change.entity_id,
+            change.version
+        );
+    }
+}
+
+/// A store error that is expected not to happen, with context.
+pub fn fail(context: &str, error: StoreError) -> ! {
+    panic!("{context}: {error}")
+}
