@@ -229,7 +229,9 @@ fn field_error(path: &str, message: &str) -> FieldErrorBody {
         message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
     };
     if let Some(name) = quoted("unknown field `") {
-        return FieldErrorBody { field: join(&name), code: "unknown_field".into(), message: format!("unknown field {name}") };
+        // The path already ends at the unknown field itself.
+        let field = if base.is_empty() { name.clone() } else { base.clone() };
+        return FieldErrorBody { field, code: "unknown_field".into(), message: format!("unknown field {name}") };
     }
     if let Some(name) = quoted("missing field `") {
         return FieldErrorBody { field: join(&name), code: "required".into(), message: format!("{name} is required") };

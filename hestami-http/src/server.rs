@@ -19,7 +19,7 @@ use hestami_store::app::{Caller, Services};
 
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Procedure};
-use crate::telemetry::{adopt_parent, trace_id_of};
+use crate::telemetry::adopt_parent;
 
 /// Server settings.
 #[derive(Clone, Debug)]
@@ -70,10 +70,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .fallback(not_found)
         .with_state(state)
-        .layer(middleware::from_fn(envelope_framework_errors))
+        // Outermost last: trace wraps everything, then the envelope turns whatever the layers
+        // inside it answered (panic, body limit, timeout, routing) into the error envelope.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(middleware::from_fn(envelope_framework_errors))
         .layer(middleware::from_fn(trace))
 }
 
@@ -91,16 +93,12 @@ async fn trace(mut request: Request, next: Next) -> Response {
         http.status = tracing::field::Empty,
         http.path = %request.uri().path(),
     );
-    adopt_parent(&span, request.headers());
-    let trace_id = trace_id_of(&span);
+    let trace_id = adopt_parent(&span, request.headers());
     request.extensions_mut().insert(TraceId(trace_id.clone()));
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     span.record("http.status", status.as_u16());
-    if span.has_field("outcome") {
-        let outcome = if status.is_success() { "ok" } else { crate::error::kind_of(status) };
-        span.record("outcome", outcome);
-    }
+    span.record("outcome", if status.is_success() { "ok" } else { crate::error::kind_of(status) });
     if let Ok(value) = HeaderValue::from_str(&trace_id) {
         response.headers_mut().insert("x-trace-id", value);
     }

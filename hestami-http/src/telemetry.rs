@@ -82,22 +82,22 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Makes `span` a child of the trace named by the request's `traceparent`, if any.
-pub fn adopt_parent(span: &tracing::Span, headers: &HeaderMap) {
+/// Makes `span` a child of the trace named by the request's `traceparent`, if any, and returns
+/// the span's trace id as 32 hex digits: the OpenTelemetry one when a layer is installed, else
+/// the caller's (from `traceparent`), else a fresh random one (an embedding program that set up
+/// no tracing still gets trace ids that match its callers').
+pub fn adopt_parent(span: &tracing::Span, headers: &HeaderMap) -> String {
     use opentelemetry::propagation::TextMapPropagator as _;
     let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    if parent.span().span_context().is_valid() {
+    let parent_trace = parent.span().span_context().clone();
+    if parent_trace.is_valid() {
         let _ = span.set_parent(parent);
     }
-}
-
-/// The span's OpenTelemetry trace id as 32 hex digits, or a fresh random one when no
-/// OpenTelemetry layer is installed (an embedding program that set up no tracing).
-pub fn trace_id_of(span: &tracing::Span) -> String {
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    if span_context.is_valid() {
-        span_context.trace_id().to_string()
+    let own = span.context().span().span_context().clone();
+    if own.is_valid() {
+        own.trace_id().to_string()
+    } else if parent_trace.is_valid() {
+        parent_trace.trace_id().to_string()
     } else {
         uuid::Uuid::new_v4().simple().to_string()
     }

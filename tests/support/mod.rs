@@ -1,0 +1,249 @@
+//! The black-box harness: a real server on a loopback port over a fresh database, driven over
+//! HTTP. `both!` runs a test once on SQLite and once on PostgreSQL.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+use hestami::core::ids::OrganizationId;
+use hestami::core::org::{Currency, OrgKind, Role, TimeZone};
+use hestami::core::text::{Email, OrgName};
+use hestami::store::app::Services;
+use hestami::store::directory::NewOrganization;
+use hestami::store::engine::EngineConfig;
+use hestami::store::testing::TestDb;
+use hestami::store::{Store, StoreOptions};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `async fn $name(server: TestServer)` on both backends.
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(server) = $crate::support::TestServer::start($crate::support::Backend::Sqlite).await {
+                    super::$name(server).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(server) = $crate::support::TestServer::start($crate::support::Backend::Postgres).await {
+                    super::$name(server).await;
+                }
+            }
+        }
+    )*};
+}
+
+/// A tenant: an organization and its owner's token.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub org: String,
+    pub token: String,
+    pub user: String,
+}
+
+pub struct TestServer {
+    pub backend: Backend,
+    pub base: String,
+    pub db: TestDb,
+    /// Connected as the owner: for administration (organizations, members, tokens).
+    pub admin: Store,
+    pub services: Services,
+    pub a: Tenant,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+    pub json: Value,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, String::from_utf8_lossy(&self.bytes))
+    }
+}
+
+impl Reply {
+    /// The envelope's error code.
+    pub fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the status and the envelope's code, and that the envelope is well formed.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{self:?}");
+        assert_eq!(self.code(), code, "{self:?}");
+        assert!(self.json["error"]["type"].is_string(), "{self:?}");
+        assert!(self.json["error"]["message"].is_string(), "{self:?}");
+        assert!(self.json["field_errors"].is_array(), "{self:?}");
+        let trace = self.json["trace_id"].as_str().unwrap_or("");
+        assert_eq!(trace.len(), 32, "{self:?}");
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert_eq!(self.status, StatusCode::OK, "{self:?}");
+        self.json
+    }
+}
+
+pub fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Option<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let db = match backend {
+            Backend::Sqlite => TestDb::sqlite().await.expect("a SQLite test database"),
+            Backend::Postgres => TestDb::postgres().await?,
+        };
+        let admin = Store::connect(&db.owner_url, StoreOptions { max_connections: 4, ..Default::default() })
+            .await
+            .expect("connect as owner");
+        let app = Store::connect(&db.app_url, StoreOptions::default()).await.expect("connect as the app role");
+        let services = Services::new(app, EngineConfig::default()).with_wait(Duration::from_secs(20));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let router = hestami::http::router(hestami::http::AppState::new(services.clone(), hestami::http::ServerConfig::default()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(hestami::http::serve(listener, router, async {
+            let _ = stopped.await;
+        }));
+        let mut server = Self {
+            backend,
+            base,
+            db,
+            admin,
+            services,
+            a: Tenant { org: String::new(), token: String::new(), user: String::new() },
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+        };
+        server.a = server.new_tenant("Org A", "owner-a@example.com").await;
+        Some(server)
+    }
+
+    pub async fn new_tenant(&self, name: &str, owner: &str) -> Tenant {
+        let created = self
+            .admin
+            .create_organization(NewOrganization {
+                name: OrgName::parse(name).unwrap(),
+                kind: OrgKind::Contractor,
+                time_zone: TimeZone::parse("America/Chicago").unwrap(),
+                currency: Currency::parse("USD").unwrap(),
+                owner_email: Email::parse(owner).unwrap(),
+            })
+            .await
+            .expect("create an organization");
+        Tenant {
+            org: created.organization_id.to_string(),
+            token: created.token,
+            user: created.user_id.to_string(),
+        }
+    }
+
+    /// A token for a new member of `tenant` with `role`.
+    pub async fn member(&self, tenant: &Tenant, email: &str, role: Role) -> String {
+        let email = Email::parse(email).unwrap();
+        let org = OrganizationId::from_uuid(uuid::Uuid::parse_str(&tenant.org).unwrap());
+        self.admin.add_member(org, &email, role).await.expect("add a member");
+        self.admin.create_token(&email, None, None).await.expect("issue a token").token
+    }
+
+    pub async fn send(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        let mut request = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        Self::reply(request.send().await.expect("the server answers")).await
+    }
+
+    pub async fn reply(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body").to_vec();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, headers, bytes, json }
+    }
+
+    /// Calls a procedure as `tenant`'s owner.
+    pub async fn call_as(&self, tenant: &Tenant, procedure: &str, body: Value) -> Reply {
+        let auth = format!("Bearer {}", tenant.token);
+        self.send(
+            &format!("/api/v1/rpc/{procedure}"),
+            &[("authorization", &auth), ("x-organization-id", &tenant.org)],
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+    }
+
+    /// Calls a procedure as org A's owner.
+    pub async fn call(&self, procedure: &str, body: Value) -> Reply {
+        self.call_as(&self.a, procedure, body).await
+    }
+
+    /// Calls a mutating procedure with a fresh idempotency key and expects 200.
+    pub async fn mutate(&self, procedure: &str, mut body: Value) -> Value {
+        body["idempotencyKey"] = json!(key());
+        self.call(procedure, body).await.ok()
+    }
+
+    /// A customer with a property, and a plumbing technician.
+    pub async fn fixture(&self) -> Fixture {
+        let customer = self.mutate("customer/v1/create", json!({ "name": "Ada Lovelace" })).await;
+        let property = self
+            .mutate(
+                "customer/v1/addProperty",
+                json!({ "customerId": customer["id"], "address": { "line1": "1 Main St", "city": "Chicago",
+                        "region": "IL", "postalCode": "60601", "country": "US" } }),
+            )
+            .await;
+        let tech = self.mutate("technician/v1/create", json!({ "name": "Grace", "trades": ["plumbing"] })).await;
+        Fixture { customer, property, tech }
+    }
+
+    /// A job in requested, for the fixture's customer.
+    pub async fn job(&self, f: &Fixture) -> Value {
+        self.mutate(
+            "job/v1/create",
+            json!({ "customerId": f.customer["id"], "propertyId": f.property["id"], "trade": "plumbing",
+                    "priority": "urgent", "summary": "Leaking water heater" }),
+        )
+        .await
+    }
+
+    /// A valid window starting tomorrow.
+    pub fn window() -> (String, String) {
+        let start = chrono::Utc::now() + chrono::Duration::days(1);
+        (start.to_rfc3339(), (start + chrono::Duration::hours(2)).to_rfc3339())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub struct Fixture {
+    pub customer: Value,
+    pub property: Value,
+    pub tech: Value,
+}
