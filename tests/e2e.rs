@@ -26,14 +26,26 @@ both!(
 );
 
 async fn status_to(s: &TestServer, job: &Value, status: &str) -> Reply {
-    s.call("job/v1/updateStatus", json!({ "idempotencyKey": key(), "jobId": job["id"], "status": status })).await
+    s.call(
+        "job/v1/updateStatus",
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "status": status }),
+    )
+    .await
 }
 
 async fn scheduled_and_assigned(s: &TestServer, f: &support::Fixture) -> Value {
     let job = s.job(f).await;
     let (start, end) = TestServer::window();
-    s.mutate("job/v1/schedule", json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end })).await;
-    s.mutate("dispatch/v1/assignTech", json!({ "jobId": job["id"], "technicianId": f.tech["id"] })).await
+    s.mutate(
+        "job/v1/schedule",
+        json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
+    )
+    .await;
+    s.mutate(
+        "dispatch/v1/assignTech",
+        json!({ "jobId": job["id"], "technicianId": f.tech["id"] }),
+    )
+    .await
 }
 
 async fn happy_path_to_completed(s: TestServer) {
@@ -42,29 +54,61 @@ async fn happy_path_to_completed(s: TestServer) {
     assert_eq!(job["status"], "requested");
     assert_eq!(job["version"], 1);
     let created = chrono::DateTime::parse_from_rfc3339(job["createdAt"].as_str().unwrap()).unwrap();
-    let deadline = chrono::DateTime::parse_from_rfc3339(job["slaDeadline"].as_str().unwrap()).unwrap();
-    assert_eq!(deadline - created, chrono::Duration::hours(24), "urgent jobs get the default 24 h window");
+    let deadline =
+        chrono::DateTime::parse_from_rfc3339(job["slaDeadline"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        deadline - created,
+        chrono::Duration::hours(24),
+        "urgent jobs get the default 24 h window"
+    );
 
     let (start, end) = TestServer::window();
-    let scheduled = s.mutate("job/v1/schedule", json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end })).await;
+    let scheduled = s
+        .mutate(
+            "job/v1/schedule",
+            json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
+        )
+        .await;
     assert_eq!(scheduled["status"], "scheduled");
     assert!(scheduled["window"]["start"].is_string());
-    let assigned = s.mutate("dispatch/v1/assignTech", json!({ "jobId": job["id"], "technicianId": f.tech["id"] })).await;
+    let assigned = s
+        .mutate(
+            "dispatch/v1/assignTech",
+            json!({ "jobId": job["id"], "technicianId": f.tech["id"] }),
+        )
+        .await;
     assert_eq!(assigned["technicianId"], f.tech["id"]);
-    for (status, version) in [("dispatched", 4), ("en_route", 5), ("on_site", 6), ("in_progress", 7), ("completed", 8)] {
+    for (status, version) in [
+        ("dispatched", 4),
+        ("en_route", 5),
+        ("on_site", 6),
+        ("in_progress", 7),
+        ("completed", 8),
+    ] {
         let moved = status_to(&s, &job, status).await.ok();
         assert_eq!(moved["status"], status);
         assert_eq!(moved["version"], version);
     }
     // invoiced needs an issued invoice: the guard refuses until invoices exist.
-    status_to(&s, &job, "invoiced").await.assert_error(422, "JOB_INVOICE_REQUIRED");
+    status_to(&s, &job, "invoiced")
+        .await
+        .assert_error(422, "JOB_INVOICE_REQUIRED");
 
-    let timeline = s.call("job/v1/timeline", json!({ "jobId": job["id"] })).await.ok();
+    let timeline = s
+        .call("job/v1/timeline", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
     let steps: Vec<String> = timeline["events"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| format!("{}:{}", e["from"].as_str().unwrap_or("-"), e["to"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["from"].as_str().unwrap_or("-"),
+                e["to"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         steps,
@@ -79,7 +123,10 @@ async fn happy_path_to_completed(s: TestServer) {
             "in_progress:completed"
         ]
     );
-    let got = s.call("job/v1/get", json!({ "jobId": job["id"] })).await.ok();
+    let got = s
+        .call("job/v1/get", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
     assert_eq!(got["status"], "completed");
     assert!(got["visitStartedAt"].is_string() && got["completedAt"].is_string());
 }
@@ -91,15 +138,34 @@ async fn refusals_leave_the_job_unchanged(s: TestServer) {
     let refused = status_to(&s, &job, "en_route").await;
     refused.assert_error(409, "JOB_INVALID_TRANSITION");
     assert_eq!(refused.json["error"]["type"], "conflict");
-    assert_eq!(refused.json["error"]["details"]["currentStatus"], "requested");
-    assert_eq!(refused.json["error"]["details"]["allowed"], json!(["scheduled", "on_hold", "cancelled"]));
-    assert!(refused.json["error"]["message"].as_str().unwrap().contains("requested"));
+    assert_eq!(
+        refused.json["error"]["details"]["currentStatus"],
+        "requested"
+    );
+    assert_eq!(
+        refused.json["error"]["details"]["allowed"],
+        json!(["scheduled", "on_hold", "cancelled"])
+    );
+    assert!(
+        refused.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("requested")
+    );
     // scheduled via updateStatus needs a window.
-    status_to(&s, &job, "scheduled").await.assert_error(422, "JOB_WINDOW_REQUIRED");
+    status_to(&s, &job, "scheduled")
+        .await
+        .assert_error(422, "JOB_WINDOW_REQUIRED");
     // dispatch needs a technician.
     let (start, end) = TestServer::window();
-    s.mutate("job/v1/schedule", json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end })).await;
-    status_to(&s, &job, "dispatched").await.assert_error(422, "JOB_TECHNICIAN_REQUIRED");
+    s.mutate(
+        "job/v1/schedule",
+        json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
+    )
+    .await;
+    status_to(&s, &job, "dispatched")
+        .await
+        .assert_error(422, "JOB_TECHNICIAN_REQUIRED");
     // An invalid window is a validation error naming the field.
     let bad = s
         .call("job/v1/schedule", json!({ "idempotencyKey": key(), "jobId": job["id"], "windowStart": end, "windowEnd": start }))
@@ -107,18 +173,34 @@ async fn refusals_leave_the_job_unchanged(s: TestServer) {
     bad.assert_error(400, "VALIDATION_FAILED");
     assert_eq!(bad.json["field_errors"][0]["field"], "windowEnd");
     // Nothing changed: still version 2 (created, scheduled).
-    let got = s.call("job/v1/get", json!({ "jobId": job["id"] })).await.ok();
-    assert_eq!((got["status"].as_str(), got["version"].as_i64()), (Some("scheduled"), Some(2)));
+    let got = s
+        .call("job/v1/get", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
+    assert_eq!(
+        (got["status"].as_str(), got["version"].as_i64()),
+        (Some("scheduled"), Some(2))
+    );
     // Hold and resume return to the held state; cancel from on_hold.
-    assert_eq!(status_to(&s, &job, "on_hold").await.ok()["heldFrom"], "scheduled");
-    assert_eq!(status_to(&s, &job, "scheduled").await.ok()["status"], "scheduled");
+    assert_eq!(
+        status_to(&s, &job, "on_hold").await.ok()["heldFrom"],
+        "scheduled"
+    );
+    assert_eq!(
+        status_to(&s, &job, "scheduled").await.ok()["status"],
+        "scheduled"
+    );
     status_to(&s, &job, "on_hold").await.ok();
     let cancelled = status_to(&s, &job, "cancelled").await.ok();
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["allowedNext"], json!([]));
-    status_to(&s, &job, "scheduled").await.assert_error(409, "JOB_INVALID_TRANSITION");
+    status_to(&s, &job, "scheduled")
+        .await
+        .assert_error(409, "JOB_INVALID_TRANSITION");
     // Unknown resources are 404.
-    let missing = s.call("job/v1/get", json!({ "jobId": uuid::Uuid::now_v7() })).await;
+    let missing = s
+        .call("job/v1/get", json!({ "jobId": uuid::Uuid::now_v7() }))
+        .await;
     missing.assert_error(404, "NOT_FOUND");
     let no_property = s
         .call(
@@ -133,7 +215,12 @@ async fn refusals_leave_the_job_unchanged(s: TestServer) {
 async fn assignment_rules(s: TestServer) {
     let f = s.fixture().await;
     let job = s.job(&f).await;
-    let electrician = s.mutate("technician/v1/create", json!({ "name": "Nikola", "trades": ["electrical"] })).await;
+    let electrician = s
+        .mutate(
+            "technician/v1/create",
+            json!({ "name": "Nikola", "trades": ["electrical"] }),
+        )
+        .await;
     let refused = s
         .call("dispatch/v1/assignTech", json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": electrician["id"] }))
         .await;
@@ -146,25 +233,52 @@ async fn assignment_rules(s: TestServer) {
         .collect();
     assert_eq!(rules, ["TECHNICIAN_TRADE_MISSING"]);
     // A deactivated technician without the trade: every failed rule is listed.
-    s.mutate("technician/v1/deactivate", json!({ "technicianId": electrician["id"] })).await;
+    s.mutate(
+        "technician/v1/deactivate",
+        json!({ "technicianId": electrician["id"] }),
+    )
+    .await;
     let refused = s
         .call("dispatch/v1/assignTech", json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": electrician["id"] }))
         .await;
-    assert_eq!(refused.json["error"]["details"]["failedRules"].as_array().map(Vec::len), Some(2), "{refused:?}");
+    assert_eq!(
+        refused.json["error"]["details"]["failedRules"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{refused:?}"
+    );
     // Once dispatched, the technician cannot be replaced without unassigning.
     let job = scheduled_and_assigned(&s, &f).await;
     status_to(&s, &job, "dispatched").await.ok();
-    let other = s.mutate("technician/v1/create", json!({ "name": "Linus", "trades": ["plumbing"] })).await;
-    s.call("dispatch/v1/assignTech", json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": other["id"] }))
-        .await
-        .assert_error(409, "JOB_ASSIGNMENT_NOT_ALLOWED");
+    let other = s
+        .mutate(
+            "technician/v1/create",
+            json!({ "name": "Linus", "trades": ["plumbing"] }),
+        )
+        .await;
+    s.call(
+        "dispatch/v1/assignTech",
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": other["id"] }),
+    )
+    .await
+    .assert_error(409, "JOB_ASSIGNMENT_NOT_ALLOWED");
     let unassigned = status_to(&s, &job, "scheduled").await.ok();
     assert_eq!(unassigned["technicianId"], Value::Null);
-    s.mutate("dispatch/v1/assignTech", json!({ "jobId": job["id"], "technicianId": other["id"] })).await;
+    s.mutate(
+        "dispatch/v1/assignTech",
+        json!({ "jobId": job["id"], "technicianId": other["id"] }),
+    )
+    .await;
 }
 
 async fn versions_and_expected_version(s: TestServer) {
-    let customer = s.mutate("customer/v1/create", json!({ "name": "Alan", "email": "alan@example.com" })).await;
+    let customer = s
+        .mutate(
+            "customer/v1/create",
+            json!({ "name": "Alan", "email": "alan@example.com" }),
+        )
+        .await;
     assert_eq!(customer["version"], 1);
     let updated = s
         .mutate("customer/v1/update", json!({ "customerId": customer["id"], "expectedVersion": 1, "phone": "555-0100", "email": null }))
@@ -184,17 +298,33 @@ async fn versions_and_expected_version(s: TestServer) {
     assert_eq!(changed["sla"]["urgentMinutes"], 240);
     let bad = s.call("org/v1/update", json!({ "idempotencyKey": key(), "timeZone": "Mars/Olympus", "sla": { "emergencyMinutes": 0, "urgentMinutes": 1, "routineMinutes": 2 } })).await;
     bad.assert_error(400, "VALIDATION_FAILED");
-    let fields: HashSet<&str> = bad.json["field_errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: HashSet<&str> = bad.json["field_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, HashSet::from(["timeZone", "sla.emergencyMinutes"]));
     // Per-organization uniqueness of technician e-mails.
-    s.mutate("technician/v1/create", json!({ "name": "T1", "email": "t@example.com", "trades": [] })).await;
-    s.call("technician/v1/create", json!({ "idempotencyKey": key(), "name": "T2", "email": "T@example.com", "trades": [] }))
-        .await
-        .assert_error(409, "TECHNICIAN_EMAIL_TAKEN");
+    s.mutate(
+        "technician/v1/create",
+        json!({ "name": "T1", "email": "t@example.com", "trades": [] }),
+    )
+    .await;
+    s.call(
+        "technician/v1/create",
+        json!({ "idempotencyKey": key(), "name": "T2", "email": "T@example.com", "trades": [] }),
+    )
+    .await
+    .assert_error(409, "TECHNICIAN_EMAIL_TAKEN");
     let b = s.new_tenant("Org B", "owner-b@example.com").await;
-    s.call_as(&b, "technician/v1/create", json!({ "idempotencyKey": key(), "name": "T3", "email": "t@example.com", "trades": [] }))
-        .await
-        .ok();
+    s.call_as(
+        &b,
+        "technician/v1/create",
+        json!({ "idempotencyKey": key(), "name": "T3", "email": "t@example.com", "trades": [] }),
+    )
+    .await
+    .ok();
 }
 
 async fn replay_and_key_reuse(s: TestServer) {
@@ -203,20 +333,35 @@ async fn replay_and_key_reuse(s: TestServer) {
     let first = s.call("customer/v1/create", body.clone()).await;
     let second = s.call("customer/v1/create", body.clone()).await;
     assert_eq!(first.status, 200);
-    assert_eq!((second.status, &second.bytes), (first.status, &first.bytes), "a replay is the recorded response");
+    assert_eq!(
+        (second.status, &second.bytes),
+        (first.status, &first.bytes),
+        "a replay is the recorded response"
+    );
     // Key order and whitespace do not make a different request.
     let reordered = format!(r#"{{ "name": "Replay Ltd",   "idempotencyKey": "{k}" }}"#);
     let auth = format!("Bearer {}", s.a.token);
     let third = s
-        .send("/api/v1/rpc/customer/v1/create", &[("authorization", &auth), ("x-organization-id", &s.a.org)], reordered.into_bytes())
+        .send(
+            "/api/v1/rpc/customer/v1/create",
+            &[("authorization", &auth), ("x-organization-id", &s.a.org)],
+            reordered.into_bytes(),
+        )
         .await;
     assert_eq!(third.bytes, first.bytes);
     let list = s.call("customer/v1/list", json!({})).await.ok();
-    assert_eq!(list["items"].as_array().unwrap().len(), 1, "the effect happened once");
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "the effect happened once"
+    );
     // Same key, another body.
-    s.call("customer/v1/create", json!({ "idempotencyKey": k, "name": "Someone Else" }))
-        .await
-        .assert_error(422, "IDEMPOTENCY_KEY_REUSED");
+    s.call(
+        "customer/v1/create",
+        json!({ "idempotencyKey": k, "name": "Someone Else" }),
+    )
+    .await
+    .assert_error(422, "IDEMPOTENCY_KEY_REUSED");
     // The same key for another procedure is another request.
     let job_key = json!({ "idempotencyKey": k, "name": "Tech", "trades": [] });
     s.call("technician/v1/create", job_key).await.ok();
@@ -228,7 +373,10 @@ async fn replay_and_key_reuse(s: TestServer) {
     let r2 = s.call("job/v1/updateStatus", refusal).await;
     r1.assert_error(409, "JOB_INVALID_TRANSITION");
     assert_eq!(r1.bytes, r2.bytes);
-    assert_ne!(r2.headers["x-trace-id"], r1.headers["x-trace-id"], "each request has its own trace");
+    assert_ne!(
+        r2.headers["x-trace-id"], r1.headers["x-trace-id"],
+        "each request has its own trace"
+    );
 }
 
 async fn concurrent_duplicates_run_once(s: TestServer) {
@@ -261,7 +409,11 @@ async fn another_organization_sees_nothing(s: TestServer) {
     // B's token cannot act in A.
     let auth = format!("Bearer {}", b.token);
     let cross = s
-        .send("/api/v1/rpc/job/v1/get", &[("authorization", &auth), ("x-organization-id", &s.a.org)], json!({ "jobId": job["id"] }).to_string().into_bytes())
+        .send(
+            "/api/v1/rpc/job/v1/get",
+            &[("authorization", &auth), ("x-organization-id", &s.a.org)],
+            json!({ "jobId": job["id"] }).to_string().into_bytes(),
+        )
         .await;
     cross.assert_error(403, "NOT_A_MEMBER");
     // In B, A's ids do not exist.
@@ -269,73 +421,205 @@ async fn another_organization_sees_nothing(s: TestServer) {
         ("job/v1/get", json!({ "jobId": job["id"] })),
         ("job/v1/timeline", json!({ "jobId": job["id"] })),
         ("customer/v1/get", json!({ "customerId": f.customer["id"] })),
-        ("customer/v1/listProperties", json!({ "customerId": f.customer["id"] })),
+        (
+            "customer/v1/listProperties",
+            json!({ "customerId": f.customer["id"] }),
+        ),
         ("technician/v1/get", json!({ "technicianId": f.tech["id"] })),
-        ("job/v1/updateStatus", json!({ "idempotencyKey": key(), "jobId": job["id"], "status": "dispatched" })),
-        ("job/v1/callback", json!({ "idempotencyKey": key(), "jobId": job["id"] })),
-        ("customer/v1/update", json!({ "idempotencyKey": key(), "customerId": f.customer["id"], "name": "Mallory" })),
-        ("customer/v1/addProperty", json!({ "idempotencyKey": key(), "customerId": f.customer["id"], "address": { "line1": "x", "city": "x", "region": "x", "postalCode": "12345", "country": "US" } })),
-        ("technician/v1/deactivate", json!({ "idempotencyKey": key(), "technicianId": f.tech["id"] })),
-        ("job/v1/create", json!({ "idempotencyKey": key(), "customerId": f.customer["id"], "propertyId": f.property["id"], "trade": "plumbing", "priority": "routine", "summary": "x" })),
+        (
+            "job/v1/updateStatus",
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "status": "dispatched" }),
+        ),
+        (
+            "job/v1/callback",
+            json!({ "idempotencyKey": key(), "jobId": job["id"] }),
+        ),
+        (
+            "customer/v1/update",
+            json!({ "idempotencyKey": key(), "customerId": f.customer["id"], "name": "Mallory" }),
+        ),
+        (
+            "customer/v1/addProperty",
+            json!({ "idempotencyKey": key(), "customerId": f.customer["id"], "address": { "line1": "x", "city": "x", "region": "x", "postalCode": "12345", "country": "US" } }),
+        ),
+        (
+            "technician/v1/deactivate",
+            json!({ "idempotencyKey": key(), "technicianId": f.tech["id"] }),
+        ),
+        (
+            "job/v1/create",
+            json!({ "idempotencyKey": key(), "customerId": f.customer["id"], "propertyId": f.property["id"], "trade": "plumbing", "priority": "routine", "summary": "x" }),
+        ),
     ];
     for (procedure, body) in a_ids {
-        s.call_as(&b, procedure, body).await.assert_error(404, "NOT_FOUND");
+        s.call_as(&b, procedure, body)
+            .await
+            .assert_error(404, "NOT_FOUND");
     }
     // B's own technician cannot be put on A's job, and A's technician not on B's.
-    let b_tech = s.call_as(&b, "technician/v1/create", json!({ "idempotencyKey": key(), "name": "B", "trades": ["plumbing"] })).await.ok();
-    s.call("dispatch/v1/assignTech", json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": b_tech["id"] }))
+    let b_tech = s
+        .call_as(
+            &b,
+            "technician/v1/create",
+            json!({ "idempotencyKey": key(), "name": "B", "trades": ["plumbing"] }),
+        )
         .await
-        .assert_error(404, "NOT_FOUND");
-    let a_workflows = s.call("workflow/v1/list", json!({ "limit": 200 })).await.ok();
-    let mut a_ids: HashSet<String> = a_workflows["items"].as_array().unwrap().iter().map(|w| w["id"].to_string()).collect();
+        .ok();
+    s.call(
+        "dispatch/v1/assignTech",
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": b_tech["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let a_workflows = s
+        .call("workflow/v1/list", json!({ "limit": 200 }))
+        .await
+        .ok();
+    let mut a_ids: HashSet<String> = a_workflows["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].to_string())
+        .collect();
     a_ids.extend([&job["id"], &f.customer["id"], &f.tech["id"]].map(|v| v.to_string()));
-    for procedure in ["customer/v1/list", "technician/v1/list", "job/v1/list", "workflow/v1/list"] {
+    for procedure in [
+        "customer/v1/list",
+        "technician/v1/list",
+        "job/v1/list",
+        "workflow/v1/list",
+    ] {
         let page = s.call_as(&b, procedure, json!({ "limit": 200 })).await.ok();
-        let ids: Vec<String> = page["items"].as_array().unwrap().iter().map(|i| i["id"].to_string()).collect();
-        assert!(ids.iter().all(|id| !a_ids.contains(id)), "{procedure} shows something of A");
+        let ids: Vec<String> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].to_string())
+            .collect();
+        assert!(
+            ids.iter().all(|id| !a_ids.contains(id)),
+            "{procedure} shows something of A"
+        );
         if procedure == "customer/v1/list" || procedure == "job/v1/list" {
             assert_eq!(ids.len(), 0, "{procedure} shows nothing of A");
         }
     }
     // A is untouched.
-    assert_eq!(s.call("job/v1/get", json!({ "jobId": job["id"] })).await.ok()["status"], "scheduled");
+    assert_eq!(
+        s.call("job/v1/get", json!({ "jobId": job["id"] }))
+            .await
+            .ok()["status"],
+        "scheduled"
+    );
 }
 
 async fn malformed_requests_get_the_envelope(s: TestServer) {
     let auth = format!("Bearer {}", s.a.token);
-    let headers = [("authorization", auth.as_str()), ("x-organization-id", s.a.org.as_str())];
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("x-organization-id", s.a.org.as_str()),
+    ];
     let path = "/api/v1/rpc/customer/v1/create";
-    let field = |r: &Reply| r.json["field_errors"][0]["field"].as_str().unwrap_or("").to_owned();
+    let field = |r: &Reply| {
+        r.json["field_errors"][0]["field"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
 
-    let unknown = s.send(path, &headers, json!({ "idempotencyKey": key(), "name": "x", "nmae": "y" }).to_string().into_bytes()).await;
+    let unknown = s
+        .send(
+            path,
+            &headers,
+            json!({ "idempotencyKey": key(), "name": "x", "nmae": "y" })
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
     unknown.assert_error(400, "VALIDATION_FAILED");
-    assert_eq!((field(&unknown), unknown.json["field_errors"][0]["code"].as_str()), ("nmae".into(), Some("unknown_field")));
+    assert_eq!(
+        (
+            field(&unknown),
+            unknown.json["field_errors"][0]["code"].as_str()
+        ),
+        ("nmae".into(), Some("unknown_field"))
+    );
 
     let nested = s
         .send("/api/v1/rpc/customer/v1/addProperty", &headers, json!({ "idempotencyKey": key(), "customerId": uuid::Uuid::now_v7(), "address": { "line1": "x", "city": "x", "region": "x", "postalCode": "12345", "country": "US", "planet": "Earth" } }).to_string().into_bytes())
         .await;
     assert_eq!(field(&nested), "address.planet");
 
-    let wrong_type = s.send(path, &headers, json!({ "idempotencyKey": key(), "name": 42 }).to_string().into_bytes()).await;
+    let wrong_type = s
+        .send(
+            path,
+            &headers,
+            json!({ "idempotencyKey": key(), "name": 42 })
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
     wrong_type.assert_error(400, "VALIDATION_FAILED");
     assert_eq!(field(&wrong_type), "name");
 
-    let missing = s.send(path, &headers, json!({ "idempotencyKey": key() }).to_string().into_bytes()).await;
+    let missing = s
+        .send(
+            path,
+            &headers,
+            json!({ "idempotencyKey": key() }).to_string().into_bytes(),
+        )
+        .await;
     missing.assert_error(400, "VALIDATION_FAILED");
-    assert_eq!((field(&missing), missing.json["field_errors"][0]["code"].as_str()), ("name".into(), Some("required")));
+    assert_eq!(
+        (
+            field(&missing),
+            missing.json["field_errors"][0]["code"].as_str()
+        ),
+        ("name".into(), Some("required"))
+    );
 
-    let no_key = s.send(path, &headers, json!({ "name": "x" }).to_string().into_bytes()).await;
+    let no_key = s
+        .send(
+            path,
+            &headers,
+            json!({ "name": "x" }).to_string().into_bytes(),
+        )
+        .await;
     assert_eq!(field(&no_key), "idempotencyKey");
-    let bad_key = s.send(path, &headers, json!({ "idempotencyKey": "not-a-uuid", "name": "x" }).to_string().into_bytes()).await;
+    let bad_key = s
+        .send(
+            path,
+            &headers,
+            json!({ "idempotencyKey": "not-a-uuid", "name": "x" })
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
     assert_eq!(field(&bad_key), "idempotencyKey");
 
     let malformed = s.send(path, &headers, b"{\"name\": ".to_vec()).await;
     malformed.assert_error(400, "VALIDATION_FAILED");
     assert_eq!(malformed.json["field_errors"][0]["code"], "malformed_json");
 
-    let invalid_value = s.send(path, &headers, json!({ "idempotencyKey": key(), "name": " ", "email": "nope" }).to_string().into_bytes()).await;
-    let fields: HashSet<String> = invalid_value.json["field_errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(fields, HashSet::from(["name".to_owned(), "email".to_owned()]), "every field error at once");
+    let invalid_value = s
+        .send(
+            path,
+            &headers,
+            json!({ "idempotencyKey": key(), "name": " ", "email": "nope" })
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    let fields: HashSet<String> = invalid_value.json["field_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        fields,
+        HashSet::from(["name".to_owned(), "email".to_owned()]),
+        "every field error at once"
+    );
 
     let bad_enum = s
         .send("/api/v1/rpc/job/v1/updateStatus", &headers, json!({ "idempotencyKey": key(), "jobId": uuid::Uuid::now_v7(), "status": "teleported" }).to_string().into_bytes())
@@ -343,14 +627,34 @@ async fn malformed_requests_get_the_envelope(s: TestServer) {
     bad_enum.assert_error(400, "VALIDATION_FAILED");
     assert_eq!(field(&bad_enum), "status");
 
-    s.send("/api/v1/rpc/job/v1/explode", &headers, b"{}".to_vec()).await.assert_error(404, "UNKNOWN_PROCEDURE");
-    s.send("/api/v1/nowhere", &headers, b"{}".to_vec()).await.assert_error(404, "NOT_FOUND");
-    let get = TestServer::reply(s.http.get(format!("{}{path}", s.base)).send().await.unwrap()).await;
+    s.send("/api/v1/rpc/job/v1/explode", &headers, b"{}".to_vec())
+        .await
+        .assert_error(404, "UNKNOWN_PROCEDURE");
+    s.send("/api/v1/nowhere", &headers, b"{}".to_vec())
+        .await
+        .assert_error(404, "NOT_FOUND");
+    let get = TestServer::reply(
+        s.http
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     get.assert_error(405, "METHOD_NOT_ALLOWED");
-    let huge = format!(r#"{{"idempotencyKey":"{}","name":"{}"}}"#, key(), "x".repeat(2 * 1024 * 1024));
-    s.send(path, &headers, huge.into_bytes()).await.assert_error(413, "PAYLOAD_TOO_LARGE");
+    let huge = format!(
+        r#"{{"idempotencyKey":"{}","name":"{}"}}"#,
+        key(),
+        "x".repeat(2 * 1024 * 1024)
+    );
+    s.send(path, &headers, huge.into_bytes())
+        .await
+        .assert_error(413, "PAYLOAD_TOO_LARGE");
     // Nothing was written by any of them.
-    assert_eq!(s.call("customer/v1/list", json!({})).await.ok()["items"], json!([]));
+    assert_eq!(
+        s.call("customer/v1/list", json!({})).await.ok()["items"],
+        json!([])
+    );
 }
 
 async fn authentication_and_permissions(s: TestServer) {
@@ -359,100 +663,241 @@ async fn authentication_and_permissions(s: TestServer) {
     let none = s.send(path, &org, b"{}".to_vec()).await;
     none.assert_error(401, "UNAUTHENTICATED");
     assert_eq!(none.json["error"]["type"], "unauthenticated");
-    s.send(path, &[("authorization", "Bearer hst_nope"), org[0]], b"{}".to_vec()).await.assert_error(401, "UNAUTHENTICATED");
+    s.send(
+        path,
+        &[("authorization", "Bearer hst_nope"), org[0]],
+        b"{}".to_vec(),
+    )
+    .await
+    .assert_error(401, "UNAUTHENTICATED");
     let auth = format!("Bearer {}", s.a.token);
-    s.send(path, &[("authorization", &auth)], b"{}".to_vec()).await.assert_error(400, "VALIDATION_FAILED");
+    s.send(path, &[("authorization", &auth)], b"{}".to_vec())
+        .await
+        .assert_error(400, "VALIDATION_FAILED");
     // whoami needs no organization.
-    let me = s.send("/api/v1/rpc/auth/v1/whoami", &[("authorization", &auth)], b"{}".to_vec()).await.ok();
+    let me = s
+        .send(
+            "/api/v1/rpc/auth/v1/whoami",
+            &[("authorization", &auth)],
+            b"{}".to_vec(),
+        )
+        .await
+        .ok();
     assert_eq!(me["memberships"][0]["organizationId"], s.a.org.as_str());
     assert_eq!(me["memberships"][0]["role"], "owner");
     // A viewer reads but may not write.
     let viewer = s.member(&s.a, "viewer@example.com", Role::Viewer).await;
-    let as_viewer = support::Tenant { token: viewer, ..s.a.clone() };
-    s.call_as(&as_viewer, "customer/v1/list", json!({})).await.ok();
-    let denied = s.call_as(&as_viewer, "customer/v1/create", json!({ "idempotencyKey": key(), "name": "x" })).await;
+    let as_viewer = support::Tenant {
+        token: viewer,
+        ..s.a.clone()
+    };
+    s.call_as(&as_viewer, "customer/v1/list", json!({}))
+        .await
+        .ok();
+    let denied = s
+        .call_as(
+            &as_viewer,
+            "customer/v1/create",
+            json!({ "idempotencyKey": key(), "name": "x" }),
+        )
+        .await;
     denied.assert_error(403, "FORBIDDEN");
     // Revoked and expired tokens stop working.
-    let issued = s.admin.create_token(&hestami::core::text::Email::parse("owner-a@example.com").unwrap(), None, None).await.unwrap();
+    let issued = s
+        .admin
+        .create_token(
+            &hestami::core::text::Email::parse("owner-a@example.com").unwrap(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
     let bearer = format!("Bearer {}", issued.token);
-    s.send(path, &[("authorization", &bearer), org[0]], b"{}".to_vec()).await.ok();
-    assert!(s.admin.revoke_token(&issued.token_id.to_string()).await.unwrap());
-    s.send(path, &[("authorization", &bearer), org[0]], b"{}".to_vec()).await.assert_error(401, "UNAUTHENTICATED");
+    s.send(path, &[("authorization", &bearer), org[0]], b"{}".to_vec())
+        .await
+        .ok();
+    assert!(
+        s.admin
+            .revoke_token(&issued.token_id.to_string())
+            .await
+            .unwrap()
+    );
+    s.send(path, &[("authorization", &bearer), org[0]], b"{}".to_vec())
+        .await
+        .assert_error(401, "UNAUTHENTICATED");
     let expired = s
         .admin
-        .create_token(&hestami::core::text::Email::parse("owner-a@example.com").unwrap(), Some(chrono::Duration::seconds(-1)), None)
+        .create_token(
+            &hestami::core::text::Email::parse("owner-a@example.com").unwrap(),
+            Some(chrono::Duration::seconds(-1)),
+            None,
+        )
         .await
         .unwrap();
     let bearer = format!("Bearer {}", expired.token);
-    s.send(path, &[("authorization", &bearer), org[0]], b"{}".to_vec()).await.assert_error(401, "UNAUTHENTICATED");
+    s.send(path, &[("authorization", &bearer), org[0]], b"{}".to_vec())
+        .await
+        .assert_error(401, "UNAUTHENTICATED");
     // Every response carries x-trace-id; a traceparent is honoured.
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let traced = s.send(path, &[("authorization", &auth), org[0], ("traceparent", parent)], b"{}".to_vec()).await;
-    assert_eq!(traced.headers["x-trace-id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    let traced = s
+        .send(
+            path,
+            &[("authorization", &auth), org[0], ("traceparent", parent)],
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        traced.headers["x-trace-id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
 }
 
 async fn lists_page_with_cursors(s: TestServer) {
     for n in 0..5 {
-        s.mutate("customer/v1/create", json!({ "name": format!("Customer {n}") })).await;
+        s.mutate(
+            "customer/v1/create",
+            json!({ "name": format!("Customer {n}") }),
+        )
+        .await;
     }
     let mut seen = Vec::new();
     let mut cursor = Value::Null;
     loop {
-        let page = s.call("customer/v1/list", json!({ "limit": 2, "cursor": cursor })).await.ok();
-        seen.extend(page["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()));
+        let page = s
+            .call("customer/v1/list", json!({ "limit": 2, "cursor": cursor }))
+            .await
+            .ok();
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned()),
+        );
         cursor = page["nextCursor"].clone();
         if cursor.is_null() {
             break;
         }
     }
-    assert_eq!(seen, (0..5).map(|n| format!("Customer {n}")).collect::<Vec<_>>());
-    let found = s.call("customer/v1/list", json!({ "query": "TOMER 3" })).await.ok();
+    assert_eq!(
+        seen,
+        (0..5).map(|n| format!("Customer {n}")).collect::<Vec<_>>()
+    );
+    let found = s
+        .call("customer/v1/list", json!({ "query": "TOMER 3" }))
+        .await
+        .ok();
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
-    let like = s.call("customer/v1/list", json!({ "query": "%" })).await.ok();
+    let like = s
+        .call("customer/v1/list", json!({ "query": "%" }))
+        .await
+        .ok();
     assert_eq!(like["items"], json!([]), "LIKE wildcards are escaped");
-    s.call("customer/v1/list", json!({ "cursor": "garbage" })).await.assert_error(400, "VALIDATION_FAILED");
-    s.call("customer/v1/list", json!({ "limit": 0 })).await.assert_error(400, "VALIDATION_FAILED");
+    s.call("customer/v1/list", json!({ "cursor": "garbage" }))
+        .await
+        .assert_error(400, "VALIDATION_FAILED");
+    s.call("customer/v1/list", json!({ "limit": 0 }))
+        .await
+        .assert_error(400, "VALIDATION_FAILED");
     let f = s.fixture().await;
     let job = s.job(&f).await;
-    let requested = s.call("job/v1/list", json!({ "status": "requested" })).await.ok();
+    let requested = s
+        .call("job/v1/list", json!({ "status": "requested" }))
+        .await
+        .ok();
     assert_eq!(requested["items"][0]["id"], job["id"]);
-    assert_eq!(s.call("job/v1/list", json!({ "status": "completed" })).await.ok()["items"], json!([]));
+    assert_eq!(
+        s.call("job/v1/list", json!({ "status": "completed" }))
+            .await
+            .ok()["items"],
+        json!([])
+    );
 }
 
 async fn callbacks_link_a_new_job(s: TestServer) {
     let f = s.fixture().await;
     let job = scheduled_and_assigned(&s, &f).await;
-    s.call("job/v1/callback", json!({ "idempotencyKey": key(), "jobId": job["id"] })).await.assert_error(409, "JOB_CALLBACK_NOT_ALLOWED");
-    for status in ["dispatched", "en_route", "on_site", "in_progress", "completed"] {
+    s.call(
+        "job/v1/callback",
+        json!({ "idempotencyKey": key(), "jobId": job["id"] }),
+    )
+    .await
+    .assert_error(409, "JOB_CALLBACK_NOT_ALLOWED");
+    for status in [
+        "dispatched",
+        "en_route",
+        "on_site",
+        "in_progress",
+        "completed",
+    ] {
         status_to(&s, &job, status).await.ok();
     }
-    let callback = s.mutate("job/v1/callback", json!({ "jobId": job["id"], "reason": "still dripping" })).await;
+    let callback = s
+        .mutate(
+            "job/v1/callback",
+            json!({ "jobId": job["id"], "reason": "still dripping" }),
+        )
+        .await;
     assert_eq!(callback["status"], "requested");
     assert_eq!(callback["callbackOf"], job["id"]);
     assert_eq!(callback["summary"], "Callback: Leaking water heater");
-    let timeline = s.call("job/v1/timeline", json!({ "jobId": job["id"] })).await.ok();
-    let last = timeline["events"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!((last["kind"].as_str(), last["callbackJobId"].clone()), (Some("callback_raised"), callback["id"].clone()));
-    assert_eq!(s.call("job/v1/get", json!({ "jobId": job["id"] })).await.ok()["status"], "completed");
+    let timeline = s
+        .call("job/v1/timeline", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
+    let last = timeline["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["kind"].as_str(), last["callbackJobId"].clone()),
+        (Some("callback_raised"), callback["id"].clone())
+    );
+    assert_eq!(
+        s.call("job/v1/get", json!({ "jobId": job["id"] }))
+            .await
+            .ok()["status"],
+        "completed"
+    );
 }
 
 async fn workflows_are_recorded_with_versioned_names(s: TestServer) {
     let f = s.fixture().await;
     let _ = scheduled_and_assigned(&s, &f).await;
-    let page = s.call("workflow/v1/list", json!({ "limit": 200 })).await.ok();
+    let page = s
+        .call("workflow/v1/list", json!({ "limit": 200 }))
+        .await
+        .ok();
     let items = page["items"].as_array().unwrap();
     let mut seen = HashSet::new();
     for w in items {
         assert_eq!(w["status"], "succeeded");
         let procedure = w["procedure"].as_str().unwrap();
         let version = procedure.split('/').nth(1).unwrap();
-        assert!(w["name"].as_str().unwrap().ends_with(&format!("_{version}")), "{w}");
+        assert!(
+            w["name"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("_{version}")),
+            "{w}"
+        );
         seen.insert(w["name"].as_str().unwrap().to_owned());
     }
-    for name in ["customer_v1", "technician_v1", "job_lifecycle_v1", "dispatch_assignment_v1"] {
+    for name in [
+        "customer_v1",
+        "technician_v1",
+        "job_lifecycle_v1",
+        "dispatch_assignment_v1",
+    ] {
         assert!(seen.contains(name), "{name} in {seen:?}");
     }
-    let one = s.call("workflow/v1/get", json!({ "workflowId": items[0]["id"] })).await.ok();
+    let one = s
+        .call("workflow/v1/get", json!({ "workflowId": items[0]["id"] }))
+        .await
+        .ok();
     assert_eq!(one["steps"], 1);
     assert_eq!(one["traceId"].as_str().map(str::len), Some(32));
 }
@@ -465,10 +910,24 @@ fn every_vn_procedure_starts_a_vn_workflow() {
     for p in &procedures {
         if let Some(workflow) = p.workflow {
             mutating += 1;
-            assert!(workflow.ends_with(&format!("_{}", p.version)), "{} starts {workflow}", p.path());
+            assert!(
+                workflow.ends_with(&format!("_{}", p.version)),
+                "{} starts {workflow}",
+                p.path()
+            );
         }
-        assert!(hestami::core::org::PERMISSIONS.iter().any(|(name, _)| *name == p.path()), "{} has no permission row", p.path());
+        assert!(
+            hestami::core::org::PERMISSIONS
+                .iter()
+                .any(|(name, _)| *name == p.path()),
+            "{} has no permission row",
+            p.path()
+        );
     }
-    assert_eq!(procedures.len(), hestami::core::org::PERMISSIONS.len(), "every permission row is a procedure");
+    assert_eq!(
+        procedures.len(),
+        hestami::core::org::PERMISSIONS.len(),
+        "every permission row is a procedure"
+    );
     assert!(mutating >= 12);
 }

@@ -33,7 +33,10 @@ impl Client {
             .await
             .with_context(|| format!("calling {procedure}"))?;
         let status = response.status();
-        let value: Value = response.json().await.with_context(|| format!("reading {procedure}'s answer"))?;
+        let value: Value = response
+            .json()
+            .await
+            .with_context(|| format!("reading {procedure}'s answer"))?;
         if !status.is_success() {
             bail!("{procedure} answered {status}: {value}");
         }
@@ -42,7 +45,9 @@ impl Client {
 }
 
 fn procedure_mutates(procedure: &str) -> bool {
-    hestami_http::v1::procedures().iter().any(|p| p.path() == procedure && p.workflow.is_some())
+    hestami_http::v1::procedures()
+        .iter()
+        .any(|p| p.path() == procedure && p.workflow.is_some())
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -73,7 +78,10 @@ async fn drive(url: &str) -> Result<()> {
     let services = Services::new(store, EngineConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let router = hestami_http::router(hestami_http::AppState::new(services.clone(), hestami_http::ServerConfig::default()));
+    let router = hestami_http::router(hestami_http::AppState::new(
+        services.clone(),
+        hestami_http::ServerConfig::default(),
+    ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(hestami_http::serve(listener, router, async {
         let _ = stopped.await;
@@ -93,8 +101,17 @@ async fn drive(url: &str) -> Result<()> {
 }
 
 async fn story(c: &Client) -> Result<()> {
-    let customer = c.call("customer/v1/create", json!({ "name": "Ada Lovelace", "email": "ada@example.com" })).await?;
-    println!("customer   {} {}", text(&customer, "id"), text(&customer, "name"));
+    let customer = c
+        .call(
+            "customer/v1/create",
+            json!({ "name": "Ada Lovelace", "email": "ada@example.com" }),
+        )
+        .await?;
+    println!(
+        "customer   {} {}",
+        text(&customer, "id"),
+        text(&customer, "name")
+    );
     let property = c
         .call(
             "customer/v1/addProperty",
@@ -102,8 +119,17 @@ async fn story(c: &Client) -> Result<()> {
                     "region": "IL", "postalCode": "60601", "country": "US" }, "location": { "lat": 41.8857, "lon": -87.6229 } }),
         )
         .await?;
-    println!("property   {} {}", text(&property, "id"), property["address"]["line1"].as_str().unwrap_or_default());
-    let tech = c.call("technician/v1/create", json!({ "name": "Grace Hopper", "trades": ["plumbing", "gas_fitting"] })).await?;
+    println!(
+        "property   {} {}",
+        text(&property, "id"),
+        property["address"]["line1"].as_str().unwrap_or_default()
+    );
+    let tech = c
+        .call(
+            "technician/v1/create",
+            json!({ "name": "Grace Hopper", "trades": ["plumbing", "gas_fitting"] }),
+        )
+        .await?;
     println!("technician {} {}", text(&tech, "id"), text(&tech, "name"));
     let job = c
         .call(
@@ -112,7 +138,12 @@ async fn story(c: &Client) -> Result<()> {
                     "priority": "urgent", "summary": "Leaking water heater" }),
         )
         .await?;
-    println!("job        {} {} (respond by {})\n", text(&job, "id"), text(&job, "summary"), text(&job, "slaDeadline"));
+    println!(
+        "job        {} {} (respond by {})\n",
+        text(&job, "id"),
+        text(&job, "summary"),
+        text(&job, "slaDeadline")
+    );
     let job_id = job["id"].clone();
     let start = chrono::Utc::now() + chrono::Duration::hours(2);
     c.call(
@@ -120,16 +151,37 @@ async fn story(c: &Client) -> Result<()> {
         json!({ "jobId": job_id, "windowStart": start, "windowEnd": start + chrono::Duration::hours(2) }),
     )
     .await?;
-    c.call("dispatch/v1/assignTech", json!({ "jobId": job_id, "technicianId": tech["id"] })).await?;
-    for status in ["dispatched", "en_route", "on_site", "in_progress", "completed"] {
-        c.call("job/v1/updateStatus", json!({ "jobId": job_id, "status": status })).await?;
+    c.call(
+        "dispatch/v1/assignTech",
+        json!({ "jobId": job_id, "technicianId": tech["id"] }),
+    )
+    .await?;
+    for status in [
+        "dispatched",
+        "en_route",
+        "on_site",
+        "in_progress",
+        "completed",
+    ] {
+        c.call(
+            "job/v1/updateStatus",
+            json!({ "jobId": job_id, "status": status }),
+        )
+        .await?;
     }
     // A refusal, to show the envelope: a completed job cannot go back on the road.
-    let refusal = c.call("job/v1/updateStatus", json!({ "jobId": job_id, "status": "en_route" })).await;
+    let refusal = c
+        .call(
+            "job/v1/updateStatus",
+            json!({ "jobId": job_id, "status": "en_route" }),
+        )
+        .await;
     if let Err(e) = refusal {
         println!("refused, as it should be: {e}\n");
     }
-    let timeline = c.call("job/v1/timeline", json!({ "jobId": job_id })).await?;
+    let timeline = c
+        .call("job/v1/timeline", json!({ "jobId": job_id }))
+        .await?;
     println!("timeline of job {}", job_id.as_str().unwrap_or_default());
     for event in timeline["events"].as_array().into_iter().flatten() {
         let what = match event["kind"].as_str() {
@@ -147,6 +199,11 @@ async fn story(c: &Client) -> Result<()> {
         );
     }
     let final_job = c.call("job/v1/get", json!({ "jobId": job_id })).await?;
-    println!("\nfinal state: {} (version {}); next: {}", text(&final_job, "status"), final_job["version"], final_job["allowedNext"]);
+    println!(
+        "\nfinal state: {} (version {}); next: {}",
+        text(&final_job, "status"),
+        final_job["version"],
+        final_job["allowedNext"]
+    );
     Ok(())
 }

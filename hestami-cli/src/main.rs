@@ -18,7 +18,11 @@ mod demo;
 const DEFAULT_DATABASE_URL: &str = "sqlite://hestami.db";
 
 #[derive(Parser, Debug)]
-#[command(name = "hestami", version, about = "Hestami Contractor Ops: the back end of a trade contractor's operations")]
+#[command(
+    name = "hestami",
+    version,
+    about = "Hestami Contractor Ops: the back end of a trade contractor's operations"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -136,7 +140,10 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -159,11 +166,17 @@ async fn run(cli: Cli) -> Result<()> {
     // One TLS stack (ring) for every client: reqwest is built without a default provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
-        Command::Serve { db, app_database_url, listen, executor_id, skip_migrate } => {
-            serve(db, app_database_url, listen, executor_id, skip_migrate).await
-        }
+        Command::Serve {
+            db,
+            app_database_url,
+            listen,
+            executor_id,
+            skip_migrate,
+        } => serve(db, app_database_url, listen, executor_id, skip_migrate).await,
         Command::Migrate { db } => {
-            Store::migrate(&db.database_url).await.with_context(|| format!("migrating {}", redact(&db.database_url)))?;
+            Store::migrate(&db.database_url)
+                .await
+                .with_context(|| format!("migrating {}", redact(&db.database_url)))?;
             println!("migrated {}", redact(&db.database_url));
             Ok(())
         }
@@ -186,7 +199,9 @@ async fn serve(
     let _telemetry = hestami_http::telemetry::init("hestami").map_err(anyhow::Error::msg)?;
     let owner_url = db.database_url;
     if !skip_migrate {
-        Store::migrate(&owner_url).await.with_context(|| format!("migrating {}", redact(&owner_url)))?;
+        Store::migrate(&owner_url)
+            .await
+            .with_context(|| format!("migrating {}", redact(&owner_url)))?;
     }
     let backend = Backend::of_url(&owner_url)?;
     let app_url = match app_database_url {
@@ -198,16 +213,40 @@ async fn serve(
         .with_context(|| format!("connecting to {}", redact(&app_url)))?;
     let executor_id = executor_id.unwrap_or_else(|| match backend {
         Backend::Sqlite => "local".to_owned(),
-        Backend::Postgres => format!("pid-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+        Backend::Postgres => format!(
+            "pid-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        ),
     });
-    let services = Services::new(store, EngineConfig { executor_id: executor_id.clone(), ..EngineConfig::default() });
-    let resumed = services.engine().recover(true).await.context("recovering pending workflows")?;
-    let recovery = services.engine().spawn_recovery_loop(Duration::from_secs(5));
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+    let services = Services::new(
+        store,
+        EngineConfig {
+            executor_id: executor_id.clone(),
+            ..EngineConfig::default()
+        },
+    );
+    let resumed = services
+        .engine()
+        .recover(true)
+        .await
+        .context("recovering pending workflows")?;
+    let recovery = services
+        .engine()
+        .spawn_recovery_loop(Duration::from_secs(5));
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, executor_id, resumed, database = %redact(&app_url), "hestami serving");
-    eprintln!("hestami listening on http://{address} (database {}, executor {executor_id})", redact(&app_url));
-    let router = hestami_http::router(hestami_http::AppState::new(services.clone(), hestami_http::ServerConfig::default()));
+    eprintln!(
+        "hestami listening on http://{address} (database {}, executor {executor_id})",
+        redact(&app_url)
+    );
+    let router = hestami_http::router(hestami_http::AppState::new(
+        services.clone(),
+        hestami_http::ServerConfig::default(),
+    ));
     hestami_http::serve(listener, router, shutdown_signal()).await?;
     recovery.abort();
     services.store().close().await;
@@ -241,15 +280,25 @@ fn parsed<T>(what: &str, r: Result<T, hestami_core::Invalid>) -> Result<T> {
 }
 
 async fn admin_store(db: &DatabaseArgs) -> Result<Store> {
-    Store::migrate(&db.database_url).await.with_context(|| format!("migrating {}", redact(&db.database_url)))?;
-    Ok(Store::connect(&db.database_url, StoreOptions::default())
+    Store::migrate(&db.database_url)
         .await
-        .with_context(|| format!("connecting to {}", redact(&db.database_url)))?)
+        .with_context(|| format!("migrating {}", redact(&db.database_url)))?;
+    Store::connect(&db.database_url, StoreOptions::default())
+        .await
+        .with_context(|| format!("connecting to {}", redact(&db.database_url)))
 }
 
 async fn admin(command: AdminCommand) -> Result<()> {
     match command {
-        AdminCommand::CreateOrg { db, name, timezone, currency, owner_email, kind, json } => {
+        AdminCommand::CreateOrg {
+            db,
+            name,
+            timezone,
+            currency,
+            owner_email,
+            kind,
+            json,
+        } => {
             let new = NewOrganization {
                 name: parsed("name", OrgName::parse(&name))?,
                 kind: parsed("kind", OrgKind::parse(&kind))?,
@@ -262,28 +311,56 @@ async fn admin(command: AdminCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&created)?);
             } else {
-                println!("organization {}\nowner        {}\ntoken        {}", created.organization_id, created.user_id, created.token);
+                println!(
+                    "organization {}\nowner        {}\ntoken        {}",
+                    created.organization_id, created.user_id, created.token
+                );
                 println!("(the token is shown once; only its hash is stored)");
             }
             Ok(())
         }
-        AdminCommand::AddMember { db, org, email, role } => {
+        AdminCommand::AddMember {
+            db,
+            org,
+            email,
+            role,
+        } => {
             let email = parsed("email", Email::parse(&email))?;
             let role = parsed("role", Role::parse(&role))?;
             let store = admin_store(&db).await?;
-            let user = store.add_member(hestami_core::ids::OrganizationId::from_uuid(org), &email, role).await?;
+            let user = store
+                .add_member(
+                    hestami_core::ids::OrganizationId::from_uuid(org),
+                    &email,
+                    role,
+                )
+                .await?;
             println!("{user} is {} of {org}", role.as_str());
             Ok(())
         }
-        AdminCommand::CreateToken { db, email, expires_in, json } => {
+        AdminCommand::CreateToken {
+            db,
+            email,
+            expires_in,
+            json,
+        } => {
             let email = parsed("email", Email::parse(&email))?;
             let store = admin_store(&db).await?;
             let expires = expires_in.map(|d| chrono::Duration::days(i64::from(d)));
-            let issued = store.create_token(&email, expires, Some("admin create-token")).await?;
+            let issued = store
+                .create_token(&email, expires, Some("admin create-token"))
+                .await?;
             if json {
                 println!("{}", serde_json::to_string(&issued)?);
             } else {
-                println!("token    {}\ntoken id {}\nexpires  {}", issued.token, issued.token_id, issued.expires_at.map_or("never".to_owned(), |t| t.to_rfc3339()));
+                println!(
+                    "token    {}\ntoken id {}\nexpires  {}",
+                    issued.token,
+                    issued.token_id,
+                    issued
+                        .expires_at
+                        .map_or("never".to_owned(), |t| t.to_rfc3339())
+                );
             }
             Ok(())
         }

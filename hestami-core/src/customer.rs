@@ -36,7 +36,9 @@ impl PostalCode {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let value = raw.trim().to_ascii_uppercase();
         let valid = (2..=12).contains(&value.len())
-            && value.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-');
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-');
         if valid {
             Ok(Self(value))
         } else {
@@ -64,7 +66,10 @@ impl CountryCode {
         if value.len() == 2 && value.chars().all(|c| c.is_ascii_uppercase()) {
             Ok(Self(value))
         } else {
-            Err(Invalid::new("invalid_country", "a country is an ISO 3166-1 alpha-2 code such as US"))
+            Err(Invalid::new(
+                "invalid_country",
+                "a country is an ISO 3166-1 alpha-2 code such as US",
+            ))
         }
     }
 
@@ -105,10 +110,16 @@ impl GeoPoint {
     /// Accepts a latitude in [-90, 90] and a longitude in [-180, 180]; returns which one is wrong.
     pub fn parse(lat: f64, lon: f64) -> Result<Self, (&'static str, Invalid)> {
         if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
-            return Err(("lat", Invalid::new("out_of_range", "latitude is between -90 and 90")));
+            return Err((
+                "lat",
+                Invalid::new("out_of_range", "latitude is between -90 and 90"),
+            ));
         }
         if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
-            return Err(("lon", Invalid::new("out_of_range", "longitude is between -180 and 180")));
+            return Err((
+                "lon",
+                Invalid::new("out_of_range", "longitude is between -180 and 180"),
+            ));
         }
         Ok(Self { lat, lon })
     }
@@ -168,7 +179,10 @@ mod tests {
 
     #[test]
     fn postal_codes_and_countries() {
-        assert_eq!(PostalCode::parse(" k1a 0b1 ").map(|p| p.0), Ok("K1A 0B1".to_owned()));
+        assert_eq!(
+            PostalCode::parse(" k1a 0b1 ").map(|p| p.0),
+            Ok("K1A 0B1".to_owned())
+        );
         assert!(PostalCode::parse("1").is_err());
         assert!(PostalCode::parse("12345$").is_err());
         assert_eq!(CountryCode::parse("us").map(|c| c.0), Ok("US".to_owned()));

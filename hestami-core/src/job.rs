@@ -90,9 +90,10 @@ impl JobStatus {
 
     /// Parses the snake_case name.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw).ok_or_else(|| {
-            Invalid::new("invalid_status", format!("{raw:?} is not a job status"))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| Invalid::new("invalid_status", format!("{raw:?} is not a job status")))
     }
 
     /// Open states are those in which work is still ahead; only they can be put on hold.
@@ -143,7 +144,10 @@ impl Priority {
             "emergency" => Ok(Self::Emergency),
             "urgent" => Ok(Self::Urgent),
             "routine" => Ok(Self::Routine),
-            _ => Err(Invalid::new("invalid_priority", "the priority is emergency, urgent or routine")),
+            _ => Err(Invalid::new(
+                "invalid_priority",
+                "the priority is emergency, urgent or routine",
+            )),
         }
     }
 
@@ -169,10 +173,16 @@ impl TimeWindow {
     /// Accepts a window that ends after it starts and lasts at most 7 days.
     pub fn parse(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self, Invalid> {
         if end <= start {
-            return Err(Invalid::new("window_end_before_start", "the window must end after it starts"));
+            return Err(Invalid::new(
+                "window_end_before_start",
+                "the window must end after it starts",
+            ));
         }
         if end - start > Duration::days(7) {
-            return Err(Invalid::new("window_too_long", "a window lasts at most 7 days"));
+            return Err(Invalid::new(
+                "window_too_long",
+                "a window lasts at most 7 days",
+            ));
         }
         Ok(Self { start, end })
     }
@@ -378,7 +388,10 @@ pub fn allowed_targets(job: &Job) -> Vec<JobStatus> {
 /// several actions lead there, the table's first wins (from `scheduled`, `scheduled` is a
 /// reschedule, which needs a window and so goes through [`JobCommand::Schedule`]).
 pub fn action_for_target(job: &Job, target: JobStatus) -> Option<JobAction> {
-    allowed_actions(job).into_iter().find(|(_, to)| *to == target).map(|(a, _)| a)
+    allowed_actions(job)
+        .into_iter()
+        .find(|(_, to)| *to == target)
+        .map(|(a, _)| a)
 }
 
 /// Facts the state machine cannot know by itself, supplied by the caller from other aggregates.
@@ -568,7 +581,9 @@ pub enum JobError {
         status: JobStatus,
     },
     /// A callback can only be raised from a finished job.
-    #[error("a callback can only be raised for a completed, invoiced, paid or closed job, not one in state {status}")]
+    #[error(
+        "a callback can only be raised for a completed, invoiced, paid or closed job, not one in state {status}"
+    )]
     CallbackNotAllowed {
         /// The current state.
         status: JobStatus,
@@ -579,7 +594,9 @@ impl JobError {
     /// The stable code reported to clients.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidTransition { .. } | Self::ActionNotAllowed { .. } => "JOB_INVALID_TRANSITION",
+            Self::InvalidTransition { .. } | Self::ActionNotAllowed { .. } => {
+                "JOB_INVALID_TRANSITION"
+            }
             Self::TechnicianRequired => "JOB_TECHNICIAN_REQUIRED",
             Self::VisitNotStarted => "JOB_VISIT_NOT_STARTED",
             Self::InvoiceRequired => "JOB_INVOICE_REQUIRED",
@@ -603,7 +620,10 @@ impl JobError {
 }
 
 fn unassign_hint(status: JobStatus) -> &'static str {
-    if TRANSITIONS.iter().any(|(from, action, _)| *from == status && *action == A::Unassign) {
+    if TRANSITIONS
+        .iter()
+        .any(|(from, action, _)| *from == status && *action == A::Unassign)
+    {
         "; unassign it first"
     } else {
         ""
@@ -614,7 +634,11 @@ fn list(states: &[JobStatus]) -> String {
     if states.is_empty() {
         "none".to_owned()
     } else {
-        states.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        states
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -629,7 +653,10 @@ pub fn create(
     let sla_deadline = now + new_job.priority.response_window(sla);
     let event = JobEvent {
         version: 1,
-        change: JobChange::Created { job: new_job, sla_deadline },
+        change: JobChange::Created {
+            job: new_job,
+            sla_deadline,
+        },
         from: None,
         to: S::Requested,
         actor,
@@ -679,14 +706,18 @@ pub fn decide(job: &Job, command: &JobCommand, guards: &Guards) -> Result<JobCha
     match command {
         JobCommand::Assign { technician_id } => {
             if ASSIGNABLE_IN.contains(&job.status) {
-                Ok(JobChange::Assigned { technician_id: *technician_id })
+                Ok(JobChange::Assigned {
+                    technician_id: *technician_id,
+                })
             } else {
                 Err(JobError::AssignmentNotAllowed { status: job.status })
             }
         }
         JobCommand::Callback { callback_job_id } => {
             if CALLBACK_FROM.contains(&job.status) {
-                Ok(JobChange::CallbackRaised { callback_job_id: *callback_job_id })
+                Ok(JobChange::CallbackRaised {
+                    callback_job_id: *callback_job_id,
+                })
             } else {
                 Err(JobError::CallbackNotAllowed { status: job.status })
             }
@@ -701,10 +732,16 @@ pub fn decide(job: &Job, command: &JobCommand, guards: &Guards) -> Result<JobCha
                 // "cannot move to X" only when X is really out of reach; otherwise (unassign
                 // from requested, where scheduled is reachable by schedule) name the action.
                 return Err(match fixed_target(action) {
-                    Some(to) if !allowed.contains(&to) => {
-                        JobError::InvalidTransition { from: job.status, to, allowed }
-                    }
-                    _ => JobError::ActionNotAllowed { from: job.status, action, allowed },
+                    Some(to) if !allowed.contains(&to) => JobError::InvalidTransition {
+                        from: job.status,
+                        to,
+                        allowed,
+                    },
+                    _ => JobError::ActionNotAllowed {
+                        from: job.status,
+                        action,
+                        allowed,
+                    },
                 });
             }
             match action {

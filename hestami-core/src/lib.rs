@@ -59,6 +59,9 @@ pub struct Invalid {
 impl Invalid {
     /// Builds a refusal from its code and message.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }

@@ -35,7 +35,10 @@ impl OrgKind {
         match raw {
             "contractor" => Ok(Self::Contractor),
             "hoa" => Ok(Self::Hoa),
-            _ => Err(Invalid::new("invalid_kind", "the kind is contractor or hoa")),
+            _ => Err(Invalid::new(
+                "invalid_kind",
+                "the kind is contractor or hoa",
+            )),
         }
     }
 }
@@ -82,13 +85,55 @@ impl<'de> Deserialize<'de> for TimeZone {
 
 /// ISO 4217 currencies this product accepts, with their minor unit (decimal places).
 const CURRENCIES: &[(&str, u32)] = &[
-    ("AED", 2), ("ARS", 2), ("AUD", 2), ("BGN", 2), ("BHD", 3), ("BRL", 2), ("CAD", 2),
-    ("CHF", 2), ("CLP", 0), ("CNY", 2), ("COP", 2), ("CZK", 2), ("DKK", 2), ("EGP", 2),
-    ("EUR", 2), ("GBP", 2), ("HKD", 2), ("HUF", 2), ("IDR", 2), ("ILS", 2), ("INR", 2),
-    ("ISK", 0), ("JOD", 3), ("JPY", 0), ("KES", 2), ("KRW", 0), ("KWD", 3), ("MXN", 2),
-    ("MYR", 2), ("NGN", 2), ("NOK", 2), ("NZD", 2), ("OMR", 3), ("PEN", 2), ("PHP", 2),
-    ("PKR", 2), ("PLN", 2), ("RON", 2), ("SAR", 2), ("SEK", 2), ("SGD", 2), ("THB", 2),
-    ("TND", 3), ("TRY", 2), ("TWD", 2), ("UAH", 2), ("USD", 2), ("VND", 0), ("ZAR", 2),
+    ("AED", 2),
+    ("ARS", 2),
+    ("AUD", 2),
+    ("BGN", 2),
+    ("BHD", 3),
+    ("BRL", 2),
+    ("CAD", 2),
+    ("CHF", 2),
+    ("CLP", 0),
+    ("CNY", 2),
+    ("COP", 2),
+    ("CZK", 2),
+    ("DKK", 2),
+    ("EGP", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("HKD", 2),
+    ("HUF", 2),
+    ("IDR", 2),
+    ("ILS", 2),
+    ("INR", 2),
+    ("ISK", 0),
+    ("JOD", 3),
+    ("JPY", 0),
+    ("KES", 2),
+    ("KRW", 0),
+    ("KWD", 3),
+    ("MXN", 2),
+    ("MYR", 2),
+    ("NGN", 2),
+    ("NOK", 2),
+    ("NZD", 2),
+    ("OMR", 3),
+    ("PEN", 2),
+    ("PHP", 2),
+    ("PKR", 2),
+    ("PLN", 2),
+    ("RON", 2),
+    ("SAR", 2),
+    ("SEK", 2),
+    ("SGD", 2),
+    ("THB", 2),
+    ("TND", 3),
+    ("TRY", 2),
+    ("TWD", 2),
+    ("UAH", 2),
+    ("USD", 2),
+    ("VND", 0),
+    ("ZAR", 2),
 ];
 
 /// An ISO 4217 currency code with its minor unit.
@@ -175,7 +220,8 @@ impl SlaWindows {
                 ));
             }
         }
-        if problems.is_empty() && !(emergency_minutes <= urgent_minutes && urgent_minutes <= routine_minutes)
+        if problems.is_empty()
+            && !(emergency_minutes <= urgent_minutes && urgent_minutes <= routine_minutes)
         {
             problems.push((
                 "urgentMinutes",
@@ -186,7 +232,11 @@ impl SlaWindows {
             ));
         }
         if problems.is_empty() {
-            Ok(Self { emergency_minutes, urgent_minutes, routine_minutes })
+            Ok(Self {
+                emergency_minutes,
+                urgent_minutes,
+                routine_minutes,
+            })
         } else {
             Err(problems)
         }
@@ -196,7 +246,11 @@ impl SlaWindows {
 impl Default for SlaWindows {
     /// Two hours for emergencies, one working day for urgent jobs, three days for routine ones.
     fn default() -> Self {
-        Self { emergency_minutes: 120, urgent_minutes: 24 * 60, routine_minutes: 72 * 60 }
+        Self {
+            emergency_minutes: 120,
+            urgent_minutes: 24 * 60,
+            routine_minutes: 72 * 60,
+        }
     }
 }
 
@@ -258,8 +312,14 @@ pub enum Role {
 
 impl Role {
     /// Every role, most powerful first.
-    pub const ALL: [Role; 6] =
-        [Self::Owner, Self::Admin, Self::Dispatcher, Self::Office, Self::Technician, Self::Viewer];
+    pub const ALL: [Role; 6] = [
+        Self::Owner,
+        Self::Admin,
+        Self::Dispatcher,
+        Self::Office,
+        Self::Technician,
+        Self::Viewer,
+    ];
 
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
@@ -275,12 +335,15 @@ impl Role {
 
     /// Parses the snake_case name.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        Self::ALL.into_iter().find(|r| r.as_str() == raw).ok_or_else(|| {
-            Invalid::new(
-                "invalid_role",
-                "the role is owner, admin, dispatcher, office, technician or viewer",
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == raw)
+            .ok_or_else(|| {
+                Invalid::new(
+                    "invalid_role",
+                    "the role is owner, admin, dispatcher, office, technician or viewer",
+                )
+            })
     }
 }
 
@@ -348,8 +411,14 @@ mod tests {
 
     #[test]
     fn time_zones_and_currencies_parse() {
-        assert_eq!(TimeZone::parse("America/Chicago").map(|z| z.name()), Ok("America/Chicago"));
-        assert_eq!(TimeZone::parse("Mars/Olympus").map_err(|e| e.code), Err("invalid_time_zone"));
+        assert_eq!(
+            TimeZone::parse("America/Chicago").map(|z| z.name()),
+            Ok("America/Chicago")
+        );
+        assert_eq!(
+            TimeZone::parse("Mars/Olympus").map_err(|e| e.code),
+            Err("invalid_time_zone")
+        );
         let usd = Currency::parse("usd").expect("USD is listed");
         assert_eq!((usd.code(), usd.minor_unit()), ("USD", 2));
         assert_eq!(Currency::parse("JPY").map(|c| c.minor_unit()), Ok(0));
@@ -360,13 +429,20 @@ mod tests {
     fn sla_windows_are_bounded_and_ordered() {
         assert!(SlaWindows::parse(60, 240, 1440).is_ok());
         let fields = |r: Result<SlaWindows, Vec<(&'static str, Invalid)>>| {
-            r.err().map(|p| p.into_iter().map(|(f, i)| (f, i.code)).collect::<Vec<_>>())
+            r.err()
+                .map(|p| p.into_iter().map(|(f, i)| (f, i.code)).collect::<Vec<_>>())
         };
         assert_eq!(
             fields(SlaWindows::parse(0, 240, 200_000)),
-            Some(vec![("emergencyMinutes", "out_of_range"), ("routineMinutes", "out_of_range")])
+            Some(vec![
+                ("emergencyMinutes", "out_of_range"),
+                ("routineMinutes", "out_of_range")
+            ])
         );
-        assert_eq!(fields(SlaWindows::parse(300, 240, 1440)), Some(vec![("urgentMinutes", "out_of_order")]));
+        assert_eq!(
+            fields(SlaWindows::parse(300, 240, 1440)),
+            Some(vec![("urgentMinutes", "out_of_order")])
+        );
     }
 
     #[test]

@@ -55,7 +55,10 @@ macro_rules! bounded_text {
 fn parse_bounded(raw: &str, max: usize, what: &str) -> Result<String, Invalid> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
-        return Err(Invalid::new("required", format!("{what} must not be empty")));
+        return Err(Invalid::new(
+            "required",
+            format!("{what} must not be empty"),
+        ));
     }
     if trimmed.chars().count() > max {
         return Err(Invalid::new(
@@ -63,7 +66,10 @@ fn parse_bounded(raw: &str, max: usize, what: &str) -> Result<String, Invalid> {
             format!("{what} must be at most {max} characters"),
         ));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(Invalid::new(
             "invalid_characters",
             format!("{what} must not contain control characters"),
@@ -117,7 +123,9 @@ impl TradeCode {
         let valid = !folded.is_empty()
             && folded.len() <= 40
             && folded.starts_with(|c: char| c.is_ascii_lowercase())
-            && folded.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && folded
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if valid {
             Ok(Self(folded))
         } else {
@@ -212,15 +220,27 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_and_bounded() {
-        assert_eq!(Summary::parse("  Leak  ").map(|s| s.0), Ok("Leak".to_owned()));
+        assert_eq!(
+            Summary::parse("  Leak  ").map(|s| s.0),
+            Ok("Leak".to_owned())
+        );
         assert_eq!(Summary::parse("   ").map_err(|e| e.code), Err("required"));
-        assert_eq!(Summary::parse(&"x".repeat(201)).map_err(|e| e.code), Err("too_long"));
-        assert_eq!(Summary::parse("a\u{0}b").map_err(|e| e.code), Err("invalid_characters"));
+        assert_eq!(
+            Summary::parse(&"x".repeat(201)).map_err(|e| e.code),
+            Err("too_long")
+        );
+        assert_eq!(
+            Summary::parse("a\u{0}b").map_err(|e| e.code),
+            Err("invalid_characters")
+        );
     }
 
     #[test]
     fn trade_codes_are_folded() {
-        assert_eq!(TradeCode::parse("Gas Fitting").map(|t| t.0), Ok("gas_fitting".to_owned()));
+        assert_eq!(
+            TradeCode::parse("Gas Fitting").map(|t| t.0),
+            Ok("gas_fitting".to_owned())
+        );
         assert!(TradeCode::parse("1plumbing").is_err());
         assert!(TradeCode::parse("").is_err());
         assert!(TradeCode::parse("plumb!ng").is_err());
@@ -228,8 +248,18 @@ mod tests {
 
     #[test]
     fn emails_are_checked_lightly() {
-        assert_eq!(Email::parse(" Ann@Example.COM ").map(|e| e.0), Ok("ann@example.com".into()));
-        for bad in ["ann", "ann@", "@example.com", "ann@example", "a b@example.com", "a@@b.com"] {
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").map(|e| e.0),
+            Ok("ann@example.com".into())
+        );
+        for bad in [
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "a@@b.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -76,7 +76,10 @@ mod tests {
     use chrono::TimeZone as _;
 
     fn tech(active: bool, trades: &[&str]) -> Technician {
-        let t = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("valid date");
+        let t = Utc
+            .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid date");
         Technician {
             id: TechnicianId::from_uuid(uuid::Uuid::from_u128(7)),
             version: 1,
@@ -84,7 +87,10 @@ mod tests {
             email: None,
             phone: None,
             trades: normalize_trades(
-                trades.iter().map(|t| TradeCode::parse(t).expect("valid")).collect(),
+                trades
+                    .iter()
+                    .map(|t| TradeCode::parse(t).expect("valid"))
+                    .collect(),
             ),
             active,
             created_at: t,

@@ -85,23 +85,45 @@ pub fn kind_of(status: StatusCode) -> &'static str {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_owned(), message: message.into(), field_errors: Vec::new(), details: None, recorded_trace_id: None }
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            field_errors: Vec::new(),
+            details: None,
+            recorded_trace_id: None,
+        }
     }
 
     /// `400 VALIDATION_FAILED` with the fields at fault.
     pub fn validation(field_errors: Vec<FieldErrorBody>) -> Self {
-        Self { field_errors, ..Self::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", "the request is not valid") }
+        Self {
+            field_errors,
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_FAILED",
+                "the request is not valid",
+            )
+        }
     }
 
     /// `400` for one field.
     pub fn field(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
-        Self::validation(vec![FieldErrorBody { field: field.into(), code: code.to_owned(), message: message.into() }])
+        Self::validation(vec![FieldErrorBody {
+            field: field.into(),
+            code: code.to_owned(),
+            message: message.into(),
+        }])
     }
 
     /// `500 INTERNAL`, logging the cause (which is never returned).
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "an internal error occurred")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "an internal error occurred",
+        )
     }
 
     /// The envelope for this error.
@@ -114,14 +136,22 @@ impl ApiError {
                 details: self.details.clone(),
             },
             field_errors: self.field_errors.clone(),
-            trace_id: self.recorded_trace_id.clone().unwrap_or_else(|| trace_id.to_owned()),
+            trace_id: self
+                .recorded_trace_id
+                .clone()
+                .unwrap_or_else(|| trace_id.to_owned()),
         }
     }
 
     /// The response: status and envelope.
     pub fn into_response_with(self, trace_id: &str) -> Response {
         let body = serde_json::to_vec(&self.envelope(trace_id)).unwrap_or_else(|_| b"{}".to_vec());
-        (self.status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 
@@ -147,7 +177,11 @@ impl From<Failure> for ApiError {
 }
 
 fn field_body(e: FieldError) -> FieldErrorBody {
-    FieldErrorBody { field: e.field, code: e.code, message: e.message }
+    FieldErrorBody {
+        field: e.field,
+        code: e.code,
+        message: e.message,
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -166,7 +200,11 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::Database(sqlx_error) if is_unavailable(&sqlx_error) => {
                 tracing::error!(error = %sqlx_error, "database unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "the database is unavailable; retry later")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "the database is unavailable; retry later",
+                )
             }
             other => Self::internal(&other),
         }
@@ -176,12 +214,17 @@ impl From<StoreError> for ApiError {
 fn is_unavailable(e: &sqlx::Error) -> bool {
     matches!(
         e,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
     )
 }
 
 /// The codes every procedure may answer with, whatever it does.
-pub const COMMON_ERRORS: &[&str] =
-    &["VALIDATION_FAILED", "UNAUTHENTICATED", "FORBIDDEN", "NOT_A_MEMBER", "PAYLOAD_TOO_LARGE", "INTERNAL", "UNAVAILABLE"];
+pub const COMMON_ERRORS: &[&str] = &[
+    "VALIDATION_FAILED",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "NOT_A_MEMBER",
+    "PAYLOAD_TOO_LARGE",
+    "INTERNAL",
+    "UNAVAILABLE",
+];

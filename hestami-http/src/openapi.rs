@@ -10,7 +10,9 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::ComponentsBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr};
+use utoipa::openapi::{
+    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
+};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::{COMMON_ERRORS, ErrorEnvelope};
@@ -38,30 +40,66 @@ pub fn document() -> OpenApi {
             "{}{}\n\nError codes: {}.",
             p.summary,
             match p.workflow {
-                Some(w) => format!("\n\nMutating: requires `idempotencyKey`; runs the durable workflow `{w}`."),
+                Some(w) => format!(
+                    "\n\nMutating: requires `idempotencyKey`; runs the durable workflow `{w}`."
+                ),
                 None => "\n\nRead-only.".to_owned(),
             },
             codes.join(", ")
         );
-        let json = |name: &str| ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build();
-        let error = |what: &str| ResponseBuilder::new().description(what).content("application/json", json(&envelope_name)).build();
+        let json = |name: &str| {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(name)))
+                .build()
+        };
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content("application/json", json(&envelope_name))
+                .build()
+        };
         let mut op = OperationBuilder::new()
             .operation_id(Some(format!("{}.{}.{}", p.namespace, p.version, p.name)))
             .summary(Some(p.summary))
             .description(Some(description))
             .tag(p.namespace)
-            .request_body(Some(RequestBodyBuilder::new().required(Some(utoipa::openapi::Required::True)).content("application/json", json(&input)).build()))
-            .response("200", ResponseBuilder::new().description("the result").content("application/json", json(&output)).build())
-            .response("400", error("validation: malformed JSON, a wrong type, a missing or unknown field"))
-            .response("401", error("unauthenticated: no, unknown, expired or revoked token"))
-            .response("403", error("forbidden: not a member, or the role may not call this procedure"))
-            .response("404", error("not_found: no such resource in this organization, or no such procedure"));
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(utoipa::openapi::Required::True))
+                    .content("application/json", json(&input))
+                    .build(),
+            ))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("the result")
+                    .content("application/json", json(&output))
+                    .build(),
+            )
+            .response(
+                "400",
+                error("validation: malformed JSON, a wrong type, a missing or unknown field"),
+            )
+            .response(
+                "401",
+                error("unauthenticated: no, unknown, expired or revoked token"),
+            )
+            .response(
+                "403",
+                error("forbidden: not a member, or the role may not call this procedure"),
+            )
+            .response(
+                "404",
+                error("not_found: no such resource in this organization, or no such procedure"),
+            );
         if p.workflow.is_some() {
             op = op
                 .response("409", error("conflict: a state or version conflict, or the same idempotency key still in progress"))
                 .response("422", error("rule_violation: a business rule, or an idempotency key reused with another body"));
         }
-        op = op.response("500", error("internal")).response("503", error("unavailable"));
+        op = op
+            .response("500", error("internal"))
+            .response("503", error("unavailable"));
         if p.org_scoped {
             op = op.parameter(
                 utoipa::openapi::path::ParameterBuilder::new()
@@ -72,7 +110,9 @@ pub fn document() -> OpenApi {
                     .schema(Some(
                         utoipa::openapi::ObjectBuilder::new()
                             .schema_type(utoipa::openapi::schema::Type::String)
-                            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid))),
+                            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                                utoipa::openapi::KnownFormat::Uuid,
+                            ))),
                     )),
             );
         }
@@ -80,10 +120,14 @@ pub fn document() -> OpenApi {
         paths = paths.path(path, PathItem::new(HttpMethod::Post, op.build()));
     }
     // Several types may register the same nested schema; keep one of each, sorted by name.
-    let schemas: BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>> = schemas.into_iter().collect();
+    let schemas: BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>> =
+        schemas.into_iter().collect();
     let components = ComponentsBuilder::new()
         .schemas_from_iter(schemas)
-        .security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()))
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        )
         .build();
     OpenApiBuilder::new()
         .info(
@@ -104,7 +148,101 @@ pub fn document() -> OpenApi {
 
 /// The document as pretty JSON with a trailing newline: exactly the committed file's bytes.
 pub fn document_json() -> String {
-    let mut text = document().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut text = document()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed document is the generated one. To accept a change of the contract:
+    /// `UPDATE_OPENAPI=1 cargo test -p hestami-http openapi`.
+    #[test]
+    fn committed_openapi_matches_the_generated_document() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/v1.json");
+        let generated = super::document_json();
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).expect("write the committed document");
+        }
+        let committed =
+            std::fs::read_to_string(&path).expect("hestami-http/openapi/v1.json exists");
+        assert!(
+            committed == generated,
+            "hestami-http/openapi/v1.json is stale: run UPDATE_OPENAPI=1 cargo test -p hestami-http openapi"
+        );
+    }
+
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                    out.push(r.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&super::document_json()).expect("valid JSON");
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 40);
+        for r in all {
+            let name = r.trim_start_matches("#/components/schemas/");
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "dangling {r}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_procedure_is_documented_with_its_schemas() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&super::document_json()).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for p in crate::v1::procedures() {
+            let op = &doc["paths"][format!("/api/v1/rpc/{}/{}/{}", p.namespace, p.version, p.name)]
+                ["post"];
+            let input = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .expect("input ref");
+            let output = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .expect("output ref");
+            for reference in [input, output] {
+                let name = reference.trim_start_matches("#/components/schemas/");
+                assert!(
+                    schemas.contains_key(name),
+                    "{} refers to missing {name}",
+                    p.path()
+                );
+            }
+            assert!(
+                op["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("Error codes:")),
+                "{}",
+                p.path()
+            );
+            if p.workflow.is_some() {
+                let required =
+                    schemas[input.trim_start_matches("#/components/schemas/")]["required"]
+                        .to_string();
+                assert!(
+                    required.contains("idempotencyKey"),
+                    "{} does not require idempotencyKey",
+                    p.path()
+                );
+            }
+        }
+    }
 }

@@ -38,7 +38,9 @@ pub struct Ctx {
 impl Ctx {
     /// The caller of an organization-scoped procedure.
     pub fn caller(&self) -> Result<&Caller, ApiError> {
-        self.caller.as_ref().ok_or_else(|| ApiError::internal(&"procedure needs an organization"))
+        self.caller
+            .as_ref()
+            .ok_or_else(|| ApiError::internal(&"procedure needs an organization"))
     }
 }
 
@@ -139,7 +141,11 @@ pub trait Mutating {
 
 /// A mutation: parse and validate the input into a store command, run its workflow (or get the
 /// recorded outcome of the same request), and render the recorded output.
-pub fn mutation<I, C, D, O>(name: Name, convert: fn(I) -> Result<C, ApiError>, render: fn(D) -> O) -> Procedure
+pub fn mutation<I, C, D, O>(
+    name: Name,
+    convert: fn(I) -> Result<C, ApiError>,
+    render: fn(D) -> O,
+) -> Procedure
 where
     I: DeserializeOwned + ToSchema + Mutating + Send + 'static,
     C: Command + Send + 'static,
@@ -157,12 +163,18 @@ where
                 command: convert(input)?,
             };
             let completed = ctx.services.submit(&caller, request).await?;
-            tracing::Span::current().record("workflow.id", tracing::field::display(completed.workflow_id));
+            tracing::Span::current().record(
+                "workflow.id",
+                tracing::field::display(completed.workflow_id),
+            );
             match completed.outcome {
                 Ok(text) => to_body(&render(decode_output::<D>(&text)?)),
                 // A recorded failure is rendered with the trace id recorded with it, so a
                 // replay is the original response byte for byte.
-                Err(failure) => Err(ApiError { recorded_trace_id: completed.trace_id, ..ApiError::from(failure) }),
+                Err(failure) => Err(ApiError {
+                    recorded_trace_id: completed.trace_id,
+                    ..ApiError::from(failure)
+                }),
             }
         })
     })
@@ -197,7 +209,9 @@ impl Procedure {
 }
 
 fn to_body<O: Serialize>(output: &O) -> Result<Body, ApiError> {
-    serde_json::to_vec(output).map(Bytes::from).map_err(|e| ApiError::internal(&e))
+    serde_json::to_vec(output)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(&e))
 }
 
 /// Parses a body: malformed JSON, a wrong type, a missing or an unknown field each give a
@@ -205,14 +219,26 @@ fn to_body<O: Serialize>(output: &O) -> Result<Body, ApiError> {
 /// JSON value (for the request's fingerprint).
 pub fn parse<I: DeserializeOwned>(body: &[u8]) -> Result<(I, serde_json::Value), ApiError> {
     let value: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::field("$", "body_required", "the request body must be a JSON object"));
+        return Err(ApiError::field(
+            "$",
+            "body_required",
+            "the request body must be a JSON object",
+        ));
     } else {
         serde_json::from_slice(body).map_err(|e| {
-            ApiError::field("$", "malformed_json", format!("the body is not valid JSON: {e}"))
+            ApiError::field(
+                "$",
+                "malformed_json",
+                format!("the body is not valid JSON: {e}"),
+            )
         })?
     };
     if !value.is_object() {
-        return Err(ApiError::field("$", "invalid_type", "the request body must be a JSON object"));
+        return Err(ApiError::field(
+            "$",
+            "invalid_type",
+            "the request body must be a JSON object",
+        ));
     }
     let input = serde_path_to_error::deserialize::<_, I>(&value).map_err(|e| {
         let path = e.path().to_string();
@@ -223,18 +249,43 @@ pub fn parse<I: DeserializeOwned>(body: &[u8]) -> Result<(I, serde_json::Value),
 }
 
 fn field_error(path: &str, message: &str) -> FieldErrorBody {
-    let base = if path == "." { String::new() } else { path.to_owned() };
-    let join = |name: &str| if base.is_empty() { name.to_owned() } else { format!("{base}.{name}") };
+    let base = if path == "." {
+        String::new()
+    } else {
+        path.to_owned()
+    };
+    let join = |name: &str| {
+        if base.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{base}.{name}")
+        }
+    };
     let quoted = |prefix: &str| {
-        message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
     };
     if let Some(name) = quoted("unknown field `") {
         // The path already ends at the unknown field itself.
-        let field = if base.is_empty() { name.clone() } else { base.clone() };
-        return FieldErrorBody { field, code: "unknown_field".into(), message: format!("unknown field {name}") };
+        let field = if base.is_empty() {
+            name.clone()
+        } else {
+            base.clone()
+        };
+        return FieldErrorBody {
+            field,
+            code: "unknown_field".into(),
+            message: format!("unknown field {name}"),
+        };
     }
     if let Some(name) = quoted("missing field `") {
-        return FieldErrorBody { field: join(&name), code: "required".into(), message: format!("{name} is required") };
+        return FieldErrorBody {
+            field: join(&name),
+            code: "required".into(),
+            message: format!("{name} is required"),
+        };
     }
     let code = if message.starts_with("invalid type") || message.starts_with("invalid value") {
         "invalid_type"
@@ -243,7 +294,11 @@ fn field_error(path: &str, message: &str) -> FieldErrorBody {
     } else {
         "invalid"
     };
-    FieldErrorBody { field: if base.is_empty() { "$".into() } else { base }, code: code.into(), message: message.to_owned() }
+    FieldErrorBody {
+        field: if base.is_empty() { "$".into() } else { base },
+        code: code.into(),
+        message: message.to_owned(),
+    }
 }
 
 /// Collects every field error of an input before giving up, so a client sees all of them.
@@ -283,7 +338,11 @@ impl Validator {
 
     /// Records a problem directly.
     pub fn fail(&mut self, field: &str, code: &str, message: &str) {
-        self.errors.push(FieldErrorBody { field: field.to_owned(), code: code.to_owned(), message: message.to_owned() });
+        self.errors.push(FieldErrorBody {
+            field: field.to_owned(),
+            code: code.to_owned(),
+            message: message.to_owned(),
+        });
     }
 }
 
@@ -293,7 +352,11 @@ pub fn validate<T>(build: impl FnOnce(&mut Validator) -> Option<T>) -> Result<T,
     let mut v = Validator::default();
     match build(&mut v) {
         Some(value) if v.errors.is_empty() => Ok(value),
-        _ if v.errors.is_empty() => Err(ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", "the request is not valid")),
+        _ if v.errors.is_empty() => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_FAILED",
+            "the request is not valid",
+        )),
         _ => Err(ApiError::validation(v.errors)),
     }
 }

@@ -32,7 +32,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { body_limit: 1024 * 1024, request_timeout: Duration::from_secs(60) }
+        Self {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -50,9 +53,23 @@ impl AppState {
     pub fn new(services: Services, config: ServerConfig) -> Self {
         let procedures = crate::v1::procedures()
             .into_iter()
-            .map(|p| ((p.namespace.to_owned(), p.version.to_owned(), p.name.to_owned()), p))
+            .map(|p| {
+                (
+                    (
+                        p.namespace.to_owned(),
+                        p.version.to_owned(),
+                        p.name.to_owned(),
+                    ),
+                    p,
+                )
+            })
             .collect();
-        Self { services, procedures: Arc::new(procedures), openapi: Arc::new(crate::openapi::document_json()), config }
+        Self {
+            services,
+            procedures: Arc::new(procedures),
+            openapi: Arc::new(crate::openapi::document_json()),
+            config,
+        }
     }
 }
 
@@ -65,14 +82,23 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let timeout = state.config.request_timeout;
     Router::new()
-        .route("/api/v1/rpc/{namespace}/{version}/{procedure}", post(dispatch))
+        .route(
+            "/api/v1/rpc/{namespace}/{version}/{procedure}",
+            post(dispatch),
+        )
         .route("/api/v1/openapi.json", get(openapi))
-        .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
         .fallback(not_found)
         .with_state(state)
         // Outermost last: trace wraps everything, then the envelope turns whatever the layers
         // inside it answered (panic, body limit, timeout, routing) into the error envelope.
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::from_fn(envelope_framework_errors))
@@ -83,7 +109,6 @@ pub fn router(state: AppState) -> Router {
 async fn trace(mut request: Request, next: Next) -> Response {
     let span = tracing::info_span!(
         "rpc",
-        otel.name = tracing::field::Empty,
         rpc.namespace = tracing::field::Empty,
         rpc.procedure = tracing::field::Empty,
         rpc.version = tracing::field::Empty,
@@ -98,7 +123,14 @@ async fn trace(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     span.record("http.status", status.as_u16());
-    span.record("outcome", if status.is_success() { "ok" } else { crate::error::kind_of(status) });
+    span.record(
+        "outcome",
+        if status.is_success() {
+            "ok"
+        } else {
+            crate::error::kind_of(status)
+        },
+    );
     if let Ok(value) = HeaderValue::from_str(&trace_id) {
         response.headers_mut().insert("x-trace-id", value);
     }
@@ -108,7 +140,11 @@ async fn trace(mut request: Request, next: Next) -> Response {
 /// Turns any error response the framework made itself (404 route, 405 method, 413 body,
 /// timeouts, panics) into the envelope. Responses that already are JSON are left alone.
 async fn envelope_framework_errors(request: Request, next: Next) -> Response {
-    let trace_id = request.extensions().get::<TraceId>().map(|t| t.0.clone()).unwrap_or_default();
+    let trace_id = request
+        .extensions()
+        .get::<TraceId>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default();
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -121,29 +157,49 @@ async fn envelope_framework_errors(request: Request, next: Next) -> Response {
     }
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::new(status, "NOT_FOUND", "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::new(status, "METHOD_NOT_ALLOWED", "procedures are called with POST")
-        }
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "METHOD_NOT_ALLOWED",
+            "procedures are called with POST",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(status, "PAYLOAD_TOO_LARGE", "the request body is too large")
         }
-        StatusCode::SERVICE_UNAVAILABLE => {
-            ApiError::new(status, "UNAVAILABLE", "the request took too long; retry later")
-        }
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::new(
+            status,
+            "UNAVAILABLE",
+            "the request took too long; retry later",
+        ),
         s if s.is_server_error() => ApiError::internal(&format!("framework answered {s}")),
-        s => ApiError::new(s, "BAD_REQUEST", s.canonical_reason().unwrap_or("bad request")),
+        s => ApiError::new(
+            s,
+            "BAD_REQUEST",
+            s.canonical_reason().unwrap_or("bad request"),
+        ),
     };
     error.into_response_with(&trace_id)
 }
 
 async fn not_found(request: Request) -> Response {
-    let trace_id = request.extensions().get::<TraceId>().map(|t| t.0.clone()).unwrap_or_default();
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no route {}", request.uri().path()))
-        .into_response_with(&trace_id)
+    let trace_id = request
+        .extensions()
+        .get::<TraceId>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default();
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("no route {}", request.uri().path()),
+    )
+    .into_response_with(&trace_id)
 }
 
 async fn openapi(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], state.openapi.as_str().to_owned()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.as_str().to_owned(),
+    )
+        .into_response()
 }
 
 async fn dispatch(
@@ -152,9 +208,12 @@ async fn dispatch(
     headers: HeaderMap,
     request: Request<Body>,
 ) -> Response {
-    let trace_id = request.extensions().get::<TraceId>().map(|t| t.0.clone()).unwrap_or_default();
+    let trace_id = request
+        .extensions()
+        .get::<TraceId>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default();
     let span = tracing::Span::current();
-    span.record("otel.name", format!("{namespace}/{version}/{name}"));
     span.record("rpc.namespace", namespace.as_str());
     span.record("rpc.version", version.as_str());
     span.record("rpc.procedure", name.as_str());
@@ -163,7 +222,11 @@ async fn dispatch(
             .procedures
             .get(&(namespace.clone(), version.clone(), name.clone()))
             .ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, "UNKNOWN_PROCEDURE", format!("no procedure {namespace}/{version}/{name}"))
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "UNKNOWN_PROCEDURE",
+                    format!("no procedure {namespace}/{version}/{name}"),
+                )
             })?;
         let ctx = authorize(&state, procedure, &headers, &trace_id).await?;
         let body = read_body(request, state.config.body_limit).await?;
@@ -187,15 +250,27 @@ async fn read_body(request: Request<Body>, limit: usize) -> Result<Bytes, ApiErr
             ));
         }
     }
-    axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("the body exceeds {limit} bytes"))
-    })
+    axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!("the body exceeds {limit} bytes"),
+            )
+        })
 }
 
 /// Authenticates the bearer token, resolves `X-Organization-Id`, checks the membership and the
 /// role's permission: all before any handler runs.
-async fn authorize(state: &AppState, procedure: &Procedure, headers: &HeaderMap, trace_id: &str) -> Result<Ctx, ApiError> {
-    let unauthenticated = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
+async fn authorize(
+    state: &AppState,
+    procedure: &Procedure,
+    headers: &HeaderMap,
+    trace_id: &str,
+) -> Result<Ctx, ApiError> {
+    let unauthenticated =
+        |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -208,27 +283,52 @@ async fn authorize(state: &AppState, procedure: &Procedure, headers: &HeaderMap,
         .authenticate(token)
         .await?
         .ok_or_else(|| unauthenticated("the token is unknown, expired or revoked"))?;
-    let mut ctx = Ctx { services: state.services.clone(), user_id, caller: None, trace_id: trace_id.to_owned() };
+    let mut ctx = Ctx {
+        services: state.services.clone(),
+        user_id,
+        caller: None,
+        trace_id: trace_id.to_owned(),
+    };
     if !procedure.org_scoped {
         return Ok(ctx);
     }
-    let raw = headers
-        .get("x-organization-id")
-        .ok_or_else(|| ApiError::field("X-Organization-Id", "required", "send X-Organization-Id: <organization id>"))?;
+    let raw = headers.get("x-organization-id").ok_or_else(|| {
+        ApiError::field(
+            "X-Organization-Id",
+            "required",
+            "send X-Organization-Id: <organization id>",
+        )
+    })?;
     let organization_id = raw
         .to_str()
         .ok()
         .and_then(|v| uuid::Uuid::try_parse(v.trim()).ok())
         .map(OrganizationId::from_uuid)
-        .ok_or_else(|| ApiError::field("X-Organization-Id", "invalid_uuid", "the organization id is not a UUID"))?;
+        .ok_or_else(|| {
+            ApiError::field(
+                "X-Organization-Id",
+                "invalid_uuid",
+                "the organization id is not a UUID",
+            )
+        })?;
     tracing::Span::current().record("organization.id", tracing::field::display(organization_id));
-    let role = store.role_of(user_id, organization_id).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::FORBIDDEN, "NOT_A_MEMBER", "you are not a member of this organization")
-    })?;
+    let role = store
+        .role_of(user_id, organization_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "NOT_A_MEMBER",
+                "you are not a member of this organization",
+            )
+        })?;
     if !is_permitted(role, &procedure.path()) {
         return Err(hestami_store::directory::forbidden(role, &procedure.path()).into());
     }
-    ctx.caller = Some(Caller { organization_id, user_id: Some(user_id) });
+    ctx.caller = Some(Caller {
+        organization_id,
+        user_id: Some(user_id),
+    });
     Ok(ctx)
 }
 
@@ -238,5 +338,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

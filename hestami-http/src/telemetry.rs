@@ -50,7 +50,9 @@ where
 /// When the OTLP exporter cannot be built or a global subscriber is already installed.
 pub fn init(service_name: &str) -> Result<Telemetry, String> {
     let mut builder = SdkTracerProvider::builder().with_resource(
-        opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build(),
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(service_name.to_owned())
+            .build(),
     );
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -60,11 +62,17 @@ pub fn init(service_name: &str) -> Result<Telemetry, String> {
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
-    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     Registry::default()
         .with(otel_layer(&provider))
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
         .try_init()
         .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
     Ok(Telemetry { provider })
@@ -88,7 +96,8 @@ impl Extractor for HeaderExtractor<'_> {
 /// no tracing still gets trace ids that match its callers').
 pub fn adopt_parent(span: &tracing::Span, headers: &HeaderMap) -> String {
     use opentelemetry::propagation::TextMapPropagator as _;
-    let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .extract(&HeaderExtractor(headers));
     let parent_trace = parent.span().span_context().clone();
     if parent_trace.is_valid() {
         let _ = span.set_parent(parent);

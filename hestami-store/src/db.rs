@@ -8,7 +8,10 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{Postgres, Row as _, Sqlite, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
@@ -226,7 +229,8 @@ type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArgume
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
 fn sqlite_query(sql: &str, args: Vec<Value>) -> SqliteQuery<'_> {
-    bind_all!(sqlx::query(sql), args, |v: Option<DateTime<Utc>>| v.map(sqlite_time))
+    bind_all!(sqlx::query(sql), args, |v: Option<DateTime<Utc>>| v
+        .map(sqlite_time))
 }
 
 fn pg_query(sql: &str, args: Vec<Value>) -> PgQuery<'_> {
@@ -249,19 +253,35 @@ impl Tx {
 
     pub(crate) async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
         Ok(match self {
-            Self::Sqlite(tx) => sqlite_query(sql, args).execute(&mut **tx).await?.rows_affected(),
-            Self::Postgres(tx) => pg_query(sql, args).execute(&mut **tx).await?.rows_affected(),
+            Self::Sqlite(tx) => sqlite_query(sql, args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Self::Postgres(tx) => pg_query(sql, args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
         })
     }
 
-    pub(crate) async fn fetch_all(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Vec<Row>, StoreError> {
         Ok(match self {
-            Self::Sqlite(tx) => {
-                sqlite_query(sql, args).fetch_all(&mut **tx).await?.into_iter().map(Row::Sqlite).collect()
-            }
-            Self::Postgres(tx) => {
-                pg_query(sql, args).fetch_all(&mut **tx).await?.into_iter().map(Row::Postgres).collect()
-            }
+            Self::Sqlite(tx) => sqlite_query(sql, args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Self::Postgres(tx) => pg_query(sql, args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
         })
     }
 
@@ -271,12 +291,22 @@ impl Tx {
         args: Vec<Value>,
     ) -> Result<Option<Row>, StoreError> {
         Ok(match self {
-            Self::Sqlite(tx) => sqlite_query(sql, args).fetch_optional(&mut **tx).await?.map(Row::Sqlite),
-            Self::Postgres(tx) => pg_query(sql, args).fetch_optional(&mut **tx).await?.map(Row::Postgres),
+            Self::Sqlite(tx) => sqlite_query(sql, args)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Sqlite),
+            Self::Postgres(tx) => pg_query(sql, args)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Postgres),
         })
     }
 
-    pub(crate) async fn fetch_one(&mut self, sql: &str, args: Vec<Value>) -> Result<Row, StoreError> {
+    pub(crate) async fn fetch_one(
+        &mut self,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Row, StoreError> {
         self.fetch_optional(sql, args)
             .await?
             .ok_or_else(|| StoreError::Internal(format!("expected a row from: {sql}")))
@@ -308,7 +338,10 @@ pub(crate) enum Row {
 
 /// A type both backends can decode.
 pub(crate) trait Column:
-    for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+    for<'r> sqlx::Decode<'r, Sqlite>
+    + sqlx::Type<Sqlite>
+    + for<'r> sqlx::Decode<'r, Postgres>
+    + sqlx::Type<Postgres>
 {
 }
 impl<T> Column for T where

@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use hestami_core::ids::{OrganizationId, UserId};
-use hestami_core::org::{Currency, Membership, OrgKind, Organization, Role, SlaWindows, TimeZone, User};
+use hestami_core::org::{
+    Currency, Membership, OrgKind, Organization, Role, SlaWindows, TimeZone, User,
+};
 use hestami_core::text::{Email, Name, OrgName};
 
 use crate::db::{Row, args};
@@ -62,7 +64,10 @@ pub struct IssuedToken {
 
 /// The SHA-256 of a token, hex-encoded: what the database keeps.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn random_token() -> Result<String, StoreError> {
@@ -108,16 +113,33 @@ impl Store {
             args![organization_id.as_uuid()],
         )
         .await?;
-        tx.record_change("organization", organization_id.as_uuid(), 1, Operation::Created).await?;
+        tx.record_change(
+            "organization",
+            organization_id.as_uuid(),
+            1,
+            Operation::Created,
+        )
+        .await?;
         let user_id = upsert_user(&mut tx, &new.owner_email, now).await?;
         tx.execute(
             "INSERT INTO memberships (organization_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
             args![organization_id.as_uuid(), user_id.as_uuid(), Role::Owner.as_str(), now],
         )
         .await?;
-        let issued = insert_token(&mut tx, user_id, None, Some("created with the organization"), now).await?;
+        let issued = insert_token(
+            &mut tx,
+            user_id,
+            None,
+            Some("created with the organization"),
+            now,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(CreatedOrganization { organization_id, user_id, token: issued.token })
+        Ok(CreatedOrganization {
+            organization_id,
+            user_id,
+            token: issued.token,
+        })
     }
 
     /// Adds `email` (created if new) to the organization with `role`, or changes its role.
@@ -130,7 +152,10 @@ impl Store {
         let mut tx = self.tenant(organization_id, true).await?;
         let now = tx.now();
         let exists = tx
-            .fetch_optional("SELECT id FROM organizations WHERE id = $1", args![organization_id.as_uuid()])
+            .fetch_optional(
+                "SELECT id FROM organizations WHERE id = $1",
+                args![organization_id.as_uuid()],
+            )
             .await?;
         if exists.is_none() {
             return Err(Failure::not_found("organization").into());
@@ -155,7 +180,12 @@ impl Store {
     ) -> Result<IssuedToken, StoreError> {
         let mut tx = self.shared(true).await?;
         let now = self.now();
-        let Some(row) = tx.fetch_optional("SELECT id FROM users WHERE email = $1", args![email.as_str()]).await?
+        let Some(row) = tx
+            .fetch_optional(
+                "SELECT id FROM users WHERE email = $1",
+                args![email.as_str()],
+            )
+            .await?
         else {
             return Err(Failure::not_found("user").into());
         };
@@ -166,11 +196,23 @@ impl Store {
         tx.execute(
             "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
-            args![token_id, user_id.as_uuid(), hash_token(&token), label, now, expires_at],
+            args![
+                token_id,
+                user_id.as_uuid(),
+                hash_token(&token),
+                label,
+                now,
+                expires_at
+            ],
         )
         .await?;
         tx.commit().await?;
-        Ok(IssuedToken { token_id, user_id, token, expires_at })
+        Ok(IssuedToken {
+            token_id,
+            user_id,
+            token,
+            expires_at,
+        })
     }
 
     /// Revokes a token, given either the secret itself or its id. Returns whether a live token
@@ -213,7 +255,7 @@ impl Store {
         let expires_at: Option<DateTime<Utc>> = row.get("expires_at")?;
         let revoked_at: Option<DateTime<Utc>> = row.get("revoked_at")?;
         let live = revoked_at.is_none() && expires_at.is_none_or(|t| t > self.now());
-        Ok(live.then(|| row.get("user_id").map(UserId::from_uuid)).transpose()?)
+        live.then(|| row.get("user_id").map(UserId::from_uuid)).transpose()
     }
 
     /// The user's role in the organization, if they are a member.
@@ -237,13 +279,19 @@ impl Store {
     pub async fn whoami(&self, user_id: UserId) -> Result<(User, Vec<Membership>), StoreError> {
         let mut tx = self.shared(false).await?;
         let row = tx
-            .fetch_optional("SELECT id, email, name, created_at FROM users WHERE id = $1", args![user_id.as_uuid()])
+            .fetch_optional(
+                "SELECT id, email, name, created_at FROM users WHERE id = $1",
+                args![user_id.as_uuid()],
+            )
             .await?
             .ok_or_else(|| Failure::not_found("user"))?;
         let user = User {
             id: user_id,
             email: parse_stored(&row.get::<String>("email")?, Email::parse)?,
-            name: row.get::<Option<String>>("name")?.map(|n| parse_stored(&n, Name::parse)).transpose()?,
+            name: row
+                .get::<Option<String>>("name")?
+                .map(|n| parse_stored(&n, Name::parse))
+                .transpose()?,
             created_at: row.get("created_at")?,
         };
         let rows = tx
@@ -279,8 +327,18 @@ pub(crate) fn parse_stored<T>(
     parse(raw).map_err(|e| StoreError::Internal(format!("stored value {raw:?} is invalid: {e}")))
 }
 
-async fn upsert_user(tx: &mut TenantTx, email: &Email, now: DateTime<Utc>) -> Result<UserId, StoreError> {
-    if let Some(row) = tx.fetch_optional("SELECT id FROM users WHERE email = $1", args![email.as_str()]).await? {
+async fn upsert_user(
+    tx: &mut TenantTx,
+    email: &Email,
+    now: DateTime<Utc>,
+) -> Result<UserId, StoreError> {
+    if let Some(row) = tx
+        .fetch_optional(
+            "SELECT id FROM users WHERE email = $1",
+            args![email.as_str()],
+        )
+        .await?
+    {
         return Ok(UserId::from_uuid(row.get("id")?));
     }
     let id = UserId::from_uuid(new_id());
@@ -304,23 +362,42 @@ async fn insert_token(
     tx.execute(
         "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-        args![token_id, user_id.as_uuid(), hash_token(&token), label, now, expires_at],
+        args![
+            token_id,
+            user_id.as_uuid(),
+            hash_token(&token),
+            label,
+            now,
+            expires_at
+        ],
     )
     .await?;
-    Ok(IssuedToken { token_id, user_id, token, expires_at })
+    Ok(IssuedToken {
+        token_id,
+        user_id,
+        token,
+        expires_at,
+    })
 }
 
 /// Reads an organization row.
-pub(crate) async fn load_organization(tx: &mut TenantTx, lock: bool) -> Result<Organization, StoreError> {
+pub(crate) async fn load_organization(
+    tx: &mut TenantTx,
+    lock: bool,
+) -> Result<Organization, StoreError> {
     let sql = format!(
         "SELECT id, version, kind, name, time_zone, currency, sla_emergency_minutes, sla_urgent_minutes, \
          sla_routine_minutes, created_at, updated_at FROM organizations WHERE id = $1{}",
         if lock { tx.for_update() } else { "" }
     );
     let org = tx.org();
-    let row = tx.fetch_optional(&sql, args![org]).await?.ok_or_else(|| Failure::not_found("organization"))?;
+    let row = tx
+        .fetch_optional(&sql, args![org])
+        .await?
+        .ok_or_else(|| Failure::not_found("organization"))?;
     let minutes = |col: &str| -> Result<u32, StoreError> {
-        u32::try_from(row.get::<i64>(col)?).map_err(|_| StoreError::Internal(format!("{col} out of range")))
+        u32::try_from(row.get::<i64>(col)?)
+            .map_err(|_| StoreError::Internal(format!("{col} out of range")))
     };
     let sla = SlaWindows::parse(
         minutes("sla_emergency_minutes")?,

@@ -46,7 +46,8 @@ use crate::store::{Store, TenantTx};
 pub type StepFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 't>>;
 
 /// A boxed workflow run.
-pub type WorkflowFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, StoreError>> + Send>>;
+pub type WorkflowFuture =
+    Pin<Box<dyn Future<Output = Result<serde_json::Value, StoreError>> + Send>>;
 
 type Handler = Arc<dyn Fn(WorkflowCtx, serde_json::Value) -> WorkflowFuture + Send + Sync>;
 
@@ -60,7 +61,11 @@ pub const MAX_ATTEMPTS: i64 = 5;
 
 /// Derives a workflow's id from what identifies the request: the same organization, procedure
 /// and idempotency key always give the same id (a UUIDv8 built from a SHA-256).
-pub fn workflow_id(organization_id: OrganizationId, procedure: &str, idempotency_key: Uuid) -> WorkflowId {
+pub fn workflow_id(
+    organization_id: OrganizationId,
+    procedure: &str,
+    idempotency_key: Uuid,
+) -> WorkflowId {
     let mut hasher = Sha256::new();
     hasher.update(organization_id.as_uuid().as_bytes());
     hasher.update([0]);
@@ -75,7 +80,10 @@ pub fn workflow_id(organization_id: OrganizationId, procedure: &str, idempotency
 
 /// The fingerprint of a request: a SHA-256 over its canonical JSON (keys sorted).
 pub fn fingerprint(request: &serde_json::Value) -> String {
-    Sha256::digest(request.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(request.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A request to run a workflow.
@@ -129,7 +137,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { executor_id: "local".into(), lease: Duration::from_secs(30), fault: None }
+        Self {
+            executor_id: "local".into(),
+            lease: Duration::from_secs(30),
+            fault: None,
+        }
     }
 }
 
@@ -160,7 +172,10 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut names: Vec<_> = self.inner.handlers.keys().collect();
         names.sort();
-        f.debug_struct("Engine").field("config", &self.inner.config).field("workflows", &names).finish()
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .field("workflows", &names)
+            .finish()
     }
 }
 
@@ -185,13 +200,17 @@ impl EngineBuilder {
         let handler: Handler = Arc::new(move |ctx, input| {
             let run = run.clone();
             Box::pin(async move {
-                let input: I = serde_json::from_value(input)
-                    .map_err(|e| StoreError::Internal(format!("workflow input does not parse: {e}")))?;
+                let input: I = serde_json::from_value(input).map_err(|e| {
+                    StoreError::Internal(format!("workflow input does not parse: {e}"))
+                })?;
                 let output = run(ctx, input).await?;
                 Ok(serde_json::to_value(output)?)
             })
         });
-        assert!(self.handlers.insert(name, handler).is_none(), "workflow {name} registered twice");
+        assert!(
+            self.handlers.insert(name, handler).is_none(),
+            "workflow {name} registered twice"
+        );
         self
     }
 
@@ -216,7 +235,11 @@ enum Claim {
 impl Engine {
     /// Starts describing an engine with no workflows registered.
     pub fn builder(store: Store, config: EngineConfig) -> EngineBuilder {
-        EngineBuilder { store, config, handlers: HashMap::new() }
+        EngineBuilder {
+            store,
+            config,
+            handlers: HashMap::new(),
+        }
     }
 
     /// The store it runs against.
@@ -234,22 +257,43 @@ impl Engine {
     /// Runs a workflow, or returns the outcome recorded for the same request.
     pub async fn run(&self, start: Start) -> Result<Completed, StoreError> {
         if !self.inner.handlers.contains_key(start.workflow) {
-            return Err(StoreError::Internal(format!("no workflow named {}", start.workflow)));
+            return Err(StoreError::Internal(format!(
+                "no workflow named {}",
+                start.workflow
+            )));
         }
-        let id = workflow_id(start.organization_id, &start.procedure, start.idempotency_key);
-        let span = tracing::info_span!("workflow", workflow.id = %id, workflow.name = start.workflow);
+        let id = workflow_id(
+            start.organization_id,
+            &start.procedure,
+            start.idempotency_key,
+        );
+        let span =
+            tracing::info_span!("workflow", workflow.id = %id, workflow.name = start.workflow);
         async move {
             match self.claim_new(id, &start).await? {
                 Claim::Owned => {
                     let outcome = self
-                        .execute(id, start.organization_id, start.workflow, start.actor, start.input)
+                        .execute(
+                            id,
+                            start.organization_id,
+                            start.workflow,
+                            start.actor,
+                            start.input,
+                        )
                         .await?;
-                    Ok(Completed { workflow_id: id, outcome, trace_id: start.trace_id, replayed: false })
+                    Ok(Completed {
+                        workflow_id: id,
+                        outcome,
+                        trace_id: start.trace_id,
+                        replayed: false,
+                    })
                 }
                 Claim::Existing { fingerprint } if fingerprint != start.fingerprint => {
                     Err(StoreError::IdempotencyKeyReused)
                 }
-                Claim::Existing { .. } => self.wait_for(start.organization_id, id, start.wait).await,
+                Claim::Existing { .. } => {
+                    self.wait_for(start.organization_id, id, start.wait).await
+                }
             }
         }
         .instrument(span)
@@ -304,7 +348,9 @@ impl Engine {
             )
             .await?;
         tx.commit().await?;
-        Ok(Claim::Existing { fingerprint: row.get("fingerprint")? })
+        Ok(Claim::Existing {
+            fingerprint: row.get("fingerprint")?,
+        })
     }
 
     fn lease(&self) -> ChronoDuration {
@@ -328,13 +374,27 @@ impl Engine {
             .get(name)
             .cloned()
             .ok_or_else(|| StoreError::Internal(format!("no workflow named {name}")))?;
-        let ctx = WorkflowCtx { engine: self.clone(), organization_id, id, actor, next_step: 0 };
-        let heartbeat = self.spawn_heartbeat(id);
+        let ctx = WorkflowCtx {
+            engine: self.clone(),
+            organization_id,
+            id,
+            actor,
+            next_step: 0,
+        };
+        // Stopped when the run ends, and also when this future is dropped mid-way (a cancelled
+        // request): otherwise the orphaned heartbeat would keep renewing the lease of a workflow
+        // nobody runs, and no other executor would ever recover it.
+        let heartbeat = AbortOnDrop(self.spawn_heartbeat(id));
         let result = handler(ctx, input).await;
-        heartbeat.abort();
+        drop(heartbeat);
         match result {
-            Ok(value) => self.finish(organization_id, id, Ok(value.to_string())).await,
-            Err(StoreError::Failure(failure)) => self.finish(organization_id, id, Err(failure)).await,
+            Ok(value) => {
+                self.finish(organization_id, id, Ok(value.to_string()))
+                    .await
+            }
+            Err(StoreError::Failure(failure)) => {
+                self.finish(organization_id, id, Err(failure)).await
+            }
             Err(StoreError::InjectedCrash) => Err(StoreError::InjectedCrash),
             Err(error) => {
                 let attempts = self.release(organization_id, id).await.unwrap_or(0);
@@ -377,12 +437,19 @@ impl Engine {
     }
 
     /// Gives up the claim so that recovery retries soon; returns the attempts made so far.
-    async fn release(&self, organization_id: OrganizationId, id: WorkflowId) -> Result<i64, StoreError> {
+    async fn release(
+        &self,
+        organization_id: OrganizationId,
+        id: WorkflowId,
+    ) -> Result<i64, StoreError> {
         let store = &self.inner.store;
         let mut tx = store.tenant(organization_id, true).await?;
         let now = tx.now();
-        tx.execute("UPDATE workflow_queue SET lease_expires_at = $1 WHERE workflow_id = $2", args![now, id.as_uuid()])
-            .await?;
+        tx.execute(
+            "UPDATE workflow_queue SET lease_expires_at = $1 WHERE workflow_id = $2",
+            args![now, id.as_uuid()],
+        )
+        .await?;
         let row = tx
             .fetch_one(
                 "SELECT attempts FROM workflows WHERE organization_id = $1 AND id = $2",
@@ -413,13 +480,18 @@ impl Engine {
                 args![status, output, error, now, tx.org(), id.as_uuid()],
             )
             .await?;
-        tx.execute("DELETE FROM workflow_queue WHERE workflow_id = $1", args![id.as_uuid()]).await?;
+        tx.execute(
+            "DELETE FROM workflow_queue WHERE workflow_id = $1",
+            args![id.as_uuid()],
+        )
+        .await?;
         let recorded = if updated == 1 {
             outcome
         } else {
             // Someone else recorded an outcome first (a recovered duplicate run): theirs stands.
             let row = load_row(&mut tx, id).await?;
-            recorded_outcome(&row)?.ok_or_else(|| StoreError::Internal("workflow neither pending nor done".into()))?
+            recorded_outcome(&row)?
+                .ok_or_else(|| StoreError::Internal("workflow neither pending nor done".into()))?
         };
         tx.commit().await?;
         self.inner.finished.notify_waiters();
@@ -442,7 +514,12 @@ impl Engine {
             tx.commit().await?;
             if let Some(outcome) = recorded_outcome(&row)? {
                 let trace_id = row.get("trace_id")?;
-                return Ok(Completed { workflow_id: id, outcome, trace_id, replayed: true });
+                return Ok(Completed {
+                    workflow_id: id,
+                    outcome,
+                    trace_id,
+                    replayed: true,
+                });
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
@@ -481,7 +558,10 @@ impl Engine {
         }
     }
 
-    async fn claim_expired(&self, own: bool) -> Result<Vec<(WorkflowId, OrganizationId)>, StoreError> {
+    async fn claim_expired(
+        &self,
+        own: bool,
+    ) -> Result<Vec<(WorkflowId, OrganizationId)>, StoreError> {
         let store = &self.inner.store;
         let mut tx = store.shared(true).await?;
         let now = store.now();
@@ -508,38 +588,66 @@ impl Engine {
                 args![me, now + self.lease(), id],
             )
             .await?;
-            claimed.push((WorkflowId::from_uuid(id), OrganizationId::from_uuid(row.get("organization_id")?)));
+            claimed.push((
+                WorkflowId::from_uuid(id),
+                OrganizationId::from_uuid(row.get("organization_id")?),
+            ));
         }
         tx.commit().await?;
         Ok(claimed)
     }
 
-    async fn resume(&self, id: WorkflowId, organization_id: OrganizationId) -> Result<(), StoreError> {
+    async fn resume(
+        &self,
+        id: WorkflowId,
+        organization_id: OrganizationId,
+    ) -> Result<(), StoreError> {
         let store = &self.inner.store;
         let mut tx = store.tenant(organization_id, true).await?;
         let row = load_row(&mut tx, id).await?;
         let status: String = row.get("status")?;
         if status != "pending" {
-            tx.execute("DELETE FROM workflow_queue WHERE workflow_id = $1", args![id.as_uuid()]).await?;
+            tx.execute(
+                "DELETE FROM workflow_queue WHERE workflow_id = $1",
+                args![id.as_uuid()],
+            )
+            .await?;
             tx.commit().await?;
             return Ok(());
         }
         tx.execute(
             "UPDATE workflows SET attempts = attempts + 1, executor_id = $1, updated_at = $2 \
              WHERE organization_id = $3 AND id = $4",
-            args![self.inner.config.executor_id.as_str(), tx.now(), tx.org(), id.as_uuid()],
+            args![
+                self.inner.config.executor_id.as_str(),
+                tx.now(),
+                tx.org(),
+                id.as_uuid()
+            ],
         )
         .await?;
         tx.commit().await?;
         let name: String = row.get("name")?;
         let input: serde_json::Value = serde_json::from_str(&row.get::<String>("input")?)?;
-        let actor = row.get::<Option<Uuid>>("actor_user_id")?.map(UserId::from_uuid);
+        let actor = row
+            .get::<Option<Uuid>>("actor_user_id")?
+            .map(UserId::from_uuid);
         let Some((&name, _)) = self.inner.handlers.get_key_value(name.as_str()) else {
-            let failure = Failure::new(FailureKind::Internal, "INTERNAL", format!("no workflow named {name}"));
-            return self.finish(organization_id, id, Err(failure)).await.map(|_| ());
+            let failure = Failure::new(
+                FailureKind::Internal,
+                "INTERNAL",
+                format!("no workflow named {name}"),
+            );
+            return self
+                .finish(organization_id, id, Err(failure))
+                .await
+                .map(|_| ());
         };
         let span = tracing::info_span!("workflow.recover", workflow.id = %id, workflow.name = name);
-        self.execute(id, organization_id, name, actor, input).instrument(span).await.map(|_| ())
+        self.execute(id, organization_id, name, actor, input)
+            .instrument(span)
+            .await
+            .map(|_| ())
     }
 
     fn fault(&self, id: WorkflowId, index: i64, name: &str) -> Result<(), StoreError> {
@@ -564,6 +672,15 @@ impl Engine {
     }
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn load_row(tx: &mut TenantTx, id: WorkflowId) -> Result<Row, StoreError> {
     let org = tx.org();
     tx.fetch_optional(
@@ -578,12 +695,18 @@ async fn load_row(tx: &mut TenantTx, id: WorkflowId) -> Result<Row, StoreError> 
 fn recorded_outcome(row: &Row) -> Result<Option<Result<String, Failure>>, StoreError> {
     let status: String = row.get("status")?;
     Ok(match status.as_str() {
-        "succeeded" => Some(Ok(row.get::<Option<String>>("output")?.unwrap_or_else(|| "null".into()))),
+        "succeeded" => Some(Ok(row
+            .get::<Option<String>>("output")?
+            .unwrap_or_else(|| "null".into()))),
         "failed" | "cancelled" => {
             let error: Option<String> = row.get("error")?;
             let failure = match error {
                 Some(text) => serde_json::from_str(&text)?,
-                None => Failure::new(FailureKind::Conflict, "WORKFLOW_CANCELLED", "the workflow was cancelled"),
+                None => Failure::new(
+                    FailureKind::Conflict,
+                    "WORKFLOW_CANCELLED",
+                    "the workflow was cancelled",
+                ),
             };
             Some(Err(failure))
         }
@@ -673,7 +796,11 @@ impl WorkflowCtx {
     {
         let index = self.next_step;
         self.next_step += 1;
-        let span = tracing::info_span!("workflow.external_step", step.name = name, step.index = index);
+        let span = tracing::info_span!(
+            "workflow.external_step",
+            step.name = name,
+            step.index = index
+        );
         let store = self.engine.inner.store.clone();
         let (org, id) = (self.organization_id, self.id);
         let output = async move {

@@ -40,7 +40,11 @@ pub struct FieldError {
 impl FieldError {
     /// A problem with `field`, from a core parse refusal.
     pub fn new(field: impl Into<String>, invalid: &hestami_core::Invalid) -> Self {
-        Self { field: field.into(), code: invalid.code.to_owned(), message: invalid.message.clone() }
+        Self {
+            field: field.into(),
+            code: invalid.code.to_owned(),
+            message: invalid.message.clone(),
+        }
     }
 }
 
@@ -64,19 +68,33 @@ pub struct Failure {
 impl Failure {
     /// A refusal of the given kind.
     pub fn new(kind: FailureKind, code: &str, message: impl Into<String>) -> Self {
-        Self { kind, code: code.to_owned(), message: message.into(), field_errors: Vec::new(), details: None }
+        Self {
+            kind,
+            code: code.to_owned(),
+            message: message.into(),
+            field_errors: Vec::new(),
+            details: None,
+        }
     }
 
     /// `404 NOT_FOUND` for a kind of resource ("customer", "job").
     pub fn not_found(what: &str) -> Self {
-        Self::new(FailureKind::NotFound, "NOT_FOUND", format!("{what} not found"))
+        Self::new(
+            FailureKind::NotFound,
+            "NOT_FOUND",
+            format!("{what} not found"),
+        )
     }
 
     /// `400 VALIDATION_FAILED` with the fields at fault.
     pub fn validation(field_errors: Vec<FieldError>) -> Self {
         Self {
             field_errors,
-            ..Self::new(FailureKind::Validation, "VALIDATION_FAILED", "the request is not valid")
+            ..Self::new(
+                FailureKind::Validation,
+                "VALIDATION_FAILED",
+                "the request is not valid",
+            )
         }
     }
 

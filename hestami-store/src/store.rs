@@ -55,7 +55,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 16, clock: Arc::new(SystemClock) }
+        Self {
+            max_connections: 16,
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -95,7 +98,10 @@ impl Store {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`). Does not migrate.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
         let pool = Pool::connect(url, options.max_connections).await?;
-        Ok(Self { pool, clock: options.clock })
+        Ok(Self {
+            pool,
+            clock: options.clock,
+        })
     }
 
     /// Brings the schema at `url` up to date, connected as its owner. On PostgreSQL it then
@@ -155,7 +161,13 @@ impl Store {
             )
             .await?;
         }
-        Ok(TenantTx { tx, organization_id, actor, workflow, now: self.now() })
+        Ok(TenantTx {
+            tx,
+            organization_id,
+            actor,
+            workflow,
+            now: self.now(),
+        })
     }
 
     /// Opens a transaction on the shared tables (directory, claim queue).
@@ -185,7 +197,9 @@ async fn grant_app_role(pool: &sqlx::PgPool) -> Result<(), StoreError> {
         format!("GRANT USAGE ON SCHEMA public TO {APP_ROLE}"),
     ];
     for table in TENANT_TABLES.iter().chain(SHARED_TABLES) {
-        grants.push(format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}"));
+        grants.push(format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}"
+        ));
     }
     for grant in grants {
         // GRANT on a shared catalog row can also race between databases; retry once.
@@ -205,7 +219,10 @@ pub fn derive_app_url(owner_url: &str) -> Result<String, StoreError> {
         return Ok(owner_url.to_owned());
     }
     let Some((scheme, rest)) = owner_url.split_once("://") else {
-        return Err(StoreError::Config(format!("not a URL: {}", redact(owner_url))));
+        return Err(StoreError::Config(format!(
+            "not a URL: {}",
+            redact(owner_url)
+        )));
     };
     let host_and_path = match rest.rfind('@') {
         Some(at) => &rest[at + 1..],
@@ -276,7 +293,11 @@ impl TenantTx {
         self.tx.execute(sql, args).await
     }
 
-    pub(crate) async fn fetch_all(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Vec<Row>, StoreError> {
         self.tx.fetch_all(sql, args).await
     }
 
@@ -288,7 +309,11 @@ impl TenantTx {
         self.tx.fetch_optional(sql, args).await
     }
 
-    pub(crate) async fn fetch_one(&mut self, sql: &str, args: Vec<Value>) -> Result<Row, StoreError> {
+    pub(crate) async fn fetch_one(
+        &mut self,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Row, StoreError> {
         self.tx.fetch_one(sql, args).await
     }
 

@@ -41,10 +41,16 @@ enum Cleanup {
 impl TestDb {
     /// A fresh SQLite database in a temporary file.
     pub async fn sqlite() -> Result<Self, StoreError> {
-        let path = std::env::temp_dir().join(format!("hestami-test-{}.db", uuid::Uuid::new_v4().simple()));
+        let path =
+            std::env::temp_dir().join(format!("hestami-test-{}.db", uuid::Uuid::new_v4().simple()));
         let url = format!("sqlite://{}", path.display());
         Store::migrate(&url).await?;
-        Ok(Self { backend: Backend::Sqlite, owner_url: url.clone(), app_url: url, cleanup: Cleanup::File(path) })
+        Ok(Self {
+            backend: Backend::Sqlite,
+            owner_url: url.clone(),
+            app_url: url,
+            cleanup: Cleanup::File(path),
+        })
     }
 
     /// A fresh PostgreSQL database on the test server, or `None` when the server cannot be
@@ -57,13 +63,18 @@ impl TestDb {
         let name = format!("hestami_t_{}", uuid::Uuid::new_v4().simple());
         let created = async {
             let pool = sqlx::PgPool::connect(&admin_url).await?;
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await?;
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&pool)
+                .await?;
             pool.close().await;
             Ok::<(), sqlx::Error>(())
         }
         .await;
         if let Err(e) = created {
-            assert!(!postgres_required(), "PostgreSQL is required but unreachable at {admin_url}: {e}");
+            assert!(
+                !postgres_required(),
+                "PostgreSQL is required but unreachable at {admin_url}: {e}"
+            );
             eprintln!("skipping PostgreSQL test: {e}");
             return None;
         }
@@ -72,7 +83,12 @@ impl TestDb {
             panic!("migrating the test database failed: {e}");
         }
         let app_url = derive_app_url(&owner_url).unwrap_or_else(|e| panic!("{e}"));
-        Some(Self { backend: Backend::Postgres, owner_url, app_url, cleanup: Cleanup::Database { admin_url, name } })
+        Some(Self {
+            backend: Backend::Postgres,
+            owner_url,
+            app_url,
+            cleanup: Cleanup::Database { admin_url, name },
+        })
     }
 
     /// The backend.
@@ -109,14 +125,19 @@ impl Drop for TestDb {
                 // avoids blocking it.
                 let (admin_url, name) = (admin_url.clone(), name.clone());
                 let _ = std::thread::spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
                         return;
                     };
                     rt.block_on(async {
                         if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
-                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&pool)
-                                .await;
+                            let _ = sqlx::query(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .execute(&pool)
+                            .await;
                             pool.close().await;
                         }
                     });

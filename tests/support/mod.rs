@@ -72,7 +72,12 @@ pub struct Reply {
 
 impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, String::from_utf8_lossy(&self.bytes))
+        write!(
+            f,
+            "{} {}",
+            self.status,
+            String::from_utf8_lossy(&self.bytes)
+        )
     }
 }
 
@@ -112,14 +117,28 @@ impl TestServer {
             Backend::Sqlite => TestDb::sqlite().await.expect("a SQLite test database"),
             Backend::Postgres => TestDb::postgres().await?,
         };
-        let admin = Store::connect(&db.owner_url, StoreOptions { max_connections: 4, ..Default::default() })
+        let admin = Store::connect(
+            &db.owner_url,
+            StoreOptions {
+                max_connections: 4,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("connect as owner");
+        let app = Store::connect(&db.app_url, StoreOptions::default())
             .await
-            .expect("connect as owner");
-        let app = Store::connect(&db.app_url, StoreOptions::default()).await.expect("connect as the app role");
-        let services = Services::new(app, EngineConfig::default()).with_wait(Duration::from_secs(20));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+            .expect("connect as the app role");
+        let services =
+            Services::new(app, EngineConfig::default()).with_wait(Duration::from_secs(20));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let router = hestami::http::router(hestami::http::AppState::new(services.clone(), hestami::http::ServerConfig::default()));
+        let router = hestami::http::router(hestami::http::AppState::new(
+            services.clone(),
+            hestami::http::ServerConfig::default(),
+        ));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(hestami::http::serve(listener, router, async {
             let _ = stopped.await;
@@ -130,7 +149,11 @@ impl TestServer {
             db,
             admin,
             services,
-            a: Tenant { org: String::new(), token: String::new(), user: String::new() },
+            a: Tenant {
+                org: String::new(),
+                token: String::new(),
+                user: String::new(),
+            },
             http: reqwest::Client::new(),
             stop: Some(stop),
         };
@@ -161,12 +184,23 @@ impl TestServer {
     pub async fn member(&self, tenant: &Tenant, email: &str, role: Role) -> String {
         let email = Email::parse(email).unwrap();
         let org = OrganizationId::from_uuid(uuid::Uuid::parse_str(&tenant.org).unwrap());
-        self.admin.add_member(org, &email, role).await.expect("add a member");
-        self.admin.create_token(&email, None, None).await.expect("issue a token").token
+        self.admin
+            .add_member(org, &email, role)
+            .await
+            .expect("add a member");
+        self.admin
+            .create_token(&email, None, None)
+            .await
+            .expect("issue a token")
+            .token
     }
 
     pub async fn send(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
-        let mut request = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body);
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
@@ -178,7 +212,12 @@ impl TestServer {
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("a body").to_vec();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, bytes, json }
+        Reply {
+            status,
+            headers,
+            bytes,
+            json,
+        }
     }
 
     /// Calls a procedure as `tenant`'s owner.
@@ -205,7 +244,9 @@ impl TestServer {
 
     /// A customer with a property, and a plumbing technician.
     pub async fn fixture(&self) -> Fixture {
-        let customer = self.mutate("customer/v1/create", json!({ "name": "Ada Lovelace" })).await;
+        let customer = self
+            .mutate("customer/v1/create", json!({ "name": "Ada Lovelace" }))
+            .await;
         let property = self
             .mutate(
                 "customer/v1/addProperty",
@@ -213,8 +254,17 @@ impl TestServer {
                         "region": "IL", "postalCode": "60601", "country": "US" } }),
             )
             .await;
-        let tech = self.mutate("technician/v1/create", json!({ "name": "Grace", "trades": ["plumbing"] })).await;
-        Fixture { customer, property, tech }
+        let tech = self
+            .mutate(
+                "technician/v1/create",
+                json!({ "name": "Grace", "trades": ["plumbing"] }),
+            )
+            .await;
+        Fixture {
+            customer,
+            property,
+            tech,
+        }
     }
 
     /// A job in requested, for the fixture's customer.
@@ -230,7 +280,10 @@ impl TestServer {
     /// A valid window starting tomorrow.
     pub fn window() -> (String, String) {
         let start = chrono::Utc::now() + chrono::Duration::days(1);
-        (start.to_rfc3339(), (start + chrono::Duration::hours(2)).to_rfc3339())
+        (
+            start.to_rfc3339(),
+            (start + chrono::Duration::hours(2)).to_rfc3339(),
+        )
     }
 }
 

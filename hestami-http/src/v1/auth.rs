@@ -54,7 +54,10 @@ async fn whoami(ctx: Ctx, _: Empty) -> Result<WhoamiOutput, ApiError> {
         },
         memberships: memberships
             .into_iter()
-            .map(|m| MembershipDto { organization_id: m.organization_id.as_uuid(), role: m.role.as_str().to_owned() })
+            .map(|m| MembershipDto {
+                organization_id: m.organization_id.as_uuid(),
+                role: m.role.as_str().to_owned(),
+            })
             .collect(),
     })
 }
@@ -62,7 +65,13 @@ async fn whoami(ctx: Ctx, _: Empty) -> Result<WhoamiOutput, ApiError> {
 pub(crate) fn procedures() -> Vec<Procedure> {
     vec![
         query(
-            Name { namespace: "auth", version: "v1", name: "whoami", summary: "The token's user and memberships", errors: &[] },
+            Name {
+                namespace: "auth",
+                version: "v1",
+                name: "whoami",
+                summary: "The token's user and memberships",
+                errors: &[],
+            },
             whoami,
         )
         .unscoped(),

@@ -112,7 +112,10 @@ impl From<Property> for PropertyDto {
                 postal_code: a.postal_code.as_str().to_owned(),
                 country: a.country.as_str().to_owned(),
             },
-            location: p.location.map(|l| LocationDto { lat: l.lat(), lon: l.lon() }),
+            location: p.location.map(|l| LocationDto {
+                lat: l.lat(),
+                lon: l.lon(),
+            }),
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -236,7 +239,11 @@ fn convert_create(i: CreateCustomerInput) -> Result<CustomerCommand, ApiError> {
         let name = v.check("name", PersonName::parse(&i.name));
         let email = v.optional("email", i.email.as_deref(), Email::parse);
         let phone = v.optional("phone", i.phone.as_deref(), Phone::parse);
-        Some(CustomerCommand::Create(NewCustomer { name: name?, email: email?, phone: phone? }))
+        Some(CustomerCommand::Create(NewCustomer {
+            name: name?,
+            email: email?,
+            phone: phone?,
+        }))
     })
 }
 
@@ -290,36 +297,86 @@ fn convert_add_property(i: AddPropertyInput) -> Result<CustomerCommand, ApiError
 }
 
 async fn get(ctx: Ctx, i: GetCustomerInput) -> Result<CustomerDto, ApiError> {
-    Ok(ctx.services.customer_get(ctx.caller()?, CustomerId::from_uuid(i.customer_id)).await?.into())
+    Ok(ctx
+        .services
+        .customer_get(ctx.caller()?, CustomerId::from_uuid(i.customer_id))
+        .await?
+        .into())
 }
 
 async fn list(ctx: Ctx, i: ListCustomersInput) -> Result<CustomerPage, ApiError> {
     let page = PageRequest::parse(i.limit, i.cursor.as_deref())?;
-    let query = i.query.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
-    let page = ctx.services.customer_list(ctx.caller()?, page, query).await?;
-    Ok(CustomerPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
+    let query = i
+        .query
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
+    let page = ctx
+        .services
+        .customer_list(ctx.caller()?, page, query)
+        .await?;
+    Ok(CustomerPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    })
 }
 
 async fn list_properties(ctx: Ctx, i: ListPropertiesInput) -> Result<PropertyList, ApiError> {
-    let items = ctx.services.customer_list_properties(ctx.caller()?, CustomerId::from_uuid(i.customer_id)).await?;
-    Ok(PropertyList { items: items.into_iter().map(Into::into).collect() })
+    let items = ctx
+        .services
+        .customer_list_properties(ctx.caller()?, CustomerId::from_uuid(i.customer_id))
+        .await?;
+    Ok(PropertyList {
+        items: items.into_iter().map(Into::into).collect(),
+    })
 }
 
 fn name(name: &'static str, summary: &'static str, errors: &'static [&'static str]) -> Name {
-    Name { namespace: "customer", version: "v1", name, summary, errors }
+    Name {
+        namespace: "customer",
+        version: "v1",
+        name,
+        summary,
+        errors,
+    }
 }
 
 pub(crate) fn procedures() -> Vec<Procedure> {
     vec![
-        mutation(name("create", "Create a customer", &[]), convert_create, <CustomerDto as From<Customer>>::from),
-        query(name("get", "A customer", &["NOT_FOUND"]), get),
-        query(name("list", "Customers, by creation, optionally filtered by name or e-mail", &[]), list),
         mutation(
-            name("update", "Change a customer", &["NOT_FOUND", "VERSION_CONFLICT"]),
+            name("create", "Create a customer", &[]),
+            convert_create,
+            <CustomerDto as From<Customer>>::from,
+        ),
+        query(name("get", "A customer", &["NOT_FOUND"]), get),
+        query(
+            name(
+                "list",
+                "Customers, by creation, optionally filtered by name or e-mail",
+                &[],
+            ),
+            list,
+        ),
+        mutation(
+            name(
+                "update",
+                "Change a customer",
+                &["NOT_FOUND", "VERSION_CONFLICT"],
+            ),
             convert_update,
             <CustomerDto as From<Customer>>::from,
         ),
-        mutation(name("addProperty", "Add a service location to a customer", &["NOT_FOUND"]), convert_add_property, <PropertyDto as From<Property>>::from),
-        query(name("listProperties", "A customer's properties", &["NOT_FOUND"]), list_properties),
+        mutation(
+            name(
+                "addProperty",
+                "Add a service location to a customer",
+                &["NOT_FOUND"],
+            ),
+            convert_add_property,
+            <PropertyDto as From<Property>>::from,
+        ),
+        query(
+            name("listProperties", "A customer's properties", &["NOT_FOUND"]),
+            list_properties,
+        ),
     ]
 }

@@ -43,7 +43,12 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             version: "v1",
             name: "assignTech",
             summary: "Assign (or replace) a job's technician",
-            errors: &["NOT_FOUND", "VERSION_CONFLICT", "TECHNICIAN_INELIGIBLE", "JOB_ASSIGNMENT_NOT_ALLOWED"],
+            errors: &[
+                "NOT_FOUND",
+                "VERSION_CONFLICT",
+                "TECHNICIAN_INELIGIBLE",
+                "JOB_ASSIGNMENT_NOT_ALLOWED",
+            ],
         },
         convert,
         <JobDto as From<Job>>::from,

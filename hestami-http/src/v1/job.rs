@@ -9,7 +9,9 @@ use hestami_core::ids::{CustomerId, JobId, PropertyId, TechnicianId};
 use hestami_core::job::{Job, JobChange, JobEvent, JobStatus, NewJob, Priority, TimeWindow};
 use hestami_core::text::{Description, Reason, Summary, TradeCode};
 use hestami_store::app::PageRequest;
-use hestami_store::app::job::{JobFilter, JobLifecycleCommand, RaiseCallback, ScheduleJob, UpdateStatus};
+use hestami_store::app::job::{
+    JobFilter, JobLifecycleCommand, RaiseCallback, ScheduleJob, UpdateStatus,
+};
 
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Name, Procedure, mutation, query, validate};
@@ -142,7 +144,10 @@ pub struct JobDto {
 
 impl From<Job> for JobDto {
     fn from(j: Job) -> Self {
-        let allowed_next = hestami_core::job::allowed_targets(&j).iter().map(|s| s.as_str().to_owned()).collect();
+        let allowed_next = hestami_core::job::allowed_targets(&j)
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
         Self {
             id: j.id.as_uuid(),
             version: j.version,
@@ -154,7 +159,10 @@ impl From<Job> for JobDto {
             priority: j.priority.as_str().to_owned(),
             summary: j.summary.as_str().to_owned(),
             description: j.description.map(|d| d.as_str().to_owned()),
-            window: j.window.map(|w| WindowDto { start: w.start(), end: w.end() }),
+            window: j.window.map(|w| WindowDto {
+                start: w.start(),
+                end: w.end(),
+            }),
             technician_id: j.technician_id.map(|t| t.as_uuid()),
             sla_deadline: j.sla_deadline,
             visit_started_at: j.visit_started_at,
@@ -203,14 +211,23 @@ impl From<JobEvent> for JobEventDto {
             JobChange::Transitioned { action, window } => (
                 "transitioned",
                 Some(action.as_str().to_owned()),
-                window.map(|w| WindowDto { start: w.start(), end: w.end() }),
+                window.map(|w| WindowDto {
+                    start: w.start(),
+                    end: w.end(),
+                }),
                 None,
                 None,
             ),
-            JobChange::Assigned { technician_id } => ("assigned", None, None, Some(technician_id.as_uuid()), None),
-            JobChange::CallbackRaised { callback_job_id } => {
-                ("callback_raised", None, None, None, Some(callback_job_id.as_uuid()))
+            JobChange::Assigned { technician_id } => {
+                ("assigned", None, None, Some(technician_id.as_uuid()), None)
             }
+            JobChange::CallbackRaised { callback_job_id } => (
+                "callback_raised",
+                None,
+                None,
+                None,
+                Some(callback_job_id.as_uuid()),
+            ),
         };
         Self {
             version: e.version,
@@ -343,7 +360,12 @@ pub struct TimelineOutput {
     pub events: Vec<JobEventDto>,
 }
 
-mutating!(CreateJobInput, ScheduleJobInput, UpdateStatusInput, CallbackInput);
+mutating!(
+    CreateJobInput,
+    ScheduleJobInput,
+    UpdateStatusInput,
+    CallbackInput
+);
 
 fn convert_create(i: CreateJobInput) -> Result<JobLifecycleCommand, ApiError> {
     validate(|v| {
@@ -401,7 +423,11 @@ fn convert_callback(i: CallbackInput) -> Result<JobLifecycleCommand, ApiError> {
 }
 
 async fn get(ctx: Ctx, i: JobIdInput) -> Result<JobDto, ApiError> {
-    Ok(ctx.services.job_get(ctx.caller()?, JobId::from_uuid(i.job_id)).await?.into())
+    Ok(ctx
+        .services
+        .job_get(ctx.caller()?, JobId::from_uuid(i.job_id))
+        .await?
+        .into())
 }
 
 async fn list(ctx: Ctx, i: ListJobsInput) -> Result<JobPage, ApiError> {
@@ -413,16 +439,30 @@ async fn list(ctx: Ctx, i: ListJobsInput) -> Result<JobPage, ApiError> {
         to: i.to,
     };
     let page = ctx.services.job_list(ctx.caller()?, filter, page).await?;
-    Ok(JobPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
+    Ok(JobPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    })
 }
 
 async fn timeline(ctx: Ctx, i: JobIdInput) -> Result<TimelineOutput, ApiError> {
-    let events = ctx.services.job_timeline(ctx.caller()?, JobId::from_uuid(i.job_id)).await?;
-    Ok(TimelineOutput { events: events.into_iter().map(Into::into).collect() })
+    let events = ctx
+        .services
+        .job_timeline(ctx.caller()?, JobId::from_uuid(i.job_id))
+        .await?;
+    Ok(TimelineOutput {
+        events: events.into_iter().map(Into::into).collect(),
+    })
 }
 
 fn name(name: &'static str, summary: &'static str, errors: &'static [&'static str]) -> Name {
-    Name { namespace: "job", version: "v1", name, summary, errors }
+    Name {
+        namespace: "job",
+        version: "v1",
+        name,
+        summary,
+        errors,
+    }
 }
 
 const TRANSITION_ERRORS: &[&str] = &[
@@ -439,23 +479,53 @@ const TRANSITION_ERRORS: &[&str] = &[
 pub(crate) fn procedures() -> Vec<Procedure> {
     vec![
         mutation(
-            name("create", "Create a job in requested, with its SLA response deadline", &["NOT_FOUND"]),
+            name(
+                "create",
+                "Create a job in requested, with its SLA response deadline",
+                &["NOT_FOUND"],
+            ),
             convert_create,
             <JobDto as From<Job>>::from,
         ),
         mutation(
-            name("schedule", "Give a job an appointment window (requested → scheduled, or a new window)", &["NOT_FOUND", "VERSION_CONFLICT", "JOB_INVALID_TRANSITION"]),
+            name(
+                "schedule",
+                "Give a job an appointment window (requested → scheduled, or a new window)",
+                &["NOT_FOUND", "VERSION_CONFLICT", "JOB_INVALID_TRANSITION"],
+            ),
             convert_schedule,
             <JobDto as From<Job>>::from,
         ),
-        mutation(name("updateStatus", "Move a job to another state of its lifecycle", TRANSITION_ERRORS), convert_update_status, <JobDto as From<Job>>::from),
         mutation(
-            name("callback", "Raise a new job linked to a finished one", &["NOT_FOUND", "JOB_CALLBACK_NOT_ALLOWED"]),
+            name(
+                "updateStatus",
+                "Move a job to another state of its lifecycle",
+                TRANSITION_ERRORS,
+            ),
+            convert_update_status,
+            <JobDto as From<Job>>::from,
+        ),
+        mutation(
+            name(
+                "callback",
+                "Raise a new job linked to a finished one",
+                &["NOT_FOUND", "JOB_CALLBACK_NOT_ALLOWED"],
+            ),
             convert_callback,
             <JobDto as From<Job>>::from,
         ),
         query(name("get", "A job", &["NOT_FOUND"]), get),
-        query(name("list", "Jobs, by creation, filtered by state, technician or window", &[]), list),
-        query(name("timeline", "A job's history, oldest first", &["NOT_FOUND"]), timeline),
+        query(
+            name(
+                "list",
+                "Jobs, by creation, filtered by state, technician or window",
+                &[],
+            ),
+            list,
+        ),
+        query(
+            name("timeline", "A job's history, oldest first", &["NOT_FOUND"]),
+            timeline,
+        ),
     ]
 }

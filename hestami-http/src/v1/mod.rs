@@ -25,10 +25,18 @@ pub mod workflow;
 
 /// Every v1 procedure.
 pub fn procedures() -> Vec<Procedure> {
-    [auth::procedures(), org::procedures(), customer::procedures(), technician::procedures(), job::procedures(), dispatch::procedures(), workflow::procedures()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        auth::procedures(),
+        org::procedures(),
+        customer::procedures(),
+        technician::procedures(),
+        job::procedures(),
+        dispatch::procedures(),
+        workflow::procedures(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// An empty input: `{}` (or `{}` with nothing but unknown fields refused).

@@ -97,17 +97,24 @@ fn convert_update(i: UpdateOrgInput) -> Result<OrgCommand, ApiError> {
         let time_zone = v.optional("timeZone", i.time_zone.as_deref(), TimeZone::parse);
         let sla = match i.sla {
             None => Some(None),
-            Some(s) => match SlaWindows::parse(s.emergency_minutes, s.urgent_minutes, s.routine_minutes) {
-                Ok(sla) => Some(Some(sla)),
-                Err(problems) => {
-                    for (field, invalid) in problems {
-                        v.fail(&format!("sla.{field}"), invalid.code, &invalid.message);
+            Some(s) => {
+                match SlaWindows::parse(s.emergency_minutes, s.urgent_minutes, s.routine_minutes) {
+                    Ok(sla) => Some(Some(sla)),
+                    Err(problems) => {
+                        for (field, invalid) in problems {
+                            v.fail(&format!("sla.{field}"), invalid.code, &invalid.message);
+                        }
+                        None
                     }
-                    None
                 }
-            },
+            }
         };
-        Some(OrgCommand::Update(OrgUpdate { expected_version: i.expected_version, name: name?, time_zone: time_zone?, sla: sla? }))
+        Some(OrgCommand::Update(OrgUpdate {
+            expected_version: i.expected_version,
+            name: name?,
+            time_zone: time_zone?,
+            sla: sla?,
+        }))
     })
 }
 
@@ -117,7 +124,16 @@ async fn get(ctx: Ctx, _: Empty) -> Result<OrganizationDto, ApiError> {
 
 pub(crate) fn procedures() -> Vec<Procedure> {
     vec![
-        query(Name { namespace: "org", version: "v1", name: "get", summary: "The organization", errors: &["NOT_FOUND"] }, get),
+        query(
+            Name {
+                namespace: "org",
+                version: "v1",
+                name: "get",
+                summary: "The organization",
+                errors: &["NOT_FOUND"],
+            },
+            get,
+        ),
         mutation(
             Name {
                 namespace: "org",

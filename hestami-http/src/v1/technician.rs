@@ -139,11 +139,18 @@ pub struct DeactivateTechnicianInput {
     pub expected_version: Option<i64>,
 }
 
-mutating!(CreateTechnicianInput, UpdateTechnicianInput, DeactivateTechnicianInput);
+mutating!(
+    CreateTechnicianInput,
+    UpdateTechnicianInput,
+    DeactivateTechnicianInput
+);
 
 fn trades(v: &mut Validator, raw: &[String]) -> Option<Vec<TradeCode>> {
-    let parsed: Vec<Option<TradeCode>> =
-        raw.iter().enumerate().map(|(n, t)| v.check(&format!("trades[{n}]"), TradeCode::parse(t))).collect();
+    let parsed: Vec<Option<TradeCode>> = raw
+        .iter()
+        .enumerate()
+        .map(|(n, t)| v.check(&format!("trades[{n}]"), TradeCode::parse(t)))
+        .collect();
     parsed.into_iter().collect()
 }
 
@@ -153,7 +160,12 @@ fn convert_create(i: CreateTechnicianInput) -> Result<TechnicianCommand, ApiErro
         let email = v.optional("email", i.email.as_deref(), Email::parse);
         let phone = v.optional("phone", i.phone.as_deref(), Phone::parse);
         let trades = trades(v, &i.trades);
-        Some(TechnicianCommand::Create(NewTechnician { name: name?, email: email?, phone: phone?, trades: trades? }))
+        Some(TechnicianCommand::Create(NewTechnician {
+            name: name?,
+            email: email?,
+            phone: phone?,
+            trades: trades?,
+        }))
     })
 }
 
@@ -185,32 +197,67 @@ fn convert_deactivate(i: DeactivateTechnicianInput) -> Result<TechnicianCommand,
 }
 
 async fn get(ctx: Ctx, i: GetTechnicianInput) -> Result<TechnicianDto, ApiError> {
-    Ok(ctx.services.technician_get(ctx.caller()?, TechnicianId::from_uuid(i.technician_id)).await?.into())
+    Ok(ctx
+        .services
+        .technician_get(ctx.caller()?, TechnicianId::from_uuid(i.technician_id))
+        .await?
+        .into())
 }
 
 async fn list(ctx: Ctx, i: ListTechniciansInput) -> Result<TechnicianPage, ApiError> {
     let page = PageRequest::parse(i.limit, i.cursor.as_deref())?;
     let trade = validate(|v| v.optional("trade", i.trade.as_deref(), TradeCode::parse))?;
-    let page = ctx.services.technician_list(ctx.caller()?, page, i.active, trade).await?;
-    Ok(TechnicianPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
+    let page = ctx
+        .services
+        .technician_list(ctx.caller()?, page, i.active, trade)
+        .await?;
+    Ok(TechnicianPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    })
 }
 
 fn name(name: &'static str, summary: &'static str, errors: &'static [&'static str]) -> Name {
-    Name { namespace: "technician", version: "v1", name, summary, errors }
+    Name {
+        namespace: "technician",
+        version: "v1",
+        name,
+        summary,
+        errors,
+    }
 }
 
 pub(crate) fn procedures() -> Vec<Procedure> {
     vec![
-        mutation(name("create", "Add a technician", &["TECHNICIAN_EMAIL_TAKEN"]), convert_create, <TechnicianDto as From<Technician>>::from),
-        query(name("get", "A technician", &["NOT_FOUND"]), get),
-        query(name("list", "Technicians, by creation, optionally only active ones or one trade", &[]), list),
         mutation(
-            name("update", "Change a technician", &["NOT_FOUND", "VERSION_CONFLICT", "TECHNICIAN_EMAIL_TAKEN"]),
+            name("create", "Add a technician", &["TECHNICIAN_EMAIL_TAKEN"]),
+            convert_create,
+            <TechnicianDto as From<Technician>>::from,
+        ),
+        query(name("get", "A technician", &["NOT_FOUND"]), get),
+        query(
+            name(
+                "list",
+                "Technicians, by creation, optionally only active ones or one trade",
+                &[],
+            ),
+            list,
+        ),
+        mutation(
+            name(
+                "update",
+                "Change a technician",
+                &["NOT_FOUND", "VERSION_CONFLICT", "TECHNICIAN_EMAIL_TAKEN"],
+            ),
             convert_update,
             <TechnicianDto as From<Technician>>::from,
         ),
         mutation(
-            name("deactivate", "Stop giving a technician work (history is kept)", &["NOT_FOUND", "VERSION_CONFLICT"]),
+            name(
+                "deactivate",
+                "Stop giving a technician work (history is kept)",
+                &["NOT_FOUND", "VERSION_CONFLICT"],
+            ),
             convert_deactivate,
             <TechnicianDto as From<Technician>>::from,
         ),

@@ -56,7 +56,12 @@ impl From<WorkflowSummary> for WorkflowDto {
             executor_id: w.executor_id,
             error: w.error.map(|f| {
                 let e = ApiError::from(f);
-                ErrorBody { code: e.code, kind: crate::error::kind_of(e.status).to_owned(), message: e.message, details: e.details }
+                ErrorBody {
+                    code: e.code,
+                    kind: crate::error::kind_of(e.status).to_owned(),
+                    message: e.message,
+                    details: e.details,
+                }
             }),
             steps: w.steps,
             trace_id: w.trace_id,
@@ -100,23 +105,55 @@ pub struct WorkflowPage {
 }
 
 async fn get(ctx: Ctx, i: GetWorkflowInput) -> Result<WorkflowDto, ApiError> {
-    Ok(ctx.services.workflow_get(ctx.caller()?, WorkflowId::from_uuid(i.workflow_id)).await?.into())
+    Ok(ctx
+        .services
+        .workflow_get(ctx.caller()?, WorkflowId::from_uuid(i.workflow_id))
+        .await?
+        .into())
 }
 
 async fn list(ctx: Ctx, i: ListWorkflowsInput) -> Result<WorkflowPage, ApiError> {
     let page = PageRequest::parse(i.limit, i.cursor.as_deref())?;
-    if let Some(status) = &i.status {
-        if !["pending", "succeeded", "failed", "cancelled"].contains(&status.as_str()) {
-            return Err(ApiError::field("status", "invalid_value", "status is pending, succeeded, failed or cancelled"));
-        }
+    if let Some(status) = &i.status
+        && !["pending", "succeeded", "failed", "cancelled"].contains(&status.as_str())
+    {
+        return Err(ApiError::field(
+            "status",
+            "invalid_value",
+            "status is pending, succeeded, failed or cancelled",
+        ));
     }
-    let page = ctx.services.workflow_list(ctx.caller()?, i.status, i.name, page).await?;
-    Ok(WorkflowPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor })
+    let page = ctx
+        .services
+        .workflow_list(ctx.caller()?, i.status, i.name, page)
+        .await?;
+    Ok(WorkflowPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    })
 }
 
 pub(crate) fn procedures() -> Vec<Procedure> {
     vec![
-        query(Name { namespace: "workflow", version: "v1", name: "get", summary: "A workflow", errors: &["NOT_FOUND"] }, get),
-        query(Name { namespace: "workflow", version: "v1", name: "list", summary: "Workflows, in start order", errors: &[] }, list),
+        query(
+            Name {
+                namespace: "workflow",
+                version: "v1",
+                name: "get",
+                summary: "A workflow",
+                errors: &["NOT_FOUND"],
+            },
+            get,
+        ),
+        query(
+            Name {
+                namespace: "workflow",
+                version: "v1",
+                name: "list",
+                summary: "Workflows, in start order",
+                errors: &[],
+            },
+            list,
+        ),
     ]
 }

@@ -82,18 +82,31 @@ impl Command for CustomerCommand {
     }
 }
 
-pub(crate) async fn run(mut ctx: WorkflowCtx, command: CustomerCommand) -> Result<serde_json::Value, StoreError> {
+pub(crate) async fn run(
+    mut ctx: WorkflowCtx,
+    command: CustomerCommand,
+) -> Result<serde_json::Value, StoreError> {
     Ok(match command {
         CustomerCommand::Create(new) => {
-            let customer = ctx.step("insert_customer", move |tx| Box::pin(insert(tx, new))).await?;
+            let customer = ctx
+                .step("insert_customer", move |tx| Box::pin(insert(tx, new)))
+                .await?;
             serde_json::to_value(customer)?
         }
         CustomerCommand::Update(update) => {
-            let customer = ctx.step("update_customer", move |tx| Box::pin(update_customer(tx, update))).await?;
+            let customer = ctx
+                .step("update_customer", move |tx| {
+                    Box::pin(update_customer(tx, update))
+                })
+                .await?;
             serde_json::to_value(customer)?
         }
         CustomerCommand::AddProperty(new) => {
-            let property = ctx.step("insert_property", move |tx| Box::pin(insert_property(tx, new))).await?;
+            let property = ctx
+                .step("insert_property", move |tx| {
+                    Box::pin(insert_property(tx, new))
+                })
+                .await?;
             serde_json::to_value(property)?
         }
     })
@@ -125,11 +138,15 @@ async fn insert(tx: &mut TenantTx, new: NewCustomer) -> Result<Customer, StoreEr
         ],
     )
     .await?;
-    tx.record_change("customer", customer.id.as_uuid(), 1, Operation::Created).await?;
+    tx.record_change("customer", customer.id.as_uuid(), 1, Operation::Created)
+        .await?;
     Ok(customer)
 }
 
-async fn update_customer(tx: &mut TenantTx, update: CustomerUpdate) -> Result<Customer, StoreError> {
+async fn update_customer(
+    tx: &mut TenantTx,
+    update: CustomerUpdate,
+) -> Result<Customer, StoreError> {
     let current = load(tx, update.customer_id, true).await?;
     check_version("customer", update.expected_version, current.version)?;
     let next = Customer {
@@ -154,20 +171,32 @@ async fn update_customer(tx: &mut TenantTx, update: CustomerUpdate) -> Result<Cu
         ],
     )
     .await?;
-    tx.record_change("customer", next.id.as_uuid(), next.version, Operation::Updated).await?;
+    tx.record_change(
+        "customer",
+        next.id.as_uuid(),
+        next.version,
+        Operation::Updated,
+    )
+    .await?;
     Ok(next)
 }
 
 /// Loads a customer of the transaction's organization; `404` if there is none with this id
 /// there (whether or not another organization has one).
-pub(crate) async fn load(tx: &mut TenantTx, id: CustomerId, lock: bool) -> Result<Customer, StoreError> {
+pub(crate) async fn load(
+    tx: &mut TenantTx,
+    id: CustomerId,
+    lock: bool,
+) -> Result<Customer, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM customers WHERE organization_id = $1 AND id = $2{}",
         if lock { tx.for_update() } else { "" }
     );
     let org = tx.org();
     let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode(&r)).transpose()?.ok_or_else(|| Failure::not_found("customer").into())
+    row.map(|r| decode(&r))
+        .transpose()?
+        .ok_or_else(|| Failure::not_found("customer").into())
 }
 
 fn decode(row: &Row) -> Result<Customer, StoreError> {
@@ -175,8 +204,14 @@ fn decode(row: &Row) -> Result<Customer, StoreError> {
         id: CustomerId::from_uuid(row.get("id")?),
         version: row.get("version")?,
         name: parse_stored(&row.get::<String>("name")?, Name::parse)?,
-        email: row.get::<Option<String>>("email")?.map(|e| parse_stored(&e, Email::parse)).transpose()?,
-        phone: row.get::<Option<String>>("phone")?.map(|p| parse_stored(&p, Phone::parse)).transpose()?,
+        email: row
+            .get::<Option<String>>("email")?
+            .map(|e| parse_stored(&e, Email::parse))
+            .transpose()?,
+        phone: row
+            .get::<Option<String>>("phone")?
+            .map(|p| parse_stored(&p, Phone::parse))
+            .transpose()?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
@@ -215,7 +250,8 @@ async fn insert_property(tx: &mut TenantTx, new: NewProperty) -> Result<Property
         ],
     )
     .await?;
-    tx.record_change("property", property.id.as_uuid(), 1, Operation::Created).await?;
+    tx.record_change("property", property.id.as_uuid(), 1, Operation::Created)
+        .await?;
     Ok(property)
 }
 
@@ -223,10 +259,16 @@ const PROPERTY_COLUMNS: &str = "id, customer_id, version, line1, line2, city, re
                                 lat, lon, created_at, updated_at";
 
 fn decode_property(row: &Row) -> Result<Property, StoreError> {
-    let text = |col: &str| -> Result<Name, StoreError> { parse_stored(&row.get::<String>(col)?, Name::parse) };
-    let location = match (row.get::<Option<f64>>("lat")?, row.get::<Option<f64>>("lon")?) {
+    let text = |col: &str| -> Result<Name, StoreError> {
+        parse_stored(&row.get::<String>(col)?, Name::parse)
+    };
+    let location = match (
+        row.get::<Option<f64>>("lat")?,
+        row.get::<Option<f64>>("lon")?,
+    ) {
         (Some(lat), Some(lon)) => Some(
-            GeoPoint::parse(lat, lon).map_err(|_| StoreError::Internal("stored coordinates are invalid".into()))?,
+            GeoPoint::parse(lat, lon)
+                .map_err(|_| StoreError::Internal("stored coordinates are invalid".into()))?,
         ),
         _ => None,
     };
@@ -236,7 +278,10 @@ fn decode_property(row: &Row) -> Result<Property, StoreError> {
         version: row.get("version")?,
         address: Address {
             line1: text("line1")?,
-            line2: row.get::<Option<String>>("line2")?.map(|l| parse_stored(&l, Name::parse)).transpose()?,
+            line2: row
+                .get::<Option<String>>("line2")?
+                .map(|l| parse_stored(&l, Name::parse))
+                .transpose()?,
             city: text("city")?,
             region: text("region")?,
             postal_code: parse_stored(&row.get::<String>("postal_code")?, PostalCode::parse)?,
@@ -261,13 +306,20 @@ pub(crate) async fn load_property(
             args![org, customer_id.as_uuid(), id.as_uuid()],
         )
         .await?;
-    row.map(|r| decode_property(&r)).transpose()?.ok_or_else(|| Failure::not_found("property").into())
+    row.map(|r| decode_property(&r))
+        .transpose()?
+        .ok_or_else(|| Failure::not_found("property").into())
 }
 
 impl Services {
     /// `customer/v1/get`.
-    pub async fn customer_get(&self, caller: &Caller, id: CustomerId) -> Result<Customer, StoreError> {
-        self.read(caller, move |tx| Box::pin(load(tx, id, false))).await
+    pub async fn customer_get(
+        &self,
+        caller: &Caller,
+        id: CustomerId,
+    ) -> Result<Customer, StoreError> {
+        self.read(caller, move |tx| Box::pin(load(tx, id, false)))
+            .await
     }
 
     /// `customer/v1/list`: by id, optionally only those whose name or e-mail contains `query`.

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use hestami_core::ids::{JobId, TechnicianId};
 use hestami_core::job::{
-    self as core_job, Guards, Job, JobAction, JobChange, JobCommand, JobError, JobEvent, JobStatus, NewJob, Priority,
-    TimeWindow,
+    self as core_job, Guards, Job, JobAction, JobChange, JobCommand, JobError, JobEvent, JobStatus,
+    NewJob, Priority, TimeWindow,
 };
 use hestami_core::text::{Description, Reason, Summary, TradeCode};
 use hestami_core::workforce::assignment_refusals;
@@ -131,22 +131,39 @@ impl Command for DispatchCommand {
 
 /// A core refusal as the API reports it.
 pub fn job_failure(error: &JobError) -> Failure {
-    let kind = if error.is_state_conflict() { FailureKind::Conflict } else { FailureKind::RuleViolation };
+    let kind = if error.is_state_conflict() {
+        FailureKind::Conflict
+    } else {
+        FailureKind::RuleViolation
+    };
     let failure = Failure::new(kind, error.code(), error.to_string());
     match error {
-        JobError::InvalidTransition { from, allowed, .. } | JobError::ActionNotAllowed { from, allowed, .. } => {
+        JobError::InvalidTransition { from, allowed, .. }
+        | JobError::ActionNotAllowed { from, allowed, .. } => {
             failure.with_details(serde_json::json!({ "currentStatus": from, "allowed": allowed }))
         }
         _ => failure,
     }
 }
 
-pub(crate) async fn run(mut ctx: WorkflowCtx, command: JobLifecycleCommand) -> Result<Job, StoreError> {
+pub(crate) async fn run(
+    mut ctx: WorkflowCtx,
+    command: JobLifecycleCommand,
+) -> Result<Job, StoreError> {
     match command {
-        JobLifecycleCommand::Create(new) => ctx.step("insert_job", move |tx| Box::pin(create(tx, new))).await,
+        JobLifecycleCommand::Create(new) => {
+            ctx.step("insert_job", move |tx| Box::pin(create(tx, new)))
+                .await
+        }
         JobLifecycleCommand::Schedule(s) => {
             ctx.step("schedule_job", move |tx| {
-                Box::pin(transition(tx, s.job_id, s.expected_version, JobCommand::Schedule { window: s.window }, None))
+                Box::pin(transition(
+                    tx,
+                    s.job_id,
+                    s.expected_version,
+                    JobCommand::Schedule { window: s.window },
+                    None,
+                ))
             })
             .await
         }
@@ -170,8 +187,11 @@ pub(crate) async fn run(mut ctx: WorkflowCtx, command: JobLifecycleCommand) -> R
                 .step("insert_callback_job", move |tx| {
                     Box::pin(async move {
                         let original = load(tx, c.job_id, false).await?;
-                        let probe = JobCommand::Callback { callback_job_id: original.id };
-                        core_job::decide(&original, &probe, &Guards::default()).map_err(|e| job_failure(&e))?;
+                        let probe = JobCommand::Callback {
+                            callback_job_id: original.id,
+                        };
+                        core_job::decide(&original, &probe, &Guards::default())
+                            .map_err(|e| job_failure(&e))?;
                         let summary = match c.summary {
                             Some(s) => s,
                             None => callback_summary(&original.summary),
@@ -196,7 +216,13 @@ pub(crate) async fn run(mut ctx: WorkflowCtx, command: JobLifecycleCommand) -> R
             ctx.step("link_callback", move |tx| {
                 Box::pin(async move {
                     let original = load(tx, original_id, true).await?;
-                    apply(tx, &original, JobCommand::Callback { callback_job_id }, reason).await
+                    apply(
+                        tx,
+                        &original,
+                        JobCommand::Callback { callback_job_id },
+                        reason,
+                    )
+                    .await
                 })
             })
             .await?;
@@ -206,11 +232,17 @@ pub(crate) async fn run(mut ctx: WorkflowCtx, command: JobLifecycleCommand) -> R
 }
 
 fn callback_summary(original: &Summary) -> Summary {
-    let text: String = format!("Callback: {original}").chars().take(Summary::MAX_CHARS).collect();
+    let text: String = format!("Callback: {original}")
+        .chars()
+        .take(Summary::MAX_CHARS)
+        .collect();
     Summary::parse(&text).unwrap_or_else(|_| original.clone())
 }
 
-pub(crate) async fn run_dispatch(mut ctx: WorkflowCtx, command: DispatchCommand) -> Result<Job, StoreError> {
+pub(crate) async fn run_dispatch(
+    mut ctx: WorkflowCtx,
+    command: DispatchCommand,
+) -> Result<Job, StoreError> {
     let DispatchCommand::AssignTech(a) = command;
     ctx.step("assign_technician", move |tx| {
         Box::pin(async move {
@@ -219,7 +251,11 @@ pub(crate) async fn run_dispatch(mut ctx: WorkflowCtx, command: DispatchCommand)
             let tech = super::technician::load(tx, a.technician_id, false).await?;
             let refusals = assignment_refusals(&tech, &job.trade);
             if !refusals.is_empty() {
-                let message = refusals.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; ");
+                let message = refusals
+                    .iter()
+                    .map(|r| r.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 return Err(Failure::new(
                     FailureKind::RuleViolation,
                     "TECHNICIAN_INELIGIBLE",
@@ -228,7 +264,15 @@ pub(crate) async fn run_dispatch(mut ctx: WorkflowCtx, command: DispatchCommand)
                 .with_details(serde_json::json!({ "failedRules": refusals }))
                 .into());
             }
-            apply(tx, &job, JobCommand::Assign { technician_id: tech.id }, None).await
+            apply(
+                tx,
+                &job,
+                JobCommand::Assign {
+                    technician_id: tech.id,
+                },
+                None,
+            )
+            .await
         })
     })
     .await
@@ -249,8 +293,9 @@ fn command_for_target(job: &Job, target: JobStatus) -> Result<JobCommand, StoreE
             "scheduling needs an appointment window: use job/v1/schedule",
         )
         .into()),
-        Some(action) => JobCommand::for_action(action)
-            .ok_or_else(|| StoreError::Internal(format!("no command for action {}", action.as_str()))),
+        Some(action) => JobCommand::for_action(action).ok_or_else(|| {
+            StoreError::Internal(format!("no command for action {}", action.as_str()))
+        }),
     }
 }
 
@@ -282,7 +327,8 @@ async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
     )
     .await?;
     insert_event(tx, job.id, &event).await?;
-    tx.record_change("job", job.id.as_uuid(), job.version, Operation::Created).await?;
+    tx.record_change("job", job.id.as_uuid(), job.version, Operation::Created)
+        .await?;
     Ok(job)
 }
 
@@ -299,7 +345,12 @@ async fn transition(
 }
 
 /// Runs a command on a loaded (and locked) job and saves the result with its event.
-async fn apply(tx: &mut TenantTx, job: &Job, command: JobCommand, reason: Option<Reason>) -> Result<Job, StoreError> {
+async fn apply(
+    tx: &mut TenantTx,
+    job: &Job,
+    command: JobCommand,
+    reason: Option<Reason>,
+) -> Result<Job, StoreError> {
     // No invoices exist yet, so the invoice and settle guards refuse; the money issue supplies
     // the real facts here.
     let guards = Guards::default();
@@ -325,16 +376,23 @@ async fn apply(tx: &mut TenantTx, job: &Job, command: JobCommand, reason: Option
     )
     .await?;
     insert_event(tx, next.id, &event).await?;
-    let operation = if event.from == Some(event.to) && !matches!(event.change, JobChange::Transitioned { .. }) {
+    let operation = if event.from == Some(event.to)
+        && !matches!(event.change, JobChange::Transitioned { .. })
+    {
         Operation::Updated
     } else {
         Operation::Transitioned
     };
-    tx.record_change("job", next.id.as_uuid(), next.version, operation).await?;
+    tx.record_change("job", next.id.as_uuid(), next.version, operation)
+        .await?;
     Ok(next)
 }
 
-async fn insert_event(tx: &mut TenantTx, job_id: JobId, event: &JobEvent) -> Result<(), StoreError> {
+async fn insert_event(
+    tx: &mut TenantTx,
+    job_id: JobId,
+    event: &JobEvent,
+) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO job_events (organization_id, job_id, version, change, from_status, to_status, actor_user_id, \
          reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -366,7 +424,9 @@ pub(crate) async fn load(tx: &mut TenantTx, id: JobId, lock: bool) -> Result<Job
     );
     let org = tx.org();
     let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode(&r)).transpose()?.ok_or_else(|| Failure::not_found("job").into())
+    row.map(|r| decode(&r))
+        .transpose()?
+        .ok_or_else(|| Failure::not_found("job").into())
 }
 
 fn status(raw: &str) -> Result<JobStatus, StoreError> {
@@ -379,7 +439,8 @@ fn decode(row: &Row) -> Result<Job, StoreError> {
         row.get::<Option<DateTime<Utc>>>("window_end")?,
     ) {
         (Some(start), Some(end)) => Some(
-            TimeWindow::parse(start, end).map_err(|_| StoreError::Internal("stored window is invalid".into()))?,
+            TimeWindow::parse(start, end)
+                .map_err(|_| StoreError::Internal("stored window is invalid".into()))?,
         ),
         _ => None,
     };
@@ -387,7 +448,11 @@ fn decode(row: &Row) -> Result<Job, StoreError> {
         id: JobId::from_uuid(row.get("id")?),
         version: row.get("version")?,
         status: status(&row.get::<String>("status")?)?,
-        held_from: row.get::<Option<String>>("held_from")?.as_deref().map(status).transpose()?,
+        held_from: row
+            .get::<Option<String>>("held_from")?
+            .as_deref()
+            .map(status)
+            .transpose()?,
         customer_id: hestami_core::ids::CustomerId::from_uuid(row.get("customer_id")?),
         property_id: hestami_core::ids::PropertyId::from_uuid(row.get("property_id")?),
         trade: parse_stored(&row.get::<String>("trade")?, TradeCode::parse)?,
@@ -398,11 +463,15 @@ fn decode(row: &Row) -> Result<Job, StoreError> {
             .map(|d| parse_stored(&d, Description::parse))
             .transpose()?,
         window,
-        technician_id: row.get::<Option<uuid::Uuid>>("technician_id")?.map(TechnicianId::from_uuid),
+        technician_id: row
+            .get::<Option<uuid::Uuid>>("technician_id")?
+            .map(TechnicianId::from_uuid),
         sla_deadline: row.get("sla_deadline")?,
         visit_started_at: row.get("visit_started_at")?,
         completed_at: row.get("completed_at")?,
-        callback_of: row.get::<Option<uuid::Uuid>>("callback_of")?.map(JobId::from_uuid),
+        callback_of: row
+            .get::<Option<uuid::Uuid>>("callback_of")?
+            .map(JobId::from_uuid),
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
@@ -412,10 +481,19 @@ fn decode_event(row: &Row) -> Result<JobEvent, StoreError> {
     Ok(JobEvent {
         version: row.get("version")?,
         change: serde_json::from_str(&row.get::<String>("change")?)?,
-        from: row.get::<Option<String>>("from_status")?.as_deref().map(status).transpose()?,
+        from: row
+            .get::<Option<String>>("from_status")?
+            .as_deref()
+            .map(status)
+            .transpose()?,
         to: status(&row.get::<String>("to_status")?)?,
-        actor: row.get::<Option<uuid::Uuid>>("actor_user_id")?.map(hestami_core::ids::UserId::from_uuid),
-        reason: row.get::<Option<String>>("reason")?.map(|r| parse_stored(&r, Reason::parse)).transpose()?,
+        actor: row
+            .get::<Option<uuid::Uuid>>("actor_user_id")?
+            .map(hestami_core::ids::UserId::from_uuid),
+        reason: row
+            .get::<Option<String>>("reason")?
+            .map(|r| parse_stored(&r, Reason::parse))
+            .transpose()?,
         at: row.get("at")?,
     })
 }
@@ -436,11 +514,17 @@ pub struct JobFilter {
 impl Services {
     /// `job/v1/get`.
     pub async fn job_get(&self, caller: &Caller, id: JobId) -> Result<Job, StoreError> {
-        self.read(caller, move |tx| Box::pin(load(tx, id, false))).await
+        self.read(caller, move |tx| Box::pin(load(tx, id, false)))
+            .await
     }
 
     /// `job/v1/list`.
-    pub async fn job_list(&self, caller: &Caller, filter: JobFilter, page: PageRequest) -> Result<Page<Job>, StoreError> {
+    pub async fn job_list(
+        &self,
+        caller: &Caller,
+        filter: JobFilter,
+        page: PageRequest,
+    ) -> Result<Page<Job>, StoreError> {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 let org = tx.org();
@@ -471,7 +555,11 @@ impl Services {
     }
 
     /// `job/v1/timeline`: every event of the job, oldest first.
-    pub async fn job_timeline(&self, caller: &Caller, id: JobId) -> Result<Vec<JobEvent>, StoreError> {
+    pub async fn job_timeline(
+        &self,
+        caller: &Caller,
+        id: JobId,
+    ) -> Result<Vec<JobEvent>, StoreError> {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 load(tx, id, false).await?;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use hestami_core::ids::{OrganizationId, UserId};
 
 use crate::engine::{Completed, Engine, EngineBuilder, EngineConfig, Start};
-use crate::error::{FieldError, Failure, StoreError};
+use crate::error::{Failure, FieldError, StoreError};
 use crate::store::{Store, TenantTx};
 
 pub mod customer;
@@ -116,7 +116,10 @@ impl PageRequest {
         }
         let after = match cursor {
             None => None,
-            Some(c) => match c.strip_prefix("c1.").and_then(|hex| Uuid::try_parse(hex).ok()) {
+            Some(c) => match c
+                .strip_prefix("c1.")
+                .and_then(|hex| Uuid::try_parse(hex).ok())
+            {
                 Some(id) => Some(id),
                 None => {
                     errors.push(FieldError {
@@ -128,14 +131,24 @@ impl PageRequest {
                 }
             },
         };
-        if errors.is_empty() { Ok(Self { limit, after }) } else { Err(Failure::validation(errors)) }
+        if errors.is_empty() {
+            Ok(Self { limit, after })
+        } else {
+            Err(Failure::validation(errors))
+        }
     }
 
     /// Builds the page from up to `limit + 1` fetched items: the extra one only says there is more.
     pub(crate) fn page<T>(&self, mut items: Vec<T>, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
         let more = items.len() > self.limit as usize;
         items.truncate(self.limit as usize);
-        let next_cursor = if more { items.last().map(|last| format!("c1.{}", id_of(last).simple())) } else { None };
+        let next_cursor = if more {
+            items
+                .last()
+                .map(|last| format!("c1.{}", id_of(last).simple()))
+        } else {
+            None
+        };
         Page { items, next_cursor }
     }
 }
@@ -161,7 +174,10 @@ impl Services {
     /// An engine with every application workflow registered, and the services over it.
     pub fn new(store: Store, config: EngineConfig) -> Self {
         let engine = register_all(Engine::builder(store, config)).build();
-        Self { engine, wait: Duration::from_secs(30) }
+        Self {
+            engine,
+            wait: Duration::from_secs(30),
+        }
     }
 
     /// Sets how long a duplicate request waits for the first one before it gets
@@ -183,7 +199,11 @@ impl Services {
 
     /// Runs a mutating command through its workflow (or returns the recorded outcome of the same
     /// request).
-    pub async fn submit<C: Command>(&self, caller: &Caller, request: Request<C>) -> Result<Completed, StoreError> {
+    pub async fn submit<C: Command>(
+        &self,
+        caller: &Caller,
+        request: Request<C>,
+    ) -> Result<Completed, StoreError> {
         let procedure = request.command.procedure();
         let input = serde_json::to_value(&request.command)?;
         self.engine
@@ -215,13 +235,20 @@ impl Services {
 
 /// Decodes a recorded output into the type the procedure returns.
 pub fn decode_output<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("recorded output does not parse: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Internal(format!("recorded output does not parse: {e}")))
 }
 
 /// Checks an `expectedVersion` against the current one.
-pub(crate) fn check_version(what: &str, expected: Option<i64>, current: i64) -> Result<(), StoreError> {
+pub(crate) fn check_version(
+    what: &str,
+    expected: Option<i64>,
+    current: i64,
+) -> Result<(), StoreError> {
     match expected {
-        Some(expected) if expected != current => Err(Failure::version_conflict(what, expected, current).into()),
+        Some(expected) if expected != current => {
+            Err(Failure::version_conflict(what, expected, current).into())
+        }
         _ => Ok(()),
     }
 }

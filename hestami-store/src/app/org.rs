@@ -47,7 +47,10 @@ impl Command for OrgCommand {
     }
 }
 
-pub(crate) async fn run(mut ctx: WorkflowCtx, command: OrgCommand) -> Result<Organization, StoreError> {
+pub(crate) async fn run(
+    mut ctx: WorkflowCtx,
+    command: OrgCommand,
+) -> Result<Organization, StoreError> {
     let OrgCommand::Update(update) = command;
     ctx.step("update_organization", move |tx| {
         Box::pin(async move {
@@ -86,6 +89,7 @@ pub(crate) async fn run(mut ctx: WorkflowCtx, command: OrgCommand) -> Result<Org
 impl Services {
     /// `org/v1/get`: the caller's organization.
     pub async fn org_get(&self, caller: &Caller) -> Result<Organization, StoreError> {
-        self.read(caller, |tx| Box::pin(load_organization(tx, false))).await
+        self.read(caller, |tx| Box::pin(load_organization(tx, false)))
+            .await
     }
 }

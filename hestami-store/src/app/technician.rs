@@ -79,9 +79,15 @@ impl Command for TechnicianCommand {
     }
 }
 
-pub(crate) async fn run(mut ctx: WorkflowCtx, command: TechnicianCommand) -> Result<Technician, StoreError> {
+pub(crate) async fn run(
+    mut ctx: WorkflowCtx,
+    command: TechnicianCommand,
+) -> Result<Technician, StoreError> {
     match command {
-        TechnicianCommand::Create(new) => ctx.step("insert_technician", move |tx| Box::pin(insert(tx, new))).await,
+        TechnicianCommand::Create(new) => {
+            ctx.step("insert_technician", move |tx| Box::pin(insert(tx, new)))
+                .await
+        }
         TechnicianCommand::Update(update) => {
             ctx.step("update_technician", move |tx| {
                 Box::pin(async move {
@@ -91,7 +97,10 @@ pub(crate) async fn run(mut ctx: WorkflowCtx, command: TechnicianCommand) -> Res
                         name: update.name.unwrap_or(current.name.clone()),
                         email: update.email.apply(current.email.clone()),
                         phone: update.phone.apply(current.phone.clone()),
-                        trades: update.trades.map(normalize_trades).unwrap_or(current.trades.clone()),
+                        trades: update
+                            .trades
+                            .map(normalize_trades)
+                            .unwrap_or(current.trades.clone()),
                         ..current
                     };
                     save(tx, next).await
@@ -99,12 +108,22 @@ pub(crate) async fn run(mut ctx: WorkflowCtx, command: TechnicianCommand) -> Res
             })
             .await
         }
-        TechnicianCommand::Deactivate { technician_id, expected_version } => {
+        TechnicianCommand::Deactivate {
+            technician_id,
+            expected_version,
+        } => {
             ctx.step("deactivate_technician", move |tx| {
                 Box::pin(async move {
                     let current = load(tx, technician_id, true).await?;
                     check_version("technician", expected_version, current.version)?;
-                    save(tx, Technician { active: false, ..current }).await
+                    save(
+                        tx,
+                        Technician {
+                            active: false,
+                            ..current
+                        },
+                    )
+                    .await
                 })
             })
             .await
@@ -154,13 +173,18 @@ async fn insert(tx: &mut TenantTx, new: NewTechnician) -> Result<Technician, Sto
     )
     .await
     .map_err(email_taken)?;
-    tx.record_change("technician", tech.id.as_uuid(), 1, Operation::Created).await?;
+    tx.record_change("technician", tech.id.as_uuid(), 1, Operation::Created)
+        .await?;
     Ok(tech)
 }
 
 /// Writes `tech` as the next version of itself.
 async fn save(tx: &mut TenantTx, tech: Technician) -> Result<Technician, StoreError> {
-    let next = Technician { version: tech.version + 1, updated_at: tx.now(), ..tech };
+    let next = Technician {
+        version: tech.version + 1,
+        updated_at: tx.now(),
+        ..tech
+    };
     tx.execute(
         "UPDATE technicians SET version = $1, name = $2, email = $3, phone = $4, trades = $5, active = $6, \
          updated_at = $7 WHERE organization_id = $8 AND id = $9",
@@ -178,21 +202,33 @@ async fn save(tx: &mut TenantTx, tech: Technician) -> Result<Technician, StoreEr
     )
     .await
     .map_err(email_taken)?;
-    tx.record_change("technician", next.id.as_uuid(), next.version, Operation::Updated).await?;
+    tx.record_change(
+        "technician",
+        next.id.as_uuid(),
+        next.version,
+        Operation::Updated,
+    )
+    .await?;
     Ok(next)
 }
 
 const COLUMNS: &str = "id, version, name, email, phone, trades, active, created_at, updated_at";
 
 /// Loads a technician of the transaction's organization; `404` otherwise.
-pub(crate) async fn load(tx: &mut TenantTx, id: TechnicianId, lock: bool) -> Result<Technician, StoreError> {
+pub(crate) async fn load(
+    tx: &mut TenantTx,
+    id: TechnicianId,
+    lock: bool,
+) -> Result<Technician, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM technicians WHERE organization_id = $1 AND id = $2{}",
         if lock { tx.for_update() } else { "" }
     );
     let org = tx.org();
     let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode(&r)).transpose()?.ok_or_else(|| Failure::not_found("technician").into())
+    row.map(|r| decode(&r))
+        .transpose()?
+        .ok_or_else(|| Failure::not_found("technician").into())
 }
 
 fn decode(row: &Row) -> Result<Technician, StoreError> {
@@ -200,8 +236,14 @@ fn decode(row: &Row) -> Result<Technician, StoreError> {
         id: TechnicianId::from_uuid(row.get("id")?),
         version: row.get("version")?,
         name: parse_stored(&row.get::<String>("name")?, Name::parse)?,
-        email: row.get::<Option<String>>("email")?.map(|e| parse_stored(&e, Email::parse)).transpose()?,
-        phone: row.get::<Option<String>>("phone")?.map(|p| parse_stored(&p, Phone::parse)).transpose()?,
+        email: row
+            .get::<Option<String>>("email")?
+            .map(|e| parse_stored(&e, Email::parse))
+            .transpose()?,
+        phone: row
+            .get::<Option<String>>("phone")?
+            .map(|p| parse_stored(&p, Phone::parse))
+            .transpose()?,
         trades: serde_json::from_str(&row.get::<String>("trades")?)?,
         active: row.get("active")?,
         created_at: row.get("created_at")?,
@@ -211,8 +253,13 @@ fn decode(row: &Row) -> Result<Technician, StoreError> {
 
 impl Services {
     /// `technician/v1/get`.
-    pub async fn technician_get(&self, caller: &Caller, id: TechnicianId) -> Result<Technician, StoreError> {
-        self.read(caller, move |tx| Box::pin(load(tx, id, false))).await
+    pub async fn technician_get(
+        &self,
+        caller: &Caller,
+        id: TechnicianId,
+    ) -> Result<Technician, StoreError> {
+        self.read(caller, move |tx| Box::pin(load(tx, id, false)))
+            .await
     }
 
     /// `technician/v1/list`: by id, optionally only active ones or those holding `trade`.
@@ -227,16 +274,24 @@ impl Services {
             Box::pin(async move {
                 let org = tx.org();
                 // Trades are a JSON array of codes, and codes cannot contain quotes, so a
-                // substring match on the quoted code is exact.
-                let trade_pattern = trade.map(|t| format!("%\"{}\"%", t.as_str()));
+                // substring match on the quoted code is exact once `_` (a LIKE wildcard, and a
+                // character codes may hold) is escaped.
+                let trade_pattern =
+                    trade.map(|t| format!("%\"{}\"%", t.as_str().replace('_', "\\_")));
                 let rows = tx
                     .fetch_all(
                         &format!(
                             "SELECT {COLUMNS} FROM technicians WHERE organization_id = $1 \
                              AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR active = $3) \
-                             AND ($4 IS NULL OR trades LIKE $4) ORDER BY id LIMIT $5"
+                             AND ($4 IS NULL OR trades LIKE $4 ESCAPE '\\') ORDER BY id LIMIT $5"
                         ),
-                        args![org, page.after, active, trade_pattern, i64::from(page.limit) + 1],
+                        args![
+                            org,
+                            page.after,
+                            active,
+                            trade_pattern,
+                            i64::from(page.limit) + 1
+                        ],
                     )
                     .await?;
                 let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;

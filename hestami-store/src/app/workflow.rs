@@ -25,7 +25,10 @@ fn decode(row: &Row) -> Result<WorkflowSummary, StoreError> {
         status: row.get("status")?,
         attempts: row.get("attempts")?,
         executor_id: row.get("executor_id")?,
-        error: row.get::<Option<String>>("error")?.map(|e| serde_json::from_str(&e)).transpose()?,
+        error: row
+            .get::<Option<String>>("error")?
+            .map(|e| serde_json::from_str(&e))
+            .transpose()?,
         steps: row.get("steps")?,
         trace_id: row.get("trace_id")?,
         created_at: row.get("created_at")?,
@@ -58,7 +61,11 @@ pub struct Change {
 
 impl Services {
     /// `workflow/v1/get`.
-    pub async fn workflow_get(&self, caller: &Caller, id: WorkflowId) -> Result<WorkflowSummary, StoreError> {
+    pub async fn workflow_get(
+        &self,
+        caller: &Caller,
+        id: WorkflowId,
+    ) -> Result<WorkflowSummary, StoreError> {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 let org = tx.org();
@@ -103,7 +110,12 @@ impl Services {
     }
 
     /// The change feed after `after_seq`, oldest first, at most `limit` rows.
-    pub async fn changes(&self, caller: &Caller, after_seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+    pub async fn changes(
+        &self,
+        caller: &Caller,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Change>, StoreError> {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 let org = tx.org();
