@@ -406,6 +406,7 @@ async fn another_organization_sees_nothing(s: TestServer) {
     let f = s.fixture().await;
     let job = scheduled_and_assigned(&s, &f).await;
     let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    let a_workflow = s.call("workflow/v1/list", json!({})).await.ok()["items"][0]["id"].clone();
     // B's token cannot act in A.
     let auth = format!("Bearer {}", b.token);
     let cross = s
@@ -450,6 +451,15 @@ async fn another_organization_sees_nothing(s: TestServer) {
             "job/v1/create",
             json!({ "idempotencyKey": key(), "customerId": f.customer["id"], "propertyId": f.property["id"], "trade": "plumbing", "priority": "routine", "summary": "x" }),
         ),
+        (
+            "job/v1/schedule",
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "windowStart": "2031-03-03T14:00:00Z", "windowEnd": "2031-03-03T16:00:00Z" }),
+        ),
+        (
+            "technician/v1/update",
+            json!({ "idempotencyKey": key(), "technicianId": f.tech["id"], "name": "Mallory" }),
+        ),
+        ("workflow/v1/get", json!({ "workflowId": a_workflow })),
     ];
     for (procedure, body) in a_ids {
         s.call_as(&b, procedure, body)
@@ -663,6 +673,14 @@ async fn authentication_and_permissions(s: TestServer) {
     let none = s.send(path, &org, b"{}".to_vec()).await;
     none.assert_error(401, "UNAUTHENTICATED");
     assert_eq!(none.json["error"]["type"], "unauthenticated");
+    let lower_scheme = format!("bearer {}", s.a.token);
+    s.send(
+        path,
+        &[("authorization", &lower_scheme), org[0]],
+        b"{}".to_vec(),
+    )
+    .await
+    .ok();
     s.send(
         path,
         &[("authorization", "Bearer hst_nope"), org[0]],

@@ -29,7 +29,7 @@
 //! let (job, _created) = job::create(JobId::from_uuid(uuid::Uuid::from_u128(3)), new_job,
 //!     &SlaWindows::default(), now, None);
 //! assert_eq!(job.status, JobStatus::Requested);
-//! // A requested job cannot be dispatched: the refusal names the allowed next states.
+//! // A requested job cannot set off to the property: the refusal names the allowed next states.
 //! let refusal = job::decide(&job, &JobCommand::StartTravel, &job::Guards::default()).unwrap_err();
 //! assert_eq!(refusal.to_string(),
 //!     "a job in state requested cannot move to en_route; allowed: scheduled, on_hold, cancelled");
@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod customer;
+pub mod dispatch;
 pub mod ids;
 pub mod job;
 pub mod org;

@@ -70,6 +70,7 @@ pub fn init(service_name: &str) -> Result<Telemetry, String> {
         .with(otel_layer(&provider))
         .with(
             tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
                 .with_filter(filter),
         )

@@ -103,9 +103,23 @@ impl Pool {
     /// Begins a transaction. On SQLite a write transaction takes the write lock at once
     /// (`BEGIN IMMEDIATE`): a deferred one that reads first and writes later can fail with
     /// SQLITE_BUSY when another writer got there in between, and no busy timeout helps then.
+    ///
+    /// `begin_with` is not cancellation-safe in sqlx-sqlite 0.8: dropped after the `BEGIN` ran but
+    /// before it returned the transaction (it awaits once more, to check the statement), it
+    /// returns the connection to the pool inside an open write transaction that nobody will
+    /// end, and every other writer then waits on its lock. So it runs in a task of its own: if
+    /// the caller goes away, the task still finishes, and dropping its transaction rolls back.
     pub(crate) async fn begin(&self, write: bool) -> Result<Tx, StoreError> {
         Ok(match self {
-            Self::Sqlite(pool) if write => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Self::Sqlite(pool) if write => {
+                let pool = pool.clone();
+                let begun = tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await })
+                    .await
+                    .map_err(|e| {
+                        StoreError::Internal(format!("beginning a transaction failed: {e}"))
+                    })??;
+                Tx::Sqlite(begun)
+            }
             Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
             Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })

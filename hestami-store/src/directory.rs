@@ -255,7 +255,8 @@ impl Store {
         let expires_at: Option<DateTime<Utc>> = row.get("expires_at")?;
         let revoked_at: Option<DateTime<Utc>> = row.get("revoked_at")?;
         let live = revoked_at.is_none() && expires_at.is_none_or(|t| t > self.now());
-        live.then(|| row.get("user_id").map(UserId::from_uuid)).transpose()
+        live.then(|| row.get("user_id").map(UserId::from_uuid))
+            .transpose()
     }
 
     /// The user's role in the organization, if they are a member.
