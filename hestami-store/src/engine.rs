@@ -78,12 +78,45 @@ pub fn workflow_id(
     WorkflowId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
 }
 
-/// The fingerprint of a request: a SHA-256 over its canonical JSON (keys sorted).
+/// The fingerprint of a request: a SHA-256 over its canonical JSON (object keys sorted at every
+/// level, whatever order they arrived in and whatever map type serde_json was built with).
 pub fn fingerprint(request: &serde_json::Value) -> String {
-    Sha256::digest(request.to_string().as_bytes())
+    let mut text = String::new();
+    canonical_json(request, &mut text);
+    Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (n, key) in keys.into_iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[key], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// A request to run a workflow.
@@ -396,6 +429,14 @@ impl Engine {
                 self.finish(organization_id, id, Err(failure)).await
             }
             Err(StoreError::InjectedCrash) => Err(StoreError::InjectedCrash),
+            Err(StoreError::Superseded) => {
+                let mut tx = self.inner.store.tenant(organization_id, false).await?;
+                let row = load_row(&mut tx, id).await?;
+                tx.commit().await?;
+                recorded_outcome(&row)?.ok_or_else(|| {
+                    StoreError::Internal("superseded by a run that recorded nothing".into())
+                })
+            }
             Err(error) => {
                 let attempts = self.release(organization_id, id).await.unwrap_or(0);
                 tracing::error!(workflow.id = %id, attempts, error = %error, "workflow failed");
@@ -755,6 +796,17 @@ impl WorkflowCtx {
         let (org, id, actor) = (self.organization_id, self.id, self.actor);
         let output = async move {
             let mut tx = store.tenant_as(org, true, actor, Some(id)).await?;
+            // Lock the workflow row first: two runs of one workflow (a lease that expired
+            // under a live executor) take their steps one at a time, and a run that finds the
+            // workflow already finished stops instead of acting on it.
+            let status_sql = format!(
+                "SELECT status FROM workflows WHERE organization_id = $1 AND id = $2{}",
+                tx.for_update()
+            );
+            let status = tx.fetch_optional(&status_sql, args![org.as_uuid(), id.as_uuid()]).await?;
+            if status.map(|r| r.get::<String>("status")).transpose()?.as_deref() != Some("pending") {
+                return Err(StoreError::Superseded);
+            }
             let journalled = tx
                 .fetch_optional(
                     "SELECT output FROM workflow_steps WHERE organization_id = $1 AND workflow_id = $2 \
@@ -764,7 +816,7 @@ impl WorkflowCtx {
                 .await?;
             if let Some(row) = journalled {
                 tx.commit().await?;
-                return Ok(serde_json::from_str::<T>(&row.get::<String>("output")?)?);
+                return Ok((serde_json::from_str::<T>(&row.get::<String>("output")?)?, false));
             }
             let value = body(&mut tx).await?;
             let now = tx.now();
@@ -775,12 +827,15 @@ impl WorkflowCtx {
             )
             .await?;
             tx.commit().await?;
-            Ok::<T, StoreError>(value)
+            Ok::<(T, bool), StoreError>((value, true))
         }
         .instrument(span)
         .await?;
-        self.engine.fault(self.id, index, name)?;
-        Ok(output)
+        // Only a step that ran now is a boundary to crash at; a replayed one already was.
+        if output.1 {
+            self.engine.fault(self.id, index, name)?;
+        }
+        Ok(output.0)
     }
 
     /// Runs an external step: `call` is given an idempotency key derived from the workflow id and
@@ -810,7 +865,7 @@ impl WorkflowCtx {
             let journalled = tx.fetch_optional(select, args![org.as_uuid(), id.as_uuid(), index]).await?;
             tx.commit().await?;
             if let Some(row) = journalled {
-                return Ok(serde_json::from_str::<T>(&row.get::<String>("output")?)?);
+                return Ok((serde_json::from_str::<T>(&row.get::<String>("output")?)?, false));
             }
             let value = call(format!("{id}-{index}")).await?;
             let mut tx = store.tenant(org, true).await?;
@@ -829,12 +884,14 @@ impl WorkflowCtx {
                 serde_json::from_str::<T>(&row.get::<String>("output")?)?
             };
             tx.commit().await?;
-            Ok::<T, StoreError>(value)
+            Ok::<(T, bool), StoreError>((value, true))
         }
         .instrument(span)
         .await?;
-        self.engine.fault(self.id, index, name)?;
-        Ok(output)
+        if output.1 {
+            self.engine.fault(self.id, index, name)?;
+        }
+        Ok(output.0)
     }
 }
 

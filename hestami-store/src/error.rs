@@ -140,6 +140,9 @@ pub enum StoreError {
     /// process would abandon it.
     #[error("injected crash")]
     InjectedCrash,
+    /// Another run of the same workflow finished it first; its recorded outcome stands.
+    #[error("the workflow was finished by another run")]
+    Superseded,
     /// The same idempotency key was used with a different request.
     #[error("the idempotency key was already used with a different request")]
     IdempotencyKeyReused,

@@ -85,11 +85,27 @@ pub const TENANT_TABLES: &[&str] = &[
     "job_events",
     "workflows",
     "workflow_steps",
+    "contractor_profiles",
+    "licenses",
+    "insurance_policies",
+    "compliance_requirements",
+    "service_area_sets",
+    "technician_certifications",
+    "technician_shifts",
+    "technician_time_off",
+    "outbox",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before
-/// an organization is chosen, and the engine's claim queue, which holds ids and leases only.
-pub const SHARED_TABLES: &[&str] = &["users", "memberships", "api_tokens", "workflow_queue"];
+/// an organization is chosen, and the engine's claim queue and timers, which hold ids, leases
+/// and due times only.
+pub const SHARED_TABLES: &[&str] = &[
+    "users",
+    "memberships",
+    "api_tokens",
+    "workflow_queue",
+    "timers",
+];
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

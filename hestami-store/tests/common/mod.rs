@@ -15,18 +15,21 @@ use hestami_core::org::{Currency, OrgKind, TimeZone};
 use hestami_core::text::{Email, Name, OrgName, Summary, TradeCode};
 use hestami_core::workforce::Technician;
 use hestami_store::app::customer::{CustomerCommand, NewCustomer, NewProperty};
-use hestami_store::app::job::{AssignTech, DispatchCommand, JobLifecycleCommand, ScheduleJob, UpdateStatus};
+use hestami_store::app::job::{
+    AssignTech, DispatchCommand, JobLifecycleCommand, ScheduleJob, UpdateStatus,
+};
 use hestami_store::app::technician::{NewTechnician, TechnicianCommand};
 use hestami_store::app::workflow::Change;
 use hestami_store::app::{Caller, Command, Request, Services};
 use hestami_store::directory::NewOrganization;
 use hestami_store::engine::{self, Completed, EngineConfig};
 use hestami_store::testing::TestDb;
-use hestami_store::{Clock, Failure, Store, StoreError, StoreOptions, SystemClock};
+use hestami_store::{Clock, Failure, Store, StoreOptions, SystemClock};
 
 /// Runs each named `async fn NAME(fx: Fixture)` once on SQLite and once on PostgreSQL, as the
 /// tests `sqlite::NAME` and `postgres::NAME`. A PostgreSQL test is skipped when the server is
 /// unreachable, unless `HESTAMI_REQUIRE_POSTGRES=1`, where it fails.
+#[allow(unused_macros)]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -81,7 +84,12 @@ impl Fixture {
         };
         let store = connect(&db, clock).await;
         let services = Services::new(store.clone(), EngineConfig::default());
-        Some(Self { services, store, kind, db })
+        Some(Self {
+            services,
+            store,
+            kind,
+            db,
+        })
     }
 
     /// A new store (a new pool, as a new process would have) over the same database.
@@ -97,13 +105,25 @@ impl Fixture {
     /// Creates an organization through the directory and returns its owner as caller.
     pub async fn org(&self, name: &str) -> Org {
         let slug: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
-        let email = format!("owner-{}-{}@example.com", slug.to_lowercase(), Uuid::new_v4().simple());
+        let email = format!(
+            "owner-{}-{}@example.com",
+            slug.to_lowercase(),
+            Uuid::new_v4().simple()
+        );
         create_org(&self.store, name, &email).await
     }
 }
 
 async fn connect(db: &TestDb, clock: Arc<dyn Clock>) -> Store {
-    Store::connect(&db.app_url, StoreOptions { max_connections: 8, clock }).await.expect("connecting to the test database")
+    Store::connect(
+        &db.app_url,
+        StoreOptions {
+            max_connections: 8,
+            clock,
+        },
+    )
+    .await
+    .expect("connecting to the test database")
 }
 
 /// An organization and its owner.
@@ -134,7 +154,10 @@ pub async fn create_org(store: &Store, name: &str, owner_email: &str) -> Org {
         .await
         .expect("creating an organization");
     Org {
-        caller: Caller { organization_id: created.organization_id, user_id: Some(created.user_id) },
+        caller: Caller {
+            organization_id: created.organization_id,
+            user_id: Some(created.user_id),
+        },
         user_id: created.user_id,
         token: created.token,
         owner_email,
@@ -150,19 +173,36 @@ pub fn request<C: Command>(command: C) -> Request<C> {
 }
 
 pub fn request_with_key<C: Command>(idempotency_key: Uuid, command: C) -> Request<C> {
-    let fingerprint = engine::fingerprint(&serde_json::to_value(&command).expect("commands serialize"));
-    Request { idempotency_key, fingerprint, trace_id: None, command }
+    let fingerprint =
+        engine::fingerprint(&serde_json::to_value(&command).expect("commands serialize"));
+    Request {
+        idempotency_key,
+        fingerprint,
+        trace_id: None,
+        command,
+    }
 }
 
 /// Submits with a fresh key; a refusal is returned as `Err`, anything else that goes wrong panics.
-pub async fn submit<C: Command>(services: &Services, caller: &Caller, command: C) -> Result<String, Failure> {
-    let completed = services.submit(caller, request(command)).await.expect("the workflow ran to an outcome");
+pub async fn submit<C: Command>(
+    services: &Services,
+    caller: &Caller,
+    command: C,
+) -> Result<String, Failure> {
+    let completed = services
+        .submit(caller, request(command))
+        .await
+        .expect("the workflow ran to an outcome");
     assert!(!completed.replayed, "a fresh key must not replay");
     completed.outcome
 }
 
 /// Submits and decodes a successful outcome.
-pub async fn ok<T: DeserializeOwned, C: Command + std::fmt::Debug>(services: &Services, caller: &Caller, command: C) -> T {
+pub async fn ok<T: DeserializeOwned, C: Command + std::fmt::Debug>(
+    services: &Services,
+    caller: &Caller,
+    command: C,
+) -> T {
     let described = format!("{command:?}");
     match submit(services, caller, command).await {
         Ok(text) => serde_json::from_str(&text).expect("the recorded output decodes"),
@@ -171,7 +211,11 @@ pub async fn ok<T: DeserializeOwned, C: Command + std::fmt::Debug>(services: &Se
 }
 
 /// Submits and returns the recorded refusal.
-pub async fn refused<C: Command + std::fmt::Debug>(services: &Services, caller: &Caller, command: C) -> Failure {
+pub async fn refused<C: Command + std::fmt::Debug>(
+    services: &Services,
+    caller: &Caller,
+    command: C,
+) -> Failure {
     let described = format!("{command:?}");
     match submit(services, caller, command).await {
         Ok(text) => panic!("{described} was accepted: {text}"),
@@ -181,7 +225,10 @@ pub async fn refused<C: Command + std::fmt::Debug>(services: &Services, caller: 
 
 /// The refusal inside a completed workflow.
 pub fn failure_of(completed: &Completed) -> &Failure {
-    completed.outcome.as_ref().expect_err("the workflow was expected to record a refusal")
+    completed
+        .outcome
+        .as_ref()
+        .expect_err("the workflow was expected to record a refusal")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,7 +251,9 @@ pub fn summary(raw: &str) -> Summary {
 }
 
 pub fn at(hour: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2031, 3, 4, hour, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2031, 3, 4, hour, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 pub fn window() -> TimeWindow {
@@ -212,7 +261,11 @@ pub fn window() -> TimeWindow {
 }
 
 pub fn new_customer(n: &str) -> CustomerCommand {
-    CustomerCommand::Create(NewCustomer { name: name(n), email: None, phone: None })
+    CustomerCommand::Create(NewCustomer {
+        name: name(n),
+        email: None,
+        phone: None,
+    })
 }
 
 pub fn new_property(customer_id: CustomerId) -> CustomerCommand {
@@ -239,7 +292,11 @@ pub fn new_technician(n: &str, mail: Option<&str>, trades: &[&str]) -> Technicia
     })
 }
 
-pub fn new_job(customer_id: CustomerId, property_id: PropertyId, trade_code: &str) -> JobLifecycleCommand {
+pub fn new_job(
+    customer_id: CustomerId,
+    property_id: PropertyId,
+    trade_code: &str,
+) -> JobLifecycleCommand {
     JobLifecycleCommand::Create(NewJob {
         customer_id,
         property_id,
@@ -252,19 +309,36 @@ pub fn new_job(customer_id: CustomerId, property_id: PropertyId, trade_code: &st
 }
 
 pub fn schedule(job_id: JobId) -> JobLifecycleCommand {
-    JobLifecycleCommand::Schedule(ScheduleJob { job_id, window: window(), expected_version: None })
+    JobLifecycleCommand::Schedule(ScheduleJob {
+        job_id,
+        window: window(),
+        expected_version: None,
+    })
 }
 
 pub fn set_status(job_id: JobId, status: JobStatus) -> JobLifecycleCommand {
-    JobLifecycleCommand::UpdateStatus(UpdateStatus { job_id, status, reason: None, expected_version: None })
+    JobLifecycleCommand::UpdateStatus(UpdateStatus {
+        job_id,
+        status,
+        reason: None,
+        expected_version: None,
+    })
 }
 
 pub fn assign(job_id: JobId, technician_id: TechnicianId) -> DispatchCommand {
-    DispatchCommand::AssignTech(AssignTech { job_id, technician_id, expected_version: None })
+    DispatchCommand::AssignTech(AssignTech {
+        job_id,
+        technician_id,
+        expected_version: None,
+    })
 }
 
 /// A customer with one property.
-pub async fn customer_with_property(services: &Services, caller: &Caller, n: &str) -> (Customer, Property) {
+pub async fn customer_with_property(
+    services: &Services,
+    caller: &Caller,
+    n: &str,
+) -> (Customer, Property) {
     let customer: Customer = ok(services, caller, new_customer(n)).await;
     let property: Property = ok(services, caller, new_property(customer.id)).await;
     (customer, property)
@@ -273,17 +347,33 @@ pub async fn customer_with_property(services: &Services, caller: &Caller, n: &st
 /// A plumbing job in `requested`.
 pub async fn requested_job(services: &Services, caller: &Caller) -> Job {
     let (customer, property) = customer_with_property(services, caller, "Ada Customer").await;
-    ok(services, caller, new_job(customer.id, property.id, "plumbing")).await
+    ok(
+        services,
+        caller,
+        new_job(customer.id, property.id, "plumbing"),
+    )
+    .await
 }
 
 /// A plumbing job taken through the whole happy path to `completed` by a fresh technician.
 pub async fn completed_job(services: &Services, caller: &Caller) -> Job {
     let job = requested_job(services, caller).await;
-    let tech: Technician = ok(services, caller, new_technician("Pat Plumber", None, &["plumbing"])).await;
+    let tech: Technician = ok(
+        services,
+        caller,
+        new_technician("Pat Plumber", None, &["plumbing"]),
+    )
+    .await;
     let _: Job = ok(services, caller, schedule(job.id)).await;
     let _: Job = ok(services, caller, assign(job.id, tech.id)).await;
     let mut last = job;
-    for status in [JobStatus::Dispatched, JobStatus::EnRoute, JobStatus::OnSite, JobStatus::InProgress, JobStatus::Completed] {
+    for status in [
+        JobStatus::Dispatched,
+        JobStatus::EnRoute,
+        JobStatus::OnSite,
+        JobStatus::InProgress,
+        JobStatus::Completed,
+    ] {
         last = ok(services, caller, set_status(last.id, status)).await;
     }
     assert_eq!(last.status, JobStatus::Completed);
@@ -295,7 +385,10 @@ pub async fn whole_feed(services: &Services, caller: &Caller) -> Vec<Change> {
     let mut all = Vec::new();
     let mut after = 0;
     loop {
-        let page = services.changes(caller, after, 100).await.expect("reading the change feed");
+        let page = services
+            .changes(caller, after, 100)
+            .await
+            .expect("reading the change feed");
         let Some(last) = page.last() else { return all };
         after = last.seq;
         all.extend(page);
@@ -306,7 +399,10 @@ pub async fn whole_feed(services: &Services, caller: &Caller) -> Vec<Change> {
 pub fn assert_feed_is_clean(feed: &[Change]) {
     let seqs: Vec<i64> = feed.iter().map(|c| c.seq).collect();
     let expected: Vec<i64> = (1..=i64::try_from(feed.len()).expect("small")).collect();
-    assert_eq!(seqs, expected, "the change feed has gaps or is out of order");
+    assert_eq!(
+        seqs, expected,
+        "the change feed has gaps or is out of order"
+    );
     let mut seen = std::collections::HashSet::new();
     for change in feed {
         assert!(
@@ -317,9 +413,4 @@ pub fn assert_feed_is_clean(feed: &[Change]) {
             change.version
         );
     }
-}
-
-/// A store error that is expected not to happen, with context.
-pub fn fail(context: &str, error: StoreError) -> ! {
-    panic!("{context}: {error}")
 }

@@ -1,0 +1,640 @@
+//! Row-level security on PostgreSQL, checked with plain SQL as the `hestami_app` role the server
+//! runs as: with no organization set nothing is read and nothing is written; with one set, only
+//! its rows are read and only its rows are written. Every table in `TENANT_TABLES` is checked.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row as _, Transaction};
+use uuid::Uuid;
+
+use hestami_core::job::Job;
+use hestami_store::app::job::{JobLifecycleCommand, RaiseCallback};
+use hestami_store::app::{PageRequest, Services};
+use hestami_store::{APP_ROLE, SHARED_TABLES, TENANT_TABLES};
+
+use common::*;
+
+/// The column that says which organization a row belongs to.
+fn org_column(table: &str) -> &'static str {
+    if table == "organizations" {
+        "id"
+    } else {
+        "organization_id"
+    }
+}
+
+/// Ids of rows of one organization that a valid row of another table can point at.
+#[derive(Clone, Copy, Debug)]
+struct Tenant {
+    org: Uuid,
+    customer: Uuid,
+    property: Uuid,
+    job: Uuid,
+    workflow: Uuid,
+}
+
+/// An organization with a row in every tenant table, made through the services.
+async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
+    let s = &fx.services;
+    let org = fx.org(name).await;
+    let job = completed_job(s, &org.caller).await;
+    let _: Job = ok(
+        s,
+        &org.caller,
+        JobLifecycleCommand::Callback(RaiseCallback {
+            job_id: job.id,
+            summary: None,
+            description: None,
+            priority: None,
+            reason: None,
+        }),
+    )
+    .await;
+    let page = PageRequest::parse(Some(1), None).expect("page");
+    let workflow = s
+        .workflow_list(&org.caller, None, None, page)
+        .await
+        .expect("workflows")
+        .items[0]
+        .id;
+    let tenant = Tenant {
+        org: org.id().as_uuid(),
+        customer: job.customer_id.as_uuid(),
+        property: job.property_id.as_uuid(),
+        job: job.id.as_uuid(),
+        workflow: workflow.as_uuid(),
+    };
+    (org, tenant)
+}
+
+/// A row for `table` that is valid for `target` (every reference points at one of its rows,
+/// every key is fresh), as SQL and its bound ids. `None` when the table is not known here, which
+/// fails the test: a new tenant table needs a row of its own below.
+fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
+    let fresh = Uuid::now_v7();
+    Some(match table {
+        "organizations" => (
+            "INSERT INTO organizations (id, version, kind, name, time_zone, currency, sla_emergency_minutes, \
+             sla_urgent_minutes, sla_routine_minutes, created_at, updated_at) \
+             VALUES ($1, 1, 'contractor', 'Intruder', 'UTC', 'USD', 120, 1440, 4320, now(), now())",
+            vec![t.org],
+        ),
+        "feed_counters" => (
+            "INSERT INTO feed_counters (organization_id, last_seq) VALUES ($1, 0)",
+            vec![t.org],
+        ),
+        "change_feed" => (
+            "INSERT INTO change_feed (organization_id, seq, entity_kind, entity_id, version, operation, \
+             actor_user_id, workflow_id, at) VALUES ($1, 1000000, 'customer', $2, 1, 'created', NULL, NULL, now())",
+            vec![t.org, fresh],
+        ),
+        "customers" => (
+            "INSERT INTO customers (organization_id, id, version, name, email, phone, created_at, updated_at) \
+             VALUES ($1, $2, 1, 'Intruder', NULL, NULL, now(), now())",
+            vec![t.org, fresh],
+        ),
+        "properties" => (
+            "INSERT INTO properties (organization_id, id, customer_id, version, line1, line2, city, region, \
+             postal_code, country, lat, lon, created_at, updated_at) \
+             VALUES ($1, $2, $3, 1, '1 Main St', NULL, 'Springfield', 'IL', '62701', 'US', NULL, NULL, now(), now())",
+            vec![t.org, fresh, t.customer],
+        ),
+        "technicians" => (
+            "INSERT INTO technicians (organization_id, id, version, name, email, phone, trades, active, \
+             created_at, updated_at) VALUES ($1, $2, 1, 'Intruder', NULL, NULL, '[]', true, now(), now())",
+            vec![t.org, fresh],
+        ),
+        "jobs" => (
+            "INSERT INTO jobs (organization_id, id, version, status, held_from, customer_id, property_id, trade, \
+             priority, summary, description, window_start, window_end, technician_id, sla_deadline, \
+             visit_started_at, completed_at, callback_of, created_at, updated_at) \
+             VALUES ($1, $2, 1, 'requested', NULL, $3, $4, 'plumbing', 'routine', 'Intruder', NULL, NULL, NULL, \
+             NULL, now(), NULL, NULL, NULL, now(), now())",
+            vec![t.org, fresh, t.customer, t.property],
+        ),
+        "job_events" => (
+            "INSERT INTO job_events (organization_id, job_id, version, change, from_status, to_status, \
+             actor_user_id, reason, at) VALUES ($1, $2, 1000000, '{}', NULL, 'requested', NULL, NULL, now())",
+            vec![t.org, t.job],
+        ),
+        "workflows" => (
+            "INSERT INTO workflows (organization_id, id, name, procedure, idempotency_key, fingerprint, input, \
+             status, output, error, trace_id, actor_user_id, executor_id, attempts, created_at, updated_at, \
+             completed_at) VALUES ($1, $2, 'intruder_v1', 'intruder/v1/x', $2, 'fp', '{}', 'pending', NULL, NULL, \
+             NULL, NULL, NULL, 1, now(), now(), NULL)",
+            vec![t.org, fresh],
+        ),
+        "workflow_steps" => (
+            "INSERT INTO workflow_steps (organization_id, workflow_id, step_index, name, output, created_at) \
+             VALUES ($1, $2, 1000000, 'intruder', 'null', now())",
+            vec![t.org, t.workflow],
+        ),
+        _ => return None,
+    })
+}
+
+/// The tenant tables this file knows how to populate and how to build a valid row for. A table
+/// added to `TENANT_TABLES` without an entry in [`valid_insert`] is still checked, with a minimal
+/// row (row-level security refuses a row before its NOT NULL and other constraints are checked)
+/// and without the positive control; add it to `valid_insert` and to the fixture for the rest.
+fn row_for(table: &str, t: &Tenant) -> (String, Vec<Uuid>, bool) {
+    match valid_insert(table, t) {
+        Some((sql, ids)) => (sql.to_owned(), ids, true),
+        None => {
+            eprintln!("note: {table} has no valid row in tests/rls.rs; checking a minimal one");
+            let col = org_column(table);
+            (
+                format!("INSERT INTO {table} ({col}) VALUES ($1)"),
+                vec![t.org],
+                false,
+            )
+        }
+    }
+}
+
+/// Whether the fixture puts rows of both organizations in `table`.
+fn populated_by_fixture(table: &str) -> bool {
+    valid_insert(
+        table,
+        &Tenant {
+            org: Uuid::nil(),
+            customer: Uuid::nil(),
+            property: Uuid::nil(),
+            job: Uuid::nil(),
+            workflow: Uuid::nil(),
+        },
+    )
+    .is_some()
+}
+
+async fn insert(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &str,
+    ids: &[Uuid],
+) -> Result<u64, sqlx::Error> {
+    let mut query = sqlx::query(sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(&mut **tx).await.map(|r| r.rows_affected())
+}
+
+/// Begins a transaction as the app role, with `org` set transaction-locally (`Some("")` sets
+/// the empty string, `None` sets nothing).
+async fn begin(app: &PgPool, org: Option<&str>) -> Transaction<'static, Postgres> {
+    let mut tx = app.begin().await.expect("begin");
+    if let Some(org) = org {
+        sqlx::query("SELECT set_config('app.organization_id', $1, true)")
+            .bind(org)
+            .execute(&mut *tx)
+            .await
+            .expect("set_config");
+    }
+    tx
+}
+
+#[track_caller]
+fn assert_rls_refused<T: std::fmt::Debug>(result: Result<T, sqlx::Error>, what: &str) {
+    match result {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {}
+        other => panic!("{what}: expected a row-level security refusal (42501), got {other:?}"),
+    }
+}
+
+async fn count(
+    executor: &mut Transaction<'static, Postgres>,
+    sql: &str,
+    bind: Option<Uuid>,
+) -> i64 {
+    let mut query = sqlx::query(sql);
+    if let Some(id) = bind {
+        query = query.bind(id);
+    }
+    query
+        .fetch_one(&mut **executor)
+        .await
+        .expect(sql)
+        .get::<i64, _>(0)
+}
+
+struct Setup {
+    fx: Fixture,
+    owner: PgPool,
+    app: PgPool,
+    a: Tenant,
+    b: Tenant,
+    /// An organization row with nothing else: the one place a feed counter can be inserted.
+    bare: Tenant,
+}
+
+async fn setup() -> Option<Setup> {
+    let fx = Fixture::new(Kind::Postgres).await?;
+    let (_, a) = populated(&fx, "Tenant A").await;
+    let (_, b) = populated(&fx, "Tenant B").await;
+    let owner = PgPool::connect(&fx.db.owner_url)
+        .await
+        .expect("owner connection");
+    let app = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&fx.db.app_url)
+        .await
+        .expect("app connection");
+    let bare_org = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO organizations (id, version, kind, name, time_zone, currency, sla_emergency_minutes, \
+         sla_urgent_minutes, sla_routine_minutes, created_at, updated_at) \
+         VALUES ($1, 1, 'contractor', 'Bare', 'UTC', 'USD', 120, 1440, 4320, now(), now())",
+    )
+    .bind(bare_org)
+    .execute(&owner)
+    .await
+    .expect("a bare organization");
+    let bare = Tenant { org: bare_org, ..b };
+    Some(Setup {
+        fx,
+        owner,
+        app,
+        a,
+        b,
+        bare,
+    })
+}
+
+/// The organization a valid insert into `table` is stamped with: B for most tables; a fresh id
+/// for organizations (B's id is taken) and the bare organization for feed counters (B has one).
+fn target(setup: &Setup, table: &str) -> Tenant {
+    match table {
+        "organizations" => Tenant {
+            org: Uuid::now_v7(),
+            ..setup.b
+        },
+        "feed_counters" => setup.bare,
+        _ => setup.b,
+    }
+}
+
+#[tokio::test]
+async fn the_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
+    let Some(setup) = setup().await else { return };
+    let mut tx = begin(&setup.app, None).await;
+    let row = sqlx::query("SELECT current_user::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("role");
+    assert_eq!(row.get::<String, _>(0), APP_ROLE);
+    assert!(!row.get::<bool, _>(1), "the app role is a superuser");
+    assert!(!row.get::<bool, _>(2), "the app role bypasses RLS");
+    let owned = count(
+        &mut tx,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
+        None,
+    )
+    .await;
+    assert_eq!(
+        owned, 0,
+        "the app role owns tables (owners can disable RLS)"
+    );
+
+    // It cannot switch RLS off, for itself or for a table.
+    assert_rls_refused(
+        sqlx::query("ALTER TABLE customers DISABLE ROW LEVEL SECURITY")
+            .execute(&mut *tx)
+            .await,
+        "ALTER TABLE as the app role",
+    );
+    drop(tx);
+    let mut tx = begin(&setup.app, Some(&setup.a.org.to_string())).await;
+    sqlx::query("SET LOCAL row_security = off")
+        .execute(&mut *tx)
+        .await
+        .expect("set row_security");
+    assert_rls_refused(
+        sqlx::query("SELECT count(*) FROM customers")
+            .fetch_one(&mut *tx)
+            .await,
+        "reading with row_security off",
+    );
+    drop(tx);
+
+    for table in TENANT_TABLES {
+        let row = sqlx::query(
+            "SELECT c.relrowsecurity, c.relforcerowsecurity, \
+             (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname \
+              AND p.qual LIKE '%app.organization_id%' AND p.with_check LIKE '%app.organization_id%') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname = $1 AND c.relkind = 'r'",
+        )
+        .bind(*table)
+        .fetch_optional(&setup.owner)
+        .await
+        .expect("pg_class")
+        .unwrap_or_else(|| panic!("tenant table {table} does not exist"));
+        assert!(
+            row.get::<bool, _>(0),
+            "{table}: row-level security is not enabled"
+        );
+        assert!(
+            row.get::<bool, _>(1),
+            "{table}: row-level security is not forced"
+        );
+        assert!(
+            row.get::<i64, _>(2) >= 1,
+            "{table}: no policy on app.organization_id with a WITH CHECK"
+        );
+    }
+
+    // Every table that holds an organization id is either a tenant table or a known shared one,
+    // and every table the app role can use is one of the two.
+    let tables: Vec<(String, bool, bool)> = sqlx::query(
+        "SELECT c.relname::text, \
+           EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'organization_id' \
+                   AND NOT a.attisdropped), \
+           has_table_privilege($1, c.oid, 'SELECT') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')",
+    )
+    .bind(APP_ROLE)
+    .fetch_all(&setup.owner)
+    .await
+    .expect("tables")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    assert!(tables.len() >= TENANT_TABLES.len() + SHARED_TABLES.len());
+    for (table, has_org, app_reads) in &tables {
+        let known =
+            TENANT_TABLES.contains(&table.as_str()) || SHARED_TABLES.contains(&table.as_str());
+        assert!(
+            !*app_reads || known,
+            "the app role can read {table}, which is neither a tenant nor a shared table"
+        );
+        assert!(
+            !*has_org || known,
+            "{table} has organization_id but is not a tenant table"
+        );
+    }
+    for table in TENANT_TABLES.iter().chain(SHARED_TABLES) {
+        assert!(
+            tables.iter().any(|(t, _, reads)| t == table && *reads),
+            "the app role cannot use {table}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_no_organization_set_nothing_is_read_and_nothing_is_written() {
+    let Some(setup) = setup().await else { return };
+    for table in TENANT_TABLES {
+        let col = org_column(table);
+        // The rows exist, for both organizations.
+        let mut owner = setup.owner.begin().await.expect("owner tx");
+        let must_exist: &[Tenant] = if populated_by_fixture(table) {
+            &[setup.a, setup.b]
+        } else {
+            &[]
+        };
+        for tenant in must_exist.iter().copied() {
+            let n = count(
+                &mut owner,
+                &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
+                Some(tenant.org),
+            )
+            .await;
+            assert!(
+                n > 0,
+                "{table} has no rows for {}: the fixture must populate every table",
+                tenant.org
+            );
+        }
+        drop(owner);
+
+        // Unset, and set to the empty string (what a pooled connection reads back), are the same.
+        for setting in [None, Some("")] {
+            let mut tx = begin(&setup.app, setting).await;
+            let seen = count(&mut tx, &format!("SELECT count(*) FROM {table}"), None).await;
+            assert_eq!(
+                seen, 0,
+                "{table} with setting {setting:?}: rows are visible"
+            );
+            let updated = sqlx::query(&format!("UPDATE {table} SET {col} = {col}"))
+                .execute(&mut *tx)
+                .await;
+            assert_eq!(
+                updated.expect("update").rows_affected(),
+                0,
+                "{table}: rows were updated"
+            );
+            let deleted = sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *tx)
+                .await;
+            assert_eq!(
+                deleted.expect("delete").rows_affected(),
+                0,
+                "{table}: rows were deleted"
+            );
+            drop(tx);
+
+            let t = target(&setup, table);
+            let (sql, ids, _) = row_for(table, &t);
+            let mut tx = begin(&setup.app, setting).await;
+            assert_rls_refused(
+                insert(&mut tx, &sql, &ids).await,
+                &format!("INSERT into {table} with {setting:?}"),
+            );
+            drop(tx);
+            let mut tx = begin(&setup.app, setting).await;
+            let copied = sqlx::query(&format!("INSERT INTO {table} SELECT * FROM {table}"))
+                .execute(&mut *tx)
+                .await;
+            assert_eq!(
+                copied.expect("insert select").rows_affected(),
+                0,
+                "{table}: copied rows it cannot see"
+            );
+            drop(tx);
+        }
+
+        // The same row is accepted with its own organization set: the refusal above was RLS.
+        let t = target(&setup, table);
+        let (sql, ids, valid) = row_for(table, &t);
+        if !valid {
+            continue;
+        }
+        let mut tx = begin(&setup.app, Some(&t.org.to_string())).await;
+        assert_eq!(
+            insert(&mut tx, &sql, &ids)
+                .await
+                .expect("a valid row for its own organization"),
+            1,
+            "{table}"
+        );
+        tx.rollback().await.expect("rollback");
+    }
+}
+
+#[tokio::test]
+async fn with_an_organization_set_only_its_rows_are_read_and_written() {
+    let Some(setup) = setup().await else { return };
+    let (a, b) = (setup.a, setup.b);
+    for table in TENANT_TABLES {
+        let col = org_column(table);
+        let mut owner = setup.owner.begin().await.expect("owner tx");
+        let a_rows = count(
+            &mut owner,
+            &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
+            Some(a.org),
+        )
+        .await;
+        let b_rows = count(
+            &mut owner,
+            &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
+            Some(b.org),
+        )
+        .await;
+        drop(owner);
+        assert!(
+            !populated_by_fixture(table) || (a_rows > 0 && b_rows > 0),
+            "{table}: the fixture must populate every table it knows"
+        );
+
+        let mut tx = begin(&setup.app, Some(&a.org.to_string())).await;
+        let visible: Vec<Uuid> = sqlx::query(&format!("SELECT {col} FROM {table}"))
+            .fetch_all(&mut *tx)
+            .await
+            .expect("select")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            visible.len(),
+            usize::try_from(a_rows).expect("count"),
+            "{table}: A sees all of its rows"
+        );
+        assert!(
+            visible.iter().all(|org| *org == a.org),
+            "{table}: A sees another organization's rows"
+        );
+        let asked_for_b = count(
+            &mut tx,
+            &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
+            Some(b.org),
+        )
+        .await;
+        assert_eq!(asked_for_b, 0, "{table}: B's rows are visible to A");
+        let touched = sqlx::query(&format!(
+            "UPDATE {table} SET {col} = {col} WHERE {col} = $1"
+        ))
+        .bind(b.org)
+        .execute(&mut *tx)
+        .await
+        .expect("update");
+        assert_eq!(touched.rows_affected(), 0, "{table}: A updated B's rows");
+        let deleted = sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1"))
+            .bind(b.org)
+            .execute(&mut *tx)
+            .await;
+        assert_eq!(
+            deleted.expect("delete").rows_affected(),
+            0,
+            "{table}: A deleted B's rows"
+        );
+        drop(tx);
+
+        // Writing a row stamped with another organization is refused, as is moving A's rows there.
+        let t = target(&setup, table);
+        let (sql, ids, _) = row_for(table, &t);
+        let mut tx = begin(&setup.app, Some(&a.org.to_string())).await;
+        assert_rls_refused(
+            insert(&mut tx, &sql, &ids).await,
+            &format!("INSERT into {table} for another org"),
+        );
+        drop(tx);
+        if a_rows == 0 {
+            continue;
+        }
+        let mut tx = begin(&setup.app, Some(&a.org.to_string())).await;
+        let moved = sqlx::query(&format!("UPDATE {table} SET {col} = $1 WHERE {col} = $2"))
+            .bind(b.org)
+            .bind(a.org)
+            .execute(&mut *tx)
+            .await;
+        assert_rls_refused(moved, &format!("moving A's {table} rows to B"));
+        drop(tx);
+    }
+
+    // B's rows are all still there.
+    for table in TENANT_TABLES.iter().filter(|t| populated_by_fixture(t)) {
+        let col = org_column(table);
+        let mut owner = setup.owner.begin().await.expect("owner tx");
+        let n = count(
+            &mut owner,
+            &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
+            Some(b.org),
+        )
+        .await;
+        assert!(n > 0, "{table}: B's rows are gone");
+    }
+}
+
+#[tokio::test]
+async fn a_pooled_connection_forgets_the_organization_at_commit() {
+    let Some(setup) = setup().await else { return };
+    let one = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&setup.fx.db.app_url)
+        .await
+        .expect("connect");
+    let mut tx = begin(&one, Some(&setup.a.org.to_string())).await;
+    assert!(count(&mut tx, "SELECT count(*) FROM customers", None).await > 0);
+    tx.commit().await.expect("commit");
+
+    // The same connection, next transaction: the setting reads back as '' and nothing is visible.
+    let mut tx = begin(&one, None).await;
+    let setting: Option<String> =
+        sqlx::query("SELECT current_setting('app.organization_id', true)")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("setting")
+            .get(0);
+    assert_eq!(setting.as_deref(), Some(""));
+    assert_eq!(
+        count(&mut tx, "SELECT count(*) FROM customers", None).await,
+        0
+    );
+    let t = target(&setup, "customers");
+    let (sql, ids) = valid_insert("customers", &t).expect("insert");
+    assert_rls_refused(
+        insert(&mut tx, sql, &ids).await,
+        "INSERT on a reused connection",
+    );
+}
+
+#[tokio::test]
+async fn the_services_work_as_the_app_role() {
+    // The conformance suite runs the services as the app role; here the data made by them is
+    // checked to be invisible across organizations through the services themselves too.
+    let Some(setup) = setup().await else { return };
+    let s: &Services = &setup.fx.services;
+    let a_caller = hestami_store::app::Caller {
+        organization_id: hestami_core::ids::OrganizationId::from_uuid(setup.a.org),
+        user_id: None,
+    };
+    let page = PageRequest::parse(None, None).expect("page");
+    let customers = s.customer_list(&a_caller, page, None).await.expect("list");
+    assert!(!customers.items.is_empty());
+    assert!(
+        customers
+            .items
+            .iter()
+            .all(|c| c.id.as_uuid() != setup.b.customer)
+    );
+    let feed = whole_feed(s, &a_caller).await;
+    assert_feed_is_clean(&feed);
+    let job = hestami_core::ids::JobId::from_uuid(setup.b.job);
+    assert!(
+        matches!(s.job_get(&a_caller, job).await, Err(hestami_store::StoreError::Failure(f)) if f.code == "NOT_FOUND")
+    );
+}
