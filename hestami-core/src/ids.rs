@@ -62,3 +62,24 @@ id_type!(
     /// A durable workflow run.
     WorkflowId
 );
+id_type!(
+    /// A trade licence held by an organization.
+    LicenseId
+);
+id_type!(
+    /// An insurance policy (or bond) held by an organization.
+    InsuranceId
+);
+id_type!(
+    /// A technician's certification.
+    CertificationId
+);
+id_type!(
+    /// A technician's period of time off.
+    TimeOffId
+);
+id_type!(
+    /// One version of a set of service areas (an organization's or a technician's); replacing
+    /// the set makes a new one and keeps the old in the history.
+    ServiceAreaSetId
+);

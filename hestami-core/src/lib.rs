@@ -36,11 +36,15 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod area;
+pub mod compliance;
 pub mod customer;
 pub mod dispatch;
+pub mod eligibility;
 pub mod ids;
 pub mod job;
 pub mod org;
+pub mod schedule;
 pub mod text;
 pub mod workforce;
 

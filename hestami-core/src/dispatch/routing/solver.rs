@@ -801,10 +801,7 @@ pub fn solve(
     let mut cur_key = best_key;
     let start = budget.progress(iter).unwrap_or(1.0).min(1.0);
     let (t0, tf) = (config.initial_temperature, config.final_temperature);
-    while inst.n > 0 {
-        let Some(p) = budget.progress(iter) else {
-            break;
-        };
+    while let Some(p) = budget.progress(iter).filter(|_| inst.n > 0) {
         let phase = if start < 1.0 {
             ((p - start) / (1.0 - start)).clamp(0.0, 1.0)
         } else {
