@@ -78,6 +78,8 @@ async fn tenant(admin: &Store, services: &Services, n: usize) -> Tenant {
         summary: Summary::parse("Benchmark job").unwrap(),
         description: None,
         callback_of: None,
+        min_skill_level: Default::default(),
+        required_certifications: vec![],
     };
     Tenant { caller, job }
 }

@@ -102,6 +102,8 @@ async fn main() -> Result<(), Error> {
         summary: parse(Summary::parse("No heat"))?,
         description: None,
         callback_of: None,
+        min_skill_level: Default::default(),
+        required_certifications: vec![],
     };
     let key = uuid::Uuid::new_v4();
     let job: Job = run(

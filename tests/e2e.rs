@@ -231,7 +231,7 @@ async fn assignment_rules(s: TestServer) {
         .iter()
         .map(|r| r["code"].as_str().unwrap())
         .collect();
-    assert_eq!(rules, ["TECHNICIAN_TRADE_MISSING"]);
+    assert_eq!(rules, ["TRADE_MISSING"]);
     // A deactivated technician without the trade: every failed rule is listed.
     s.mutate(
         "technician/v1/deactivate",

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::Invalid;
 use crate::ids::{CustomerId, JobId, PropertyId, TechnicianId, UserId};
 use crate::org::SlaWindows;
-use crate::text::{Description, Reason, Summary, TradeCode};
+use crate::text::{Description, Name, Reason, Summary, TradeCode};
+use crate::workforce::SkillLevel;
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -234,6 +235,12 @@ pub struct Job {
     pub completed_at: Option<DateTime<Utc>>,
     /// The job this one is a callback for.
     pub callback_of: Option<JobId>,
+    /// The lowest skill level in the trade a technician needs.
+    #[serde(default)]
+    pub min_skill_level: SkillLevel,
+    /// Certifications the technician must hold, valid on the appointment date.
+    #[serde(default)]
+    pub required_certifications: Vec<Name>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -258,6 +265,12 @@ pub struct NewJob {
     pub description: Option<Description>,
     /// The completed job this one calls back to.
     pub callback_of: Option<JobId>,
+    /// The lowest skill level in the trade a technician needs (default 1).
+    #[serde(default)]
+    pub min_skill_level: SkillLevel,
+    /// Certifications the technician must hold, valid on the appointment date.
+    #[serde(default)]
+    pub required_certifications: Vec<Name>,
 }
 
 /// The labels of the transition table.
@@ -696,6 +709,8 @@ fn from_creation(id: JobId, job: &NewJob, sla_deadline: DateTime<Utc>, event: &J
         visit_started_at: None,
         completed_at: None,
         callback_of: job.callback_of,
+        min_skill_level: job.min_skill_level,
+        required_certifications: job.required_certifications.clone(),
         created_at: event.at,
         updated_at: event.at,
     }

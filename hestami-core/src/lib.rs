@@ -25,6 +25,8 @@
 //!     summary: Summary::parse("Leaking water heater").unwrap(),
 //!     description: None,
 //!     callback_of: None,
+//!     min_skill_level: Default::default(),
+//!     required_certifications: vec![],
 //! };
 //! let (job, _created) = job::create(JobId::from_uuid(uuid::Uuid::from_u128(3)), new_job,
 //!     &SlaWindows::default(), now, None);

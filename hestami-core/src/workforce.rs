@@ -69,7 +69,7 @@ pub fn assignment_refusals(tech: &Technician, trade: &TradeCode) -> Vec<Assignme
     }
     if !tech.trades.contains(trade) {
         refusals.push(AssignmentRefusal {
-            code: "TECHNICIAN_TRADE_MISSING",
+            code: "TRADE_MISSING",
             message: format!("{} does not hold the trade {trade}", tech.name),
         });
     }
@@ -190,6 +190,10 @@ pub enum Weekday {
 }
 
 impl Weekday {
+    /// Every day, Monday first.
+    pub const ALL: [Weekday; 7] =
+        [Self::Mon, Self::Tue, Self::Wed, Self::Thu, Self::Fri, Self::Sat, Self::Sun];
+
     /// The wire name, `mon` to `sun`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -556,7 +560,7 @@ mod tests {
             .into_iter()
             .map(|r| r.code)
             .collect();
-        assert_eq!(codes, ["TECHNICIAN_INACTIVE", "TECHNICIAN_TRADE_MISSING"]);
+        assert_eq!(codes, ["TECHNICIAN_INACTIVE", "TRADE_MISSING"]);
     }
 
     #[test]

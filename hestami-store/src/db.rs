@@ -6,7 +6,7 @@
 //! conformance suite on both backends rather than by `query!` macros, which can only check
 //! against one database kind per build.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -142,6 +142,7 @@ pub(crate) enum Value {
     Float(Option<f64>),
     Bool(Option<bool>),
     Time(Option<DateTime<Utc>>),
+    Date(Option<NaiveDate>),
 }
 
 impl From<Uuid> for Value {
@@ -204,6 +205,16 @@ impl From<DateTime<Utc>> for Value {
         Self::Time(Some(v))
     }
 }
+impl From<NaiveDate> for Value {
+    fn from(v: NaiveDate) -> Self {
+        Self::Date(Some(v))
+    }
+}
+impl From<Option<NaiveDate>> for Value {
+    fn from(v: Option<NaiveDate>) -> Self {
+        Self::Date(v)
+    }
+}
 impl From<Option<DateTime<Utc>>> for Value {
     fn from(v: Option<DateTime<Utc>>) -> Self {
         Self::Time(v)
@@ -233,6 +244,7 @@ macro_rules! bind_all {
                 Value::Float(v) => q.bind(v),
                 Value::Bool(v) => q.bind(v),
                 Value::Time(v) => q.bind($time(v)),
+                Value::Date(v) => q.bind(v),
             };
         }
         q

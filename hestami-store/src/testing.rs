@@ -147,3 +147,135 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// Fixtures that go through the real services: what an organization and a technician need
+/// before work can be scheduled and assigned.
+pub mod fixtures {
+    use chrono::NaiveDate;
+    use rust_decimal::Decimal;
+    use std::collections::BTreeSet;
+
+    use hestami_core::area::{AreaKind, ServiceArea};
+    use hestami_core::compliance::{InsuranceKind, Jurisdiction, License, LicenseStatus};
+    use hestami_core::customer::{CountryCode, PostalCode};
+    use hestami_core::ids::TechnicianId;
+    use hestami_core::text::{Name, TradeCode};
+    use hestami_core::workforce::{ShiftSpan, Weekday, WeeklyShifts};
+
+    use crate::app::contractor::{ContractorCommand, NewInsurance, NewLicense};
+    use crate::app::workforce::{TechnicianDetail, WorkforceCommand};
+    use crate::app::{Caller, Command, Request, Services, decode_output};
+    use crate::engine::fingerprint;
+    use crate::error::StoreError;
+
+    async fn run<C: Command, T: serde::de::DeserializeOwned>(
+        services: &Services,
+        caller: &Caller,
+        command: C,
+    ) -> Result<T, StoreError> {
+        let key = uuid::Uuid::new_v4();
+        let request = Request {
+            idempotency_key: key,
+            fingerprint: fingerprint(&serde_json::to_value(&command)?),
+            trace_id: None,
+            command,
+        };
+        let completed = services.submit(caller, request).await?;
+        match completed.outcome {
+            Ok(text) => decode_output(&text),
+            Err(failure) => Err(StoreError::Failure(failure)),
+        }
+    }
+
+    fn invalid(e: hestami_core::Invalid) -> StoreError {
+        StoreError::Internal(format!("fixture value refused: {e}"))
+    }
+
+    /// Makes the organization compliant for `trades` in `country`/`region` until 2040 (a
+    /// verified licence per trade and general liability of 2,000,000 per occurrence) and gives
+    /// it service areas covering `postal_codes`.
+    pub async fn make_ready(
+        services: &Services,
+        caller: &Caller,
+        country: &str,
+        region: &str,
+        trades: &[&str],
+        postal_codes: &[&str],
+    ) -> Result<(), StoreError> {
+        let country = CountryCode::parse(country).map_err(invalid)?;
+        let jurisdiction = Jurisdiction::parse(country, Some(region), None).map_err(invalid)?;
+        let from = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default();
+        let until = NaiveDate::from_ymd_opt(2040, 12, 31).unwrap_or_default();
+        for trade in trades {
+            let license: License = run(
+                services,
+                caller,
+                ContractorCommand::AddLicense(NewLicense {
+                    trade: TradeCode::parse(trade).map_err(invalid)?,
+                    jurisdiction: jurisdiction.clone(),
+                    number: Name::parse(&format!("{}-0001", trade.to_uppercase())).map_err(invalid)?,
+                    issued_on: Some(from),
+                    expires_on: until,
+                    document_ref: None,
+                }),
+            )
+            .await?;
+            let _: License = run(
+                services,
+                caller,
+                ContractorCommand::VerifyLicense {
+                    license_id: license.id,
+                    status: LicenseStatus::Verified,
+                    expected_version: None,
+                },
+            )
+            .await?;
+        }
+        let _: serde_json::Value = run(
+            services,
+            caller,
+            ContractorCommand::AddInsurance(NewInsurance {
+                kind: InsuranceKind::GeneralLiability,
+                carrier: Name::parse("Acme Mutual").map_err(invalid)?,
+                policy_number: Name::parse("GL-1").map_err(invalid)?,
+                per_occurrence_limit: Decimal::from(2_000_000),
+                aggregate_limit: Decimal::from(4_000_000),
+                effective_on: from,
+                expires_on: until,
+                certificate_ref: None,
+            }),
+        )
+        .await?;
+        let codes = postal_codes
+            .iter()
+            .map(|c| PostalCode::parse(c))
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(invalid)?;
+        let _: serde_json::Value = run(
+            services,
+            caller,
+            ContractorCommand::SetServiceAreas {
+                areas: vec![ServiceArea::new(AreaKind::PostalCodes { postal_codes: codes }, vec![])],
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives a technician shifts around the clock, every day, from 2020 on.
+    pub async fn around_the_clock(
+        services: &Services,
+        caller: &Caller,
+        technician_id: TechnicianId,
+    ) -> Result<TechnicianDetail, StoreError> {
+        let spans = Weekday::ALL
+            .iter()
+            .map(|d| ShiftSpan::parse(*d, "00:00", "24:00"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let shifts =
+            WeeklyShifts::parse(NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(), spans)
+                .map_err(invalid)?;
+        run(services, caller, WorkforceCommand::SetShifts { technician_id, shifts }).await
+    }
+}

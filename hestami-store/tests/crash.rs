@@ -779,6 +779,8 @@ async fn every_procedure_recovers_after_a_crash(fx: Fixture) {
         &crash_then_recover(&fx, &org, new_job(customer.id, property.id, "plumbing")).await,
     )
     .expect("job");
+    ensure_ready(s, c).await;
+    let tech = ready(s, c, &tech).await;
     let job: Job =
         decode_output(&crash_then_recover(&fx, &org, schedule(job.id)).await).expect("job");
     assert_eq!(job.window, Some(window()));

@@ -52,6 +52,8 @@ fn new_job(priority: Priority) -> NewJob {
         summary: Summary::parse("Leaking water heater").expect("a valid summary"),
         description: Some(Description::parse("Water under the tank").expect("valid")),
         callback_of: None,
+        min_skill_level: Default::default(),
+        required_certifications: vec![],
     }
 }
 
@@ -628,6 +630,8 @@ fn a_callback_job_links_to_the_original() {
     let original = drive_to(S::Completed);
     let linked = NewJob {
         callback_of: Some(original.id),
+        min_skill_level: Default::default(),
+        required_certifications: vec![],
         ..new_job(Priority::Urgent)
     };
     let (callback, event) = create(callback_id(1), linked, &sla(), t0(), None);

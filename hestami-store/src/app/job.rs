@@ -157,13 +157,16 @@ pub(crate) async fn run(
         }
         JobLifecycleCommand::Schedule(s) => {
             ctx.step("schedule_job", move |tx| {
-                Box::pin(transition(
-                    tx,
-                    s.job_id,
-                    s.expected_version,
-                    JobCommand::Schedule { window: s.window },
-                    None,
-                ))
+                Box::pin(async move {
+                    let job = load(tx, s.job_id, true).await?;
+                    check_version("job", s.expected_version, job.version)?;
+                    let command = JobCommand::Schedule { window: s.window };
+                    // The state machine first (a closed job's refusal is about its state), then
+                    // whether the organization may do this trade there on that date.
+                    core_job::decide(&job, &command, &Guards::default()).map_err(|e| job_failure(&e))?;
+                    super::eligibility::ensure_compliant(tx, &job, s.window).await?;
+                    apply(tx, &job, command, None).await
+                })
             })
             .await
         }
@@ -173,6 +176,13 @@ pub(crate) async fn run(
                     let job = load(tx, u.job_id, true).await?;
                     check_version("job", u.expected_version, job.version)?;
                     let command = command_for_target(&job, u.status)?;
+                    if command == JobCommand::Dispatch
+                        && let (Some(technician), Some(window)) = (job.technician_id, job.window)
+                    {
+                        core_job::decide(&job, &command, &Guards::default())
+                            .map_err(|e| job_failure(&e))?;
+                        super::eligibility::ensure_eligible(tx, &job, technician, window).await?;
+                    }
                     apply(tx, &job, command, u.reason).await
                 })
             })
@@ -206,6 +216,8 @@ pub(crate) async fn run(
                                 summary,
                                 description: c.description,
                                 callback_of: Some(original.id),
+                                min_skill_level: original.min_skill_level,
+                                required_certifications: original.required_certifications.clone(),
                             },
                         )
                         .await
@@ -249,6 +261,13 @@ pub(crate) async fn run_dispatch(
             let job = load(tx, a.job_id, true).await?;
             check_version("job", a.expected_version, job.version)?;
             let tech = super::technician::load(tx, a.technician_id, false).await?;
+            let command = JobCommand::Assign { technician_id: tech.id };
+            core_job::decide(&job, &command, &Guards::default()).map_err(|e| job_failure(&e))?;
+            if let Some(window) = job.window {
+                // Scheduled: every eligibility rule at the appointment time.
+                super::eligibility::ensure_eligible(tx, &job, tech.id, window).await?;
+            }
+            // Not yet scheduled: the rules that hold at any time.
             let refusals = assignment_refusals(&tech, &job.trade);
             if !refusals.is_empty() {
                 let message = refusals
@@ -307,8 +326,10 @@ async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
     tx.execute(
         "INSERT INTO jobs (organization_id, id, version, status, held_from, customer_id, property_id, trade, \
          priority, summary, description, window_start, window_end, technician_id, sla_deadline, \
-         visit_started_at, completed_at, callback_of, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, $11, NULL, NULL, $12, $13, $13)",
+         visit_started_at, completed_at, callback_of, created_at, updated_at, min_skill_level, \
+         required_certifications) \
+         VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, $11, NULL, NULL, $12, $13, $13, \
+         $14, $15)",
         args![
             tx.org(),
             job.id.as_uuid(),
@@ -322,7 +343,9 @@ async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
             job.description.as_ref().map(Description::as_str),
             job.sla_deadline,
             job.callback_of.map(|j| j.as_uuid()),
-            job.created_at
+            job.created_at,
+            i64::from(job.min_skill_level.get()),
+            serde_json::to_string(&job.required_certifications)?
         ],
     )
     .await?;
@@ -330,18 +353,6 @@ async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
     tx.record_change("job", job.id.as_uuid(), job.version, Operation::Created)
         .await?;
     Ok(job)
-}
-
-async fn transition(
-    tx: &mut TenantTx,
-    job_id: JobId,
-    expected_version: Option<i64>,
-    command: JobCommand,
-    reason: Option<Reason>,
-) -> Result<Job, StoreError> {
-    let job = load(tx, job_id, true).await?;
-    check_version("job", expected_version, job.version)?;
-    apply(tx, &job, command, reason).await
 }
 
 /// Runs a command on a loaded (and locked) job and saves the result with its event.
@@ -414,7 +425,8 @@ async fn insert_event(
 
 const COLUMNS: &str = "id, version, status, held_from, customer_id, property_id, trade, priority, summary, \
                        description, window_start, window_end, technician_id, sla_deadline, visit_started_at, \
-                       completed_at, callback_of, created_at, updated_at";
+                       completed_at, callback_of, created_at, updated_at, min_skill_level, \
+                       required_certifications";
 
 /// Loads a job of the transaction's organization; `404` otherwise.
 pub(crate) async fn load(tx: &mut TenantTx, id: JobId, lock: bool) -> Result<Job, StoreError> {
@@ -472,6 +484,11 @@ fn decode(row: &Row) -> Result<Job, StoreError> {
         callback_of: row
             .get::<Option<uuid::Uuid>>("callback_of")?
             .map(JobId::from_uuid),
+        min_skill_level: u8::try_from(row.get::<i64>("min_skill_level")?)
+            .ok()
+            .and_then(|l| hestami_core::workforce::SkillLevel::parse(l).ok())
+            .ok_or_else(|| StoreError::Internal("stored skill level is invalid".into()))?,
+        required_certifications: serde_json::from_str(&row.get::<String>("required_certifications")?)?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })

@@ -16,11 +16,14 @@ use crate::engine::{Completed, Engine, EngineBuilder, EngineConfig, Start};
 use crate::error::{Failure, FieldError, StoreError};
 use crate::store::{Store, TenantTx};
 
+pub mod contractor;
 pub mod customer;
+pub mod eligibility;
 pub mod job;
 pub mod org;
 pub mod technician;
 pub mod workflow;
+pub mod workforce;
 
 /// Who is calling, for which organization. Built by the HTTP layer after authentication and the
 /// membership check; the store uses no other organization id.
@@ -165,7 +168,8 @@ pub fn register_all(builder: EngineBuilder) -> EngineBuilder {
     builder
         .register(org::WORKFLOW, org::run)
         .register(customer::WORKFLOW, customer::run)
-        .register(technician::WORKFLOW, technician::run)
+        .register(technician::WORKFLOW, technician::run_any)
+        .register(contractor::WORKFLOW, contractor::run)
         .register(job::WORKFLOW, job::run)
         .register(job::DISPATCH_WORKFLOW, job::run_dispatch)
 }

@@ -79,6 +79,26 @@ impl Command for TechnicianCommand {
     }
 }
 
+/// What the `technician_v1` workflow is given: a change of the record, or of the work profile.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum TechnicianInput {
+    Record(TechnicianCommand),
+    Workforce(super::workforce::WorkforceCommand),
+}
+
+pub(crate) async fn run_any(
+    ctx: WorkflowCtx,
+    input: TechnicianInput,
+) -> Result<serde_json::Value, StoreError> {
+    Ok(match input {
+        TechnicianInput::Record(command) => serde_json::to_value(run(ctx, command).await?)?,
+        TechnicianInput::Workforce(command) => {
+            serde_json::to_value(super::workforce::run(ctx, command).await?)?
+        }
+    })
+}
+
 pub(crate) async fn run(
     mut ctx: WorkflowCtx,
     command: TechnicianCommand,

@@ -305,6 +305,8 @@ pub fn new_job(
         summary: summary("Leaking water heater"),
         description: None,
         callback_of: None,
+        min_skill_level: Default::default(),
+        required_certifications: vec![],
     })
 }
 
@@ -364,6 +366,8 @@ pub async fn completed_job(services: &Services, caller: &Caller) -> Job {
         new_technician("Pat Plumber", None, &["plumbing"]),
     )
     .await;
+    ensure_ready(services, caller).await;
+    let tech = ready(services, caller, &tech).await;
     let _: Job = ok(services, caller, schedule(job.id)).await;
     let _: Job = ok(services, caller, assign(job.id, tech.id)).await;
     let mut last = job;
@@ -413,4 +417,32 @@ pub fn assert_feed_is_clean(feed: &[Change]) {
             change.version
         );
     }
+}
+
+/// Gives a technician shifts around the clock, so that any window fits.
+pub async fn ready(services: &Services, caller: &Caller, tech: &Technician) -> Technician {
+    hestami_store::testing::fixtures::around_the_clock(services, caller, tech.id)
+        .await
+        .expect("setting shifts")
+        .technician
+}
+
+/// Makes the organization compliant for plumbing and hvac in Illinois and gives it a service
+/// area covering the fixture property's postal code, unless it already has service areas: what
+/// scheduling and assignment check before anything else.
+pub async fn ensure_ready(services: &Services, caller: &Caller) {
+    let areas = services.contractor_service_areas(caller).await.expect("service areas");
+    if areas.version > 0 {
+        return;
+    }
+    hestami_store::testing::fixtures::make_ready(
+        services,
+        caller,
+        "US",
+        "IL",
+        &["plumbing", "hvac"],
+        &["62701"],
+    )
+    .await
+    .expect("making the organization ready for work");
 }
