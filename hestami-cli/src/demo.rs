@@ -50,6 +50,36 @@ fn procedure_mutates(procedure: &str) -> bool {
         .any(|p| p.path() == procedure && p.workflow.is_some())
 }
 
+/// Calls a procedure that must be refused, and prints the refusal with its reasons.
+async fn refusal(c: &Client, procedure: &str, body: Value) -> Result<()> {
+    match c.call(procedure, body).await {
+        Ok(v) => bail!("{procedure} was expected to be refused, and answered {v}"),
+        Err(e) => {
+            let text = e.to_string();
+            let envelope: Value = text
+                .split_once(": ")
+                .and_then(|(_, json)| serde_json::from_str(json).ok())
+                .unwrap_or(Value::Null);
+            println!(
+                "refused    {procedure}: {}",
+                envelope["error"]["code"].as_str().unwrap_or(&text)
+            );
+            let details = &envelope["error"]["details"];
+            let reasons = details["reasons"]
+                .as_array()
+                .or(details["failedRules"].as_array());
+            for reason in reasons.into_iter().flatten() {
+                println!(
+                    "           - {}: {}",
+                    reason["code"].as_str().unwrap_or_default(),
+                    reason["message"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
 fn text(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or_default().to_owned()
 }
@@ -145,17 +175,98 @@ async fn story(c: &Client) -> Result<()> {
         text(&job, "slaDeadline")
     );
     let job_id = job["id"].clone();
-    let start = chrono::Utc::now() + chrono::Duration::hours(2);
+    // Tomorrow 16:00-18:00 UTC: mid-morning in Chicago, inside the shifts set below.
+    let start = (chrono::Utc::now() + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(16, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_else(chrono::Utc::now);
+    let schedule = json!({ "jobId": job_id, "windowStart": start, "windowEnd": start + chrono::Duration::hours(2) });
+
+    // A new contractor is not allowed to work yet: every reason comes back at once.
+    refusal(c, "job/v1/schedule", schedule.clone()).await?;
+    let today = chrono::Utc::now().date_naive();
+    let license = c
+        .call(
+            "contractor/v1/addLicense",
+            json!({ "trade": "plumbing", "jurisdiction": { "country": "US", "region": "IL" }, "number": "PL-055-000123",
+                    "expiresOn": today - chrono::Duration::days(3) }),
+        )
+        .await?;
     c.call(
-        "job/v1/schedule",
-        json!({ "jobId": job_id, "windowStart": start, "windowEnd": start + chrono::Duration::hours(2) }),
+        "contractor/v1/verifyLicense",
+        json!({ "licenseId": license["id"], "status": "verified" }),
     )
     .await?;
+    c.call(
+        "contractor/v1/addInsurance",
+        json!({ "kind": "general_liability", "carrier": "Prairie Mutual", "policyNumber": "GL-2031-77",
+                "perOccurrenceLimit": "1000000.00", "aggregateLimit": "2000000.00",
+                "effectiveOn": today - chrono::Duration::days(30), "expiresOn": today + chrono::Duration::days(335) }),
+    )
+    .await?;
+    c.call(
+        "contractor/v1/setServiceAreas",
+        json!({ "areas": [{ "kind": "postalCodes", "postalCodes": ["60601", "60602", "60603"] }] }),
+    )
+    .await?;
+    println!(
+        "added a plumbing licence (which expired three days ago), liability insurance and a service area"
+    );
+    refusal(c, "job/v1/schedule", schedule.clone()).await?;
+    let renewed = c
+        .call(
+            "contractor/v1/updateLicense",
+            json!({ "licenseId": license["id"], "expiresOn": today + chrono::Duration::days(700) }),
+        )
+        .await?;
+    c.call(
+        "contractor/v1/verifyLicense",
+        json!({ "licenseId": renewed["id"], "status": "verified" }),
+    )
+    .await?;
+    println!("renewed and re-verified the licence\n");
+    c.call("job/v1/schedule", schedule).await?;
+    println!("scheduled for {start}\n");
+
+    // The technician has no shifts yet: assignment runs every eligibility rule.
+    refusal(
+        c,
+        "dispatch/v1/assignTech",
+        json!({ "jobId": job_id, "technicianId": tech["id"] }),
+    )
+    .await?;
+    let weekly: Vec<_> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "07:00", "end": "19:00" }))
+        .collect();
+    c.call(
+        "technician/v1/setShifts",
+        json!({ "technicianId": tech["id"], "effectiveFrom": today - chrono::Duration::days(1), "weekly": weekly }),
+    )
+    .await?;
+    c.call(
+        "technician/v1/setSkills",
+        json!({ "technicianId": tech["id"], "skills": [{ "trade": "plumbing", "level": 4 }] }),
+    )
+    .await?;
+    let ranked = c
+        .call("dispatch/v1/eligibleTechs", json!({ "jobId": job_id }))
+        .await?;
+    for candidate in ranked["candidates"].as_array().into_iter().flatten() {
+        println!(
+            "candidate  {} eligible={} {}",
+            candidate["technicianId"].as_str().unwrap_or_default(),
+            candidate["eligible"],
+            candidate["reasons"]
+        );
+    }
     c.call(
         "dispatch/v1/assignTech",
         json!({ "jobId": job_id, "technicianId": tech["id"] }),
     )
     .await?;
+    println!("assigned {}\n", text(&tech, "name"));
     for status in [
         "dispatched",
         "en_route",

@@ -14,6 +14,7 @@ use hestami_store::engine::EngineConfig;
 use hestami_store::{Backend, Store, StoreOptions, derive_app_url, redact};
 
 mod demo;
+mod route;
 
 const DEFAULT_DATABASE_URL: &str = "sqlite://hestami.db";
 
@@ -74,6 +75,11 @@ enum Command {
     /// Run a job from creation to completed on a throw-away database, through the real server,
     /// and print its timeline.
     Demo,
+    /// Route optimisation: solve a vehicle-routing instance file.
+    Route {
+        #[command(subcommand)]
+        command: route::RouteCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -186,6 +192,8 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo => demo::run().await,
+        // The solve is CPU-bound: keep it off the runtime's worker threads.
+        Command::Route { command } => tokio::task::block_in_place(|| route::run(command)),
     }
 }
 
@@ -234,6 +242,9 @@ async fn serve(
     let recovery = services
         .engine()
         .spawn_recovery_loop(Duration::from_secs(5));
+    // Durable timers (the daily compliance expiry scan) are rows; this loop only looks for due
+    // ones, so a restart or a second process loses or repeats nothing.
+    let timers = services.spawn_timer_loop(Duration::from_secs(60));
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -249,6 +260,7 @@ async fn serve(
     ));
     hestami_http::serve(listener, router, shutdown_signal()).await?;
     recovery.abort();
+    timers.abort();
     services.store().close().await;
     eprintln!("hestami stopped");
     Ok(())
