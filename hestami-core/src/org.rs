@@ -373,6 +373,22 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("auth/v1/whoami", EVERYONE),
     ("org/v1/get", EVERYONE),
     ("org/v1/update", MANAGERS),
+    ("contractor/v1/getProfile", EVERYONE),
+    ("contractor/v1/updateProfile", MANAGERS),
+    ("contractor/v1/addLicense", MANAGERS),
+    ("contractor/v1/updateLicense", MANAGERS),
+    ("contractor/v1/removeLicense", MANAGERS),
+    ("contractor/v1/verifyLicense", MANAGERS),
+    ("contractor/v1/addInsurance", MANAGERS),
+    ("contractor/v1/updateInsurance", MANAGERS),
+    ("contractor/v1/removeInsurance", MANAGERS),
+    ("contractor/v1/listCredentials", EVERYONE),
+    ("contractor/v1/setServiceAreas", MANAGERS),
+    ("contractor/v1/getServiceAreas", EVERYONE),
+    ("contractor/v1/getRequirements", EVERYONE),
+    ("contractor/v1/setRequirements", MANAGERS),
+    ("contractor/v1/complianceStatus", EVERYONE),
+    ("contractor/v1/listExpiring", EVERYONE),
     ("customer/v1/create", OFFICE),
     ("customer/v1/get", EVERYONE),
     ("customer/v1/list", EVERYONE),
@@ -384,6 +400,16 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("technician/v1/list", EVERYONE),
     ("technician/v1/update", MANAGERS),
     ("technician/v1/deactivate", MANAGERS),
+    ("technician/v1/getProfile", EVERYONE),
+    ("technician/v1/availability", EVERYONE),
+    ("technician/v1/setSkills", MANAGERS),
+    ("technician/v1/addCertification", MANAGERS),
+    ("technician/v1/removeCertification", MANAGERS),
+    ("technician/v1/setShifts", MANAGERS),
+    ("technician/v1/addTimeOff", MANAGERS),
+    ("technician/v1/removeTimeOff", MANAGERS),
+    ("technician/v1/setServiceAreas", MANAGERS),
+    ("technician/v1/setHomeBase", MANAGERS),
     ("job/v1/create", OFFICE),
     ("job/v1/schedule", OFFICE),
     ("job/v1/updateStatus", FIELD),
@@ -392,6 +418,7 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("job/v1/list", EVERYONE),
     ("job/v1/timeline", EVERYONE),
     ("dispatch/v1/assignTech", DISPATCH),
+    ("dispatch/v1/eligibleTechs", OFFICE),
     ("workflow/v1/get", MANAGERS),
     ("workflow/v1/list", MANAGERS),
 ];
@@ -466,6 +493,22 @@ mod tests {
             auth/v1/whoami                 owner admin dispatcher office technician viewer
             org/v1/get                     owner admin dispatcher office technician viewer
             org/v1/update                  owner admin
+            contractor/v1/getProfile       owner admin dispatcher office technician viewer
+            contractor/v1/updateProfile    owner admin
+            contractor/v1/addLicense       owner admin
+            contractor/v1/updateLicense    owner admin
+            contractor/v1/removeLicense    owner admin
+            contractor/v1/verifyLicense    owner admin
+            contractor/v1/addInsurance     owner admin
+            contractor/v1/updateInsurance  owner admin
+            contractor/v1/removeInsurance  owner admin
+            contractor/v1/listCredentials  owner admin dispatcher office technician viewer
+            contractor/v1/setServiceAreas  owner admin
+            contractor/v1/getServiceAreas  owner admin dispatcher office technician viewer
+            contractor/v1/getRequirements  owner admin dispatcher office technician viewer
+            contractor/v1/setRequirements  owner admin
+            contractor/v1/complianceStatus owner admin dispatcher office technician viewer
+            contractor/v1/listExpiring     owner admin dispatcher office technician viewer
             customer/v1/create             owner admin dispatcher office
             customer/v1/get                owner admin dispatcher office technician viewer
             customer/v1/list               owner admin dispatcher office technician viewer
@@ -477,6 +520,16 @@ mod tests {
             technician/v1/list             owner admin dispatcher office technician viewer
             technician/v1/update           owner admin
             technician/v1/deactivate       owner admin
+            technician/v1/getProfile       owner admin dispatcher office technician viewer
+            technician/v1/availability     owner admin dispatcher office technician viewer
+            technician/v1/setSkills        owner admin
+            technician/v1/addCertification owner admin
+            technician/v1/removeCertification owner admin
+            technician/v1/setShifts        owner admin
+            technician/v1/addTimeOff       owner admin
+            technician/v1/removeTimeOff    owner admin
+            technician/v1/setServiceAreas  owner admin
+            technician/v1/setHomeBase      owner admin
             job/v1/create                  owner admin dispatcher office
             job/v1/schedule                owner admin dispatcher office
             job/v1/updateStatus            owner admin dispatcher office technician
@@ -485,6 +538,7 @@ mod tests {
             job/v1/list                    owner admin dispatcher office technician viewer
             job/v1/timeline                owner admin dispatcher office technician viewer
             dispatch/v1/assignTech         owner admin dispatcher
+            dispatch/v1/eligibleTechs      owner admin dispatcher office
             workflow/v1/get                owner admin
             workflow/v1/list               owner admin
         "#]]

@@ -191,8 +191,15 @@ pub enum Weekday {
 
 impl Weekday {
     /// Every day, Monday first.
-    pub const ALL: [Weekday; 7] =
-        [Self::Mon, Self::Tue, Self::Wed, Self::Thu, Self::Fri, Self::Sat, Self::Sun];
+    pub const ALL: [Weekday; 7] = [
+        Self::Mon,
+        Self::Tue,
+        Self::Wed,
+        Self::Thu,
+        Self::Fri,
+        Self::Sat,
+        Self::Sun,
+    ];
 
     /// The wire name, `mon` to `sun`.
     pub fn as_str(self) -> &'static str {

@@ -113,6 +113,16 @@ impl Store {
             args![organization_id.as_uuid()],
         )
         .await?;
+        // The organization's daily compliance scan is due at once, then every morning.
+        tx.execute(
+            "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3)",
+            args![
+                organization_id.as_uuid(),
+                crate::app::compliance_scan::TIMER,
+                now
+            ],
+        )
+        .await?;
         tx.record_change(
             "organization",
             organization_id.as_uuid(),

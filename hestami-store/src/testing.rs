@@ -213,7 +213,8 @@ pub mod fixtures {
                 ContractorCommand::AddLicense(NewLicense {
                     trade: TradeCode::parse(trade).map_err(invalid)?,
                     jurisdiction: jurisdiction.clone(),
-                    number: Name::parse(&format!("{}-0001", trade.to_uppercase())).map_err(invalid)?,
+                    number: Name::parse(&format!("{}-0001", trade.to_uppercase()))
+                        .map_err(invalid)?,
                     issued_on: Some(from),
                     expires_on: until,
                     document_ref: None,
@@ -255,7 +256,12 @@ pub mod fixtures {
             services,
             caller,
             ContractorCommand::SetServiceAreas {
-                areas: vec![ServiceArea::new(AreaKind::PostalCodes { postal_codes: codes }, vec![])],
+                areas: vec![ServiceArea::new(
+                    AreaKind::PostalCodes {
+                        postal_codes: codes,
+                    },
+                    vec![],
+                )],
             },
         )
         .await?;
@@ -273,9 +279,19 @@ pub mod fixtures {
             .map(|d| ShiftSpan::parse(*d, "00:00", "24:00"))
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
-        let shifts =
-            WeeklyShifts::parse(NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(), spans)
-                .map_err(invalid)?;
-        run(services, caller, WorkforceCommand::SetShifts { technician_id, shifts }).await
+        let shifts = WeeklyShifts::parse(
+            NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(),
+            spans,
+        )
+        .map_err(invalid)?;
+        run(
+            services,
+            caller,
+            WorkforceCommand::SetShifts {
+                technician_id,
+                shifts,
+            },
+        )
+        .await
     }
 }

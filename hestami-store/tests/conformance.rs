@@ -8,7 +8,10 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone as _, Utc};
+use hestami_core::customer::CountryCode;
+use hestami_store::app::Services;
+use hestami_store::engine::EngineConfig;
 use serde_json::json;
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -46,6 +49,7 @@ on_every_backend!(
     change_feed_has_no_gaps_under_concurrent_writers,
     organization_settings_round_trip,
     concurrent_writers_never_lose_an_update,
+    the_expiry_scan_runs_once_a_day_across_processes,
 );
 
 fn expect_failure<T: std::fmt::Debug>(
@@ -732,10 +736,7 @@ async fn job_lifecycle_refusals_timeline_and_callback(fx: Fixture) {
     )
     .await;
     let both = refused(s, c, assign(job.id, hvac.id)).await;
-    assert_eq!(
-        rules(&both),
-        ["TECHNICIAN_INACTIVE", "TRADE_MISSING"]
-    );
+    assert_eq!(rules(&both), ["TECHNICIAN_INACTIVE", "TRADE_MISSING"]);
     assert_eq!(
         s.job_get(c, job.id).await.expect("get"),
         scheduled,
@@ -2050,4 +2051,176 @@ async fn concurrent_writers_never_lose_an_update(fx: Fixture) {
         .expect("timeline");
     assert_eq!(timeline.len(), 2, "one creation, one cancellation");
     assert_feed_is_clean(&whole_feed(&fx.services, &c).await);
+}
+
+async fn the_expiry_scan_runs_once_a_day_across_processes(fx: Fixture) {
+    use hestami_core::compliance::{InsuranceKind, Jurisdiction, License};
+    use hestami_store::app::contractor::{ContractorCommand, NewInsurance, NewLicense};
+    use hestami_store::app::workforce::{NewCertification, WorkforceCommand};
+
+    // Noon UTC (morning in Chicago), on a fixed date.
+    let start = Utc
+        .with_ymd_and_hms(2031, 5, 1, 12, 0, 0)
+        .single()
+        .expect("valid");
+    let clock = Arc::new(ManualClock(Mutex::new(start)));
+    let connect_as_process = || async {
+        let store = Store::connect(
+            &fx.db.app_url,
+            StoreOptions {
+                max_connections: 4,
+                clock: clock.clone(),
+            },
+        )
+        .await
+        .expect("connect");
+        Services::new(store, EngineConfig::default())
+    };
+    let first = connect_as_process().await;
+    let second = connect_as_process().await;
+    let a = create_org(first.store(), "Scanned", "scanned-owner@example.com").await;
+    let c = &a.caller;
+    let today = start.date_naive();
+    // A licence lapsing in 30 days, a policy that lapsed yesterday, a certification lapsing in 7.
+    let license: License = ok(
+        &first,
+        c,
+        ContractorCommand::AddLicense(NewLicense {
+            trade: trade("plumbing"),
+            jurisdiction: Jurisdiction::parse(
+                CountryCode::parse("US").expect("US"),
+                Some("IL"),
+                None,
+            )
+            .expect("valid"),
+            number: name("PL-1"),
+            issued_on: None,
+            expires_on: today + ChronoDuration::days(30),
+            document_ref: None,
+        }),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        &first,
+        c,
+        ContractorCommand::AddInsurance(NewInsurance {
+            kind: InsuranceKind::GeneralLiability,
+            carrier: name("Acme"),
+            policy_number: name("GL-9"),
+            per_occurrence_limit: 1_000_000.into(),
+            aggregate_limit: 2_000_000.into(),
+            effective_on: today - ChronoDuration::days(365),
+            expires_on: today - ChronoDuration::days(1),
+            certificate_ref: None,
+        }),
+    )
+    .await;
+    let tech: Technician = ok(&first, c, new_technician("Cert", None, &["gas_fitting"])).await;
+    let _: serde_json::Value = ok(
+        &first,
+        c,
+        WorkforceCommand::AddCertification {
+            technician_id: tech.id,
+            certification: NewCertification {
+                name: name("Gas Safe"),
+                issuer: name("State Board"),
+                number: None,
+                expires_on: Some(today + ChronoDuration::days(7)),
+                trades: vec![trade("gas_fitting")],
+            },
+        },
+    )
+    .await;
+
+    // Two processes fire at the same moment: the day is scanned once.
+    let (x, y) = tokio::join!(first.fire_due_timers(), second.fire_due_timers());
+    let fired = x.expect("first pass") + y.expect("second pass");
+    assert!(fired >= 1, "the organization was due");
+    let outbox = first.outbox(c).await.expect("outbox");
+    let days: Vec<i64> = outbox
+        .iter()
+        .map(|(_, p)| p["daysLeft"].as_i64().expect("days"))
+        .collect();
+    assert_eq!(
+        days.len(),
+        2,
+        "one reminder at 30 days, one at 7: {outbox:?}"
+    );
+    assert!(days.contains(&30) && days.contains(&7));
+    let lapsed_rows = whole_feed(&first, c)
+        .await
+        .into_iter()
+        .filter(|r| r.entity_kind == "insurance" && r.operation == "updated")
+        .count();
+    assert_eq!(lapsed_rows, 1, "the lapsed policy was marked once");
+
+    // Not due again today; a crash that lost the timer's advance repeats nothing either.
+    assert_eq!(first.fire_due_timers().await.expect("pass"), 0);
+    let raw = sqlx_reset_timer(&fx, a.id()).await;
+    assert_eq!(raw, 1);
+    assert_eq!(second.fire_due_timers().await.expect("pass"), 1);
+    assert_eq!(
+        first.outbox(c).await.expect("outbox").len(),
+        2,
+        "the recorded scan was replayed"
+    );
+    let scans = first
+        .workflow_list(
+            c,
+            None,
+            Some("compliance_expiry_scan_v1".into()),
+            PageRequest::parse(None, None).expect("page"),
+        )
+        .await
+        .expect("list");
+    assert_eq!(scans.items.len(), 1, "one scan workflow for the day");
+
+    // Tomorrow morning it runs again, and 23 days later the 7-day reminder for the licence.
+    clock.advance(ChronoDuration::days(1));
+    assert_eq!(first.fire_due_timers().await.expect("pass"), 1);
+    clock.advance(ChronoDuration::days(22));
+    assert_eq!(first.fire_due_timers().await.expect("pass"), 1);
+    let reminders = first.outbox(c).await.expect("outbox");
+    assert!(
+        reminders
+            .iter()
+            .any(|(_, p)| p["itemId"] == json!(license.id) && p["daysLeft"] == 7),
+        "{reminders:?}"
+    );
+}
+
+/// Puts an organization's scan timer back to "due now", as a crash between starting the scan
+/// and moving the timer would leave it.
+async fn sqlx_reset_timer(fx: &Fixture, org: OrganizationId) -> u64 {
+    let url = &fx.db.owner_url;
+    let when = Utc
+        .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid");
+    match fx.kind {
+        Kind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+            let n = sqlx::query("UPDATE timers SET due_at = $1 WHERE organization_id = $2")
+                .bind(when.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                .bind(org.as_uuid())
+                .execute(&pool)
+                .await
+                .expect("reset")
+                .rows_affected();
+            pool.close().await;
+            n
+        }
+        Kind::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.expect("connect");
+            let n = sqlx::query("UPDATE timers SET due_at = $1 WHERE organization_id = $2")
+                .bind(when)
+                .bind(org.as_uuid())
+                .execute(&pool)
+                .await
+                .expect("reset")
+                .rows_affected();
+            pool.close().await;
+            n
+        }
+    }
 }

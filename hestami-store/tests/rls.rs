@@ -9,9 +9,12 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row as _, Transaction};
 use uuid::Uuid;
 
+use hestami_core::compliance::Requirements;
 use hestami_core::job::Job;
+use hestami_store::app::contractor::{ContractorCommand, ProfileUpdate};
 use hestami_store::app::job::{JobLifecycleCommand, RaiseCallback};
-use hestami_store::app::{PageRequest, Services};
+use hestami_store::app::workforce::{NewCertification, WorkforceCommand};
+use hestami_store::app::{PageRequest, Patch, Services};
 use hestami_store::{APP_ROLE, SHARED_TABLES, TENANT_TABLES};
 
 use common::*;
@@ -33,6 +36,7 @@ struct Tenant {
     property: Uuid,
     job: Uuid,
     workflow: Uuid,
+    technician: Uuid,
 }
 
 /// An organization with a row in every tenant table, made through the services.
@@ -52,6 +56,70 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         }),
     )
     .await;
+    // The onboarding and workforce tables: a profile, requirements, a certification that lapses
+    // in a week, time off, and the day's expiry scan (which writes its reminder to the outbox).
+    let c = &org.caller;
+    let technician = job
+        .technician_id
+        .expect("the completed job has a technician");
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        ContractorCommand::UpdateProfile(ProfileUpdate {
+            expected_version: None,
+            legal_name: Patch::Set(common::name("Legal Name LLC")),
+            trade_names: None,
+            tax_id: Patch::Keep,
+            contact_email: Patch::Keep,
+            contact_phone: Patch::Keep,
+            time_zone: None,
+        }),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        ContractorCommand::SetRequirements {
+            requirements: Requirements::default_table(),
+            expected_version: None,
+        },
+    )
+    .await;
+    // The scan works in the organization's local date (the fixture organization is in Chicago).
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::Chicago)
+        .date_naive();
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        WorkforceCommand::AddCertification {
+            technician_id: technician,
+            certification: NewCertification {
+                name: common::name("Backflow Tester"),
+                issuer: common::name("State Board"),
+                number: None,
+                expires_on: Some(today + chrono::Duration::days(7)),
+                trades: vec![],
+            },
+        },
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        WorkforceCommand::AddTimeOff {
+            technician_id: technician,
+            start: chrono::Utc::now() + chrono::Duration::days(40),
+            end: chrono::Utc::now() + chrono::Duration::days(41),
+            reason: None,
+        },
+    )
+    .await;
+    s.fire_due_timers().await.expect("the expiry scan");
+    assert!(
+        !s.outbox(c).await.expect("outbox").is_empty(),
+        "the scan wrote a reminder"
+    );
     let page = PageRequest::parse(Some(1), None).expect("page");
     let workflow = s
         .workflow_list(&org.caller, None, None, page)
@@ -65,6 +133,7 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         property: job.property_id.as_uuid(),
         job: job.id.as_uuid(),
         workflow: workflow.as_uuid(),
+        technician: technician.as_uuid(),
     };
     (org, tenant)
 }
@@ -131,6 +200,54 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
              VALUES ($1, $2, 1000000, 'intruder', 'null', now())",
             vec![t.org, t.workflow],
         ),
+        "contractor_profiles" => (
+            "INSERT INTO contractor_profiles (organization_id, version, legal_name, trade_names, tax_id, \
+             contact_email, contact_phone, created_at, updated_at) VALUES ($1, 1, 'x', '[]', NULL, NULL, NULL, now(), now()) \
+             ON CONFLICT (organization_id) DO UPDATE SET legal_name = 'Intruder'",
+            vec![t.org],
+        ),
+        "licenses" => (
+            "INSERT INTO licenses (organization_id, id, version, trade, country, region, locality, number, issued_on, \
+             expires_on, document_ref, status, created_at, updated_at) VALUES ($1, $2, 1, 'plumbing', 'US', 'IL', NULL, \
+             'X-1', NULL, '2040-01-01', NULL, 'verified', now(), now())",
+            vec![t.org, fresh],
+        ),
+        "insurance_policies" => (
+            "INSERT INTO insurance_policies (organization_id, id, version, kind, carrier, policy_number, \
+             per_occurrence_limit, aggregate_limit, effective_on, expires_on, created_at, updated_at) VALUES ($1, $2, 1, \
+             'general_liability', 'X', 'X', '9000000', '9000000', '2020-01-01', '2040-01-01', now(), now())",
+            vec![t.org, fresh],
+        ),
+        "compliance_requirements" => (
+            "INSERT INTO compliance_requirements (organization_id, version, rules, updated_at) VALUES ($1, 1, '{}', now()) \
+             ON CONFLICT (organization_id) DO UPDATE SET rules = '{\"rules\": []}'",
+            vec![t.org],
+        ),
+        "service_area_sets" => (
+            "INSERT INTO service_area_sets (organization_id, id, technician_id, version, areas, created_at) \
+             VALUES ($1, $2, NULL, 1000000, '[]', now())",
+            vec![t.org, fresh],
+        ),
+        "technician_certifications" => (
+            "INSERT INTO technician_certifications (organization_id, id, technician_id, version, name, issuer, number, \
+             expires_on, trades, created_at, updated_at) VALUES ($1, $2, $3, 1, 'X', 'X', NULL, NULL, '[]', now(), now())",
+            vec![t.org, fresh, t.technician],
+        ),
+        "technician_shifts" => (
+            "INSERT INTO technician_shifts (organization_id, technician_id, effective_from, spans, created_at) \
+             VALUES ($1, $2, '1999-01-01', '[]', now())",
+            vec![t.org, t.technician],
+        ),
+        "technician_time_off" => (
+            "INSERT INTO technician_time_off (organization_id, id, technician_id, starts_at, ends_at, reason, created_at) \
+             VALUES ($1, $2, $3, now(), now() + interval '1 hour', NULL, now())",
+            vec![t.org, fresh, t.technician],
+        ),
+        "outbox" => (
+            "INSERT INTO outbox (organization_id, id, kind, payload, workflow_id, created_at) \
+             VALUES ($1, $2, 'intruder', '{}', NULL, now())",
+            vec![t.org, fresh],
+        ),
         _ => return None,
     })
 }
@@ -164,6 +281,7 @@ fn populated_by_fixture(table: &str) -> bool {
             property: Uuid::nil(),
             job: Uuid::nil(),
             workflow: Uuid::nil(),
+            technician: Uuid::nil(),
         },
     )
     .is_some()

@@ -7,10 +7,10 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use hestami::core::ids::OrganizationId;
+use hestami::core::ids::{OrganizationId, TechnicianId, UserId};
 use hestami::core::org::{Currency, OrgKind, Role, TimeZone};
 use hestami::core::text::{Email, OrgName};
-use hestami::store::app::Services;
+use hestami::store::app::{Caller, Services};
 use hestami::store::directory::NewOrganization;
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::TestDb;
@@ -260,11 +260,64 @@ impl TestServer {
                 json!({ "name": "Grace", "trades": ["plumbing"] }),
             )
             .await;
+        self.make_ready(&self.a).await;
+        let tech = self.around_the_clock(&tech).await;
         Fixture {
             customer,
             property,
             tech,
         }
+    }
+
+    fn caller(tenant: &Tenant) -> Caller {
+        Caller {
+            organization_id: OrganizationId::from_uuid(uuid::Uuid::parse_str(&tenant.org).unwrap()),
+            user_id: Some(UserId::from_uuid(
+                uuid::Uuid::parse_str(&tenant.user).unwrap(),
+            )),
+        }
+    }
+
+    /// Makes `tenant` compliant for plumbing, electrical and hvac in Illinois, serving 60601
+    /// (the fixture property's postal code), unless it has service areas already.
+    pub async fn make_ready(&self, tenant: &Tenant) {
+        let caller = Self::caller(tenant);
+        if self
+            .services
+            .contractor_service_areas(&caller)
+            .await
+            .unwrap()
+            .version
+            > 0
+        {
+            return;
+        }
+        hestami::store::testing::fixtures::make_ready(
+            &self.services,
+            &caller,
+            "US",
+            "IL",
+            &["plumbing", "electrical", "hvac"],
+            &["60601"],
+        )
+        .await
+        .expect("making the organization ready for work");
+    }
+
+    /// Gives an organization A technician shifts around the clock; returns it as it is now.
+    pub async fn around_the_clock(&self, tech: &Value) -> Value {
+        let id =
+            TechnicianId::from_uuid(uuid::Uuid::parse_str(tech["id"].as_str().unwrap()).unwrap());
+        hestami::store::testing::fixtures::around_the_clock(
+            &self.services,
+            &Self::caller(&self.a),
+            id,
+        )
+        .await
+        .expect("setting shifts");
+        self.call("technician/v1/get", json!({ "technicianId": tech["id"] }))
+            .await
+            .ok()
     }
 
     /// A job in requested, for the fixture's customer.

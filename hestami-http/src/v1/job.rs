@@ -8,11 +8,14 @@ use uuid::Uuid;
 use hestami_core::ids::{CustomerId, JobId, PropertyId, TechnicianId};
 use hestami_core::job::{Job, JobChange, JobEvent, JobStatus, NewJob, Priority, TimeWindow};
 use hestami_core::text::{Description, Reason, Summary, TradeCode};
+use hestami_core::workforce::SkillLevel;
 use hestami_store::app::PageRequest;
 use hestami_store::app::job::{
     JobFilter, JobLifecycleCommand, RaiseCallback, ScheduleJob, UpdateStatus,
 };
 
+use super::contractor::name_list;
+use super::technician::skill_level;
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Name, Procedure, mutation, query, validate};
 
@@ -134,6 +137,10 @@ pub struct JobDto {
     pub completed_at: Option<DateTime<Utc>>,
     /// The job this one is a callback for.
     pub callback_of: Option<Uuid>,
+    /// The lowest skill level (1 to 5) in the trade a technician needs.
+    pub min_skill_level: u8,
+    /// Certifications the technician must hold, valid on the appointment date.
+    pub required_certifications: Vec<String>,
     /// The states it may move to next.
     pub allowed_next: Vec<String>,
     /// When it was created.
@@ -168,6 +175,12 @@ impl From<Job> for JobDto {
             visit_started_at: j.visit_started_at,
             completed_at: j.completed_at,
             callback_of: j.callback_of.map(|c| c.as_uuid()),
+            min_skill_level: j.min_skill_level.get(),
+            required_certifications: j
+                .required_certifications
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
             allowed_next,
             created_at: j.created_at,
             updated_at: j.updated_at,
@@ -263,6 +276,11 @@ pub struct CreateJobInput {
     pub summary: String,
     /// Details.
     pub description: Option<String>,
+    /// The lowest skill level in the trade a technician needs, 1 to 5 (default 1).
+    pub min_skill_level: Option<i64>,
+    /// Certifications the technician must hold, valid on the appointment date (compared
+    /// without regard to case).
+    pub required_certifications: Option<Vec<String>>,
 }
 
 /// `job/v1/schedule`.
@@ -372,6 +390,15 @@ fn convert_create(i: CreateJobInput) -> Result<JobLifecycleCommand, ApiError> {
         let trade = v.check("trade", TradeCode::parse(&i.trade));
         let summary = v.check("summary", Summary::parse(&i.summary));
         let description = v.optional("description", i.description.as_deref(), Description::parse);
+        let min_skill_level = match i.min_skill_level {
+            None => Some(SkillLevel::default()),
+            Some(level) => v.check("minSkillLevel", skill_level(level)),
+        };
+        let required_certifications = name_list(
+            v,
+            "requiredCertifications",
+            i.required_certifications.as_deref().unwrap_or_default(),
+        );
         Some(JobLifecycleCommand::Create(NewJob {
             customer_id: CustomerId::from_uuid(i.customer_id),
             property_id: PropertyId::from_uuid(i.property_id),
@@ -380,6 +407,8 @@ fn convert_create(i: CreateJobInput) -> Result<JobLifecycleCommand, ApiError> {
             summary: summary?,
             description: description?,
             callback_of: None,
+            min_skill_level: min_skill_level?,
+            required_certifications: required_certifications?,
         }))
     })
 }
@@ -474,6 +503,7 @@ const TRANSITION_ERRORS: &[&str] = &[
     "JOB_INVOICE_REQUIRED",
     "JOB_BALANCE_OUTSTANDING",
     "JOB_WINDOW_REQUIRED",
+    "TECHNICIAN_INELIGIBLE",
 ];
 
 pub(crate) fn procedures() -> Vec<Procedure> {
@@ -491,7 +521,12 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "schedule",
                 "Give a job an appointment window (requested → scheduled, or a new window)",
-                &["NOT_FOUND", "VERSION_CONFLICT", "JOB_INVALID_TRANSITION"],
+                &[
+                    "NOT_FOUND",
+                    "VERSION_CONFLICT",
+                    "JOB_INVALID_TRANSITION",
+                    "COMPLIANCE_REQUIREMENTS_NOT_MET",
+                ],
             ),
             convert_schedule,
             <JobDto as From<Job>>::from,

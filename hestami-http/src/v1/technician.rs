@@ -1,17 +1,25 @@
 //! `technician/v1`: the workforce.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use hestami_core::ids::TechnicianId;
-use hestami_core::text::{Email, Name as PersonName, Phone, TradeCode};
-use hestami_core::workforce::Technician;
+use hestami_core::Invalid;
+use hestami_core::customer::GeoPoint;
+use hestami_core::ids::{CertificationId, TechnicianId, TimeOffId};
+use hestami_core::schedule::{Span, SpanReason};
+use hestami_core::text::{Email, Name as PersonName, Phone, Reason, TradeCode};
+use hestami_core::workforce::{
+    Certification, DailyCapacity, ShiftSpan, Skill, SkillLevel, Technician, TimeOff, Weekday,
+    WeeklyShifts,
+};
 use hestami_store::app::PageRequest;
 use hestami_store::app::technician::{NewTechnician, TechnicianCommand, TechnicianUpdate};
+use hestami_store::app::workforce::{NewCertification, TechnicianDetail, WorkforceCommand};
 
-use super::customer::patch;
+use super::contractor::{AreaDto, areas, trade_list};
+use super::customer::{LocationDto, patch};
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Name, Procedure, Validator, double_option, mutation, query, validate};
 
@@ -139,11 +147,613 @@ pub struct DeactivateTechnicianInput {
     pub expected_version: Option<i64>,
 }
 
+/// A trade practised and how well.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SkillDto {
+    /// The trade.
+    pub trade: String,
+    /// 1 (apprentice) to 5 (master).
+    pub level: i64,
+}
+
+/// A certification a technician holds.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificationDto {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name, as jobs and rules ask for it (compared without regard to case).
+    pub name: String,
+    /// Who issued it.
+    pub issuer: String,
+    /// Its number.
+    pub number: Option<String>,
+    /// Last valid day, if it lapses.
+    pub expires_on: Option<NaiveDate>,
+    /// The trades it is for.
+    pub trades: Vec<String>,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Certification> for CertificationDto {
+    fn from(c: Certification) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            name: c.name.as_str().to_owned(),
+            issuer: c.issuer.as_str().to_owned(),
+            number: c.number.map(|n| n.as_str().to_owned()),
+            expires_on: c.expires_on,
+            trades: c.trades.iter().map(|t| t.as_str().to_owned()).collect(),
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WeekdayDto {
+    /// Monday.
+    Mon,
+    /// Tuesday.
+    Tue,
+    /// Wednesday.
+    Wed,
+    /// Thursday.
+    Thu,
+    /// Friday.
+    Fri,
+    /// Saturday.
+    Sat,
+    /// Sunday.
+    Sun,
+}
+
+impl From<WeekdayDto> for Weekday {
+    fn from(d: WeekdayDto) -> Self {
+        match d {
+            WeekdayDto::Mon => Self::Mon,
+            WeekdayDto::Tue => Self::Tue,
+            WeekdayDto::Wed => Self::Wed,
+            WeekdayDto::Thu => Self::Thu,
+            WeekdayDto::Fri => Self::Fri,
+            WeekdayDto::Sat => Self::Sat,
+            WeekdayDto::Sun => Self::Sun,
+        }
+    }
+}
+
+impl From<Weekday> for WeekdayDto {
+    fn from(d: Weekday) -> Self {
+        match d {
+            Weekday::Mon => Self::Mon,
+            Weekday::Tue => Self::Tue,
+            Weekday::Wed => Self::Wed,
+            Weekday::Thu => Self::Thu,
+            Weekday::Fri => Self::Fri,
+            Weekday::Sat => Self::Sat,
+            Weekday::Sun => Self::Sun,
+        }
+    }
+}
+
+/// A weekly shift span in local time (the organization's time zone).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShiftSpanDto {
+    /// mon to sun.
+    pub weekday: WeekdayDto,
+    /// Starts, such as `08:00`.
+    pub start: String,
+    /// Ends the same day, such as `17:00` (`24:00` for midnight).
+    pub end: String,
+}
+
+fn clock(minutes: u16) -> String {
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+impl From<&ShiftSpan> for ShiftSpanDto {
+    fn from(s: &ShiftSpan) -> Self {
+        Self {
+            weekday: s.weekday().into(),
+            start: clock(s.start_minute()),
+            end: clock(s.end_minute()),
+        }
+    }
+}
+
+/// A weekly shift pattern, from a date on.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftPatternDto {
+    /// The first day it applies (until a later pattern takes over).
+    pub effective_from: NaiveDate,
+    /// The spans, by day and start.
+    pub weekly: Vec<ShiftSpanDto>,
+}
+
+impl From<&WeeklyShifts> for ShiftPatternDto {
+    fn from(w: &WeeklyShifts) -> Self {
+        Self {
+            effective_from: w.effective_from(),
+            weekly: w.spans().iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A period off work.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeOffDto {
+    /// Its id.
+    pub id: Uuid,
+    /// From.
+    pub start: DateTime<Utc>,
+    /// Until (exclusive).
+    pub end: DateTime<Utc>,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+impl From<&TimeOff> for TimeOffDto {
+    fn from(t: &TimeOff) -> Self {
+        Self {
+            id: t.id().as_uuid(),
+            start: t.start(),
+            end: t.end(),
+            reason: t.reason().map(|r| r.as_str().to_owned()),
+        }
+    }
+}
+
+/// A technician with their work profile.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TechnicianProfileDto {
+    /// The technician.
+    pub technician: TechnicianDto,
+    /// Trades practised and how well.
+    pub skills: Vec<SkillDto>,
+    /// Certifications held.
+    pub certifications: Vec<CertificationDto>,
+    /// Every weekly pattern set, oldest first (each applies from its date).
+    pub shifts: Vec<ShiftPatternDto>,
+    /// Periods off work.
+    pub time_off: Vec<TimeOffDto>,
+    /// The technician's own service areas; none: all the organization's.
+    pub service_areas: Vec<AreaDto>,
+    /// Where the technician starts the day.
+    pub home_base: Option<LocationDto>,
+    /// Jobs per local day.
+    pub daily_capacity: u16,
+}
+
+impl From<TechnicianDetail> for TechnicianProfileDto {
+    fn from(d: TechnicianDetail) -> Self {
+        let p = d.profile;
+        Self {
+            technician: d.technician.into(),
+            skills: p
+                .skills
+                .iter()
+                .map(|s| SkillDto {
+                    trade: s.trade.as_str().to_owned(),
+                    level: i64::from(s.level.get()),
+                })
+                .collect(),
+            certifications: p.certifications.into_iter().map(Into::into).collect(),
+            shifts: p.shifts.iter().map(Into::into).collect(),
+            time_off: p.time_off.iter().map(Into::into).collect(),
+            service_areas: p.service_areas.iter().map(Into::into).collect(),
+            home_base: p.home_base.map(|h| LocationDto {
+                lat: h.lat(),
+                lon: h.lon(),
+            }),
+            daily_capacity: p.daily_capacity.get(),
+        }
+    }
+}
+
+/// What fills a span of time.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpanReasonDto {
+    /// off_shift, time_off, appointment or free.
+    pub kind: String,
+    /// For time_off: which period.
+    pub time_off_id: Option<Uuid>,
+    /// For an appointment: the job.
+    pub job_id: Option<Uuid>,
+    /// For time_off: why, when given.
+    pub reason: Option<String>,
+}
+
+/// A stretch of a technician's time, `[start, end)`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpanDto {
+    /// Starts.
+    pub start: DateTime<Utc>,
+    /// Ends.
+    pub end: DateTime<Utc>,
+    /// Whether the technician cannot take work then.
+    pub busy: bool,
+    /// What fills it.
+    pub reason: SpanReasonDto,
+}
+
+impl From<Span> for SpanDto {
+    fn from(s: Span) -> Self {
+        let (kind, time_off_id, job_id, reason) = match s.reason {
+            SpanReason::OffShift => ("off_shift", None, None, None),
+            SpanReason::TimeOff { id, reason } => (
+                "time_off",
+                Some(id.as_uuid()),
+                None,
+                reason.map(|r| r.as_str().to_owned()),
+            ),
+            SpanReason::Appointment { job_id } => {
+                ("appointment", None, Some(job_id.as_uuid()), None)
+            }
+            SpanReason::Free => ("free", None, None, None),
+        };
+        Self {
+            start: s.start,
+            end: s.end,
+            busy: s.busy,
+            reason: SpanReasonDto {
+                kind: kind.to_owned(),
+                time_off_id,
+                job_id,
+                reason,
+            },
+        }
+    }
+}
+
+/// A technician's time, free and busy.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailabilityDto {
+    /// Ordered spans without gaps covering `[from, to)`.
+    pub spans: Vec<SpanDto>,
+}
+
+/// `technician/v1/setSkills`: replaces the skills.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetSkillsInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Who.
+    pub technician_id: Uuid,
+    /// The skills (one per trade).
+    pub skills: Vec<SkillDto>,
+}
+
+/// `technician/v1/addCertification`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddCertificationInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Who.
+    pub technician_id: Uuid,
+    /// Its name, as jobs and rules ask for it.
+    pub name: String,
+    /// Who issued it.
+    pub issuer: String,
+    /// Its number.
+    pub number: Option<String>,
+    /// Last valid day, if it lapses.
+    pub expires_on: Option<NaiveDate>,
+    /// The trades it is for.
+    pub trades: Option<Vec<String>>,
+}
+
+/// `technician/v1/removeCertification`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoveCertificationInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Who.
+    pub technician_id: Uuid,
+    /// Which certification.
+    pub certification_id: Uuid,
+}
+
+/// `technician/v1/setShifts`: a weekly pattern from a date on (earlier patterns still apply
+/// before it).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetShiftsInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Who.
+    pub technician_id: Uuid,
+    /// The first day the pattern applies.
+    pub effective_from: NaiveDate,
+    /// The spans, in local time; several per day allowed, overlapping ones refused.
+    pub weekly: Vec<ShiftSpanDto>,
+}
+
+/// `technician/v1/addTimeOff`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddTimeOffInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Who.
+    pub technician_id: Uuid,
+    /// From (RFC 3339).
+    pub start: DateTime<Utc>,
+    /// Until, after `start`.
+    pub end: DateTime<Utc>,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// `technician/v1/removeTimeOff`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoveTimeOffInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Who.
+    pub technician_id: Uuid,
+    /// Which period.
+    pub time_off_id: Uuid,
+}
+
+/// `technician/v1/setServiceAreas`: the technician's own subset of the organization's areas
+/// (none: all of them).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetTechnicianAreasInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Who.
+    pub technician_id: Uuid,
+    /// The areas.
+    pub areas: Vec<AreaDto>,
+}
+
+/// `technician/v1/setHomeBase`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetHomeBaseInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Who.
+    pub technician_id: Uuid,
+    /// Where the day starts, or null to clear it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<LocationDto>, required = true)]
+    pub home_base: Option<Option<LocationDto>>,
+    /// Jobs per local day, 1 to 100 (unchanged when absent).
+    pub daily_capacity: Option<i64>,
+}
+
+/// `technician/v1/availability`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AvailabilityInput {
+    /// Who.
+    pub technician_id: Uuid,
+    /// From (RFC 3339).
+    pub from: DateTime<Utc>,
+    /// Until; after `from`, at most 31 days later.
+    pub to: DateTime<Utc>,
+}
+
 mutating!(
     CreateTechnicianInput,
     UpdateTechnicianInput,
-    DeactivateTechnicianInput
+    DeactivateTechnicianInput,
+    SetSkillsInput,
+    AddCertificationInput,
+    RemoveCertificationInput,
+    SetShiftsInput,
+    AddTimeOffInput,
+    RemoveTimeOffInput,
+    SetTechnicianAreasInput,
+    SetHomeBaseInput
 );
+
+/// Parses a skill level given on the wire.
+pub(crate) fn skill_level(level: i64) -> Result<SkillLevel, Invalid> {
+    u8::try_from(level)
+        .map_err(|_| Invalid::new("out_of_range", "a skill level is 1 to 5"))
+        .and_then(SkillLevel::parse)
+}
+
+/// At most this many skills or shift spans in one call.
+const MAX_ITEMS: usize = 200;
+
+fn too_many(v: &mut Validator, field: &str, len: usize) -> bool {
+    if len > MAX_ITEMS {
+        v.fail(field, "too_many", &format!("at most {MAX_ITEMS} entries"));
+        true
+    } else {
+        false
+    }
+}
+
+fn convert_set_skills(i: SetSkillsInput) -> Result<WorkforceCommand, ApiError> {
+    validate(|v| {
+        if too_many(v, "skills", i.skills.len()) {
+            return None;
+        }
+        let skills: Vec<Option<Skill>> = i
+            .skills
+            .iter()
+            .enumerate()
+            .map(|(n, s)| {
+                let trade = v.check(&format!("skills[{n}].trade"), TradeCode::parse(&s.trade));
+                let level = v.check(&format!("skills[{n}].level"), skill_level(s.level));
+                Some(Skill {
+                    trade: trade?,
+                    level: level?,
+                })
+            })
+            .collect();
+        let skills: Vec<Skill> = skills.into_iter().collect::<Option<_>>()?;
+        for (n, s) in skills.iter().enumerate() {
+            if skills[..n].iter().any(|o| o.trade == s.trade) {
+                v.fail(
+                    &format!("skills[{n}].trade"),
+                    "duplicate",
+                    &format!("the trade {} is given twice", s.trade),
+                );
+            }
+        }
+        Some(WorkforceCommand::SetSkills {
+            technician_id: TechnicianId::from_uuid(i.technician_id),
+            skills,
+        })
+    })
+}
+
+fn convert_add_certification(i: AddCertificationInput) -> Result<WorkforceCommand, ApiError> {
+    validate(|v| {
+        let name = v.check("name", PersonName::parse(&i.name));
+        let issuer = v.check("issuer", PersonName::parse(&i.issuer));
+        let number = v.optional("number", i.number.as_deref(), PersonName::parse);
+        let trades = trade_list(v, "trades", i.trades.as_deref().unwrap_or_default());
+        Some(WorkforceCommand::AddCertification {
+            technician_id: TechnicianId::from_uuid(i.technician_id),
+            certification: NewCertification {
+                name: name?,
+                issuer: issuer?,
+                number: number?,
+                expires_on: i.expires_on,
+                trades: trades?,
+            },
+        })
+    })
+}
+
+fn convert_remove_certification(i: RemoveCertificationInput) -> Result<WorkforceCommand, ApiError> {
+    Ok(WorkforceCommand::RemoveCertification {
+        technician_id: TechnicianId::from_uuid(i.technician_id),
+        certification_id: CertificationId::from_uuid(i.certification_id),
+    })
+}
+
+fn convert_set_shifts(i: SetShiftsInput) -> Result<WorkforceCommand, ApiError> {
+    validate(|v| {
+        if too_many(v, "weekly", i.weekly.len()) {
+            return None;
+        }
+        let spans: Vec<Option<ShiftSpan>> = i
+            .weekly
+            .iter()
+            .enumerate()
+            .map(
+                |(n, s)| match ShiftSpan::parse(s.weekday.into(), &s.start, &s.end) {
+                    Ok(span) => Some(span),
+                    Err(invalid) => {
+                        let which = if invalid.code == "invalid_time"
+                            && invalid.message.contains("start")
+                        {
+                            "start"
+                        } else {
+                            "end"
+                        };
+                        v.fail(
+                            &format!("weekly[{n}].{which}"),
+                            invalid.code,
+                            &invalid.message,
+                        );
+                        None
+                    }
+                },
+            )
+            .collect();
+        let spans: Vec<ShiftSpan> = spans.into_iter().collect::<Option<_>>()?;
+        let shifts = v.check("weekly", WeeklyShifts::parse(i.effective_from, spans));
+        Some(WorkforceCommand::SetShifts {
+            technician_id: TechnicianId::from_uuid(i.technician_id),
+            shifts: shifts?,
+        })
+    })
+}
+
+fn convert_add_time_off(i: AddTimeOffInput) -> Result<WorkforceCommand, ApiError> {
+    validate(|v| {
+        let reason = v.optional("reason", i.reason.as_deref(), Reason::parse);
+        if i.end <= i.start {
+            v.fail("end", "end_before_start", "time off ends after it starts");
+        }
+        Some(WorkforceCommand::AddTimeOff {
+            technician_id: TechnicianId::from_uuid(i.technician_id),
+            start: i.start,
+            end: i.end,
+            reason: reason?,
+        })
+    })
+}
+
+fn convert_remove_time_off(i: RemoveTimeOffInput) -> Result<WorkforceCommand, ApiError> {
+    Ok(WorkforceCommand::RemoveTimeOff {
+        technician_id: TechnicianId::from_uuid(i.technician_id),
+        time_off_id: TimeOffId::from_uuid(i.time_off_id),
+    })
+}
+
+fn convert_set_areas(i: SetTechnicianAreasInput) -> Result<WorkforceCommand, ApiError> {
+    validate(|v| {
+        Some(WorkforceCommand::SetServiceAreas {
+            technician_id: TechnicianId::from_uuid(i.technician_id),
+            areas: areas(v, "areas", i.areas)?,
+        })
+    })
+}
+
+fn convert_set_home_base(i: SetHomeBaseInput) -> Result<WorkforceCommand, ApiError> {
+    validate(|v| {
+        let home_base = match i.home_base {
+            None => {
+                v.fail(
+                    "homeBase",
+                    "required",
+                    "homeBase is required (null clears it)",
+                );
+                None
+            }
+            Some(None) => Some(None),
+            Some(Some(l)) => match GeoPoint::parse(l.lat, l.lon) {
+                Ok(p) => Some(Some(p)),
+                Err((field, invalid)) => {
+                    v.fail(&format!("homeBase.{field}"), invalid.code, &invalid.message);
+                    None
+                }
+            },
+        };
+        let daily_capacity = match i.daily_capacity {
+            None => Some(None),
+            Some(jobs) => v
+                .check(
+                    "dailyCapacity",
+                    u16::try_from(jobs)
+                        .map_err(|_| {
+                            Invalid::new("out_of_range", "a daily capacity is 1 to 100 jobs")
+                        })
+                        .and_then(DailyCapacity::parse),
+                )
+                .map(Some),
+        };
+        Some(WorkforceCommand::SetHomeBase {
+            technician_id: TechnicianId::from_uuid(i.technician_id),
+            home_base: home_base?,
+            daily_capacity: daily_capacity?,
+        })
+    })
+}
 
 fn trades(v: &mut Validator, raw: &[String]) -> Option<Vec<TradeCode>> {
     let parsed: Vec<Option<TradeCode>> = raw
@@ -217,6 +827,44 @@ async fn list(ctx: Ctx, i: ListTechniciansInput) -> Result<TechnicianPage, ApiEr
     })
 }
 
+async fn get_profile(ctx: Ctx, i: GetTechnicianInput) -> Result<TechnicianProfileDto, ApiError> {
+    Ok(ctx
+        .services
+        .technician_detail(ctx.caller()?, TechnicianId::from_uuid(i.technician_id))
+        .await?
+        .into())
+}
+
+/// The longest range `technician/v1/availability` answers for.
+const MAX_AVAILABILITY_DAYS: i64 = 31;
+
+async fn availability(ctx: Ctx, i: AvailabilityInput) -> Result<AvailabilityDto, ApiError> {
+    validate(|v| {
+        if i.to <= i.from {
+            v.fail("to", "end_before_start", "to is after from");
+        } else if i.to - i.from > chrono::Duration::days(MAX_AVAILABILITY_DAYS) {
+            v.fail(
+                "to",
+                "range_too_long",
+                &format!("to is at most {MAX_AVAILABILITY_DAYS} days after from"),
+            );
+        }
+        Some(())
+    })?;
+    let spans = ctx
+        .services
+        .technician_availability(
+            ctx.caller()?,
+            TechnicianId::from_uuid(i.technician_id),
+            i.from,
+            i.to,
+        )
+        .await?;
+    Ok(AvailabilityDto {
+        spans: spans.into_iter().map(Into::into).collect(),
+    })
+}
+
 fn name(name: &'static str, summary: &'static str, errors: &'static [&'static str]) -> Name {
     Name {
         namespace: "technician",
@@ -260,6 +908,94 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             ),
             convert_deactivate,
             <TechnicianDto as From<Technician>>::from,
+        ),
+        query(
+            name(
+                "getProfile",
+                "A technician with their work profile: skills, certifications, shifts, time off, areas, home base",
+                &["NOT_FOUND"],
+            ),
+            get_profile,
+        ),
+        query(
+            name(
+                "availability",
+                "A technician's free and busy spans over a range (at most 31 days), with what makes them busy",
+                &["NOT_FOUND"],
+            ),
+            availability,
+        ),
+        mutation(
+            name(
+                "setSkills",
+                "Replace a technician's skills (trade and level 1–5)",
+                &["NOT_FOUND"],
+            ),
+            convert_set_skills,
+            <TechnicianProfileDto as From<TechnicianDetail>>::from,
+        ),
+        mutation(
+            name(
+                "addCertification",
+                "Record a certification a technician holds",
+                &["NOT_FOUND"],
+            ),
+            convert_add_certification,
+            <TechnicianProfileDto as From<TechnicianDetail>>::from,
+        ),
+        mutation(
+            name(
+                "removeCertification",
+                "Remove a technician's certification",
+                &["NOT_FOUND"],
+            ),
+            convert_remove_certification,
+            <TechnicianProfileDto as From<TechnicianDetail>>::from,
+        ),
+        mutation(
+            name(
+                "setShifts",
+                "Set a technician's weekly shift pattern (local times) from a date on",
+                &["NOT_FOUND"],
+            ),
+            convert_set_shifts,
+            <TechnicianProfileDto as From<TechnicianDetail>>::from,
+        ),
+        mutation(
+            name(
+                "addTimeOff",
+                "Record a period a technician does not work",
+                &["NOT_FOUND"],
+            ),
+            convert_add_time_off,
+            <TechnicianProfileDto as From<TechnicianDetail>>::from,
+        ),
+        mutation(
+            name(
+                "removeTimeOff",
+                "Remove a technician's period off work",
+                &["NOT_FOUND"],
+            ),
+            convert_remove_time_off,
+            <TechnicianProfileDto as From<TechnicianDetail>>::from,
+        ),
+        mutation(
+            name(
+                "setServiceAreas",
+                "Replace a technician's own service areas (none: all the organization's)",
+                &["NOT_FOUND"],
+            ),
+            convert_set_areas,
+            <TechnicianProfileDto as From<TechnicianDetail>>::from,
+        ),
+        mutation(
+            name(
+                "setHomeBase",
+                "Set or clear where a technician starts the day, and their daily capacity",
+                &["NOT_FOUND"],
+            ),
+            convert_set_home_base,
+            <TechnicianProfileDto as From<TechnicianDetail>>::from,
         ),
     ]
 }

@@ -254,11 +254,17 @@ pub(crate) async fn run(
     use ContractorCommand as C;
     let value = match command {
         C::UpdateProfile(u) => {
-            let p = ctx.step("update_profile", move |tx| Box::pin(update_profile(tx, u))).await?;
+            let p = ctx
+                .step("update_profile", move |tx| Box::pin(update_profile(tx, u)))
+                .await?;
             serde_json::to_value(p)?
         }
         C::AddLicense(new) => {
-            let l = ctx.step("insert_license", move |tx| Box::pin(insert_license(tx, new))).await?;
+            let l = ctx
+                .step("insert_license", move |tx| {
+                    Box::pin(insert_license(tx, new))
+                })
+                .await?;
             serde_json::to_value(l)?
         }
         C::UpdateLicense(u) => {
@@ -274,7 +280,11 @@ pub(crate) async fn run(
                             issued_on: u.issued_on.apply(current.issued_on),
                             expires_on: u.expires_on.unwrap_or(current.expires_on),
                             document_ref: u.document_ref.apply(current.document_ref.clone()),
-                            status: if reverify { LicenseStatus::Pending } else { current.status },
+                            status: if reverify {
+                                LicenseStatus::Pending
+                            } else {
+                                current.status
+                            },
                             verified_by: if reverify { None } else { current.verified_by },
                             verified_at: if reverify { None } else { current.verified_at },
                             ..current
@@ -307,7 +317,11 @@ pub(crate) async fn run(
                 .await?;
             serde_json::to_value(l)?
         }
-        C::VerifyLicense { license_id, status, expected_version } => {
+        C::VerifyLicense {
+            license_id,
+            status,
+            expected_version,
+        } => {
             let l = ctx
                 .step("verify_license", move |tx| {
                     Box::pin(async move {
@@ -334,7 +348,11 @@ pub(crate) async fn run(
             serde_json::to_value(l)?
         }
         C::AddInsurance(new) => {
-            let p = ctx.step("insert_insurance", move |tx| Box::pin(insert_policy(tx, new))).await?;
+            let p = ctx
+                .step("insert_insurance", move |tx| {
+                    Box::pin(insert_policy(tx, new))
+                })
+                .await?;
             serde_json::to_value(p)?
         }
         C::UpdateInsurance(u) => {
@@ -346,11 +364,15 @@ pub(crate) async fn run(
                         let next = InsurancePolicy {
                             carrier: u.carrier.unwrap_or(current.carrier.clone()),
                             policy_number: u.policy_number.unwrap_or(current.policy_number.clone()),
-                            per_occurrence_limit: u.per_occurrence_limit.unwrap_or(current.per_occurrence_limit),
+                            per_occurrence_limit: u
+                                .per_occurrence_limit
+                                .unwrap_or(current.per_occurrence_limit),
                             aggregate_limit: u.aggregate_limit.unwrap_or(current.aggregate_limit),
                             effective_on: u.effective_on.unwrap_or(current.effective_on),
                             expires_on: u.expires_on.unwrap_or(current.expires_on),
-                            certificate_ref: u.certificate_ref.apply(current.certificate_ref.clone()),
+                            certificate_ref: u
+                                .certificate_ref
+                                .apply(current.certificate_ref.clone()),
                             ..current
                         };
                         check_policy_dates(&next)?;
@@ -384,11 +406,16 @@ pub(crate) async fn run(
         }
         C::SetServiceAreas { areas } => {
             let set = ctx
-                .step("set_service_areas", move |tx| Box::pin(set_areas(tx, None, areas)))
+                .step("set_service_areas", move |tx| {
+                    Box::pin(set_areas(tx, None, areas))
+                })
                 .await?;
             serde_json::to_value(set)?
         }
-        C::SetRequirements { requirements, expected_version } => {
+        C::SetRequirements {
+            requirements,
+            expected_version,
+        } => {
             let doc = ctx
                 .step("set_requirements", move |tx| {
                     Box::pin(async move {
@@ -484,9 +511,11 @@ async fn update_profile(tx: &mut TenantTx, u: ProfileUpdate) -> Result<Profile, 
         )
         .await?;
         let org_version = load_organization(tx, false).await?.version;
-        tx.record_change("organization", org, org_version, Operation::Updated).await?;
+        tx.record_change("organization", org, org_version, Operation::Updated)
+            .await?;
     }
-    tx.record_change("contractor_profile", org, next.version, Operation::Updated).await?;
+    tx.record_change("contractor_profile", org, next.version, Operation::Updated)
+        .await?;
     Ok(next)
 }
 
@@ -510,15 +539,23 @@ pub(crate) async fn load_profile(tx: &mut TenantTx, lock: bool) -> Result<Profil
         });
     };
     let name = |col: &str| -> Result<Option<Name>, StoreError> {
-        row.get::<Option<String>>(col)?.map(|v| parse_stored(&v, Name::parse)).transpose()
+        row.get::<Option<String>>(col)?
+            .map(|v| parse_stored(&v, Name::parse))
+            .transpose()
     };
     Ok(Profile {
         version: row.get("version")?,
         legal_name: name("legal_name")?,
         trade_names: serde_json::from_str(&row.get::<String>("trade_names")?)?,
         tax_id: name("tax_id")?,
-        contact_email: row.get::<Option<String>>("contact_email")?.map(|v| parse_stored(&v, Email::parse)).transpose()?,
-        contact_phone: row.get::<Option<String>>("contact_phone")?.map(|v| parse_stored(&v, Phone::parse)).transpose()?,
+        contact_email: row
+            .get::<Option<String>>("contact_email")?
+            .map(|v| parse_stored(&v, Email::parse))
+            .transpose()?,
+        contact_phone: row
+            .get::<Option<String>>("contact_phone")?
+            .map(|v| parse_stored(&v, Phone::parse))
+            .transpose()?,
         time_zone,
     })
 }
@@ -571,12 +608,21 @@ async fn insert_license(tx: &mut TenantTx, new: NewLicense) -> Result<License, S
         ],
     )
     .await?;
-    tx.record_change("license", license.id.as_uuid(), 1, Operation::Created).await?;
+    tx.record_change("license", license.id.as_uuid(), 1, Operation::Created)
+        .await?;
     Ok(license)
 }
 
-async fn save_license(tx: &mut TenantTx, license: License, op: Operation) -> Result<License, StoreError> {
-    let next = License { version: license.version + 1, updated_at: tx.now(), ..license };
+async fn save_license(
+    tx: &mut TenantTx,
+    license: License,
+    op: Operation,
+) -> Result<License, StoreError> {
+    let next = License {
+        version: license.version + 1,
+        updated_at: tx.now(),
+        ..license
+    };
     tx.execute(
         "UPDATE licenses SET version = $1, number = $2, issued_on = $3, expires_on = $4, document_ref = $5, \
          status = $6, verified_by = $7, verified_at = $8, updated_at = $9 WHERE organization_id = $10 AND id = $11",
@@ -595,7 +641,8 @@ async fn save_license(tx: &mut TenantTx, license: License, op: Operation) -> Res
         ],
     )
     .await?;
-    tx.record_change("license", next.id.as_uuid(), next.version, op).await?;
+    tx.record_change("license", next.id.as_uuid(), next.version, op)
+        .await?;
     Ok(next)
 }
 
@@ -617,7 +664,9 @@ fn decode_license(row: &Row) -> Result<License, StoreError> {
         expires_on: row.get("expires_on")?,
         document_ref: row.get("document_ref")?,
         status: parse_enum(row.get("status")?)?,
-        verified_by: row.get::<Option<uuid::Uuid>>("verified_by")?.map(hestami_core::ids::UserId::from_uuid),
+        verified_by: row
+            .get::<Option<uuid::Uuid>>("verified_by")?
+            .map(hestami_core::ids::UserId::from_uuid),
         verified_at: row.get("verified_at")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
@@ -631,7 +680,9 @@ async fn load_license(tx: &mut TenantTx, id: LicenseId, lock: bool) -> Result<Li
     );
     let org = tx.org();
     let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode_license(&r)).transpose()?.ok_or_else(|| Failure::not_found("licence").into())
+    row.map(|r| decode_license(&r))
+        .transpose()?
+        .ok_or_else(|| Failure::not_found("licence").into())
 }
 
 /// Every licence the organization holds (not removed), by id.
@@ -655,7 +706,10 @@ fn check_policy_dates(p: &InsurancePolicy) -> Result<(), StoreError> {
             message: "cover ends on or after the day it starts".into(),
         });
     }
-    for (field, amount) in [("perOccurrenceLimit", p.per_occurrence_limit), ("aggregateLimit", p.aggregate_limit)] {
+    for (field, amount) in [
+        ("perOccurrenceLimit", p.per_occurrence_limit),
+        ("aggregateLimit", p.aggregate_limit),
+    ] {
         if amount <= Decimal::ZERO {
             errors.push(crate::error::FieldError {
                 field: field.into(),
@@ -664,10 +718,17 @@ fn check_policy_dates(p: &InsurancePolicy) -> Result<(), StoreError> {
             });
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(Failure::validation(errors).into()) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::validation(errors).into())
+    }
 }
 
-async fn insert_policy(tx: &mut TenantTx, new: NewInsurance) -> Result<InsurancePolicy, StoreError> {
+async fn insert_policy(
+    tx: &mut TenantTx,
+    new: NewInsurance,
+) -> Result<InsurancePolicy, StoreError> {
     let now = tx.now();
     let policy = InsurancePolicy {
         id: InsuranceId::from_uuid(new_id()),
@@ -703,12 +764,20 @@ async fn insert_policy(tx: &mut TenantTx, new: NewInsurance) -> Result<Insurance
         ],
     )
     .await?;
-    tx.record_change("insurance", policy.id.as_uuid(), 1, Operation::Created).await?;
+    tx.record_change("insurance", policy.id.as_uuid(), 1, Operation::Created)
+        .await?;
     Ok(policy)
 }
 
-async fn save_policy(tx: &mut TenantTx, policy: InsurancePolicy) -> Result<InsurancePolicy, StoreError> {
-    let next = InsurancePolicy { version: policy.version + 1, updated_at: tx.now(), ..policy };
+async fn save_policy(
+    tx: &mut TenantTx,
+    policy: InsurancePolicy,
+) -> Result<InsurancePolicy, StoreError> {
+    let next = InsurancePolicy {
+        version: policy.version + 1,
+        updated_at: tx.now(),
+        ..policy
+    };
     tx.execute(
         "UPDATE insurance_policies SET version = $1, carrier = $2, policy_number = $3, per_occurrence_limit = $4, \
          aggregate_limit = $5, effective_on = $6, expires_on = $7, certificate_ref = $8, updated_at = $9 \
@@ -728,7 +797,13 @@ async fn save_policy(tx: &mut TenantTx, policy: InsurancePolicy) -> Result<Insur
         ],
     )
     .await?;
-    tx.record_change("insurance", next.id.as_uuid(), next.version, Operation::Updated).await?;
+    tx.record_change(
+        "insurance",
+        next.id.as_uuid(),
+        next.version,
+        Operation::Updated,
+    )
+    .await?;
     Ok(next)
 }
 
@@ -757,14 +832,20 @@ fn decode_policy(row: &Row) -> Result<InsurancePolicy, StoreError> {
     })
 }
 
-async fn load_policy(tx: &mut TenantTx, id: InsuranceId, lock: bool) -> Result<InsurancePolicy, StoreError> {
+async fn load_policy(
+    tx: &mut TenantTx,
+    id: InsuranceId,
+    lock: bool,
+) -> Result<InsurancePolicy, StoreError> {
     let sql = format!(
         "SELECT {POLICY_COLUMNS} FROM insurance_policies WHERE organization_id = $1 AND id = $2 AND removed_at IS NULL{}",
         if lock { tx.for_update() } else { "" }
     );
     let org = tx.org();
     let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode_policy(&r)).transpose()?.ok_or_else(|| Failure::not_found("insurance policy").into())
+    row.map(|r| decode_policy(&r))
+        .transpose()?
+        .ok_or_else(|| Failure::not_found("insurance policy").into())
 }
 
 /// Every policy the organization holds (not removed), by id.
@@ -799,13 +880,21 @@ pub(crate) async fn set_areas(
     )
     .await?;
     let entity = technician.map_or(tx.org(), |t| t.as_uuid());
-    let kind = if technician.is_some() { "technician_service_areas" } else { "service_areas" };
-    tx.record_change(kind, entity, version, Operation::Updated).await?;
+    let kind = if technician.is_some() {
+        "technician_service_areas"
+    } else {
+        "service_areas"
+    };
+    tx.record_change(kind, entity, version, Operation::Updated)
+        .await?;
     Ok(AreaSet { version, areas })
 }
 
 /// The current service areas of the organization (`None`) or of a technician.
-pub(crate) async fn load_areas(tx: &mut TenantTx, technician: Option<TechnicianId>) -> Result<AreaSet, StoreError> {
+pub(crate) async fn load_areas(
+    tx: &mut TenantTx,
+    technician: Option<TechnicianId>,
+) -> Result<AreaSet, StoreError> {
     let org = tx.org();
     let row = tx
         .fetch_optional(
@@ -815,20 +904,32 @@ pub(crate) async fn load_areas(tx: &mut TenantTx, technician: Option<TechnicianI
         )
         .await?;
     match row {
-        None => Ok(AreaSet { version: 0, areas: Vec::new() }),
-        Some(r) => Ok(AreaSet { version: r.get("version")?, areas: serde_json::from_str(&r.get::<String>("areas")?)? }),
+        None => Ok(AreaSet {
+            version: 0,
+            areas: Vec::new(),
+        }),
+        Some(r) => Ok(AreaSet {
+            version: r.get("version")?,
+            areas: serde_json::from_str(&r.get::<String>("areas")?)?,
+        }),
     }
 }
 
 /// The requirements in force: the organization's own, or the shipped default (version 0).
-pub(crate) async fn load_requirements(tx: &mut TenantTx, lock: bool) -> Result<RequirementsDoc, StoreError> {
+pub(crate) async fn load_requirements(
+    tx: &mut TenantTx,
+    lock: bool,
+) -> Result<RequirementsDoc, StoreError> {
     let org = tx.org();
     let sql = format!(
         "SELECT version, rules FROM compliance_requirements WHERE organization_id = $1{}",
         if lock { tx.for_update() } else { "" }
     );
     match tx.fetch_optional(&sql, args![org]).await? {
-        None => Ok(RequirementsDoc { version: 0, requirements: Requirements::default_table() }),
+        None => Ok(RequirementsDoc {
+            version: 0,
+            requirements: Requirements::default_table(),
+        }),
         Some(r) => Ok(RequirementsDoc {
             version: r.get("version")?,
             requirements: serde_json::from_str(&r.get::<String>("rules")?)?,
@@ -858,12 +959,17 @@ pub struct ComplianceReport {
 impl Services {
     /// `contractor/v1/getProfile`.
     pub async fn contractor_profile(&self, caller: &Caller) -> Result<Profile, StoreError> {
-        self.read(caller, |tx| Box::pin(load_profile(tx, false))).await
+        self.read(caller, |tx| Box::pin(load_profile(tx, false)))
+            .await
     }
 
     /// `contractor/v1/getRequirements`.
-    pub async fn contractor_requirements(&self, caller: &Caller) -> Result<RequirementsDoc, StoreError> {
-        self.read(caller, |tx| Box::pin(load_requirements(tx, false))).await
+    pub async fn contractor_requirements(
+        &self,
+        caller: &Caller,
+    ) -> Result<RequirementsDoc, StoreError> {
+        self.read(caller, |tx| Box::pin(load_requirements(tx, false)))
+            .await
     }
 
     /// The organization's current service areas.
@@ -884,7 +990,11 @@ impl Services {
 
     /// `contractor/v1/complianceStatus`: on `at`, for every trade and jurisdiction the
     /// organization holds a licence for, names in a rule, or works in (its properties' states).
-    pub async fn compliance_status(&self, caller: &Caller, at: NaiveDate) -> Result<ComplianceReport, StoreError> {
+    pub async fn compliance_status(
+        &self,
+        caller: &Caller,
+        at: NaiveDate,
+    ) -> Result<ComplianceReport, StoreError> {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 let licenses = load_licenses(tx).await?;
@@ -914,7 +1024,13 @@ impl Services {
                 let licenses = load_licenses(tx).await?;
                 let policies = load_policies(tx).await?;
                 let certifications = load_all_certifications(tx).await?;
-                Ok(rules::expiring(on, within_days, &licenses, &policies, &certifications))
+                Ok(rules::expiring(
+                    on,
+                    within_days,
+                    &licenses,
+                    &policies,
+                    &certifications,
+                ))
             })
         })
         .await

@@ -10,7 +10,9 @@ use hestami_core::ids::{JobId, TechnicianId};
 use hestami_core::job::{Job, TimeWindow};
 use hestami_core::schedule::local_to_utc;
 
-use super::contractor::{load_areas, load_licenses, load_policies, load_requirements, property_jurisdiction};
+use super::contractor::{
+    load_areas, load_licenses, load_policies, load_requirements, property_jurisdiction,
+};
 use super::workforce::{load_appointments, load_detail};
 use super::{Caller, Services};
 use crate::db::args;
@@ -19,7 +21,11 @@ use crate::error::{Failure, FailureKind, StoreError};
 use crate::store::TenantTx;
 
 /// What `job` needs of a technician for `window`.
-pub(crate) async fn needs_for(tx: &mut TenantTx, job: &Job, window: TimeWindow) -> Result<JobNeeds, StoreError> {
+pub(crate) async fn needs_for(
+    tx: &mut TenantTx,
+    job: &Job,
+    window: TimeWindow,
+) -> Result<JobNeeds, StoreError> {
     let property = super::customer::load_property(tx, job.customer_id, job.property_id).await?;
     Ok(JobNeeds {
         job_id: Some(job.id),
@@ -37,25 +43,45 @@ pub(crate) async fn needs_for(tx: &mut TenantTx, job: &Job, window: TimeWindow) 
 fn local_day(tz: chrono_tz::Tz, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let date = at.with_timezone(&tz).date_naive();
     let start = local_to_utc(tz, date.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let end = local_to_utc(tz, (date + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default());
+    let end = local_to_utc(
+        tz,
+        (date + Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default(),
+    );
     (start, end)
 }
 
 /// The organization's compliance for the job's trade where it is, on the window's local date.
-pub(crate) async fn compliance_for(tx: &mut TenantTx, needs: &JobNeeds) -> Result<ComplianceVerdict, StoreError> {
+pub(crate) async fn compliance_for(
+    tx: &mut TenantTx,
+    needs: &JobNeeds,
+) -> Result<ComplianceVerdict, StoreError> {
     let tz = load_organization(tx, false).await?.time_zone.tz();
     let on = needs.window.start().with_timezone(&tz).date_naive();
     let licenses = load_licenses(tx).await?;
     let policies = load_policies(tx).await?;
     let requirements = load_requirements(tx, false).await?.requirements;
-    Ok(rules::check(&needs.trade, &needs.jurisdiction, on, &licenses, &policies, &requirements, &[]))
+    Ok(rules::check(
+        &needs.trade,
+        &needs.jurisdiction,
+        on,
+        &licenses,
+        &policies,
+        &requirements,
+        &[],
+    ))
 }
 
 pub(crate) async fn org_facts(tx: &mut TenantTx, needs: &JobNeeds) -> Result<OrgFacts, StoreError> {
     let compliance = compliance_for(tx, needs).await?;
     let time_zone = load_organization(tx, false).await?.time_zone;
     let service_areas = load_areas(tx, None).await?.areas;
-    Ok(OrgFacts { service_areas, compliance, time_zone })
+    Ok(OrgFacts {
+        service_areas,
+        compliance,
+        time_zone,
+    })
 }
 
 /// A technician's facts for the local day of `window`.
@@ -67,12 +93,17 @@ pub(crate) async fn technician_facts(
     let tz = load_organization(tx, false).await?.time_zone.tz();
     let (from, to) = local_day(tz, window.start());
     let detail = load_detail(tx, id).await?;
-    let appointments = load_appointments(tx, Some(id), from.min(window.start()), to.max(window.end()))
-        .await?
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
-    Ok(TechnicianFacts { technician: detail.technician, profile: detail.profile, appointments })
+    let appointments =
+        load_appointments(tx, Some(id), from.min(window.start()), to.max(window.end()))
+            .await?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
+    Ok(TechnicianFacts {
+        technician: detail.technician,
+        profile: detail.profile,
+        appointments,
+    })
 }
 
 /// `422 TECHNICIAN_INELIGIBLE` with every failed rule, unless the technician may take the job in
@@ -87,12 +118,21 @@ pub(crate) async fn ensure_eligible(
     let org = org_facts(tx, &needs).await?;
     let facts = technician_facts(tx, technician, window).await?;
     let verdict = eligibility::evaluate(&needs, &facts, &org);
-    if verdict.eligible { Ok(()) } else { Err(ineligible(&verdict).into()) }
+    if verdict.eligible {
+        Ok(())
+    } else {
+        Err(ineligible(&verdict).into())
+    }
 }
 
 /// The refusal for an ineligible technician.
 pub(crate) fn ineligible(verdict: &Verdict) -> Failure {
-    let message = verdict.failed.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");
+    let message = verdict
+        .failed
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
     Failure::new(
         FailureKind::RuleViolation,
         "TECHNICIAN_INELIGIBLE",
@@ -103,17 +143,29 @@ pub(crate) fn ineligible(verdict: &Verdict) -> Failure {
 
 /// `422 COMPLIANCE_REQUIREMENTS_NOT_MET` with every reason, unless the organization may do the
 /// job's trade at the property on the window's date.
-pub(crate) async fn ensure_compliant(tx: &mut TenantTx, job: &Job, window: TimeWindow) -> Result<(), StoreError> {
+pub(crate) async fn ensure_compliant(
+    tx: &mut TenantTx,
+    job: &Job,
+    window: TimeWindow,
+) -> Result<(), StoreError> {
     let needs = needs_for(tx, job, window).await?;
     let verdict = compliance_for(tx, &needs).await?;
     if verdict.compliant {
         return Ok(());
     }
-    let message = verdict.reasons.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; ");
+    let message = verdict
+        .reasons
+        .iter()
+        .map(|r| r.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
     Err(Failure::new(
         FailureKind::RuleViolation,
         "COMPLIANCE_REQUIREMENTS_NOT_MET",
-        format!("the organization may not do {} work there on that date: {message}", needs.trade),
+        format!(
+            "the organization may not do {} work there on that date: {message}",
+            needs.trade
+        ),
     )
     .with_details(serde_json::json!({
         "trade": needs.trade,

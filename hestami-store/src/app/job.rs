@@ -163,7 +163,8 @@ pub(crate) async fn run(
                     let command = JobCommand::Schedule { window: s.window };
                     // The state machine first (a closed job's refusal is about its state), then
                     // whether the organization may do this trade there on that date.
-                    core_job::decide(&job, &command, &Guards::default()).map_err(|e| job_failure(&e))?;
+                    core_job::decide(&job, &command, &Guards::default())
+                        .map_err(|e| job_failure(&e))?;
                     super::eligibility::ensure_compliant(tx, &job, s.window).await?;
                     apply(tx, &job, command, None).await
                 })
@@ -261,7 +262,9 @@ pub(crate) async fn run_dispatch(
             let job = load(tx, a.job_id, true).await?;
             check_version("job", a.expected_version, job.version)?;
             let tech = super::technician::load(tx, a.technician_id, false).await?;
-            let command = JobCommand::Assign { technician_id: tech.id };
+            let command = JobCommand::Assign {
+                technician_id: tech.id,
+            };
             core_job::decide(&job, &command, &Guards::default()).map_err(|e| job_failure(&e))?;
             if let Some(window) = job.window {
                 // Scheduled: every eligibility rule at the appointment time.
@@ -488,7 +491,9 @@ fn decode(row: &Row) -> Result<Job, StoreError> {
             .ok()
             .and_then(|l| hestami_core::workforce::SkillLevel::parse(l).ok())
             .ok_or_else(|| StoreError::Internal("stored skill level is invalid".into()))?,
-        required_certifications: serde_json::from_str(&row.get::<String>("required_certifications")?)?,
+        required_certifications: serde_json::from_str(
+            &row.get::<String>("required_certifications")?,
+        )?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })

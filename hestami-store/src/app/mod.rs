@@ -16,6 +16,7 @@ use crate::engine::{Completed, Engine, EngineBuilder, EngineConfig, Start};
 use crate::error::{Failure, FieldError, StoreError};
 use crate::store::{Store, TenantTx};
 
+pub mod compliance_scan;
 pub mod contractor;
 pub mod customer;
 pub mod eligibility;
@@ -170,6 +171,7 @@ pub fn register_all(builder: EngineBuilder) -> EngineBuilder {
         .register(customer::WORKFLOW, customer::run)
         .register(technician::WORKFLOW, technician::run_any)
         .register(contractor::WORKFLOW, contractor::run)
+        .register(compliance_scan::WORKFLOW, compliance_scan::run)
         .register(job::WORKFLOW, job::run)
         .register(job::DISPATCH_WORKFLOW, job::run_dispatch)
 }

@@ -145,8 +145,14 @@ impl Command for WorkforceCommand {
     }
 }
 
-pub(crate) async fn run(mut ctx: WorkflowCtx, command: WorkforceCommand) -> Result<TechnicianDetail, StoreError> {
-    ctx.step("update_work_profile", move |tx| Box::pin(apply(tx, command))).await
+pub(crate) async fn run(
+    mut ctx: WorkflowCtx,
+    command: WorkforceCommand,
+) -> Result<TechnicianDetail, StoreError> {
+    ctx.step("update_work_profile", move |tx| {
+        Box::pin(apply(tx, command))
+    })
+    .await
 }
 
 /// Bumps the technician's version and records the change: every workforce change is a change
@@ -161,11 +167,20 @@ async fn touch(tx: &mut TenantTx, id: TechnicianId) -> Result<(), StoreError> {
             args![now, org, id.as_uuid()],
         )
         .await?;
-    tx.record_change("technician", id.as_uuid(), row.get("version")?, Operation::Updated).await?;
+    tx.record_change(
+        "technician",
+        id.as_uuid(),
+        row.get("version")?,
+        Operation::Updated,
+    )
+    .await?;
     Ok(())
 }
 
-async fn apply(tx: &mut TenantTx, command: WorkforceCommand) -> Result<TechnicianDetail, StoreError> {
+async fn apply(
+    tx: &mut TenantTx,
+    command: WorkforceCommand,
+) -> Result<TechnicianDetail, StoreError> {
     use WorkforceCommand as W;
     let org = tx.org();
     let now = tx.now();
@@ -191,7 +206,9 @@ async fn apply(tx: &mut TenantTx, command: WorkforceCommand) -> Result<Technicia
             )
             .await?;
         }
-        W::AddCertification { certification: c, .. } => {
+        W::AddCertification {
+            certification: c, ..
+        } => {
             tx.execute(
                 "INSERT INTO technician_certifications (organization_id, id, technician_id, version, name, issuer, \
                  number, expires_on, trades, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $9)",
@@ -209,7 +226,9 @@ async fn apply(tx: &mut TenantTx, command: WorkforceCommand) -> Result<Technicia
             )
             .await?;
         }
-        W::RemoveCertification { certification_id, .. } => {
+        W::RemoveCertification {
+            certification_id, ..
+        } => {
             let n = tx
                 .execute(
                     "UPDATE technician_certifications SET removed_at = $1, version = version + 1, updated_at = $1 \
@@ -234,10 +253,11 @@ async fn apply(tx: &mut TenantTx, command: WorkforceCommand) -> Result<Technicia
             )
             .await?;
         }
-        W::AddTimeOff { start, end, reason, .. } => {
-            let off = TimeOff::parse(TimeOffId::from_uuid(new_id()), start, end, reason).map_err(|e| {
-                Failure::validation(vec![crate::error::FieldError::new("end", &e)])
-            })?;
+        W::AddTimeOff {
+            start, end, reason, ..
+        } => {
+            let off = TimeOff::parse(TimeOffId::from_uuid(new_id()), start, end, reason)
+                .map_err(|e| Failure::validation(vec![crate::error::FieldError::new("end", &e)]))?;
             tx.execute(
                 "INSERT INTO technician_time_off (organization_id, id, technician_id, starts_at, ends_at, reason, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -268,7 +288,11 @@ async fn apply(tx: &mut TenantTx, command: WorkforceCommand) -> Result<Technicia
         W::SetServiceAreas { areas, .. } => {
             set_areas(tx, Some(id), areas).await?;
         }
-        W::SetHomeBase { home_base, daily_capacity, .. } => {
+        W::SetHomeBase {
+            home_base,
+            daily_capacity,
+            ..
+        } => {
             tx.execute(
                 "UPDATE technicians SET home_lat = $1, home_lon = $2, daily_capacity = COALESCE($3, daily_capacity) \
                  WHERE organization_id = $4 AND id = $5",
@@ -308,7 +332,10 @@ pub(crate) async fn load_certifications(
                     id: CertificationId::from_uuid(r.get("id")?),
                     name: parse_stored(&r.get::<String>("name")?, Name::parse)?,
                     issuer: parse_stored(&r.get::<String>("issuer")?, Name::parse)?,
-                    number: r.get::<Option<String>>("number")?.map(|n| parse_stored(&n, Name::parse)).transpose()?,
+                    number: r
+                        .get::<Option<String>>("number")?
+                        .map(|n| parse_stored(&n, Name::parse))
+                        .transpose()?,
                     expires_on: r.get("expires_on")?,
                     trades: serde_json::from_str(&r.get::<String>("trades")?)?,
                     created_at: r.get("created_at")?,
@@ -323,13 +350,18 @@ fn decode_time_off(r: &Row) -> Result<TimeOff, StoreError> {
         TimeOffId::from_uuid(r.get("id")?),
         r.get("starts_at")?,
         r.get("ends_at")?,
-        r.get::<Option<String>>("reason")?.map(|v| parse_stored(&v, Reason::parse)).transpose()?,
+        r.get::<Option<String>>("reason")?
+            .map(|v| parse_stored(&v, Reason::parse))
+            .transpose()?,
     )
     .map_err(|e| StoreError::Internal(format!("stored time off is invalid: {e}")))
 }
 
 /// A technician's record and work profile.
-pub(crate) async fn load_detail(tx: &mut TenantTx, id: TechnicianId) -> Result<TechnicianDetail, StoreError> {
+pub(crate) async fn load_detail(
+    tx: &mut TenantTx,
+    id: TechnicianId,
+) -> Result<TechnicianDetail, StoreError> {
     let technician = load(tx, id, false).await?;
     let org = tx.org();
     let row = tx
@@ -339,13 +371,20 @@ pub(crate) async fn load_detail(tx: &mut TenantTx, id: TechnicianId) -> Result<T
         )
         .await?;
     let skills: Vec<Skill> = serde_json::from_str(&row.get::<String>("skills")?)?;
-    let home_base = match (row.get::<Option<f64>>("home_lat")?, row.get::<Option<f64>>("home_lon")?) {
+    let home_base = match (
+        row.get::<Option<f64>>("home_lat")?,
+        row.get::<Option<f64>>("home_lon")?,
+    ) {
         (Some(lat), Some(lon)) => GeoPoint::parse(lat, lon).ok(),
         _ => None,
     };
     let capacity = u16::try_from(row.get::<i64>("daily_capacity")?).unwrap_or(u16::MAX);
     let daily_capacity = DailyCapacity::parse(capacity).unwrap_or_default();
-    let certifications = load_certifications(tx, Some(id)).await?.into_iter().map(|(_, c)| c).collect();
+    let certifications = load_certifications(tx, Some(id))
+        .await?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
     let shift_rows = tx
         .fetch_all(
             "SELECT effective_from, spans FROM technician_shifts WHERE organization_id = $1 AND technician_id = $2 \
@@ -358,7 +397,8 @@ pub(crate) async fn load_detail(tx: &mut TenantTx, id: TechnicianId) -> Result<T
         .map(|r| {
             let from: NaiveDate = r.get("effective_from")?;
             let spans = serde_json::from_str(&r.get::<String>("spans")?)?;
-            WeeklyShifts::parse(from, spans).map_err(|e| StoreError::Internal(format!("stored shifts are invalid: {e}")))
+            WeeklyShifts::parse(from, spans)
+                .map_err(|e| StoreError::Internal(format!("stored shifts are invalid: {e}")))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let off_rows = tx
@@ -368,11 +408,22 @@ pub(crate) async fn load_detail(tx: &mut TenantTx, id: TechnicianId) -> Result<T
             args![org, id.as_uuid()],
         )
         .await?;
-    let time_off = off_rows.iter().map(decode_time_off).collect::<Result<Vec<_>, _>>()?;
+    let time_off = off_rows
+        .iter()
+        .map(decode_time_off)
+        .collect::<Result<Vec<_>, _>>()?;
     let service_areas = load_areas(tx, Some(id)).await?.areas;
     Ok(TechnicianDetail {
         technician,
-        profile: WorkProfile { skills, certifications, shifts, time_off, service_areas, home_base, daily_capacity },
+        profile: WorkProfile {
+            skills,
+            certifications,
+            shifts,
+            time_off,
+            service_areas,
+            home_base,
+            daily_capacity,
+        },
     })
 }
 
@@ -397,15 +448,20 @@ pub(crate) async fn load_appointments(
         .await?;
     rows.iter()
         .map(|r| {
-            let window = hestami_core::job::TimeWindow::parse(r.get("window_start")?, r.get("window_end")?)
-                .map_err(|e| StoreError::Internal(format!("stored window is invalid: {e}")))?;
+            let window =
+                hestami_core::job::TimeWindow::parse(r.get("window_start")?, r.get("window_end")?)
+                    .map_err(|e| StoreError::Internal(format!("stored window is invalid: {e}")))?;
             let location = match (r.get::<Option<f64>>("lat")?, r.get::<Option<f64>>("lon")?) {
                 (Some(lat), Some(lon)) => GeoPoint::parse(lat, lon).ok(),
                 _ => None,
             };
             Ok((
                 TechnicianId::from_uuid(r.get("technician_id")?),
-                Appointment { job_id: hestami_core::ids::JobId::from_uuid(r.get("id")?), window, location },
+                Appointment {
+                    job_id: hestami_core::ids::JobId::from_uuid(r.get("id")?),
+                    window,
+                    location,
+                },
             ))
         })
         .collect()
@@ -413,8 +469,13 @@ pub(crate) async fn load_appointments(
 
 impl Services {
     /// The technician with their work profile.
-    pub async fn technician_detail(&self, caller: &Caller, id: TechnicianId) -> Result<TechnicianDetail, StoreError> {
-        self.read(caller, move |tx| Box::pin(load_detail(tx, id))).await
+    pub async fn technician_detail(
+        &self,
+        caller: &Caller,
+        id: TechnicianId,
+    ) -> Result<TechnicianDetail, StoreError> {
+        self.read(caller, move |tx| Box::pin(load_detail(tx, id)))
+            .await
     }
 
     /// `technician/v1/availability`: free and busy spans over `[from, to)`, with what makes them
@@ -431,9 +492,18 @@ impl Services {
                 let detail = load_detail(tx, id).await?;
                 let tz = load_organization(tx, false).await?.time_zone.tz();
                 let shifts = schedule::shift_intervals(&detail.profile.shifts, tz, from, to);
-                let appointments: Vec<Appointment> =
-                    load_appointments(tx, Some(id), from, to).await?.into_iter().map(|(_, a)| a).collect();
-                Ok(schedule::availability(&shifts, &detail.profile.time_off, &appointments, from, to))
+                let appointments: Vec<Appointment> = load_appointments(tx, Some(id), from, to)
+                    .await?
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .collect();
+                Ok(schedule::availability(
+                    &shifts,
+                    &detail.profile.time_off,
+                    &appointments,
+                    from,
+                    to,
+                ))
             })
         })
         .await

@@ -431,7 +431,10 @@ pub async fn ready(services: &Services, caller: &Caller, tech: &Technician) -> T
 /// area covering the fixture property's postal code, unless it already has service areas: what
 /// scheduling and assignment check before anything else.
 pub async fn ensure_ready(services: &Services, caller: &Caller) {
-    let areas = services.contractor_service_areas(caller).await.expect("service areas");
+    let areas = services
+        .contractor_service_areas(caller)
+        .await
+        .expect("service areas");
     if areas.version > 0 {
         return;
     }
