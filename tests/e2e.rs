@@ -23,6 +23,9 @@ both!(
     lists_page_with_cursors,
     callbacks_link_a_new_job,
     workflows_are_recorded_with_versioned_names,
+    compliance_gates_scheduling,
+    eligibility_rules_refuse_with_every_reason,
+    onboarding_validation_and_other_organizations,
 );
 
 async fn status_to(s: &TestServer, job: &Value, status: &str) -> Reply {
@@ -981,4 +984,433 @@ async fn raw_request(base: &str, head: &str) -> String {
     )
     .await;
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The codes of a refusal's reasons (`details.reasons`) or failed rules (`details.failedRules`).
+fn reason_codes(reply: &Reply) -> Vec<String> {
+    let details = &reply.json["error"]["details"];
+    details["reasons"]
+        .as_array()
+        .or(details["failedRules"].as_array())
+        .map(|items| {
+            items
+                .iter()
+                .map(|r| r["code"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+async fn compliance_gates_scheduling(s: TestServer) {
+    // A new organization, not yet made ready.
+    let b = s
+        .new_tenant("Fresh Plumbing", "owner-fresh@example.com")
+        .await;
+    let customer = s
+        .call_as(
+            &b,
+            "customer/v1/create",
+            json!({ "idempotencyKey": key(), "name": "Ada" }),
+        )
+        .await
+        .ok();
+    let property = s
+        .call_as(
+            &b,
+            "customer/v1/addProperty",
+            json!({ "idempotencyKey": key(), "customerId": customer["id"], "address": { "line1": "1 Main St",
+                    "city": "Chicago", "region": "IL", "postalCode": "60601", "country": "US" } }),
+        )
+        .await
+        .ok();
+    let job = s
+        .call_as(
+            &b,
+            "job/v1/create",
+            json!({ "idempotencyKey": key(), "customerId": customer["id"], "propertyId": property["id"],
+                    "trade": "plumbing", "priority": "routine", "summary": "Drain" }),
+        )
+        .await
+        .ok();
+    let (start, end) = TestServer::window();
+    let schedule = || json!({ "idempotencyKey": key(), "jobId": job["id"], "windowStart": start, "windowEnd": end });
+
+    // Nothing on file: every reason at once.
+    let refused = s.call_as(&b, "job/v1/schedule", schedule()).await;
+    refused.assert_error(422, "COMPLIANCE_REQUIREMENTS_NOT_MET");
+    assert_eq!(
+        reason_codes(&refused),
+        ["LICENSE_MISSING", "INSURANCE_MISSING"],
+        "{refused:?}"
+    );
+
+    // An expired, unverified licence and too little insurance.
+    let license = s
+        .call_as(
+            &b,
+            "contractor/v1/addLicense",
+            json!({ "idempotencyKey": key(), "trade": "plumbing", "jurisdiction": { "country": "US", "region": "IL" },
+                    "number": "PL-1", "expiresOn": today() - chrono::Duration::days(1) }),
+        )
+        .await
+        .ok();
+    assert_eq!(license["status"], "pending");
+    let policy = s
+        .call_as(
+            &b,
+            "contractor/v1/addInsurance",
+            json!({ "idempotencyKey": key(), "kind": "general_liability", "carrier": "Acme", "policyNumber": "GL-1",
+                    "perOccurrenceLimit": "500000.00", "aggregateLimit": "1000000.00",
+                    "effectiveOn": today() - chrono::Duration::days(10), "expiresOn": today() + chrono::Duration::days(300) }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (
+            policy["perOccurrenceLimit"].as_str(),
+            policy["currency"].as_str()
+        ),
+        (Some("500000.00"), Some("USD"))
+    );
+    let refused = s.call_as(&b, "job/v1/schedule", schedule()).await;
+    refused.assert_error(422, "COMPLIANCE_REQUIREMENTS_NOT_MET");
+    let codes = reason_codes(&refused);
+    for code in [
+        "LICENSE_EXPIRED",
+        "LICENSE_UNVERIFIED",
+        "INSURANCE_BELOW_MINIMUM",
+    ] {
+        assert!(codes.iter().any(|c| c == code), "{code} in {codes:?}");
+    }
+    let status = s
+        .call_as(&b, "contractor/v1/complianceStatus", json!({}))
+        .await
+        .ok();
+    let plumbing = status["trades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["trade"] == "plumbing")
+        .unwrap()
+        .clone();
+    assert_eq!(plumbing["compliant"], false);
+
+    // Only owners and admins verify licences.
+    let office = s.member(&b, "office-fresh@example.com", Role::Office).await;
+    let as_office = support::Tenant {
+        token: office,
+        ..b.clone()
+    };
+    s.call_as(
+        &as_office,
+        "contractor/v1/verifyLicense",
+        json!({ "idempotencyKey": key(), "licenseId": license["id"], "status": "verified" }),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+
+    // Renewed, verified and insured properly: scheduling works.
+    let renewed = s
+        .call_as(&b, "contractor/v1/updateLicense", json!({ "idempotencyKey": key(), "licenseId": license["id"], "expiresOn": today() + chrono::Duration::days(400) }))
+        .await
+        .ok();
+    let verified = s
+        .call_as(
+            &b,
+            "contractor/v1/verifyLicense",
+            json!({ "idempotencyKey": key(), "licenseId": renewed["id"], "status": "verified" }),
+        )
+        .await
+        .ok();
+    assert_eq!(verified["status"], "verified");
+    s.call_as(&b, "contractor/v1/updateInsurance", json!({ "idempotencyKey": key(), "insuranceId": policy["id"], "perOccurrenceLimit": "1000000" }))
+        .await
+        .ok();
+    let scheduled = s.call_as(&b, "job/v1/schedule", schedule()).await.ok();
+    assert_eq!(scheduled["status"], "scheduled");
+    let expiring = s
+        .call_as(
+            &b,
+            "contractor/v1/listExpiring",
+            json!({ "withinDays": 365 }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        expiring["items"].as_array().map(Vec::len),
+        Some(1),
+        "the policy lapses within a year: {expiring}"
+    );
+}
+
+async fn eligibility_rules_refuse_with_every_reason(s: TestServer) {
+    let f = s.fixture().await;
+    let (start, end) = TestServer::window();
+    let job = s
+        .mutate(
+            "job/v1/create",
+            json!({ "customerId": f.customer["id"], "propertyId": f.property["id"], "trade": "plumbing", "priority": "urgent",
+                    "summary": "Backflow test", "minSkillLevel": 3, "requiredCertifications": ["Backflow Tester"] }),
+        )
+        .await;
+    assert_eq!(
+        (
+            job["minSkillLevel"].as_i64(),
+            job["requiredCertifications"].clone()
+        ),
+        (Some(3), json!(["Backflow Tester"]))
+    );
+    // eligibleTechs needs a window until the job has one.
+    s.call("dispatch/v1/eligibleTechs", json!({ "jobId": job["id"] }))
+        .await
+        .assert_error(422, "JOB_WINDOW_REQUIRED");
+    s.mutate(
+        "job/v1/schedule",
+        json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
+    )
+    .await;
+
+    // A new technician with no shifts, too junior and without the certification.
+    let newbie = s
+        .mutate(
+            "technician/v1/create",
+            json!({ "name": "Newbie", "trades": ["plumbing"] }),
+        )
+        .await;
+    let refused = s
+        .call(
+            "dispatch/v1/assignTech",
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": newbie["id"] }),
+        )
+        .await;
+    refused.assert_error(422, "TECHNICIAN_INELIGIBLE");
+    assert_eq!(
+        reason_codes(&refused),
+        [
+            "SKILL_LEVEL_TOO_LOW",
+            "CERTIFICATION_MISSING",
+            "OUTSIDE_SHIFT"
+        ],
+        "{refused:?}"
+    );
+
+    // The fixture technician, made senior and certified: eligible, and ranked first.
+    s.mutate(
+        "technician/v1/setSkills",
+        json!({ "technicianId": f.tech["id"], "skills": [{ "trade": "plumbing", "level": 4 }] }),
+    )
+    .await;
+    let profile = s
+        .mutate(
+            "technician/v1/addCertification",
+            json!({ "technicianId": f.tech["id"], "name": "Backflow Tester", "issuer": "State Board",
+                    "expiresOn": today() + chrono::Duration::days(200) }),
+        )
+        .await;
+    assert_eq!(profile["certifications"].as_array().map(Vec::len), Some(1));
+    let ranked = s
+        .call("dispatch/v1/eligibleTechs", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
+    let candidates = ranked["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2);
+    assert_eq!(
+        (&candidates[0]["technicianId"], &candidates[0]["eligible"]),
+        (&f.tech["id"], &json!(true))
+    );
+    assert_eq!(candidates[1]["eligible"], false);
+
+    // Time off over the window refuses the move to dispatched, after a valid assignment.
+    s.mutate(
+        "dispatch/v1/assignTech",
+        json!({ "jobId": job["id"], "technicianId": f.tech["id"] }),
+    )
+    .await;
+    let off = s
+        .mutate("technician/v1/addTimeOff", json!({ "technicianId": f.tech["id"], "start": start, "end": end, "reason": "training" }))
+        .await;
+    let dispatched = status_to(&s, &job, "dispatched").await;
+    dispatched.assert_error(422, "TECHNICIAN_INELIGIBLE");
+    assert_eq!(reason_codes(&dispatched), ["TIME_OFF_OVERLAP"]);
+    let time_off_id = off["timeOff"][0]["id"].clone();
+    s.mutate(
+        "technician/v1/removeTimeOff",
+        json!({ "technicianId": f.tech["id"], "timeOffId": time_off_id }),
+    )
+    .await;
+
+    // A second job in the same window for the same technician overlaps the first.
+    let second = s.job(&f).await;
+    s.mutate(
+        "job/v1/schedule",
+        json!({ "jobId": second["id"], "windowStart": start, "windowEnd": end }),
+    )
+    .await;
+    let overlap = s
+        .call(
+            "dispatch/v1/assignTech",
+            json!({ "idempotencyKey": key(), "jobId": second["id"], "technicianId": f.tech["id"] }),
+        )
+        .await;
+    assert_eq!(
+        reason_codes(&overlap),
+        ["APPOINTMENT_OVERLAP"],
+        "{overlap:?}"
+    );
+    // The technician's own areas, away from the property.
+    s.mutate(
+        "technician/v1/setServiceAreas",
+        json!({ "technicianId": f.tech["id"], "areas": [{ "kind": "postalCodes", "postalCodes": ["99501"] }] }),
+    )
+    .await;
+    let away = s
+        .call(
+            "dispatch/v1/assignTech",
+            json!({ "idempotencyKey": key(), "jobId": second["id"], "technicianId": f.tech["id"] }),
+        )
+        .await;
+    assert_eq!(
+        reason_codes(&away),
+        ["OUTSIDE_TECHNICIAN_AREA", "APPOINTMENT_OVERLAP"],
+        "{away:?}"
+    );
+    // The first job still dispatches now that the time off is gone? Not from another area.
+    let dispatched = status_to(&s, &job, "dispatched").await;
+    assert_eq!(reason_codes(&dispatched), ["OUTSIDE_TECHNICIAN_AREA"]);
+    s.mutate(
+        "technician/v1/setServiceAreas",
+        json!({ "technicianId": f.tech["id"], "areas": [] }),
+    )
+    .await;
+    assert_eq!(
+        status_to(&s, &job, "dispatched").await.ok()["status"],
+        "dispatched"
+    );
+
+    // Availability shows the booked job.
+    let day_start =
+        chrono::DateTime::parse_from_rfc3339(&start).unwrap() - chrono::Duration::hours(1);
+    let spans = s
+        .call(
+            "technician/v1/availability",
+            json!({ "technicianId": f.tech["id"], "from": day_start.to_rfc3339(), "to": (day_start + chrono::Duration::hours(4)).to_rfc3339() }),
+        )
+        .await
+        .ok();
+    let kinds: Vec<&str> = spans["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sp| sp["reason"]["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"appointment") && kinds.contains(&"free"),
+        "{kinds:?}"
+    );
+}
+
+async fn onboarding_validation_and_other_organizations(s: TestServer) {
+    let f = s.fixture().await;
+    // Every field error at once, with its path.
+    let bad = s
+        .call(
+            "contractor/v1/addInsurance",
+            json!({ "idempotencyKey": key(), "kind": "general_liability", "carrier": "Acme", "policyNumber": "X",
+                    "perOccurrenceLimit": "lots", "aggregateLimit": "-5", "effectiveOn": "2030-01-01", "expiresOn": "2031-01-01" }),
+        )
+        .await;
+    bad.assert_error(400, "VALIDATION_FAILED");
+    let fields: HashSet<&str> = bad.json["field_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains("perOccurrenceLimit") && fields.contains("aggregateLimit"),
+        "{bad:?}"
+    );
+    let polygon = s
+        .call(
+            "contractor/v1/setServiceAreas",
+            json!({ "idempotencyKey": key(), "areas": [{ "kind": "postalCodes", "postalCodes": ["60601"] },
+                    { "kind": "polygon", "geojson": { "type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]] } }] }),
+        )
+        .await;
+    polygon.assert_error(400, "VALIDATION_FAILED");
+    assert!(
+        polygon.json["field_errors"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("areas[1].geojson"),
+        "{polygon:?}"
+    );
+    let shifts = s
+        .call(
+            "technician/v1/setShifts",
+            json!({ "idempotencyKey": key(), "technicianId": f.tech["id"], "effectiveFrom": "2031-01-01",
+                    "weekly": [{ "weekday": "mon", "start": "17:00", "end": "08:00" }] }),
+        )
+        .await;
+    shifts.assert_error(400, "VALIDATION_FAILED");
+    // A valid polygon round-trips.
+    let areas = s
+        .mutate(
+            "contractor/v1/setServiceAreas",
+            json!({ "areas": [{ "kind": "postalCodes", "postalCodes": ["60601"] },
+                    { "kind": "radius", "center": { "lat": 41.88, "lon": -87.63 }, "radiusKm": 25, "trades": ["plumbing"] }] }),
+        )
+        .await;
+    assert_eq!(areas["areas"].as_array().map(Vec::len), Some(2));
+
+    // Another organization reaches none of it.
+    let b = s.new_tenant("Other Org", "owner-other@example.com").await;
+    let credentials = s
+        .call("contractor/v1/listCredentials", json!({}))
+        .await
+        .ok();
+    let license_id = credentials["licenses"][0]["id"].clone();
+    let a_ids = [
+        (
+            "technician/v1/setSkills",
+            json!({ "idempotencyKey": key(), "technicianId": f.tech["id"], "skills": [] }),
+        ),
+        (
+            "technician/v1/getProfile",
+            json!({ "technicianId": f.tech["id"] }),
+        ),
+        (
+            "technician/v1/availability",
+            json!({ "technicianId": f.tech["id"], "from": "2031-01-01T00:00:00Z", "to": "2031-01-02T00:00:00Z" }),
+        ),
+        (
+            "contractor/v1/verifyLicense",
+            json!({ "idempotencyKey": key(), "licenseId": license_id, "status": "rejected" }),
+        ),
+        (
+            "contractor/v1/removeLicense",
+            json!({ "idempotencyKey": key(), "licenseId": license_id }),
+        ),
+    ];
+    for (procedure, body) in a_ids {
+        s.call_as(&b, procedure, body)
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
+    let job = s.job(&f).await;
+    s.call_as(&b, "dispatch/v1/eligibleTechs", json!({ "jobId": job["id"], "windowStart": "2031-01-01T10:00:00Z", "windowEnd": "2031-01-01T12:00:00Z" }))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    let b_status = s
+        .call_as(&b, "contractor/v1/listCredentials", json!({}))
+        .await
+        .ok();
+    assert_eq!(
+        (b_status["licenses"].clone(), b_status["insurance"].clone()),
+        (json!([]), json!([]))
+    );
 }
