@@ -261,9 +261,22 @@ async fn assignment_rules(s: TestServer) {
         )
         .await;
     let other = s.around_the_clock(&other).await;
+    // Dispatched, nobody has set off yet: another technician may take it over.
+    let handed_over = s
+        .mutate(
+            "dispatch/v1/assignTech",
+            json!({ "jobId": job["id"], "technicianId": other["id"] }),
+        )
+        .await;
+    assert_eq!(
+        (&handed_over["status"], &handed_over["technicianId"]),
+        (&json!("dispatched"), &other["id"])
+    );
+    // Once on the way, the technician cannot be swapped without unassigning.
+    status_to(&s, &job, "en_route").await.ok();
     s.call(
         "dispatch/v1/assignTech",
-        json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": other["id"] }),
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": f.tech["id"] }),
     )
     .await
     .assert_error(409, "JOB_ASSIGNMENT_NOT_ALLOWED");

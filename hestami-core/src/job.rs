@@ -369,9 +369,10 @@ pub const TRANSITIONS: &[(JobStatus, JobAction, Target)] = &[
 /// States from which a callback (a new linked job) may be raised.
 pub const CALLBACK_FROM: [JobStatus; 4] = [S::Completed, S::Invoiced, S::Paid, S::Closed];
 
-/// States in which a technician may be assigned or replaced. Later, the job is with its
-/// technician and must be unassigned (back to scheduled) first.
-pub const ASSIGNABLE_IN: [JobStatus; 2] = [S::Requested, S::Scheduled];
+/// States in which a technician may be assigned or replaced. A dispatched job may still go to
+/// another technician (nobody has set off yet); once the technician is on the way, it must be
+/// unassigned (back to scheduled) first.
+pub const ASSIGNABLE_IN: [JobStatus; 3] = [S::Requested, S::Scheduled, S::Dispatched];
 
 /// The `(action, target state)` pairs the table allows from the job's current state, in table
 /// order, with the held state resolved.

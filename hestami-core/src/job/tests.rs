@@ -511,10 +511,10 @@ fn cancel_only_before_the_technician_arrives() {
 }
 
 #[test]
-fn assignment_only_while_requested_or_scheduled() {
-    let dispatched = drive_to(S::Dispatched);
+fn assignment_only_until_the_technician_sets_off() {
+    let en_route = drive_to(S::EnRoute);
     let error = refuse(
-        &dispatched,
+        &en_route,
         &JobCommand::Assign {
             technician_id: tech(2),
         },
@@ -523,12 +523,12 @@ fn assignment_only_while_requested_or_scheduled() {
     assert_eq!(
         error,
         JobError::AssignmentNotAllowed {
-            status: S::Dispatched
+            status: S::EnRoute
         }
     );
     assert_eq!(error.code(), "JOB_ASSIGNMENT_NOT_ALLOWED");
     assert!(error.is_state_conflict());
-    assert!(error.to_string().contains("dispatched"));
+    assert!(error.to_string().contains("en_route"));
 
     for status in S::ALL {
         let job = drive_to(status);
@@ -1094,7 +1094,7 @@ fn transition_table_snapshot() {
         dispatched --unassign--> scheduled
         en_route --unassign--> scheduled
         callback from: completed, invoiced, paid, closed
-        assignable in: requested, scheduled
+        assignable in: requested, scheduled, dispatched
     "#]]
     .assert_eq(&out);
 }
@@ -1217,7 +1217,6 @@ fn refusal_messages_snapshot() {
         scheduled + unassign -> JOB_INVALID_TRANSITION: a job in state scheduled cannot unassign; allowed: scheduled, dispatched, on_hold, cancelled
         scheduled + callback -> JOB_CALLBACK_NOT_ALLOWED: a callback can only be raised for a completed, invoiced, paid or closed job, not one in state scheduled
         dispatched + schedule -> JOB_INVALID_TRANSITION: a job in state dispatched cannot schedule; allowed: en_route, on_hold, cancelled, scheduled
-        dispatched + assign -> JOB_ASSIGNMENT_NOT_ALLOWED: the technician of a job in state dispatched cannot be changed; unassign it first
         dispatched + dispatch -> JOB_INVALID_TRANSITION: a job in state dispatched cannot move to dispatched; allowed: en_route, on_hold, cancelled, scheduled
         dispatched + arrive -> JOB_INVALID_TRANSITION: a job in state dispatched cannot move to on_site; allowed: en_route, on_hold, cancelled, scheduled
         dispatched + start_work -> JOB_INVALID_TRANSITION: a job in state dispatched cannot move to in_progress; allowed: en_route, on_hold, cancelled, scheduled
@@ -1389,7 +1388,7 @@ fn accepted_moves_snapshot() {
     expect![[r#"
         requested: [schedule -> scheduled, hold -> on_hold, cancel -> cancelled] + [assign]
         scheduled: [schedule -> scheduled, dispatch -> dispatched, hold -> on_hold, cancel -> cancelled] + [assign]
-        dispatched: [start_travel -> en_route, hold -> on_hold, cancel -> cancelled, unassign -> scheduled] + []
+        dispatched: [start_travel -> en_route, hold -> on_hold, cancel -> cancelled, unassign -> scheduled] + [assign]
         en_route: [arrive -> on_site, hold -> on_hold, cancel -> cancelled, unassign -> scheduled] + []
         on_site: [start_work -> in_progress, hold -> on_hold] + []
         in_progress: [complete -> completed, hold -> on_hold] + []

@@ -21,7 +21,7 @@ use crate::rpc::{Ctx, Name, Procedure, mutation, query, validate};
 pub struct AssignTechInput {
     /// Makes the call idempotent.
     pub idempotency_key: Uuid,
-    /// Which job (requested or scheduled).
+    /// Which job (requested, scheduled or dispatched).
     pub job_id: Uuid,
     /// Who: an active technician of the organization holding the job's trade.
     pub technician_id: Uuid,
