@@ -1304,6 +1304,51 @@ async fn eligibility_rules_refuse_with_every_reason(s: TestServer) {
         "dispatched"
     );
 
+    // Resuming a job held in dispatched hands it back to its technician: checked again.
+    status_to(&s, &job, "on_hold").await.ok();
+    let off = s
+        .mutate(
+            "technician/v1/addTimeOff",
+            json!({ "technicianId": f.tech["id"], "start": start, "end": end }),
+        )
+        .await;
+    let resumed = status_to(&s, &job, "dispatched").await;
+    resumed.assert_error(422, "TECHNICIAN_INELIGIBLE");
+    assert_eq!(reason_codes(&resumed), ["TIME_OFF_OVERLAP"]);
+    let time_off_id = off["timeOff"][0]["id"].clone();
+    s.mutate(
+        "technician/v1/removeTimeOff",
+        json!({ "technicianId": f.tech["id"], "timeOffId": time_off_id }),
+    )
+    .await;
+    assert_eq!(
+        status_to(&s, &job, "dispatched").await.ok()["status"],
+        "dispatched"
+    );
+
+    // A new window for a job that has its technician must suit the technician too.
+    let shift = |t: &str, days: i64| {
+        (chrono::DateTime::parse_from_rfc3339(t).unwrap() + chrono::Duration::days(days))
+            .to_rfc3339()
+    };
+    let third = s.job(&f).await;
+    s.mutate("job/v1/schedule", json!({ "jobId": third["id"], "windowStart": shift(&start, 1), "windowEnd": shift(&end, 1) })).await;
+    s.mutate(
+        "dispatch/v1/assignTech",
+        json!({ "jobId": third["id"], "technicianId": f.tech["id"] }),
+    )
+    .await;
+    s.mutate(
+        "technician/v1/addTimeOff",
+        json!({ "technicianId": f.tech["id"], "start": shift(&start, 2), "end": shift(&end, 2) }),
+    )
+    .await;
+    let moved = s
+        .call("job/v1/schedule", json!({ "idempotencyKey": key(), "jobId": third["id"], "windowStart": shift(&start, 2), "windowEnd": shift(&end, 2) }))
+        .await;
+    moved.assert_error(422, "TECHNICIAN_INELIGIBLE");
+    assert_eq!(reason_codes(&moved), ["TIME_OFF_OVERLAP"]);
+
     // Availability shows the booked job.
     let day_start =
         chrono::DateTime::parse_from_rfc3339(&start).unwrap() - chrono::Duration::hours(1);

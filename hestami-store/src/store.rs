@@ -296,6 +296,11 @@ impl TenantTx {
         self.now
     }
 
+    /// The workflow this transaction is a step of, if any.
+    pub fn workflow_id(&self) -> Option<WorkflowId> {
+        self.workflow
+    }
+
     /// Who is acting, when a person is.
     pub fn actor(&self) -> Option<UserId> {
         self.actor

@@ -53,7 +53,8 @@ pub struct CandidateDto {
     pub eligible: bool,
     /// Every rule that failed, with the data that failed it.
     pub failed_rules: Vec<RuleFailureDto>,
-    /// The rank's score (higher is better); 0 for an ineligible technician.
+    /// The rank's score (higher is better; 20 per skill level, less a point per km and ten per
+    /// job that day); ineligible technicians are listed after every eligible one whatever it is.
     pub score: f64,
     /// Why the rank, for a person.
     pub reasons: Vec<String>,

@@ -121,8 +121,14 @@ async fn scan(tx: &mut TenantTx, date: NaiveDate) -> Result<ScanReport, StoreErr
             });
             tx.execute(
                 "INSERT INTO outbox (organization_id, id, kind, payload, workflow_id, created_at) \
-                 VALUES ($1, $2, 'expiry_reminder', $3, NULL, $4)",
-                args![org, new_id(), payload.to_string(), now],
+                 VALUES ($1, $2, 'expiry_reminder', $3, $4, $5)",
+                args![
+                    org,
+                    new_id(),
+                    payload.to_string(),
+                    tx.workflow_id().map(|w| w.as_uuid()),
+                    now
+                ],
             )
             .await?;
             report.reminders += 1;
@@ -211,16 +217,18 @@ impl Services {
             let date = now.with_timezone(&tz).date_naive();
             let key = scan_key(date);
             let command = ScanCommand { date };
-            self.submit(
-                &caller,
-                Request {
-                    idempotency_key: key,
-                    fingerprint: key.to_string(),
-                    trace_id: None,
-                    command,
-                },
-            )
-            .await?;
+            let request = Request {
+                idempotency_key: key,
+                fingerprint: key.to_string(),
+                trace_id: None,
+                command,
+            };
+            if let Err(e) = self.submit(&caller, request).await {
+                // This organization's lease expires and a later pass retries it; the others
+                // claimed in this pass still run now.
+                tracing::warn!(organization.id = %organization_id, error = %e, "compliance scan failed");
+                continue;
+            }
             let mut tx = store.shared(true).await?;
             tx.execute(
                 "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3",

@@ -166,6 +166,10 @@ pub(crate) async fn run(
                     core_job::decide(&job, &command, &Guards::default())
                         .map_err(|e| job_failure(&e))?;
                     super::eligibility::ensure_compliant(tx, &job, s.window).await?;
+                    // A new window for a job that has its technician: they must fit it too.
+                    if let Some(technician) = job.technician_id {
+                        super::eligibility::ensure_eligible(tx, &job, technician, s.window).await?;
+                    }
                     apply(tx, &job, command, None).await
                 })
             })
@@ -177,7 +181,9 @@ pub(crate) async fn run(
                     let job = load(tx, u.job_id, true).await?;
                     check_version("job", u.expected_version, job.version)?;
                     let command = command_for_target(&job, u.status)?;
-                    if command == JobCommand::Dispatch
+                    // Entering dispatched, whether by dispatch or by resuming a job held there,
+                    // hands the job to its technician: every eligibility rule applies again.
+                    if u.status == JobStatus::Dispatched
                         && let (Some(technician), Some(window)) = (job.technician_id, job.window)
                     {
                         core_job::decide(&job, &command, &Guards::default())
@@ -266,12 +272,15 @@ pub(crate) async fn run_dispatch(
                 technician_id: tech.id,
             };
             core_job::decide(&job, &command, &Guards::default()).map_err(|e| job_failure(&e))?;
-            if let Some(window) = job.window {
+            let refusals = match job.window {
                 // Scheduled: every eligibility rule at the appointment time.
-                super::eligibility::ensure_eligible(tx, &job, tech.id, window).await?;
-            }
-            // Not yet scheduled: the rules that hold at any time.
-            let refusals = assignment_refusals(&tech, &job.trade);
+                Some(window) => {
+                    super::eligibility::ensure_eligible(tx, &job, tech.id, window).await?;
+                    Vec::new()
+                }
+                // Not yet scheduled: the rules that hold at any time.
+                None => assignment_refusals(&tech, &job.trade),
+            };
             if !refusals.is_empty() {
                 let message = refusals
                     .iter()
