@@ -83,3 +83,28 @@ id_type!(
     /// the set makes a new one and keeps the old in the history.
     ServiceAreaSetId
 );
+id_type!(
+    /// A pricebook item (a service, material, labour rate or piece of equipment); the same id
+    /// across all its revisions.
+    PricebookItemId
+);
+id_type!(
+    /// An estimate (a proposal to a customer); the same id across all its revisions.
+    EstimateId
+);
+id_type!(
+    /// One option of an estimate (such as good, better or best).
+    EstimateOptionId
+);
+id_type!(
+    /// An invoice.
+    InvoiceId
+);
+id_type!(
+    /// A payment collected against an invoice.
+    PaymentId
+);
+id_type!(
+    /// A refund of (part of) a payment.
+    RefundId
+);

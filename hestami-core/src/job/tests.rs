@@ -520,12 +520,7 @@ fn assignment_only_until_the_technician_sets_off() {
         },
         &ALL_GUARDS,
     );
-    assert_eq!(
-        error,
-        JobError::AssignmentNotAllowed {
-            status: S::EnRoute
-        }
-    );
+    assert_eq!(error, JobError::AssignmentNotAllowed { status: S::EnRoute });
     assert_eq!(error.code(), "JOB_ASSIGNMENT_NOT_ALLOWED");
     assert!(error.is_state_conflict());
     assert!(error.to_string().contains("en_route"));

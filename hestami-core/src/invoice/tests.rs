@@ -1,0 +1,556 @@
+//! Tests of invoices: numbering, terms and aging, snapshots of the table and of every refusal,
+//! and property tests of balances under any sequence of payments and refunds.
+use super::*;
+
+use chrono::{Duration, TimeZone as _};
+use expect_test::expect;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::estimate::{self, EstimateCommand, EstimateContent, EstimateOption, NewEstimate};
+use crate::ids::PropertyId;
+use crate::pricebook::{
+    self, ItemKind, LineSource, MarkupTiers, PricingContext, QuoteLine, QuoteRequest, TaxRate,
+    TaxableKinds,
+};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2031, 3, 2, 21, 58, 3)
+        .single()
+        .expect("a valid instant")
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("a valid date")
+}
+
+fn usd() -> Currency {
+    Currency::parse("USD").expect("listed")
+}
+
+fn cents(n: i64) -> Money {
+    Money::from_minor_units(n, usd())
+}
+
+fn name(raw: &str) -> Name {
+    Name::parse(raw).expect("valid")
+}
+
+fn reason(raw: &str) -> Reason {
+    Reason::parse(raw).expect("valid")
+}
+
+fn payment_id(n: u128) -> PaymentId {
+    PaymentId::from_uuid(Uuid::from_u128(0x9a00 + n))
+}
+
+fn refund_id(n: u128) -> RefundId {
+    RefundId::from_uuid(Uuid::from_u128(0x5e00 + n))
+}
+
+/// Quotes custom lines (price in cents, kind) with a 8.25 % tax on materials and an optional
+/// discount in cents.
+fn quote_of(lines: &[(i64, ItemKind)], discount: Option<i64>) -> Quote {
+    let tax = TaxRate {
+        jurisdiction: crate::compliance::Jurisdiction::parse(
+            crate::customer::CountryCode::parse("US").expect("valid"),
+            None,
+            None,
+        )
+        .expect("valid"),
+        name: name("Sales tax"),
+        percent: crate::money::Percent::parse_str("8.25").expect("valid"),
+        taxable: TaxableKinds {
+            material: true,
+            ..TaxableKinds::default()
+        },
+    };
+    let request = QuoteRequest {
+        lines: lines
+            .iter()
+            .map(|&(price, kind)| QuoteLine {
+                source: LineSource::Custom {
+                    description: name("Work"),
+                    unit_price: cents(price),
+                    kind,
+                },
+                quantity: Decimal::ONE,
+                description: None,
+            })
+            .collect(),
+        discount: discount.map(|d| pricebook::Discount::Amount { amount: cents(d) }),
+    };
+    let markup = MarkupTiers::default();
+    pricebook::quote(
+        &PricingContext {
+            currency: usd(),
+            items: &[],
+            markup: &markup,
+            taxes: &[tax],
+        },
+        &request,
+    )
+    .expect("prices")
+}
+
+fn draft_with(quote: Quote) -> Invoice {
+    create(
+        InvoiceId::from_uuid(Uuid::from_u128(0x1e)),
+        NewInvoice {
+            job_id: Some(JobId::from_uuid(Uuid::from_u128(3))),
+            customer_id: CustomerId::from_uuid(Uuid::from_u128(1)),
+            source: InvoiceSource::Lines,
+            quote,
+            terms: PaymentTerms::net(30).expect("valid"),
+        },
+        t0(),
+        None,
+    )
+    .expect("valid")
+    .0
+}
+
+fn draft() -> Invoice {
+    draft_with(quote_of(
+        &[(10_000, ItemKind::Labor), (5_000, ItemKind::Material)],
+        None,
+    ))
+}
+
+fn issue(n: u64) -> InvoiceCommand {
+    InvoiceCommand::Issue {
+        number: InvoiceNumber::from_sequence(n).expect("valid"),
+        issue_date: day(2031, 3, 2),
+    }
+}
+
+fn pay(n: u128, amount: i64) -> InvoiceCommand {
+    InvoiceCommand::Pay {
+        payment: NewPayment {
+            id: payment_id(n),
+            amount: cents(amount),
+            method: PaymentMethod::Card,
+            reference: None,
+        },
+    }
+}
+
+fn refund(n: u128, payment: u128, amount: i64) -> InvoiceCommand {
+    InvoiceCommand::Refund {
+        refund: NewRefund {
+            id: refund_id(n),
+            payment_id: payment_id(payment),
+            amount: cents(amount),
+            reason: reason("Overcharged"),
+        },
+    }
+}
+
+fn run(invoice: &Invoice, command: &InvoiceCommand) -> Invoice {
+    execute(invoice, command, None, t0()).expect("accepted").0
+}
+
+#[test]
+fn invoice_numbers_format_and_parse() {
+    let n = InvoiceNumber::from_sequence(123).expect("valid");
+    assert_eq!(n.to_string(), "INV-000123");
+    assert_eq!(InvoiceNumber::parse("INV-000123"), Ok(n));
+    assert_eq!(
+        InvoiceNumber::from_sequence(1_234_567).map(|n| n.to_string()),
+        Ok("INV-1234567".into())
+    );
+    for bad in [
+        "INV-123",
+        "INV-000000",
+        "inv-000123",
+        "INV-0001234",
+        "INV-00012a",
+    ] {
+        assert!(InvoiceNumber::parse(bad).is_err(), "{bad} accepted");
+    }
+    assert_eq!(
+        serde_json::to_string(&n).expect("serializes"),
+        r#""INV-000123""#
+    );
+}
+
+#[test]
+fn due_dates_and_aging_buckets() {
+    let terms = PaymentTerms::net(30).expect("valid");
+    assert_eq!(terms.due_date(day(2031, 1, 31)), day(2031, 3, 2));
+    assert_eq!(
+        PaymentTerms::net(0)
+            .expect("valid")
+            .due_date(day(2031, 1, 31)),
+        day(2031, 1, 31)
+    );
+    assert!(PaymentTerms::net(366).is_err());
+    let due = day(2031, 4, 1);
+    let out: Vec<(i64, &str)> = [-5, 0, 1, 30, 31, 60, 61, 90, 91, 400]
+        .into_iter()
+        .map(|d| (d, AgingBucket::of(due, due + Duration::days(d)).as_str()))
+        .collect();
+    expect![[r#"
+        [
+            (
+                -5,
+                "current",
+            ),
+            (
+                0,
+                "current",
+            ),
+            (
+                1,
+                "days_1_to_30",
+            ),
+            (
+                30,
+                "days_1_to_30",
+            ),
+            (
+                31,
+                "days_31_to_60",
+            ),
+            (
+                60,
+                "days_31_to_60",
+            ),
+            (
+                61,
+                "days_61_to_90",
+            ),
+            (
+                90,
+                "days_61_to_90",
+            ),
+            (
+                91,
+                "over_90",
+            ),
+            (
+                400,
+                "over_90",
+            ),
+        ]
+    "#]]
+    .assert_debug_eq(&out);
+
+    let issued = run(&draft(), &issue(1));
+    assert_eq!(issued.due_date, Some(day(2031, 4, 1)));
+    assert_eq!(issued.aging(day(2031, 4, 1)), Some(AgingBucket::Current));
+    assert!(!issued.is_overdue(day(2031, 4, 1)));
+    assert!(issued.is_overdue(day(2031, 4, 2)));
+    let part_paid = run(&issued, &pay(1, 5_000));
+    let paid = run(
+        &issued,
+        &pay(1, issued.balance().amount().mantissa() as i64),
+    );
+    assert_eq!(paid.aging(day(2031, 9, 1)), None);
+    let report = aging_report(usd(), [&part_paid, &paid, &draft()], day(2031, 5, 15));
+    let out: Vec<String> = report
+        .iter()
+        .map(|(b, m)| format!("{} {}", b.as_str(), m.amount()))
+        .collect();
+    assert_eq!(
+        out,
+        [
+            "current 0.00",
+            "days_1_to_30 0.00",
+            "days_31_to_60 104.13",
+            "days_61_to_90 0.00",
+            "over_90 0.00"
+        ]
+    );
+}
+
+#[test]
+fn transition_table_snapshot() {
+    let out: String = TRANSITIONS
+        .iter()
+        .map(|(from, a, to)| format!("{from} --{}--> {to}\n", a.as_str()))
+        .collect();
+    expect![[r#"
+        draft --update--> draft
+        draft --issue--> issued
+        draft --issue--> paid
+        issued --pay--> issued
+        issued --pay--> paid
+        issued --refund--> issued
+        paid --refund--> issued
+        draft --void--> void
+        issued --void--> void
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn every_command_in_every_state() {
+    let issued = run(&draft(), &issue(7));
+    let partly = run(&issued, &pay(1, 1_000));
+    let paid = run(
+        &partly,
+        &pay(2, partly.balance().amount().mantissa() as i64),
+    );
+    let void = run(
+        &draft(),
+        &InvoiceCommand::Void {
+            reason: reason("Duplicate"),
+        },
+    );
+    let states = [
+        ("draft", draft()),
+        ("issued", issued),
+        ("partly paid", partly),
+        ("paid", paid),
+        ("void", void),
+    ];
+    let commands = [
+        InvoiceCommand::Update {
+            quote: Box::new(quote_of(&[(100, ItemKind::Labor)], None)),
+            terms: PaymentTerms::default(),
+        },
+        issue(8),
+        pay(3, 100),
+        refund(1, 1, 100),
+        InvoiceCommand::Void {
+            reason: reason("Mistake"),
+        },
+    ];
+    let mut out = String::new();
+    for (label, invoice) in &states {
+        for command in &commands {
+            let result = match execute(invoice, command, None, t0()) {
+                Ok((next, _)) => format!("ok {} balance {}", next.status, next.balance().amount()),
+                Err(e) => format!("{}: {e}", e.code()),
+            };
+            out.push_str(&format!(
+                "{label} {}: {result}\n",
+                command.action().as_str()
+            ));
+        }
+    }
+    expect![[r#"
+        draft update: ok draft balance 1.00
+        draft issue: ok issued balance 154.13
+        draft pay: INVOICE_INVALID_TRANSITION: an invoice in state draft cannot pay; allowed: update, issue, void
+        draft refund: INVOICE_INVALID_TRANSITION: an invoice in state draft cannot refund; allowed: update, issue, void
+        draft void: ok void balance 154.13
+        issued update: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot update; allowed: pay, refund, void
+        issued issue: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot issue; allowed: pay, refund, void
+        issued pay: ok issued balance 153.13
+        issued refund: PAYMENT_NOT_FOUND: the invoice has no payment 00000000-0000-0000-0000-000000009a01
+        issued void: ok void balance 154.13
+        partly paid update: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot update; allowed: pay, refund, void
+        partly paid issue: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot issue; allowed: pay, refund, void
+        partly paid pay: ok issued balance 143.13
+        partly paid refund: ok issued balance 145.13
+        partly paid void: INVOICE_HAS_PAYMENTS: an invoice with 10.00 USD paid cannot be voided; refund the payments first
+        paid update: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot update; allowed: refund
+        paid issue: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot issue; allowed: refund
+        paid pay: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot pay; allowed: refund
+        paid refund: ok issued balance 1.00
+        paid void: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot void; allowed: refund
+        void update: INVOICE_INVALID_TRANSITION: an invoice in state void cannot update; allowed: none
+        void issue: INVOICE_INVALID_TRANSITION: an invoice in state void cannot issue; allowed: none
+        void pay: INVOICE_INVALID_TRANSITION: an invoice in state void cannot pay; allowed: none
+        void refund: INVOICE_INVALID_TRANSITION: an invoice in state void cannot refund; allowed: none
+        void void: INVOICE_INVALID_TRANSITION: an invoice in state void cannot void; allowed: none
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn payment_and_refund_refusals() {
+    let issued = run(&draft(), &issue(1));
+    let paid_some = run(&issued, &pay(1, 4_000));
+    let eur = Currency::parse("EUR").expect("listed");
+    let cases: Vec<(&str, &Invoice, InvoiceCommand)> = vec![
+        ("overpayment", &paid_some, pay(2, 11_414)),
+        ("zero", &paid_some, pay(2, 0)),
+        (
+            "sub-cent",
+            &paid_some,
+            InvoiceCommand::Pay {
+                payment: NewPayment {
+                    id: payment_id(2),
+                    amount: Money::parse("1.005", usd()).expect("valid"),
+                    method: PaymentMethod::Cash,
+                    reference: None,
+                },
+            },
+        ),
+        (
+            "euros",
+            &paid_some,
+            InvoiceCommand::Pay {
+                payment: NewPayment {
+                    id: payment_id(2),
+                    amount: Money::from_minor_units(100, eur),
+                    method: PaymentMethod::Cash,
+                    reference: None,
+                },
+            },
+        ),
+        ("same payment id", &paid_some, pay(1, 100)),
+        ("refund too much", &paid_some, refund(1, 1, 4_001)),
+        ("refund unknown payment", &paid_some, refund(1, 9, 100)),
+    ];
+    let out: String = cases
+        .into_iter()
+        .map(|(what, invoice, command)| {
+            let e = decide(invoice, &command).expect_err("refused");
+            format!("{what}: {} {e}\n", e.code())
+        })
+        .collect();
+    expect![[r#"
+        overpayment: PAYMENT_EXCEEDS_BALANCE a payment of 114.14 USD exceeds the balance of 114.13 USD
+        zero: VALIDATION_FAILED the invoice is not valid: amount: must_be_positive (the amount must be greater than 0)
+        sub-cent: VALIDATION_FAILED the invoice is not valid: amount: too_many_decimals (an amount in USD has at most 2 decimal places)
+        euros: VALIDATION_FAILED the invoice is not valid: amount: currency_mismatch (the amount must be in USD)
+        same payment id: PAYMENT_DUPLICATE a payment or refund with id 00000000-0000-0000-0000-000000009a01 is already recorded
+        refund too much: REFUND_EXCEEDS_PAYMENT a refund of 40.01 USD exceeds the 40.00 USD left to refund on payment 00000000-0000-0000-0000-000000009a01
+        refund unknown payment: PAYMENT_NOT_FOUND the invoice has no payment 00000000-0000-0000-0000-000000009a09
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn a_zero_total_invoice_is_paid_on_issue_and_void_keeps_the_number() {
+    let free = draft_with(quote_of(&[(0, ItemKind::Labor)], None));
+    assert_eq!(run(&free, &issue(4)).status, S::Paid);
+    let issued = run(&draft(), &issue(5));
+    let void = run(
+        &issued,
+        &InvoiceCommand::Void {
+            reason: reason("Billed twice"),
+        },
+    );
+    assert_eq!(void.status, S::Void);
+    assert_eq!(
+        void.number.map(|n| n.to_string()),
+        Some("INV-000005".into())
+    );
+}
+
+#[test]
+fn an_invoice_from_an_approved_estimate_takes_its_option_whole() {
+    let option_quote = quote_of(
+        &[(25_000, ItemKind::Service), (4_999, ItemKind::Material)],
+        Some(1_000),
+    );
+    let option_id = EstimateOptionId::from_uuid(Uuid::from_u128(0x0b8));
+    let (estimate, _) = estimate::create(
+        EstimateId::from_uuid(Uuid::from_u128(0xe5)),
+        NewEstimate {
+            job_id: None,
+            customer_id: CustomerId::from_uuid(Uuid::from_u128(1)),
+            property_id: PropertyId::from_uuid(Uuid::from_u128(2)),
+            currency: usd(),
+            content: EstimateContent {
+                options: vec![EstimateOption {
+                    id: option_id,
+                    name: name("Only"),
+                    quote: option_quote.clone(),
+                }],
+                valid_until: t0() + Duration::days(30),
+                notes: None,
+            },
+        },
+        t0(),
+        None,
+    )
+    .expect("valid");
+    assert_eq!(
+        from_estimate(&estimate).map_err(|e| e.to_string()),
+        Err("only an approved estimate can be invoiced; this one is draft".into())
+    );
+    let sent = estimate::execute(&estimate, &EstimateCommand::Send, None, t0())
+        .expect("sends")
+        .0;
+    let approved = estimate::execute(
+        &sent,
+        &EstimateCommand::Approve {
+            option_id,
+            signed_by: name("Ann"),
+            signature: None,
+            deposit_required: None,
+        },
+        None,
+        t0(),
+    )
+    .expect("approves")
+    .0;
+    let (source, quote) = from_estimate(&approved).expect("approved");
+    assert_eq!(
+        source,
+        InvoiceSource::Estimate {
+            estimate_id: approved.id,
+            revision: 1,
+            option_id
+        }
+    );
+    assert_eq!(quote, option_quote);
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Pay(i64),
+    Refund(usize, i64),
+}
+
+fn arb_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (1_i64..20_000).prop_map(Step::Pay),
+        (0_usize..6, 1_i64..20_000).prop_map(|(p, a)| Step::Refund(p, a)),
+    ]
+}
+
+prop_compose! {
+    fn arb_lines()(lines in prop::collection::vec((0_i64..50_000, prop::sample::select(pricebook::ItemKind::ALL.to_vec())), 1..6)) -> Vec<(i64, ItemKind)> {
+        lines
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The total is the lines plus tax minus discount, and no sequence of payments and refunds
+    /// takes the balance below 0 or above the total; the balance is always
+    /// total − payments + refunds, and paid exactly when it is 0.
+    #[test]
+    fn balances_stay_between_zero_and_the_total(
+        lines in arb_lines(),
+        discount_share in 0_i64..=100,
+        steps in prop::collection::vec(arb_step(), 0..16),
+    ) {
+        let gross: i64 = lines.iter().map(|(c, _)| c).sum();
+        let q = quote_of(&lines, Some(gross * discount_share / 100));
+        let lines_sum: Decimal = q.lines.iter().map(|l| l.line_total.amount()).sum();
+        let tax: Decimal = q.tax_lines.iter().map(|t| t.tax.amount()).sum();
+        prop_assert_eq!(q.total.amount(), lines_sum + tax - q.discount.amount());
+
+        let mut invoice = run(&draft_with(q), &issue(1));
+        let mut events = 0_usize;
+        for (n, step) in steps.into_iter().enumerate() {
+            let command = match step {
+                Step::Pay(amount) => pay(n as u128, amount),
+                Step::Refund(p, amount) => {
+                    let Some(payment) = invoice.payments.get(p % invoice.payments.len().max(1)) else { continue };
+                    InvoiceCommand::Refund { refund: NewRefund { id: refund_id(n as u128), payment_id: payment.id, amount: cents(amount), reason: reason("Returned") } }
+                }
+            };
+            match execute(&invoice, &command, None, t0()) {
+                Ok((next, _)) => { invoice = next; events += 1; }
+                Err(e) => prop_assert!(matches!(e, InvoiceError::PaymentExceedsBalance { .. } | InvoiceError::RefundExceedsPayment { .. } | InvoiceError::InvalidTransition { .. }), "unexpected refusal {e}"),
+            }
+            let balance = invoice.balance();
+            prop_assert!(!balance.is_negative());
+            prop_assert!(balance.amount() <= invoice.total().amount());
+            prop_assert_eq!(balance.amount(), invoice.total().amount() - invoice.paid().amount() + invoice.refunded().amount());
+            prop_assert_eq!(invoice.status == S::Paid, balance.is_zero());
+        }
+        prop_assert_eq!(invoice.version as usize, 2 + events);
+    }
+}
