@@ -13,9 +13,8 @@ use hestami_core::schedule::local_to_utc;
 use super::contractor::{
     load_areas, load_licenses, load_policies, load_requirements, property_jurisdiction,
 };
-use super::workforce::{load_appointments, load_detail};
+use super::workforce::{load_appointments, load_detail, load_details};
 use super::{Caller, Services};
-use crate::db::args;
 use crate::directory::load_organization;
 use crate::error::{Failure, FailureKind, StoreError};
 use crate::store::TenantTx;
@@ -198,17 +197,23 @@ impl Services {
                 };
                 let needs = needs_for(tx, &job, window).await?;
                 let org = org_facts(tx, &needs).await?;
-                let org_id = tx.org();
-                let ids = tx
-                    .fetch_all(
-                        "SELECT id FROM technicians WHERE organization_id = $1 AND active = $2 ORDER BY id",
-                        args![org_id, true],
-                    )
-                    .await?;
-                let mut facts = Vec::with_capacity(ids.len());
-                for row in ids {
-                    facts.push(technician_facts(tx, TechnicianId::from_uuid(row.get("id")?), window).await?);
+                let tz = org.time_zone.tz();
+                let (from, to) = local_day(tz, window.start());
+                let (from, to) = (from.min(window.start()), to.max(window.end()));
+                let mut appointments: std::collections::HashMap<TechnicianId, Vec<_>> =
+                    std::collections::HashMap::new();
+                for (tech, appointment) in load_appointments(tx, None, from, to).await? {
+                    appointments.entry(tech).or_default().push(appointment);
                 }
+                let facts: Vec<TechnicianFacts> = load_details(tx, None, true)
+                    .await?
+                    .into_iter()
+                    .map(|d| TechnicianFacts {
+                        appointments: appointments.remove(&d.technician.id).unwrap_or_default(),
+                        technician: d.technician,
+                        profile: d.profile,
+                    })
+                    .collect();
                 Ok(eligibility::rank(&needs, &facts, &org))
             })
         })

@@ -232,7 +232,8 @@ async fn save(tx: &mut TenantTx, tech: Technician) -> Result<Technician, StoreEr
     Ok(next)
 }
 
-const COLUMNS: &str = "id, version, name, email, phone, trades, active, created_at, updated_at";
+pub(crate) const COLUMNS: &str =
+    "id, version, name, email, phone, trades, active, created_at, updated_at";
 
 /// Loads a technician of the transaction's organization; `404` otherwise.
 pub(crate) async fn load(
@@ -251,7 +252,7 @@ pub(crate) async fn load(
         .ok_or_else(|| Failure::not_found("technician").into())
 }
 
-fn decode(row: &Row) -> Result<Technician, StoreError> {
+pub(crate) fn decode(row: &Row) -> Result<Technician, StoreError> {
     Ok(Technician {
         id: TechnicianId::from_uuid(row.get("id")?),
         version: row.get("version")?,

@@ -16,7 +16,7 @@ use hestami_core::workforce::{
     Certification, DailyCapacity, Skill, Technician, TimeOff, WeeklyShifts, WorkProfile,
 };
 
-use super::contractor::{load_areas, set_areas};
+use super::contractor::set_areas;
 use super::technician::load;
 use super::{Caller, Command, Services};
 use crate::db::{Row, args};
@@ -362,69 +362,112 @@ pub(crate) async fn load_detail(
     tx: &mut TenantTx,
     id: TechnicianId,
 ) -> Result<TechnicianDetail, StoreError> {
-    let technician = load(tx, id, false).await?;
+    load(tx, id, false).await?;
+    load_details(tx, Some(id), false)
+        .await?
+        .pop()
+        .ok_or_else(|| Failure::not_found("technician").into())
+}
+
+/// The records and work profiles of one technician (`Some`) or of all (`None`, optionally only
+/// active ones), by id. One query per kind of fact, whatever the number of technicians: the
+/// eligibility of a job is judged against every technician at once.
+pub(crate) async fn load_details(
+    tx: &mut TenantTx,
+    only: Option<TechnicianId>,
+    active_only: bool,
+) -> Result<Vec<TechnicianDetail>, StoreError> {
+    use std::collections::HashMap;
     let org = tx.org();
-    let row = tx
-        .fetch_one(
-            "SELECT skills, home_lat, home_lon, daily_capacity FROM technicians WHERE organization_id = $1 AND id = $2",
-            args![org, id.as_uuid()],
+    let filter = only.map(|t| t.as_uuid());
+    let rows = tx
+        .fetch_all(
+            &format!(
+                "SELECT {}, skills, home_lat, home_lon, daily_capacity FROM technicians \
+                 WHERE organization_id = $1 AND ($2 IS NULL OR id = $2) AND ($3 = FALSE OR active = TRUE) \
+                 ORDER BY id",
+                super::technician::COLUMNS
+            ),
+            args![org, filter, active_only],
         )
         .await?;
-    let skills: Vec<Skill> = serde_json::from_str(&row.get::<String>("skills")?)?;
-    let home_base = match (
-        row.get::<Option<f64>>("home_lat")?,
-        row.get::<Option<f64>>("home_lon")?,
-    ) {
-        (Some(lat), Some(lon)) => GeoPoint::parse(lat, lon).ok(),
-        _ => None,
-    };
-    let capacity = u16::try_from(row.get::<i64>("daily_capacity")?).unwrap_or(u16::MAX);
-    let daily_capacity = DailyCapacity::parse(capacity).unwrap_or_default();
-    let certifications = load_certifications(tx, Some(id))
-        .await?
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
+    let mut certifications: HashMap<TechnicianId, Vec<Certification>> = HashMap::new();
+    for (tech, c) in load_certifications(tx, only).await? {
+        certifications.entry(tech).or_default().push(c);
+    }
+    let mut shifts: HashMap<TechnicianId, Vec<WeeklyShifts>> = HashMap::new();
     let shift_rows = tx
         .fetch_all(
-            "SELECT effective_from, spans FROM technician_shifts WHERE organization_id = $1 AND technician_id = $2 \
-             ORDER BY effective_from",
-            args![org, id.as_uuid()],
+            "SELECT technician_id, effective_from, spans FROM technician_shifts WHERE organization_id = $1 \
+             AND ($2 IS NULL OR technician_id = $2) ORDER BY technician_id, effective_from",
+            args![org, filter],
         )
         .await?;
-    let shifts = shift_rows
-        .iter()
-        .map(|r| {
-            let from: NaiveDate = r.get("effective_from")?;
-            let spans = serde_json::from_str(&r.get::<String>("spans")?)?;
-            WeeklyShifts::parse(from, spans)
-                .map_err(|e| StoreError::Internal(format!("stored shifts are invalid: {e}")))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    for r in &shift_rows {
+        let from: NaiveDate = r.get("effective_from")?;
+        let spans = serde_json::from_str(&r.get::<String>("spans")?)?;
+        let pattern = WeeklyShifts::parse(from, spans)
+            .map_err(|e| StoreError::Internal(format!("stored shifts are invalid: {e}")))?;
+        shifts
+            .entry(TechnicianId::from_uuid(r.get("technician_id")?))
+            .or_default()
+            .push(pattern);
+    }
+    let mut time_off: HashMap<TechnicianId, Vec<TimeOff>> = HashMap::new();
     let off_rows = tx
         .fetch_all(
-            "SELECT id, starts_at, ends_at, reason FROM technician_time_off WHERE organization_id = $1 \
-             AND technician_id = $2 AND removed_at IS NULL ORDER BY starts_at, id",
-            args![org, id.as_uuid()],
+            "SELECT technician_id, id, starts_at, ends_at, reason FROM technician_time_off WHERE organization_id = $1 \
+             AND ($2 IS NULL OR technician_id = $2) AND removed_at IS NULL ORDER BY technician_id, starts_at, id",
+            args![org, filter],
         )
         .await?;
-    let time_off = off_rows
-        .iter()
-        .map(decode_time_off)
-        .collect::<Result<Vec<_>, _>>()?;
-    let service_areas = load_areas(tx, Some(id)).await?.areas;
-    Ok(TechnicianDetail {
-        technician,
-        profile: WorkProfile {
-            skills,
-            certifications,
-            shifts,
-            time_off,
-            service_areas,
-            home_base,
-            daily_capacity,
-        },
-    })
+    for r in &off_rows {
+        time_off
+            .entry(TechnicianId::from_uuid(r.get("technician_id")?))
+            .or_default()
+            .push(decode_time_off(r)?);
+    }
+    // The current set of each technician's own areas is its highest version.
+    let mut areas: HashMap<TechnicianId, Vec<ServiceArea>> = HashMap::new();
+    let area_rows = tx
+        .fetch_all(
+            "SELECT technician_id, areas FROM service_area_sets WHERE organization_id = $1 \
+             AND technician_id IS NOT NULL AND ($2 IS NULL OR technician_id = $2) ORDER BY technician_id, version DESC",
+            args![org, filter],
+        )
+        .await?;
+    for r in &area_rows {
+        let tech = TechnicianId::from_uuid(r.get("technician_id")?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = areas.entry(tech) {
+            slot.insert(serde_json::from_str(&r.get::<String>("areas")?)?);
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let technician = super::technician::decode(row)?;
+            let id = technician.id;
+            let home_base = match (
+                row.get::<Option<f64>>("home_lat")?,
+                row.get::<Option<f64>>("home_lon")?,
+            ) {
+                (Some(lat), Some(lon)) => GeoPoint::parse(lat, lon).ok(),
+                _ => None,
+            };
+            let capacity = u16::try_from(row.get::<i64>("daily_capacity")?).unwrap_or(u16::MAX);
+            Ok(TechnicianDetail {
+                technician,
+                profile: WorkProfile {
+                    skills: serde_json::from_str(&row.get::<String>("skills")?)?,
+                    certifications: certifications.remove(&id).unwrap_or_default(),
+                    shifts: shifts.remove(&id).unwrap_or_default(),
+                    time_off: time_off.remove(&id).unwrap_or_default(),
+                    service_areas: areas.remove(&id).unwrap_or_default(),
+                    home_base,
+                    daily_capacity: DailyCapacity::parse(capacity).unwrap_or_default(),
+                },
+            })
+        })
+        .collect()
 }
 
 /// The appointments (scheduled jobs with a window, not finished) of one technician or of all,
