@@ -952,6 +952,41 @@ async fn workflows_are_recorded_with_versioned_names(s: TestServer) {
         .ok();
     assert_eq!(one["steps"], 1);
     assert_eq!(one["traceId"].as_str().map(str::len), Some(32));
+
+    // Operators act on workflows through workflows of their own.
+    let done = s
+        .call(
+            "workflow/v1/cancel",
+            json!({ "idempotencyKey": key(), "workflowId": over_http["id"] }),
+        )
+        .await;
+    done.assert_error(409, "WORKFLOW_NOT_PENDING");
+    s.call(
+        "workflow/v1/resume",
+        json!({ "idempotencyKey": key(), "workflowId": over_http["id"] }),
+    )
+    .await
+    .assert_error(409, "WORKFLOW_NOT_RESUMABLE");
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    s.call_as(
+        &b,
+        "workflow/v1/cancel",
+        json!({ "idempotencyKey": key(), "workflowId": over_http["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let office = s.member(&s.a, "office-ops@example.com", Role::Office).await;
+    let as_office = support::Tenant {
+        token: office,
+        ..s.a.clone()
+    };
+    s.call_as(
+        &as_office,
+        "workflow/v1/cancel",
+        json!({ "idempotencyKey": key(), "workflowId": over_http["id"] }),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
 }
 
 /// Every procedure that mutates names a workflow whose version suffix is the procedure's.

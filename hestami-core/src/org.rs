@@ -421,6 +421,8 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("dispatch/v1/eligibleTechs", OFFICE),
     ("workflow/v1/get", MANAGERS),
     ("workflow/v1/list", MANAGERS),
+    ("workflow/v1/cancel", MANAGERS),
+    ("workflow/v1/resume", MANAGERS),
 ];
 
 /// May a member with `role` call `procedure` (`namespace/version/name`)?
@@ -541,6 +543,8 @@ mod tests {
             dispatch/v1/eligibleTechs      owner admin dispatcher office
             workflow/v1/get                owner admin
             workflow/v1/list               owner admin
+            workflow/v1/cancel             owner admin
+            workflow/v1/resume             owner admin
         "#]]
         .assert_eq(&table);
     }

@@ -17,8 +17,11 @@ use uuid::Uuid;
 use hestami_core::ids::{JobId, OrganizationId};
 use hestami_core::job::{self as core_job, Job, JobChange, JobStatus};
 use hestami_store::app::job::{JobFilter, JobLifecycleCommand, RaiseCallback};
+use hestami_store::app::workflow::WorkflowCommand;
 use hestami_store::app::{Command, PageRequest, Request, Services, decode_output, register_all};
-use hestami_store::engine::{self, Completed, Engine, EngineConfig, FaultHook, Start, WorkflowCtx};
+use hestami_store::engine::{
+    self, Completed, Engine, EngineConfig, FaultHook, Start, WorkflowCtx, WorkflowSummary,
+};
 use hestami_store::{Store, StoreError};
 
 use common::*;
@@ -31,6 +34,7 @@ on_every_backend!(
     timed_out_submissions_never_duplicate,
     every_procedure_recovers_after_a_crash,
     internal_errors_are_retried_then_recorded,
+    operators_cancel_and_resume_workflows,
 );
 
 /// A fault hook that crashes once, right after step `k` commits.
@@ -967,4 +971,53 @@ async fn internal_errors_are_retried_then_recorded(fx: Fixture) {
         .expect("replay");
     assert!(replay.replayed);
     assert_eq!(replay.outcome.expect_err("failed").code, "INTERNAL");
+}
+
+async fn operators_cancel_and_resume_workflows(fx: Fixture) {
+    let org = fx.org("Operators").await;
+    let c = &org.caller;
+    let s = &fx.services;
+    let original = completed_job(s, c).await;
+    let req = request(callback(original.id));
+    // A run that dies after its first step leaves the workflow pending.
+    let crash_after_first: FaultHook = Arc::new(|_, index, _| index == 0);
+    let crashing = fx
+        .restart(config("ops", LONG_LEASE, Some(crash_after_first)))
+        .await;
+    assert!(matches!(
+        crashing.submit(c, req.clone()).await,
+        Err(StoreError::InjectedCrash)
+    ));
+    let id = engine::workflow_id(org.id(), "job/v1/callback", req.idempotency_key);
+    assert_eq!(s.workflow_get(c, id).await.expect("get").status, "pending");
+
+    // Cancelled: the original request's answer is the cancellation, and nothing recovers it.
+    let cancelled: WorkflowSummary = ok(s, c, WorkflowCommand::Cancel { workflow_id: id }).await;
+    assert_eq!(cancelled.status, "cancelled");
+    let replay = s.submit(c, req.clone()).await.expect("replay");
+    assert_eq!(failure_of(&replay).code, "WORKFLOW_CANCELLED");
+    let restarted = fx.restart(config("ops", LONG_LEASE, None)).await;
+    assert_eq!(restarted.engine().recover(true).await.expect("recover"), 0);
+    let again = refused(s, c, WorkflowCommand::Cancel { workflow_id: id }).await;
+    assert_eq!(again.code, "WORKFLOW_NOT_PENDING");
+
+    // Resumed: pending again, the next recovery pass finishes it, the first step is not redone.
+    let resumed: WorkflowSummary = ok(s, c, WorkflowCommand::Resume { workflow_id: id }).await;
+    assert_eq!((resumed.status.as_str(), resumed.error), ("pending", None));
+    assert_eq!(restarted.engine().recover(false).await.expect("recover"), 1);
+    let done = s.submit(c, req).await.expect("replay");
+    assert!(done.replayed);
+    let shape = check_exactly_once(s, &org, &original, &done).await;
+    assert!(shape.links_original);
+    let finished = refused(s, c, WorkflowCommand::Resume { workflow_id: id }).await;
+    assert_eq!(finished.code, "WORKFLOW_NOT_RESUMABLE");
+    let missing = refused(
+        s,
+        c,
+        WorkflowCommand::Cancel {
+            workflow_id: hestami_core::ids::WorkflowId::from_uuid(Uuid::now_v7()),
+        },
+    )
+    .await;
+    assert_eq!(missing.code, "NOT_FOUND");
 }

@@ -7,10 +7,11 @@ use uuid::Uuid;
 
 use hestami_core::ids::WorkflowId;
 use hestami_store::app::PageRequest;
+use hestami_store::app::workflow::WorkflowCommand;
 use hestami_store::engine::WorkflowSummary;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::rpc::{Ctx, Name, Procedure, query};
+use crate::rpc::{Ctx, Name, Procedure, mutation, query};
 
 /// A workflow.
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,5 +156,47 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             },
             list,
         ),
+        mutation(
+            Name {
+                namespace: "workflow",
+                version: "v1",
+                name: "cancel",
+                summary: "Stop a pending workflow: no further step runs, and its request answers WORKFLOW_CANCELLED",
+                errors: &["NOT_FOUND", "WORKFLOW_NOT_PENDING"],
+            },
+            |i: WorkflowActionInput| {
+                Ok(WorkflowCommand::Cancel {
+                    workflow_id: WorkflowId::from_uuid(i.workflow_id),
+                })
+            },
+            <WorkflowDto as From<WorkflowSummary>>::from,
+        ),
+        mutation(
+            Name {
+                namespace: "workflow",
+                version: "v1",
+                name: "resume",
+                summary: "Run a failed or cancelled workflow again from the top (recorded steps are not redone)",
+                errors: &["NOT_FOUND", "WORKFLOW_NOT_RESUMABLE"],
+            },
+            |i: WorkflowActionInput| {
+                Ok(WorkflowCommand::Resume {
+                    workflow_id: WorkflowId::from_uuid(i.workflow_id),
+                })
+            },
+            <WorkflowDto as From<WorkflowSummary>>::from,
+        ),
     ]
 }
+
+/// `workflow/v1/cancel` and `workflow/v1/resume`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkflowActionInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which workflow.
+    pub workflow_id: Uuid,
+}
+
+mutating!(WorkflowActionInput);

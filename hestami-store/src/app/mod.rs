@@ -172,6 +172,7 @@ pub fn register_all(builder: EngineBuilder) -> EngineBuilder {
         .register(technician::WORKFLOW, technician::run_any)
         .register(contractor::WORKFLOW, contractor::run)
         .register(compliance_scan::WORKFLOW, compliance_scan::run)
+        .register(workflow::WORKFLOW, workflow::run)
         .register(job::WORKFLOW, job::run)
         .register(job::DISPATCH_WORKFLOW, job::run_dispatch)
 }

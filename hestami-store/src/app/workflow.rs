@@ -145,3 +145,138 @@ impl Services {
         .await
     }
 }
+
+/// The workflow of operators' actions on workflows.
+pub const WORKFLOW: &str = "workflow_operations_v1";
+
+/// Operators' actions on a workflow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "procedure", content = "input")]
+pub enum WorkflowCommand {
+    /// `workflow/v1/cancel`: a pending workflow takes no further step. Steps already committed
+    /// stay; a run in progress stops at its next step, and the caller of the original request
+    /// (and every replay of it) gets `409 WORKFLOW_CANCELLED`.
+    #[serde(rename = "workflow/v1/cancel")]
+    Cancel {
+        /// Which workflow.
+        workflow_id: WorkflowId,
+    },
+    /// `workflow/v1/resume`: a failed or cancelled workflow becomes pending again and recovery
+    /// runs it from the top (journalled steps return their recorded outputs).
+    #[serde(rename = "workflow/v1/resume")]
+    Resume {
+        /// Which workflow.
+        workflow_id: WorkflowId,
+    },
+}
+
+impl super::Command for WorkflowCommand {
+    const WORKFLOW: &'static str = WORKFLOW;
+    fn procedure(&self) -> &'static str {
+        match self {
+            Self::Cancel { .. } => "workflow/v1/cancel",
+            Self::Resume { .. } => "workflow/v1/resume",
+        }
+    }
+}
+
+pub(crate) async fn run(
+    mut ctx: crate::engine::WorkflowCtx,
+    command: WorkflowCommand,
+) -> Result<WorkflowSummary, StoreError> {
+    let own = ctx.workflow_id();
+    ctx.step("operate_on_workflow", move |tx| {
+        Box::pin(operate(tx, own, command))
+    })
+    .await
+}
+
+async fn operate(
+    tx: &mut crate::store::TenantTx,
+    own: WorkflowId,
+    command: WorkflowCommand,
+) -> Result<WorkflowSummary, StoreError> {
+    use crate::error::FailureKind;
+    let (target, cancel) = match command {
+        WorkflowCommand::Cancel { workflow_id } => (workflow_id, true),
+        WorkflowCommand::Resume { workflow_id } => (workflow_id, false),
+    };
+    if target == own {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "WORKFLOW_NOT_PENDING",
+            "a workflow cannot act on itself",
+        )
+        .into());
+    }
+    let org = tx.org();
+    let now = tx.now();
+    let lock = tx.for_update();
+    let row = tx
+        .fetch_optional(
+            &format!(
+                "SELECT status, name FROM workflows WHERE organization_id = $1 AND id = $2{lock}"
+            ),
+            args![org, target.as_uuid()],
+        )
+        .await?
+        .ok_or_else(|| Failure::not_found("workflow"))?;
+    let status: String = row.get("status")?;
+    if cancel {
+        if status != "pending" {
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                "WORKFLOW_NOT_PENDING",
+                format!("only a pending workflow can be cancelled; this one is {status}"),
+            )
+            .into());
+        }
+        let error = Failure::new(
+            FailureKind::Conflict,
+            "WORKFLOW_CANCELLED",
+            "the request was cancelled by an operator",
+        );
+        tx.execute(
+            "UPDATE workflows SET status = 'cancelled', error = $1, updated_at = $2, completed_at = $2 \
+             WHERE organization_id = $3 AND id = $4",
+            args![serde_json::to_string(&error)?, now, org, target.as_uuid()],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM workflow_queue WHERE workflow_id = $1",
+            args![target.as_uuid()],
+        )
+        .await?;
+    } else {
+        if status != "failed" && status != "cancelled" {
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                "WORKFLOW_NOT_RESUMABLE",
+                format!("only a failed or cancelled workflow can be resumed; this one is {status}"),
+            )
+            .into());
+        }
+        tx.execute(
+            "UPDATE workflows SET status = 'pending', error = NULL, output = NULL, updated_at = $1, \
+             completed_at = NULL WHERE organization_id = $2 AND id = $3",
+            args![now, org, target.as_uuid()],
+        )
+        .await?;
+        // Due at once: the next recovery pass, in any process, claims and runs it.
+        tx.execute(
+            "INSERT INTO workflow_queue (workflow_id, organization_id, name, executor_id, lease_expires_at) \
+             VALUES ($1, $2, $3, 'resumed', $4)",
+            args![target.as_uuid(), org, row.get::<String>("name")?, now],
+        )
+        .await?;
+    }
+    let row = tx
+        .fetch_one(
+            &format!(
+                "SELECT {COLUMNS} FROM workflows w WHERE w.organization_id = $1 AND w.id = $2"
+            ),
+            args![org, target.as_uuid()],
+        )
+        .await?;
+    decode(&row)
+}
