@@ -163,11 +163,13 @@ impl Services {
     /// Makes sure every organization has its scan timer (those created before timers existed
     /// included). Idempotent.
     pub async fn ensure_timers(&self) -> Result<(), StoreError> {
+        // `WHERE TRUE`: SQLite reads `ON CONFLICT` after a bare `SELECT … FROM t` as a join's
+        // `ON`; a WHERE clause ends the SELECT (documented in SQLite's UPSERT notes).
         let store = self.store();
         let mut tx = store.shared(true).await?;
         tx.execute(
             "INSERT INTO timers (organization_id, name, due_at) \
-             SELECT DISTINCT organization_id, $1, $2 FROM memberships ON CONFLICT DO NOTHING",
+             SELECT DISTINCT organization_id, $1, $2 FROM memberships WHERE TRUE ON CONFLICT DO NOTHING",
             args![TIMER, store.now()],
         )
         .await?;
