@@ -4,7 +4,7 @@
 //! not an organization), so users, memberships and tokens are shared tables. Tokens are random
 //! (32 bytes from the operating system), shown once, and stored only as SHA-256 hashes: a leaked
 //! database does not leak usable tokens. An organization's own row is a tenant row, written and
-//! read through [`TenantTx`](crate::TenantTx) like any other.
+//! read through [`crate::TenantTx`] like any other.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
