@@ -35,6 +35,7 @@ on_every_backend!(
     every_procedure_recovers_after_a_crash,
     internal_errors_are_retried_then_recorded,
     operators_cancel_and_resume_workflows,
+    a_run_in_progress_stops_when_cancelled,
 );
 
 /// A fault hook that crashes once, right after step `k` commits.
@@ -1020,4 +1021,64 @@ async fn operators_cancel_and_resume_workflows(fx: Fixture) {
     )
     .await;
     assert_eq!(missing.code, "NOT_FOUND");
+}
+
+async fn a_run_in_progress_stops_when_cancelled(fx: Fixture) {
+    let org = fx.org("Stopped").await;
+    let c = &org.caller;
+    let s = &fx.services;
+    let original = completed_job(s, c).await;
+    let req = request(callback(original.id));
+    let id = engine::workflow_id(org.id(), "job/v1/callback", req.idempotency_key);
+
+    // The run pauses after its first step (the callback job) until the test has cancelled it.
+    let (reached_tx, mut reached_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let hook: FaultHook = Arc::new(move |_, index, _| {
+        if index == 0 {
+            reached_tx.send(()).expect("the test listens");
+            // block_in_place hands this worker's other tasks to another thread while the hook
+            // waits; a plain blocking wait can strand them (the pool's, on PostgreSQL).
+            tokio::task::block_in_place(|| {
+                go_rx
+                    .lock()
+                    .expect("go")
+                    .recv()
+                    .expect("the test lets the run go on")
+            });
+        }
+        false
+    });
+    let runner = fx.restart(config("runner", LONG_LEASE, Some(hook))).await;
+    let task = {
+        let (runner, caller, req) = (runner.clone(), *c, req.clone());
+        tokio::spawn(async move { runner.submit(&caller, req).await })
+    };
+    // The hook blocks its thread: cancel from another runtime thread, then let the run go on.
+    tokio::task::spawn_blocking(move || {
+        let _ = reached_rx.blocking_recv();
+    })
+    .await
+    .expect("the run reached its first step boundary");
+    let cancelled: WorkflowSummary = ok(s, c, WorkflowCommand::Cancel { workflow_id: id }).await;
+    assert_eq!(cancelled.status, "cancelled");
+    go_tx.send(()).expect("the hook waits");
+
+    // The run's next step finds the workflow cancelled and stops: its caller gets the
+    // cancellation, and the original job is never linked to the callback job.
+    let completed = task
+        .await
+        .expect("the run finished")
+        .expect("no internal error");
+    assert_eq!(failure_of(&completed).code, "WORKFLOW_CANCELLED");
+    let summary = s.workflow_get(c, id).await.expect("get");
+    assert_eq!((summary.status.as_str(), summary.steps), ("cancelled", 1));
+    let timeline = s.job_timeline(c, original.id).await.expect("timeline");
+    assert!(
+        !timeline
+            .iter()
+            .any(|e| matches!(e.change, JobChange::CallbackRaised { .. })),
+        "the second step never ran"
+    );
 }
