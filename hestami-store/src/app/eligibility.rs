@@ -51,12 +51,13 @@ fn local_day(tz: chrono_tz::Tz, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<U
     (start, end)
 }
 
-/// The organization's compliance for the job's trade where it is, on the window's local date.
+/// The organization's compliance for the job's trade where it is, on the window's local date
+/// in `tz` (the organization's zone).
 pub(crate) async fn compliance_for(
     tx: &mut TenantTx,
     needs: &JobNeeds,
+    tz: chrono_tz::Tz,
 ) -> Result<ComplianceVerdict, StoreError> {
-    let tz = load_organization(tx, false).await?.time_zone.tz();
     let on = needs.window.start().with_timezone(&tz).date_naive();
     let licenses = load_licenses(tx).await?;
     let policies = load_policies(tx).await?;
@@ -73,8 +74,8 @@ pub(crate) async fn compliance_for(
 }
 
 pub(crate) async fn org_facts(tx: &mut TenantTx, needs: &JobNeeds) -> Result<OrgFacts, StoreError> {
-    let compliance = compliance_for(tx, needs).await?;
     let time_zone = load_organization(tx, false).await?.time_zone;
+    let compliance = compliance_for(tx, needs, time_zone.tz()).await?;
     let service_areas = load_areas(tx, None).await?.areas;
     Ok(OrgFacts {
         service_areas,
@@ -83,13 +84,13 @@ pub(crate) async fn org_facts(tx: &mut TenantTx, needs: &JobNeeds) -> Result<Org
     })
 }
 
-/// A technician's facts for the local day of `window`.
+/// A technician's facts for the local day of `window` in `tz` (the organization's zone).
 pub(crate) async fn technician_facts(
     tx: &mut TenantTx,
     id: TechnicianId,
     window: TimeWindow,
+    tz: chrono_tz::Tz,
 ) -> Result<TechnicianFacts, StoreError> {
-    let tz = load_organization(tx, false).await?.time_zone.tz();
     let (from, to) = local_day(tz, window.start());
     let detail = load_detail(tx, id).await?;
     let appointments =
@@ -115,7 +116,7 @@ pub(crate) async fn ensure_eligible(
 ) -> Result<(), StoreError> {
     let needs = needs_for(tx, job, window).await?;
     let org = org_facts(tx, &needs).await?;
-    let facts = technician_facts(tx, technician, window).await?;
+    let facts = technician_facts(tx, technician, window, org.time_zone.tz()).await?;
     let verdict = eligibility::evaluate(&needs, &facts, &org);
     if verdict.eligible {
         Ok(())
@@ -148,7 +149,8 @@ pub(crate) async fn ensure_compliant(
     window: TimeWindow,
 ) -> Result<(), StoreError> {
     let needs = needs_for(tx, job, window).await?;
-    let verdict = compliance_for(tx, &needs).await?;
+    let tz = load_organization(tx, false).await?.time_zone.tz();
+    let verdict = compliance_for(tx, &needs, tz).await?;
     if verdict.compliant {
         return Ok(());
     }

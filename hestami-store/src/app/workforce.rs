@@ -362,7 +362,6 @@ pub(crate) async fn load_detail(
     tx: &mut TenantTx,
     id: TechnicianId,
 ) -> Result<TechnicianDetail, StoreError> {
-    load(tx, id, false).await?;
     load_details(tx, Some(id), false)
         .await?
         .pop()
