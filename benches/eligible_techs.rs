@@ -44,7 +44,7 @@ use hestami::store::app::customer::{CustomerCommand, NewCustomer, NewProperty};
 use hestami::store::app::job::{AssignTech, DispatchCommand, JobLifecycleCommand, ScheduleJob};
 use hestami::store::app::technician::{NewTechnician, TechnicianCommand};
 use hestami::store::app::workforce::{NewCertification, WorkforceCommand};
-use hestami::store::app::{Caller, Request, Services, decode_output};
+use hestami::store::app::{Caller, Services};
 use hestami::store::directory::NewOrganization;
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::{TestDb, fixtures};
@@ -453,23 +453,9 @@ async fn submit<C: hestami::store::app::Command, T: serde::de::DeserializeOwned>
     caller: &Caller,
     command: C,
 ) -> T {
-    let key = uuid::Uuid::new_v4();
-    let completed = services
-        .submit(
-            caller,
-            Request {
-                idempotency_key: key,
-                fingerprint: key.to_string(),
-                trace_id: None,
-                command,
-            },
-        )
+    hestami::store::testing::fixtures::submit(services, caller, command)
         .await
-        .unwrap();
-    match completed.outcome {
-        Ok(text) => decode_output(&text).unwrap(),
-        Err(failure) => panic!("setup command refused: {failure:?}"),
-    }
+        .expect("setup command")
 }
 
 struct Seeded {

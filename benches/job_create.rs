@@ -17,7 +17,7 @@ use hestami::core::org::{Currency, OrgKind, TimeZone};
 use hestami::core::text::{Email, Name, OrgName, Summary, TradeCode};
 use hestami::store::app::customer::{CustomerCommand, NewCustomer, NewProperty};
 use hestami::store::app::job::JobLifecycleCommand;
-use hestami::store::app::{Caller, Request, Services, decode_output};
+use hestami::store::app::{Caller, Services};
 use hestami::store::directory::NewOrganization;
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::TestDb;
@@ -89,20 +89,9 @@ async fn submit<C: hestami::store::app::Command, T: serde::de::DeserializeOwned>
     caller: &Caller,
     command: C,
 ) -> T {
-    let key = uuid::Uuid::new_v4();
-    let completed = services
-        .submit(
-            caller,
-            Request {
-                idempotency_key: key,
-                fingerprint: key.to_string(),
-                trace_id: None,
-                command,
-            },
-        )
+    hestami::store::testing::fixtures::submit(services, caller, command)
         .await
-        .unwrap();
-    decode_output(&completed.outcome.unwrap()).unwrap()
+        .expect("setup command")
 }
 
 async fn create_jobs(services: &Services, tenant: &Tenant, n: usize) {

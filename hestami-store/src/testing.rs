@@ -168,7 +168,10 @@ pub mod fixtures {
     use crate::engine::fingerprint;
     use crate::error::StoreError;
 
-    async fn run<C: Command, T: serde::de::DeserializeOwned>(
+    /// Submits `command` with a fresh idempotency key and decodes its output; a recorded refusal
+    /// comes back as [`StoreError::Failure`]. For fixtures, benchmarks and examples: requests from
+    /// clients carry their own key.
+    pub async fn submit<C: Command, T: serde::de::DeserializeOwned>(
         services: &Services,
         caller: &Caller,
         command: C,
@@ -207,7 +210,7 @@ pub mod fixtures {
         let from = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default();
         let until = NaiveDate::from_ymd_opt(2040, 12, 31).unwrap_or_default();
         for trade in trades {
-            let license: License = run(
+            let license: License = submit(
                 services,
                 caller,
                 ContractorCommand::AddLicense(NewLicense {
@@ -221,7 +224,7 @@ pub mod fixtures {
                 }),
             )
             .await?;
-            let _: License = run(
+            let _: License = submit(
                 services,
                 caller,
                 ContractorCommand::VerifyLicense {
@@ -232,7 +235,7 @@ pub mod fixtures {
             )
             .await?;
         }
-        let _: serde_json::Value = run(
+        let _: serde_json::Value = submit(
             services,
             caller,
             ContractorCommand::AddInsurance(NewInsurance {
@@ -252,7 +255,7 @@ pub mod fixtures {
             .map(|c| PostalCode::parse(c))
             .collect::<Result<BTreeSet<_>, _>>()
             .map_err(invalid)?;
-        let _: serde_json::Value = run(
+        let _: serde_json::Value = submit(
             services,
             caller,
             ContractorCommand::SetServiceAreas {
@@ -284,7 +287,7 @@ pub mod fixtures {
             spans,
         )
         .map_err(invalid)?;
-        run(
+        submit(
             services,
             caller,
             WorkforceCommand::SetShifts {
