@@ -352,3 +352,32 @@ fn invalid_problems_are_refused() {
         Err(RoutingError::InvalidWindows { job: 0 })
     );
 }
+
+/// Random days the property tests once caught: a route accepted by the insertion checks that
+/// broke its technician's break rules (returned as infeasible), and a larger budget returning
+/// more unassigned jobs than a smaller one.
+#[test]
+fn regressions_found_by_the_property_tests() {
+    let (p, m) = random_day(5_036_026_417_224_051_609);
+    let s = solve_iters(&p, &m, 5_036_026_417_224_051_609, 60);
+    assert_eq!(check(&p, &m, &s), vec![]);
+
+    let (p, m) = random_day(1_086_537_562_092_178_763);
+    let mut last: Option<ObjectiveValue> = None;
+    for limit in [10, 20, 40, 80] {
+        let budget = &mut Iterations {
+            limit,
+            schedule: 80,
+        };
+        let s = solve(&p, &m, &config(3), budget).expect("a valid problem");
+        assert_eq!(check(&p, &m, &s), vec![]);
+        if let Some(l) = last {
+            assert!(
+                s.objective.unassigned_weight <= l.unassigned_weight,
+                "{:?} after {l:?}",
+                s.objective
+            );
+        }
+        last = Some(s.objective);
+    }
+}
