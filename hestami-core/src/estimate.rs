@@ -587,7 +587,9 @@ pub fn decide(
             signature,
             deposit_required,
         } => {
-            if now > estimate.valid_until {
+            // `valid_until` is exclusive, as for sending: at that instant the expiry timer
+            // is due, and an approval must not race it.
+            if now >= estimate.valid_until {
                 return Err(EstimateError::Expired {
                     valid_until: estimate.valid_until,
                 });

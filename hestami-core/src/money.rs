@@ -395,6 +395,33 @@ impl std::fmt::Display for FieldError {
     }
 }
 
+/// Serde helpers for an optional decimal written as a string (`"12.5"` or `null`).
+///
+/// `rust_decimal::serde::str_option` refuses `null` once serde has buffered the value (inside
+/// an adjacently tagged enum or a flattened struct, as the workflow journal's commands are), so
+/// this reads an `Option<String>` and parses it.
+pub mod decimal_str_option {
+    use std::str::FromStr;
+
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `Some(d)` as its string, `None` as `null`.
+    pub fn serialize<S: Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_some(&d.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a decimal string or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|raw| Decimal::from_str(raw.trim()).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -554,7 +554,7 @@ pub struct MarkupTier {
     #[serde(with = "rust_decimal::serde::str")]
     pub from: Decimal,
     /// The unit cost where the next tier starts (exclusive); `None` for the last tier.
-    #[serde(with = "rust_decimal::serde::str_option")]
+    #[serde(default, with = "crate::money::decimal_str_option")]
     pub to: Option<Decimal>,
     /// The markup on cost.
     pub percent: Percent,
@@ -792,8 +792,9 @@ pub struct QuoteLine {
     /// How many units (hours for labour): more than 0, at most 1,000,000, at most 4 decimals.
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
-    /// Replaces the item's name on the line.
-    #[serde(default)]
+    /// Replaces the item's name on the line. (On the wire `label`: a custom line's own
+    /// `description` shares the flattened object.)
+    #[serde(default, rename = "label")]
     pub description: Option<Name>,
 }
 
@@ -880,7 +881,7 @@ pub enum PricingRule {
         #[serde(with = "rust_decimal::serde::str")]
         from: Decimal,
         /// The tier's upper bound (exclusive), if any.
-        #[serde(with = "rust_decimal::serde::str_option")]
+        #[serde(default, with = "crate::money::decimal_str_option")]
         to: Option<Decimal>,
         /// The tier's markup.
         percent: Percent,
@@ -1443,6 +1444,8 @@ fn rule_text(rule: &PricingRule) -> String {
         PricingRule::Custom => "custom".into(),
     }
 }
+
+pub mod import;
 
 #[cfg(test)]
 mod tests;

@@ -743,3 +743,41 @@ proptest! {
         prop_assert!(!q.roundings.iter().any(|r| r.at == "total"));
     }
 }
+
+#[test]
+fn quote_lines_round_trip_through_json() {
+    for line in [
+        line(1, "2"),
+        labor_line("1.5", 2, LaborTime::Overtime),
+        custom("Valve", "40.00", "1", ItemKind::Material),
+    ] {
+        let json = serde_json::to_value(&line).expect("serializes");
+        let back: QuoteLine = serde_json::from_value(json.clone()).expect("deserializes");
+        assert_eq!(back, line, "{json}");
+    }
+    let tiers = MarkupTiers::parse(vec![
+        MarkupTier {
+            from: Decimal::ZERO,
+            to: Some(Decimal::TEN),
+            percent: Percent::parse(Decimal::TEN).expect("valid"),
+        },
+        MarkupTier {
+            from: Decimal::TEN,
+            to: None,
+            percent: Percent::parse(Decimal::ONE).expect("valid"),
+        },
+    ])
+    .expect("valid");
+    let json = serde_json::to_value(&tiers).expect("serializes");
+    let back: MarkupTiers = serde_json::from_value(json.clone()).expect("deserializes");
+    assert_eq!(back, tiers, "{json}");
+    // Buffered by serde (as inside an adjacently tagged command), `null` still reads as None.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(tag = "procedure", content = "input")]
+    enum Wrapped {
+        Tiers(MarkupTiers),
+    }
+    let wrapped = serde_json::json!({ "input": json, "procedure": "Tiers" });
+    let back: Wrapped = serde_json::from_value(wrapped).expect("deserializes when buffered");
+    assert_eq!(back, Wrapped::Tiers(tiers));
+}
