@@ -1,5 +1,6 @@
 //! `hestami demo`: a newcomer's first look. A throw-away SQLite database, the real server on a
-//! loopback port, and a job driven over HTTP from creation to completed.
+//! loopback port, and a job driven over HTTP from creation through an estimate, the work, an
+//! invoice and its payments to closed.
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -60,14 +61,17 @@ async fn refusal(c: &Client, procedure: &str, body: Value) -> Result<()> {
                 .split_once(": ")
                 .and_then(|(_, json)| serde_json::from_str(json).ok())
                 .unwrap_or(Value::Null);
-            println!(
-                "refused    {procedure}: {}",
-                envelope["error"]["code"].as_str().unwrap_or(&text)
-            );
+            let code = envelope["error"]["code"].as_str().unwrap_or(&text);
             let details = &envelope["error"]["details"];
             let reasons = details["reasons"]
                 .as_array()
                 .or(details["failedRules"].as_array());
+            match envelope["error"]["message"].as_str() {
+                Some(message) if reasons.is_none() => {
+                    println!("refused    {procedure}: {code} ({message})");
+                }
+                _ => println!("refused    {procedure}: {code}"),
+            }
             for reason in reasons.into_iter().flatten() {
                 println!(
                     "           - {}: {}",
@@ -175,6 +179,8 @@ async fn story(c: &Client) -> Result<()> {
         text(&job, "slaDeadline")
     );
     let job_id = job["id"].clone();
+    let items = pricebook(c).await?;
+    estimate(c, &job_id, &items).await?;
     // Tomorrow 16:00-18:00 UTC: mid-morning in Chicago, inside the shifts set below.
     let start = (chrono::Utc::now() + chrono::Duration::days(1))
         .date_naive()
@@ -280,20 +286,20 @@ async fn story(c: &Client) -> Result<()> {
         )
         .await?;
     }
-    // A refusal, to show the envelope: a completed job cannot go back on the road.
-    let refusal = c
-        .call(
-            "job/v1/updateStatus",
-            json!({ "jobId": job_id, "status": "en_route" }),
-        )
-        .await;
-    if let Err(e) = refusal {
-        println!("refused, as it should be: {e}\n");
-    }
+    println!("visit      dispatched → en_route → on_site → in_progress → completed");
+    // A completed job cannot go back on the road.
+    refusal(
+        c,
+        "job/v1/updateStatus",
+        json!({ "jobId": job_id, "status": "en_route" }),
+    )
+    .await?;
+    println!();
+    bill(c, &job_id).await?;
     let timeline = c
         .call("job/v1/timeline", json!({ "jobId": job_id }))
         .await?;
-    println!("timeline of job {}", job_id.as_str().unwrap_or_default());
+    println!("\ntimeline of job {}", job_id.as_str().unwrap_or_default());
     for event in timeline["events"].as_array().into_iter().flatten() {
         let what = match event["kind"].as_str() {
             Some("transitioned") => event["action"].as_str().unwrap_or_default().to_owned(),
@@ -302,7 +308,7 @@ async fn story(c: &Client) -> Result<()> {
         };
         println!(
             "  v{:<2} {:<28} {:<12} → {:<12} {}",
-            event["version"],
+            event["version"].as_i64().unwrap_or_default(),
             event["at"].as_str().unwrap_or_default(),
             event["from"].as_str().unwrap_or("-"),
             event["to"].as_str().unwrap_or_default(),
@@ -316,5 +322,259 @@ async fn story(c: &Client) -> Result<()> {
         final_job["version"],
         final_job["allowedNext"]
     );
+    Ok(())
+}
+
+/// The job's current status.
+async fn job_status(c: &Client, job_id: &Value) -> Result<String> {
+    let job = c.call("job/v1/get", json!({ "jobId": job_id })).await?;
+    Ok(text(&job, "status"))
+}
+
+/// A quote's totals on one line: subtotal, tax, total and the discount (if any).
+fn totals(quote: &Value) -> String {
+    let discount = match quote["discount"].as_str() {
+        Some(d) if d.trim_start_matches(['0', '.']).is_empty() => String::new(),
+        Some(d) => format!("  ({d} off before tax)"),
+        None => String::new(),
+    };
+    format!(
+        "subtotal {:>8}  tax {:>5}  total {:>8}{discount}",
+        text(quote, "subtotal"),
+        text(quote, "taxTotal"),
+        text(quote, "total"),
+    )
+}
+
+/// Three items (a flat-rate service, a material marked up on cost, a plumber's hourly rate) and
+/// Illinois's sales tax on materials, which applies to the demo property in Chicago.
+async fn pricebook(c: &Client) -> Result<Items> {
+    let service = c
+        .call(
+            "pricebook/v1/createItem",
+            json!({ "name": "Water heater install", "category": "Water heaters",
+                    "details": { "kind": "service", "price": "1249.99", "estimatedLaborHours": "4",
+                                 "trade": "plumbing" } }),
+        )
+        .await?;
+    let material = c
+        .call(
+            "pricebook/v1/createItem",
+            json!({ "name": "Copper fitting", "details": { "kind": "material", "sku": "cu-12",
+                    "unit": "each", "cost": "3.333", "pricing": { "rule": "markup", "percent": "100" } } }),
+        )
+        .await?;
+    let labor = c
+        .call(
+            "pricebook/v1/createItem",
+            json!({ "name": "Plumber", "details": { "kind": "labor", "trade": "plumbing",
+                    "rates": [{ "skillLevel": 2, "hourly": "85.00" }],
+                    "overtimeMultiplier": "1.5", "afterHoursMultiplier": "2" } }),
+        )
+        .await?;
+    let settings = c
+        .call(
+            "pricebook/v1/setTaxRates",
+            json!({ "rates": [{ "jurisdiction": { "country": "US", "region": "IL" },
+                    "name": "Illinois sales tax", "percent": "6.25",
+                    "taxable": { "service": false, "material": true, "labor": false,
+                                 "equipment": false } }] }),
+        )
+        .await?;
+    println!(
+        "pricebook  {} {} flat; {} at cost {} + {} %; {} {}/h at level 2",
+        text(&service, "name"),
+        service["details"]["price"].as_str().unwrap_or_default(),
+        text(&material, "name"),
+        material["details"]["cost"].as_str().unwrap_or_default(),
+        material["details"]["pricing"]["percent"]
+            .as_str()
+            .unwrap_or_default(),
+        text(&labor, "name"),
+        labor["details"]["rates"][0]["hourly"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    let rate = &settings["taxRates"][0];
+    println!(
+        "tax        {} {} % on materials in US-IL",
+        text(rate, "name"),
+        text(rate, "percent")
+    );
+    Ok(Items {
+        service: service["id"].clone(),
+        material: material["id"].clone(),
+        labor: labor["id"].clone(),
+    })
+}
+
+/// The ids of the demo's pricebook items.
+struct Items {
+    service: Value,
+    material: Value,
+    labor: Value,
+}
+
+/// Good, better and best for the job, sent; the customer approves Better, and converting hands
+/// it to the job as its planned work.
+async fn estimate(c: &Client, job_id: &Value, items: &Items) -> Result<()> {
+    let good = json!([
+        { "itemId": items.service, "quantity": "1" },
+        { "itemId": items.material, "quantity": "4" },
+    ]);
+    let better = json!([
+        { "itemId": items.service, "quantity": "1" },
+        { "itemId": items.material, "quantity": "10" },
+        { "itemId": items.labor, "quantity": "3", "skillLevel": 2 },
+    ]);
+    let best = json!([
+        { "itemId": items.service, "quantity": "1" },
+        { "itemId": items.material, "quantity": "10" },
+        { "itemId": items.labor, "quantity": "3", "skillLevel": 2, "laborTime": "after_hours" },
+    ]);
+    let valid_until = chrono::Utc::now() + chrono::Duration::days(14);
+    let estimate = c
+        .call(
+            "estimate/v1/generate",
+            json!({ "jobId": job_id, "validUntil": valid_until, "notes": "Includes haul-away",
+                    "options": [
+                        { "name": "Good", "lines": good },
+                        { "name": "Better", "lines": better },
+                        { "name": "Best", "lines": best,
+                          "discount": { "type": "amount", "amount": "50.00" } },
+                    ] }),
+        )
+        .await?;
+    let sent = c
+        .call(
+            "estimate/v1/send",
+            json!({ "estimateId": estimate["id"], "expectedVersion": estimate["version"] }),
+        )
+        .await?;
+    println!(
+        "estimate   {} for the job: {} options, {}, valid until {}",
+        text(&sent, "id"),
+        sent["options"].as_array().map_or(0, Vec::len),
+        text(&sent, "status"),
+        valid_until.date_naive()
+    );
+    let options = sent["options"].as_array().cloned().unwrap_or_default();
+    for option in &options {
+        println!(
+            "           {:<7} {} lines  {}",
+            text(option, "name"),
+            option["quote"]["lines"].as_array().map_or(0, Vec::len),
+            totals(&option["quote"])
+        );
+    }
+    let chosen = options
+        .iter()
+        .find(|o| o["name"] == "Better")
+        .context("the estimate has a Better option")?;
+    let approved = c
+        .call(
+            "estimate/v1/approve",
+            json!({ "estimateId": sent["id"], "optionId": chosen["id"], "signedBy": "Ada Lovelace",
+                    "signature": "typed: Ada Lovelace" }),
+        )
+        .await?;
+    println!(
+        "approved   {} ({}), signed by {}",
+        text(chosen, "name"),
+        chosen["quote"]["total"].as_str().unwrap_or_default(),
+        approved["approval"]["signedBy"]
+            .as_str()
+            .unwrap_or_default()
+    );
+    let converted = c
+        .call(
+            "estimate/v1/convertToJob",
+            json!({ "estimateId": sent["id"] }),
+        )
+        .await?;
+    let planned = &converted["plannedWork"];
+    println!(
+        "converted  the {} option is job {}'s planned work ({} lines, {})\n",
+        text(planned, "optionName"),
+        text(&converted["job"], "id"),
+        planned["lines"].as_array().map_or(0, Vec::len),
+        text(planned, "total")
+    );
+    Ok(())
+}
+
+/// The invoice from the approved estimate, issued; part paid in cash, a card refused (the demo
+/// has no card processor), the rest by cheque; then the job is closed.
+async fn bill(c: &Client, job_id: &Value) -> Result<()> {
+    let draft = c
+        .call(
+            "invoice/v1/create",
+            json!({ "jobId": job_id, "from": { "from": "approved_estimate" }, "netDays": 15 }),
+        )
+        .await?;
+    let quote = &draft["quote"];
+    println!(
+        "invoice    draft from the approved estimate: {}",
+        totals(quote)
+    );
+    for tax in quote["taxLines"].as_array().into_iter().flatten() {
+        println!(
+            "           {} {} % of {} = {}",
+            text(tax, "name"),
+            text(tax, "percent"),
+            text(tax, "taxableBase"),
+            text(tax, "tax")
+        );
+    }
+    let issued = c
+        .call("invoice/v1/issue", json!({ "invoiceId": draft["id"] }))
+        .await?;
+    println!(
+        "issued     {} on {}, due {}; balance {}; job {}",
+        text(&issued, "number"),
+        text(&issued, "issueDate"),
+        text(&issued, "dueDate"),
+        text(&issued, "balance"),
+        job_status(c, job_id).await?
+    );
+    let pay = |amount: &str, method: &str, reference: Option<&str>| {
+        json!({ "invoiceId": issued["id"], "amount": amount, "method": method,
+                "reference": reference })
+    };
+    let part = c
+        .call("invoice/v1/collectPayment", pay("500.00", "cash", None))
+        .await?;
+    println!(
+        "payment    500.00 cash; balance {}; invoice {}; job {}",
+        text(&part, "balance"),
+        text(&part, "status"),
+        job_status(c, job_id).await?
+    );
+    let rest = text(&part, "balance");
+    refusal(
+        c,
+        "invoice/v1/collectPayment",
+        pay(&rest, "card", Some("tok_visa")),
+    )
+    .await?;
+    let paid = c
+        .call(
+            "invoice/v1/collectPayment",
+            pay(&rest, "check", Some("cheque 1042")),
+        )
+        .await?;
+    println!(
+        "payment    {rest} check; balance {}; invoice {}; job {}",
+        text(&paid, "balance"),
+        text(&paid, "status"),
+        job_status(c, job_id).await?
+    );
+    let closed = c
+        .call(
+            "job/v1/updateStatus",
+            json!({ "jobId": job_id, "status": "closed" }),
+        )
+        .await?;
+    println!("close      job {}", text(&closed, "status"));
     Ok(())
 }

@@ -14,6 +14,7 @@ use hestami_store::engine::EngineConfig;
 use hestami_store::{Backend, Store, StoreOptions, derive_app_url, redact};
 
 mod demo;
+mod pricebook;
 mod route;
 
 const DEFAULT_DATABASE_URL: &str = "sqlite://hestami.db";
@@ -30,10 +31,10 @@ struct Cli {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-struct DatabaseArgs {
+pub(crate) struct DatabaseArgs {
     /// The database, as its owner: `sqlite://PATH` (created if missing) or `postgres://…`.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    database_url: String,
+    pub(crate) database_url: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,9 +73,15 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
-    /// Run a job from creation to completed on a throw-away database, through the real server,
-    /// and print its timeline.
+    /// Run a job from creation to closed on a throw-away database, through the real server:
+    /// estimate, compliance and eligibility refusals, the visit, invoice and payments; print its
+    /// timeline.
     Demo,
+    /// The pricebook: import a CSV catalogue.
+    Pricebook {
+        #[command(subcommand)]
+        command: pricebook::PricebookCommand,
+    },
     /// Route optimisation: solve a vehicle-routing instance file.
     Route {
         #[command(subcommand)]
@@ -192,6 +199,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo => demo::run().await,
+        Command::Pricebook { command } => pricebook::run(command).await,
         // The solve is CPU-bound: keep it off the runtime's worker threads.
         Command::Route { command } => tokio::task::block_in_place(|| route::run(command)),
     }

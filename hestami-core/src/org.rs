@@ -417,8 +417,37 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("job/v1/get", EVERYONE),
     ("job/v1/list", EVERYONE),
     ("job/v1/timeline", EVERYONE),
+    ("job/v1/recordActuals", FIELD),
+    ("job/v1/work", EVERYONE),
     ("dispatch/v1/assignTech", DISPATCH),
     ("dispatch/v1/eligibleTechs", OFFICE),
+    ("pricebook/v1/createItem", OFFICE),
+    ("pricebook/v1/updateItem", OFFICE),
+    ("pricebook/v1/archiveItem", OFFICE),
+    ("pricebook/v1/getItem", EVERYONE),
+    ("pricebook/v1/listItems", EVERYONE),
+    ("pricebook/v1/setMarkupTiers", MANAGERS),
+    ("pricebook/v1/setTaxRates", MANAGERS),
+    ("pricebook/v1/getSettings", EVERYONE),
+    ("pricebook/v1/quote", EVERYONE),
+    ("pricebook/v1/importBatch", OFFICE),
+    // Technicians present estimates and take the customer's signature on site.
+    ("estimate/v1/generate", FIELD),
+    ("estimate/v1/revise", FIELD),
+    ("estimate/v1/send", FIELD),
+    ("estimate/v1/approve", FIELD),
+    ("estimate/v1/decline", FIELD),
+    ("estimate/v1/convertToJob", OFFICE),
+    ("estimate/v1/get", EVERYONE),
+    ("estimate/v1/list", EVERYONE),
+    ("invoice/v1/create", OFFICE),
+    ("invoice/v1/update", OFFICE),
+    ("invoice/v1/issue", OFFICE),
+    ("invoice/v1/void", OFFICE),
+    ("invoice/v1/collectPayment", FIELD),
+    ("invoice/v1/refund", MANAGERS),
+    ("invoice/v1/get", EVERYONE),
+    ("invoice/v1/list", EVERYONE),
     ("workflow/v1/get", MANAGERS),
     ("workflow/v1/list", MANAGERS),
     ("workflow/v1/cancel", MANAGERS),
@@ -539,8 +568,36 @@ mod tests {
             job/v1/get                     owner admin dispatcher office technician viewer
             job/v1/list                    owner admin dispatcher office technician viewer
             job/v1/timeline                owner admin dispatcher office technician viewer
+            job/v1/recordActuals           owner admin dispatcher office technician
+            job/v1/work                    owner admin dispatcher office technician viewer
             dispatch/v1/assignTech         owner admin dispatcher
             dispatch/v1/eligibleTechs      owner admin dispatcher office
+            pricebook/v1/createItem        owner admin dispatcher office
+            pricebook/v1/updateItem        owner admin dispatcher office
+            pricebook/v1/archiveItem       owner admin dispatcher office
+            pricebook/v1/getItem           owner admin dispatcher office technician viewer
+            pricebook/v1/listItems         owner admin dispatcher office technician viewer
+            pricebook/v1/setMarkupTiers    owner admin
+            pricebook/v1/setTaxRates       owner admin
+            pricebook/v1/getSettings       owner admin dispatcher office technician viewer
+            pricebook/v1/quote             owner admin dispatcher office technician viewer
+            pricebook/v1/importBatch       owner admin dispatcher office
+            estimate/v1/generate           owner admin dispatcher office technician
+            estimate/v1/revise             owner admin dispatcher office technician
+            estimate/v1/send               owner admin dispatcher office technician
+            estimate/v1/approve            owner admin dispatcher office technician
+            estimate/v1/decline            owner admin dispatcher office technician
+            estimate/v1/convertToJob       owner admin dispatcher office
+            estimate/v1/get                owner admin dispatcher office technician viewer
+            estimate/v1/list               owner admin dispatcher office technician viewer
+            invoice/v1/create              owner admin dispatcher office
+            invoice/v1/update              owner admin dispatcher office
+            invoice/v1/issue               owner admin dispatcher office
+            invoice/v1/void                owner admin dispatcher office
+            invoice/v1/collectPayment      owner admin dispatcher office technician
+            invoice/v1/refund              owner admin
+            invoice/v1/get                 owner admin dispatcher office technician viewer
+            invoice/v1/list                owner admin dispatcher office technician viewer
             workflow/v1/get                owner admin
             workflow/v1/list               owner admin
             workflow/v1/cancel             owner admin

@@ -206,6 +206,14 @@ impl From<StoreError> for ApiError {
                     "the database is unavailable; retry later",
                 )
             }
+            StoreError::Unavailable { code, message } => {
+                tracing::warn!(code, message = %message, "an outside party did not answer");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    format!("{message}; retrying with the same idempotency key is safe"),
+                )
+            }
             other => Self::internal(&other),
         }
     }

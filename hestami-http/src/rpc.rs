@@ -17,6 +17,7 @@ use utoipa::openapi::{RefOr, schema::Schema};
 use uuid::Uuid;
 
 use hestami_core::ids::UserId;
+use hestami_core::org::Currency;
 use hestami_store::app::{Caller, Command, Request, Services, decode_output};
 use hestami_store::engine::fingerprint;
 
@@ -155,29 +156,66 @@ where
     procedure::<I, O>(name, Some(C::WORKFLOW), true, move |ctx, body| {
         Box::pin(async move {
             let (input, value) = parse::<I>(&body)?;
-            let caller = *ctx.caller()?;
-            let request = Request {
-                idempotency_key: input.idempotency_key(),
-                fingerprint: fingerprint(&value),
-                trace_id: Some(ctx.trace_id.clone()),
-                command: convert(input)?,
-            };
-            let completed = ctx.services.submit(&caller, request).await?;
-            tracing::Span::current().record(
-                "workflow.id",
-                tracing::field::display(completed.workflow_id),
-            );
-            match completed.outcome {
-                Ok(text) => to_body(&render(decode_output::<D>(&text)?)),
-                // A recorded failure is rendered with the trace id recorded with it, so a
-                // replay is the original response byte for byte.
-                Err(failure) => Err(ApiError {
-                    recorded_trace_id: completed.trace_id,
-                    ..ApiError::from(failure)
-                }),
-            }
+            let key = input.idempotency_key();
+            let command = convert(input)?;
+            submit(ctx, key, &value, command, render).await
         })
     })
+}
+
+/// A mutation whose input needs the organization's currency to be parsed (amounts are decimal
+/// strings on the wire, `Money` in the command). Otherwise the same as [`mutation`].
+pub fn mutation_in<I, C, D, O>(
+    name: Name,
+    convert: fn(I, Currency) -> Result<C, ApiError>,
+    render: fn(D) -> O,
+) -> Procedure
+where
+    I: DeserializeOwned + ToSchema + Mutating + Send + 'static,
+    C: Command + Send + 'static,
+    D: DeserializeOwned + 'static,
+    O: Serialize + ToSchema + 'static,
+{
+    procedure::<I, O>(name, Some(C::WORKFLOW), true, move |ctx, body| {
+        Box::pin(async move {
+            let (input, value) = parse::<I>(&body)?;
+            let key = input.idempotency_key();
+            let currency = ctx.services.org_get(ctx.caller()?).await?.currency;
+            let command = convert(input, currency)?;
+            submit(ctx, key, &value, command, render).await
+        })
+    })
+}
+
+/// Runs a command through its workflow and renders the recorded outcome.
+async fn submit<C: Command, D: DeserializeOwned, O: Serialize>(
+    ctx: Ctx,
+    idempotency_key: Uuid,
+    value: &serde_json::Value,
+    command: C,
+    render: fn(D) -> O,
+) -> Result<Body, ApiError> {
+    let caller = *ctx.caller()?;
+    let request = Request {
+        idempotency_key,
+        fingerprint: fingerprint(value),
+        trace_id: Some(ctx.trace_id.clone()),
+        command,
+    };
+    let completed = ctx.services.submit(&caller, request).await?;
+    tracing::Span::current().record(
+        "workflow.id",
+        tracing::field::display(completed.workflow_id),
+    );
+    match completed.outcome {
+        Ok(text) => to_body(&render(decode_output::<D>(&text)?)),
+        // A recorded failure is rendered with the trace id recorded with it, so a replay is the
+        // original response byte for byte.
+        Err(failure) => Err(ApiError {
+            recorded_trace_id: completed.trace_id,
+            ..ApiError::from(failure)
+        }),
+    }
 }
 
 fn procedure<I: ToSchema, O: ToSchema>(

@@ -113,16 +113,14 @@ impl Store {
             args![organization_id.as_uuid()],
         )
         .await?;
-        // The organization's daily compliance scan is due at once, then every morning.
-        tx.execute(
-            "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3)",
-            args![
-                organization_id.as_uuid(),
-                crate::app::compliance_scan::TIMER,
-                now
-            ],
-        )
-        .await?;
+        // The organization's daily scans are due at once, then every morning.
+        for timer in crate::app::timers::DAILY {
+            tx.execute(
+                "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3)",
+                args![organization_id.as_uuid(), timer, now],
+            )
+            .await?;
+        }
         tx.record_change(
             "organization",
             organization_id.as_uuid(),

@@ -325,6 +325,12 @@ impl Engine {
                     Err(StoreError::IdempotencyKeyReused)
                 }
                 Claim::Existing { .. } => {
+                    // A retry of a request whose run gave up (its lease released after an
+                    // error, or expired with a dead process): take it over now rather than
+                    // wait for the recovery loop. A live run's lease is left alone.
+                    if self.claim_stalled(id).await? {
+                        self.resume(id, start.organization_id).await?;
+                    }
                     self.wait_for(start.organization_id, id, start.wait).await
                 }
             }
@@ -597,6 +603,27 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Claims one pending workflow if its lease has run out; whether it did.
+    async fn claim_stalled(&self, id: WorkflowId) -> Result<bool, StoreError> {
+        let store = &self.inner.store;
+        let mut tx = store.shared(true).await?;
+        let now = store.now();
+        let claimed = tx
+            .execute(
+                "UPDATE workflow_queue SET executor_id = $1, lease_expires_at = $2 \
+                 WHERE workflow_id = $3 AND lease_expires_at < $4",
+                args![
+                    self.inner.config.executor_id.as_str(),
+                    now + self.lease(),
+                    id.as_uuid(),
+                    now
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(claimed == 1)
     }
 
     async fn claim_expired(

@@ -149,6 +149,16 @@ pub enum StoreError {
     /// A request with the same idempotency key is still running.
     #[error("a request with this idempotency key is still in progress")]
     InProgress,
+    /// A party outside the store (a payment provider) gave no answer. Not an answer either: the
+    /// workflow stays pending, and a retry with the same idempotency key (or recovery) finishes
+    /// it, the external call deduplicated on its key.
+    #[error("{code}: {message}")]
+    Unavailable {
+        /// A stable UPPER_SNAKE code, such as `PAYMENT_PROVIDER_UNAVAILABLE`.
+        code: &'static str,
+        /// A sentence for a person.
+        message: String,
+    },
 }
 
 impl From<Failure> for StoreError {

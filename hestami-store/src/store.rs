@@ -94,6 +94,18 @@ pub const TENANT_TABLES: &[&str] = &[
     "technician_shifts",
     "technician_time_off",
     "outbox",
+    "pricebook_items",
+    "pricebook_item_revisions",
+    "pricing_settings",
+    "estimates",
+    "estimate_revisions",
+    "estimate_events",
+    "invoice_sequences",
+    "invoices",
+    "invoice_events",
+    "payments",
+    "job_actuals",
+    "job_planned_work",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before
@@ -348,45 +360,86 @@ impl TenantTx {
         version: i64,
         operation: Operation,
     ) -> Result<i64, StoreError> {
+        self.record_changes(entity_kind, &[(entity_id, version, operation)])
+            .await
+    }
+
+    /// Appends a row per change, with consecutive sequence numbers taken by one increment of the
+    /// counter (a batch that bumped the counter once per row would update one row thousands of
+    /// times in a transaction, which PostgreSQL does ever more slowly). Returns the last
+    /// sequence number (0 for no changes).
+    pub(crate) async fn record_changes(
+        &mut self,
+        entity_kind: &str,
+        changes: &[(Uuid, i64, Operation)],
+    ) -> Result<i64, StoreError> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
         let org = self.org();
+        let n = i64::try_from(changes.len())
+            .map_err(|_| StoreError::Internal("too many changes in one transaction".into()))?;
         let row = self
             .tx
             .fetch_optional(
-                "UPDATE feed_counters SET last_seq = last_seq + 1 WHERE organization_id = $1 \
+                "UPDATE feed_counters SET last_seq = last_seq + $2 WHERE organization_id = $1 \
                  RETURNING last_seq",
-                args![org],
+                args![org, n],
             )
             .await?;
-        let seq = match row {
+        let last = match row {
             Some(row) => row.get::<i64>("last_seq")?,
             None => {
                 self.tx
                     .execute(
-                        "INSERT INTO feed_counters (organization_id, last_seq) VALUES ($1, 1)",
-                        args![org],
+                        "INSERT INTO feed_counters (organization_id, last_seq) VALUES ($1, $2)",
+                        args![org, n],
                     )
                     .await?;
-                1
+                n
             }
         };
-        self.tx
-            .execute(
+        let mut seq = last - n;
+        // 9 values a row: 100 rows stay far below either backend's limit on parameters.
+        for chunk in changes.chunks(100) {
+            let mut sql = String::from(
                 "INSERT INTO change_feed (organization_id, seq, entity_kind, entity_id, version, \
-                 operation, actor_user_id, workflow_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                args![
+                 operation, actor_user_id, workflow_id, at) VALUES ",
+            );
+            let mut values = Vec::with_capacity(chunk.len() * 9);
+            for (k, (entity_id, version, operation)) in chunk.iter().enumerate() {
+                seq += 1;
+                let base = k * 9;
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    base + 1,
+                    base + 2,
+                    base + 3,
+                    base + 4,
+                    base + 5,
+                    base + 6,
+                    base + 7,
+                    base + 8,
+                    base + 9
+                ));
+                values.extend(args![
                     org,
                     seq,
                     entity_kind,
-                    entity_id,
-                    version,
+                    *entity_id,
+                    *version,
                     operation.as_str(),
                     self.actor.map(|a| a.as_uuid()),
                     self.workflow.map(|w| w.as_uuid()),
                     self.now
-                ],
-            )
-            .await?;
-        Ok(seq)
+                ]);
+            }
+            self.tx.execute(&sql, values).await?;
+        }
+        Ok(last)
     }
 
     /// Commits.

@@ -2180,10 +2180,11 @@ async fn the_expiry_scan_runs_once_a_day_across_processes(fx: Fixture) {
     assert_eq!(scans.items.len(), 1, "one scan workflow for the day");
 
     // Tomorrow morning it runs again, and 23 days later the 7-day reminder for the licence.
+    // (Each morning both daily timers fire: the compliance scan and the invoice overdue scan.)
     clock.advance(ChronoDuration::days(1));
-    assert_eq!(first.fire_due_timers().await.expect("pass"), 1);
+    assert_eq!(first.fire_due_timers().await.expect("pass"), 2);
     clock.advance(ChronoDuration::days(22));
-    assert_eq!(first.fire_due_timers().await.expect("pass"), 1);
+    assert_eq!(first.fire_due_timers().await.expect("pass"), 2);
     let reminders = first.outbox(c).await.expect("outbox");
     assert!(
         reminders
@@ -2204,7 +2205,9 @@ async fn sqlx_reset_timer(fx: &Fixture, org: OrganizationId) -> u64 {
     match fx.kind {
         Kind::Sqlite => {
             let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
-            let n = sqlx::query("UPDATE timers SET due_at = $1 WHERE organization_id = $2")
+            let n = sqlx::query(
+                "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = 'compliance_expiry_scan'",
+            )
                 .bind(when.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
                 .bind(org.as_uuid())
                 .execute(&pool)
@@ -2216,7 +2219,9 @@ async fn sqlx_reset_timer(fx: &Fixture, org: OrganizationId) -> u64 {
         }
         Kind::Postgres => {
             let pool = sqlx::PgPool::connect(url).await.expect("connect");
-            let n = sqlx::query("UPDATE timers SET due_at = $1 WHERE organization_id = $2")
+            let n = sqlx::query(
+                "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = 'compliance_expiry_scan'",
+            )
                 .bind(when)
                 .bind(org.as_uuid())
                 .execute(&pool)

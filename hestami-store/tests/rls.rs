@@ -37,6 +37,9 @@ struct Tenant {
     job: Uuid,
     workflow: Uuid,
     technician: Uuid,
+    item: Uuid,
+    estimate: Uuid,
+    invoice: Uuid,
 }
 
 /// An organization with a row in every tenant table, made through the services.
@@ -115,6 +118,9 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         },
     )
     .await;
+    // The money tables: an item and its revision, the pricing settings, an estimate revised,
+    // approved and handed to the job, actuals, an invoice issued and paid.
+    let money = money_path(s, c, &job).await;
     s.fire_due_timers().await.expect("the expiry scan");
     assert!(
         !s.outbox(c).await.expect("outbox").is_empty(),
@@ -134,6 +140,9 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         job: job.id.as_uuid(),
         workflow: workflow.as_uuid(),
         technician: technician.as_uuid(),
+        item: money.labor_item.id.as_uuid(),
+        estimate: money.estimate.id.as_uuid(),
+        invoice: money.invoice.id.as_uuid(),
     };
     (org, tenant)
 }
@@ -248,6 +257,68 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
              VALUES ($1, $2, 'intruder', '{}', NULL, now())",
             vec![t.org, fresh],
         ),
+        "pricebook_items" => (
+            "INSERT INTO pricebook_items (organization_id, id, revision, kind, name, category, sku, lookup_key, \
+             search_text, archived, body, created_at, updated_at) VALUES ($1, $2, 1, 'service', 'Intruder', NULL, \
+             NULL, $2::text, 'intruder', false, '{}', now(), now())",
+            vec![t.org, fresh],
+        ),
+        "pricebook_item_revisions" => (
+            "INSERT INTO pricebook_item_revisions (organization_id, item_id, revision, body, created_at) \
+             VALUES ($1, $2, 1000000, '{}', now())",
+            vec![t.org, t.item],
+        ),
+        "pricing_settings" => (
+            "INSERT INTO pricing_settings (organization_id, version, markup_tiers, tax_rates, updated_at) \
+             VALUES ($1, 1, '[]', '[]', now()) ON CONFLICT (organization_id) DO UPDATE SET tax_rates = '[]'",
+            vec![t.org],
+        ),
+        "estimates" => (
+            "INSERT INTO estimates (organization_id, id, version, revision, status, job_id, customer_id, \
+             property_id, valid_until, body, created_at, updated_at) VALUES ($1, $2, 1, 1, 'draft', $3, $4, $5, \
+             now(), '{}', now(), now())",
+            vec![t.org, fresh, t.job, t.customer, t.property],
+        ),
+        "estimate_revisions" => (
+            "INSERT INTO estimate_revisions (organization_id, estimate_id, revision, body) \
+             VALUES ($1, $2, 1000000, '{}')",
+            vec![t.org, t.estimate],
+        ),
+        "estimate_events" => (
+            "INSERT INTO estimate_events (organization_id, estimate_id, version, body, at) \
+             VALUES ($1, $2, 1000000, '{}', now())",
+            vec![t.org, t.estimate],
+        ),
+        "invoice_sequences" => (
+            "INSERT INTO invoice_sequences (organization_id, last_value) VALUES ($1, 0) \
+             ON CONFLICT (organization_id) DO UPDATE SET last_value = invoice_sequences.last_value",
+            vec![t.org],
+        ),
+        "invoices" => (
+            "INSERT INTO invoices (organization_id, id, version, status, job_id, customer_id, number, issue_date, \
+             due_date, total, balance, body, created_at, updated_at) VALUES ($1, $2, 1, 'draft', $3, $4, NULL, NULL, \
+             NULL, '0', '0', '{}', now(), now())",
+            vec![t.org, fresh, t.job, t.customer],
+        ),
+        "invoice_events" => (
+            "INSERT INTO invoice_events (organization_id, invoice_id, version, body, at) \
+             VALUES ($1, $2, 1000000, '{}', now())",
+            vec![t.org, t.invoice],
+        ),
+        "payments" => (
+            "INSERT INTO payments (organization_id, id, invoice_id, kind, payment_id, amount, method, reference, \
+             provider, provider_ref, at) VALUES ($1, $2, $3, 'payment', NULL, '1.00', 'cash', NULL, 'manual', NULL, now())",
+            vec![t.org, fresh, t.invoice],
+        ),
+        "job_actuals" => (
+            "INSERT INTO job_actuals (organization_id, id, job_id, line, recorded_at) VALUES ($1, $2, $3, '{}', now())",
+            vec![t.org, fresh, t.job],
+        ),
+        "job_planned_work" => (
+            "INSERT INTO job_planned_work (organization_id, job_id, estimate_id, body, created_at) \
+             VALUES ($1, $2, $3, '{}', now()) ON CONFLICT (organization_id, job_id) DO UPDATE SET body = '{}'",
+            vec![t.org, t.job, t.estimate],
+        ),
         _ => return None,
     })
 }
@@ -282,6 +353,9 @@ fn populated_by_fixture(table: &str) -> bool {
             job: Uuid::nil(),
             workflow: Uuid::nil(),
             technician: Uuid::nil(),
+            item: Uuid::nil(),
+            estimate: Uuid::nil(),
+            invoice: Uuid::nil(),
         },
     )
     .is_some()

@@ -5,11 +5,13 @@
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hestami::core::ids::{OrganizationId, TechnicianId, UserId};
 use hestami::core::org::{Currency, OrgKind, Role, TimeZone};
 use hestami::core::text::{Email, OrgName};
+use hestami::store::app::payments::TestProvider;
 use hestami::store::app::{Caller, Services};
 use hestami::store::directory::NewOrganization;
 use hestami::store::engine::EngineConfig;
@@ -58,6 +60,9 @@ pub struct TestServer {
     /// Connected as the owner: for administration (organizations, members, tokens).
     pub admin: Store,
     pub services: Services,
+    /// The payment processor card and ACH payments go through: it approves unless scripted
+    /// otherwise, and keeps a ledger of the money it moved.
+    pub payments: TestProvider,
     pub a: Tenant,
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -129,8 +134,10 @@ impl TestServer {
         let app = Store::connect(&db.app_url, StoreOptions::default())
             .await
             .expect("connect as the app role");
+        let payments = TestProvider::new();
         let services =
-            Services::new(app, EngineConfig::default()).with_wait(Duration::from_secs(20));
+            Services::with_processor(app, EngineConfig::default(), Arc::new(payments.clone()))
+                .with_wait(Duration::from_secs(20));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
@@ -149,6 +156,7 @@ impl TestServer {
             db,
             admin,
             services,
+            payments,
             a: Tenant {
                 org: String::new(),
                 token: String::new(),

@@ -554,3 +554,58 @@ proptest! {
         prop_assert_eq!(invoice.version as usize, 2 + events);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A new revision of a pricebook item changes new quotes, never an invoice already priced
+    /// from it, issued or not: the invoice holds its quote as a value.
+    #[test]
+    fn repricing_never_changes_an_invoice(
+        first in 1_i64..10_000_000,
+        second in 1_i64..10_000_000,
+        quantity in 1_i64..1000,
+        issue_it in any::<bool>(),
+    ) {
+        let item_id = crate::ids::PricebookItemId::from_uuid(Uuid::from_u128(0x17e2));
+        let draft = |cents: i64| pricebook::ItemDraft {
+            name: name("Drain clean"),
+            description: None,
+            category: None,
+            details: pricebook::ItemDetails::Service {
+                price: Money::new(Decimal::new(cents, 2), usd()),
+                estimated_labor_hours: Decimal::ONE,
+                trade: crate::text::TradeCode::parse("plumbing").expect("valid"),
+                bundled_materials: Vec::new(),
+            },
+        };
+        let v1 = pricebook::create_item(item_id, draft(first), usd(), t0()).expect("valid");
+        let request = QuoteRequest {
+            lines: vec![QuoteLine {
+                source: LineSource::Item { item_id, revision: None, skill_level: None, labor_time: None },
+                quantity: Decimal::new(quantity, 1),
+                description: None,
+            }],
+            discount: None,
+        };
+        let markup = MarkupTiers::default();
+        let price_with = |items: &[pricebook::PricebookItem]| {
+            pricebook::quote(&PricingContext { currency: usd(), items, markup: &markup, taxes: &[] }, &request).expect("prices")
+        };
+        let q1 = price_with(std::slice::from_ref(&v1));
+        let mut invoice = draft_with(q1.clone());
+        if issue_it {
+            invoice = run(&invoice, &issue(1));
+        }
+        let before = invoice.clone();
+
+        let v2 = pricebook::revise_item(&v1, draft(second), usd(), t0()).expect("valid");
+        let q2 = price_with(&[v1.clone(), v2]);
+        prop_assert_eq!(q2.lines[0].item.map(|r| r.revision), Some(2));
+
+        prop_assert_eq!(&invoice, &before);
+        prop_assert_eq!(&invoice.quote, &q1);
+        prop_assert_eq!(invoice.quote.lines[0].item.map(|r| r.revision), Some(1));
+        prop_assert_eq!(invoice.total(), q1.total);
+    }
+}

@@ -7,17 +7,20 @@ use uuid::Uuid;
 
 use hestami_core::ids::{CustomerId, JobId, PropertyId, TechnicianId};
 use hestami_core::job::{Job, JobChange, JobEvent, JobStatus, NewJob, Priority, TimeWindow};
+use hestami_core::org::Currency;
 use hestami_core::text::{Description, Reason, Summary, TradeCode};
 use hestami_core::workforce::SkillLevel;
 use hestami_store::app::PageRequest;
 use hestami_store::app::job::{
-    JobFilter, JobLifecycleCommand, RaiseCallback, ScheduleJob, UpdateStatus,
+    JobFilter, JobLifecycleCommand, JobWork, RaiseCallback, RecordActuals, ScheduleJob,
+    UpdateStatus,
 };
 
 use super::contractor::name_list;
+use super::money::{PlannedWorkDto, QuoteLineDto, QuoteLineInput, quote_lines};
 use super::technician::skill_level;
 use crate::error::ApiError;
-use crate::rpc::{Ctx, Name, Procedure, mutation, query, validate};
+use crate::rpc::{Ctx, Name, Procedure, mutation, mutation_in, query, validate};
 
 /// A job's state (DESIGN §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -334,7 +337,20 @@ pub struct CallbackInput {
     pub reason: Option<String>,
 }
 
-/// `job/v1/get` and `job/v1/timeline`.
+/// `job/v1/recordActuals`: labour time and materials used on the job, added to what is
+/// recorded, for an invoice `from: actuals`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordActualsInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which job (not closed or cancelled).
+    pub job_id: Uuid,
+    /// What was used, as lines to price (pricebook items, or custom lines); each must price.
+    pub lines: Vec<QuoteLineInput>,
+}
+
+/// `job/v1/get`, `job/v1/timeline` and `job/v1/work`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobIdInput {
@@ -378,11 +394,35 @@ pub struct TimelineOutput {
     pub events: Vec<JobEventDto>,
 }
 
+/// A job's work: what its approved estimate planned and what was recorded.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobWorkDto {
+    /// The job.
+    pub job_id: Uuid,
+    /// The approved option handed to it by `estimate/v1/convertToJob`, as priced then.
+    pub planned: Option<PlannedWorkDto>,
+    /// The lines recorded by `job/v1/recordActuals`, oldest first, as given (priced when
+    /// invoiced).
+    pub actuals: Vec<QuoteLineDto>,
+}
+
+impl From<JobWork> for JobWorkDto {
+    fn from(w: JobWork) -> Self {
+        Self {
+            job_id: w.job_id.as_uuid(),
+            planned: w.planned.as_ref().map(Into::into),
+            actuals: w.actuals.iter().map(Into::into).collect(),
+        }
+    }
+}
+
 mutating!(
     CreateJobInput,
     ScheduleJobInput,
     UpdateStatusInput,
-    CallbackInput
+    CallbackInput,
+    RecordActualsInput
 );
 
 fn convert_create(i: CreateJobInput) -> Result<JobLifecycleCommand, ApiError> {
@@ -449,6 +489,27 @@ fn convert_callback(i: CallbackInput) -> Result<JobLifecycleCommand, ApiError> {
             reason: reason?,
         }))
     })
+}
+
+fn convert_record_actuals(
+    i: RecordActualsInput,
+    currency: Currency,
+) -> Result<JobLifecycleCommand, ApiError> {
+    validate(|v| {
+        let lines = quote_lines(v, "", i.lines, currency);
+        Some(JobLifecycleCommand::RecordActuals(RecordActuals {
+            job_id: JobId::from_uuid(i.job_id),
+            lines: lines?,
+        }))
+    })
+}
+
+async fn work(ctx: Ctx, i: JobIdInput) -> Result<JobWorkDto, ApiError> {
+    Ok(ctx
+        .services
+        .job_work(ctx.caller()?, JobId::from_uuid(i.job_id))
+        .await?
+        .into())
 }
 
 async fn get(ctx: Ctx, i: JobIdInput) -> Result<JobDto, ApiError> {
@@ -561,6 +622,23 @@ pub(crate) fn procedures() -> Vec<Procedure> {
         query(
             name("timeline", "A job's history, oldest first", &["NOT_FOUND"]),
             timeline,
+        ),
+        mutation_in(
+            name(
+                "recordActuals",
+                "Record labour time and materials used on a job, for an invoice from actuals",
+                &["NOT_FOUND", "JOB_CLOSED"],
+            ),
+            convert_record_actuals,
+            <JobWorkDto as From<JobWork>>::from,
+        ),
+        query(
+            name(
+                "work",
+                "A job's planned work (from its approved estimate) and recorded actuals",
+                &["NOT_FOUND"],
+            ),
+            work,
         ),
     ]
 }

@@ -27,8 +27,12 @@ pub mod auth;
 pub mod contractor;
 pub mod customer;
 pub mod dispatch;
+pub mod estimate;
+pub mod invoice;
 pub mod job;
+pub mod money;
 pub mod org;
+pub mod pricebook;
 pub mod technician;
 pub mod workflow;
 
@@ -42,6 +46,9 @@ pub fn procedures() -> Vec<Procedure> {
         technician::procedures(),
         job::procedures(),
         dispatch::procedures(),
+        pricebook::procedures(),
+        estimate::procedures(),
+        invoice::procedures(),
         workflow::procedures(),
     ]
     .into_iter()

@@ -13,13 +13,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use hestami_core::compliance::{lapsed, reminders_due};
-use hestami_core::ids::OrganizationId;
 use hestami_core::schedule::local_to_utc;
 
 use super::contractor::{load_all_certifications, load_licenses, load_policies};
-use super::{Caller, Command, Request, Services};
-use crate::db::{Backend, args};
-use crate::directory::load_organization;
+use super::{Caller, Command, Services};
+use crate::db::args;
 use crate::engine::WorkflowCtx;
 use crate::error::StoreError;
 use crate::store::{Operation, TenantTx, new_id};
@@ -154,110 +152,12 @@ async fn scan(tx: &mut TenantTx, date: NaiveDate) -> Result<ScanReport, StoreErr
 }
 
 /// When the scan after `now` is due: 06:00 local on the next day.
-fn next_due(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn next_due(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
     let tomorrow = now.with_timezone(&tz).date_naive() + Duration::days(1);
     local_to_utc(tz, tomorrow.and_hms_opt(6, 0, 0).unwrap_or_default())
 }
 
 impl Services {
-    /// Makes sure every organization has its scan timer (those created before timers existed
-    /// included). Idempotent.
-    pub async fn ensure_timers(&self) -> Result<(), StoreError> {
-        // `WHERE TRUE`: SQLite reads `ON CONFLICT` after a bare `SELECT … FROM t` as a join's
-        // `ON`; a WHERE clause ends the SELECT (documented in SQLite's UPSERT notes).
-        let store = self.store();
-        let mut tx = store.shared(true).await?;
-        tx.execute(
-            "INSERT INTO timers (organization_id, name, due_at) \
-             SELECT DISTINCT organization_id, $1, $2 FROM memberships WHERE TRUE ON CONFLICT DO NOTHING",
-            args![TIMER, store.now()],
-        )
-        .await?;
-        tx.commit().await
-    }
-
-    /// Runs the scans that are due, each once per organization and local day however many
-    /// processes call this at once. Returns how many organizations were scanned.
-    pub async fn fire_due_timers(&self) -> Result<usize, StoreError> {
-        let store = self.store();
-        let now = store.now();
-        let mut tx = store.shared(true).await?;
-        let lock = match store.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let rows = tx
-            .fetch_all(
-                &format!(
-                    "SELECT organization_id FROM timers WHERE name = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64{lock}"
-                ),
-                args![TIMER, now],
-            )
-            .await?;
-        let mut due = Vec::with_capacity(rows.len());
-        for row in rows {
-            let org: Uuid = row.get("organization_id")?;
-            // A short lease: if this process dies, another pass takes the row in five minutes.
-            tx.execute(
-                "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3",
-                args![now + Duration::minutes(5), org, TIMER],
-            )
-            .await?;
-            due.push(OrganizationId::from_uuid(org));
-        }
-        tx.commit().await?;
-        for organization_id in &due {
-            let caller = Caller {
-                organization_id: *organization_id,
-                user_id: None,
-            };
-            let tz = self
-                .read(&caller, |tx| Box::pin(load_organization(tx, false)))
-                .await?
-                .time_zone
-                .tz();
-            let date = now.with_timezone(&tz).date_naive();
-            let key = scan_key(date);
-            let command = ScanCommand { date };
-            let request = Request {
-                idempotency_key: key,
-                fingerprint: key.to_string(),
-                trace_id: None,
-                command,
-            };
-            if let Err(e) = self.submit(&caller, request).await {
-                // This organization's lease expires and a later pass retries it; the others
-                // claimed in this pass still run now.
-                tracing::warn!(organization.id = %organization_id, error = %e, "compliance scan failed");
-                continue;
-            }
-            let mut tx = store.shared(true).await?;
-            tx.execute(
-                "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3",
-                args![next_due(tz, now), organization_id.as_uuid(), TIMER],
-            )
-            .await?;
-            tx.commit().await?;
-        }
-        Ok(due.len())
-    }
-
-    /// Fires due timers every `every` until the task is aborted.
-    pub fn spawn_timer_loop(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        let services = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = services.ensure_timers().await {
-                tracing::warn!(error = %e, "creating timers failed");
-            }
-            loop {
-                if let Err(e) = services.fire_due_timers().await {
-                    tracing::warn!(error = %e, "timer pass failed");
-                }
-                tokio::time::sleep(every).await;
-            }
-        })
-    }
-
     /// The outbox rows of the caller's organization, oldest first (reminders waiting to go out).
     pub async fn outbox(
         &self,

@@ -7,11 +7,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use hestami_core::estimate::PlannedWork;
 use hestami_core::ids::{JobId, TechnicianId};
 use hestami_core::job::{
     self as core_job, Guards, Job, JobAction, JobChange, JobCommand, JobError, JobEvent, JobStatus,
     NewJob, Priority, TimeWindow,
 };
+use hestami_core::pricebook::{QuoteLine, QuoteRequest};
 use hestami_core::text::{Description, Reason, Summary, TradeCode};
 use hestami_core::workforce::assignment_refusals;
 
@@ -69,6 +71,29 @@ pub struct RaiseCallback {
     pub reason: Option<Reason>,
 }
 
+/// `job/v1/recordActuals`: labour time and materials used on the job, for an invoice
+/// `from: actuals`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordActuals {
+    /// Which job.
+    pub job_id: JobId,
+    /// What was used, as lines to price (pricebook items, or custom lines).
+    pub lines: Vec<QuoteLine>,
+}
+
+/// The work of a job: what its approved estimate planned and what was recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobWork {
+    /// The job.
+    pub job_id: JobId,
+    /// The approved option handed to it by `estimate/v1/convertToJob`.
+    pub planned: Option<PlannedWork>,
+    /// The labour time and materials recorded, oldest first.
+    pub actuals: Vec<QuoteLine>,
+}
+
 /// `dispatch/v1/assignTech`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -97,6 +122,9 @@ pub enum JobLifecycleCommand {
     /// `job/v1/callback`.
     #[serde(rename = "job/v1/callback")]
     Callback(RaiseCallback),
+    /// `job/v1/recordActuals`.
+    #[serde(rename = "job/v1/recordActuals")]
+    RecordActuals(RecordActuals),
 }
 
 impl Command for JobLifecycleCommand {
@@ -107,6 +135,7 @@ impl Command for JobLifecycleCommand {
             Self::Schedule(_) => "job/v1/schedule",
             Self::UpdateStatus(_) => "job/v1/updateStatus",
             Self::Callback(_) => "job/v1/callback",
+            Self::RecordActuals(_) => "job/v1/recordActuals",
         }
     }
 }
@@ -149,8 +178,24 @@ pub fn job_failure(error: &JobError) -> Failure {
 pub(crate) async fn run(
     mut ctx: WorkflowCtx,
     command: JobLifecycleCommand,
+) -> Result<serde_json::Value, StoreError> {
+    if let JobLifecycleCommand::RecordActuals(r) = command {
+        let work = ctx
+            .step("record_actuals", move |tx| Box::pin(record_actuals(tx, r)))
+            .await?;
+        return Ok(serde_json::to_value(work)?);
+    }
+    Ok(serde_json::to_value(run_lifecycle(ctx, command).await?)?)
+}
+
+async fn run_lifecycle(
+    mut ctx: WorkflowCtx,
+    command: JobLifecycleCommand,
 ) -> Result<Job, StoreError> {
     match command {
+        JobLifecycleCommand::RecordActuals(_) => Err(StoreError::Internal(
+            "recordActuals is not a lifecycle change".into(),
+        )),
         JobLifecycleCommand::Create(new) => {
             ctx.step("insert_job", move |tx| Box::pin(create(tx, new)))
                 .await
@@ -250,6 +295,50 @@ pub(crate) async fn run(
     }
 }
 
+async fn record_actuals(tx: &mut TenantTx, r: RecordActuals) -> Result<JobWork, StoreError> {
+    let job = load(tx, r.job_id, true).await?;
+    if matches!(job.status, JobStatus::Closed | JobStatus::Cancelled) {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "JOB_CLOSED",
+            format!("work cannot be recorded on a {} job", job.status),
+        )
+        .into());
+    }
+    // Price the lines now, so that only lines an invoice can price are recorded (every problem
+    // reported at `lines[i]…`); the invoice prices them again when it is made.
+    let request = QuoteRequest {
+        lines: r.lines.clone(),
+        discount: None,
+    };
+    let at = super::pricebook::PriceAt {
+        customer_id: job.customer_id,
+        property_id: job.property_id,
+    };
+    super::pricebook::price(tx, Some(at), &request, "").await?;
+    let org = tx.org();
+    let now = tx.now();
+    for line in &r.lines {
+        tx.execute(
+            "INSERT INTO job_actuals (organization_id, id, job_id, line, recorded_at) VALUES ($1, $2, $3, $4, $5)",
+            args![org, new_id(), job.id.as_uuid(), serde_json::to_string(line)?, now],
+        )
+        .await?;
+    }
+    tx.record_change(
+        "job_actuals",
+        job.id.as_uuid(),
+        job.version,
+        Operation::Updated,
+    )
+    .await?;
+    Ok(JobWork {
+        job_id: job.id,
+        planned: super::estimate::planned_work_of(tx, job.id).await?,
+        actuals: super::invoice::actuals_of(tx, job.id).await?,
+    })
+}
+
 fn callback_summary(original: &Summary) -> Summary {
     let text: String = format!("Callback: {original}")
         .chars()
@@ -330,7 +419,7 @@ fn command_for_target(job: &Job, target: JobStatus) -> Result<JobCommand, StoreE
     }
 }
 
-async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
+pub(crate) async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
     let org = load_organization(tx, false).await?;
     super::customer::load_property(tx, new.customer_id, new.property_id).await?;
     let id = JobId::from_uuid(new_id());
@@ -367,16 +456,52 @@ async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
     Ok(job)
 }
 
+/// The facts the `invoice` and `settle` guards need, from the job's invoices: one is issued
+/// (or paid), and none issued has a balance left. Void and draft invoices do not count.
+pub(crate) async fn guards_for(tx: &mut TenantTx, job_id: JobId) -> Result<Guards, StoreError> {
+    let org = tx.org();
+    let rows = tx
+        .fetch_all(
+            "SELECT status FROM invoices WHERE organization_id = $1 AND job_id = $2 \
+             AND status IN ('issued', 'paid')",
+            args![org, job_id.as_uuid()],
+        )
+        .await?;
+    let statuses = rows
+        .iter()
+        .map(|r| r.get::<String>("status"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Guards {
+        invoice_issued: !statuses.is_empty(),
+        balance_settled: !statuses.is_empty() && statuses.iter().all(|s| s == "paid"),
+    })
+}
+
 /// Runs a command on a loaded (and locked) job and saves the result with its event.
-async fn apply(
+pub(crate) async fn apply(
     tx: &mut TenantTx,
     job: &Job,
     command: JobCommand,
     reason: Option<Reason>,
 ) -> Result<Job, StoreError> {
-    // No invoices exist yet, so the invoice and settle guards refuse; the money issue supplies
-    // the real facts here.
-    let guards = Guards::default();
+    // The invoice and settle guards read the job's invoices; the other moves need no facts.
+    let guards = if matches!(
+        command,
+        JobCommand::Invoice | JobCommand::Settle | JobCommand::Close
+    ) {
+        guards_for(tx, job.id).await?
+    } else {
+        Guards::default()
+    };
+    // A refund after the job was paid leaves a balance (the job stays `paid`: the table has no
+    // way back); closing waits until it is settled again. A job never invoiced (cancelled work
+    // closed by hand) has nothing to settle.
+    if matches!(command, JobCommand::Close)
+        && job.status == JobStatus::Paid
+        && !guards.balance_settled
+    {
+        return Err(job_failure(&JobError::BalanceOutstanding).into());
+    }
     let (next, event) = core_job::execute(job, &command, &guards, tx.actor(), reason, tx.now())
         .map_err(|e| job_failure(&e))?;
     tx.execute(
@@ -580,6 +705,21 @@ impl Services {
                     .await?;
                 let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
                 Ok(page.page(items, |j| j.id.as_uuid()))
+            })
+        })
+        .await
+    }
+
+    /// `job/v1/work`: the job's planned work and recorded actuals.
+    pub async fn job_work(&self, caller: &Caller, id: JobId) -> Result<JobWork, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                load(tx, id, false).await?;
+                Ok(JobWork {
+                    job_id: id,
+                    planned: super::estimate::planned_work_of(tx, id).await?,
+                    actuals: super::invoice::actuals_of(tx, id).await?,
+                })
             })
         })
         .await

@@ -7,11 +7,13 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
 use hestami_core::ids::{OrganizationId, UserId};
 
+use self::payments::{ManualProvider, PaymentProvider};
 use crate::engine::{Completed, Engine, EngineBuilder, EngineConfig, Start};
 use crate::error::{Failure, FieldError, StoreError};
 use crate::store::{Store, TenantTx};
@@ -20,9 +22,15 @@ pub mod compliance_scan;
 pub mod contractor;
 pub mod customer;
 pub mod eligibility;
+pub mod estimate;
+pub mod invoice;
 pub mod job;
 pub mod org;
+pub mod payments;
+pub mod pricebook;
+pub mod pricebook_import;
 pub mod technician;
+pub mod timers;
 pub mod workflow;
 pub mod workforce;
 
@@ -164,9 +172,24 @@ pub struct Services {
     wait: Duration,
 }
 
-/// Registers every workflow of the application on `builder`.
+/// Registers every workflow of the application on `builder`, with the [`ManualProvider`] for
+/// card and ACH payments (which refuses them).
 pub fn register_all(builder: EngineBuilder) -> EngineBuilder {
+    register_all_with(builder, Arc::new(ManualProvider))
+}
+
+/// Registers every workflow of the application on `builder`; card and ACH payments go through
+/// `processor`.
+pub fn register_all_with(
+    builder: EngineBuilder,
+    processor: Arc<dyn PaymentProvider>,
+) -> EngineBuilder {
     builder
+        .register(pricebook::WORKFLOW, pricebook::run)
+        .register(estimate::WORKFLOW, estimate::run)
+        .register(invoice::WORKFLOW, move |ctx, command| {
+            invoice::run(ctx, command, processor.clone())
+        })
         .register(org::WORKFLOW, org::run)
         .register(customer::WORKFLOW, customer::run)
         .register(technician::WORKFLOW, technician::run_any)
@@ -178,9 +201,19 @@ pub fn register_all(builder: EngineBuilder) -> EngineBuilder {
 }
 
 impl Services {
-    /// An engine with every application workflow registered, and the services over it.
+    /// An engine with every application workflow registered, and the services over it. Card and
+    /// ACH payments are refused ([`ManualProvider`]); see [`Services::with_processor`].
     pub fn new(store: Store, config: EngineConfig) -> Self {
-        let engine = register_all(Engine::builder(store, config)).build();
+        Self::with_processor(store, config, Arc::new(ManualProvider))
+    }
+
+    /// Like [`Services::new`], with card and ACH payments going through `processor`.
+    pub fn with_processor(
+        store: Store,
+        config: EngineConfig,
+        processor: Arc<dyn PaymentProvider>,
+    ) -> Self {
+        let engine = register_all_with(Engine::builder(store, config), processor).build();
         Self {
             engine,
             wait: Duration::from_secs(30),

@@ -189,10 +189,11 @@ pub async fn submit<C: Command>(
     caller: &Caller,
     command: C,
 ) -> Result<String, Failure> {
+    let procedure = command.procedure();
     let completed = services
         .submit(caller, request(command))
         .await
-        .expect("the workflow ran to an outcome");
+        .unwrap_or_else(|e| panic!("{procedure} did not run to an outcome: {e:?}"));
     assert!(!completed.replayed, "a fresh key must not replay");
     completed.outcome
 }
@@ -448,4 +449,172 @@ pub async fn ensure_ready(services: &Services, caller: &Caller) {
     )
     .await
     .expect("making the organization ready for work");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The money path
+
+/// A value of a command type from JSON (the commands' own serde forms are their contract).
+pub fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).expect("a valid command body")
+}
+
+/// `{"amount": "…", "currency": "USD"}`.
+pub fn usd(amount: &str) -> serde_json::Value {
+    serde_json::json!({ "amount": amount, "currency": "USD" })
+}
+
+/// What [`money_path`] made.
+#[derive(Clone, Debug)]
+pub struct MoneyPath {
+    pub labor_item: hestami_core::pricebook::PricebookItem,
+    pub estimate: hestami_core::estimate::Estimate,
+    pub invoice: hestami_core::invoice::Invoice,
+}
+
+/// Takes a completed job through the money path: a labour item, markup tiers and a tax rate
+/// for Illinois, an estimate with two options (one revised once), sent, approved and handed
+/// to the job, actuals recorded, an invoice from the approved estimate, issued and paid in
+/// cash. Asserts the job ends `paid`.
+pub async fn money_path(services: &Services, caller: &Caller, job: &Job) -> MoneyPath {
+    use hestami_core::estimate::Estimate;
+    use hestami_core::invoice::{Invoice, InvoiceStatus};
+    use hestami_core::pricebook::PricebookItem;
+    use hestami_store::app::estimate::EstimateCommandInput as E;
+    use hestami_store::app::invoice::InvoiceCommandInput as I;
+    use hestami_store::app::pricebook::PricebookCommand as P;
+    use serde_json::json;
+
+    let labor_item: PricebookItem = ok(
+        services,
+        caller,
+        P::CreateItem(from_json(json!({
+            "name": "Plumber labour",
+            "details": { "kind": "labor", "trade": "plumbing",
+                "rates": [{ "skillLevel": 1, "hourly": usd("95.00") }],
+                "overtimeMultiplier": "1.5", "afterHoursMultiplier": "2" }
+        }))),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        services,
+        caller,
+        P::SetMarkupTiers(from_json(json!({
+            "tiers": [{ "from": "0", "to": "100", "percent": "50" }, { "from": "100", "to": null, "percent": "25" }],
+            "expectedVersion": null
+        }))),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        services,
+        caller,
+        P::SetTaxRates(from_json(json!({
+            "rates": [{ "jurisdiction": { "country": "US", "region": "IL" }, "name": "Illinois sales tax",
+                "percent": "6.25", "taxable": { "service": true, "material": true, "labor": false, "equipment": true } }],
+            "expectedVersion": null
+        }))),
+    )
+    .await;
+    let line = |hours: &str| {
+        json!({ "lines": [{ "source": "item", "itemId": labor_item.id, "skillLevel": 1, "quantity": hours },
+                          { "source": "custom", "description": "Valve", "unitPrice": usd("40.00"), "kind": "material", "quantity": "1" }],
+                "discount": null })
+    };
+    let valid_until = chrono::Utc::now() + chrono::Duration::days(30);
+    let draft: Estimate = ok(
+        services,
+        caller,
+        E::Generate(from_json(json!({
+            "jobId": job.id, "customerId": null, "propertyId": null,
+            "options": [{ "name": "Good", "request": line("1") }, { "name": "Best", "request": line("2") }],
+            "validUntil": valid_until, "notes": null
+        }))),
+    )
+    .await;
+    let revised: Estimate = ok(
+        services,
+        caller,
+        E::Revise(from_json(json!({
+            "estimateId": draft.id, "expectedVersion": draft.version,
+            "options": [{ "name": "Good", "request": line("1.5") }, { "name": "Best", "request": line("2") }],
+            "validUntil": valid_until, "notes": null
+        }))),
+    )
+    .await;
+    assert_eq!(revised.revision, 2);
+    let _: Estimate = ok(
+        services,
+        caller,
+        E::Send(from_json(
+            json!({ "estimateId": draft.id, "expectedVersion": null }),
+        )),
+    )
+    .await;
+    let option = revised.options[0].id;
+    let estimate: Estimate = ok(
+        services,
+        caller,
+        E::Approve(from_json(json!({
+            "estimateId": draft.id, "optionId": option, "signedBy": "Ada Customer",
+            "signature": null, "depositRequired": null, "expectedVersion": null
+        }))),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        services,
+        caller,
+        E::ConvertToJob(from_json(json!({
+            "estimateId": estimate.id, "trade": null, "summary": null, "priority": null
+        }))),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        services,
+        caller,
+        JobLifecycleCommand::RecordActuals(from_json(json!({
+            "jobId": job.id,
+            "lines": [{ "source": "item", "itemId": labor_item.id, "skillLevel": 1, "quantity": "1.25" }]
+        }))),
+    )
+    .await;
+    let draft_invoice: Invoice = ok(
+        services,
+        caller,
+        I::Create(from_json(json!({
+            "jobId": job.id, "from": { "from": "approved_estimate", "estimateId": null }, "terms": null
+        }))),
+    )
+    .await;
+    assert_eq!(draft_invoice.total(), estimate.options[0].quote.total);
+    let issued: Invoice = ok(
+        services,
+        caller,
+        I::Issue(from_json(
+            json!({ "invoiceId": draft_invoice.id, "expectedVersion": null }),
+        )),
+    )
+    .await;
+    assert_eq!(
+        services.job_get(caller, job.id).await.expect("job").status,
+        JobStatus::Invoiced
+    );
+    let invoice: Invoice = ok(
+        services,
+        caller,
+        I::CollectPayment(from_json(json!({
+            "invoiceId": issued.id, "amount": { "amount": issued.balance().amount().to_string(), "currency": "USD" },
+            "method": "cash", "reference": "Receipt 7"
+        }))),
+    )
+    .await;
+    assert_eq!(invoice.status, InvoiceStatus::Paid);
+    assert_eq!(
+        services.job_get(caller, job.id).await.expect("job").status,
+        JobStatus::Paid
+    );
+    MoneyPath {
+        labor_item,
+        estimate,
+        invoice,
+    }
 }

@@ -1,0 +1,174 @@
+//! `hestami pricebook import FILE.csv`: reads the CSV and hands the rows to
+//! `Services::pricebook_import`, which batches, keys and resumes.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use hestami_core::ids::OrganizationId;
+use hestami_core::pricebook::import::{COLUMNS, ImportRow, MAX_BATCH_ROWS};
+use hestami_store::app::{Caller, Services};
+use hestami_store::engine::EngineConfig;
+use hestami_store::{Backend, Store, StoreOptions, derive_app_url, redact};
+
+use crate::DatabaseArgs;
+
+/// The pricebook commands.
+#[derive(Subcommand, Debug)]
+pub enum PricebookCommand {
+    /// Import a CSV catalogue into an organization's pricebook. The header names the columns
+    /// (kind,name,description,category,sku,unit,cost,price,markupPercent,laborHours,trade,rates,
+    /// overtimeMultiplier,afterHoursMultiplier; any subset in any order). Rows are matched to
+    /// existing items by SKU (materials) or kind and name, and reported as created, updated,
+    /// unchanged or refused. Running the same file again resumes: finished batches are not
+    /// repeated.
+    Import {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The organization id.
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// Rows per batch, 1 to 1000.
+        #[arg(long, default_value_t = MAX_BATCH_ROWS)]
+        batch_size: usize,
+        /// Do not draw a progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+/// Runs a pricebook command.
+pub async fn run(command: PricebookCommand) -> Result<()> {
+    let PricebookCommand::Import {
+        db,
+        org,
+        batch_size,
+        quiet,
+        file,
+    } = command;
+    if !(1..=MAX_BATCH_ROWS).contains(&batch_size) {
+        bail!("--batch-size is 1 to {MAX_BATCH_ROWS}");
+    }
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let rows = read_rows(&bytes).with_context(|| format!("parsing {}", file.display()))?;
+    let source = format!("{:x}", Sha256::digest(&bytes));
+
+    Store::migrate(&db.database_url)
+        .await
+        .with_context(|| format!("migrating {}", redact(&db.database_url)))?;
+    let app_url = match Backend::of_url(&db.database_url)? {
+        Backend::Sqlite => db.database_url.clone(),
+        Backend::Postgres => derive_app_url(&db.database_url)?,
+    };
+    let store = Store::connect(&app_url, StoreOptions::default())
+        .await
+        .with_context(|| format!("connecting to {}", redact(&app_url)))?;
+    let services = Services::new(
+        store,
+        EngineConfig {
+            executor_id: format!("import-{}", std::process::id()),
+            ..EngineConfig::default()
+        },
+    );
+    let caller = Caller {
+        organization_id: OrganizationId::from_uuid(org),
+        user_id: None,
+    };
+
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(rows.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows {elapsed_precise} eta {eta}")
+            .context("progress bar template")?,
+    );
+    let started = Instant::now();
+    let total_rows = rows.len();
+    let totals = services
+        .pricebook_import(&caller, &source, rows, batch_size, |done| {
+            bar.set_position(done as u64)
+        })
+        .await?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+
+    for r in &totals.refusals {
+        // +2: a 1-based line number, after the header line.
+        eprintln!(
+            "line {}: {}: {} ({})",
+            r.row + 2,
+            if r.field.is_empty() { "row" } else { &r.field },
+            r.code,
+            r.message
+        );
+    }
+    println!(
+        "{total_rows} rows in {:.1} s ({:.0} rows/s): {} created, {} updated, {} unchanged, {} refused{}",
+        elapsed.as_secs_f64(),
+        total_rows as f64 / elapsed.as_secs_f64().max(1e-9),
+        totals.created,
+        totals.updated,
+        totals.unchanged,
+        totals.refused,
+        if totals.replayed_batches > 0 {
+            format!(
+                " ({} batches already imported by an earlier run)",
+                totals.replayed_batches
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// The rows of a CSV file with a header of known column names; empty cells are absent.
+fn read_rows(bytes: &[u8]) -> Result<Vec<ImportRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let headers = reader.headers()?.clone();
+    for h in &headers {
+        if !COLUMNS.contains(&h) {
+            bail!(
+                "unknown column {h:?}; the columns are {}",
+                COLUMNS.join(", ")
+            );
+        }
+    }
+    let mut rows = Vec::new();
+    for (i, record) in reader.deserialize::<ImportRow>().enumerate() {
+        rows.push(record.with_context(|| format!("line {}", i + 2))?);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_read_with_empty_cells_absent() {
+        let csv = "kind,name,sku,unit,cost,price\nmaterial, Copper pipe ,CU-1,ft,1.10,\nservice,Drain clean,,,,189\n";
+        let rows = read_rows(csv.as_bytes()).expect("valid");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].name.as_deref(), Some("Copper pipe"));
+        assert_eq!(rows[0].price, None);
+        assert_eq!(rows[1].sku, None);
+        assert_eq!(rows[1].price.as_deref(), Some("189"));
+    }
+
+    #[test]
+    fn unknown_columns_are_refused_by_name() {
+        let err = read_rows(b"kind,name,colour\nservice,x,red\n").expect_err("refused");
+        assert!(err.to_string().contains("\"colour\""), "{err}");
+    }
+}

@@ -1,0 +1,188 @@
+-- The money path: pricebook, estimates, invoices and payments (issue 4). Same rules as 0001 and
+-- 0002: composite keys and foreign keys carrying organization_id, RLS on every tenant table.
+-- Priced content (items, estimates, invoices) is kept as the domain's JSON in `body`, with the
+-- columns the queries filter on beside it; money is decimal text, never a float.
+
+-- The current revision of each pricebook item. `lookup_key` is what an import matches rows on
+-- (a material's SKU, otherwise the kind and the folded name); `search_text` is the folded name,
+-- description, category and SKU.
+CREATE TABLE pricebook_items (
+    organization_id uuid NOT NULL REFERENCES organizations (id),
+    id uuid NOT NULL,
+    revision bigint NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('service', 'material', 'labor', 'equipment')),
+    name text NOT NULL,
+    category text,
+    sku text,
+    lookup_key text NOT NULL,
+    search_text text NOT NULL,
+    archived boolean NOT NULL,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (organization_id, id),
+    UNIQUE (organization_id, lookup_key)
+);
+
+-- Every revision of every item, as it was: a priced line names (item, revision).
+CREATE TABLE pricebook_item_revisions (
+    organization_id uuid NOT NULL,
+    item_id uuid NOT NULL,
+    revision bigint NOT NULL,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (organization_id, item_id, revision),
+    FOREIGN KEY (organization_id, item_id) REFERENCES pricebook_items (organization_id, id)
+);
+
+-- The organization's markup tiers and tax rates.
+CREATE TABLE pricing_settings (
+    organization_id uuid PRIMARY KEY REFERENCES organizations (id),
+    version bigint NOT NULL,
+    markup_tiers text NOT NULL,
+    tax_rates text NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+-- The current revision of each estimate; earlier revisions are in estimate_revisions.
+CREATE TABLE estimates (
+    organization_id uuid NOT NULL,
+    id uuid NOT NULL,
+    version bigint NOT NULL,
+    revision bigint NOT NULL,
+    status text NOT NULL CHECK (status IN ('draft', 'sent', 'approved', 'declined', 'expired')),
+    job_id uuid,
+    customer_id uuid NOT NULL,
+    property_id uuid NOT NULL,
+    valid_until timestamptz NOT NULL,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (organization_id, id),
+    FOREIGN KEY (organization_id, job_id) REFERENCES jobs (organization_id, id),
+    FOREIGN KEY (organization_id, customer_id) REFERENCES customers (organization_id, id)
+);
+CREATE INDEX estimates_job ON estimates (organization_id, job_id);
+
+CREATE TABLE estimate_revisions (
+    organization_id uuid NOT NULL,
+    estimate_id uuid NOT NULL,
+    revision bigint NOT NULL,
+    body text NOT NULL,
+    PRIMARY KEY (organization_id, estimate_id, revision),
+    FOREIGN KEY (organization_id, estimate_id) REFERENCES estimates (organization_id, id)
+);
+
+CREATE TABLE estimate_events (
+    organization_id uuid NOT NULL,
+    estimate_id uuid NOT NULL,
+    version bigint NOT NULL,
+    body text NOT NULL,
+    at timestamptz NOT NULL,
+    PRIMARY KEY (organization_id, estimate_id, version),
+    FOREIGN KEY (organization_id, estimate_id) REFERENCES estimates (organization_id, id)
+);
+
+-- The gapless invoice number sequence: one row per organization, incremented in the
+-- transaction that issues the invoice, so a rolled-back issue gives its number back.
+CREATE TABLE invoice_sequences (
+    organization_id uuid PRIMARY KEY REFERENCES organizations (id),
+    last_value bigint NOT NULL
+);
+
+CREATE TABLE invoices (
+    organization_id uuid NOT NULL,
+    id uuid NOT NULL,
+    version bigint NOT NULL,
+    status text NOT NULL CHECK (status IN ('draft', 'issued', 'paid', 'void')),
+    job_id uuid NOT NULL,
+    customer_id uuid NOT NULL,
+    number bigint,
+    issue_date date,
+    due_date date,
+    total text NOT NULL,
+    balance text NOT NULL,
+    overdue_notified_on date,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (organization_id, id),
+    UNIQUE (organization_id, number),
+    FOREIGN KEY (organization_id, job_id) REFERENCES jobs (organization_id, id),
+    FOREIGN KEY (organization_id, customer_id) REFERENCES customers (organization_id, id)
+);
+CREATE INDEX invoices_job ON invoices (organization_id, job_id);
+CREATE INDEX invoices_open ON invoices (organization_id, status, due_date);
+
+CREATE TABLE invoice_events (
+    organization_id uuid NOT NULL,
+    invoice_id uuid NOT NULL,
+    version bigint NOT NULL,
+    body text NOT NULL,
+    at timestamptz NOT NULL,
+    PRIMARY KEY (organization_id, invoice_id, version),
+    FOREIGN KEY (organization_id, invoice_id) REFERENCES invoices (organization_id, id)
+);
+
+-- Every payment and refund, with the provider's reference: the ledger the invoices' balances
+-- are made of, and how a refund finds its payment.
+CREATE TABLE payments (
+    organization_id uuid NOT NULL,
+    id uuid NOT NULL,
+    invoice_id uuid NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('payment', 'refund')),
+    payment_id uuid,
+    amount text NOT NULL,
+    method text NOT NULL,
+    reference text,
+    provider text NOT NULL,
+    provider_ref text,
+    at timestamptz NOT NULL,
+    PRIMARY KEY (organization_id, id),
+    FOREIGN KEY (organization_id, invoice_id) REFERENCES invoices (organization_id, id)
+);
+CREATE INDEX payments_invoice ON payments (organization_id, invoice_id);
+
+-- Labour time and materials recorded on a job (what an invoice `from: actuals` prices).
+CREATE TABLE job_actuals (
+    organization_id uuid NOT NULL,
+    id uuid NOT NULL,
+    job_id uuid NOT NULL,
+    line text NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    PRIMARY KEY (organization_id, id),
+    FOREIGN KEY (organization_id, job_id) REFERENCES jobs (organization_id, id)
+);
+CREATE INDEX job_actuals_job ON job_actuals (organization_id, job_id);
+
+-- An approved estimate's option, handed to its job by estimate/v1/convertToJob.
+CREATE TABLE job_planned_work (
+    organization_id uuid NOT NULL,
+    job_id uuid NOT NULL,
+    estimate_id uuid NOT NULL,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (organization_id, job_id),
+    FOREIGN KEY (organization_id, job_id) REFERENCES jobs (organization_id, id),
+    FOREIGN KEY (organization_id, estimate_id) REFERENCES estimates (organization_id, id)
+);
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['pricebook_items', 'pricebook_item_revisions', 'pricing_settings',
+                             'estimates', 'estimate_revisions', 'estimate_events',
+                             'invoice_sequences', 'invoices', 'invoice_events', 'payments',
+                             'job_actuals', 'job_planned_work']
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format(
+            'CREATE POLICY tenant_isolation ON %I '
+            'USING (organization_id = NULLIF(current_setting(''app.organization_id'', true), '''')::uuid) '
+            'WITH CHECK (organization_id = NULLIF(current_setting(''app.organization_id'', true), '''')::uuid)',
+            t);
+    END LOOP;
+END
+$$;

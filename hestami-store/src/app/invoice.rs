@@ -1,0 +1,1091 @@
+//! Invoices and payments (`invoice/v1`, workflow `invoice_payment_v1`).
+//!
+//! **Numbers.** `issue` takes the next value of the organization's row in `invoice_sequences`
+//! with one `INSERT … ON CONFLICT DO UPDATE … RETURNING` in the same transaction that records
+//! the `issued` event and the step's journal row. Concurrent issuers queue on that row (a row
+//! lock on PostgreSQL, the single writer on SQLite); a transaction that does not commit — a
+//! refusal, a crash — gives its number back with everything else. So numbers have no gaps and no
+//! duplicates, and a voided invoice keeps its number.
+//!
+//! **Payments.** `collectPayment` is three steps: check the payment against the balance
+//! (nothing is charged for a refused payment), charge through the provider as an external step
+//! with a key derived from the workflow id (a re-run after a crash asks again with the same key
+//! and the provider answers with the original charge), then record it. If the balance changed
+//! between the check and the record (another payment came in), the charge is refunded through the
+//! provider and the refusal is returned: money is never kept without being recorded.
+//!
+//! **The job.** Issuing an invoice moves a completed job to `invoiced`, and the payment that
+//! brings its balance to zero moves it to `paid`, in the same transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use hestami_core::ids::{CustomerId, EstimateId, InvoiceId, JobId, PaymentId, RefundId};
+use hestami_core::invoice::{
+    self as core_invoice, AgingBucket, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent,
+    InvoiceNumber, InvoiceSource, InvoiceStatus, NewInvoice, NewPayment, NewRefund, PaymentMethod,
+    PaymentTerms,
+};
+use hestami_core::job::{JobCommand, JobStatus};
+use hestami_core::money::Money;
+use hestami_core::pricebook::{QuoteLine, QuoteRequest};
+use hestami_core::text::{Name, Reason};
+
+use super::payments::{
+    ChargeOutcome, ChargeRequest, ManualProvider, PaymentProvider, ProviderError, is_manual,
+};
+use super::pricebook::{PriceAt, invalid, price};
+use super::{Caller, Command, Page, PageRequest, Services, check_version};
+use crate::db::{Row, args};
+use crate::directory::load_organization;
+use crate::engine::WorkflowCtx;
+use crate::error::{Failure, FailureKind, FieldError, StoreError};
+use crate::store::{Operation, TenantTx, new_id};
+
+/// The workflow of every invoice change and payment.
+pub const WORKFLOW: &str = "invoice_payment_v1";
+/// The procedure the daily overdue timer starts.
+pub const OVERDUE_PROCEDURE: &str = "timer/invoice_overdue_scan";
+/// The daily overdue timer's name.
+pub const OVERDUE_TIMER: &str = "invoice_overdue_scan";
+/// The payment terms when none are given: net 30.
+pub const DEFAULT_NET_DAYS: u16 = 30;
+
+/// What an invoice is made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "from",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum InvoiceFrom {
+    /// The job's approved estimate (the latest, or the one named), its option's lines as approved.
+    ApprovedEstimate {
+        /// A specific estimate of the job.
+        estimate_id: Option<EstimateId>,
+    },
+    /// The labour time and materials recorded on the job, priced at today's pricebook.
+    Actuals,
+    /// These lines.
+    Lines {
+        /// The lines and the discount.
+        request: QuoteRequest,
+    },
+}
+
+/// `invoice/v1/create`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateInvoice {
+    /// The job billed.
+    pub job_id: JobId,
+    /// Where the lines come from.
+    pub from: InvoiceFrom,
+    /// Payment terms (default net 30).
+    pub terms: Option<PaymentTerms>,
+}
+
+/// `invoice/v1/update`: new lines and/or terms for a draft.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateInvoice {
+    /// Which invoice.
+    pub invoice_id: InvoiceId,
+    /// New lines (priced now); `None` keeps the current ones.
+    pub request: Option<QuoteRequest>,
+    /// New terms; `None` keeps the current ones.
+    pub terms: Option<PaymentTerms>,
+    /// Fail with `VERSION_CONFLICT` unless the invoice is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `invoice/v1/issue`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueInvoice {
+    /// Which invoice.
+    pub invoice_id: InvoiceId,
+    /// Fail with `VERSION_CONFLICT` unless the invoice is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `invoice/v1/void`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoidInvoice {
+    /// Which invoice.
+    pub invoice_id: InvoiceId,
+    /// Why.
+    pub reason: Reason,
+    /// Fail with `VERSION_CONFLICT` unless the invoice is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `invoice/v1/collectPayment`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectPayment {
+    /// Which invoice.
+    pub invoice_id: InvoiceId,
+    /// How much (at most the balance).
+    pub amount: Money,
+    /// How.
+    pub method: PaymentMethod,
+    /// A card token, a cheque number.
+    pub reference: Option<Name>,
+}
+
+/// `invoice/v1/refund`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundPayment {
+    /// The payment refunded.
+    pub payment_id: PaymentId,
+    /// How much (at most what is left of the payment).
+    pub amount: Money,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// The daily overdue scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverdueScan {
+    /// The organization's local date scanned.
+    pub date: NaiveDate,
+}
+
+/// The invoice namespace's mutating procedures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "procedure", content = "input")]
+pub enum InvoiceCommandInput {
+    /// `invoice/v1/create`.
+    #[serde(rename = "invoice/v1/create")]
+    Create(CreateInvoice),
+    /// `invoice/v1/update`.
+    #[serde(rename = "invoice/v1/update")]
+    Update(UpdateInvoice),
+    /// `invoice/v1/issue`.
+    #[serde(rename = "invoice/v1/issue")]
+    Issue(IssueInvoice),
+    /// `invoice/v1/void`.
+    #[serde(rename = "invoice/v1/void")]
+    Void(VoidInvoice),
+    /// `invoice/v1/collectPayment`.
+    #[serde(rename = "invoice/v1/collectPayment")]
+    CollectPayment(CollectPayment),
+    /// `invoice/v1/refund`.
+    #[serde(rename = "invoice/v1/refund")]
+    Refund(RefundPayment),
+    /// The daily overdue timer.
+    #[serde(rename = "timer/invoice_overdue_scan")]
+    OverdueScan(OverdueScan),
+}
+
+impl Command for InvoiceCommandInput {
+    const WORKFLOW: &'static str = WORKFLOW;
+    fn procedure(&self) -> &'static str {
+        match self {
+            Self::Create(_) => "invoice/v1/create",
+            Self::Update(_) => "invoice/v1/update",
+            Self::Issue(_) => "invoice/v1/issue",
+            Self::Void(_) => "invoice/v1/void",
+            Self::CollectPayment(_) => "invoice/v1/collectPayment",
+            Self::Refund(_) => "invoice/v1/refund",
+            Self::OverdueScan(_) => OVERDUE_PROCEDURE,
+        }
+    }
+}
+
+/// What the overdue scan did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverdueReport {
+    /// The date scanned.
+    pub date: NaiveDate,
+    /// Invoices newly found overdue (each with an `invoice_overdue` outbox message).
+    pub newly_overdue: u32,
+}
+
+/// A core refusal as the API reports it.
+pub fn invoice_failure(error: &InvoiceError) -> Failure {
+    if let InvoiceError::Invalid { problems } = error {
+        return invalid("", problems.clone());
+    }
+    let kind = if error.is_state_conflict() {
+        FailureKind::Conflict
+    } else {
+        FailureKind::RuleViolation
+    };
+    let failure = Failure::new(kind, error.code(), error.to_string());
+    match error {
+        InvoiceError::InvalidTransition { from, allowed, .. } => failure
+            .with_details(serde_json::json!({ "currentStatus": from, "allowedActions": allowed })),
+        InvoiceError::PaymentExceedsBalance { balance, .. } => {
+            failure.with_details(serde_json::json!({ "balance": balance.amount().to_string() }))
+        }
+        InvoiceError::RefundExceedsPayment { refundable, .. } => failure
+            .with_details(serde_json::json!({ "refundable": refundable.amount().to_string() })),
+        _ => failure,
+    }
+}
+
+/// What the payment check hands to the charge and the record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Checked {
+    payment_id: uuid::Uuid,
+    invoice_id: InvoiceId,
+    method: PaymentMethod,
+    original: Option<String>,
+}
+
+/// A step's answer that must be journalled even when it is a refusal (money already moved).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+enum Recorded {
+    Recorded { invoice: Box<Invoice> },
+    Refused { failure: Failure },
+}
+
+pub(crate) async fn run(
+    mut ctx: WorkflowCtx,
+    command: InvoiceCommandInput,
+    processor: std::sync::Arc<dyn PaymentProvider>,
+) -> Result<serde_json::Value, StoreError> {
+    use InvoiceCommandInput as C;
+    let value = match command {
+        C::Create(c) => serde_json::to_value(
+            ctx.step("create_invoice", move |tx| Box::pin(create(tx, c)))
+                .await?,
+        )?,
+        C::Update(u) => serde_json::to_value(
+            ctx.step("update_invoice", move |tx| {
+                Box::pin(async move {
+                    let invoice = load(tx, u.invoice_id, true).await?;
+                    check_version("invoice", u.expected_version, invoice.version)?;
+                    let quote = match &u.request {
+                        Some(request) => {
+                            let at = price_at(tx, &invoice).await?;
+                            price(tx, Some(at), request, "").await?
+                        }
+                        None => invoice.quote.clone(),
+                    };
+                    let command = InvoiceCommand::Update {
+                        quote: Box::new(quote),
+                        terms: u.terms.unwrap_or(invoice.terms),
+                    };
+                    apply(tx, &invoice, command).await
+                })
+            })
+            .await?,
+        )?,
+        C::Issue(i) => serde_json::to_value(
+            ctx.step("issue_invoice", move |tx| {
+                Box::pin(async move {
+                    let invoice = load(tx, i.invoice_id, true).await?;
+                    check_version("invoice", i.expected_version, invoice.version)?;
+                    // Refuse before taking a number (a refused issue must not even try one).
+                    core_invoice::decide(
+                        &invoice,
+                        &InvoiceCommand::Issue {
+                            number: InvoiceNumber::from_sequence(1).map_err(|e| {
+                                StoreError::Internal(format!("invoice number 1: {}", e.message))
+                            })?,
+                            issue_date: NaiveDate::MIN,
+                        },
+                    )
+                    .map_err(|e| invoice_failure(&e))?;
+                    let number = next_number(tx).await?;
+                    let org = load_organization(tx, false).await?;
+                    let issue_date = tx.now().with_timezone(&org.time_zone.tz()).date_naive();
+                    let next =
+                        apply(tx, &invoice, InvoiceCommand::Issue { number, issue_date }).await?;
+                    sync_job(tx, next.job_id).await?;
+                    Ok(next)
+                })
+            })
+            .await?,
+        )?,
+        C::Void(v) => serde_json::to_value(
+            ctx.step("void_invoice", move |tx| {
+                Box::pin(async move {
+                    let invoice = load(tx, v.invoice_id, true).await?;
+                    check_version("invoice", v.expected_version, invoice.version)?;
+                    apply(tx, &invoice, InvoiceCommand::Void { reason: v.reason }).await
+                })
+            })
+            .await?,
+        )?,
+        C::CollectPayment(p) => serde_json::to_value(collect(&mut ctx, p, processor).await?)?,
+        C::Refund(r) => serde_json::to_value(refund(&mut ctx, r, processor).await?)?,
+        C::OverdueScan(s) => serde_json::to_value(
+            ctx.step("scan_overdue", move |tx| Box::pin(scan_overdue(tx, s.date)))
+                .await?,
+        )?,
+    };
+    Ok(value)
+}
+
+fn provider_for(
+    method: PaymentMethod,
+    processor: &std::sync::Arc<dyn PaymentProvider>,
+) -> std::sync::Arc<dyn PaymentProvider> {
+    if is_manual(method) {
+        std::sync::Arc::new(ManualProvider)
+    } else {
+        processor.clone()
+    }
+}
+
+fn provider_error(e: ProviderError) -> StoreError {
+    match e {
+        ProviderError::Crashed => StoreError::InjectedCrash,
+        ProviderError::Timeout => StoreError::Unavailable {
+            code: "PAYMENT_PROVIDER_UNAVAILABLE",
+            message: "the payment provider did not answer in time".into(),
+        },
+    }
+}
+
+async fn collect(
+    ctx: &mut WorkflowCtx,
+    p: CollectPayment,
+    processor: std::sync::Arc<dyn PaymentProvider>,
+) -> Result<Invoice, StoreError> {
+    let CollectPayment {
+        invoice_id,
+        amount,
+        method,
+        reference,
+    } = p;
+    let check_ref = reference.clone();
+    // 1. Check: nothing is charged for a payment the invoice would refuse.
+    let checked: Checked = ctx
+        .step("check_payment", move |tx| {
+            Box::pin(async move {
+                let invoice = load(tx, invoice_id, false).await?;
+                let payment_id = new_id();
+                let command = InvoiceCommand::Pay {
+                    payment: NewPayment {
+                        id: PaymentId::from_uuid(payment_id),
+                        amount,
+                        method,
+                        reference: check_ref,
+                    },
+                };
+                core_invoice::decide(&invoice, &command).map_err(|e| invoice_failure(&e))?;
+                Ok(Checked {
+                    payment_id,
+                    invoice_id,
+                    method,
+                    original: None,
+                })
+            })
+        })
+        .await?;
+    // 2. Charge, with a key the provider deduplicates on.
+    let provider = provider_for(method, &processor);
+    let organization_id = ctx.organization_id();
+    let charge_reference = reference.as_ref().map(|r| r.as_str().to_owned());
+    let charge_provider = provider.clone();
+    let outcome: ChargeOutcome = ctx
+        .external("charge", move |key| async move {
+            charge_provider
+                .charge(ChargeRequest {
+                    idempotency_key: key,
+                    organization_id,
+                    invoice_id,
+                    amount,
+                    method,
+                    reference: charge_reference,
+                    original: None,
+                })
+                .await
+                .map_err(provider_error)
+        })
+        .await?;
+    let provider_ref = match outcome {
+        ChargeOutcome::Approved { provider_ref } => provider_ref,
+        ChargeOutcome::Declined { code, message } => {
+            return Err(
+                Failure::new(FailureKind::RuleViolation, "PAYMENT_DECLINED", message)
+                    .with_details(serde_json::json!({ "providerCode": code }))
+                    .into(),
+            );
+        }
+    };
+    // 3. Record, and move the job if the invoice is now paid.
+    let provider_name = provider.name();
+    let record_ref = provider_ref.clone();
+    let recorded: Recorded = ctx
+        .step("record_payment", move |tx| {
+            Box::pin(async move {
+                let invoice = load(tx, checked.invoice_id, true).await?;
+                let command = InvoiceCommand::Pay {
+                    payment: NewPayment {
+                        id: PaymentId::from_uuid(checked.payment_id),
+                        amount,
+                        method,
+                        // By hand: the caller's reference (a cheque number); through a
+                        // processor: its charge id.
+                        reference: if is_manual(method) {
+                            reference.clone()
+                        } else {
+                            Name::parse(&record_ref).ok().or_else(|| reference.clone())
+                        },
+                    },
+                };
+                let next = match core_invoice::execute(&invoice, &command, tx.actor(), tx.now()) {
+                    Ok((next, event)) => {
+                        save(tx, &next, &event).await?;
+                        next
+                    }
+                    Err(e) => {
+                        return Ok(Recorded::Refused {
+                            failure: invoice_failure(&e),
+                        });
+                    }
+                };
+                insert_ledger(
+                    tx,
+                    checked.payment_id,
+                    next.id,
+                    None,
+                    amount,
+                    method,
+                    reference.as_ref().map(|r| r.as_str()),
+                    provider_name,
+                    Some(&record_ref),
+                )
+                .await?;
+                sync_job(tx, next.job_id).await?;
+                Ok(Recorded::Recorded {
+                    invoice: Box::new(next),
+                })
+            })
+        })
+        .await?;
+    match recorded {
+        Recorded::Recorded { invoice } => Ok(*invoice),
+        Recorded::Refused { failure } => {
+            // The balance changed between the check and the record: give the money back.
+            let back_provider = provider.clone();
+            let answer: ChargeOutcome = ctx
+                .external("refund_unrecorded_charge", move |key| async move {
+                    back_provider
+                        .refund(ChargeRequest {
+                            idempotency_key: key,
+                            organization_id,
+                            invoice_id,
+                            amount,
+                            method,
+                            reference: None,
+                            original: Some(provider_ref),
+                        })
+                        .await
+                        .map_err(provider_error)
+                })
+                .await?;
+            if let ChargeOutcome::Declined { message, .. } = answer {
+                tracing::error!(invoice.id = %invoice_id, message = %message, "refund of an unrecorded charge declined");
+            }
+            Err(failure.into())
+        }
+    }
+}
+
+async fn refund(
+    ctx: &mut WorkflowCtx,
+    r: RefundPayment,
+    processor: std::sync::Arc<dyn PaymentProvider>,
+) -> Result<Invoice, StoreError> {
+    let RefundPayment {
+        payment_id,
+        amount,
+        reason,
+    } = r;
+    let check_reason = reason.clone();
+    let checked: Checked = ctx
+        .step("check_refund", move |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                let row = tx
+                    .fetch_optional(
+                        "SELECT invoice_id, method, provider_ref FROM payments WHERE organization_id = $1 AND id = $2 \
+                         AND kind = 'payment'",
+                        args![org, payment_id.as_uuid()],
+                    )
+                    .await?
+                    .ok_or_else(|| Failure::not_found("payment"))?;
+                let invoice_id = InvoiceId::from_uuid(row.get("invoice_id")?);
+                let method: PaymentMethod =
+                    serde_json::from_value(serde_json::Value::String(row.get("method")?))?;
+                let invoice = load(tx, invoice_id, false).await?;
+                let refund_id = new_id();
+                let command = InvoiceCommand::Refund {
+                    refund: NewRefund {
+                        id: RefundId::from_uuid(refund_id),
+                        payment_id,
+                        amount,
+                        reason: check_reason,
+                    },
+                };
+                core_invoice::decide(&invoice, &command).map_err(|e| invoice_failure(&e))?;
+                Ok(Checked {
+                    payment_id: refund_id,
+                    invoice_id,
+                    method,
+                    original: row.get("provider_ref")?,
+                })
+            })
+        })
+        .await?;
+    let provider = provider_for(checked.method, &processor);
+    let organization_id = ctx.organization_id();
+    let refund_provider = provider.clone();
+    let original = checked.original.clone();
+    let (invoice_id, method) = (checked.invoice_id, checked.method);
+    let outcome: ChargeOutcome = ctx
+        .external("refund", move |key| async move {
+            refund_provider
+                .refund(ChargeRequest {
+                    idempotency_key: key,
+                    organization_id,
+                    invoice_id,
+                    amount,
+                    method,
+                    reference: None,
+                    original,
+                })
+                .await
+                .map_err(provider_error)
+        })
+        .await?;
+    let provider_ref = match outcome {
+        ChargeOutcome::Approved { provider_ref } => provider_ref,
+        ChargeOutcome::Declined { code, message } => {
+            return Err(
+                Failure::new(FailureKind::RuleViolation, "REFUND_DECLINED", message)
+                    .with_details(serde_json::json!({ "providerCode": code }))
+                    .into(),
+            );
+        }
+    };
+    let provider_name = provider.name();
+    ctx.step("record_refund", move |tx| {
+        Box::pin(async move {
+            let invoice = load(tx, checked.invoice_id, true).await?;
+            let command = InvoiceCommand::Refund {
+                refund: NewRefund {
+                    id: RefundId::from_uuid(checked.payment_id),
+                    payment_id,
+                    amount,
+                    reason,
+                },
+            };
+            let (next, event) = core_invoice::execute(&invoice, &command, tx.actor(), tx.now())
+                .map_err(|e| invoice_failure(&e))?;
+            save(tx, &next, &event).await?;
+            insert_ledger(
+                tx,
+                checked.payment_id,
+                next.id,
+                Some(payment_id),
+                amount,
+                checked.method,
+                None,
+                provider_name,
+                Some(&provider_ref),
+            )
+            .await?;
+            Ok(next)
+        })
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_ledger(
+    tx: &mut TenantTx,
+    id: uuid::Uuid,
+    invoice_id: InvoiceId,
+    refunds: Option<PaymentId>,
+    amount: Money,
+    method: PaymentMethod,
+    reference: Option<&str>,
+    provider: &str,
+    provider_ref: Option<&str>,
+) -> Result<(), StoreError> {
+    let org = tx.org();
+    let now = tx.now();
+    tx.execute(
+        "INSERT INTO payments (organization_id, id, invoice_id, kind, payment_id, amount, method, reference, \
+         provider, provider_ref, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        args![
+            org,
+            id,
+            invoice_id.as_uuid(),
+            if refunds.is_some() { "refund" } else { "payment" },
+            refunds.map(|p| p.as_uuid()),
+            amount.round().amount().to_string(),
+            method.as_str(),
+            reference,
+            provider,
+            provider_ref,
+            now
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreError> {
+    let job = super::job::load(tx, c.job_id, false).await?;
+    if job.status == JobStatus::Cancelled {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "JOB_CANCELLED",
+            "a cancelled job is not invoiced",
+        )
+        .into());
+    }
+    let at = PriceAt {
+        customer_id: job.customer_id,
+        property_id: job.property_id,
+    };
+    let (source, quote) = match c.from {
+        InvoiceFrom::ApprovedEstimate { estimate_id } => {
+            let estimate = match estimate_id {
+                Some(id) => {
+                    let estimate = super::estimate::load(tx, id, false).await?;
+                    if estimate.job_id != Some(job.id) {
+                        return Err(Failure::validation(vec![FieldError {
+                            field: "from.estimateId".into(),
+                            code: "not_for_this_job".into(),
+                            message: "the estimate is not this job's; convert it to this job first"
+                                .into(),
+                        }])
+                        .into());
+                    }
+                    estimate
+                }
+                None => super::estimate::approved_for_job(tx, job.id)
+                    .await?
+                    .ok_or_else(|| {
+                        Failure::new(
+                            FailureKind::RuleViolation,
+                            "ESTIMATE_NOT_APPROVED",
+                            "the job has no approved estimate to invoice",
+                        )
+                    })?,
+            };
+            let (source, quote) =
+                core_invoice::from_estimate(&estimate).map_err(|e| invoice_failure(&e))?;
+            // One invoice per approved estimate: a second would bill the work twice. (Void the
+            // first to invoice it again.)
+            if let Some(existing) = invoices_of_job(tx, job.id)
+                .await?
+                .into_iter()
+                .find(|i| i.status != InvoiceStatus::Void && i.source == source)
+            {
+                return Err(Failure::new(
+                    FailureKind::Conflict,
+                    "ESTIMATE_ALREADY_INVOICED",
+                    "the approved estimate is already invoiced; void that invoice to invoice it again",
+                )
+                .with_details(serde_json::json!({ "invoiceId": existing.id }))
+                .into());
+            }
+            (source, quote)
+        }
+        InvoiceFrom::Actuals => {
+            let lines = actuals_of(tx, job.id).await?;
+            if lines.is_empty() {
+                return Err(Failure::new(
+                    FailureKind::RuleViolation,
+                    "JOB_ACTUALS_REQUIRED",
+                    "no labour time or materials are recorded on the job (job/v1/recordActuals)",
+                )
+                .into());
+            }
+            let request = QuoteRequest {
+                lines,
+                discount: None,
+            };
+            (
+                InvoiceSource::Actuals,
+                price(tx, Some(at), &request, "actuals.").await?,
+            )
+        }
+        InvoiceFrom::Lines { request } => (
+            InvoiceSource::Lines,
+            price(tx, Some(at), &request, "from.").await?,
+        ),
+    };
+    let terms = match c.terms {
+        Some(t) => t,
+        None => PaymentTerms::net(DEFAULT_NET_DAYS)
+            .map_err(|e| StoreError::Internal(format!("default terms: {}", e.message)))?,
+    };
+    let id = InvoiceId::from_uuid(new_id());
+    let new_invoice = NewInvoice {
+        job_id: Some(job.id),
+        customer_id: job.customer_id,
+        source,
+        quote,
+        terms,
+    };
+    let (invoice, event) =
+        core_invoice::create(id, new_invoice, tx.now(), tx.actor()).map_err(|p| invalid("", p))?;
+    let org = tx.org();
+    tx.execute(
+        "INSERT INTO invoices (organization_id, id, version, status, job_id, customer_id, number, issue_date, \
+         due_date, total, balance, body, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, $7, $8, $9, $10, $10)",
+        args![
+            org,
+            invoice.id.as_uuid(),
+            invoice.version,
+            invoice.status.as_str(),
+            job.id.as_uuid(),
+            invoice.customer_id.as_uuid(),
+            invoice.total().amount().to_string(),
+            invoice.balance().amount().to_string(),
+            serde_json::to_string(&invoice)?,
+            invoice.created_at
+        ],
+    )
+    .await?;
+    insert_event(tx, invoice.id, &event).await?;
+    tx.record_change(
+        "invoice",
+        invoice.id.as_uuid(),
+        invoice.version,
+        Operation::Created,
+    )
+    .await?;
+    Ok(invoice)
+}
+
+async fn price_at(tx: &mut TenantTx, invoice: &Invoice) -> Result<PriceAt, StoreError> {
+    let job_id = invoice
+        .job_id
+        .ok_or_else(|| StoreError::Internal("an invoice without a job".into()))?;
+    let job = super::job::load(tx, job_id, false).await?;
+    Ok(PriceAt {
+        customer_id: job.customer_id,
+        property_id: job.property_id,
+    })
+}
+
+/// The next number of the organization's gapless sequence, taken in the caller's transaction.
+async fn next_number(tx: &mut TenantTx) -> Result<InvoiceNumber, StoreError> {
+    let org = tx.org();
+    let row = tx
+        .fetch_one(
+            "INSERT INTO invoice_sequences (organization_id, last_value) VALUES ($1, 1) \
+             ON CONFLICT (organization_id) DO UPDATE SET last_value = invoice_sequences.last_value + 1 \
+             RETURNING last_value",
+            args![org],
+        )
+        .await?;
+    let value: i64 = row.get("last_value")?;
+    u64::try_from(value)
+        .ok()
+        .and_then(|v| InvoiceNumber::from_sequence(v).ok())
+        .ok_or_else(|| StoreError::Internal(format!("invoice sequence at {value}")))
+}
+
+/// Runs a command on a loaded (and locked) invoice and saves the result with its event.
+async fn apply(
+    tx: &mut TenantTx,
+    invoice: &Invoice,
+    command: InvoiceCommand,
+) -> Result<Invoice, StoreError> {
+    let (next, event) = core_invoice::execute(invoice, &command, tx.actor(), tx.now())
+        .map_err(|e| invoice_failure(&e))?;
+    save(tx, &next, &event).await?;
+    Ok(next)
+}
+
+async fn save(tx: &mut TenantTx, next: &Invoice, event: &InvoiceEvent) -> Result<(), StoreError> {
+    let org = tx.org();
+    tx.execute(
+        "UPDATE invoices SET version = $1, status = $2, number = $3, issue_date = $4, due_date = $5, total = $6, \
+         balance = $7, body = $8, updated_at = $9 WHERE organization_id = $10 AND id = $11",
+        args![
+            next.version,
+            next.status.as_str(),
+            next.number.map(|n| n.sequence() as i64),
+            next.issue_date,
+            next.due_date,
+            next.total().amount().to_string(),
+            next.balance().amount().to_string(),
+            serde_json::to_string(next)?,
+            next.updated_at,
+            org,
+            next.id.as_uuid()
+        ],
+    )
+    .await?;
+    insert_event(tx, next.id, event).await?;
+    tx.record_change(
+        "invoice",
+        next.id.as_uuid(),
+        next.version,
+        Operation::Transitioned,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_event(
+    tx: &mut TenantTx,
+    id: InvoiceId,
+    event: &InvoiceEvent,
+) -> Result<(), StoreError> {
+    let org = tx.org();
+    tx.execute(
+        "INSERT INTO invoice_events (organization_id, invoice_id, version, body, at) VALUES ($1, $2, $3, $4, $5)",
+        args![
+            org,
+            id.as_uuid(),
+            event.version,
+            serde_json::to_string(event)?,
+            event.at
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Moves the job along as far as its invoices allow: completed → invoiced once one is issued,
+/// invoiced → paid once every issued one is settled.
+async fn sync_job(tx: &mut TenantTx, job_id: Option<JobId>) -> Result<(), StoreError> {
+    let Some(job_id) = job_id else {
+        return Ok(());
+    };
+    let mut job = super::job::load(tx, job_id, true).await?;
+    for (from, command) in [
+        (JobStatus::Completed, JobCommand::Invoice),
+        (JobStatus::Invoiced, JobCommand::Settle),
+    ] {
+        if job.status == from {
+            let guards = super::job::guards_for(tx, job_id).await?;
+            let ready = match command {
+                JobCommand::Invoice => guards.invoice_issued,
+                _ => guards.balance_settled,
+            };
+            if ready {
+                job = super::job::apply(tx, &job, command, None).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn invoices_of_job(tx: &mut TenantTx, job_id: JobId) -> Result<Vec<Invoice>, StoreError> {
+    let org = tx.org();
+    let rows = tx
+        .fetch_all(
+            "SELECT body FROM invoices WHERE organization_id = $1 AND job_id = $2 ORDER BY id",
+            args![org, job_id.as_uuid()],
+        )
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// The lines recorded on a job, oldest first.
+pub(crate) async fn actuals_of(
+    tx: &mut TenantTx,
+    job_id: JobId,
+) -> Result<Vec<QuoteLine>, StoreError> {
+    let org = tx.org();
+    let rows = tx
+        .fetch_all(
+            "SELECT line FROM job_actuals WHERE organization_id = $1 AND job_id = $2 ORDER BY recorded_at, id",
+            args![org, job_id.as_uuid()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok(serde_json::from_str(&r.get::<String>("line")?)?))
+        .collect()
+}
+
+async fn scan_overdue(tx: &mut TenantTx, date: NaiveDate) -> Result<OverdueReport, StoreError> {
+    let org = tx.org();
+    let now = tx.now();
+    let rows = tx
+        .fetch_all(
+            &format!(
+                "SELECT body FROM invoices WHERE organization_id = $1 AND status = 'issued' AND due_date < $2 \
+                 AND overdue_notified_on IS NULL ORDER BY number{}",
+                tx.for_update()
+            ),
+            args![org, date],
+        )
+        .await?;
+    let mut report = OverdueReport {
+        date,
+        newly_overdue: 0,
+    };
+    for row in rows {
+        let invoice = decode(&row)?;
+        let payload = serde_json::json!({
+            "invoiceId": invoice.id, "number": invoice.number, "customerId": invoice.customer_id,
+            "dueDate": invoice.due_date, "balance": invoice.balance(),
+            "agingBucket": invoice.aging(date),
+        });
+        tx.execute(
+            "INSERT INTO outbox (organization_id, id, kind, payload, workflow_id, created_at) \
+             VALUES ($1, $2, 'invoice_overdue', $3, $4, $5)",
+            args![
+                org,
+                new_id(),
+                payload.to_string(),
+                tx.workflow_id().map(|w| w.as_uuid()),
+                now
+            ],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE invoices SET overdue_notified_on = $1 WHERE organization_id = $2 AND id = $3",
+            args![date, org, invoice.id.as_uuid()],
+        )
+        .await?;
+        report.newly_overdue += 1;
+    }
+    Ok(report)
+}
+
+fn decode(row: &Row) -> Result<Invoice, StoreError> {
+    Ok(serde_json::from_str(&row.get::<String>("body")?)?)
+}
+
+/// An invoice of the transaction's organization; `404` otherwise.
+pub(crate) async fn load(
+    tx: &mut TenantTx,
+    id: InvoiceId,
+    lock: bool,
+) -> Result<Invoice, StoreError> {
+    let sql = format!(
+        "SELECT body FROM invoices WHERE organization_id = $1 AND id = $2{}",
+        if lock { tx.for_update() } else { "" }
+    );
+    let org = tx.org();
+    let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
+    row.map(|r| decode(&r))
+        .transpose()?
+        .ok_or_else(|| Failure::not_found("invoice").into())
+}
+
+/// Filters of `invoice/v1/list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InvoiceFilter {
+    /// Only invoices in this state.
+    pub status: Option<InvoiceStatus>,
+    /// Only this customer's.
+    pub customer_id: Option<CustomerId>,
+    /// Only this job's.
+    pub job_id: Option<JobId>,
+    /// Only overdue ones (`true`) or only ones that are not (`false`).
+    pub overdue: Option<bool>,
+}
+
+/// An invoice with its aging on the organization's today.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgedInvoice {
+    /// The invoice.
+    pub invoice: Invoice,
+    /// Its bucket, when it is issued with a balance.
+    pub aging: Option<AgingBucket>,
+}
+
+/// A page of invoices and the aging of every open balance of the organization.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoiceList {
+    /// The page.
+    pub page: Page<AgedInvoice>,
+    /// The organization's today, in its time zone.
+    pub today: NaiveDate,
+    /// Every issued invoice's balance by aging bucket (not only this page's).
+    pub aging: BTreeMap<AgingBucket, Money>,
+}
+
+impl Services {
+    /// `invoice/v1/get`.
+    pub async fn invoice_get(&self, caller: &Caller, id: InvoiceId) -> Result<Invoice, StoreError> {
+        self.read(caller, move |tx| Box::pin(load(tx, id, false)))
+            .await
+    }
+
+    /// `invoice/v1/list`.
+    pub async fn invoice_list(
+        &self,
+        caller: &Caller,
+        filter: InvoiceFilter,
+        page: PageRequest,
+    ) -> Result<InvoiceList, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = load_organization(tx, false).await?;
+                let today = tx.now().with_timezone(&org.time_zone.tz()).date_naive();
+                let org_id = tx.org();
+                let overdue_sql = match filter.overdue {
+                    None => "",
+                    Some(true) => " AND status = 'issued' AND due_date < $6",
+                    Some(false) => " AND NOT (status = 'issued' AND due_date < $6)",
+                };
+                let rows = tx
+                    .fetch_all(
+                        &format!(
+                            "SELECT body FROM invoices WHERE organization_id = $1 AND ($2 IS NULL OR id > $2) \
+                             AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR customer_id = $4) \
+                             AND ($5 IS NULL OR job_id = $5) AND ($6 IS NOT NULL){overdue_sql} ORDER BY id LIMIT $7"
+                        ),
+                        args![
+                            org_id,
+                            page.after,
+                            filter.status.map(InvoiceStatus::as_str),
+                            filter.customer_id.map(|c| c.as_uuid()),
+                            filter.job_id.map(|j| j.as_uuid()),
+                            today,
+                            i64::from(page.limit) + 1
+                        ],
+                    )
+                    .await?;
+                let items = rows
+                    .iter()
+                    .map(|r| {
+                        let invoice = decode(r)?;
+                        Ok(AgedInvoice {
+                            aging: invoice.aging(today),
+                            invoice,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let open = tx
+                    .fetch_all(
+                        "SELECT body FROM invoices WHERE organization_id = $1 AND status = 'issued'",
+                        args![org_id],
+                    )
+                    .await?
+                    .iter()
+                    .map(decode)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let aging = core_invoice::aging_report(org.currency, &open, today);
+                Ok(InvoiceList {
+                    page: page.page(items, |i| i.invoice.id.as_uuid()),
+                    today,
+                    aging,
+                })
+            })
+        })
+        .await
+    }
+}

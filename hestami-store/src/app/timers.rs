@@ -1,0 +1,226 @@
+//! Durable timers: rows in the shared `timers` table saying when something is next due for an
+//! organization, fired by [`Services::fire_due_timers`].
+//!
+//! Two kinds exist:
+//!
+//! - **daily scans**, one row per organization and scan ([`DAILY`]): the compliance expiry scan
+//!   and the invoice overdue scan, each due at 06:00 in the organization's time zone;
+//! - **one-shot timers**, such as an estimate's expiry at its `validUntil`
+//!   (`estimate_expiry/<id>`), set and removed by the workflow that owns them, in the same
+//!   transaction as the change that made them due or moot.
+//!
+//! A pass claims due rows with a short lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
+//! processes share the work), starts the workflow with an idempotency key derived from what is
+//! due (the organization's local date, or the estimate and its deadline), and only then advances
+//! or removes the row. A crash anywhere in between is repaired by a later pass: the lease
+//! expires, the same key finds the same workflow, and nothing happens twice.
+
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use hestami_core::ids::{EstimateId, OrganizationId};
+
+use super::estimate::{EXPIRY_TIMER_PREFIX, EstimateCommandInput, ExpireEstimate};
+use super::invoice::{InvoiceCommandInput, OVERDUE_TIMER, OverdueScan};
+use super::{Caller, Command, Request, Services, compliance_scan};
+use crate::db::{Backend, args};
+use crate::directory::load_organization;
+use crate::error::StoreError;
+
+/// The daily timers every organization has.
+pub const DAILY: [&str; 2] = [compliance_scan::TIMER, OVERDUE_TIMER];
+
+/// A stable idempotency key for `what` (`invoice_overdue_scan/2026-11-27`).
+pub fn timer_key(what: &str) -> Uuid {
+    let digest = Sha256::digest(what.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// What a due timer row means.
+enum Due {
+    /// A daily scan of the organization.
+    Daily(&'static str),
+    /// An estimate's expiry.
+    EstimateExpiry(EstimateId),
+    /// A name this version does not know (left alone).
+    Unknown,
+}
+
+fn classify(name: &str) -> Due {
+    if let Some(daily) = DAILY.iter().find(|d| **d == name) {
+        return Due::Daily(daily);
+    }
+    match name
+        .strip_prefix(EXPIRY_TIMER_PREFIX)
+        .and_then(|id| Uuid::try_parse(id).ok())
+    {
+        Some(id) => Due::EstimateExpiry(EstimateId::from_uuid(id)),
+        None => Due::Unknown,
+    }
+}
+
+impl Services {
+    /// Makes sure every organization has its daily timers (those created before a timer existed
+    /// included). Idempotent.
+    pub async fn ensure_timers(&self) -> Result<(), StoreError> {
+        let store = self.store();
+        let mut tx = store.shared(true).await?;
+        for timer in DAILY {
+            // `WHERE TRUE`: SQLite reads `ON CONFLICT` after a bare `SELECT … FROM t` as a
+            // join's `ON`; a WHERE clause ends the SELECT (documented in SQLite's UPSERT notes).
+            tx.execute(
+                "INSERT INTO timers (organization_id, name, due_at) \
+                 SELECT DISTINCT organization_id, $1, $2 FROM memberships WHERE TRUE ON CONFLICT DO NOTHING",
+                args![timer, store.now()],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Fires the timers that are due, each once however many processes call this at once.
+    /// Returns how many were fired.
+    pub async fn fire_due_timers(&self) -> Result<usize, StoreError> {
+        let store = self.store();
+        let now = store.now();
+        let mut tx = store.shared(true).await?;
+        let lock = match store.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows = tx
+            .fetch_all(
+                &format!(
+                    "SELECT organization_id, name, due_at FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT 64{lock}"
+                ),
+                args![now],
+            )
+            .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let org: Uuid = row.get("organization_id")?;
+            let name: String = row.get("name")?;
+            let due_at: DateTime<Utc> = row.get("due_at")?;
+            // A short lease: if this process dies, another pass takes the row in five minutes.
+            tx.execute(
+                "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3",
+                args![now + Duration::minutes(5), org, name.clone()],
+            )
+            .await?;
+            due.push((OrganizationId::from_uuid(org), name, due_at));
+        }
+        tx.commit().await?;
+        let mut fired = 0;
+        for (organization_id, name, due_at) in due {
+            let caller = Caller {
+                organization_id,
+                user_id: None,
+            };
+            let next = match self.fire(&caller, &name, due_at, now).await {
+                Ok(next) => next,
+                Err(e) => {
+                    // This timer's lease expires and a later pass retries it; the others claimed
+                    // in this pass still run now.
+                    tracing::warn!(organization.id = %organization_id, timer = %name, error = %e, "timer failed");
+                    continue;
+                }
+            };
+            fired += 1;
+            let mut tx = store.shared(true).await?;
+            match next {
+                Some(at) => {
+                    tx.execute(
+                        "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3",
+                        args![at, organization_id.as_uuid(), name],
+                    )
+                    .await?
+                }
+                None => {
+                    tx.execute(
+                        "DELETE FROM timers WHERE organization_id = $1 AND name = $2",
+                        args![organization_id.as_uuid(), name],
+                    )
+                    .await?
+                }
+            };
+            tx.commit().await?;
+        }
+        Ok(fired)
+    }
+
+    /// Runs what a timer is for; returns when it is next due (`None`: remove it).
+    async fn fire(
+        &self,
+        caller: &Caller,
+        name: &str,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match classify(name) {
+            Due::Daily(timer) => {
+                let tz = self
+                    .read(caller, |tx| Box::pin(load_organization(tx, false)))
+                    .await?
+                    .time_zone
+                    .tz();
+                let date = now.with_timezone(&tz).date_naive();
+                if timer == compliance_scan::TIMER {
+                    let command = compliance_scan::ScanCommand { date };
+                    self.fire_once(caller, compliance_scan::scan_key(date), command)
+                        .await?;
+                } else {
+                    let command = InvoiceCommandInput::OverdueScan(OverdueScan { date });
+                    self.fire_once(caller, timer_key(&format!("{timer}/{date}")), command)
+                        .await?;
+                }
+                Ok(Some(compliance_scan::next_due(tz, now)))
+            }
+            Due::EstimateExpiry(estimate_id) => {
+                let key = timer_key(&format!("{name}/{}", due_at.timestamp_micros()));
+                let command = EstimateCommandInput::Expire(ExpireEstimate { estimate_id });
+                // A refusal (answered, revised, not yet due after a revise moved the deadline)
+                // is an answer too: the timer is done either way.
+                self.fire_once(caller, key, command).await?;
+                Ok(None)
+            }
+            Due::Unknown => {
+                tracing::warn!(timer = %name, "a timer this version does not know; leaving it");
+                Ok(Some(now + Duration::days(1)))
+            }
+        }
+    }
+
+    async fn fire_once<C: Command>(
+        &self,
+        caller: &Caller,
+        key: Uuid,
+        command: C,
+    ) -> Result<(), StoreError> {
+        let request = Request {
+            idempotency_key: key,
+            fingerprint: key.to_string(),
+            trace_id: None,
+            command,
+        };
+        self.submit(caller, request).await.map(|_| ())
+    }
+
+    /// Fires due timers every `every` until the task is aborted.
+    pub fn spawn_timer_loop(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let services = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = services.ensure_timers().await {
+                tracing::warn!(error = %e, "creating timers failed");
+            }
+            loop {
+                if let Err(e) = services.fire_due_timers().await {
+                    tracing::warn!(error = %e, "timer pass failed");
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+}

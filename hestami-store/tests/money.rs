@@ -1,0 +1,622 @@
+//! The money path through the store, on SQLite and PostgreSQL: the gapless invoice sequence
+//! under crashes and refusals, the payment workflow crashing at every point (exactly one
+//! charge), provider declines and timeouts, the estimate expiry and invoice overdue timers, and
+//! the all-or-nothing import.
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone as _, Utc};
+use serde_json::json;
+
+use hestami_core::estimate::{Estimate, EstimateStatus};
+use hestami_core::invoice::{Invoice, InvoiceStatus};
+use hestami_core::job::{Job, JobStatus};
+use hestami_core::pricebook::PricebookItem;
+use hestami_store::app::estimate::EstimateCommandInput as E;
+use hestami_store::app::invoice::{InvoiceCommandInput as I, InvoiceFilter};
+use hestami_store::app::payments::{Behavior, TestProvider};
+use hestami_store::app::pricebook::{ImportReport, PricebookCommand as P};
+use hestami_store::app::{Caller, PageRequest, Services};
+use hestami_store::engine::{EngineConfig, FaultHook};
+use hestami_store::{Clock, Store, StoreError, StoreOptions};
+
+use common::*;
+
+on_every_backend!(
+    the_money_path_moves_the_job_to_paid,
+    invoice_numbers_are_gapless_across_crashes_and_refusals,
+    a_payment_crashing_anywhere_charges_exactly_once,
+    declines_and_timeouts_record_nothing_and_charge_once,
+    refunds_go_back_through_the_provider,
+    estimates_expire_by_their_timer_and_invoices_go_overdue,
+    an_import_batch_is_all_or_nothing,
+);
+
+fn crash_once_at(k: i64) -> FaultHook {
+    let fired = Arc::new(AtomicBool::new(false));
+    Arc::new(move |_, index, _| index == k && !fired.swap(true, Ordering::SeqCst))
+}
+
+fn engine_config(executor: &str, fault: Option<FaultHook>) -> EngineConfig {
+    EngineConfig {
+        executor_id: executor.into(),
+        lease: Duration::from_secs(30),
+        fault,
+    }
+}
+
+/// Services with the test processor, as a (re)started process.
+async fn with_processor(
+    fx: &Fixture,
+    provider: &TestProvider,
+    executor: &str,
+    fault: Option<FaultHook>,
+) -> Services {
+    Services::with_processor(
+        fx.fresh_store().await,
+        engine_config(executor, fault),
+        Arc::new(provider.clone()),
+    )
+}
+
+fn lines(amount: &str) -> serde_json::Value {
+    json!({ "lines": [{ "source": "custom", "description": "Work", "unitPrice": usd(amount),
+                        "kind": "service", "quantity": "1" }], "discount": null })
+}
+
+async fn draft_invoice(s: &Services, c: &Caller, job: &Job, amount: &str) -> Invoice {
+    ok(
+        s,
+        c,
+        I::Create(from_json(json!({
+            "jobId": job.id, "from": { "from": "lines", "request": lines(amount) }, "terms": null
+        }))),
+    )
+    .await
+}
+
+fn issue(invoice: &Invoice) -> I {
+    I::Issue(from_json(
+        json!({ "invoiceId": invoice.id, "expectedVersion": null }),
+    ))
+}
+
+fn pay(invoice: &Invoice, amount: &str, method: &str) -> I {
+    I::CollectPayment(from_json(json!({
+        "invoiceId": invoice.id, "amount": usd(amount), "method": method, "reference": null
+    })))
+}
+
+async fn the_money_path_moves_the_job_to_paid(fx: Fixture) {
+    let org = fx.org("Money").await;
+    let (s, c) = (&fx.services, &org.caller);
+    let job = completed_job(s, c).await;
+    let path = money_path(s, c, &job).await;
+    // 1.5 h at 95.00 = 142.50 (labour untaxed) + a 40.00 valve taxed at 6.25 % = 2.50.
+    assert_eq!(path.invoice.total().amount().to_string(), "185.00");
+    assert_eq!(
+        path.invoice.number.map(|n| n.to_string()),
+        Some("INV-000001".into())
+    );
+    // The approved estimate is billed once.
+    let again = refused(
+        s,
+        c,
+        I::Create(from_json(json!({
+            "jobId": job.id, "from": { "from": "approved_estimate", "estimateId": null }, "terms": null
+        }))),
+    )
+    .await;
+    assert_eq!(again.code, "ESTIMATE_ALREADY_INVOICED");
+    let closed: Job = ok(s, c, set_status(job.id, JobStatus::Closed)).await;
+    assert_eq!(closed.status, JobStatus::Closed);
+
+    // A price change reaches neither the approved estimate nor the invoice.
+    let _: PricebookItem = ok(
+        s,
+        c,
+        P::UpdateItem(from_json(json!({
+            "itemId": path.labor_item.id, "expectedRevision": 1,
+            "draft": { "name": "Plumber labour", "details": { "kind": "labor", "trade": "plumbing",
+                "rates": [{ "skillLevel": 1, "hourly": usd("120.00") }],
+                "overtimeMultiplier": "1.5", "afterHoursMultiplier": "2" } }
+        }))),
+    )
+    .await;
+    assert_eq!(
+        s.estimate_get(c, path.estimate.id, None)
+            .await
+            .expect("get"),
+        path.estimate
+    );
+    assert_eq!(
+        s.invoice_get(c, path.invoice.id).await.expect("get"),
+        path.invoice
+    );
+    let first = s
+        .pricebook_get_item(c, path.labor_item.id, Some(1))
+        .await
+        .expect("revision 1 stays readable");
+    assert_eq!(first, path.labor_item);
+    // The earlier revision of the estimate is kept as it was.
+    let revision_1 = s
+        .estimate_get(c, path.estimate.id, Some(1))
+        .await
+        .expect("revision 1");
+    assert_eq!(revision_1.revision, 1);
+    assert_eq!(revision_1.status, EstimateStatus::Draft);
+    // The job got the approved option as its planned work, and its actuals.
+    let work = s.job_work(c, job.id).await.expect("work");
+    assert_eq!(
+        work.planned.map(|p| p.lines),
+        Some(path.estimate.options[0].quote.lines.clone())
+    );
+    assert_eq!(work.actuals.len(), 1);
+}
+
+async fn invoice_numbers_are_gapless_across_crashes_and_refusals(fx: Fixture) {
+    let org = fx.org("Numbers").await;
+    let (s, c) = (&fx.services, &org.caller);
+    let job = requested_job(s, c).await;
+    let mut drafts = Vec::new();
+    for i in 0..8 {
+        drafts.push(draft_invoice(s, c, &job, &format!("{}.00", 10 + i)).await);
+    }
+    for (i, draft) in drafts.iter().enumerate() {
+        if i % 3 == 1 {
+            // A process that dies right after the issuing step commits: the number is kept
+            // with the issue, and recovery finishes the workflow without taking another.
+            let crashing = fx
+                .restart(engine_config("numbers", Some(crash_once_at(0))))
+                .await;
+            let req = request(issue(draft));
+            match crashing.submit(c, req.clone()).await {
+                Err(StoreError::InjectedCrash) => {}
+                other => panic!("expected a crash, got {other:?}"),
+            }
+            drop(crashing);
+            let restarted = fx.restart(engine_config("numbers", None)).await;
+            assert_eq!(restarted.engine().recover(true).await.expect("recover"), 1);
+            assert!(restarted.submit(c, req).await.expect("replay").replayed);
+        } else {
+            let _: Invoice = ok(s, c, issue(draft)).await;
+        }
+        // Issuing again is refused and takes no number.
+        let again = refused(s, c, issue(draft)).await;
+        assert_eq!(again.code, "INVOICE_INVALID_TRANSITION");
+    }
+    // A voided invoice keeps its number.
+    let _: Invoice = ok(
+        s,
+        c,
+        I::Void(from_json(
+            json!({ "invoiceId": drafts[2].id, "reason": "Duplicate", "expectedVersion": null }),
+        )),
+    )
+    .await;
+    let page = PageRequest::parse(Some(200), None).expect("page");
+    let list = s
+        .invoice_list(c, InvoiceFilter::default(), page)
+        .await
+        .expect("list");
+    let mut numbers: Vec<u64> = list
+        .page
+        .items
+        .iter()
+        .filter_map(|i| i.invoice.number.map(|n| n.sequence()))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=8).collect::<Vec<_>>());
+
+    // A cancelled job is not invoiced.
+    let _: Job = ok(s, c, set_status(job.id, JobStatus::Cancelled)).await;
+    let refusal = refused(
+        s,
+        c,
+        I::Create(from_json(json!({
+            "jobId": job.id, "from": { "from": "lines", "request": lines("1.00") }, "terms": null
+        }))),
+    )
+    .await;
+    assert_eq!(refusal.code, "JOB_CANCELLED");
+
+    // Another organization's sequence is its own.
+    let other = fx.org("Other").await;
+    let other_job = requested_job(s, &other.caller).await;
+    let d = draft_invoice(s, &other.caller, &other_job, "5.00").await;
+    let issued: Invoice = ok(s, &other.caller, issue(&d)).await;
+    assert_eq!(issued.number.map(|n| n.sequence()), Some(1));
+}
+
+/// One payment, crashed after each of its steps in turn (check, charge, record) and, in the
+/// provider, after charging but before our journal holds the answer. Recovery in a fresh
+/// process finishes it; the processor charged once and the invoice holds one payment.
+async fn a_payment_crashing_anywhere_charges_exactly_once(fx: Fixture) {
+    let org = fx.org("Crashes").await;
+    let c = &org.caller;
+    let provider = TestProvider::new();
+    let s = with_processor(&fx, &provider, "payments", None).await;
+    let job = completed_job(&s, c).await;
+    // Crash points: after step 0 (checked), 1 (charge journalled), 2 (recorded), and inside
+    // the charge (the processor charged; the process died before journalling its answer).
+    for (i, crash) in [Some(0), Some(1), Some(2), None].into_iter().enumerate() {
+        let draft = draft_invoice(&s, c, &job, "100.00").await;
+        let invoice: Invoice = ok(&s, c, issue(&draft)).await;
+        let before = provider.moved().len();
+        if crash.is_none() {
+            provider.script([Behavior::ChargeThenCrash]);
+        }
+        let crashing = with_processor(&fx, &provider, "payments", crash.map(crash_once_at)).await;
+        let req = request(pay(&invoice, "100.00", "card"));
+        match crashing.submit(c, req.clone()).await {
+            Err(StoreError::InjectedCrash) => {}
+            other => panic!("crash point {i}: expected a crash, got {other:?}"),
+        }
+        drop(crashing);
+        let restarted = with_processor(&fx, &provider, "payments", None).await;
+        assert_eq!(restarted.engine().recover(true).await.expect("recover"), 1);
+        let replay = restarted.submit(c, req).await.expect("replay");
+        assert!(replay.replayed);
+        let paid: Invoice = serde_json::from_str(replay.outcome.as_ref().expect("paid")).unwrap();
+        assert_eq!(paid.status, InvoiceStatus::Paid, "crash point {i}");
+        assert_eq!(paid.payments.len(), 1, "crash point {i}");
+        let moved = provider.moved();
+        assert_eq!(moved.len(), before + 1, "crash point {i}: one charge");
+        assert_eq!(moved[before].kind, "charge");
+        assert_eq!(moved[before].amount.amount().to_string(), "100.00");
+        // The payment carries the processor's charge id.
+        let charge_ref = match &moved[before].outcome {
+            hestami_store::app::payments::ChargeOutcome::Approved { provider_ref } => {
+                provider_ref.clone()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            paid.payments[0].reference.as_ref().map(|r| r.as_str()),
+            Some(charge_ref.as_str())
+        );
+    }
+}
+
+async fn declines_and_timeouts_record_nothing_and_charge_once(fx: Fixture) {
+    let org = fx.org("Declines").await;
+    let c = &org.caller;
+    let provider = TestProvider::new();
+    let s = with_processor(&fx, &provider, "declines", None).await;
+    let job = completed_job(&s, c).await;
+    let draft = draft_invoice(&s, c, &job, "80.00").await;
+    let invoice: Invoice = ok(&s, c, issue(&draft)).await;
+    assert_eq!(
+        s.job_get(c, job.id).await.expect("job").status,
+        JobStatus::Invoiced
+    );
+
+    // Declined: refused, nothing recorded, nothing moved.
+    provider.script([Behavior::Decline("card_declined".into())]);
+    let declined = refused(&s, c, pay(&invoice, "30.00", "card")).await;
+    assert_eq!(declined.code, "PAYMENT_DECLINED");
+    assert!(provider.moved().is_empty());
+    assert!(
+        s.invoice_get(c, invoice.id)
+            .await
+            .expect("get")
+            .payments
+            .is_empty()
+    );
+
+    // A payment above the balance is refused before the processor is asked.
+    let calls = provider.calls();
+    let over = refused(&s, c, pay(&invoice, "80.01", "card")).await;
+    assert_eq!(over.code, "PAYMENT_EXCEEDS_BALANCE");
+    assert_eq!(provider.calls(), calls, "the processor was not asked");
+
+    // The processor charged but its answer was lost: the caller sees "unavailable", the
+    // workflow stays pending, and the same request finishes it with the original charge.
+    provider.script([Behavior::ChargeThenTimeout]);
+    let req = request(pay(&invoice, "30.00", "ach"));
+    match s.submit(c, req.clone()).await {
+        Err(StoreError::Unavailable { code, .. }) => {
+            assert_eq!(code, "PAYMENT_PROVIDER_UNAVAILABLE")
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    // Released for retry: the same request takes the workflow over and finishes it.
+    let done = s
+        .submit(c, req.clone())
+        .await
+        .expect("the retry finishes it");
+    assert!(done.replayed);
+    let paid: Invoice = serde_json::from_str(done.outcome.as_ref().expect("ok")).unwrap();
+    assert_eq!(paid.payments.len(), 1);
+    assert_eq!(paid.balance().amount().to_string(), "50.00");
+    assert_eq!(provider.moved().len(), 1, "one charge");
+
+    // Cash for the rest: the manual provider, the job moves to paid.
+    let paid: Invoice = ok(&s, c, pay(&invoice, "50.00", "cash")).await;
+    assert_eq!(paid.status, InvoiceStatus::Paid);
+    assert_eq!(
+        provider.moved().len(),
+        1,
+        "cash does not go to the processor"
+    );
+    assert_eq!(
+        s.job_get(c, job.id).await.expect("job").status,
+        JobStatus::Paid
+    );
+
+    // Without a processor, card payments are declined.
+    let plain = fx.restart(engine_config("plain", None)).await;
+    let other_job = completed_job(&plain, c).await;
+    let d = draft_invoice(&plain, c, &other_job, "10.00").await;
+    let other: Invoice = ok(&plain, c, issue(&d)).await;
+    let refusal = refused(&plain, c, pay(&other, "10.00", "card")).await;
+    assert_eq!(refusal.code, "PAYMENT_DECLINED");
+}
+
+async fn refunds_go_back_through_the_provider(fx: Fixture) {
+    let org = fx.org("Refunds").await;
+    let c = &org.caller;
+    let provider = TestProvider::new();
+    let s = with_processor(&fx, &provider, "refunds", None).await;
+    let job = completed_job(&s, c).await;
+    let draft = draft_invoice(&s, c, &job, "60.00").await;
+    let invoice: Invoice = ok(&s, c, issue(&draft)).await;
+    let paid: Invoice = ok(&s, c, pay(&invoice, "60.00", "card")).await;
+    assert_eq!(paid.status, InvoiceStatus::Paid);
+    let payment = paid.payments[0].id;
+    let refund = |amount: &str| {
+        I::Refund(from_json(
+            json!({ "paymentId": payment, "amount": usd(amount), "reason": "Overcharged" }),
+        ))
+    };
+    let too_much = refused(&s, c, refund("60.01")).await;
+    assert_eq!(too_much.code, "REFUND_EXCEEDS_PAYMENT");
+    let refunded: Invoice = ok(&s, c, refund("20.00")).await;
+    assert_eq!(refunded.status, InvoiceStatus::Issued);
+    // The job stays paid (its table has no way back), but cannot close with a balance owed.
+    assert_eq!(
+        s.job_get(c, job.id).await.expect("job").status,
+        JobStatus::Paid
+    );
+    let close = refused(&s, c, set_status(job.id, JobStatus::Closed)).await;
+    assert_eq!(close.code, "JOB_BALANCE_OUTSTANDING");
+    assert_eq!(refunded.balance().amount().to_string(), "20.00");
+    let moved = provider.moved();
+    assert_eq!(
+        moved.iter().map(|m| m.kind).collect::<Vec<_>>(),
+        ["charge", "refund"]
+    );
+    // Voiding with money paid is refused; refund the rest first.
+    let void = I::Void(from_json(
+        json!({ "invoiceId": invoice.id, "reason": "Cancelled", "expectedVersion": null }),
+    ));
+    assert_eq!(
+        refused(&s, c, void.clone()).await.code,
+        "INVOICE_HAS_PAYMENTS"
+    );
+    let _: Invoice = ok(&s, c, refund("40.00")).await;
+    let voided: Invoice = ok(&s, c, void).await;
+    assert_eq!(voided.status, InvoiceStatus::Void);
+    assert_eq!(
+        voided.number, paid.number,
+        "a voided invoice keeps its number"
+    );
+    let unknown = refused(
+        &s,
+        c,
+        I::Refund(from_json(json!({ "paymentId": uuid::Uuid::now_v7(),
+            "amount": usd("1.00"), "reason": "?" }))),
+    )
+    .await;
+    assert_eq!(unknown.code, "NOT_FOUND");
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock")
+    }
+}
+
+impl ManualClock {
+    fn advance(&self, by: ChronoDuration) {
+        *self.0.lock().expect("clock") += by;
+    }
+}
+
+async fn estimates_expire_by_their_timer_and_invoices_go_overdue(fx: Fixture) {
+    // Noon UTC on a fixed date (morning in Chicago, the fixture organization's zone).
+    let start = Utc
+        .with_ymd_and_hms(2031, 5, 1, 12, 0, 0)
+        .single()
+        .expect("valid");
+    let clock = Arc::new(ManualClock(Mutex::new(start)));
+    let store = Store::connect(
+        &fx.db.app_url,
+        StoreOptions {
+            max_connections: 4,
+            clock: clock.clone(),
+        },
+    )
+    .await
+    .expect("connect");
+    let s = Services::new(store, EngineConfig::default());
+    let org = fx.org("Timers").await;
+    let c = &org.caller;
+    let job = completed_job(&s, c).await;
+    let estimate = |valid_until: DateTime<Utc>| {
+        E::Generate(from_json(json!({
+            "jobId": job.id, "customerId": null, "propertyId": null,
+            "options": [{ "name": "Only", "request": lines("120.00") }],
+            "validUntil": valid_until, "notes": null
+        })))
+    };
+    let send = |e: &Estimate| {
+        E::Send(from_json(
+            json!({ "estimateId": e.id, "expectedVersion": null }),
+        ))
+    };
+    let lapsing: Estimate = ok(&s, c, estimate(start + ChronoDuration::hours(2))).await;
+    let _: Estimate = ok(&s, c, send(&lapsing)).await;
+    let answered: Estimate = ok(&s, c, estimate(start + ChronoDuration::hours(2))).await;
+    let answered: Estimate = ok(&s, c, send(&answered)).await;
+    let _: Estimate = ok(
+        &s,
+        c,
+        E::Decline(from_json(
+            json!({ "estimateId": answered.id, "reason": "Too dear", "expectedVersion": null }),
+        )),
+    )
+    .await;
+    // An invoice due on receipt.
+    let d: Invoice = ok(
+        &s,
+        c,
+        I::Create(from_json(json!({
+            "jobId": job.id, "from": { "from": "lines", "request": lines("75.00") }, "terms": { "netDays": 0 }
+        }))),
+    )
+    .await;
+    let invoice: Invoice = ok(&s, c, issue(&d)).await;
+
+    // The daily scans run at once; nothing is overdue or expired yet.
+    s.ensure_timers().await.expect("timers");
+    s.fire_due_timers().await.expect("pass");
+    let kinds = |outbox: &[(String, serde_json::Value)], kind: &str| {
+        outbox.iter().filter(|(k, _)| k == kind).count()
+    };
+    let outbox = s.outbox(c).await.expect("outbox");
+    assert_eq!(kinds(&outbox, "estimate_sent"), 2);
+    assert_eq!(kinds(&outbox, "invoice_overdue"), 0);
+    assert_eq!(
+        s.estimate_get(c, lapsing.id, None)
+            .await
+            .expect("get")
+            .status,
+        EstimateStatus::Sent
+    );
+
+    // Three hours later the sent estimate's timer fires; the declined one had none left.
+    clock.advance(ChronoDuration::hours(3));
+    assert_eq!(s.fire_due_timers().await.expect("pass"), 1);
+    assert_eq!(
+        s.estimate_get(c, lapsing.id, None)
+            .await
+            .expect("get")
+            .status,
+        EstimateStatus::Expired
+    );
+    assert_eq!(s.fire_due_timers().await.expect("pass"), 0);
+
+    // The next morning the overdue scan finds the invoice once, and the list says so.
+    clock.advance(ChronoDuration::days(1));
+    s.fire_due_timers().await.expect("pass");
+    s.fire_due_timers().await.expect("pass again");
+    let outbox = s.outbox(c).await.expect("outbox");
+    assert_eq!(kinds(&outbox, "invoice_overdue"), 1);
+    let page = PageRequest::parse(None, None).expect("page");
+    let overdue = s
+        .invoice_list(
+            c,
+            InvoiceFilter {
+                overdue: Some(true),
+                ..InvoiceFilter::default()
+            },
+            page,
+        )
+        .await
+        .expect("list");
+    assert_eq!(overdue.page.items.len(), 1);
+    assert_eq!(overdue.page.items[0].invoice.id, invoice.id);
+    let bucket = overdue.page.items[0].aging.expect("aged");
+    assert_eq!(
+        overdue.aging[&bucket].amount().to_string(),
+        "75.00",
+        "{:?}",
+        overdue.aging
+    );
+}
+
+async fn an_import_batch_is_all_or_nothing(fx: Fixture) {
+    use hestami_core::pricebook::import::{ImportRow, parse_batch};
+    let org = fx.org("Import").await;
+    let (s, c) = (&fx.services, &org.caller);
+    let usd = hestami_core::org::Currency::parse("USD").expect("USD");
+    let row = |sku: &str, cost: &str| ImportRow {
+        kind: Some("material".into()),
+        name: Some(format!("Pipe {sku}")),
+        sku: Some(sku.into()),
+        unit: Some("ft".into()),
+        cost: Some(cost.into()),
+        ..ImportRow::default()
+    };
+    let first = parse_batch(&[row("P-1", "1.00"), row("P-2", "2.00")], usd).expect("rows");
+    let report: ImportReport = ok(s, c, P::ImportBatch(from_json(json!({ "rows": first })))).await;
+    assert_eq!(
+        (report.created, report.updated, report.unchanged),
+        (2, 0, 0)
+    );
+    let second = parse_batch(
+        &[row("P-1", "1.00"), row("P-2", "2.50"), row("P-3", "3.00")],
+        usd,
+    )
+    .expect("rows");
+    let report: ImportReport = ok(s, c, P::ImportBatch(from_json(json!({ "rows": second })))).await;
+    assert_eq!(
+        (report.created, report.updated, report.unchanged),
+        (1, 1, 1)
+    );
+    assert_eq!(report.rows[1].revision, 2);
+    // An item archived since refuses its row, and the whole batch with it.
+    let _: PricebookItem = ok(
+        s,
+        c,
+        P::ArchiveItem(from_json(
+            json!({ "itemId": report.rows[0].item_id, "expectedRevision": null }),
+        )),
+    )
+    .await;
+    let third = parse_batch(&[row("P-4", "4.00"), row("P-1", "1.10")], usd).expect("rows");
+    let failure = refused(s, c, P::ImportBatch(from_json(json!({ "rows": third })))).await;
+    assert_eq!(failure.code, "VALIDATION_FAILED");
+    assert_eq!(failure.field_errors[0].field, "rows[1].itemId");
+    let page = PageRequest::parse(None, None).expect("page");
+    let items = s
+        .pricebook_list_items(c, Default::default(), page)
+        .await
+        .expect("list");
+    assert_eq!(items.items.len(), 2, "P-4 was not created; P-1 is archived");
+    // A batch's change-feed rows take consecutive numbers from one increment; the refused
+    // batch left none.
+    let feed = whole_feed(s, c).await;
+    assert_feed_is_clean(&feed);
+    let items_changed = feed
+        .iter()
+        .filter(|r| r.entity_kind == "pricebook_item")
+        .count();
+    assert_eq!(
+        items_changed, 5,
+        "2 created, 1 created + 1 revised, 1 archived"
+    );
+    let found = s
+        .pricebook_list_items(
+            c,
+            hestami_store::app::pricebook::ItemFilter {
+                query: Some("p-3".into()),
+                ..Default::default()
+            },
+            page,
+        )
+        .await
+        .expect("search");
+    assert_eq!(found.items.len(), 1);
+}
