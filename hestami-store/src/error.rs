@@ -110,6 +110,17 @@ impl Failure {
         }
     }
 
+    /// A domain refusal: `409` when it is a conflict with the resource's state, `422` when a
+    /// rule is not met.
+    pub fn refusal(state_conflict: bool, code: &str, message: impl Into<String>) -> Self {
+        let kind = if state_conflict {
+            FailureKind::Conflict
+        } else {
+            FailureKind::RuleViolation
+        };
+        Self::new(kind, code, message)
+    }
+
     /// Attaches structured details.
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);

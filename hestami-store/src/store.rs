@@ -350,6 +350,31 @@ impl TenantTx {
         self.tx.fetch_one(sql, args).await
     }
 
+    /// Writes a message to the organization's outbox, to be delivered after this transaction
+    /// commits (and only if it does).
+    pub(crate) async fn enqueue(
+        &mut self,
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let args = args![
+            self.org(),
+            new_id(),
+            kind,
+            payload.to_string(),
+            self.workflow.map(|w| w.as_uuid()),
+            self.now
+        ];
+        self.tx
+            .execute(
+                "INSERT INTO outbox (organization_id, id, kind, payload, workflow_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Appends one row to the organization's change feed, in this transaction, and returns its
     /// sequence number. Incrementing the counter row locks it until commit, which is what keeps
     /// a cursor reader from ever skipping a row (see DESIGN §4.5 and ARCHITECTURE.md).

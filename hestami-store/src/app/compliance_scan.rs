@@ -20,7 +20,7 @@ use super::{Caller, Command, Services};
 use crate::db::args;
 use crate::engine::WorkflowCtx;
 use crate::error::StoreError;
-use crate::store::{Operation, TenantTx, new_id};
+use crate::store::{Operation, TenantTx};
 
 /// The workflow.
 pub const WORKFLOW: &str = "compliance_expiry_scan_v1";
@@ -117,18 +117,7 @@ async fn scan(tx: &mut TenantTx, date: NaiveDate) -> Result<ScanReport, StoreErr
             let payload = serde_json::json!({
                 "itemKind": kind, "itemId": id, "label": label, "expiresOn": expires_on, "daysLeft": days,
             });
-            tx.execute(
-                "INSERT INTO outbox (organization_id, id, kind, payload, workflow_id, created_at) \
-                 VALUES ($1, $2, 'expiry_reminder', $3, $4, $5)",
-                args![
-                    org,
-                    new_id(),
-                    payload.to_string(),
-                    tx.workflow_id().map(|w| w.as_uuid()),
-                    now
-                ],
-            )
-            .await?;
+            tx.enqueue("expiry_reminder", &payload).await?;
             report.reminders += 1;
         }
         if lapsed(date, expires_on) {

@@ -197,12 +197,7 @@ pub fn estimate_failure(error: &EstimateError) -> Failure {
     if let EstimateError::Invalid { problems } = error {
         return invalid("", problems.clone());
     }
-    let kind = if error.is_state_conflict() {
-        FailureKind::Conflict
-    } else {
-        FailureKind::RuleViolation
-    };
-    let failure = Failure::new(kind, error.code(), error.to_string());
+    let failure = Failure::refusal(error.is_state_conflict(), error.code(), error.to_string());
     match error {
         EstimateError::InvalidTransition { from, allowed, .. } => {
             failure.with_details(serde_json::json!({ "currentStatus": from, "allowed": allowed }))
@@ -480,19 +475,7 @@ async fn apply(
                 "estimateId": next.id, "revision": next.revision, "customerId": next.customer_id,
                 "propertyId": next.property_id, "validUntil": next.valid_until, "options": totals,
             });
-            let now = tx.now();
-            tx.execute(
-                "INSERT INTO outbox (organization_id, id, kind, payload, workflow_id, created_at) \
-                 VALUES ($1, $2, 'estimate_sent', $3, $4, $5)",
-                args![
-                    org,
-                    new_id(),
-                    payload.to_string(),
-                    tx.workflow_id().map(|w| w.as_uuid()),
-                    now
-                ],
-            )
-            .await?;
+            tx.enqueue("estimate_sent", &payload).await?;
             tx.execute(
                 "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (organization_id, name) DO UPDATE SET due_at = excluded.due_at",

@@ -214,12 +214,7 @@ pub fn invoice_failure(error: &InvoiceError) -> Failure {
     if let InvoiceError::Invalid { problems } = error {
         return invalid("", problems.clone());
     }
-    let kind = if error.is_state_conflict() {
-        FailureKind::Conflict
-    } else {
-        FailureKind::RuleViolation
-    };
-    let failure = Failure::new(kind, error.code(), error.to_string());
+    let failure = Failure::refusal(error.is_state_conflict(), error.code(), error.to_string());
     match error {
         InvoiceError::InvalidTransition { from, allowed, .. } => failure
             .with_details(serde_json::json!({ "currentStatus": from, "allowedActions": allowed })),
@@ -917,7 +912,6 @@ pub(crate) async fn actuals_of(
 
 async fn scan_overdue(tx: &mut TenantTx, date: NaiveDate) -> Result<OverdueReport, StoreError> {
     let org = tx.org();
-    let now = tx.now();
     let rows = tx
         .fetch_all(
             &format!(
@@ -939,18 +933,7 @@ async fn scan_overdue(tx: &mut TenantTx, date: NaiveDate) -> Result<OverdueRepor
             "dueDate": invoice.due_date, "balance": invoice.balance(),
             "agingBucket": invoice.aging(date),
         });
-        tx.execute(
-            "INSERT INTO outbox (organization_id, id, kind, payload, workflow_id, created_at) \
-             VALUES ($1, $2, 'invoice_overdue', $3, $4, $5)",
-            args![
-                org,
-                new_id(),
-                payload.to_string(),
-                tx.workflow_id().map(|w| w.as_uuid()),
-                now
-            ],
-        )
-        .await?;
+        tx.enqueue("invoice_overdue", &payload).await?;
         tx.execute(
             "UPDATE invoices SET overdue_notified_on = $1 WHERE organization_id = $2 AND id = $3",
             args![date, org, invoice.id.as_uuid()],

@@ -160,12 +160,7 @@ impl Command for DispatchCommand {
 
 /// A core refusal as the API reports it.
 pub fn job_failure(error: &JobError) -> Failure {
-    let kind = if error.is_state_conflict() {
-        FailureKind::Conflict
-    } else {
-        FailureKind::RuleViolation
-    };
-    let failure = Failure::new(kind, error.code(), error.to_string());
+    let failure = Failure::refusal(error.is_state_conflict(), error.code(), error.to_string());
     match error {
         JobError::InvalidTransition { from, allowed, .. }
         | JobError::ActionNotAllowed { from, allowed, .. } => {
