@@ -1396,8 +1396,9 @@ async fn concurrent_card_payments_keep_no_unrecorded_money(s: TestServer) {
     let job = s.job(&f).await;
     let issued = issued_invoice(&s, &job, "50.00").await;
     let server = std::sync::Arc::new(s);
-    // Eight clients pay the whole balance by card at once: each may pass the check and be
-    // charged, but only one payment is recorded and every other charge is given back.
+    // Eight clients pay the whole balance by card at once: the first reservation holds the
+    // balance, so only one is charged; the others are refused before the processor is asked
+    // (422 while that payment is in progress, 409 once the invoice is paid).
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let (server, issued) = (server.clone(), issued.clone());
@@ -1406,10 +1407,10 @@ async fn concurrent_card_payments_keep_no_unrecorded_money(s: TestServer) {
     let mut accepted = 0;
     while let Some(reply) = tasks.join_next().await {
         let reply = reply.unwrap();
-        if reply.status == 200 {
-            accepted += 1;
-        } else {
-            reply.assert_error(409, "INVOICE_INVALID_TRANSITION");
+        match reply.status.as_u16() {
+            200 => accepted += 1,
+            409 => reply.assert_error(409, "INVOICE_INVALID_TRANSITION"),
+            _ => reply.assert_error(422, "PAYMENT_EXCEEDS_BALANCE"),
         }
     }
     assert_eq!(accepted, 1);
@@ -1429,4 +1430,9 @@ async fn concurrent_card_payments_keep_no_unrecorded_money(s: TestServer) {
         })
         .sum();
     assert_eq!(net, 50_00, "the processor kept exactly what was recorded");
+    assert_eq!(
+        server.payments.moved().len(),
+        1,
+        "one charge, nothing to give back"
+    );
 }

@@ -330,6 +330,12 @@ pub enum EstimateChange {
         /// The new offer.
         content: EstimateContent,
     },
+    /// The approved estimate was handed to a job made for it (`convertToJob`); its state and
+    /// content do not change.
+    JobLinked {
+        /// The job.
+        job_id: JobId,
+    },
 }
 
 /// One entry of an estimate's history.
@@ -673,6 +679,7 @@ fn target(from: EstimateStatus, change: &EstimateChange) -> EstimateStatus {
             debug_assert_eq!(from, S::Sent);
             S::Expired
         }
+        EstimateChange::JobLinked { .. } => from,
     }
 }
 
@@ -689,6 +696,7 @@ pub fn evolve(estimate: &Estimate, event: &EstimateEvent) -> Estimate {
         EstimateChange::Sent => next.sent_at = Some(event.at),
         EstimateChange::Approved { approval } => next.approval = Some(approval.clone()),
         EstimateChange::Declined { reason } => next.decline_reason = reason.clone(),
+        EstimateChange::JobLinked { job_id } => next.job_id = Some(*job_id),
         EstimateChange::Revised { content } => {
             next.options = content.options.clone();
             next.valid_until = content.valid_until;
@@ -721,6 +729,32 @@ pub fn execute(
         to: target(estimate.status, &change),
         change,
         from: Some(estimate.status),
+        actor,
+        at: now,
+    };
+    Ok((evolve(estimate, &event), event))
+}
+
+/// Links an approved estimate that has no job to the job made for it, with its event. Refused
+/// (`ESTIMATE_NOT_APPROVED`) unless the estimate is approved; an estimate that already has a
+/// job keeps it (the caller links that one instead).
+pub fn link_job(
+    estimate: &Estimate,
+    job_id: JobId,
+    actor: Option<UserId>,
+    now: DateTime<Utc>,
+) -> Result<(Estimate, EstimateEvent), EstimateError> {
+    if estimate.status != S::Approved || estimate.job_id.is_some() {
+        return Err(EstimateError::NotApproved {
+            status: estimate.status,
+        });
+    }
+    let event = EstimateEvent {
+        version: estimate.version + 1,
+        revision: estimate.revision,
+        change: EstimateChange::JobLinked { job_id },
+        from: Some(estimate.status),
+        to: estimate.status,
         actor,
         at: now,
     };

@@ -443,6 +443,14 @@ impl Engine {
                     StoreError::Internal("superseded by a run that recorded nothing".into())
                 })
             }
+            // An outside party (a payment provider) that did not answer: the workflow waits for
+            // it however long it takes. Recording a failure here could abandon money it already
+            // moved; each retry asks again with the same key.
+            Err(error @ StoreError::Unavailable { .. }) => {
+                let attempts = self.release(organization_id, id).await.unwrap_or(0);
+                tracing::warn!(workflow.id = %id, attempts, error = %error, "waiting for an outside party");
+                Err(error)
+            }
             Err(error) => {
                 let attempts = self.release(organization_id, id).await.unwrap_or(0);
                 tracing::error!(workflow.id = %id, attempts, error = %error, "workflow failed");

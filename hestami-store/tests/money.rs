@@ -36,6 +36,8 @@ on_every_backend!(
     refunds_go_back_through_the_provider,
     estimates_expire_by_their_timer_and_invoices_go_overdue,
     an_import_batch_is_all_or_nothing,
+    concurrent_refunds_refund_once,
+    actuals_and_conversions_are_billed_once,
 );
 
 fn crash_once_at(k: i64) -> FaultHook {
@@ -316,16 +318,37 @@ async fn declines_and_timeouts_record_nothing_and_charge_once(fx: Fixture) {
     assert_eq!(over.code, "PAYMENT_EXCEEDS_BALANCE");
     assert_eq!(provider.calls(), calls, "the processor was not asked");
 
-    // The processor charged but its answer was lost: the caller sees "unavailable", the
-    // workflow stays pending, and the same request finishes it with the original charge.
-    provider.script([Behavior::ChargeThenTimeout]);
+    // The processor charged but its answer was lost, and then stays silent for longer than the
+    // engine's attempt limit: the caller sees "unavailable" each time, the workflow stays
+    // pending (never recorded as failed with the money moved), the reservation holds the
+    // amount, and voiding waits for it.
+    provider.script([
+        Behavior::ChargeThenTimeout,
+        Behavior::Timeout,
+        Behavior::Timeout,
+        Behavior::Timeout,
+        Behavior::Timeout,
+        Behavior::Timeout,
+        Behavior::Timeout,
+    ]);
     let req = request(pay(&invoice, "30.00", "ach"));
-    match s.submit(c, req.clone()).await {
-        Err(StoreError::Unavailable { code, .. }) => {
-            assert_eq!(code, "PAYMENT_PROVIDER_UNAVAILABLE")
+    for _ in 0..(hestami_store::engine::MAX_ATTEMPTS + 2) {
+        match s.submit(c, req.clone()).await {
+            Err(StoreError::Unavailable { code, .. }) => {
+                assert_eq!(code, "PAYMENT_PROVIDER_UNAVAILABLE")
+            }
+            other => panic!("expected unavailable, got {other:?}"),
         }
-        other => panic!("expected unavailable, got {other:?}"),
     }
+    let held = refused(&s, c, pay(&invoice, "50.01", "cash")).await;
+    assert_eq!(
+        held.code, "PAYMENT_EXCEEDS_BALANCE",
+        "30.00 of 80.00 is reserved"
+    );
+    let void = I::Void(from_json(
+        json!({ "invoiceId": invoice.id, "reason": "Wrong customer", "expectedVersion": null }),
+    ));
+    assert_eq!(refused(&s, c, void).await.code, "INVOICE_PAYMENT_PENDING");
     // Released for retry: the same request takes the workflow over and finishes it.
     let done = s
         .submit(c, req.clone())
@@ -407,6 +430,9 @@ async fn refunds_go_back_through_the_provider(fx: Fixture) {
         voided.number, paid.number,
         "a voided invoice keeps its number"
     );
+    // Nothing is owed any more: the job may close.
+    let closed: Job = ok(&s, c, set_status(job.id, JobStatus::Closed)).await;
+    assert_eq!(closed.status, JobStatus::Closed);
     let unknown = refused(
         &s,
         c,
@@ -576,7 +602,14 @@ async fn an_import_batch_is_all_or_nothing(fx: Fixture) {
         (1, 1, 1)
     );
     assert_eq!(report.rows[1].revision, 2);
-    // An item archived since refuses its row, and the whole batch with it.
+    // A row the store refuses (here two rows naming one item, which the parser would catch
+    // first) refuses the whole batch: P-4 is not created.
+    let third = parse_batch(&[row("P-4", "4.00")], usd).expect("rows");
+    let twice = json!({ "rows": [third[0], third[0]] });
+    let failure = refused(s, c, P::ImportBatch(from_json(twice))).await;
+    assert_eq!(failure.code, "VALIDATION_FAILED");
+    assert_eq!(failure.field_errors[0].field, "rows[1].name");
+    // An archived item's SKU is free again: a new item takes it.
     let _: PricebookItem = ok(
         s,
         c,
@@ -585,16 +618,19 @@ async fn an_import_batch_is_all_or_nothing(fx: Fixture) {
         )),
     )
     .await;
-    let third = parse_batch(&[row("P-4", "4.00"), row("P-1", "1.10")], usd).expect("rows");
-    let failure = refused(s, c, P::ImportBatch(from_json(json!({ "rows": third })))).await;
-    assert_eq!(failure.code, "VALIDATION_FAILED");
-    assert_eq!(failure.field_errors[0].field, "rows[1].itemId");
+    let again = parse_batch(&[row("P-1", "1.10")], usd).expect("rows");
+    let report: ImportReport = ok(s, c, P::ImportBatch(from_json(json!({ "rows": again })))).await;
+    assert_eq!(report.created, 1);
     let page = PageRequest::parse(None, None).expect("page");
     let items = s
         .pricebook_list_items(c, Default::default(), page)
         .await
         .expect("list");
-    assert_eq!(items.items.len(), 2, "P-4 was not created; P-1 is archived");
+    assert_eq!(
+        items.items.len(),
+        3,
+        "P-2, P-3 and the new P-1; P-4 was not created"
+    );
     // A batch's change-feed rows take consecutive numbers from one increment; the refused
     // batch left none.
     let feed = whole_feed(s, c).await;
@@ -604,8 +640,8 @@ async fn an_import_batch_is_all_or_nothing(fx: Fixture) {
         .filter(|r| r.entity_kind == "pricebook_item")
         .count();
     assert_eq!(
-        items_changed, 5,
-        "2 created, 1 created + 1 revised, 1 archived"
+        items_changed, 6,
+        "2 created, 1 created + 1 revised, 1 archived, 1 created"
     );
     let found = s
         .pricebook_list_items(
@@ -619,4 +655,108 @@ async fn an_import_batch_is_all_or_nothing(fx: Fixture) {
         .await
         .expect("search");
     assert_eq!(found.items.len(), 1);
+}
+
+/// Two refunds of the whole payment at once, with different keys: the reservation lets one
+/// through; the processor refunds once.
+async fn concurrent_refunds_refund_once(fx: Fixture) {
+    let org = fx.org("Refund race").await;
+    let c = &org.caller;
+    let provider = TestProvider::new();
+    let s = with_processor(&fx, &provider, "race", None).await;
+    let job = completed_job(&s, c).await;
+    let draft = draft_invoice(&s, c, &job, "60.00").await;
+    let invoice: Invoice = ok(&s, c, issue(&draft)).await;
+    let paid: Invoice = ok(&s, c, pay(&invoice, "60.00", "card")).await;
+    let payment = paid.payments[0].id;
+    let refund = || {
+        I::Refund(from_json(
+            json!({ "paymentId": payment, "amount": usd("60.00"), "reason": "Cancelled" }),
+        ))
+    };
+    let (a, b) = tokio::join!(submit(&s, c, refund()), submit(&s, c, refund()));
+    let outcomes = [a, b];
+    let refused: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].code, "REFUND_EXCEEDS_PAYMENT");
+    let kinds: Vec<_> = provider.moved().iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, ["charge", "refund"]);
+    let after = s.invoice_get(c, invoice.id).await.expect("get");
+    assert_eq!(after.balance().amount().to_string(), "60.00");
+}
+
+/// Recorded work is billed once; an estimate converted to a new job links it with an event.
+async fn actuals_and_conversions_are_billed_once(fx: Fixture) {
+    let org = fx.org("Once").await;
+    let (s, c) = (&fx.services, &org.caller);
+    let job = completed_job(s, c).await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        hestami_store::app::job::JobLifecycleCommand::RecordActuals(from_json(json!({
+            "jobId": job.id,
+            "lines": [{ "source": "custom", "description": "Trap", "unitPrice": usd("12.00"),
+                        "kind": "material", "quantity": "2" }]
+        }))),
+    )
+    .await;
+    let from_actuals = || {
+        I::Create(from_json(json!({
+            "jobId": job.id, "from": { "from": "actuals" }, "terms": null
+        })))
+    };
+    let first: Invoice = ok(s, c, from_actuals()).await;
+    assert_eq!(first.total().amount().to_string(), "24.00");
+    let again = refused(s, c, from_actuals()).await;
+    assert_eq!(again.code, "ACTUALS_ALREADY_INVOICED");
+
+    // An estimate for a customer and property, without a job: converting makes the job and
+    // links the estimate to it with an event of its own.
+    let estimate: Estimate = ok(
+        s,
+        c,
+        E::Generate(from_json(json!({
+            "jobId": null, "customerId": job.customer_id, "propertyId": job.property_id,
+            "options": [{ "name": "Only", "request": lines("99.00") }],
+            "validUntil": Utc::now() + ChronoDuration::days(3), "notes": null
+        }))),
+    )
+    .await;
+    let _: Estimate = ok(
+        s,
+        c,
+        E::Send(from_json(
+            json!({ "estimateId": estimate.id, "expectedVersion": null }),
+        )),
+    )
+    .await;
+    let _: Estimate = ok(
+        s,
+        c,
+        E::Approve(from_json(json!({
+            "estimateId": estimate.id, "optionId": estimate.options[0].id, "signedBy": "Ada",
+            "signature": null, "depositRequired": null, "expectedVersion": null
+        }))),
+    )
+    .await;
+    let converted: serde_json::Value = ok(
+        s,
+        c,
+        E::ConvertToJob(from_json(json!({
+            "estimateId": estimate.id, "trade": "plumbing", "summary": null, "priority": null
+        }))),
+    )
+    .await;
+    let linked = s.estimate_get(c, estimate.id, None).await.expect("get");
+    assert_eq!(
+        linked.job_id.map(|j| j.as_uuid().to_string()),
+        converted["job"]["id"].as_str().map(str::to_owned)
+    );
+    assert_eq!(linked.version, 4, "created, sent, approved, linked");
+    assert_feed_is_clean(&whole_feed(s, c).await);
 }

@@ -306,8 +306,9 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
             vec![t.org, t.invoice],
         ),
         "payments" => (
-            "INSERT INTO payments (organization_id, id, invoice_id, kind, payment_id, amount, method, reference, \
-             provider, provider_ref, at) VALUES ($1, $2, $3, 'payment', NULL, '1.00', 'cash', NULL, 'manual', NULL, now())",
+            "INSERT INTO payments (organization_id, id, invoice_id, kind, payment_id, state, amount, method, \
+             reference, provider, provider_ref, at) VALUES ($1, $2, $3, 'payment', NULL, 'pending', '1.00', 'cash', \
+             NULL, 'manual', NULL, now())",
             vec![t.org, fresh, t.invoice],
         ),
         "job_actuals" => (

@@ -410,3 +410,34 @@ proptest! {
         prop_assert_eq!(replay(e.id, &events), Some(e));
     }
 }
+
+#[test]
+fn an_approved_estimate_without_a_job_is_linked_to_one_with_an_event() {
+    let (draft, created) = create(
+        EstimateId::from_uuid(Uuid::from_u128(0xe6)),
+        NewEstimate {
+            job_id: None,
+            ..new_estimate()
+        },
+        t0(),
+        None,
+    )
+    .expect("valid");
+    let (sent, e2) = execute(&draft, &EstimateCommand::Send, None, t0()).expect("sends");
+    let job = JobId::from_uuid(Uuid::from_u128(0x10b));
+    assert!(matches!(
+        link_job(&sent, job, None, t0()),
+        Err(EstimateError::NotApproved { .. })
+    ));
+    let (approved, e3) = execute(&sent, &approve(1, None), None, t0()).expect("approves");
+    let (linked, e4) = link_job(&approved, job, None, t0()).expect("links");
+    assert_eq!(
+        (linked.job_id, linked.version, linked.status),
+        (Some(job), approved.version + 1, EstimateStatus::Approved)
+    );
+    assert_eq!(
+        replay(draft.id, &[created, e2, e3, e4]).as_ref(),
+        Some(&linked)
+    );
+    assert!(link_job(&linked, job, None, t0()).is_err(), "linked once");
+}

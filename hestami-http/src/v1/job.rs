@@ -627,7 +627,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "recordActuals",
                 "Record labour time and materials used on a job, for an invoice from actuals",
-                &["NOT_FOUND", "JOB_CLOSED"],
+                &["NOT_FOUND", "JOB_CLOSED", "JOB_ACTUALS_LIMIT"],
             ),
             convert_record_actuals,
             <JobWorkDto as From<JobWork>>::from,

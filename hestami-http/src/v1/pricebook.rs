@@ -503,7 +503,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "createItem",
                 "Add an item to the pricebook (revision 1)",
-                &[],
+                &["PRICEBOOK_KEY_TAKEN"],
             ),
             convert_create,
             <PricebookItemDto as From<PricebookItem>>::from,
@@ -512,7 +512,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "updateItem",
                 "Make an item's next revision (earlier revisions stay readable; priced lines keep theirs)",
-                &["NOT_FOUND", "VERSION_CONFLICT"],
+                &["NOT_FOUND", "VERSION_CONFLICT", "PRICEBOOK_KEY_TAKEN"],
             ),
             convert_update,
             <PricebookItemDto as From<PricebookItem>>::from,
@@ -576,7 +576,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "importBatch",
                 "Create or revise up to 1,000 items from rows of text, all or nothing",
-                &[],
+                &["PRICEBOOK_KEY_TAKEN"],
             ),
             convert_import,
             <ImportReportDto as From<ImportReport>>::from,

@@ -5,7 +5,7 @@
 -- columns the queries filter on beside it; money is decimal text, never a float.
 
 -- The current revision of each pricebook item. `lookup_key` is what an import matches rows on
--- (a material's SKU, otherwise the kind and the folded name); `search_text` is the folded name,
+-- (a material's SKU, otherwise the kind and the folded name; unique among live items); `search_text` is the folded name,
 -- description, category and SKU.
 CREATE TABLE pricebook_items (
     organization_id BLOB NOT NULL REFERENCES organizations (id),
@@ -21,9 +21,11 @@ CREATE TABLE pricebook_items (
     body TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    PRIMARY KEY (organization_id, id),
-    UNIQUE (organization_id, lookup_key)
+    PRIMARY KEY (organization_id, id)
 );
+-- Live items only: an archived item's SKU or name can be used by a new item.
+CREATE UNIQUE INDEX pricebook_items_live_key ON pricebook_items (organization_id, lookup_key)
+    WHERE archived = 0;
 
 -- Every revision of every item, as it was: a priced line names (item, revision).
 CREATE TABLE pricebook_item_revisions (
@@ -61,7 +63,9 @@ CREATE TABLE estimates (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (organization_id, id),
     FOREIGN KEY (organization_id, job_id) REFERENCES jobs (organization_id, id),
-    FOREIGN KEY (organization_id, customer_id) REFERENCES customers (organization_id, id)
+    FOREIGN KEY (organization_id, customer_id) REFERENCES customers (organization_id, id),
+    FOREIGN KEY (organization_id, customer_id, property_id)
+        REFERENCES properties (organization_id, customer_id, id)
 );
 CREATE INDEX estimates_job ON estimates (organization_id, job_id);
 
@@ -126,13 +130,18 @@ CREATE TABLE invoice_events (
 );
 
 -- Every payment and refund, with the provider's reference: the ledger the invoices' balances
--- are made of, and how a refund finds its payment.
+-- are made of, and how a refund finds its payment. A row is written `pending` before the
+-- provider is asked (it reserves its amount against the balance, or against what is left of
+-- the payment), then becomes `applied` or `declined`; money that moved but that the invoice
+-- could not take is `returned` to the customer, or else `unapplied` (to reconcile, with an
+-- outbox message).
 CREATE TABLE payments (
     organization_id BLOB NOT NULL,
     id BLOB NOT NULL,
     invoice_id BLOB NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('payment', 'refund')),
     payment_id BLOB,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'applied', 'declined', 'returned', 'unapplied')),
     amount TEXT NOT NULL,
     method TEXT NOT NULL,
     reference TEXT,
@@ -140,7 +149,8 @@ CREATE TABLE payments (
     provider_ref TEXT,
     at TEXT NOT NULL,
     PRIMARY KEY (organization_id, id),
-    FOREIGN KEY (organization_id, invoice_id) REFERENCES invoices (organization_id, id)
+    FOREIGN KEY (organization_id, invoice_id) REFERENCES invoices (organization_id, id),
+    FOREIGN KEY (organization_id, payment_id) REFERENCES payments (organization_id, id)
 );
 CREATE INDEX payments_invoice ON payments (organization_id, invoice_id);
 

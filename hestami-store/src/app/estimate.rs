@@ -25,7 +25,7 @@ use crate::db::{Row, args};
 use crate::directory::load_organization;
 use crate::engine::WorkflowCtx;
 use crate::error::{Failure, FailureKind, FieldError, StoreError};
-use crate::store::{Operation, TenantTx, new_id};
+use crate::store::{Operation, TenantTx, new_id, truncate_micros};
 
 /// The workflow of every estimate change.
 pub const WORKFLOW: &str = "estimate_generation_v1";
@@ -228,7 +228,7 @@ pub(crate) async fn run(
                     let options = price_options(tx, at, r.options).await?;
                     let content = EstimateContent {
                         options,
-                        valid_until: r.valid_until,
+                        valid_until: truncate_micros(r.valid_until),
                         notes: r.notes,
                     };
                     apply(tx, &estimate, EstimateCommand::Revise { content }).await
@@ -396,7 +396,7 @@ async fn generate(tx: &mut TenantTx, g: GenerateEstimate) -> Result<Estimate, St
         currency: org.currency,
         content: EstimateContent {
             options,
-            valid_until: g.valid_until,
+            valid_until: truncate_micros(g.valid_until),
             notes: g.notes,
         },
     };
@@ -582,11 +582,10 @@ async fn convert(tx: &mut TenantTx, c: ConvertToJob) -> Result<Converted, StoreE
                 },
             )
             .await?;
-            let mut linked = estimate.clone();
-            linked.job_id = Some(job.id);
-            linked.version += 1;
-            linked.updated_at = tx.now();
+            let (linked, event) = core_estimate::link_job(&estimate, job.id, tx.actor(), tx.now())
+                .map_err(|e| estimate_failure(&e))?;
             save(tx, &linked).await?;
+            insert_event(tx, linked.id, &event).await?;
             tx.record_change(
                 "estimate",
                 linked.id.as_uuid(),

@@ -22,20 +22,17 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use hestami_core::ids::{CustomerId, EstimateId, InvoiceId, JobId, PaymentId, RefundId};
+use hestami_core::ids::{CustomerId, EstimateId, InvoiceId, JobId, PaymentId};
 use hestami_core::invoice::{
     self as core_invoice, AgingBucket, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent,
-    InvoiceNumber, InvoiceSource, InvoiceStatus, NewInvoice, NewPayment, NewRefund, PaymentMethod,
-    PaymentTerms,
+    InvoiceNumber, InvoiceSource, InvoiceStatus, NewInvoice, PaymentMethod, PaymentTerms,
 };
 use hestami_core::job::{JobCommand, JobStatus};
 use hestami_core::money::Money;
 use hestami_core::pricebook::{QuoteLine, QuoteRequest};
 use hestami_core::text::{Name, Reason};
 
-use super::payments::{
-    ChargeOutcome, ChargeRequest, ManualProvider, PaymentProvider, ProviderError, is_manual,
-};
+use super::payments::PaymentProvider;
 use super::pricebook::{PriceAt, invalid, price};
 use super::{Caller, Command, Page, PageRequest, Services, check_version};
 use crate::db::{Row, args};
@@ -43,6 +40,8 @@ use crate::directory::load_organization;
 use crate::engine::WorkflowCtx;
 use crate::error::{Failure, FailureKind, FieldError, StoreError};
 use crate::store::{Operation, TenantTx, new_id};
+
+mod collect;
 
 /// The workflow of every invoice change and payment.
 pub const WORKFLOW: &str = "invoice_payment_v1";
@@ -227,24 +226,6 @@ pub fn invoice_failure(error: &InvoiceError) -> Failure {
     }
 }
 
-/// What the payment check hands to the charge and the record.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Checked {
-    payment_id: uuid::Uuid,
-    invoice_id: InvoiceId,
-    method: PaymentMethod,
-    original: Option<String>,
-}
-
-/// A step's answer that must be journalled even when it is a refusal (money already moved).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-enum Recorded {
-    Recorded { invoice: Box<Invoice> },
-    Refused { failure: Failure },
-}
-
 pub(crate) async fn run(
     mut ctx: WorkflowCtx,
     command: InvoiceCommandInput,
@@ -259,7 +240,7 @@ pub(crate) async fn run(
         C::Update(u) => serde_json::to_value(
             ctx.step("update_invoice", move |tx| {
                 Box::pin(async move {
-                    let invoice = load(tx, u.invoice_id, true).await?;
+                    let invoice = lock_for_change(tx, u.invoice_id).await?;
                     check_version("invoice", u.expected_version, invoice.version)?;
                     let quote = match &u.request {
                         Some(request) => {
@@ -280,8 +261,13 @@ pub(crate) async fn run(
         C::Issue(i) => serde_json::to_value(
             ctx.step("issue_invoice", move |tx| {
                 Box::pin(async move {
-                    let invoice = load(tx, i.invoice_id, true).await?;
+                    let invoice = lock_for_change(tx, i.invoice_id).await?;
                     check_version("invoice", i.expected_version, invoice.version)?;
+                    if let Some(job_id) = invoice.job_id
+                        && super::job::load(tx, job_id, false).await?.status == JobStatus::Cancelled
+                    {
+                        return Err(cancelled().into());
+                    }
                     // Refuse before taking a number (a refused issue must not even try one).
                     core_invoice::decide(
                         &invoice,
@@ -307,15 +293,25 @@ pub(crate) async fn run(
         C::Void(v) => serde_json::to_value(
             ctx.step("void_invoice", move |tx| {
                 Box::pin(async move {
-                    let invoice = load(tx, v.invoice_id, true).await?;
+                    let invoice = lock_for_change(tx, v.invoice_id).await?;
                     check_version("invoice", v.expected_version, invoice.version)?;
+                    if collect::pending_count(tx, invoice.id).await? > 0 {
+                        return Err(Failure::new(
+                            FailureKind::Conflict,
+                            "INVOICE_PAYMENT_PENDING",
+                            "a payment or refund of this invoice is in progress; void it once it is settled",
+                        )
+                        .into());
+                    }
                     apply(tx, &invoice, InvoiceCommand::Void { reason: v.reason }).await
                 })
             })
             .await?,
         )?,
-        C::CollectPayment(p) => serde_json::to_value(collect(&mut ctx, p, processor).await?)?,
-        C::Refund(r) => serde_json::to_value(refund(&mut ctx, r, processor).await?)?,
+        C::CollectPayment(p) => {
+            serde_json::to_value(collect::collect(&mut ctx, p, processor).await?)?
+        }
+        C::Refund(r) => serde_json::to_value(collect::refund(&mut ctx, r, processor).await?)?,
         C::OverdueScan(s) => serde_json::to_value(
             ctx.step("scan_overdue", move |tx| Box::pin(scan_overdue(tx, s.date)))
                 .await?,
@@ -324,328 +320,12 @@ pub(crate) async fn run(
     Ok(value)
 }
 
-fn provider_for(
-    method: PaymentMethod,
-    processor: &std::sync::Arc<dyn PaymentProvider>,
-) -> std::sync::Arc<dyn PaymentProvider> {
-    if is_manual(method) {
-        std::sync::Arc::new(ManualProvider)
-    } else {
-        processor.clone()
-    }
-}
-
-fn provider_error(e: ProviderError) -> StoreError {
-    match e {
-        ProviderError::Crashed => StoreError::InjectedCrash,
-        ProviderError::Timeout => StoreError::Unavailable {
-            code: "PAYMENT_PROVIDER_UNAVAILABLE",
-            message: "the payment provider did not answer in time".into(),
-        },
-    }
-}
-
-async fn collect(
-    ctx: &mut WorkflowCtx,
-    p: CollectPayment,
-    processor: std::sync::Arc<dyn PaymentProvider>,
-) -> Result<Invoice, StoreError> {
-    let CollectPayment {
-        invoice_id,
-        amount,
-        method,
-        reference,
-    } = p;
-    let check_ref = reference.clone();
-    // 1. Check: nothing is charged for a payment the invoice would refuse.
-    let checked: Checked = ctx
-        .step("check_payment", move |tx| {
-            Box::pin(async move {
-                let invoice = load(tx, invoice_id, false).await?;
-                let payment_id = new_id();
-                let command = InvoiceCommand::Pay {
-                    payment: NewPayment {
-                        id: PaymentId::from_uuid(payment_id),
-                        amount,
-                        method,
-                        reference: check_ref,
-                    },
-                };
-                core_invoice::decide(&invoice, &command).map_err(|e| invoice_failure(&e))?;
-                Ok(Checked {
-                    payment_id,
-                    invoice_id,
-                    method,
-                    original: None,
-                })
-            })
-        })
-        .await?;
-    // 2. Charge, with a key the provider deduplicates on.
-    let provider = provider_for(method, &processor);
-    let organization_id = ctx.organization_id();
-    let charge_reference = reference.as_ref().map(|r| r.as_str().to_owned());
-    let charge_provider = provider.clone();
-    let outcome: ChargeOutcome = ctx
-        .external("charge", move |key| async move {
-            charge_provider
-                .charge(ChargeRequest {
-                    idempotency_key: key,
-                    organization_id,
-                    invoice_id,
-                    amount,
-                    method,
-                    reference: charge_reference,
-                    original: None,
-                })
-                .await
-                .map_err(provider_error)
-        })
-        .await?;
-    let provider_ref = match outcome {
-        ChargeOutcome::Approved { provider_ref } => provider_ref,
-        ChargeOutcome::Declined { code, message } => {
-            return Err(
-                Failure::new(FailureKind::RuleViolation, "PAYMENT_DECLINED", message)
-                    .with_details(serde_json::json!({ "providerCode": code }))
-                    .into(),
-            );
-        }
-    };
-    // 3. Record, and move the job if the invoice is now paid.
-    let provider_name = provider.name();
-    let record_ref = provider_ref.clone();
-    let recorded: Recorded = ctx
-        .step("record_payment", move |tx| {
-            Box::pin(async move {
-                let invoice = load(tx, checked.invoice_id, true).await?;
-                let command = InvoiceCommand::Pay {
-                    payment: NewPayment {
-                        id: PaymentId::from_uuid(checked.payment_id),
-                        amount,
-                        method,
-                        // By hand: the caller's reference (a cheque number); through a
-                        // processor: its charge id.
-                        reference: if is_manual(method) {
-                            reference.clone()
-                        } else {
-                            Name::parse(&record_ref).ok().or_else(|| reference.clone())
-                        },
-                    },
-                };
-                let next = match core_invoice::execute(&invoice, &command, tx.actor(), tx.now()) {
-                    Ok((next, event)) => {
-                        save(tx, &next, &event).await?;
-                        next
-                    }
-                    Err(e) => {
-                        return Ok(Recorded::Refused {
-                            failure: invoice_failure(&e),
-                        });
-                    }
-                };
-                insert_ledger(
-                    tx,
-                    checked.payment_id,
-                    next.id,
-                    None,
-                    amount,
-                    method,
-                    reference.as_ref().map(|r| r.as_str()),
-                    provider_name,
-                    Some(&record_ref),
-                )
-                .await?;
-                sync_job(tx, next.job_id).await?;
-                Ok(Recorded::Recorded {
-                    invoice: Box::new(next),
-                })
-            })
-        })
-        .await?;
-    match recorded {
-        Recorded::Recorded { invoice } => Ok(*invoice),
-        Recorded::Refused { failure } => {
-            // The balance changed between the check and the record: give the money back.
-            let back_provider = provider.clone();
-            let answer: ChargeOutcome = ctx
-                .external("refund_unrecorded_charge", move |key| async move {
-                    back_provider
-                        .refund(ChargeRequest {
-                            idempotency_key: key,
-                            organization_id,
-                            invoice_id,
-                            amount,
-                            method,
-                            reference: None,
-                            original: Some(provider_ref),
-                        })
-                        .await
-                        .map_err(provider_error)
-                })
-                .await?;
-            if let ChargeOutcome::Declined { message, .. } = answer {
-                tracing::error!(invoice.id = %invoice_id, message = %message, "refund of an unrecorded charge declined");
-            }
-            Err(failure.into())
-        }
-    }
-}
-
-async fn refund(
-    ctx: &mut WorkflowCtx,
-    r: RefundPayment,
-    processor: std::sync::Arc<dyn PaymentProvider>,
-) -> Result<Invoice, StoreError> {
-    let RefundPayment {
-        payment_id,
-        amount,
-        reason,
-    } = r;
-    let check_reason = reason.clone();
-    let checked: Checked = ctx
-        .step("check_refund", move |tx| {
-            Box::pin(async move {
-                let org = tx.org();
-                let row = tx
-                    .fetch_optional(
-                        "SELECT invoice_id, method, provider_ref FROM payments WHERE organization_id = $1 AND id = $2 \
-                         AND kind = 'payment'",
-                        args![org, payment_id.as_uuid()],
-                    )
-                    .await?
-                    .ok_or_else(|| Failure::not_found("payment"))?;
-                let invoice_id = InvoiceId::from_uuid(row.get("invoice_id")?);
-                let method: PaymentMethod =
-                    serde_json::from_value(serde_json::Value::String(row.get("method")?))?;
-                let invoice = load(tx, invoice_id, false).await?;
-                let refund_id = new_id();
-                let command = InvoiceCommand::Refund {
-                    refund: NewRefund {
-                        id: RefundId::from_uuid(refund_id),
-                        payment_id,
-                        amount,
-                        reason: check_reason,
-                    },
-                };
-                core_invoice::decide(&invoice, &command).map_err(|e| invoice_failure(&e))?;
-                Ok(Checked {
-                    payment_id: refund_id,
-                    invoice_id,
-                    method,
-                    original: row.get("provider_ref")?,
-                })
-            })
-        })
-        .await?;
-    let provider = provider_for(checked.method, &processor);
-    let organization_id = ctx.organization_id();
-    let refund_provider = provider.clone();
-    let original = checked.original.clone();
-    let (invoice_id, method) = (checked.invoice_id, checked.method);
-    let outcome: ChargeOutcome = ctx
-        .external("refund", move |key| async move {
-            refund_provider
-                .refund(ChargeRequest {
-                    idempotency_key: key,
-                    organization_id,
-                    invoice_id,
-                    amount,
-                    method,
-                    reference: None,
-                    original,
-                })
-                .await
-                .map_err(provider_error)
-        })
-        .await?;
-    let provider_ref = match outcome {
-        ChargeOutcome::Approved { provider_ref } => provider_ref,
-        ChargeOutcome::Declined { code, message } => {
-            return Err(
-                Failure::new(FailureKind::RuleViolation, "REFUND_DECLINED", message)
-                    .with_details(serde_json::json!({ "providerCode": code }))
-                    .into(),
-            );
-        }
-    };
-    let provider_name = provider.name();
-    ctx.step("record_refund", move |tx| {
-        Box::pin(async move {
-            let invoice = load(tx, checked.invoice_id, true).await?;
-            let command = InvoiceCommand::Refund {
-                refund: NewRefund {
-                    id: RefundId::from_uuid(checked.payment_id),
-                    payment_id,
-                    amount,
-                    reason,
-                },
-            };
-            let (next, event) = core_invoice::execute(&invoice, &command, tx.actor(), tx.now())
-                .map_err(|e| invoice_failure(&e))?;
-            save(tx, &next, &event).await?;
-            insert_ledger(
-                tx,
-                checked.payment_id,
-                next.id,
-                Some(payment_id),
-                amount,
-                checked.method,
-                None,
-                provider_name,
-                Some(&provider_ref),
-            )
-            .await?;
-            Ok(next)
-        })
-    })
-    .await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert_ledger(
-    tx: &mut TenantTx,
-    id: uuid::Uuid,
-    invoice_id: InvoiceId,
-    refunds: Option<PaymentId>,
-    amount: Money,
-    method: PaymentMethod,
-    reference: Option<&str>,
-    provider: &str,
-    provider_ref: Option<&str>,
-) -> Result<(), StoreError> {
-    let org = tx.org();
-    let now = tx.now();
-    tx.execute(
-        "INSERT INTO payments (organization_id, id, invoice_id, kind, payment_id, amount, method, reference, \
-         provider, provider_ref, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        args![
-            org,
-            id,
-            invoice_id.as_uuid(),
-            if refunds.is_some() { "refund" } else { "payment" },
-            refunds.map(|p| p.as_uuid()),
-            amount.round().amount().to_string(),
-            method.as_str(),
-            reference,
-            provider,
-            provider_ref,
-            now
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
 async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreError> {
-    let job = super::job::load(tx, c.job_id, false).await?;
+    // Locked: two creates for one job queue here, so "once per estimate" and "once for the
+    // actuals" hold under concurrency.
+    let job = super::job::load(tx, c.job_id, true).await?;
     if job.status == JobStatus::Cancelled {
-        return Err(Failure::new(
-            FailureKind::Conflict,
-            "JOB_CANCELLED",
-            "a cancelled job is not invoiced",
-        )
-        .into());
+        return Err(cancelled().into());
     }
     let at = PriceAt {
         customer_id: job.customer_id,
@@ -697,6 +377,19 @@ async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreErr
             (source, quote)
         }
         InvoiceFrom::Actuals => {
+            if let Some(existing) = invoices_of_job(tx, job.id)
+                .await?
+                .into_iter()
+                .find(|i| i.status != InvoiceStatus::Void && i.source == InvoiceSource::Actuals)
+            {
+                return Err(Failure::new(
+                    FailureKind::Conflict,
+                    "ACTUALS_ALREADY_INVOICED",
+                    "the job's recorded work is already invoiced; void that invoice to invoice it again",
+                )
+                .with_details(serde_json::json!({ "invoiceId": existing.id }))
+                .into());
+            }
             let lines = actuals_of(tx, job.id).await?;
             if lines.is_empty() {
                 return Err(Failure::new(
@@ -763,6 +456,28 @@ async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreErr
     )
     .await?;
     Ok(invoice)
+}
+
+fn cancelled() -> Failure {
+    Failure::new(
+        FailureKind::Conflict,
+        "JOB_CANCELLED",
+        "a cancelled job is not invoiced",
+    )
+}
+
+/// Locks the invoice's job, then the invoice, and returns the invoice: the order every step
+/// that changes an invoice and may move its job takes them in (the job's own steps lock the
+/// job first too), so two such steps never wait on each other in opposite orders.
+pub(crate) async fn lock_for_change(
+    tx: &mut TenantTx,
+    id: InvoiceId,
+) -> Result<Invoice, StoreError> {
+    let unlocked = load(tx, id, false).await?;
+    if let Some(job_id) = unlocked.job_id {
+        super::job::load(tx, job_id, true).await?;
+    }
+    load(tx, id, true).await
 }
 
 async fn price_at(tx: &mut TenantTx, invoice: &Invoice) -> Result<PriceAt, StoreError> {

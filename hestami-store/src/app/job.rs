@@ -13,7 +13,7 @@ use hestami_core::job::{
     self as core_job, Guards, Job, JobAction, JobChange, JobCommand, JobError, JobEvent, JobStatus,
     NewJob, Priority, TimeWindow,
 };
-use hestami_core::pricebook::{QuoteLine, QuoteRequest};
+use hestami_core::pricebook::{MAX_LINES, QuoteLine, QuoteRequest};
 use hestami_core::text::{Description, Reason, Summary, TradeCode};
 use hestami_core::workforce::assignment_refusals;
 
@@ -311,22 +311,30 @@ async fn record_actuals(tx: &mut TenantTx, r: RecordActuals) -> Result<JobWork, 
         property_id: job.property_id,
     };
     super::pricebook::price(tx, Some(at), &request, "").await?;
+    let recorded = super::invoice::actuals_of(tx, job.id).await?.len();
+    if recorded + r.lines.len() > MAX_LINES {
+        return Err(Failure::new(
+            FailureKind::RuleViolation,
+            "JOB_ACTUALS_LIMIT",
+            format!(
+                "a job holds at most {MAX_LINES} recorded lines (an invoice prices at most that many); it has {recorded}"
+            ),
+        )
+        .into());
+    }
     let org = tx.org();
     let now = tx.now();
+    let mut changes = Vec::with_capacity(r.lines.len());
     for line in &r.lines {
+        let id = new_id();
         tx.execute(
             "INSERT INTO job_actuals (organization_id, id, job_id, line, recorded_at) VALUES ($1, $2, $3, $4, $5)",
-            args![org, new_id(), job.id.as_uuid(), serde_json::to_string(line)?, now],
+            args![org, id, job.id.as_uuid(), serde_json::to_string(line)?, now],
         )
         .await?;
+        changes.push((id, 1, Operation::Created));
     }
-    tx.record_change(
-        "job_actuals",
-        job.id.as_uuid(),
-        job.version,
-        Operation::Updated,
-    )
-    .await?;
+    tx.record_changes("job_actual", &changes).await?;
     Ok(JobWork {
         job_id: job.id,
         planned: super::estimate::planned_work_of(tx, job.id).await?,
@@ -491,8 +499,10 @@ pub(crate) async fn apply(
     // A refund after the job was paid leaves a balance (the job stays `paid`: the table has no
     // way back); closing waits until it is settled again. A job never invoiced (cancelled work
     // closed by hand) has nothing to settle.
+    // (Invoices all voided, or fully refunded and voided: nothing is owed, and it may close.)
     if matches!(command, JobCommand::Close)
         && job.status == JobStatus::Paid
+        && guards.invoice_issued
         && !guards.balance_settled
     {
         return Err(job_failure(&JobError::BalanceOutstanding).into());

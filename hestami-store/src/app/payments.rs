@@ -136,7 +136,7 @@ pub enum Behavior {
     Approve,
     /// Decline with this code.
     Decline(String),
-    /// Give no answer (and do not charge).
+    /// Give no answer to the next request, whatever its key (an outage; nothing is charged).
     Timeout,
     /// Charge, then give no answer: a retry with the same key finds the charge.
     ChargeThenTimeout,
@@ -206,6 +206,11 @@ impl TestProvider {
     ) -> Result<ChargeOutcome, ProviderError> {
         let mut ledger = self.lock();
         ledger.calls += 1;
+        // An outage answers nobody, whatever the key.
+        if ledger.script.front() == Some(&Behavior::Timeout) {
+            ledger.script.pop_front();
+            return Err(ProviderError::Timeout);
+        }
         if let Some(answer) = ledger.answers.get(&request.idempotency_key) {
             return Ok(answer.clone());
         }

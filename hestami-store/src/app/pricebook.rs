@@ -335,7 +335,7 @@ async fn insert_item(tx: &mut TenantTx, item: &PricebookItem) -> Result<(), Stor
     let key = lookup_key(&draft_of(item));
     let taken = tx
         .fetch_optional(
-            "SELECT id FROM pricebook_items WHERE organization_id = $1 AND lookup_key = $2",
+            "SELECT id FROM pricebook_items WHERE organization_id = $1 AND lookup_key = $2 AND NOT archived",
             args![org, key.clone()],
         )
         .await?;
@@ -361,6 +361,7 @@ async fn write_new_item(
 ) -> Result<(), StoreError> {
     let org = tx.org();
     let now = tx.now();
+    // A concurrent writer of the same key commits first: the unique index refuses this row.
     tx.execute(
         "INSERT INTO pricebook_items (organization_id, id, revision, kind, name, category, sku, lookup_key, \
          search_text, archived, body, created_at, updated_at) \
@@ -380,8 +381,24 @@ async fn write_new_item(
             now
         ],
     )
-    .await?;
+    .await
+    .map_err(key_taken)?;
     insert_revision(tx, item).await
+}
+
+/// A unique-key refusal: a concurrent writer saved an item with the same SKU (or kind and
+/// name) first. A conflict to retry, not an internal error.
+fn key_taken(e: StoreError) -> StoreError {
+    if e.is_unique_violation() {
+        Failure::new(
+            FailureKind::Conflict,
+            "PRICEBOOK_KEY_TAKEN",
+            "another item with the same SKU (or kind and name) was saved at the same time; read it and retry",
+        )
+        .into()
+    } else {
+        e
+    }
 }
 
 async fn insert_revision(tx: &mut TenantTx, item: &PricebookItem) -> Result<(), StoreError> {
@@ -407,7 +424,8 @@ async fn save_revision(tx: &mut TenantTx, next: &PricebookItem) -> Result<(), St
     let key = lookup_key(&draft_of(next));
     let taken = tx
         .fetch_optional(
-            "SELECT id FROM pricebook_items WHERE organization_id = $1 AND lookup_key = $2 AND id <> $3",
+            "SELECT id FROM pricebook_items WHERE organization_id = $1 AND lookup_key = $2 AND id <> $3 \
+             AND NOT archived",
             args![org, key.clone(), next.id.as_uuid()],
         )
         .await?;
@@ -450,7 +468,8 @@ async fn write_revision(
             next.id.as_uuid()
         ],
     )
-    .await?;
+    .await
+    .map_err(key_taken)?;
     insert_revision(tx, next).await
 }
 
@@ -559,7 +578,8 @@ async fn import(tx: &mut TenantTx, rows: Vec<ItemDraft>) -> Result<ImportReport,
             placeholders.push(format!("${}", values.len()));
         }
         let sql = format!(
-            "SELECT lookup_key, body FROM pricebook_items WHERE organization_id = $1 AND lookup_key IN ({}){}",
+            "SELECT lookup_key, body FROM pricebook_items WHERE organization_id = $1 AND NOT archived \
+             AND lookup_key IN ({}){}",
             placeholders.join(", "),
             tx.for_update()
         );
@@ -595,7 +615,7 @@ async fn import(tx: &mut TenantTx, rows: Vec<ItemDraft>) -> Result<ImportReport,
                     Err(p) => Err(p),
                 }
             }
-            Some(current) if draft_of(&current) == draft && !current.archived => {
+            Some(current) if draft_of(&current) == draft => {
                 report.unchanged += 1;
                 Ok((current, ImportOutcome::Unchanged))
             }
@@ -675,7 +695,14 @@ pub(crate) async fn price(
         } = &line.source
         {
             let loaded = match revision {
-                Some(r) => load_revision(tx, *item_id, *r).await?,
+                // An old revision of an archived item is archived too: it is not quoted again.
+                Some(r) => match load_revision(tx, *item_id, *r).await? {
+                    Some(mut item) => {
+                        item.archived = load_item(tx, *item_id, false).await?.archived;
+                        Some(item)
+                    }
+                    None => None,
+                },
                 None => match load_item(tx, *item_id, false).await {
                     Ok(item) => Some(item),
                     Err(StoreError::Failure(f)) if f.kind == FailureKind::NotFound => None,

@@ -11,8 +11,9 @@
 //!
 //! A pass claims due rows with a short lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
 //! processes share the work), starts the workflow with an idempotency key derived from what is
-//! due (the organization's local date, or the estimate and its deadline), and only then advances
-//! or removes the row. A crash anywhere in between is repaired by a later pass: the lease
+//! due (the organization's local date, or the estimate and the deadline it holds), and only then
+//! advances or removes the row — the row as it leased it, so a timer set again meanwhile keeps
+//! its new time. A crash anywhere in between is repaired by a later pass: the lease
 //! expires, the same key finds the same workflow, and nothing happens twice.
 
 use chrono::{DateTime, Duration, Utc};
@@ -100,26 +101,26 @@ impl Services {
             )
             .await?;
         let mut due = Vec::with_capacity(rows.len());
+        let lease = now + Duration::minutes(5);
         for row in rows {
             let org: Uuid = row.get("organization_id")?;
             let name: String = row.get("name")?;
-            let due_at: DateTime<Utc> = row.get("due_at")?;
             // A short lease: if this process dies, another pass takes the row in five minutes.
             tx.execute(
                 "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3",
-                args![now + Duration::minutes(5), org, name.clone()],
+                args![lease, org, name.clone()],
             )
             .await?;
-            due.push((OrganizationId::from_uuid(org), name, due_at));
+            due.push((OrganizationId::from_uuid(org), name));
         }
         tx.commit().await?;
         let mut fired = 0;
-        for (organization_id, name, due_at) in due {
+        for (organization_id, name) in due {
             let caller = Caller {
                 organization_id,
                 user_id: None,
             };
-            let next = match self.fire(&caller, &name, due_at, now).await {
+            let next = match self.fire(&caller, &name, now).await {
                 Ok(next) => next,
                 Err(e) => {
                     // This timer's lease expires and a later pass retries it; the others claimed
@@ -129,19 +130,21 @@ impl Services {
                 }
             };
             fired += 1;
+            // Only the row as this pass leased it: a workflow that set the timer again
+            // meanwhile (an estimate revised and sent again) keeps its new due time.
             let mut tx = store.shared(true).await?;
             match next {
                 Some(at) => {
                     tx.execute(
-                        "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3",
-                        args![at, organization_id.as_uuid(), name],
+                        "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3 AND due_at = $4",
+                        args![at, organization_id.as_uuid(), name, lease],
                     )
                     .await?
                 }
                 None => {
                     tx.execute(
-                        "DELETE FROM timers WHERE organization_id = $1 AND name = $2",
-                        args![organization_id.as_uuid(), name],
+                        "DELETE FROM timers WHERE organization_id = $1 AND name = $2 AND due_at = $3",
+                        args![organization_id.as_uuid(), name, lease],
                     )
                     .await?
                 }
@@ -156,7 +159,6 @@ impl Services {
         &self,
         caller: &Caller,
         name: &str,
-        due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         match classify(name) {
@@ -179,7 +181,15 @@ impl Services {
                 Ok(Some(compliance_scan::next_due(tz, now)))
             }
             Due::EstimateExpiry(estimate_id) => {
-                let key = timer_key(&format!("{name}/{}", due_at.timestamp_micros()));
+                // Keyed by the deadline the estimate holds (not the row's due time, which the
+                // lease overwrites): a retry after a crash finds the same workflow, and an
+                // estimate sent again with a new deadline gets a new one.
+                let valid_until = match self.estimate_get(caller, estimate_id, None).await {
+                    Ok(estimate) => estimate.valid_until,
+                    Err(StoreError::Failure(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let key = timer_key(&format!("{name}/{}", valid_until.timestamp_micros()));
                 let command = EstimateCommandInput::Expire(ExpireEstimate { estimate_id });
                 // A refusal (answered, revised, not yet due after a revise moved the deadline)
                 // is an answer too: the timer is done either way.
