@@ -9,6 +9,7 @@ use std::time::Duration;
 use hestami_core::org::{Currency, OrgKind, Role, TimeZone};
 use hestami_core::text::{Email, OrgName};
 use hestami_store::app::Services;
+use hestami_store::app::payments::{ManualProvider, PaymentProvider, TestProvider};
 use hestami_store::directory::NewOrganization;
 use hestami_store::engine::EngineConfig;
 use hestami_store::{Backend, Store, StoreOptions, derive_app_url, redact};
@@ -60,6 +61,11 @@ enum Command {
         /// Do not migrate before serving.
         #[arg(long)]
         skip_migrate: bool,
+        /// Who takes card and ACH payments: `none` (they are declined; cash, cheque and other
+        /// are recorded by hand) or `test` (a deterministic test processor that approves every
+        /// charge and refund, for trying the payment flow; it moves no real money).
+        #[arg(long, env = "HESTAMI_PAYMENT_PROCESSOR", default_value = "none")]
+        payment_processor: PaymentProcessor,
     },
     /// Bring the database schema up to date (and, on PostgreSQL, set up the `hestami_app` role).
     Migrate {
@@ -87,6 +93,15 @@ enum Command {
         #[command(subcommand)]
         command: route::RouteCommand,
     },
+}
+
+/// The card and ACH processors `serve` can run with.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum PaymentProcessor {
+    /// None: card and ACH are declined.
+    None,
+    /// The deterministic test processor.
+    Test,
 }
 
 #[derive(Subcommand, Debug)]
@@ -185,7 +200,18 @@ async fn run(cli: Cli) -> Result<()> {
             listen,
             executor_id,
             skip_migrate,
-        } => serve(db, app_database_url, listen, executor_id, skip_migrate).await,
+            payment_processor,
+        } => {
+            serve(
+                db,
+                app_database_url,
+                listen,
+                executor_id,
+                skip_migrate,
+                payment_processor,
+            )
+            .await
+        }
         Command::Migrate { db } => {
             Store::migrate(&db.database_url)
                 .await
@@ -211,6 +237,7 @@ async fn serve(
     listen: String,
     executor_id: Option<String>,
     skip_migrate: bool,
+    payment_processor: PaymentProcessor,
 ) -> Result<()> {
     let _telemetry = hestami_http::telemetry::init("hestami").map_err(anyhow::Error::msg)?;
     let owner_url = db.database_url;
@@ -235,12 +262,20 @@ async fn serve(
             uuid::Uuid::now_v7().simple()
         ),
     });
-    let services = Services::new(
+    let processor: std::sync::Arc<dyn PaymentProvider> = match payment_processor {
+        PaymentProcessor::None => std::sync::Arc::new(ManualProvider),
+        PaymentProcessor::Test => {
+            tracing::warn!("card and ACH payments go to the test processor: no real money moves");
+            std::sync::Arc::new(TestProvider::new())
+        }
+    };
+    let services = Services::with_processor(
         store,
         EngineConfig {
             executor_id: executor_id.clone(),
             ..EngineConfig::default()
         },
+        processor,
     );
     let resumed = services
         .engine()

@@ -27,7 +27,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -198,6 +198,9 @@ struct Inner {
     store: Store,
     config: EngineConfig,
     handlers: HashMap<&'static str, Handler>,
+    /// Workflows never recorded as failed for an internal error (see
+    /// [`EngineBuilder::never_give_up`]).
+    never_give_up: HashSet<&'static str>,
     finished: Notify,
 }
 
@@ -217,6 +220,7 @@ pub struct EngineBuilder {
     store: Store,
     config: EngineConfig,
     handlers: HashMap<&'static str, Handler>,
+    never_give_up: HashSet<&'static str>,
 }
 
 impl EngineBuilder {
@@ -247,6 +251,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Marks a workflow that must finish: an internal error never records it as failed after
+    /// [`MAX_ATTEMPTS`] (it stays pending and is retried), because giving up part-way could
+    /// abandon an effect an external step already had — money a payment provider moved.
+    pub fn never_give_up(mut self, name: &'static str) -> Self {
+        self.never_give_up.insert(name);
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
@@ -254,6 +266,7 @@ impl EngineBuilder {
                 store: self.store,
                 config: self.config,
                 handlers: self.handlers,
+                never_give_up: self.never_give_up,
                 finished: Notify::new(),
             }),
         }
@@ -272,6 +285,7 @@ impl Engine {
             store,
             config,
             handlers: HashMap::new(),
+            never_give_up: HashSet::new(),
         }
     }
 
@@ -454,7 +468,7 @@ impl Engine {
             Err(error) => {
                 let attempts = self.release(organization_id, id).await.unwrap_or(0);
                 tracing::error!(workflow.id = %id, attempts, error = %error, "workflow failed");
-                if attempts >= MAX_ATTEMPTS {
+                if attempts >= MAX_ATTEMPTS && !self.inner.never_give_up.contains(name) {
                     let failure = Failure::new(
                         FailureKind::Internal,
                         "INTERNAL",
@@ -500,9 +514,11 @@ impl Engine {
         let store = &self.inner.store;
         let mut tx = store.tenant(organization_id, true).await?;
         let now = tx.now();
+        // Only this executor's own claim: a run whose lease expired under it must not expire
+        // the lease of the run that took over.
         tx.execute(
-            "UPDATE workflow_queue SET lease_expires_at = $1 WHERE workflow_id = $2",
-            args![now, id.as_uuid()],
+            "UPDATE workflow_queue SET lease_expires_at = $1 WHERE workflow_id = $2 AND executor_id = $3",
+            args![now, id.as_uuid(), self.inner.config.executor_id.as_str()],
         )
         .await?;
         let row = tx
@@ -599,16 +615,22 @@ impl Engine {
             if claimed.is_empty() {
                 return Ok(total);
             }
+            let mut failed = false;
             for (id, organization_id) in claimed {
                 total += 1;
                 match self.resume(id, organization_id).await {
                     Ok(()) | Err(StoreError::InjectedCrash) => {}
                     Err(e) => {
                         tracing::error!(workflow.id = %id, error = %e, "recovery failed");
-                        // Stop this pass; the lease was released and a later pass retries.
-                        return Ok(total);
+                        failed = true;
                     }
                 }
+            }
+            // The rest of the batch ran (a workflow waiting on a provider does not hold up the
+            // others it was claimed with); a failed one's lease was released, so stop this pass
+            // rather than claim it again at once: a later pass retries it.
+            if failed {
+                return Ok(total);
             }
         }
     }
@@ -898,9 +920,19 @@ impl WorkflowCtx {
                           AND step_index = $3";
             let mut tx = store.tenant(org, false).await?;
             let journalled = tx.fetch_optional(select, args![org.as_uuid(), id.as_uuid(), index]).await?;
+            // Not called out for a workflow that an operator cancelled or another run finished.
+            let status = tx
+                .fetch_optional(
+                    "SELECT status FROM workflows WHERE organization_id = $1 AND id = $2",
+                    args![org.as_uuid(), id.as_uuid()],
+                )
+                .await?;
             tx.commit().await?;
             if let Some(row) = journalled {
                 return Ok((serde_json::from_str::<T>(&row.get::<String>("output")?)?, false));
+            }
+            if status.map(|r| r.get::<String>("status")).transpose()?.as_deref() != Some("pending") {
+                return Err(StoreError::Superseded);
             }
             let value = call(format!("{id}-{index}")).await?;
             let mut tx = store.tenant(org, true).await?;

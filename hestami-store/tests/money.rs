@@ -349,6 +349,19 @@ async fn declines_and_timeouts_record_nothing_and_charge_once(fx: Fixture) {
         json!({ "invoiceId": invoice.id, "reason": "Wrong customer", "expectedVersion": null }),
     ));
     assert_eq!(refused(&s, c, void).await.code, "INVOICE_PAYMENT_PENDING");
+    // Nor can an operator abandon it half-way.
+    let stuck = hestami_store::engine::workflow_id(
+        org.id(),
+        "invoice/v1/collectPayment",
+        req.idempotency_key,
+    );
+    let cancel = refused(
+        &s,
+        c,
+        hestami_store::app::workflow::WorkflowCommand::Cancel { workflow_id: stuck },
+    )
+    .await;
+    assert_eq!(cancel.code, "WORKFLOW_NOT_CANCELLABLE");
     // Released for retry: the same request takes the workflow over and finishes it.
     let done = s
         .submit(c, req.clone())
@@ -400,6 +413,10 @@ async fn refunds_go_back_through_the_provider(fx: Fixture) {
     };
     let too_much = refused(&s, c, refund("60.01")).await;
     assert_eq!(too_much.code, "REFUND_EXCEEDS_PAYMENT");
+    // A process without the processor that took the payment refuses to refund it (rather than
+    // reserve the amount and wait for a processor it will never have).
+    let elsewhere = refused(&fx.services, c, refund("1.00")).await;
+    assert_eq!(elsewhere.code, "PAYMENT_PROVIDER_NOT_CONFIGURED");
     let refunded: Invoice = ok(&s, c, refund("20.00")).await;
     assert_eq!(refunded.status, InvoiceStatus::Issued);
     // The job stays paid (its table has no way back), but cannot close with a balance owed.

@@ -632,6 +632,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "PAYMENT_DUPLICATE",
                     "REFUND_EXCEEDS_PAYMENT",
                     "REFUND_DECLINED",
+                    "PAYMENT_PROVIDER_NOT_CONFIGURED",
                     "PAYMENT_PROVIDER_UNAVAILABLE",
                 ],
             ),

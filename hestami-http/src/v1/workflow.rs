@@ -162,7 +162,11 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 version: "v1",
                 name: "cancel",
                 summary: "Stop a pending workflow: no further step runs, and its request answers WORKFLOW_CANCELLED",
-                errors: &["NOT_FOUND", "WORKFLOW_NOT_PENDING"],
+                errors: &[
+                    "NOT_FOUND",
+                    "WORKFLOW_NOT_PENDING",
+                    "WORKFLOW_NOT_CANCELLABLE",
+                ],
             },
             |i: WorkflowActionInput| {
                 Ok(WorkflowCommand::Cancel {

@@ -172,6 +172,10 @@ pub struct Services {
     wait: Duration,
 }
 
+/// Workflows that, once started, must finish: never failed for an internal error, never
+/// cancelled by an operator (their external steps may have moved money).
+pub const MUST_FINISH: &[&str] = &[invoice::WORKFLOW];
+
 /// Registers every workflow of the application on `builder`, with the [`ManualProvider`] for
 /// card and ACH payments (which refuses them).
 pub fn register_all(builder: EngineBuilder) -> EngineBuilder {
@@ -190,6 +194,7 @@ pub fn register_all_with(
         .register(invoice::WORKFLOW, move |ctx, command| {
             invoice::run(ctx, command, processor.clone())
         })
+        .never_give_up(MUST_FINISH[0])
         .register(org::WORKFLOW, org::run)
         .register(customer::WORKFLOW, customer::run)
         .register(technician::WORKFLOW, technician::run_any)

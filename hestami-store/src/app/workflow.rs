@@ -231,6 +231,26 @@ async fn operate(
             )
             .into());
         }
+        // A payment or refund that has started may have moved money at its provider: it
+        // finishes when the provider answers, and cannot be abandoned half-way.
+        let name: String = row.get("name")?;
+        if super::MUST_FINISH.contains(&name.as_str()) {
+            let steps = tx
+                .fetch_one(
+                    "SELECT COUNT(*) AS n FROM workflow_steps WHERE organization_id = $1 AND workflow_id = $2",
+                    args![org, target.as_uuid()],
+                )
+                .await?
+                .get::<i64>("n")?;
+            if steps > 0 {
+                return Err(Failure::new(
+                    FailureKind::Conflict,
+                    "WORKFLOW_NOT_CANCELLABLE",
+                    format!("a started {name} workflow may have moved money; it finishes when its provider answers"),
+                )
+                .into());
+            }
+        }
         let error = Failure::new(
             FailureKind::Conflict,
             "WORKFLOW_CANCELLED",

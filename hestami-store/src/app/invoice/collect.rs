@@ -361,7 +361,9 @@ async fn settle_unapplied(
     ctx.step("settle_unapplied", move |tx| {
         Box::pin(async move {
             match answer {
-                ChargeOutcome::Approved { .. } => set_state(tx, id, "returned", None).await,
+                ChargeOutcome::Approved { provider_ref } => {
+                    set_state(tx, id, "returned", Some(&provider_ref)).await
+                }
                 ChargeOutcome::Declined { code, message } => {
                     tracing::error!(invoice.id = %invoice_id, code = %code, "money moved that could not be recorded or returned");
                     tx.enqueue(
@@ -390,6 +392,7 @@ pub(super) async fn refund(
         reason,
     } = r;
     let check_reason = reason.clone();
+    let configured = processor.name().to_owned();
     let reserved_refund: Reserved = ctx
         .step("reserve_refund", move |tx| {
             Box::pin(async move {
@@ -407,6 +410,18 @@ pub(super) async fn refund(
                     serde_json::from_value(serde_json::Value::String(row.get("method")?))?;
                 let provider: String = row.get("provider")?;
                 let original: Option<String> = row.get("provider_ref")?;
+                // Refused here, before anything is reserved, rather than waiting for a
+                // provider this process will never have.
+                if provider != ManualProvider.name() && provider != configured {
+                    return Err(Failure::new(
+                        FailureKind::RuleViolation,
+                        "PAYMENT_PROVIDER_NOT_CONFIGURED",
+                        format!(
+                            "the payment was taken by the {provider} processor, which this server is not configured with"
+                        ),
+                    )
+                    .into());
+                }
                 let invoice = load(tx, invoice_id, true).await?;
                 let id = new_id();
                 let refund = NewRefund {
