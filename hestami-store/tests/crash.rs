@@ -811,7 +811,7 @@ async fn every_procedure_recovers_after_a_crash(fx: Fixture) {
     assert_eq!(s.job_get(c, job.id).await.expect("get"), job);
     let timeline = s.job_timeline(c, job.id).await.expect("timeline");
     assert_eq!(timeline.len(), 4, "one event per step, none duplicated");
-    assert_eq!(core_job::replay(job.id, &timeline), Some(job));
+    assert_eq!(core_job::replay(job.id, &timeline), Some(job.clone()));
 
     let other: Technician = ok(s, c, new_technician("Sam", None, &["hvac"])).await;
     let retire = TechnicianCommand::Deactivate {
@@ -834,7 +834,105 @@ async fn every_procedure_recovers_after_a_crash(fx: Fixture) {
         decode_output(&crash_then_recover(&fx, &org, rename).await).expect("org");
     assert_eq!(s.org_get(c).await.expect("org"), renamed);
 
+    money_procedures_recover(&fx, &org, &job).await;
     assert_feed_is_clean(&whole_feed(s, c).await);
+}
+
+/// The money path's procedures, each crashed after its first step and recovered.
+async fn money_procedures_recover(fx: &Fixture, org: &Org, job: &Job) {
+    use hestami_core::estimate::{Estimate, EstimateStatus};
+    use hestami_core::invoice::{Invoice, InvoiceStatus};
+    use hestami_core::pricebook::PricebookItem;
+    use hestami_store::app::estimate::EstimateCommandInput as E;
+    use hestami_store::app::invoice::InvoiceCommandInput as I;
+    use hestami_store::app::pricebook::PricebookCommand as P;
+
+    let (s, c) = (&fx.services, &org.caller);
+    let item: PricebookItem = decode_output(
+        &crash_then_recover(
+            fx,
+            org,
+            P::CreateItem(from_json(json!({
+                "name": "Drain clean",
+                "details": { "kind": "service", "price": usd("150.00"),
+                             "estimatedLaborHours": "1", "trade": "plumbing" }
+            }))),
+        )
+        .await,
+    )
+    .expect("item");
+    let tiers = P::SetMarkupTiers(from_json(json!({
+        "tiers": [{ "from": "0", "to": null, "percent": "40" }], "expectedVersion": null
+    })));
+    crash_then_recover(fx, org, tiers).await;
+    let line = json!({ "lines": [{ "source": "item", "itemId": item.id, "quantity": "1" }], "discount": null });
+    let estimate: Estimate = decode_output(
+        &crash_then_recover(
+            fx,
+            org,
+            E::Generate(from_json(json!({
+                "jobId": job.id, "customerId": null, "propertyId": null,
+                "options": [{ "name": "Only", "request": line }],
+                "validUntil": chrono::Utc::now() + chrono::Duration::days(3), "notes": null
+            }))),
+        )
+        .await,
+    )
+    .expect("estimate");
+    let send = E::Send(from_json(
+        json!({ "estimateId": estimate.id, "expectedVersion": null }),
+    ));
+    crash_then_recover(fx, org, send).await;
+    let approve = E::Approve(from_json(json!({
+        "estimateId": estimate.id, "optionId": estimate.options[0].id, "signedBy": "Ada",
+        "signature": null, "depositRequired": null, "expectedVersion": null
+    })));
+    let approved: Estimate =
+        decode_output(&crash_then_recover(fx, org, approve).await).expect("estimate");
+    assert_eq!(approved.status, EstimateStatus::Approved);
+    let convert = E::ConvertToJob(from_json(json!({
+        "estimateId": estimate.id, "trade": null, "summary": null, "priority": null
+    })));
+    crash_then_recover(fx, org, convert).await;
+    let draft: Invoice = decode_output(
+        &crash_then_recover(
+            fx,
+            org,
+            I::Create(from_json(json!({
+                "jobId": job.id, "from": { "from": "approved_estimate", "estimateId": null },
+                "terms": null
+            }))),
+        )
+        .await,
+    )
+    .expect("invoice");
+    let issue = I::Issue(from_json(
+        json!({ "invoiceId": draft.id, "expectedVersion": null }),
+    ));
+    let issued: Invoice =
+        decode_output(&crash_then_recover(fx, org, issue).await).expect("invoice");
+    assert_eq!(issued.number.map(|n| n.sequence()), Some(1));
+    let pay = I::CollectPayment(from_json(json!({
+        "invoiceId": draft.id, "amount": usd("150.00"), "method": "cash", "reference": null
+    })));
+    let paid: Invoice = decode_output(&crash_then_recover(fx, org, pay).await).expect("invoice");
+    assert_eq!(
+        (paid.status, paid.payments.len()),
+        (InvoiceStatus::Paid, 1),
+        "one payment, recorded once"
+    );
+    let refund = I::Refund(from_json(json!({
+        "paymentId": paid.payments[0].id, "amount": usd("150.00"), "reason": "Goodwill"
+    })));
+    let refunded: Invoice =
+        decode_output(&crash_then_recover(fx, org, refund).await).expect("invoice");
+    assert_eq!(refunded.refunds.len(), 1);
+    let void = I::Void(from_json(
+        json!({ "invoiceId": draft.id, "reason": "Goodwill", "expectedVersion": null }),
+    ));
+    let voided: Invoice = decode_output(&crash_then_recover(fx, org, void).await).expect("invoice");
+    assert_eq!(voided.status, InvoiceStatus::Void);
+    assert_eq!(s.invoice_get(c, draft.id).await.expect("get"), voided);
 }
 
 /// A workflow that fails for an internal reason (the database, a bug) its first `fail_first`
