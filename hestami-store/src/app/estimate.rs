@@ -20,8 +20,11 @@ use hestami_core::pricebook::{PricingRule, QuoteRequest};
 use hestami_core::text::{Description, Name, Reason, Summary, TradeCode};
 
 use super::pricebook::{PriceAt, invalid, price};
-use super::{Caller, Command, Page, PageRequest, Services, check_version};
-use crate::db::{Row, args};
+use super::{
+    Caller, Command, Page, PageRequest, Services, check_version, decode_body, insert_event_body,
+    load_body,
+};
+use crate::db::args;
 use crate::directory::load_organization;
 use crate::engine::WorkflowCtx;
 use crate::error::{Failure, FailureKind, FieldError, StoreError};
@@ -520,19 +523,16 @@ async fn insert_event(
     id: EstimateId,
     event: &EstimateEvent,
 ) -> Result<(), StoreError> {
-    let org = tx.org();
-    tx.execute(
-        "INSERT INTO estimate_events (organization_id, estimate_id, version, body, at) VALUES ($1, $2, $3, $4, $5)",
-        args![
-            org,
-            id.as_uuid(),
-            event.version,
-            serde_json::to_string(event)?,
-            event.at
-        ],
+    insert_event_body(
+        tx,
+        "estimate_events",
+        "estimate_id",
+        id.as_uuid(),
+        event.version,
+        event,
+        event.at,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 async fn convert(tx: &mut TenantTx, c: ConvertToJob) -> Result<Converted, StoreError> {
@@ -617,25 +617,13 @@ async fn convert(tx: &mut TenantTx, c: ConvertToJob) -> Result<Converted, StoreE
     })
 }
 
-fn decode(row: &Row) -> Result<Estimate, StoreError> {
-    Ok(serde_json::from_str(&row.get::<String>("body")?)?)
-}
-
 /// The current revision of an estimate of the transaction's organization; `404` otherwise.
 pub(crate) async fn load(
     tx: &mut TenantTx,
     id: EstimateId,
     lock: bool,
 ) -> Result<Estimate, StoreError> {
-    let sql = format!(
-        "SELECT body FROM estimates WHERE organization_id = $1 AND id = $2{}",
-        if lock { tx.for_update() } else { "" }
-    );
-    let org = tx.org();
-    let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode(&r))
-        .transpose()?
-        .ok_or_else(|| Failure::not_found("estimate").into())
+    load_body(tx, "estimates", id.as_uuid(), lock, "estimate").await
 }
 
 /// The latest approved estimate for a job, if any.
@@ -651,7 +639,7 @@ pub(crate) async fn approved_for_job(
             args![org, job_id.as_uuid()],
         )
         .await?;
-    row.map(|r| decode(&r)).transpose()
+    row.map(|r| decode_body(&r)).transpose()
 }
 
 /// The planned work handed to a job, if any.
@@ -704,7 +692,7 @@ impl Services {
                                 args![org, id.as_uuid(), i64::from(r)],
                             )
                             .await?;
-                        row.map(|r| decode(&r)).transpose()?.ok_or_else(|| {
+                        row.map(|r| decode_body(&r)).transpose()?.ok_or_else(|| {
                             Failure::not_found(&format!("revision {r} of the estimate")).into()
                         })
                     }
@@ -739,7 +727,7 @@ impl Services {
                         ],
                     )
                     .await?;
-                let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+                let items = rows.iter().map(decode_body).collect::<Result<Vec<Estimate>, _>>()?;
                 Ok(page.page(items, |e| e.id.as_uuid()))
             })
         })

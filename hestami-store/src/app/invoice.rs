@@ -34,8 +34,11 @@ use hestami_core::text::{Name, Reason};
 
 use super::payments::PaymentProvider;
 use super::pricebook::{PriceAt, invalid, price};
-use super::{Caller, Command, Page, PageRequest, Services, check_version};
-use crate::db::{Row, args};
+use super::{
+    Caller, Command, Page, PageRequest, Services, check_version, decode_body, insert_event_body,
+    load_body,
+};
+use crate::db::args;
 use crate::directory::load_organization;
 use crate::engine::WorkflowCtx;
 use crate::error::{Failure, FailureKind, FieldError, StoreError};
@@ -557,19 +560,16 @@ async fn insert_event(
     id: InvoiceId,
     event: &InvoiceEvent,
 ) -> Result<(), StoreError> {
-    let org = tx.org();
-    tx.execute(
-        "INSERT INTO invoice_events (organization_id, invoice_id, version, body, at) VALUES ($1, $2, $3, $4, $5)",
-        args![
-            org,
-            id.as_uuid(),
-            event.version,
-            serde_json::to_string(event)?,
-            event.at
-        ],
+    insert_event_body(
+        tx,
+        "invoice_events",
+        "invoice_id",
+        id.as_uuid(),
+        event.version,
+        event,
+        event.at,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Moves the job along as far as its invoices allow: completed → invoiced once one is issued,
@@ -605,7 +605,7 @@ async fn invoices_of_job(tx: &mut TenantTx, job_id: JobId) -> Result<Vec<Invoice
             args![org, job_id.as_uuid()],
         )
         .await?;
-    rows.iter().map(decode).collect()
+    rows.iter().map(decode_body).collect()
 }
 
 /// The lines recorded on a job, oldest first.
@@ -642,7 +642,7 @@ async fn scan_overdue(tx: &mut TenantTx, date: NaiveDate) -> Result<OverdueRepor
         newly_overdue: 0,
     };
     for row in rows {
-        let invoice = decode(&row)?;
+        let invoice: Invoice = decode_body(&row)?;
         let payload = serde_json::json!({
             "invoiceId": invoice.id, "number": invoice.number, "customerId": invoice.customer_id,
             "dueDate": invoice.due_date, "balance": invoice.balance(),
@@ -659,25 +659,13 @@ async fn scan_overdue(tx: &mut TenantTx, date: NaiveDate) -> Result<OverdueRepor
     Ok(report)
 }
 
-fn decode(row: &Row) -> Result<Invoice, StoreError> {
-    Ok(serde_json::from_str(&row.get::<String>("body")?)?)
-}
-
 /// An invoice of the transaction's organization; `404` otherwise.
 pub(crate) async fn load(
     tx: &mut TenantTx,
     id: InvoiceId,
     lock: bool,
 ) -> Result<Invoice, StoreError> {
-    let sql = format!(
-        "SELECT body FROM invoices WHERE organization_id = $1 AND id = $2{}",
-        if lock { tx.for_update() } else { "" }
-    );
-    let org = tx.org();
-    let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode(&r))
-        .transpose()?
-        .ok_or_else(|| Failure::not_found("invoice").into())
+    load_body(tx, "invoices", id.as_uuid(), lock, "invoice").await
 }
 
 /// Filters of `invoice/v1/list`.
@@ -760,7 +748,7 @@ impl Services {
                 let items = rows
                     .iter()
                     .map(|r| {
-                        let invoice = decode(r)?;
+                        let invoice: Invoice = decode_body(r)?;
                         Ok(AgedInvoice {
                             aging: invoice.aging(today),
                             invoice,
@@ -774,7 +762,7 @@ impl Services {
                     )
                     .await?
                     .iter()
-                    .map(decode)
+                    .map(decode_body)
                     .collect::<Result<Vec<_>, _>>()?;
                 let aging = core_invoice::aging_report(org.currency, &open, today);
                 Ok(InvoiceList {

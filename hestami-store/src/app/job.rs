@@ -311,7 +311,8 @@ async fn record_actuals(tx: &mut TenantTx, r: RecordActuals) -> Result<JobWork, 
         property_id: job.property_id,
     };
     super::pricebook::price(tx, Some(at), &request, "").await?;
-    let recorded = super::invoice::actuals_of(tx, job.id).await?.len();
+    let mut actuals = super::invoice::actuals_of(tx, job.id).await?;
+    let recorded = actuals.len();
     if recorded + r.lines.len() > MAX_LINES {
         return Err(Failure::new(
             FailureKind::RuleViolation,
@@ -335,10 +336,12 @@ async fn record_actuals(tx: &mut TenantTx, r: RecordActuals) -> Result<JobWork, 
         changes.push((id, 1, Operation::Created));
     }
     tx.record_changes("job_actual", &changes).await?;
+    // The new lines come last in `actuals_of`'s order (recorded now, with newer ids).
+    actuals.extend(r.lines);
     Ok(JobWork {
         job_id: job.id,
         planned: super::estimate::planned_work_of(tx, job.id).await?,
-        actuals: super::invoice::actuals_of(tx, job.id).await?,
+        actuals,
     })
 }
 

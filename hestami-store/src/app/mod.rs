@@ -298,6 +298,54 @@ pub(crate) fn check_version(
     }
 }
 
+/// A domain value kept as JSON in a row's `body` column (pricebook items, estimates,
+/// invoices).
+pub(crate) fn decode_body<T: DeserializeOwned>(row: &crate::db::Row) -> Result<T, StoreError> {
+    Ok(serde_json::from_str(&row.get::<String>("body")?)?)
+}
+
+/// The `body` of the row of `table` with this id in the transaction's organization (locked
+/// when `lock`); `404` naming `what` when there is none.
+pub(crate) async fn load_body<T: DeserializeOwned>(
+    tx: &mut TenantTx,
+    table: &'static str,
+    id: Uuid,
+    lock: bool,
+    what: &str,
+) -> Result<T, StoreError> {
+    let sql = format!(
+        "SELECT body FROM {table} WHERE organization_id = $1 AND id = $2{}",
+        if lock { tx.for_update() } else { "" }
+    );
+    let org = tx.org();
+    let row = tx.fetch_optional(&sql, crate::db::args![org, id]).await?;
+    row.map(|r| decode_body(&r))
+        .transpose()?
+        .ok_or_else(|| Failure::not_found(what).into())
+}
+
+/// Appends an aggregate's event, as JSON, to its event table (`estimate_events` keyed by
+/// `estimate_id`, `invoice_events` by `invoice_id`).
+pub(crate) async fn insert_event_body<E: Serialize>(
+    tx: &mut TenantTx,
+    table: &'static str,
+    id_column: &'static str,
+    id: Uuid,
+    version: i64,
+    event: &E,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    let org = tx.org();
+    tx.execute(
+        &format!(
+            "INSERT INTO {table} (organization_id, {id_column}, version, body, at) VALUES ($1, $2, $3, $4, $5)"
+        ),
+        crate::db::args![org, id, version, serde_json::to_string(event)?, at],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
 pub(crate) fn like_pattern(query: &str) -> String {
     let mut escaped = String::with_capacity(query.len() + 2);

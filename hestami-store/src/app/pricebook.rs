@@ -17,8 +17,11 @@ use hestami_core::pricebook::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Command, Page, PageRequest, Services, check_version, like_pattern};
-use crate::db::{Row, args};
+use super::{
+    Caller, Command, Page, PageRequest, Services, check_version, decode_body, like_pattern,
+    load_body,
+};
+use crate::db::args;
 use crate::directory::load_organization;
 use crate::engine::WorkflowCtx;
 use crate::error::{Failure, FailureKind, FieldError, StoreError};
@@ -473,25 +476,13 @@ async fn write_revision(
     insert_revision(tx, next).await
 }
 
-fn decode_item(row: &Row) -> Result<PricebookItem, StoreError> {
-    Ok(serde_json::from_str(&row.get::<String>("body")?)?)
-}
-
 /// The current revision of an item; `404` if the organization has no such item.
 pub(crate) async fn load_item(
     tx: &mut TenantTx,
     id: PricebookItemId,
     lock: bool,
 ) -> Result<PricebookItem, StoreError> {
-    let sql = format!(
-        "SELECT body FROM pricebook_items WHERE organization_id = $1 AND id = $2{}",
-        if lock { tx.for_update() } else { "" }
-    );
-    let org = tx.org();
-    let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode_item(&r))
-        .transpose()?
-        .ok_or_else(|| Failure::not_found("pricebook item").into())
+    load_body(tx, "pricebook_items", id.as_uuid(), lock, "pricebook item").await
 }
 
 async fn load_revision(
@@ -506,7 +497,7 @@ async fn load_revision(
             args![org, id.as_uuid(), i64::from(revision)],
         )
         .await?;
-    row.map(|r| decode_item(&r)).transpose()
+    row.map(|r| decode_body(&r)).transpose()
 }
 
 async fn load_settings(tx: &mut TenantTx, lock: bool) -> Result<PricingSettings, StoreError> {
@@ -584,7 +575,7 @@ async fn import(tx: &mut TenantTx, rows: Vec<ItemDraft>) -> Result<ImportReport,
             tx.for_update()
         );
         for row in tx.fetch_all(&sql, values).await? {
-            existing.insert(row.get("lookup_key")?, decode_item(&row)?);
+            existing.insert(row.get("lookup_key")?, decode_body(&row)?);
         }
     }
     for (i, (draft, key)) in rows.into_iter().zip(keys).enumerate() {
@@ -801,7 +792,7 @@ impl Services {
                 values.push((i64::from(page.limit) + 1).into());
                 sql.push_str(&format!(" ORDER BY id LIMIT ${}", values.len()));
                 let rows = tx.fetch_all(&sql, values).await?;
-                let items = rows.iter().map(decode_item).collect::<Result<Vec<_>, _>>()?;
+                let items = rows.iter().map(decode_body).collect::<Result<Vec<PricebookItem>, _>>()?;
                 Ok(page.page(items, |i| i.id.as_uuid()))
             })
         })
