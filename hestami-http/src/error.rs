@@ -68,19 +68,42 @@ pub struct ApiError {
 }
 
 /// The envelope `type` for a status.
+///
+/// The request could not be taken as sent (`validation`): `400`, `405` (a procedure is called
+/// with `POST`), `413` (the body is too large) and `415` (the body is not `application/json`).
+/// The server could not answer now; retry later (`unavailable`): `408` (the body did not arrive
+/// in time) and `503`. The rest have one status each.
 pub fn kind_of(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 | 413 | 415 => "validation",
+        400 | 405 | 413 | 415 => "validation",
         401 => "unauthenticated",
         403 => "forbidden",
-        404 | 405 => "not_found",
+        404 => "not_found",
         409 => "conflict",
         422 => "rule_violation",
         429 => "rate_limited",
-        503 | 504 | 408 => "unavailable",
+        408 | 503 => "unavailable",
         _ => "internal",
     }
 }
+
+/// The statuses the server answers with and their envelope `type`, in the order the README
+/// lists them; a test checks this table against [`kind_of`] and the README.
+pub const STATUS_TYPES: &[(u16, &str)] = &[
+    (400, "validation"),
+    (401, "unauthenticated"),
+    (403, "forbidden"),
+    (404, "not_found"),
+    (405, "validation"),
+    (408, "unavailable"),
+    (409, "conflict"),
+    (413, "validation"),
+    (415, "validation"),
+    (422, "rule_violation"),
+    (429, "rate_limited"),
+    (500, "internal"),
+    (503, "unavailable"),
+];
 
 impl ApiError {
     /// An error with a status, code and message.
@@ -144,14 +167,31 @@ impl ApiError {
     }
 
     /// The response: status and envelope.
+    ///
+    /// A `503` or `408` carries `Retry-After: 1`. A replayed refusal carries the trace id recorded
+    /// with it in `x-trace-id` as well as in its body: one response, one trace id.
     pub fn into_response_with(self, trace_id: &str) -> Response {
-        let body = serde_json::to_vec(&self.envelope(trace_id)).unwrap_or_else(|_| b"{}".to_vec());
-        (
+        let envelope = self.envelope(trace_id);
+        let body = serde_json::to_vec(&envelope).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = (
             self.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        let headers = response.headers_mut();
+        if matches!(self.status.as_u16(), 408 | 503) {
+            headers.insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        if self.recorded_trace_id.is_some()
+            && let Ok(value) = axum::http::HeaderValue::from_str(&envelope.trace_id)
+        {
+            headers.insert("x-trace-id", value);
+        }
+        response
     }
 }
 
@@ -198,8 +238,8 @@ impl From<StoreError> for ApiError {
                 "IDEMPOTENCY_REQUEST_IN_PROGRESS",
                 "a request with this idempotency key is still in progress; retrying later is safe",
             ),
-            StoreError::Database(sqlx_error) if is_unavailable(&sqlx_error) => {
-                tracing::error!(error = %sqlx_error, "database unavailable");
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "database unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "UNAVAILABLE",
@@ -219,13 +259,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-    )
-}
-
 /// The codes every procedure may answer with, whatever it does.
 pub const COMMON_ERRORS: &[&str] = &[
     "VALIDATION_FAILED",
@@ -233,6 +266,9 @@ pub const COMMON_ERRORS: &[&str] = &[
     "FORBIDDEN",
     "NOT_A_MEMBER",
     "PAYLOAD_TOO_LARGE",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "METHOD_NOT_ALLOWED",
+    "REQUEST_TIMEOUT",
     "INTERNAL",
     "UNAVAILABLE",
 ];

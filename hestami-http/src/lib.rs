@@ -16,4 +16,4 @@ pub mod server;
 pub mod telemetry;
 pub mod v1;
 
-pub use server::{AppState, ServerConfig, router, serve};
+pub use server::{AppState, ConnectionLimits, ServerConfig, router, serve, serve_with};

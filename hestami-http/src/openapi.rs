@@ -97,9 +97,42 @@ pub fn document() -> OpenApi {
                 .response("409", error("conflict: a state or version conflict, or the same idempotency key still in progress"))
                 .response("422", error("rule_violation: a business rule, or an idempotency key reused with another body"));
         }
+        let retry_after = || {
+            let mut header = utoipa::openapi::header::Header::new(
+                utoipa::openapi::Object::with_type(utoipa::openapi::Type::Integer),
+            );
+            header.description = Some("seconds to wait before retrying".into());
+            header
+        };
+        let retry_later = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .header("Retry-After", retry_after())
+                .content("application/json", json(&envelope_name))
+                .build()
+        };
         op = op
+            .response(
+                "405",
+                error("validation: METHOD_NOT_ALLOWED, a procedure is called with POST"),
+            )
+            .response(
+                "408",
+                retry_later("unavailable: REQUEST_TIMEOUT, the body did not arrive in time"),
+            )
+            .response(
+                "413",
+                error("validation: PAYLOAD_TOO_LARGE, the body exceeds 1 MiB"),
+            )
+            .response(
+                "415",
+                error("validation: UNSUPPORTED_MEDIA_TYPE, the body is not application/json (charset utf-8 if named)"),
+            )
             .response("500", error("internal"))
-            .response("503", error("unavailable"));
+            .response(
+                "503",
+                retry_later("unavailable: the database or an outside party did not answer, the request took too long, or the server has too many connections (TOO_MANY_CONNECTIONS)"),
+            );
         if p.org_scoped {
             op = op.parameter(
                 utoipa::openapi::path::ParameterBuilder::new()

@@ -155,8 +155,9 @@ where
 {
     procedure::<I, O>(name, Some(C::WORKFLOW), true, move |ctx, body| {
         Box::pin(async move {
-            let (input, value) = parse::<I>(&body)?;
+            let (input, mut value) = parse::<I>(&body)?;
             let key = input.idempotency_key();
+            normalize_key(&mut value, key);
             let command = convert(input)?;
             submit(ctx, key, &value, command, render).await
         })
@@ -178,8 +179,9 @@ where
 {
     procedure::<I, O>(name, Some(C::WORKFLOW), true, move |ctx, body| {
         Box::pin(async move {
-            let (input, value) = parse::<I>(&body)?;
+            let (input, mut value) = parse::<I>(&body)?;
             let key = input.idempotency_key();
+            normalize_key(&mut value, key);
             let currency = ctx.services.org_get(ctx.caller()?).await?.currency;
             let command = convert(input, currency)?;
             submit(ctx, key, &value, command, render).await
@@ -263,13 +265,7 @@ pub fn parse<I: DeserializeOwned>(body: &[u8]) -> Result<(I, serde_json::Value),
             "the request body must be a JSON object",
         ));
     } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::field(
-                "$",
-                "malformed_json",
-                format!("the body is not valid JSON: {e}"),
-            )
-        })?
+        strict_json(body)?
     };
     if !value.is_object() {
         return Err(ApiError::field(
@@ -284,6 +280,142 @@ pub fn parse<I: DeserializeOwned>(body: &[u8]) -> Result<(I, serde_json::Value),
         ApiError::validation(vec![field_error(&path, &message)])
     })?;
     Ok((input, value))
+}
+
+/// Writes the idempotency key in its one canonical spelling (lower-case, hyphenated) into the
+/// value the fingerprint is taken of: `{A1B2…}` and `a1b2…` name the same workflow, so they must
+/// be the same request too.
+fn normalize_key(value: &mut serde_json::Value, key: Uuid) {
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "idempotencyKey".into(),
+            serde_json::Value::String(key.hyphenated().to_string()),
+        );
+    }
+}
+
+/// Parses a body into a JSON value, more strictly than `serde_json::from_slice`:
+///
+/// - a member name that appears twice in one object is refused (a field error at its path),
+///   rather than the last one silently winning: a proxy or an audit log that reads the first
+///   would see another request;
+/// - a number with a fraction of zero (`1.0`, `2e1`) is read as the integer it equals, because
+///   JSON Schema calls it an integer, so a client may send it wherever an integer is documented.
+pub fn strict_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    use serde::de::DeserializeSeed as _;
+    let duplicate = std::cell::RefCell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = StrictSeed {
+        path: String::new(),
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|value| deserializer.end().map(|()| value));
+    match (parsed, duplicate.into_inner()) {
+        (_, Some(path)) => Err(ApiError::field(
+            path,
+            "duplicate_member",
+            "this member appears more than once in its object",
+        )),
+        (Ok(value), None) => Ok(value),
+        (Err(e), None) => Err(ApiError::field(
+            "$",
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+struct StrictSeed<'a> {
+    path: String,
+    duplicate: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl StrictSeed<'_> {
+    fn child(&self, path: String) -> StrictSeed<'_> {
+        StrictSeed {
+            path,
+            duplicate: self.duplicate,
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for StrictSeed<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StrictSeed<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        // Exactly representable integers only (|v| < 2^53): 1.0 is 1, 1e300 stays a float.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        #[allow(clippy::cast_possible_truncation)]
+        if v.fract() == 0.0 && v.abs() < EXACT {
+            return Ok((v as i64).into());
+        }
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) =
+            seq.next_element_seed(self.child(format!("{}[{}]", self.path, items.len())))?
+        {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                name.clone()
+            } else {
+                format!("{}.{name}", self.path)
+            };
+            let value = map.next_value_seed(self.child(path.clone()))?;
+            if object.contains_key(&name) {
+                self.duplicate.borrow_mut().get_or_insert(path);
+                return Err(serde::de::Error::custom("duplicate member"));
+            }
+            object.insert(name, value);
+        }
+        Ok(object.into())
+    }
 }
 
 fn field_error(path: &str, message: &str) -> FieldErrorBody {

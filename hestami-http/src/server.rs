@@ -28,6 +28,9 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How long a request may take before it is answered with `503`.
     pub request_timeout: Duration,
+    /// How long reading a request's body may take, once its head has arrived, before it is
+    /// answered with `408` (a client that announced a body and stalled).
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +38,29 @@ impl Default for ServerConfig {
         Self {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Limits on connections, applied by [`serve_with`] before any request is read.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// How long a client has to send a request's head (its request line and headers), on a new
+    /// connection and between requests on a kept-alive one; then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// The most connections open at once; one more is answered `503` and closed.
+    pub max_connections: usize,
+    /// The most connections open at once from one client address.
+    pub max_connections_per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -91,6 +117,7 @@ pub fn router(state: AppState) -> Router {
             "/health",
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
+        .route("/ready", get(ready))
         .fallback(not_found)
         .with_state(state)
         // Outermost last: trace wraps everything, then the envelope turns whatever the layers
@@ -131,7 +158,11 @@ async fn trace(mut request: Request, next: Next) -> Response {
             crate::error::kind_of(status)
         },
     );
-    if let Ok(value) = HeaderValue::from_str(&trace_id) {
+    // A replayed refusal already carries the trace id recorded with it, in its body and in this
+    // header alike: the trace of the request that decided the answer.
+    if !response.headers().contains_key("x-trace-id")
+        && let Ok(value) = HeaderValue::from_str(&trace_id)
+    {
         response.headers_mut().insert("x-trace-id", value);
     }
     response
@@ -157,6 +188,11 @@ async fn envelope_framework_errors(request: Request, next: Next) -> Response {
     }
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::new(status, "NOT_FOUND", "no such route"),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            status,
+            "REQUEST_TIMEOUT",
+            "the request body did not arrive in time",
+        ),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
             status,
             "METHOD_NOT_ALLOWED",
@@ -194,6 +230,20 @@ async fn not_found(request: Request) -> Response {
     .into_response_with(&trace_id)
 }
 
+/// Readiness, for a load balancer: `200` when the database answers, `503` (with the envelope
+/// and `Retry-After`) when it does not. `/health` is liveness: it answers while the process does.
+async fn ready(State(state): State<AppState>, request: Request) -> Response {
+    let trace_id = request
+        .extensions()
+        .get::<TraceId>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default();
+    match state.services.store().ping().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => ApiError::from(e).into_response_with(&trace_id),
+    }
+}
+
 async fn openapi(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -217,48 +267,94 @@ async fn dispatch(
     span.record("rpc.namespace", namespace.as_str());
     span.record("rpc.version", version.as_str());
     span.record("rpc.procedure", name.as_str());
-    let result = async {
-        let procedure = state
-            .procedures
-            .get(&(namespace.clone(), version.clone(), name.clone()))
-            .ok_or_else(|| {
+    let procedure = state
+        .procedures
+        .get(&(namespace.clone(), version.clone(), name.clone()))
+        .cloned();
+    let handler_trace_id = trace_id.clone();
+    // The request is served in a task of its own: a client that hangs up does not cancel it
+    // half-way. It runs to its end (a mutation's outcome is recorded) and its answer is dropped.
+    let served = tokio::spawn(
+        async move {
+            let procedure = procedure.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
                     "UNKNOWN_PROCEDURE",
                     format!("no procedure {namespace}/{version}/{name}"),
                 )
             })?;
-        let ctx = authorize(&state, procedure, &headers, &trace_id).await?;
-        let body = read_body(request, state.config.body_limit).await?;
-        procedure.call(ctx, body).await
-    }
+            let ctx = authorize(&state, &procedure, &headers, &handler_trace_id).await?;
+            let body = read_body(
+                request,
+                state.config.body_limit,
+                state.config.body_read_timeout,
+            )
+            .await?;
+            procedure.call(ctx, body).await
+        }
+        .instrument(span),
+    )
     .await;
+    let result = served.unwrap_or_else(|e| Err(ApiError::internal(&e)));
     match result {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(error) => error.into_response_with(&trace_id),
     }
 }
 
-async fn read_body(request: Request<Body>, limit: usize) -> Result<Bytes, ApiError> {
-    if let Some(ct) = request.headers().get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or_default();
-        if !ct.starts_with("application/json") {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
-                "send the body as application/json",
-            ));
-        }
+async fn read_body(
+    request: Request<Body>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    if let Some(ct) = request.headers().get(header::CONTENT_TYPE)
+        && !is_json_media_type(ct.to_str().unwrap_or_default())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the body as application/json (optionally with charset=utf-8)",
+        ));
     }
-    axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                format!("the body exceeds {limit} bytes"),
-            )
-        })
+    match tokio::time::timeout(timeout, axum::body::to_bytes(request.into_body(), limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("the body exceeds {limit} bytes"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            format!(
+                "the request body did not arrive within {} s",
+                timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// Whether a `Content-Type` is `application/json`, as RFC 9110 §8.3.1 reads it: type and
+/// subtype compared without regard to case, optional whitespace around parameters, and the one
+/// parameter JSON knows, `charset`, only as `utf-8` (RFC 8259 §8.1). `application/json-patch+json`
+/// and other `+json` types are other media types, with other meanings, and are refused.
+pub fn is_json_media_type(value: &str) -> bool {
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.all(|parameter| {
+        let Some((name, value)) = parameter.split_once('=') else {
+            return false;
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")
+    })
 }
 
 /// Authenticates the bearer token, resolves `X-Organization-Id`, checks the membership and the
@@ -334,13 +430,151 @@ async fn authorize(
     Ok(ctx)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `router` on `listener` with the default [`ConnectionLimits`] until `shutdown`
+/// resolves, then drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, ConnectionLimits::default(), shutdown).await
+}
+
+/// Serves `router` on `listener` under `limits` until `shutdown` resolves, then drains in-flight
+/// requests.
+///
+/// A connection over either cap gets a `503` envelope with `Retry-After` and is closed before
+/// anything is read from it. A client that does not finish sending a request's head within
+/// the header-read timeout is disconnected.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let service =
+        router.map_request(|request: Request<hyper::body::Incoming>| request.map(Body::new));
+    let service = hyper_util::service::TowerToHyperService::new(service);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, address) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            refuse(stream, "the server has too many open connections");
+            continue;
+        };
+        let Some(slot) = AddressSlot::take(
+            &per_address,
+            address.ip(),
+            limits.max_connections_per_address,
+        ) else {
+            refuse(stream, "too many open connections from your address");
+            continue;
+        };
+        let (builder, service, watcher) = (builder.clone(), service.clone(), graceful.watcher());
+        let header_read_timeout = limits.header_read_timeout;
+        tokio::spawn(async move {
+            // hyper's header timeout starts with the first byte of a head; a client that
+            // connects and sends nothing at all is held to the same limit here.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(header_read_timeout, stream.peek(&mut first)).await,
+                Ok(Ok(1))
+            ) {
+                drop((permit, slot));
+                return;
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop((permit, slot));
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Answers a connection over a cap with `503` and closes it, without reading from it or
+/// waiting on it: a client that does not read its answer loses nothing but the answer.
+fn refuse(stream: tokio::net::TcpStream, message: &str) {
+    let envelope = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "TOO_MANY_CONNECTIONS",
+        message,
+    )
+    .envelope(&crate::telemetry::random_trace_id());
+    let body = serde_json::to_string(&envelope).unwrap_or_default();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.try_write(response.as_bytes());
+}
+
+/// One connection's place in its address's count; given back when dropped.
+struct AddressSlot {
+    counts: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+    address: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    fn take(
+        counts: &Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+        address: std::net::IpAddr,
+        limit: usize,
+    ) -> Option<Self> {
+        let mut map = counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = map.entry(address).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            counts: counts.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = map.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.address);
+            }
+        }
+    }
 }

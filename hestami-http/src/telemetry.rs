@@ -109,6 +109,11 @@ pub fn adopt_parent(span: &tracing::Span, headers: &HeaderMap) -> String {
     } else if parent_trace.is_valid() {
         parent_trace.trace_id().to_string()
     } else {
-        uuid::Uuid::new_v4().simple().to_string()
+        random_trace_id()
     }
+}
+
+/// A fresh trace id, 32 hex digits, for an answer given outside any request's span.
+pub(crate) fn random_trace_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }

@@ -58,6 +58,13 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// How long a transaction waits for a pooled connection while the database is thought up.
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long it waits while the database is known to be down (the last attempt failed to reach
+/// it): each request is then a short probe, and the first that gets through closes the circuit.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// A connection pool to either backend.
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
@@ -85,7 +92,7 @@ impl Pool {
                 let options = PgConnectOptions::from_str(url)?;
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await?;
                 Ok(Self::Postgres(pool))
@@ -121,7 +128,20 @@ impl Pool {
                 Tx::Sqlite(begun)
             }
             Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
-            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            // sqlx-postgres 0.8 counts a transaction as begun only when `BEGIN`'s reply has
+            // arrived: dropped before that, the connection goes back to the pool inside a
+            // transaction nobody knows of, and its next user's `BEGIN` ("there is already a
+            // transaction in progress") and `COMMIT` run inside it. In a task of its own, `BEGIN`
+            // always finishes, and the transaction is either handed over or rolled back.
+            Self::Postgres(pool) => {
+                let pool = pool.clone();
+                let begun = tokio::spawn(async move { pool.begin().await })
+                    .await
+                    .map_err(|e| {
+                        StoreError::Internal(format!("beginning a transaction failed: {e}"))
+                    })??;
+                Tx::Postgres(begun)
+            }
         })
     }
 
@@ -338,11 +358,18 @@ impl Tx {
             .ok_or_else(|| StoreError::Internal(format!("expected a row from: {sql}")))
     }
 
+    /// Commits. The `COMMIT` runs in a task of its own, so that a caller that goes away while it
+    /// is in flight cannot leave the connection between a `COMMIT` sent and a `ROLLBACK` queued
+    /// behind it: the transaction ends one way, and the connection returns to the pool idle.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(tx) => tx.commit().await?,
-            Self::Postgres(tx) => tx.commit().await?,
-        }
+        tokio::spawn(async move {
+            match self {
+                Self::Sqlite(tx) => tx.commit().await,
+                Self::Postgres(tx) => tx.commit().await,
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("committing failed: {e}")))??;
         Ok(())
     }
 

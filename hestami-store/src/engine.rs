@@ -172,7 +172,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             executor_id: "local".into(),
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(6),
             fault: None,
         }
     }
@@ -302,6 +302,12 @@ impl Engine {
     }
 
     /// Runs a workflow, or returns the outcome recorded for the same request.
+    ///
+    /// The run happens in a task of its own: a caller that goes away (an HTTP client that hangs
+    /// up, a timeout around this future) does not cancel it half-way. It runs to its end, its
+    /// outcome is recorded, and a retry with the same key finds that outcome instead of a lease to
+    /// wait out. No transaction is ever abandoned between `BEGIN` and `COMMIT` by a dropped
+    /// future.
     pub async fn run(&self, start: Start) -> Result<Completed, StoreError> {
         if !self.inner.handlers.contains_key(start.workflow) {
             return Err(StoreError::Internal(format!(
@@ -316,41 +322,58 @@ impl Engine {
         );
         let span =
             tracing::info_span!("workflow", workflow.id = %id, workflow.name = start.workflow);
-        async move {
-            match self.claim_new(id, &start).await? {
-                Claim::Owned => {
-                    let outcome = self
-                        .execute(
-                            id,
-                            start.organization_id,
-                            start.workflow,
-                            start.actor,
-                            start.input,
-                        )
-                        .await?;
-                    Ok(Completed {
-                        workflow_id: id,
-                        outcome,
-                        trace_id: start.trace_id,
-                        replayed: false,
-                    })
-                }
-                Claim::Existing { fingerprint } if fingerprint != start.fingerprint => {
-                    Err(StoreError::IdempotencyKeyReused)
-                }
-                Claim::Existing { .. } => {
-                    // A retry of a request whose run gave up (its lease released after an
-                    // error, or expired with a dead process): take it over now rather than
-                    // wait for the recovery loop. A live run's lease is left alone.
-                    if self.claim_stalled(id).await? {
-                        self.resume(id, start.organization_id).await?;
+        let engine = self.clone();
+        tokio::spawn(
+            async move {
+                // A run whose refusal was not recorded (a `400`, see `finish`) dropped its
+                // claim: a duplicate that was waiting for it claims the key afresh and gets its
+                // own answer.
+                let mut tries = 0;
+                loop {
+                    match engine.run_claimed(id, &start).await {
+                        Err(StoreError::Forgotten) if tries < 3 => tries += 1,
+                        other => return other,
                     }
-                    self.wait_for(start.organization_id, id, start.wait).await
                 }
             }
-        }
-        .instrument(span)
+            .instrument(span),
+        )
         .await
+        .map_err(|e| StoreError::Internal(format!("the workflow's task failed: {e}")))?
+    }
+
+    async fn run_claimed(&self, id: WorkflowId, start: &Start) -> Result<Completed, StoreError> {
+        match self.claim_new(id, start).await? {
+            Claim::Owned => {
+                let outcome = self
+                    .execute(
+                        id,
+                        start.organization_id,
+                        start.workflow,
+                        start.actor,
+                        start.input.clone(),
+                    )
+                    .await?;
+                Ok(Completed {
+                    workflow_id: id,
+                    outcome,
+                    trace_id: start.trace_id.clone(),
+                    replayed: false,
+                })
+            }
+            Claim::Existing { fingerprint } if fingerprint != start.fingerprint => {
+                Err(StoreError::IdempotencyKeyReused)
+            }
+            Claim::Existing { .. } => {
+                // A retry of a request whose run gave up (its lease released after an error, or
+                // expired with a dead process): take it over now rather than wait for the
+                // recovery loop. A live run's lease is left alone.
+                if self.claim_stalled(id).await? {
+                    self.resume(id, start.organization_id).await?;
+                }
+                self.wait_for(start.organization_id, id, start.wait).await
+            }
+        }
     }
 
     async fn claim_new(&self, id: WorkflowId, start: &Start) -> Result<Claim, StoreError> {
@@ -540,6 +563,14 @@ impl Engine {
         let store = &self.inner.store;
         let mut tx = store.tenant(organization_id, true).await?;
         let now = tx.now();
+        if let Err(failure) = &outcome
+            && failure.kind == FailureKind::Validation
+            && forget(&mut tx, id).await?
+        {
+            tx.commit().await?;
+            self.inner.finished.notify_waiters();
+            return Ok(outcome);
+        }
         let (status, output, error) = match &outcome {
             Ok(text) => ("succeeded", Some(text.clone()), None),
             Err(failure) => ("failed", None, Some(serde_json::to_string(failure)?)),
@@ -582,6 +613,12 @@ impl Engine {
             notified.as_mut().enable();
             let mut tx = self.inner.store.tenant(organization_id, false).await?;
             let row = load_row(&mut tx, id).await?;
+            let lease = tx
+                .fetch_optional(
+                    "SELECT lease_expires_at FROM workflow_queue WHERE workflow_id = $1",
+                    args![id.as_uuid()],
+                )
+                .await?;
             tx.commit().await?;
             if let Some(outcome) = recorded_outcome(&row)? {
                 let trace_id = row.get("trace_id")?;
@@ -591,6 +628,16 @@ impl Engine {
                     trace_id,
                     replayed: true,
                 });
+            }
+            // The run we wait for lost its lease (its process died, or its client went away
+            // before runs had tasks of their own): take it over now, as a retry would.
+            let expired = match lease {
+                Some(row) => row.get::<DateTime<Utc>>("lease_expires_at")? < self.inner.store.now(),
+                None => false,
+            };
+            if expired && self.claim_stalled(id).await? {
+                self.resume(id, organization_id).await?;
+                continue;
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
@@ -702,8 +749,14 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let store = &self.inner.store;
         let mut tx = store.tenant(organization_id, true).await?;
-        let row = load_row(&mut tx, id).await?;
-        let status: String = row.get("status")?;
+        let row = match load_row(&mut tx, id).await {
+            Err(StoreError::Forgotten) => None,
+            other => Some(other?),
+        };
+        let status: String = match &row {
+            Some(row) => row.get("status")?,
+            None => "forgotten".into(),
+        };
         if status != "pending" {
             tx.execute(
                 "DELETE FROM workflow_queue WHERE workflow_id = $1",
@@ -725,6 +778,9 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
         let name: String = row.get("name")?;
         let input: serde_json::Value = serde_json::from_str(&row.get::<String>("input")?)?;
         let actor = row
@@ -787,7 +843,38 @@ async fn load_row(tx: &mut TenantTx, id: WorkflowId) -> Result<Row, StoreError> 
         args![org, id.as_uuid()],
     )
     .await?
-    .ok_or_else(|| StoreError::Internal(format!("workflow {id} vanished")))
+    .ok_or(StoreError::Forgotten)
+}
+
+/// Drops the claim of a workflow refused with a `400` before any step committed, so that the
+/// key stays free for the corrected request: nothing happened, so there is nothing to record.
+/// Whether it did. A workflow that journalled a step keeps its refusal like any other.
+async fn forget(tx: &mut TenantTx, id: WorkflowId) -> Result<bool, StoreError> {
+    let org = tx.org();
+    let steps: i64 = tx
+        .fetch_one(
+            "SELECT COUNT(*) AS n FROM workflow_steps WHERE organization_id = $1 AND workflow_id = $2",
+            args![org, id.as_uuid()],
+        )
+        .await?
+        .get("n")?;
+    if steps > 0 {
+        return Ok(false);
+    }
+    let deleted = tx
+        .execute(
+            "DELETE FROM workflows WHERE organization_id = $1 AND id = $2 AND status = 'pending'",
+            args![org, id.as_uuid()],
+        )
+        .await?;
+    if deleted == 1 {
+        tx.execute(
+            "DELETE FROM workflow_queue WHERE workflow_id = $1",
+            args![id.as_uuid()],
+        )
+        .await?;
+    }
+    Ok(deleted == 1)
 }
 
 fn recorded_outcome(row: &Row) -> Result<Option<Result<String, Failure>>, StoreError> {

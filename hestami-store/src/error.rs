@@ -154,6 +154,10 @@ pub enum StoreError {
     /// Another run of the same workflow finished it first; its recorded outcome stands.
     #[error("the workflow was finished by another run")]
     Superseded,
+    /// The workflow was refused with a `400` before any step committed, and its claim was
+    /// dropped rather than recorded: the request may be sent again, corrected or not.
+    #[error("the workflow's refusal was not recorded")]
+    Forgotten,
     /// The same idempotency key was used with a different request.
     #[error("the idempotency key was already used with a different request")]
     IdempotencyKeyReused,
@@ -185,6 +189,30 @@ impl From<serde_json::Error> for StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached or dropped the connection (it is down,
+    /// restarting, out of connections, or the pool waited too long for one): an answer of
+    /// `503`, safe to retry, never a `500`.
+    pub fn is_unavailable(&self) -> bool {
+        let Self::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                // Class 08: connection exception; 57P01–57P03: the server is shutting down,
+                // crashed or starting up; 53300: too many connections.
+                code.starts_with("08")
+                    || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            _ => false,
+        }
+    }
+
     /// Whether the database refused a row because it would break a unique constraint.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())

@@ -67,6 +67,9 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: Pool,
     clock: Arc<dyn Clock>,
+    /// Set while the database is known to be unreachable: transactions then give up on a
+    /// connection after [`crate::db::PROBE_TIMEOUT`] instead of the full acquire timeout.
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The role the server connects as on PostgreSQL: it owns nothing, has no `BYPASSRLS`, and
@@ -129,6 +132,7 @@ impl Store {
         Ok(Self {
             pool,
             clock: options.clock,
+            down: Arc::default(),
         })
     }
 
@@ -181,7 +185,7 @@ impl Store {
         actor: Option<UserId>,
         workflow: Option<WorkflowId>,
     ) -> Result<TenantTx, StoreError> {
-        let mut tx = self.pool.begin(write).await?;
+        let mut tx = self.begin(write).await?;
         if tx.backend() == Backend::Postgres {
             tx.execute(
                 "SELECT set_config('app.organization_id', $1, true)",
@@ -200,7 +204,37 @@ impl Store {
 
     /// Opens a transaction on the shared tables (directory, claim queue).
     pub(crate) async fn shared(&self, write: bool) -> Result<Tx, StoreError> {
-        self.pool.begin(write).await
+        self.begin(write).await
+    }
+
+    /// Begins a transaction, failing fast while the database is known to be down. The circuit
+    /// opens when a transaction cannot reach the database and closes when one does: every
+    /// request made meanwhile is a short probe, answered `503` within the probe timeout rather
+    /// than after waiting the whole acquire timeout.
+    async fn begin(&self, write: bool) -> Result<Tx, StoreError> {
+        use std::sync::atomic::Ordering;
+        let result = if self.down.load(Ordering::Relaxed) {
+            match tokio::time::timeout(crate::db::PROBE_TIMEOUT, self.pool.begin(write)).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            }
+        } else {
+            self.pool.begin(write).await
+        };
+        match &result {
+            Ok(_) => self.down.store(false, Ordering::Relaxed),
+            Err(e) if e.is_unavailable() => self.down.store(true, Ordering::Relaxed),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Whether the database answers now: a transaction that runs `SELECT 1`. What `/ready`
+    /// reports.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin(false).await?;
+        tx.fetch_one("SELECT 1 AS one", Vec::new()).await?;
+        tx.commit().await
     }
 }
 

@@ -117,6 +117,20 @@ pub fn key() -> String {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(
+            backend,
+            hestami::http::ServerConfig::default(),
+            hestami::http::ConnectionLimits::default(),
+        )
+        .await
+    }
+
+    /// A server with its own settings and connection limits.
+    pub async fn start_with(
+        backend: Backend,
+        config: hestami::http::ServerConfig,
+        limits: hestami::http::ConnectionLimits,
+    ) -> Option<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = match backend {
             Backend::Sqlite => TestDb::sqlite().await.expect("a SQLite test database"),
@@ -142,12 +156,9 @@ impl TestServer {
             .await
             .expect("bind a loopback port");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let router = hestami::http::router(hestami::http::AppState::new(
-            services.clone(),
-            hestami::http::ServerConfig::default(),
-        ));
+        let router = hestami::http::router(hestami::http::AppState::new(services.clone(), config));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(hestami::http::serve(listener, router, async {
+        tokio::spawn(hestami::http::serve_with(listener, router, limits, async {
             let _ = stopped.await;
         }));
         let mut server = Self {
@@ -277,7 +288,7 @@ impl TestServer {
         }
     }
 
-    fn caller(tenant: &Tenant) -> Caller {
+    pub fn caller(tenant: &Tenant) -> Caller {
         Caller {
             organization_id: OrganizationId::from_uuid(uuid::Uuid::parse_str(&tenant.org).unwrap()),
             user_id: Some(UserId::from_uuid(
