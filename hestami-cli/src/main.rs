@@ -38,6 +38,28 @@ pub(crate) struct DatabaseArgs {
     pub(crate) database_url: String,
 }
 
+/// How many connections the server holds and how long it waits for slow clients.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Seconds a client has to send a request's head (request line and headers), also between
+    /// requests on a kept-alive connection; then the connection is closed.
+    #[arg(long, env = "HESTAMI_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
+    /// Seconds a client has to send a request's body once its head has arrived; then `408`.
+    #[arg(long, env = "HESTAMI_BODY_READ_TIMEOUT", default_value_t = 30)]
+    body_read_timeout: u64,
+    /// The most connections open at once; one more is answered `503` and closed.
+    #[arg(long, env = "HESTAMI_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// The most connections open at once from one client address.
+    #[arg(
+        long,
+        env = "HESTAMI_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    max_connections_per_address: usize,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP server (migrating the database first).
@@ -66,6 +88,8 @@ enum Command {
         /// charge and refund, for trying the payment flow; it moves no real money).
         #[arg(long, env = "HESTAMI_PAYMENT_PROCESSOR", default_value = "none")]
         payment_processor: PaymentProcessor,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Bring the database schema up to date (and, on PostgreSQL, set up the `hestami_app` role).
     Migrate {
@@ -201,6 +225,7 @@ async fn run(cli: Cli) -> Result<()> {
             executor_id,
             skip_migrate,
             payment_processor,
+            limits,
         } => {
             serve(
                 db,
@@ -209,6 +234,7 @@ async fn run(cli: Cli) -> Result<()> {
                 executor_id,
                 skip_migrate,
                 payment_processor,
+                limits,
             )
             .await
         }
@@ -238,6 +264,7 @@ async fn serve(
     executor_id: Option<String>,
     skip_migrate: bool,
     payment_processor: PaymentProcessor,
+    limits: LimitArgs,
 ) -> Result<()> {
     let _telemetry = hestami_http::telemetry::init("hestami").map_err(anyhow::Error::msg)?;
     let owner_url = db.database_url;
@@ -297,11 +324,17 @@ async fn serve(
         "hestami listening on http://{address} (database {}, executor {executor_id})",
         redact(&app_url)
     );
-    let router = hestami_http::router(hestami_http::AppState::new(
-        services.clone(),
-        hestami_http::ServerConfig::default(),
-    ));
-    hestami_http::serve(listener, router, shutdown_signal()).await?;
+    let config = hestami_http::ServerConfig {
+        body_read_timeout: Duration::from_secs(limits.body_read_timeout),
+        ..Default::default()
+    };
+    let router = hestami_http::router(hestami_http::AppState::new(services.clone(), config));
+    let limits = hestami_http::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(limits.header_read_timeout),
+        max_connections: limits.max_connections,
+        max_connections_per_address: limits.max_connections_per_address,
+    };
+    hestami_http::serve_with(listener, router, limits, shutdown_signal()).await?;
     recovery.abort();
     timers.abort();
     services.store().close().await;
