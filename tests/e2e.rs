@@ -1090,14 +1090,26 @@ async fn compliance_gates_scheduling(s: TestServer) {
     let (start, end) = TestServer::window();
     let schedule = || json!({ "idempotencyKey": key(), "jobId": job["id"], "windowStart": start, "windowEnd": end });
 
-    // Nothing on file: every reason at once.
+    // Nothing on file: every reason at once, service areas included (issue 9: a property no
+    // area covers is refused when it is scheduled, not when a technician is sought).
     let refused = s.call_as(&b, "job/v1/schedule", schedule()).await;
     refused.assert_error(422, "COMPLIANCE_REQUIREMENTS_NOT_MET");
     assert_eq!(
         reason_codes(&refused),
-        ["LICENSE_MISSING", "INSURANCE_MISSING"],
+        [
+            "LICENSE_MISSING",
+            "INSURANCE_MISSING",
+            "OUTSIDE_SERVICE_AREA"
+        ],
         "{refused:?}"
     );
+    s.call_as(
+        &b,
+        "contractor/v1/setServiceAreas",
+        json!({ "idempotencyKey": key(), "areas": [{ "kind": "postalCodes", "postalCodes": ["60601"] }] }),
+    )
+    .await
+    .ok();
 
     // An expired, unverified licence and too little insurance.
     let license = s

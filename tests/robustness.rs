@@ -16,6 +16,8 @@ both!(
     json_is_read_strictly,
     media_types_statuses_and_trace_ids,
     an_abandoned_request_still_finishes,
+    trades_come_from_the_catalogue,
+    scheduling_refuses_a_property_outside_every_service_area,
 );
 
 /// Sends `body` (with `key`) to `procedure`.
@@ -634,4 +636,151 @@ fn calls_cancelled_at_every_await_point_leave_connections_idle() {
         0,
         "a connection was handed on inside a transaction"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safety rules that could be walked around.
+// ---------------------------------------------------------------------------------------------
+
+#[track_caller]
+fn field_error(reply: &Reply, field: &str) -> String {
+    reply.json["field_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == field)
+        .unwrap_or_else(|| panic!("no field error for {field}: {reply:?}"))["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A typo in a trade no longer slips past the licence gate: every procedure that takes a trade
+/// refuses one outside the organization's catalogue, naming the field and the closest trade.
+async fn trades_come_from_the_catalogue(s: TestServer) {
+    let f = s.fixture().await;
+    let job = json!({ "idempotencyKey": key(), "customerId": f.customer["id"],
+                      "propertyId": f.property["id"], "trade": "plumbng", "priority": "routine",
+                      "summary": "Typo" });
+    let refused = s.call("job/v1/create", job).await;
+    refused.assert_error(422, "TRADE_UNKNOWN");
+    assert!(
+        field_error(&refused, "trade").contains("did you mean plumbing?"),
+        "{refused:?}"
+    );
+    let refused = s
+        .call(
+            "technician/v1/create",
+            json!({ "idempotencyKey": key(), "name": "Typo", "trades": ["plumbing", "hvca"] }),
+        )
+        .await;
+    refused.assert_error(422, "TRADE_UNKNOWN");
+    assert!(field_error(&refused, "trades[1]").contains("did you mean hvac?"));
+    let refused = s
+        .call(
+            "technician/v1/setSkills",
+            json!({ "idempotencyKey": key(), "technicianId": f.tech["id"],
+                    "skills": [{ "trade": "plumbing", "level": 3 }, { "trade": "electrcial", "level": 2 }] }),
+        )
+        .await;
+    refused.assert_error(422, "TRADE_UNKNOWN");
+    field_error(&refused, "skills[1].trade");
+    let refused = s
+        .call(
+            "pricebook/v1/createItem",
+            json!({ "idempotencyKey": key(), "name": "Typo service",
+                    "details": { "kind": "service", "price": "10.00", "estimatedLaborHours": "1", "trade": "plumbng" } }),
+        )
+        .await;
+    refused.assert_error(422, "TRADE_UNKNOWN");
+    field_error(&refused, "details.trade");
+
+    // The catalogue is data: the organization sets its own.
+    let default = s.call("contractor/v1/getTrades", json!({})).await.ok();
+    assert_eq!(default["version"], 0);
+    assert!(
+        default["trades"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("plumbing"))
+    );
+    let set = s
+        .mutate(
+            "contractor/v1/setTrades",
+            json!({ "trades": ["plumbing", "Aquarium Service", "plumbing"], "expectedVersion": 0 }),
+        )
+        .await;
+    assert_eq!(set["version"], 1);
+    assert_eq!(set["trades"], json!(["aquarium_service", "plumbing"]));
+    let tech = s
+        .mutate(
+            "technician/v1/create",
+            json!({ "name": "Fish", "trades": ["aquarium_service"] }),
+        )
+        .await;
+    assert_eq!(tech["trades"], json!(["aquarium_service"]));
+    // hvac is not in this organization's catalogue any more.
+    s.call(
+        "technician/v1/create",
+        json!({ "idempotencyKey": key(), "name": "Air", "trades": ["hvac"] }),
+    )
+    .await
+    .assert_error(422, "TRADE_UNKNOWN");
+    s.call(
+        "contractor/v1/setTrades",
+        json!({ "idempotencyKey": key(), "trades": [] }),
+    )
+    .await
+    .assert_error(400, "VALIDATION_FAILED");
+    // Another organization still has the default catalogue.
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    let theirs = s
+        .call_as(&b, "contractor/v1/getTrades", json!({}))
+        .await
+        .ok();
+    assert_eq!(theirs["version"], 0);
+}
+
+/// A job at a property outside every service area of the organization is refused when it is
+/// scheduled, with the reason, among compliance's other reasons.
+async fn scheduling_refuses_a_property_outside_every_service_area(s: TestServer) {
+    let f = s.fixture().await;
+    let far = s
+        .mutate(
+            "customer/v1/addProperty",
+            json!({ "customerId": f.customer["id"], "address": { "line1": "9 Far Rd", "city": "Peoria",
+                    "region": "IL", "postalCode": "61602", "country": "US" } }),
+        )
+        .await;
+    let job = s
+        .mutate(
+            "job/v1/create",
+            json!({ "customerId": f.customer["id"], "propertyId": far["id"], "trade": "plumbing",
+                    "priority": "routine", "summary": "Far away" }),
+        )
+        .await;
+    let (start, end) = TestServer::window();
+    let refused = s
+        .call(
+            "job/v1/schedule",
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "windowStart": start, "windowEnd": end }),
+        )
+        .await;
+    refused.assert_error(422, "COMPLIANCE_REQUIREMENTS_NOT_MET");
+    let reasons = refused.json["error"]["details"]["reasons"]
+        .as_array()
+        .unwrap();
+    assert!(
+        reasons.iter().any(|r| r["code"] == "OUTSIDE_SERVICE_AREA"),
+        "{refused:?}"
+    );
+    // The same job at a covered property schedules.
+    let near = s.job(&f).await;
+    let scheduled = s
+        .call(
+            "job/v1/schedule",
+            json!({ "idempotencyKey": key(), "jobId": near["id"], "windowStart": start, "windowEnd": end }),
+        )
+        .await;
+    assert_eq!(scheduled.status, 200, "{scheduled:?}");
 }

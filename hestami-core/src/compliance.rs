@@ -356,7 +356,8 @@ impl Requirements {
 pub struct ComplianceReason {
     /// A stable code: `LICENSE_MISSING`, `LICENSE_EXPIRED`, `LICENSE_NOT_YET_VALID`,
     /// `LICENSE_UNVERIFIED`, `LICENSE_REJECTED`, `INSURANCE_MISSING`, `INSURANCE_EXPIRED`,
-    /// `INSURANCE_NOT_YET_EFFECTIVE` or `INSURANCE_BELOW_MINIMUM`.
+    /// `INSURANCE_NOT_YET_EFFECTIVE`, `INSURANCE_BELOW_MINIMUM` or (at scheduling, see
+    /// [`outside_service_areas`]) `OUTSIDE_SERVICE_AREA`.
     pub code: &'static str,
     /// A sentence for a person.
     pub message: String,
@@ -386,6 +387,37 @@ impl ComplianceVerdict {
             required_certifications: Vec::new(),
         }
     }
+}
+
+/// Why the organization may not take work at a place: none of its service areas covers it for
+/// the trade. `None` when one does. Scheduling adds this reason to [`check`]'s: the seed names
+/// service-area boundaries among the safety rules, and a job nobody may take should be refused
+/// when it is scheduled, not when a technician is sought.
+pub fn outside_service_areas(
+    areas: &[crate::area::ServiceArea],
+    location: Option<crate::customer::GeoPoint>,
+    postal_code: &crate::customer::PostalCode,
+    trade: &TradeCode,
+) -> Option<ComplianceReason> {
+    if areas
+        .iter()
+        .any(|a| crate::area::covers(a, location, postal_code, trade))
+    {
+        return None;
+    }
+    let message = if areas.is_empty() {
+        "the organization has no service areas".to_owned()
+    } else {
+        format!(
+            "the property ({}) is outside the organization's service areas for {trade}",
+            postal_code.as_str()
+        )
+    };
+    Some(reason(
+        "OUTSIDE_SERVICE_AREA",
+        message,
+        json!({ "postalCode": postal_code, "location": location, "trade": trade }),
+    ))
 }
 
 fn reason(code: &'static str, message: String, data: Value) -> ComplianceReason {

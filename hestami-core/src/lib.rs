@@ -52,6 +52,7 @@ pub mod org;
 pub mod pricebook;
 pub mod schedule;
 pub mod text;
+pub mod trade;
 pub mod workforce;
 
 /// Why a raw value was refused when parsing it into a domain type.

@@ -387,6 +387,8 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("contractor/v1/getServiceAreas", EVERYONE),
     ("contractor/v1/getRequirements", EVERYONE),
     ("contractor/v1/setRequirements", MANAGERS),
+    ("contractor/v1/getTrades", EVERYONE),
+    ("contractor/v1/setTrades", MANAGERS),
     ("contractor/v1/complianceStatus", EVERYONE),
     ("contractor/v1/listExpiring", EVERYONE),
     ("customer/v1/create", OFFICE),
@@ -538,6 +540,8 @@ mod tests {
             contractor/v1/getServiceAreas  owner admin dispatcher office technician viewer
             contractor/v1/getRequirements  owner admin dispatcher office technician viewer
             contractor/v1/setRequirements  owner admin
+            contractor/v1/getTrades        owner admin dispatcher office technician viewer
+            contractor/v1/setTrades        owner admin
             contractor/v1/complianceStatus owner admin dispatcher office technician viewer
             contractor/v1/listExpiring     owner admin dispatcher office technician viewer
             customer/v1/create             owner admin dispatcher office

@@ -109,6 +109,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "payments",
     "job_actuals",
     "job_planned_work",
+    "trade_catalogues",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before
@@ -504,5 +505,40 @@ impl TenantTx {
     /// Commits.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await
+    }
+}
+
+#[cfg(test)]
+mod documented_tables {
+    /// ARCHITECTURE.md lists the tenant and shared tables; the lists must not drift.
+    #[test]
+    fn architecture_lists_every_tenant_and_shared_table() {
+        let doc = include_str!("../../ARCHITECTURE.md");
+        let tenant_list = doc
+            .split("**Tenant tables** are the ones in `hestami_store::TENANT_TABLES`")
+            .nth(1)
+            .and_then(|rest| rest.split("**Shared tables**").next())
+            .unwrap_or_default();
+        let listed: Vec<&str> = tenant_list
+            .lines()
+            .filter_map(|l| l.strip_prefix("- `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        assert_eq!(
+            listed,
+            super::TENANT_TABLES,
+            "ARCHITECTURE.md's tenant tables"
+        );
+        let shared = doc
+            .split("**Shared tables** are the ones in `hestami_store::SHARED_TABLES`:")
+            .nth(1)
+            .and_then(|rest| rest.split('.').next())
+            .unwrap_or_default();
+        for table in super::SHARED_TABLES {
+            assert!(
+                shared.contains(&format!("`{table}`")),
+                "{table} is not listed as shared"
+            );
+        }
     }
 }

@@ -585,7 +585,22 @@ async fn technician_email_is_unique_per_organization(fx: Fixture) {
         "NOT_FOUND",
     );
 
-    // The trade filter matches whole codes only: `_` in a code is not a wildcard.
+    // The trade filter matches whole codes only: `_` in a code is not a wildcard. (Trades come
+    // from the organization's catalogue, so b adds the look-alikes to its own first.)
+    let _: hestami_store::app::trades::TradesDoc = ok(
+        s,
+        &b.caller,
+        hestami_store::app::contractor::ContractorCommand::SetTrades {
+            trades: hestami_core::trade::TradeCatalogue::parse(vec![
+                trade("gas_fitting"),
+                trade("gasxfitting"),
+                trade("gas_fitting_extra"),
+            ])
+            .expect("a catalogue"),
+            expected_version: Some(0),
+        },
+    )
+    .await;
     let gas: Technician = ok(s, &b.caller, new_technician("Gus", None, &["gas_fitting"])).await;
     let _: Technician = ok(
         s,

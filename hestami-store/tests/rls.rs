@@ -88,6 +88,15 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         },
     )
     .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        ContractorCommand::SetTrades {
+            trades: hestami_core::trade::TradeCatalogue::default_catalogue(),
+            expected_version: None,
+        },
+    )
+    .await;
     // The scan works in the organization's local date (the fixture organization is in Chicago).
     let today = chrono::Utc::now()
         .with_timezone(&chrono_tz::America::Chicago)
@@ -319,6 +328,11 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
             "INSERT INTO job_planned_work (organization_id, job_id, estimate_id, body, created_at) \
              VALUES ($1, $2, $3, '{}', now()) ON CONFLICT (organization_id, job_id) DO UPDATE SET body = '{}'",
             vec![t.org, t.job, t.estimate],
+        ),
+        "trade_catalogues" => (
+            "INSERT INTO trade_catalogues (organization_id, version, trades, updated_at) VALUES ($1, 1, '[\"plumbing\"]', now()) \
+             ON CONFLICT (organization_id) DO UPDATE SET trades = '[\"hvac\"]'",
+            vec![t.org],
         ),
         _ => return None,
     })

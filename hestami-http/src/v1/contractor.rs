@@ -20,10 +20,12 @@ use hestami_core::customer::{CountryCode, GeoPoint, PostalCode};
 use hestami_core::ids::{InsuranceId, LicenseId};
 use hestami_core::org::TimeZone;
 use hestami_core::text::{Email, Name as PersonName, Phone, TradeCode};
+use hestami_core::trade::TradeCatalogue;
 use hestami_store::app::contractor::{
     AreaSet, ContractorCommand, InsuranceUpdate, LicenseUpdate, NewInsurance, NewLicense, Profile,
     ProfileUpdate, RequirementsDoc,
 };
+use hestami_store::app::trades::TradesDoc;
 
 use super::Empty;
 use super::customer::{LocationDto, patch};
@@ -905,6 +907,60 @@ pub struct SetRequirementsInput {
     pub rules: Vec<RuleDto>,
 }
 
+/// `contractor/v1/setTrades`: replaces the trade catalogue.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetTradesInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Refuse with `VERSION_CONFLICT` unless the catalogue is at this version.
+    pub expected_version: Option<i64>,
+    /// The trades: 1 to 200 codes (lower-case letters, digits and underscores, starting with a
+    /// letter; `Gas Fitting` is read as `gas_fitting`). Duplicates are folded.
+    #[schema(min_items = 1, max_items = 200)]
+    pub trades: Vec<String>,
+}
+
+/// The trade catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TradesDto {
+    /// 0 for the shipped default list, then +1 per change.
+    pub version: i64,
+    /// The trades, in order.
+    pub trades: Vec<String>,
+}
+
+impl From<TradesDoc> for TradesDto {
+    fn from(d: TradesDoc) -> Self {
+        Self {
+            version: d.version,
+            trades: d.trades.trades().map(|t| t.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+async fn get_trades(ctx: Ctx, _: Empty) -> Result<TradesDto, ApiError> {
+    Ok(ctx.services.contractor_trades(ctx.caller()?).await?.into())
+}
+
+fn convert_set_trades(i: SetTradesInput) -> Result<ContractorCommand, ApiError> {
+    validate(|v| {
+        let trades: Vec<Option<TradeCode>> = i
+            .trades
+            .iter()
+            .enumerate()
+            .map(|(n, t)| v.check(&format!("trades[{n}]"), TradeCode::parse(t)))
+            .collect();
+        let trades: Vec<TradeCode> = trades.into_iter().collect::<Option<_>>()?;
+        let trades = v.check("trades", TradeCatalogue::parse(trades))?;
+        Some(ContractorCommand::SetTrades {
+            trades,
+            expected_version: i.expected_version,
+        })
+    })
+}
+
 /// `contractor/v1/complianceStatus`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -931,7 +987,8 @@ mutating!(
     UpdateInsuranceInput,
     RemoveInsuranceInput,
     SetOrgAreasInput,
-    SetRequirementsInput
+    SetRequirementsInput,
+    SetTradesInput
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1307,7 +1364,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "addLicense",
                 "Record a licence (pending until verified)",
-                &[],
+                &["TRADE_UNKNOWN"],
             ),
             convert_add_license,
             <LicenseDto as From<License>>::from,
@@ -1374,7 +1431,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "setServiceAreas",
                 "Replace the organization's service areas (the old set stays in the history)",
-                &[],
+                &["TRADE_UNKNOWN"],
             ),
             convert_set_areas,
             <AreaSetDto as From<AreaSet>>::from,
@@ -1395,10 +1452,27 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "setRequirements",
                 "Replace the compliance requirement table",
-                &["VERSION_CONFLICT"],
+                &["VERSION_CONFLICT", "TRADE_UNKNOWN"],
             ),
             convert_set_requirements,
             <RequirementsDto as From<RequirementsDoc>>::from,
+        ),
+        query(
+            name(
+                "getTrades",
+                "The organization's trade catalogue (the shipped default list until changed)",
+                &[],
+            ),
+            get_trades,
+        ),
+        mutation(
+            name(
+                "setTrades",
+                "Replace the trade catalogue: the trades jobs, technicians, licences, rules, areas and prices may name",
+                &["VERSION_CONFLICT"],
+            ),
+            convert_set_trades,
+            <TradesDto as From<TradesDoc>>::from,
         ),
         query(
             name(

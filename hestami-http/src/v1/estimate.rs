@@ -491,7 +491,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "convertToJob",
                 "Hand an approved estimate's option to its job (or a new job) as planned work",
-                &["NOT_FOUND", "ESTIMATE_NOT_APPROVED"],
+                &["NOT_FOUND", "ESTIMATE_NOT_APPROVED", "TRADE_UNKNOWN"],
             ),
             convert_to_job,
             <ConvertedDto as From<Converted>>::from,

@@ -573,7 +573,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "create",
                 "Create a job in requested, with its SLA response deadline",
-                &["NOT_FOUND"],
+                &["NOT_FOUND", "TRADE_UNKNOWN"],
             ),
             convert_create,
             <JobDto as From<Job>>::from,

@@ -503,7 +503,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "createItem",
                 "Add an item to the pricebook (revision 1)",
-                &["PRICEBOOK_KEY_TAKEN"],
+                &["PRICEBOOK_KEY_TAKEN", "TRADE_UNKNOWN"],
             ),
             convert_create,
             <PricebookItemDto as From<PricebookItem>>::from,
@@ -512,7 +512,12 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "updateItem",
                 "Make an item's next revision (earlier revisions stay readable; priced lines keep theirs)",
-                &["NOT_FOUND", "VERSION_CONFLICT", "PRICEBOOK_KEY_TAKEN"],
+                &[
+                    "NOT_FOUND",
+                    "VERSION_CONFLICT",
+                    "PRICEBOOK_KEY_TAKEN",
+                    "TRADE_UNKNOWN",
+                ],
             ),
             convert_update,
             <PricebookItemDto as From<PricebookItem>>::from,

@@ -878,7 +878,11 @@ fn name(name: &'static str, summary: &'static str, errors: &'static [&'static st
 pub(crate) fn procedures() -> Vec<Procedure> {
     vec![
         mutation(
-            name("create", "Add a technician", &["TECHNICIAN_EMAIL_TAKEN"]),
+            name(
+                "create",
+                "Add a technician",
+                &["TECHNICIAN_EMAIL_TAKEN", "TRADE_UNKNOWN"],
+            ),
             convert_create,
             <TechnicianDto as From<Technician>>::from,
         ),
@@ -895,7 +899,12 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "update",
                 "Change a technician",
-                &["NOT_FOUND", "VERSION_CONFLICT", "TECHNICIAN_EMAIL_TAKEN"],
+                &[
+                    "NOT_FOUND",
+                    "VERSION_CONFLICT",
+                    "TECHNICIAN_EMAIL_TAKEN",
+                    "TRADE_UNKNOWN",
+                ],
             ),
             convert_update,
             <TechnicianDto as From<Technician>>::from,
@@ -929,7 +938,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "setSkills",
                 "Replace a technician's skills (trade and level 1–5)",
-                &["NOT_FOUND"],
+                &["NOT_FOUND", "TRADE_UNKNOWN"],
             ),
             convert_set_skills,
             <TechnicianProfileDto as From<TechnicianDetail>>::from,
@@ -938,7 +947,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "addCertification",
                 "Record a certification a technician holds",
-                &["NOT_FOUND"],
+                &["NOT_FOUND", "TRADE_UNKNOWN"],
             ),
             convert_add_certification,
             <TechnicianProfileDto as From<TechnicianDetail>>::from,
@@ -983,7 +992,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "setServiceAreas",
                 "Replace a technician's own service areas (none: all the organization's)",
-                &["NOT_FOUND"],
+                &["NOT_FOUND", "TRADE_UNKNOWN"],
             ),
             convert_set_areas,
             <TechnicianProfileDto as From<TechnicianDetail>>::from,

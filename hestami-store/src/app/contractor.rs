@@ -227,6 +227,14 @@ pub enum ContractorCommand {
         /// Fail with `VERSION_CONFLICT` unless the rules are at this version.
         expected_version: Option<i64>,
     },
+    /// `contractor/v1/setTrades`.
+    #[serde(rename = "contractor/v1/setTrades")]
+    SetTrades {
+        /// The new catalogue.
+        trades: hestami_core::trade::TradeCatalogue,
+        /// Fail with `VERSION_CONFLICT` unless the catalogue is at this version.
+        expected_version: Option<i64>,
+    },
 }
 
 impl Command for ContractorCommand {
@@ -243,6 +251,7 @@ impl Command for ContractorCommand {
             Self::RemoveInsurance { .. } => "contractor/v1/removeInsurance",
             Self::SetServiceAreas { .. } => "contractor/v1/setServiceAreas",
             Self::SetRequirements { .. } => "contractor/v1/setRequirements",
+            Self::SetTrades { .. } => "contractor/v1/setTrades",
         }
     }
 }
@@ -412,6 +421,17 @@ pub(crate) async fn run(
                 .await?;
             serde_json::to_value(set)?
         }
+        C::SetTrades {
+            trades,
+            expected_version,
+        } => {
+            let doc = ctx
+                .step("set_trades", move |tx| {
+                    Box::pin(super::trades::set_trades(tx, trades, expected_version))
+                })
+                .await?;
+            serde_json::to_value(doc)?
+        }
         C::SetRequirements {
             requirements,
             expected_version,
@@ -419,6 +439,18 @@ pub(crate) async fn run(
             let doc = ctx
                 .step("set_requirements", move |tx| {
                     Box::pin(async move {
+                        super::trades::ensure_known(
+                            tx,
+                            requirements
+                                .rules
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(n, r)| {
+                                    r.trade.clone().map(|t| (format!("rules[{n}].trade"), t))
+                                })
+                                .collect(),
+                        )
+                        .await?;
                         let current = load_requirements(tx, true).await?;
                         check_version("requirements", expected_version, current.version)?;
                         let org = tx.org();
@@ -561,6 +593,7 @@ pub(crate) async fn load_profile(tx: &mut TenantTx, lock: bool) -> Result<Profil
 }
 
 async fn insert_license(tx: &mut TenantTx, new: NewLicense) -> Result<License, StoreError> {
+    super::trades::ensure_known(tx, vec![("trade".to_owned(), new.trade.clone())]).await?;
     if let Some(issued) = new.issued_on
         && issued > new.expires_on
     {
@@ -869,6 +902,19 @@ pub(crate) async fn set_areas(
     technician: Option<TechnicianId>,
     areas: Vec<ServiceArea>,
 ) -> Result<AreaSet, StoreError> {
+    super::trades::ensure_known(
+        tx,
+        areas
+            .iter()
+            .enumerate()
+            .flat_map(|(n, a)| {
+                a.trades
+                    .iter()
+                    .map(move |t| (format!("areas[{n}].trades"), t.clone()))
+            })
+            .collect(),
+    )
+    .await?;
     let current = load_areas(tx, technician).await?;
     let version = current.version + 1;
     let id = ServiceAreaSetId::from_uuid(new_id());

@@ -150,7 +150,14 @@ pub(crate) async fn ensure_compliant(
 ) -> Result<(), StoreError> {
     let needs = needs_for(tx, job, window).await?;
     let tz = load_organization(tx, false).await?.time_zone.tz();
-    let verdict = compliance_for(tx, &needs, tz).await?;
+    let mut verdict = compliance_for(tx, &needs, tz).await?;
+    let areas = load_areas(tx, None).await?.areas;
+    if let Some(outside) =
+        rules::outside_service_areas(&areas, needs.location, &needs.postal_code, &needs.trade)
+    {
+        verdict.reasons.push(outside);
+        verdict.compliant = false;
+    }
     if verdict.compliant {
         return Ok(());
     }

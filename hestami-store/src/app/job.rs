@@ -426,6 +426,7 @@ fn command_for_target(job: &Job, target: JobStatus) -> Result<JobCommand, StoreE
 }
 
 pub(crate) async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
+    super::trades::ensure_known(tx, vec![("trade".to_owned(), new.trade.clone())]).await?;
     let org = load_organization(tx, false).await?;
     super::customer::load_property(tx, new.customer_id, new.property_id).await?;
     let id = JobId::from_uuid(new_id());

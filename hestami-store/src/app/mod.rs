@@ -31,6 +31,7 @@ pub mod pricebook;
 pub mod pricebook_import;
 pub mod technician;
 pub mod timers;
+pub mod trades;
 pub mod workflow;
 pub mod workforce;
 

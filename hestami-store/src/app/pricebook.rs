@@ -192,6 +192,7 @@ pub(crate) async fn run(
             let item = ctx
                 .step("create_item", move |tx| {
                     Box::pin(async move {
+                        ensure_known_trade(tx, &draft.details).await?;
                         let org = load_organization(tx, false).await?;
                         let id = PricebookItemId::from_uuid(new_id());
                         let item = core_pricebook::create_item(id, draft, org.currency, tx.now())
@@ -207,6 +208,7 @@ pub(crate) async fn run(
             let item = ctx
                 .step("revise_item", move |tx| {
                     Box::pin(async move {
+                        ensure_known_trade(tx, &u.draft.details).await?;
                         let org = load_organization(tx, false).await?;
                         let current = load_item(tx, u.item_id, true).await?;
                         check_version(
@@ -283,6 +285,22 @@ pub(crate) async fn run(
         }
     };
     Ok(value)
+}
+
+/// The trade a service or labour item names.
+fn trade_of(details: &ItemDetails) -> Option<&hestami_core::text::TradeCode> {
+    match details {
+        ItemDetails::Service { trade, .. } | ItemDetails::Labor { trade, .. } => Some(trade),
+        _ => None,
+    }
+}
+
+/// `422 TRADE_UNKNOWN` unless the item's trade, if it names one, is in the catalogue.
+async fn ensure_known_trade(tx: &mut TenantTx, details: &ItemDetails) -> Result<(), StoreError> {
+    let given = trade_of(details)
+        .map(|t| vec![("details.trade".to_owned(), t.clone())])
+        .unwrap_or_default();
+    super::trades::ensure_known(tx, given).await
 }
 
 fn sku_of(item: &PricebookItem) -> Option<&str> {
@@ -548,6 +566,7 @@ async fn save_settings(
 
 async fn import(tx: &mut TenantTx, rows: Vec<ItemDraft>) -> Result<ImportReport, StoreError> {
     let org = load_organization(tx, false).await?;
+    let catalogue = super::trades::load_trades(tx, false).await?.trades;
     let now = tx.now();
     let mut report = ImportReport {
         created: 0,
@@ -585,6 +604,18 @@ async fn import(tx: &mut TenantTx, rows: Vec<ItemDraft>) -> Result<ImportReport,
                 field: format!("{prefix}name"),
                 code: "duplicate".into(),
                 message: format!("row {first} names the same item"),
+            });
+            continue;
+        }
+        // A row is refused like any other bad row (so the batch can be resent without it), with
+        // the closest known trade named.
+        if let Some(trade) = trade_of(&draft.details)
+            && let Some(unknown) = catalogue.unknown([(format!("{prefix}trade"), trade)]).pop()
+        {
+            problems.push(FieldError {
+                field: unknown.field.clone(),
+                code: "unknown_trade".into(),
+                message: unknown.message(),
             });
             continue;
         }

@@ -113,6 +113,10 @@ pub(crate) async fn run(
                 Box::pin(async move {
                     let current = load(tx, update.technician_id, true).await?;
                     check_version("technician", update.expected_version, current.version)?;
+                    if let Some(trades) = &update.trades {
+                        super::trades::ensure_known(tx, super::trades::each("trades", trades))
+                            .await?;
+                    }
                     let next = Technician {
                         name: update.name.unwrap_or(current.name.clone()),
                         email: update.email.apply(current.email.clone()),
@@ -165,6 +169,7 @@ fn email_taken(error: StoreError) -> StoreError {
 }
 
 async fn insert(tx: &mut TenantTx, new: NewTechnician) -> Result<Technician, StoreError> {
+    super::trades::ensure_known(tx, super::trades::each("trades", &new.trades)).await?;
     let now = tx.now();
     let tech = Technician {
         id: TechnicianId::from_uuid(new_id()),

@@ -197,6 +197,15 @@ async fn apply(
     load(tx, id, true).await?;
     match command {
         W::SetSkills { skills, .. } => {
+            super::trades::ensure_known(
+                tx,
+                skills
+                    .iter()
+                    .enumerate()
+                    .map(|(n, s)| (format!("skills[{n}].trade"), s.trade.clone()))
+                    .collect(),
+            )
+            .await?;
             let mut skills = skills;
             skills.sort();
             skills.dedup_by(|a, b| a.trade == b.trade);
@@ -209,6 +218,7 @@ async fn apply(
         W::AddCertification {
             certification: c, ..
         } => {
+            super::trades::ensure_known(tx, super::trades::each("trades", &c.trades)).await?;
             tx.execute(
                 "INSERT INTO technician_certifications (organization_id, id, technician_id, version, name, issuer, \
                  number, expires_on, trades, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $9)",

@@ -1,0 +1,137 @@
+//! The organization's trade catalogue (`contractor/v1/getTrades`, `contractor/v1/setTrades` in
+//! `contractor_onboarding_v1`), and the gate every step that takes a trade calls.
+//!
+//! The check runs inside the step that writes the trade, against the catalogue that step's
+//! transaction reads, so what it checked is what the step commits against. A trade outside the
+//! catalogue is `422 TRADE_UNKNOWN` with a field error per unknown trade, naming the closest known
+//! one. Like every `422`, the refusal is recorded with its key.
+
+use serde::{Deserialize, Serialize};
+
+use hestami_core::text::TradeCode;
+use hestami_core::trade::TradeCatalogue;
+
+use super::{Caller, Services, check_version};
+use crate::db::args;
+use crate::error::{Failure, FailureKind, FieldError, StoreError};
+use crate::store::{Operation, TenantTx};
+
+/// The catalogue in force, and its version (0: the shipped default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TradesDoc {
+    /// 0 for the shipped default list, then +1 per change.
+    pub version: i64,
+    /// The trades.
+    pub trades: TradeCatalogue,
+}
+
+/// The organization's catalogue (the default list until it sets one), locked with `lock`.
+pub(crate) async fn load_trades(tx: &mut TenantTx, lock: bool) -> Result<TradesDoc, StoreError> {
+    let org = tx.org();
+    let sql = format!(
+        "SELECT version, trades FROM trade_catalogues WHERE organization_id = $1{}",
+        if lock { tx.for_update() } else { "" }
+    );
+    match tx.fetch_optional(&sql, args![org]).await? {
+        None => Ok(TradesDoc {
+            version: 0,
+            trades: TradeCatalogue::default_catalogue(),
+        }),
+        Some(row) => Ok(TradesDoc {
+            version: row.get("version")?,
+            trades: serde_json::from_str(&row.get::<String>("trades")?)?,
+        }),
+    }
+}
+
+/// `422 TRADE_UNKNOWN`, with a field error for each of `given` (field path, trade) that is not in
+/// the organization's catalogue; nothing when all are.
+pub(crate) async fn ensure_known(
+    tx: &mut TenantTx,
+    given: Vec<(String, TradeCode)>,
+) -> Result<(), StoreError> {
+    if given.is_empty() {
+        return Ok(());
+    }
+    let catalogue = load_trades(tx, false).await?.trades;
+    let unknown = catalogue.unknown(given.iter().map(|(f, t)| (f.clone(), t)));
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let details = serde_json::json!({
+        "unknown": unknown.iter().map(|u| serde_json::json!({
+            "field": u.field, "trade": u.trade, "closest": u.closest,
+        })).collect::<Vec<_>>(),
+    });
+    Err(Failure {
+        field_errors: unknown
+            .iter()
+            .map(|u| FieldError {
+                field: u.field.clone(),
+                code: "unknown_trade".into(),
+                message: u.message(),
+            })
+            .collect(),
+        ..Failure::new(
+            FailureKind::RuleViolation,
+            "TRADE_UNKNOWN",
+            unknown
+                .iter()
+                .map(hestami_core::trade::UnknownTrade::message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .with_details(details)
+    }
+    .into())
+}
+
+/// `(field, trade)` pairs for a list field: `trades[0]`, `trades[1]`…
+pub(crate) fn each(field: &str, trades: &[TradeCode]) -> Vec<(String, TradeCode)> {
+    trades
+        .iter()
+        .enumerate()
+        .map(|(n, t)| (format!("{field}[{n}]"), t.clone()))
+        .collect()
+}
+
+/// Replaces the catalogue (the `setTrades` step).
+pub(crate) async fn set_trades(
+    tx: &mut TenantTx,
+    trades: TradeCatalogue,
+    expected_version: Option<i64>,
+) -> Result<TradesDoc, StoreError> {
+    let current = load_trades(tx, true).await?;
+    check_version("trade catalogue", expected_version, current.version)?;
+    let org = tx.org();
+    let now = tx.now();
+    let version = current.version + 1;
+    let text = serde_json::to_string(&trades)?;
+    if current.version == 0 {
+        tx.execute(
+            "INSERT INTO trade_catalogues (organization_id, version, trades, updated_at) \
+             VALUES ($1, $2, $3, $4)",
+            args![org, version, text, now],
+        )
+        .await?;
+    } else {
+        tx.execute(
+            "UPDATE trade_catalogues SET version = $1, trades = $2, updated_at = $3 \
+             WHERE organization_id = $4",
+            args![version, text, now, org],
+        )
+        .await?;
+    }
+    tx.record_change("trade_catalogue", org, version, Operation::Updated)
+        .await?;
+    Ok(TradesDoc { version, trades })
+}
+
+impl Services {
+    /// `contractor/v1/getTrades`.
+    pub async fn contractor_trades(&self, caller: &Caller) -> Result<TradesDoc, StoreError> {
+        self.read(caller, |tx| Box::pin(load_trades(tx, false)))
+            .await
+    }
+}
