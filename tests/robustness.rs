@@ -293,6 +293,60 @@ async fn json_is_read_strictly(s: TestServer) {
         .await
         .assert_error(400, "VALIDATION_FAILED");
 
+    // One strict parser per wire type: what the outside testing found accepted is refused.
+    let refusals: Vec<(&str, Value, &str)> = vec![
+        (
+            "contractor/v1/addLicense",
+            json!({ "trade": "plumbing", "jurisdiction": { "country": "US", "region": "IL" },
+                    "number": "PL-1", "expiresOn": "-0001-01-01" }),
+            "expiresOn",
+        ),
+        (
+            "contractor/v1/addLicense",
+            json!({ "trade": "plumbing", "jurisdiction": { "country": "US", "region": "IL" },
+                    "number": "PL-1", "expiresOn": "2031-1-1" }),
+            "expiresOn",
+        ),
+        (
+            "pricebook/v1/setTaxRates",
+            json!({ "rates": [{ "jurisdiction": { "country": "US", "region": "IL" }, "name": "Sales tax",
+                    "percent": "1E+2", "taxable": { "service": false, "material": true, "labor": false,
+                    "equipment": false } }] }),
+            "rates[0].percent",
+        ),
+        (
+            "pricebook/v1/createItem",
+            json!({ "name": "Spaced", "details": { "kind": "service", "price": " 10.00",
+                    "estimatedLaborHours": "1", "trade": "plumbing" } }),
+            "details.price",
+        ),
+        (
+            "pricebook/v1/createItem",
+            json!({ "name": "Plus", "details": { "kind": "service", "price": "+10.00",
+                    "estimatedLaborHours": "1", "trade": "plumbing" } }),
+            "details.price",
+        ),
+        (
+            "job/v1/list",
+            json!({ "from": "2031-03-03 14:00:00Z" }),
+            "from",
+        ),
+    ];
+    for (procedure, mut body, field) in refusals {
+        if procedure != "job/v1/list" {
+            body["idempotencyKey"] = json!(key());
+        }
+        let reply = s.call(procedure, body).await;
+        reply.assert_error(400, "VALIDATION_FAILED");
+        let fields: Vec<&str> = reply.json["field_errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert!(fields.contains(&field), "{procedure} {field}: {reply:?}");
+    }
+
     // The key in any spelling is the same request: upper case and braces included.
     let k = uuid::Uuid::new_v4();
     let first = with_key(

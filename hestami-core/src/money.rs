@@ -14,8 +14,6 @@
 //! On the wire an amount is a decimal string (`"1234.50"`), never a JSON number, so that no
 //! client parses it into a float by accident.
 
-use std::str::FromStr;
-
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -100,11 +98,11 @@ impl Money {
         Self::new(Decimal::new(units, currency.minor_unit()), currency)
     }
 
-    /// Parses a decimal string such as `"1234.50"` or `"-3"` with at most [`MAX_SCALE`]
+    /// Parses a decimal string (see [`parse_decimal`]) such as `"1234.50"` or `"-3"` with at most [`MAX_SCALE`]
     /// decimals and at most [`MAX_AMOUNT`] in absolute value. Use it for prices and costs, which
     /// may be finer than the minor unit; use [`Money::parse_exact`] for amounts that change hands.
     pub fn parse(raw: &str, currency: Currency) -> Result<Self, MoneyError> {
-        let amount = Decimal::from_str_exact(raw.trim()).map_err(|_| MoneyError::NotADecimal {
+        let amount = parse_decimal(raw).ok_or_else(|| MoneyError::NotADecimal {
             raw: raw.to_owned(),
         })?;
         if amount.normalize().scale() > MAX_SCALE {
@@ -319,8 +317,8 @@ impl Percent {
 
     /// Parses a decimal string such as `"8.25"`.
     pub fn parse_str(raw: &str) -> Result<Self, Invalid> {
-        let value = Decimal::from_str(raw.trim())
-            .map_err(|_| Invalid::new("invalid_percent", format!("{raw:?} is not a number")))?;
+        let value = parse_decimal(raw)
+            .ok_or_else(|| Invalid::new("invalid_percent", format!("{raw:?} is not a number")))?;
         Self::parse(value)
     }
 
@@ -401,7 +399,7 @@ impl std::fmt::Display for FieldError {
 /// an adjacently tagged enum or a flattened struct, as the workflow journal's commands are), so
 /// this reads an `Option<String>` and parses it.
 pub mod decimal_str_option {
-    use std::str::FromStr;
+    use super::parse_decimal;
 
     use rust_decimal::Decimal;
     use serde::{Deserialize, Deserializer, Serializer};
@@ -417,9 +415,32 @@ pub mod decimal_str_option {
     /// Reads a decimal string or `null`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
         Option::<String>::deserialize(d)?
-            .map(|raw| Decimal::from_str(raw.trim()).map_err(serde::de::Error::custom))
+            .map(|raw| {
+                parse_decimal(&raw)
+                    .ok_or_else(|| serde::de::Error::custom(format!("{raw:?} is not a decimal")))
+            })
             .transpose()
     }
+}
+
+/// The one wire form of a decimal number, as a JSON Schema pattern: an optional minus, digits,
+/// and an optional fraction of digits. No spaces, no `+`, no exponent (`1E+2`), no bare point.
+pub const DECIMAL_PATTERN: &str = "^-?[0-9]+(\\.[0-9]+)?$";
+
+/// Parses a decimal string of exactly the form [`DECIMAL_PATTERN`] describes (at most 28
+/// significant digits); `None` otherwise. Every decimal read from the wire goes through it, so
+/// one field cannot accept what another refuses.
+pub fn parse_decimal(raw: &str) -> Option<Decimal> {
+    let unsigned = raw.strip_prefix('-').unwrap_or(raw);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !fraction.is_none_or(digits) {
+        return None;
+    }
+    Decimal::from_str_exact(raw).ok()
 }
 
 #[cfg(test)]
@@ -502,9 +523,13 @@ mod tests {
             Err("an amount in USD has at most 2 decimal places".into())
         );
         assert_eq!(
-            Money::parse_exact(" 12.3 ", usd()).map(|m| m.amount().to_string()),
+            Money::parse_exact("12.3", usd()).map(|m| m.amount().to_string()),
             Ok("12.30".into())
         );
+        // One strict form on the wire (issue 9): no spaces, no `+`, no exponent.
+        for loose in [" 12.3 ", "+12.3", "1.23E+1", "12.", ".5"] {
+            assert!(Money::parse_exact(loose, usd()).is_err(), "{loose:?}");
+        }
         // Trailing zeros beyond the minor unit are not extra precision.
         assert!(Money::parse_exact("12.3000", usd()).is_ok());
     }

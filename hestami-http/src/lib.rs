@@ -9,11 +9,13 @@
 // path of one request, and boxing it would only add an allocation to every error.
 #![allow(clippy::result_large_err)]
 
+mod constraints;
 pub mod error;
 pub mod openapi;
 pub mod rpc;
 pub mod server;
 pub mod telemetry;
 pub mod v1;
+pub mod wire;
 
 pub use server::{AppState, ConnectionLimits, ServerConfig, router, serve, serve_with};

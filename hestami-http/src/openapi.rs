@@ -180,10 +180,17 @@ pub fn document() -> OpenApi {
 }
 
 /// The document as pretty JSON with a trailing newline: exactly the committed file's bytes.
+///
+/// The constraints the server applies to inputs are written into the input schemas on the way
+/// (see `constraints`).
 pub fn document_json() -> String {
-    let mut text = document()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut value = match serde_json::to_value(document()) {
+        Ok(value) => value,
+        Err(e) => return format!("{{\"error\": \"{e}\"}}\n"),
+    };
+    crate::constraints::constrain(&mut value);
+    let mut text =
+        serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
 }

@@ -215,7 +215,7 @@ impl<'a> RowParser<'a> {
     /// reported, so the default then only stands in for the checks that follow).
     fn decimal(&mut self, column: &'static str, default: Decimal) -> Decimal {
         self.parse(column, false, |raw| {
-            Decimal::from_str_exact(raw).map_err(|_| {
+            crate::money::parse_decimal(raw).ok_or_else(|| {
                 Invalid::new(
                     "invalid_number",
                     format!("{raw:?} is not a decimal number such as 1.5"),
@@ -368,7 +368,8 @@ fn parse_rate(entry: &str, currency: Currency) -> Result<LaborRate, String> {
         .parse::<u8>()
         .map_err(|_| format!("{:?} is not a skill level", level.trim()))
         .and_then(|n| SkillLevel::parse(n).map_err(|e| e.message))?;
-    let hourly = Money::parse(hourly, currency).map_err(|e| e.to_string())?;
+    // A CSV cell's mini-format tolerates spaces around its parts; the number itself is strict.
+    let hourly = Money::parse(hourly.trim(), currency).map_err(|e| e.to_string())?;
     Ok(LaborRate {
         skill_level,
         hourly,

@@ -1,8 +1,6 @@
 //! `contractor/v1`: the organization's onboarding and compliance: profile, licences, insurance,
 //! service areas, the requirement table and what it says today.
 
-use std::str::FromStr as _;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -257,13 +255,11 @@ pub(crate) fn amount(raw: &str) -> Result<Decimal, Invalid> {
             "an amount is a decimal string of digits with an optional fraction, such as \"1000000.00\"",
         )
     };
-    let raw = raw.trim();
-    let (whole, fraction) = raw.split_once('.').unwrap_or((raw, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(fraction) {
+    // Limits are never negative.
+    if raw.starts_with('-') {
         return Err(invalid());
     }
-    Decimal::from_str(raw).map_err(|_| invalid())
+    hestami_core::money::parse_decimal(raw).ok_or_else(invalid)
 }
 
 /// Parses an optional amount at `field`.
@@ -756,8 +752,10 @@ pub struct AddLicenseInput {
     /// The licence number.
     pub number: String,
     /// First valid day.
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
     pub issued_on: Option<NaiveDate>,
     /// Last valid day.
+    #[serde(deserialize_with = "crate::wire::date")]
     pub expires_on: NaiveDate,
     /// The scanned licence.
     pub document_ref: Option<String>,
@@ -781,6 +779,7 @@ pub struct UpdateLicenseInput {
     #[schema(value_type = Option<NaiveDate>)]
     pub issued_on: Option<Option<NaiveDate>>,
     /// A new last valid day.
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
     pub expires_on: Option<NaiveDate>,
     /// A new document reference, or null to clear it.
     #[serde(default, deserialize_with = "double_option")]
@@ -840,8 +839,10 @@ pub struct AddInsuranceInput {
     /// Cover in aggregate, a decimal string.
     pub aggregate_limit: String,
     /// First day of cover.
+    #[serde(deserialize_with = "crate::wire::date")]
     pub effective_on: NaiveDate,
     /// Last day of cover.
+    #[serde(deserialize_with = "crate::wire::date")]
     pub expires_on: NaiveDate,
     /// The certificate of insurance.
     pub certificate_ref: Option<String>,
@@ -866,8 +867,10 @@ pub struct UpdateInsuranceInput {
     /// A new aggregate limit, a decimal string.
     pub aggregate_limit: Option<String>,
     /// A new first day of cover.
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
     pub effective_on: Option<NaiveDate>,
     /// A new last day of cover.
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
     pub expires_on: Option<NaiveDate>,
     /// A new certificate reference, or null to clear it.
     #[serde(default, deserialize_with = "double_option")]
@@ -966,6 +969,7 @@ fn convert_set_trades(i: SetTradesInput) -> Result<ContractorCommand, ApiError> 
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComplianceStatusInput {
     /// The day to judge (default: today in the organization's time zone).
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
     pub at: Option<NaiveDate>,
 }
 
@@ -1503,9 +1507,9 @@ mod tests {
             amount("1000000.00").map(|d| d.to_string()),
             Ok("1000000.00".to_owned())
         );
-        assert_eq!(amount(" 5 ").map(|d| d.to_string()), Ok("5".to_owned()));
+        // One strict decimal parser (issue 9): no surrounding spaces either.
         for bad in [
-            "", "-1", "+1", "1e6", "1_000", "1.", ".5", "1.2.3", "abc", "1,000",
+            "", "-1", "+1", "1e6", "1_000", "1.", ".5", "1.2.3", "abc", "1,000", " 5 ",
         ] {
             assert_eq!(
                 amount(bad).map_err(|e| e.code),

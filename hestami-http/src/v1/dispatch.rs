@@ -38,8 +38,10 @@ pub struct EligibleTechsInput {
     /// Which job.
     pub job_id: Uuid,
     /// The window to judge (with `windowEnd`); default: the job's own window.
+    #[serde(default, deserialize_with = "crate::wire::option_date_time")]
     pub window_start: Option<DateTime<Utc>>,
     /// The window closes; given with `windowStart`.
+    #[serde(default, deserialize_with = "crate::wire::option_date_time")]
     pub window_end: Option<DateTime<Utc>>,
 }
 

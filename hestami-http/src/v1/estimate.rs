@@ -91,6 +91,7 @@ pub struct GenerateEstimateInput {
     /// 1 to 10 options.
     pub options: Vec<EstimateOptionInput>,
     /// The offer lapses then (in the future).
+    #[serde(deserialize_with = "crate::wire::date_time")]
     pub valid_until: DateTime<Utc>,
     /// Notes for the customer.
     #[serde(default)]
@@ -109,6 +110,7 @@ pub struct ReviseEstimateInput {
     /// 1 to 10 options, priced now.
     pub options: Vec<EstimateOptionInput>,
     /// The offer lapses then (in the future).
+    #[serde(deserialize_with = "crate::wire::date_time")]
     pub valid_until: DateTime<Utc>,
     /// Notes for the customer.
     #[serde(default)]

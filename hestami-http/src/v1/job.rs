@@ -295,8 +295,10 @@ pub struct ScheduleJobInput {
     /// Which job.
     pub job_id: Uuid,
     /// The window opens (RFC 3339).
+    #[serde(deserialize_with = "crate::wire::date_time")]
     pub window_start: DateTime<Utc>,
     /// The window closes; after `windowStart`, at most 7 days later.
+    #[serde(deserialize_with = "crate::wire::date_time")]
     pub window_end: DateTime<Utc>,
     /// Refuse with `VERSION_CONFLICT` unless the job is at this version.
     pub expected_version: Option<i64>,
@@ -367,8 +369,10 @@ pub struct ListJobsInput {
     /// Only jobs assigned to this technician.
     pub technician_id: Option<Uuid>,
     /// Only jobs whose window ends after this.
+    #[serde(default, deserialize_with = "crate::wire::option_date_time")]
     pub from: Option<DateTime<Utc>>,
     /// Only jobs whose window starts before this.
+    #[serde(default, deserialize_with = "crate::wire::option_date_time")]
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,

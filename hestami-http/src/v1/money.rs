@@ -1087,14 +1087,7 @@ fn decimal(raw: &str) -> Result<Decimal, Invalid> {
             "a number is a decimal string of digits with an optional fraction, such as \"1.5\"",
         )
     };
-    let trimmed = raw.trim();
-    let unsigned = trimmed.strip_prefix('-').unwrap_or(trimmed);
-    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(fraction) {
-        return Err(invalid());
-    }
-    Decimal::from_str_exact(trimmed).map_err(|_| invalid())
+    hestami_core::money::parse_decimal(raw).ok_or_else(invalid)
 }
 
 /// Records `not_applicable` at `field` when the value was `given`; returns whether it was.

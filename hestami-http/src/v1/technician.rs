@@ -449,6 +449,7 @@ pub struct AddCertificationInput {
     /// Its number.
     pub number: Option<String>,
     /// Last valid day, if it lapses.
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
     pub expires_on: Option<NaiveDate>,
     /// The trades it is for.
     pub trades: Option<Vec<String>>,
@@ -476,6 +477,7 @@ pub struct SetShiftsInput {
     /// Who.
     pub technician_id: Uuid,
     /// The first day the pattern applies.
+    #[serde(deserialize_with = "crate::wire::date")]
     pub effective_from: NaiveDate,
     /// The spans, in local time; several per day allowed, overlapping ones refused.
     pub weekly: Vec<ShiftSpanDto>,
@@ -490,8 +492,10 @@ pub struct AddTimeOffInput {
     /// Who.
     pub technician_id: Uuid,
     /// From (RFC 3339).
+    #[serde(deserialize_with = "crate::wire::date_time")]
     pub start: DateTime<Utc>,
     /// Until, after `start`.
+    #[serde(deserialize_with = "crate::wire::date_time")]
     pub end: DateTime<Utc>,
     /// Why.
     pub reason: Option<String>,
@@ -545,8 +549,10 @@ pub struct AvailabilityInput {
     /// Who.
     pub technician_id: Uuid,
     /// From (RFC 3339).
+    #[serde(deserialize_with = "crate::wire::date_time")]
     pub from: DateTime<Utc>,
     /// Until; after `from`, at most 31 days later.
+    #[serde(deserialize_with = "crate::wire::date_time")]
     pub to: DateTime<Utc>,
 }
 

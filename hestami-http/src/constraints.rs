@@ -1,0 +1,314 @@
+//! The constraints the server enforces on inputs, stated in the OpenAPI document.
+//!
+//! The DTOs carry wire strings and numbers; the `convert_*` functions parse them with core's
+//! parsers. This pass writes what those parsers accept into the document's input schemas, from
+//! the same constants (`Name::MAX_CHARS`, `money::DECIMAL_PATTERN`, `MAX_LIMIT`, …), keyed by
+//! the field names the DTOs use for each wire type, so that a client generated from the document
+//! does not send what the server refuses. Every input object also gets
+//! `additionalProperties: false`, as every input refuses unknown fields. What JSON Schema cannot
+//! say (a window's end after its start, an opaque cursor, a range of at most 31 days) stays in the
+//! field descriptions; tests in this module check that each stated rule is the parser's.
+
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+
+use hestami_core::text::{Description, Name, Phone, Reason, Summary};
+
+/// Control characters (Unicode `Cc`) but for tab and newline, which names and descriptions may
+/// hold: the class core's text types refuse.
+const CONTROL: &str = "\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F";
+
+/// Text of core's bounded kinds: not blank, no control characters.
+fn text(max: usize) -> Value {
+    json!({
+        "minLength": 1,
+        "maxLength": max,
+        "pattern": format!("^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$"),
+    })
+}
+
+/// A trade code as `TradeCode::parse` reads it: a letter, then letters, digits, underscores,
+/// spaces or hyphens (case and separators are folded), at most 40.
+pub const TRADE_PATTERN: &str = "^[A-Za-z][A-Za-z0-9_ -]*$";
+/// An ISO 3166-1 alpha-2 code, in either case.
+pub const COUNTRY_PATTERN: &str = "^[A-Za-z]{2}$";
+/// 2 to 12 letters, digits, spaces or hyphens.
+pub const POSTAL_CODE_PATTERN: &str = "^[A-Za-z0-9 -]{2,12}$";
+/// `HH:MM`, 00:00 to 24:00.
+pub const CLOCK_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$";
+
+/// A decimal string that is not negative.
+pub const NON_NEGATIVE_PATTERN: &str = "^[0-9]+(\\.[0-9]+)?$";
+/// A decimal string greater than zero: a non-zero digit before or after the point.
+pub const POSITIVE_PATTERN: &str = "^[0-9]*[1-9][0-9]*(\\.[0-9]+)?$|^[0-9]+\\.[0-9]*[1-9][0-9]*$";
+
+/// What a field of this name holds, wherever it appears in an input.
+fn rule_for(name: &str) -> Option<Value> {
+    let decimal = || json!({ "pattern": hestami_core::money::DECIMAL_PATTERN });
+    Some(match name {
+        "limit" => json!({ "minimum": 1, "maximum": hestami_store::app::MAX_LIMIT }),
+        "withinDays" => json!({ "minimum": 1, "maximum": 365 }),
+        "level" | "skillLevel" | "minSkillLevel" => json!({ "minimum": 1, "maximum": 5 }),
+        "dailyCapacity" => json!({ "minimum": 1, "maximum": 100 }),
+        "trade" | "trades" => json!({ "pattern": TRADE_PATTERN, "maxLength": 40 }),
+        "country" => json!({ "pattern": COUNTRY_PATTERN }),
+        "postalCode" | "postalCodes" => json!({ "pattern": POSTAL_CODE_PATTERN }),
+        "start" | "end" => json!({ "pattern": CLOCK_PATTERN }),
+        "name"
+        | "signedBy"
+        | "issuer"
+        | "number"
+        | "policyNumber"
+        | "carrier"
+        | "legalName"
+        | "tradeNames"
+        | "certifications"
+        | "requiredCertifications" => text(Name::MAX_CHARS),
+        "summary" => text(Summary::MAX_CHARS),
+        "description" | "notes" => text(Description::MAX_CHARS),
+        "reason" => text(Reason::MAX_CHARS),
+        "phone" => text(Phone::MAX_CHARS),
+        "documentRef" | "certificateRef" => text(1000),
+        "signature" => text(Description::MAX_CHARS),
+        "region" => json!({ "pattern": "^[A-Za-z0-9-]{1,10}$" }),
+        "netDays" => json!({ "minimum": 0, "maximum": 365 }),
+        "lat" => json!({ "minimum": -90, "maximum": 90 }),
+        "lon" => json!({ "minimum": -180, "maximum": 180 }),
+        // Amounts that change hands, and insurance limits: more than zero.
+        "amount" | "perOccurrenceLimit" | "aggregateLimit" => {
+            json!({ "pattern": POSITIVE_PATTERN })
+        }
+        // Never negative.
+        "depositRequired" | "minPerOccurrence" | "minAggregate" | "percent" | "markupPercent"
+        | "cost" => json!({ "pattern": NON_NEGATIVE_PATTERN }),
+        "price"
+        | "unitPrice"
+        | "quantity"
+        | "estimatedLaborHours"
+        | "hourly"
+        | "overtimeMultiplier"
+        | "afterHoursMultiplier"
+        | "from"
+        | "to" => decimal(),
+        _ => return None,
+    })
+}
+
+/// Fields that go together: either both or neither.
+const PAIRS: &[(&str, &str)] = &[("windowStart", "windowEnd"), ("customerId", "propertyId")];
+
+/// Applies the rules to every schema an operation's request body reaches.
+pub fn constrain(document: &mut Value) {
+    let mut inputs = BTreeSet::new();
+    let mut pending: Vec<String> = Vec::new();
+    if let Some(paths) = document["paths"].as_object() {
+        for item in paths.values() {
+            let schema = &item["post"]["requestBody"]["content"]["application/json"]["schema"];
+            collect_refs(schema, &mut pending);
+        }
+    }
+    while let Some(name) = pending.pop() {
+        if inputs.insert(name.clone()) {
+            let schema = document["components"]["schemas"][&name].clone();
+            collect_refs(&schema, &mut pending);
+        }
+    }
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        for name in &inputs {
+            if let Some(schema) = schemas.get_mut(name) {
+                constrain_object(name, schema);
+            }
+        }
+    }
+}
+
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref")
+                && let Some(name) = r.strip_prefix("#/components/schemas/")
+            {
+                out.push(name.to_owned());
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+/// Constrains an input schema and every inline object inside it.
+fn constrain_object(schema_name: &str, schema: &mut Value) {
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    for key in ["oneOf", "anyOf", "allOf"] {
+        if let Some(Value::Array(variants)) = map.get_mut(key) {
+            variants
+                .iter_mut()
+                .for_each(|v| constrain_object(schema_name, v));
+        }
+    }
+    let Some(Value::Object(properties)) = map.get_mut("properties") else {
+        return;
+    };
+    for (name, property) in properties.iter_mut() {
+        if schema_name == "ListWorkflowsInput" && name == "status" {
+            merge_into_string(
+                property,
+                &json!({ "enum": ["pending", "succeeded", "failed", "cancelled"] }),
+            );
+        } else if let Some(rule) = rule_for(name) {
+            apply(property, &rule);
+        }
+        // Inline objects (and arrays of them) nested in this one.
+        constrain_object(schema_name, property);
+        if let Some(items) = property.get_mut("items") {
+            constrain_object(schema_name, items);
+        }
+    }
+    let names: BTreeSet<String> = properties.keys().cloned().collect();
+    let mut dependent = Map::new();
+    for (a, b) in PAIRS {
+        if names.contains(*a) && names.contains(*b) {
+            dependent.insert((*a).into(), json!([b]));
+            dependent.insert((*b).into(), json!([a]));
+        }
+    }
+    if !dependent.is_empty() {
+        map.insert("dependentRequired".into(), Value::Object(dependent));
+    }
+    map.insert("additionalProperties".into(), Value::Bool(false));
+}
+
+/// Applies a rule to a property: to a string or integer itself, to the items of an array.
+fn apply(property: &mut Value, rule: &Value) {
+    if is_array(property) {
+        if let Some(items) = property.get_mut("items") {
+            apply(items, rule);
+        }
+        return;
+    }
+    let numeric = rule.get("minimum").is_some();
+    if numeric && (is_type(property, "integer") || is_type(property, "number")) {
+        merge(property, rule);
+        return;
+    }
+    // Only plain strings: a `format` (uuid, date-time) is its own, stricter rule.
+    if !numeric
+        && is_type(property, "string")
+        && property.get("format").is_none()
+        && property.get("enum").is_none()
+    {
+        merge(property, rule);
+    }
+}
+
+fn merge_into_string(property: &mut Value, rule: &Value) {
+    if is_type(property, "string") {
+        merge(property, rule);
+    }
+}
+
+fn merge(property: &mut Value, rule: &Value) {
+    if let (Some(target), Some(source)) = (property.as_object_mut(), rule.as_object()) {
+        for (k, v) in source {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+fn types_of(property: &Value) -> Vec<&str> {
+    match &property["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_type(property: &Value, wanted: &str) -> bool {
+    types_of(property).contains(&wanted)
+}
+
+fn is_array(property: &Value) -> bool {
+    is_type(property, "array")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use hestami_core::customer::{CountryCode, PostalCode};
+    use hestami_core::text::TradeCode;
+
+    /// Samples at and across each boundary: what each pattern is written to admit, the parser
+    /// admits, and what it is written to refuse, the parser refuses. (The patterns themselves
+    /// are exercised by schemathesis in `.ci/run`, which generates values from them and fails
+    /// when the server refuses one.)
+    #[test]
+    fn patterns_state_the_parsers_rules() {
+        let cases: &[(&str, &str, bool)] = &[
+            (TRADE_PATTERN, "plumbing", true),
+            (TRADE_PATTERN, "Gas Fitting", true),
+            (TRADE_PATTERN, "hvac-2", true),
+            (TRADE_PATTERN, "2hvac", false),
+            (TRADE_PATTERN, "", false),
+            (TRADE_PATTERN, "pl.umbing", false),
+            (COUNTRY_PATTERN, "US", true),
+            (COUNTRY_PATTERN, "us", true),
+            (COUNTRY_PATTERN, "USA", false),
+            (COUNTRY_PATTERN, "U1", false),
+            (POSTAL_CODE_PATTERN, "60601", true),
+            (POSTAL_CODE_PATTERN, "SW1A 1AA", true),
+            (POSTAL_CODE_PATTERN, "1", false),
+            (POSTAL_CODE_PATTERN, "1234567890123", false),
+        ];
+        for (pattern, sample, admitted) in cases {
+            let parsed = match *pattern {
+                TRADE_PATTERN => TradeCode::parse(sample).is_ok(),
+                COUNTRY_PATTERN => CountryCode::parse(sample).is_ok(),
+                POSTAL_CODE_PATTERN => PostalCode::parse(sample).is_ok(),
+                _ => unreachable!(),
+            };
+            assert_eq!(parsed, *admitted, "{pattern} {sample:?}");
+        }
+        for (sample, admitted) in [
+            ("1", true),
+            ("-1.50", true),
+            ("0.000001", true),
+            (" 1", false),
+            ("+1", false),
+            ("1E+2", false),
+            ("1.", false),
+            (".5", false),
+            ("", false),
+        ] {
+            assert_eq!(
+                hestami_core::money::parse_decimal(sample).is_some(),
+                admitted,
+                "{sample:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_input_refuses_unknown_fields_and_states_its_limits() {
+        let document: Value = serde_json::from_str(&crate::openapi::document_json()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(schemas["ListCustomersInput"]["additionalProperties"], false);
+        assert_eq!(
+            schemas["ListCustomersInput"]["properties"]["limit"]["minimum"],
+            1
+        );
+        assert_eq!(
+            schemas["ListCustomersInput"]["properties"]["limit"]["maximum"],
+            200
+        );
+        assert_eq!(
+            schemas["ListWorkflowsInput"]["properties"]["status"]["enum"],
+            json!(["pending", "succeeded", "failed", "cancelled"])
+        );
+        // Output schemas are left as they are.
+        assert!(schemas["CustomerDto"].get("additionalProperties").is_none());
+    }
+}
