@@ -106,35 +106,32 @@ impl Cluster {
     }
 
     fn run(&self, program: &str, args: &[&str]) {
-        let path = self.bin.join(program);
-        let status = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&path)
-                .args(args)
-                .status()
-        } else {
-            Command::new(&path).args(args).status()
-        }
-        .unwrap();
+        let status = self.command(program, args).status().unwrap();
         assert!(status.success(), "{program} {args:?} failed");
+    }
+
+    /// One of the server's programs, as the `postgres` user when we are root (PostgreSQL
+    /// refuses to run as root).
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let path = self.bin.join(program);
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        };
+        command.args(args);
+        command
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let path = self.bin.join("pg_ctl");
         let data = self.data();
-        let args = ["stop", "-m", "immediate", "-D", data.as_str()];
-        let _ = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&path)
-                .args(args)
-                .status()
-        } else {
-            Command::new(&path).args(args).status()
-        };
+        let _ = self
+            .command("pg_ctl", &["stop", "-m", "immediate", "-D", &data])
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

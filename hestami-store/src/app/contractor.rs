@@ -453,27 +453,13 @@ pub(crate) async fn run(
                         .await?;
                         let current = load_requirements(tx, true).await?;
                         check_version("requirements", expected_version, current.version)?;
-                        let org = tx.org();
-                        let now = tx.now();
-                        let version = current.version + 1;
-                        let rules = serde_json::to_string(&requirements)?;
-                        if current.version == 0 {
-                            tx.execute(
-                                "INSERT INTO compliance_requirements (organization_id, version, rules, updated_at) \
-                                 VALUES ($1, $2, $3, $4)",
-                                args![org, version, rules, now],
-                            )
+                        let version = REQUIREMENTS
+                            .save(tx, current.version, &requirements)
                             .await?;
-                        } else {
-                            tx.execute(
-                                "UPDATE compliance_requirements SET version = $1, rules = $2, updated_at = $3 \
-                                 WHERE organization_id = $4",
-                                args![version, rules, now, org],
-                            )
-                            .await?;
-                        }
-                        tx.record_change("requirements", org, version, Operation::Updated).await?;
-                        Ok(RequirementsDoc { version, requirements })
+                        Ok(RequirementsDoc {
+                            version,
+                            requirements,
+                        })
                     })
                 })
                 .await?;
@@ -966,22 +952,24 @@ pub(crate) async fn load_requirements(
     tx: &mut TenantTx,
     lock: bool,
 ) -> Result<RequirementsDoc, StoreError> {
-    let org = tx.org();
-    let sql = format!(
-        "SELECT version, rules FROM compliance_requirements WHERE organization_id = $1{}",
-        if lock { tx.for_update() } else { "" }
-    );
-    match tx.fetch_optional(&sql, args![org]).await? {
-        None => Ok(RequirementsDoc {
+    Ok(match REQUIREMENTS.load(tx, lock).await? {
+        None => RequirementsDoc {
             version: 0,
             requirements: Requirements::default_table(),
-        }),
-        Some(r) => Ok(RequirementsDoc {
-            version: r.get("version")?,
-            requirements: serde_json::from_str(&r.get::<String>("rules")?)?,
-        }),
-    }
+        },
+        Some((version, requirements)) => RequirementsDoc {
+            version,
+            requirements,
+        },
+    })
 }
+
+/// Where the requirement table is kept.
+const REQUIREMENTS: super::OrgSetting = super::OrgSetting {
+    table: "compliance_requirements",
+    column: "rules",
+    entity: "requirements",
+};
 
 /// Every technician certification of the organization (not removed).
 pub(crate) async fn load_all_certifications(

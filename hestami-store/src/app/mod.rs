@@ -360,3 +360,65 @@ pub(crate) fn like_pattern(query: &str) -> String {
     escaped.push('%');
     escaped
 }
+
+/// A document an organization holds one of (its requirement table, its trade catalogue): JSON in
+/// one column of a table keyed by the organization, with a version. No row means the shipped
+/// default, version 0.
+pub(crate) struct OrgSetting {
+    /// The table.
+    pub table: &'static str,
+    /// The JSON column.
+    pub column: &'static str,
+    /// The change feed's entity kind.
+    pub entity: &'static str,
+}
+
+impl OrgSetting {
+    /// The organization's document and its version, or `None` for the default; locked with
+    /// `lock`.
+    pub(crate) async fn load<T: DeserializeOwned>(
+        &self,
+        tx: &mut TenantTx,
+        lock: bool,
+    ) -> Result<Option<(i64, T)>, StoreError> {
+        let sql = format!(
+            "SELECT version, {} AS body FROM {} WHERE organization_id = $1{}",
+            self.column,
+            self.table,
+            if lock { tx.for_update() } else { "" }
+        );
+        let org = tx.org();
+        match tx.fetch_optional(&sql, crate::db::args![org]).await? {
+            None => Ok(None),
+            Some(row) => Ok(Some((row.get("version")?, decode_body(&row)?))),
+        }
+    }
+
+    /// Replaces the document at `current` version with `value`, records the change, and returns
+    /// the new version.
+    pub(crate) async fn save<T: Serialize>(
+        &self,
+        tx: &mut TenantTx,
+        current: i64,
+        value: &T,
+    ) -> Result<i64, StoreError> {
+        let (org, now, version) = (tx.org(), tx.now(), current + 1);
+        let text = serde_json::to_string(value)?;
+        let sql = if current == 0 {
+            format!(
+                "INSERT INTO {} (organization_id, version, {}, updated_at) VALUES ($1, $2, $3, $4)",
+                self.table, self.column
+            )
+        } else {
+            format!(
+                "UPDATE {} SET version = $2, {} = $3, updated_at = $4 WHERE organization_id = $1",
+                self.table, self.column
+            )
+        };
+        tx.execute(&sql, crate::db::args![org, version, text, now])
+            .await?;
+        tx.record_change(self.entity, org, version, crate::store::Operation::Updated)
+            .await?;
+        Ok(version)
+    }
+}

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use hestami_core::text::TradeCode;
 use hestami_core::trade::TradeCatalogue;
 
-use super::{Caller, Services, check_version};
-use crate::db::args;
+use super::{Caller, OrgSetting, Services, check_version};
 use crate::error::{Failure, FailureKind, FieldError, StoreError};
-use crate::store::{Operation, TenantTx};
+use crate::store::TenantTx;
 
 /// The catalogue in force, and its version (0: the shipped default).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,22 +27,21 @@ pub struct TradesDoc {
 
 /// The organization's catalogue (the default list until it sets one), locked with `lock`.
 pub(crate) async fn load_trades(tx: &mut TenantTx, lock: bool) -> Result<TradesDoc, StoreError> {
-    let org = tx.org();
-    let sql = format!(
-        "SELECT version, trades FROM trade_catalogues WHERE organization_id = $1{}",
-        if lock { tx.for_update() } else { "" }
-    );
-    match tx.fetch_optional(&sql, args![org]).await? {
-        None => Ok(TradesDoc {
+    Ok(match CATALOGUE.load(tx, lock).await? {
+        None => TradesDoc {
             version: 0,
             trades: TradeCatalogue::default_catalogue(),
-        }),
-        Some(row) => Ok(TradesDoc {
-            version: row.get("version")?,
-            trades: serde_json::from_str(&row.get::<String>("trades")?)?,
-        }),
-    }
+        },
+        Some((version, trades)) => TradesDoc { version, trades },
+    })
 }
+
+/// Where the catalogue is kept.
+const CATALOGUE: OrgSetting = OrgSetting {
+    table: "trade_catalogues",
+    column: "trades",
+    entity: "trade_catalogue",
+};
 
 /// `422 TRADE_UNKNOWN`, with a field error for each of `given` (field path, trade) that is not in
 /// the organization's catalogue; nothing when all are.
@@ -104,27 +102,7 @@ pub(crate) async fn set_trades(
 ) -> Result<TradesDoc, StoreError> {
     let current = load_trades(tx, true).await?;
     check_version("trade catalogue", expected_version, current.version)?;
-    let org = tx.org();
-    let now = tx.now();
-    let version = current.version + 1;
-    let text = serde_json::to_string(&trades)?;
-    if current.version == 0 {
-        tx.execute(
-            "INSERT INTO trade_catalogues (organization_id, version, trades, updated_at) \
-             VALUES ($1, $2, $3, $4)",
-            args![org, version, text, now],
-        )
-        .await?;
-    } else {
-        tx.execute(
-            "UPDATE trade_catalogues SET version = $1, trades = $2, updated_at = $3 \
-             WHERE organization_id = $4",
-            args![version, text, now, org],
-        )
-        .await?;
-    }
-    tx.record_change("trade_catalogue", org, version, Operation::Updated)
-        .await?;
+    let version = CATALOGUE.save(tx, current.version, &trades).await?;
     Ok(TradesDoc { version, trades })
 }
 
