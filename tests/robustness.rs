@@ -347,6 +347,38 @@ async fn json_is_read_strictly(s: TestServer) {
         assert!(fields.contains(&field), "{procedure} {field}: {reply:?}");
     }
 
+    // An object is never read from an array (serde's derived structs would take the fields in
+    // order): a location as [lat, lon] is refused, naming the field.
+    let customer = s
+        .mutate("customer/v1/create", json!({ "name": "Array" }))
+        .await;
+    let reply = s
+        .call(
+            "customer/v1/addProperty",
+            json!({ "idempotencyKey": key(), "customerId": customer["id"],
+                    "address": { "line1": "1 Main St", "city": "Chicago", "region": "IL",
+                                 "postalCode": "60601", "country": "US" },
+                    "location": [41.88, -87.63] }),
+        )
+        .await;
+    reply.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(
+        reply.json["field_errors"][0]["field"], "location",
+        "{reply:?}"
+    );
+    let reply = s
+        .call(
+            "customer/v1/addProperty",
+            json!({ "idempotencyKey": key(), "customerId": customer["id"],
+                    "address": ["1 Main St", null, "Chicago", "IL", "60601", "US"] }),
+        )
+        .await;
+    reply.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(
+        reply.json["field_errors"][0]["field"], "address",
+        "{reply:?}"
+    );
+
     // The key in any spelling is the same request: upper case and braces included.
     let k = uuid::Uuid::new_v4();
     let first = with_key(

@@ -274,11 +274,12 @@ pub fn parse<I: DeserializeOwned>(body: &[u8]) -> Result<(I, serde_json::Value),
             "the request body must be a JSON object",
         ));
     }
-    let input = serde_path_to_error::deserialize::<_, I>(&value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        ApiError::validation(vec![field_error(&path, &message)])
-    })?;
+    let input =
+        serde_path_to_error::deserialize::<_, I>(ObjectsAreObjects(&value)).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            ApiError::validation(vec![field_error(&path, &message)])
+        })?;
     Ok((input, value))
 }
 
@@ -415,6 +416,218 @@ impl<'de> serde::de::Visitor<'de> for StrictSeed<'_> {
             object.insert(name, value);
         }
         Ok(object.into())
+    }
+}
+
+/// Reads a JSON value into a DTO as `&serde_json::Value` does, except that an object is never
+/// read from an array: serde's derived structs accept a sequence of their fields in order, so
+/// `"location": [41.8, -87.6]` would pass for `{"lat": 41.8, "lon": -87.6}`, which the document
+/// does not allow. (Inside an internally tagged enum serde buffers the value first and this
+/// check does not reach; those inputs are flat objects whose fields are all named.)
+struct ObjectsAreObjects<'a>(&'a serde_json::Value);
+
+impl<'de> serde::Deserializer<'de> for ObjectsAreObjects<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            serde_json::Value::Object(map) => visitor.visit_map(StrictMap {
+                entries: map.iter(),
+                value: None,
+            }),
+            serde_json::Value::Array(items) => visitor.visit_seq(StrictSeq(items.iter())),
+            other => serde::Deserializer::deserialize_any(other, visitor),
+        }
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            serde_json::Value::Array(_) => Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Seq,
+                &"an object",
+            )),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            serde_json::Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_enum(self.0, name, variants, visitor)
+    }
+
+    // Numbers, strings and the rest read exactly as `&Value` reads them.
+    fn deserialize_bool<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_bool(self.0, v)
+    }
+    fn deserialize_i8<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_i8(self.0, v)
+    }
+    fn deserialize_i16<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_i16(self.0, v)
+    }
+    fn deserialize_i32<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_i32(self.0, v)
+    }
+    fn deserialize_i64<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_i64(self.0, v)
+    }
+    fn deserialize_u8<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_u8(self.0, v)
+    }
+    fn deserialize_u16<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_u16(self.0, v)
+    }
+    fn deserialize_u32<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_u32(self.0, v)
+    }
+    fn deserialize_u64<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_u64(self.0, v)
+    }
+    fn deserialize_f32<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_f32(self.0, v)
+    }
+    fn deserialize_f64<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_f64(self.0, v)
+    }
+    fn deserialize_char<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_char(self.0, v)
+    }
+    fn deserialize_str<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_str(self.0, v)
+    }
+    fn deserialize_string<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_string(self.0, v)
+    }
+    fn deserialize_bytes<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_bytes(self.0, v)
+    }
+    fn deserialize_byte_buf<V: serde::de::Visitor<'de>>(
+        self,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_byte_buf(self.0, v)
+    }
+    fn deserialize_unit<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_unit(self.0, v)
+    }
+    fn deserialize_unit_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_unit_struct(self.0, name, v)
+    }
+    fn deserialize_identifier<V: serde::de::Visitor<'de>>(
+        self,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_identifier(self.0, v)
+    }
+    fn deserialize_ignored_any<V: serde::de::Visitor<'de>>(
+        self,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        v.visit_unit()
+    }
+    fn deserialize_seq<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_any(v)
+    }
+    fn deserialize_tuple<V: serde::de::Visitor<'de>>(
+        self,
+        _len: usize,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.deserialize_any(v)
+    }
+    fn deserialize_tuple_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.deserialize_any(v)
+    }
+    fn deserialize_map<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_any(v)
+    }
+}
+
+struct StrictMap<'a> {
+    entries: serde_json::map::Iter<'a>,
+    value: Option<&'a serde_json::Value>,
+}
+
+impl<'de> serde::de::MapAccess<'de> for StrictMap<'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        match self.entries.next() {
+            Some((key, value)) => {
+                self.value = Some(value);
+                seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(key))
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.value.take() {
+            Some(value) => seed.deserialize(ObjectsAreObjects(value)),
+            None => Err(serde::de::Error::custom("a value without its key")),
+        }
+    }
+}
+
+struct StrictSeq<'a>(std::slice::Iter<'a, serde_json::Value>);
+
+impl<'de> serde::de::SeqAccess<'de> for StrictSeq<'de> {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<T: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
+        self.0
+            .next()
+            .map(|value| seed.deserialize(ObjectsAreObjects(value)))
+            .transpose()
     }
 }
 
