@@ -209,6 +209,20 @@ async fn a_refusal_leaves_the_key_free_for_the_corrected_request(s: TestServer) 
         assert!(keyed.is_empty(), "{what}: {keyed:?}");
     }
 
+    // Concurrent duplicates of a refused request: each is refused, none is left waiting on a
+    // claim that was dropped, and the key is still free afterwards.
+    let k = key();
+    let bad = payment("0.00");
+    let replies = futures::future::join_all(
+        (0..8).map(|_| with_key(&s, "invoice/v1/collectPayment", &k, bad.clone())),
+    )
+    .await;
+    for reply in &replies {
+        assert_eq!(reply.status, 400, "{reply:?}");
+    }
+    let accepted = with_key(&s, "invoice/v1/collectPayment", &k, payment("1.00")).await;
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+
     // A refusal that is an answer about the state of things (409, 422) is recorded: the key
     // stands for it, as the README says.
     let k = key();

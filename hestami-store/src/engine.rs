@@ -328,10 +328,12 @@ impl Engine {
                 // A run whose refusal was not recorded (a `400`, see `finish`) dropped its
                 // claim: a duplicate that was waiting for it claims the key afresh and gets its
                 // own answer.
+                // Each try either runs the workflow itself or finds another run's row, so this
+                // ends; the bound is only a guard.
                 let mut tries = 0;
                 loop {
                     match engine.run_claimed(id, &start).await {
-                        Err(StoreError::Forgotten) if tries < 3 => tries += 1,
+                        Err(StoreError::Forgotten) if tries < 16 => tries += 1,
                         other => return other,
                     }
                 }
@@ -417,12 +419,14 @@ impl Engine {
             tx.commit().await?;
             return Ok(Claim::Owned);
         }
+        // The row that stood in our way may have been forgotten since (a `400`): claim afresh.
         let row = tx
-            .fetch_one(
+            .fetch_optional(
                 "SELECT fingerprint FROM workflows WHERE organization_id = $1 AND id = $2",
                 args![tx.org(), id.as_uuid()],
             )
-            .await?;
+            .await?
+            .ok_or(StoreError::Forgotten)?;
         tx.commit().await?;
         Ok(Claim::Existing {
             fingerprint: row.get("fingerprint")?,
@@ -851,6 +855,19 @@ async fn load_row(tx: &mut TenantTx, id: WorkflowId) -> Result<Row, StoreError> 
 /// Whether it did. A workflow that journalled a step keeps its refusal like any other.
 async fn forget(tx: &mut TenantTx, id: WorkflowId) -> Result<bool, StoreError> {
     let org = tx.org();
+    // Lock the row first, as every step does: another run of the workflow (a lease that expired
+    // under a live executor) cannot journal a step between the count and the delete.
+    let lock = format!(
+        "SELECT status FROM workflows WHERE organization_id = $1 AND id = $2{}",
+        tx.for_update()
+    );
+    if tx
+        .fetch_optional(&lock, args![org, id.as_uuid()])
+        .await?
+        .is_none()
+    {
+        return Ok(false);
+    }
     let steps: i64 = tx
         .fetch_one(
             "SELECT COUNT(*) AS n FROM workflow_steps WHERE organization_id = $1 AND workflow_id = $2",
