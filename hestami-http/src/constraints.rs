@@ -6,7 +6,7 @@
 //! the field names the DTOs use for each wire type, so that a client generated from the document
 //! does not send what the server refuses. Every input object also gets
 //! `additionalProperties: false`, as every input refuses unknown fields. What JSON Schema cannot
-//! say (a window's end after its start, an opaque cursor, a range of at most 31 days) stays in the
+//! say (a window's end after its start, a range of at most 31 days) stays in the
 //! field descriptions; tests in this module check that each stated rule is the parser's.
 
 use serde_json::{Map, Value, json};
@@ -34,8 +34,15 @@ pub const TRADE_PATTERN: &str = "^[A-Za-z][A-Za-z0-9_ -]*$";
 pub const COUNTRY_PATTERN: &str = "^[A-Za-z]{2}$";
 /// 2 to 12 letters, digits, spaces or hyphens.
 pub const POSTAL_CODE_PATTERN: &str = "^[A-Za-z0-9 -]{2,12}$";
-/// `HH:MM`, 00:00 to 24:00.
+/// `HH:MM`, 00:00 to 24:00 (a shift's end).
 pub const CLOCK_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$";
+/// `HH:MM`, 00:00 to 23:59 (a shift's start).
+pub const START_CLOCK_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$";
+/// `local@domain.tld` as `Email::parse` reads it: no whitespace, one `@`, a domain with a dot
+/// inside it.
+pub const EMAIL_PATTERN: &str = "^[^\\s@\\u0000-\\u001F\\u007F-\\u009F]+@[^\\s@.\\u0000-\\u001F\\u007F-\\u009F][^\\s@\\u0000-\\u001F\\u007F-\\u009F]*\\.[^\\s@\\u0000-\\u001F\\u007F-\\u009F]*[^\\s@.\\u0000-\\u001F\\u007F-\\u009F]$";
+/// A page cursor as the server writes it (`nextCursor`): `c1.` and 32 hex digits.
+pub const CURSOR_PATTERN: &str = "^c1\\.[0-9a-fA-F]{32}$";
 
 /// A decimal string that is not negative.
 pub const NON_NEGATIVE_PATTERN: &str = "^[0-9]+(\\.[0-9]+)?$";
@@ -53,7 +60,10 @@ fn rule_for(name: &str) -> Option<Value> {
         "trade" | "trades" => json!({ "pattern": TRADE_PATTERN, "maxLength": 40 }),
         "country" => json!({ "pattern": COUNTRY_PATTERN }),
         "postalCode" | "postalCodes" => json!({ "pattern": POSTAL_CODE_PATTERN }),
-        "start" | "end" => json!({ "pattern": CLOCK_PATTERN }),
+        "start" => json!({ "pattern": START_CLOCK_PATTERN }),
+        "end" => json!({ "pattern": CLOCK_PATTERN }),
+        "email" => json!({ "pattern": EMAIL_PATTERN, "maxLength": 254 }),
+        "cursor" => json!({ "pattern": CURSOR_PATTERN }),
         "name"
         | "signedBy"
         | "issuer"
@@ -272,6 +282,26 @@ mod tests {
             };
             assert_eq!(parsed, *admitted, "{pattern} {sample:?}");
         }
+        for (sample, admitted) in [
+            ("ada@example.com", true),
+            ("Ada@Example.COM", true),
+            ("a@b.c", true),
+            ("ada@example", false),
+            ("ada@.example.com", false),
+            ("ada@example.com.", false),
+            ("@example.com", false),
+            ("a b@example.com", false),
+            ("a\u{0}b@example.com", false),
+        ] {
+            assert_eq!(
+                hestami_core::text::Email::parse(sample).is_ok(),
+                admitted,
+                "{sample:?}"
+            );
+        }
+        let cursor = format!("c1.{}", uuid::Uuid::nil().simple());
+        assert!(hestami_store::app::PageRequest::parse(None, Some(&cursor)).is_ok());
+        assert!(hestami_store::app::PageRequest::parse(None, Some("c1.xyz")).is_err());
         for (sample, admitted) in [
             ("1", true),
             ("-1.50", true),

@@ -313,11 +313,18 @@ pub fn strict_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     .deserialize(&mut deserializer)
     .and_then(|value| deserializer.end().map(|()| value));
     match (parsed, duplicate.into_inner()) {
-        (_, Some(path)) => Err(ApiError::field(
-            path,
-            "duplicate_member",
-            "this member appears more than once in its object",
-        )),
+        (_, Some(marked)) => Err(match marked.strip_prefix("\0nul:") {
+            Some(path) => ApiError::field(
+                path,
+                "invalid_characters",
+                "a string must not contain a NUL character",
+            ),
+            None => ApiError::field(
+                marked,
+                "duplicate_member",
+                "this member appears more than once in its object",
+            ),
+        }),
         (Ok(value), None) => Ok(value),
         (Err(e), None) => Err(ApiError::field(
             "$",
@@ -338,6 +345,23 @@ impl StrictSeed<'_> {
             path,
             duplicate: self.duplicate,
         }
+    }
+
+    /// No string of any input holds a NUL: nothing here means one, and PostgreSQL cannot store it
+    /// in text (it answered 500 for one in an e-mail address).
+    fn no_nul<E: serde::de::Error>(&self, v: &str) -> Result<(), E> {
+        if v.contains('\0') {
+            self.duplicate.borrow_mut().get_or_insert_with(|| {
+                let path = if self.path.is_empty() {
+                    "$"
+                } else {
+                    &self.path
+                };
+                format!("\0nul:{path}")
+            });
+            return Err(E::custom("a NUL character"));
+        }
+        Ok(())
     }
 }
 
@@ -378,11 +402,13 @@ impl<'de> serde::de::Visitor<'de> for StrictSeed<'_> {
         Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.no_nul(v)?;
         Ok(v.into())
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        self.no_nul(&v)?;
         Ok(v.into())
     }
 
