@@ -6,8 +6,8 @@
 //! the field names the DTOs use for each wire type, so that a client generated from the document
 //! does not send what the server refuses. Every input object also gets
 //! `additionalProperties: false`, as every input refuses unknown fields. What JSON Schema cannot
-//! say (a window's end after its start, a range of at most 31 days) stays in the
-//! field descriptions; tests in this module check that each stated rule is the parser's.
+//! say (a window's end after its start, a range of at most 31 days) is left to the
+//! parsers and listed in ARCHITECTURE.md; tests here check samples at each stated boundary.
 
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
