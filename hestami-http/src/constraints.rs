@@ -49,6 +49,15 @@ pub const NON_NEGATIVE_PATTERN: &str = "^[0-9]+(\\.[0-9]+)?$";
 /// A decimal string greater than zero: a non-zero digit before or after the point.
 pub const POSITIVE_PATTERN: &str = "^[0-9]*[1-9][0-9]*(\\.[0-9]+)?$|^[0-9]+\\.[0-9]*[1-9][0-9]*$";
 
+/// `Percent::parse`: 0 to `Percent::MAX` (1000), at most 4 decimals.
+pub const PERCENT_PATTERN: &str = "^[0-9]{1,3}(\\.[0-9]{1,4})?$|^1000(\\.0{1,4})?$";
+/// A tax rate or a percentage discount: 0 to 100, at most 4 decimals.
+pub const PERCENT_100_PATTERN: &str = "^[0-9]{1,2}(\\.[0-9]{1,4})?$|^100(\\.0{1,4})?$";
+/// A labour multiplier: 1 to 10.
+pub const MULTIPLIER_PATTERN: &str = "^[1-9](\\.[0-9]+)?$|^10(\\.0+)?$";
+/// A service's estimated labour hours: 0 to 10000.
+pub const LABOR_HOURS_PATTERN: &str = "^[0-9]{1,4}(\\.[0-9]+)?$|^10000(\\.0+)?$";
+
 /// What a field of this name holds, wherever it appears in an input.
 fn rule_for(name: &str) -> Option<Value> {
     let decimal = || json!({ "pattern": hestami_core::money::DECIMAL_PATTERN });
@@ -89,17 +98,15 @@ fn rule_for(name: &str) -> Option<Value> {
             json!({ "pattern": POSITIVE_PATTERN })
         }
         // Never negative.
-        "depositRequired" | "minPerOccurrence" | "minAggregate" | "percent" | "markupPercent"
-        | "cost" => json!({ "pattern": NON_NEGATIVE_PATTERN }),
-        "price"
-        | "unitPrice"
-        | "quantity"
-        | "estimatedLaborHours"
-        | "hourly"
-        | "overtimeMultiplier"
-        | "afterHoursMultiplier"
-        | "from"
-        | "to" => decimal(),
+        "depositRequired" | "minPerOccurrence" | "minAggregate" | "cost" => {
+            json!({ "pattern": NON_NEGATIVE_PATTERN })
+        }
+        // `Percent`: 0 to 1000 with at most 4 decimals (tax rates and discounts: at most 100,
+        // see `constrain_object`).
+        "percent" | "markupPercent" => json!({ "pattern": PERCENT_PATTERN }),
+        "overtimeMultiplier" | "afterHoursMultiplier" => json!({ "pattern": MULTIPLIER_PATTERN }),
+        "estimatedLaborHours" => json!({ "pattern": LABOR_HOURS_PATTERN }),
+        "price" | "unitPrice" | "quantity" | "hourly" | "from" | "to" => decimal(),
         _ => return None,
     })
 }
@@ -163,7 +170,9 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
         return;
     };
     for (name, property) in properties.iter_mut() {
-        if schema_name == "ListWorkflowsInput" && name == "status" {
+        if name == "percent" && matches!(schema_name, "TaxRateInput" | "DiscountInput") {
+            apply(property, &json!({ "pattern": PERCENT_100_PATTERN }));
+        } else if schema_name == "ListWorkflowsInput" && name == "status" {
             merge_into_string(
                 property,
                 &json!({ "enum": ["pending", "succeeded", "failed", "cancelled"] }),
@@ -298,6 +307,18 @@ mod tests {
                 admitted,
                 "{sample:?}"
             );
+        }
+        use hestami_core::money::Percent;
+        for (sample, admitted) in [
+            ("0", true),
+            ("8.25", true),
+            ("999.9999", true),
+            ("1000", true),
+            ("1000.0000", true),
+            ("1000.0001", false),
+            ("12.34567", false),
+        ] {
+            assert_eq!(Percent::parse_str(sample).is_ok(), admitted, "{sample:?}");
         }
         let cursor = format!("c1.{}", uuid::Uuid::nil().simple());
         assert!(hestami_store::app::PageRequest::parse(None, Some(&cursor)).is_ok());
