@@ -1,8 +1,9 @@
 //! The route optimizer on the Solomon VRPTW instances (and, with `--gh`, the six
 //! Gehring–Homberger 200-customer ones), one thread, a time budget per instance.
 //!
-//! Each solution is verified by the rules of `../shared/tools/vrptw_check.py` (ported in
-//! `hestami_core::dispatch::routing::solomon`) and by the engine's own independent checker, then
+//! The instances are in `benches/data/vrptw/`. Each solution is verified by
+//! `hestami_core::dispatch::routing::solomon`'s checker (also `hestami route check`) and by the
+//! engine's own independent checker, then
 //! compared with the best-known value under the same convention: `dimacs` (distances truncated
 //! to one decimal, distance only) against `bks_distance_only.csv`, `exact` (fewest vehicles,
 //! then exact distance) against `bks_hierarchical.csv`.
@@ -95,7 +96,7 @@ fn bks(path: &Path, dimacs: Option<bool>) -> HashMap<String, (usize, f64)> {
 
 fn main() {
     let a = args();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/vrptw");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/vrptw");
     let sol = data.join("solomon");
     let gh = data.join("gehring-homberger");
     let mut sets = vec![(

@@ -2,11 +2,12 @@
 
 DIMACS convention (round_func="dimacs": every value scaled by 10 and truncated), distance only,
 one thread, a time budget per instance. Each solution is written in the VRPLIB layout and checked
-with ../shared/tools/vrptw_check.py's rules before its distance is compared with the best-known.
+by `hestami route check` (the same rules as the Rust benchmark's) before its distance is compared
+with the best-known. Build the CLI first: `cargo build --release -p hestami-cli`.
 
     python3 benches/vrptw_pyvrp.py [--seconds S] [--seed N] [--only C101,R101] [--csv PATH]
 """
-import argparse, csv, os, sys, time
+import argparse, csv, os, re, subprocess, sys, tempfile, time
 
 import vrplib
 from pyvrp import solve
@@ -14,9 +15,20 @@ from pyvrp.read import ROUND_FUNCS, _InstanceParser, _ProblemDataBuilder
 from pyvrp.stop import MaxRuntime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "..", "shared", "data", "vrptw", "solomon")
-sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "tools"))
-import vrptw_check  # noqa: E402
+DATA = os.path.join(HERE, "data", "vrptw", "solomon")
+HESTAMI = os.path.join(HERE, "..", "target", "release", "hestami")
+
+
+def check(path, routes):
+    """Vehicles, DIMACS distance and errors of `routes`, as `hestami route check` finds them."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sol", delete=False) as f:
+        f.write("".join(f"Route #{i + 1}: {' '.join(map(str, r))}\n" for i, r in enumerate(routes)))
+    out = subprocess.run([HESTAMI, "route", "check", path, f.name], capture_output=True, text=True)
+    os.unlink(f.name)
+    m = re.search(r"^dimacs: vehicles=(\d+) distance=([0-9.]+) errors=(.*)$", out.stdout, re.M)
+    if not m:
+        sys.exit(f"hestami route check failed: {out.stderr}")
+    return int(m.group(1)), float(m.group(2)), ([] if m.group(3) == "[]" else [m.group(3)])
 
 
 def main():
@@ -40,7 +52,7 @@ def main():
         res = solve(data, stop=MaxRuntime(a.seconds), seed=a.seed, display=False)
         elapsed = time.perf_counter() - start
         routes = [[a.idx + 1 for a in r if a.is_client()] for r in res.best.routes()]
-        v, d, errs = vrptw_check.evaluate(path, routes, "dimacs")
+        v, d, errs = check(path, routes)
         b = float(bks[name]["distance"])
         gap = 100 * (d - b) / b
         ok = res.best.is_feasible() and not errs

@@ -30,6 +30,15 @@ pub(crate) enum RouteCommand {
         #[arg(long, value_enum, default_value_t = RoundingArg::Exact)]
         rounding: RoundingArg,
     },
+    /// Check a solution (VRPLIB layout, `Route #i: …` lines) against a Solomon instance under
+    /// both conventions: every customer once, no late arrival, no capacity excess. Prints
+    /// `dimacs: vehicles=… distance=… errors=[…]` and the same for `exact`; fails on any error.
+    Check {
+        /// The instance file (Solomon layout).
+        instance: PathBuf,
+        /// The solution file.
+        solution: PathBuf,
+    },
 }
 
 /// Instance file layouts.
@@ -73,6 +82,29 @@ impl Budget for Deadline {
 /// Runs a `route` subcommand.
 pub(crate) fn run(cmd: RouteCommand) -> Result<()> {
     match cmd {
+        RouteCommand::Check { instance, solution } => {
+            let text = std::fs::read_to_string(&instance)
+                .with_context(|| format!("reading {}", instance.display()))?;
+            let parsed = solomon::parse(&text)
+                .with_context(|| format!("parsing {} as a Solomon instance", instance.display()))?;
+            let routes = read_routes(
+                &std::fs::read_to_string(&solution)
+                    .with_context(|| format!("reading {}", solution.display()))?,
+            )?;
+            let mut failed = false;
+            for (name, rounding) in [("dimacs", Rounding::Dimacs), ("exact", Rounding::Exact)] {
+                let verdict = parsed.check(&routes, rounding);
+                println!(
+                    "{name}: vehicles={} distance={:.4} errors={:?}",
+                    verdict.vehicles, verdict.distance, verdict.errors
+                );
+                failed |= !verdict.errors.is_empty();
+            }
+            if failed {
+                bail!("the solution breaks the instance's rules");
+            }
+            Ok(())
+        }
         RouteCommand::Solve {
             file,
             format: Format::Solomon,
@@ -118,5 +150,38 @@ pub(crate) fn run(cmd: RouteCommand) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// The routes of a VRPLIB solution: each `Route #i: a b c` line's customer numbers; other lines
+/// (`Cost …`) are skipped.
+fn read_routes(text: &str) -> Result<Vec<Vec<u32>>> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("Route #"))
+        .map(|rest| {
+            let (_, customers) = rest
+                .split_once(':')
+                .with_context(|| format!("no ':' in route line {rest:?}"))?;
+            customers
+                .split_whitespace()
+                .map(|c| {
+                    c.parse::<u32>()
+                        .with_context(|| format!("{c:?} is not a customer number"))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn vrplib_routes_are_read_and_other_lines_skipped() {
+        let routes = super::read_routes("Route #1: 5 3 7\nRoute #2: 1\nCost 828.94\n").unwrap();
+        assert_eq!(routes, vec![vec![5, 3, 7], vec![1]]);
+        assert!(super::read_routes("Route #1: 5 x\n").is_err());
+        assert!(super::read_routes("Route #1 5\n").is_err());
     }
 }
