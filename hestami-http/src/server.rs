@@ -118,6 +118,10 @@ pub fn router(state: AppState) -> Router {
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/ready", get(ready))
+        .route(
+            "/metrics/db",
+            get(|| async { axum::Json(hestami_store::counters()) }),
+        )
         .fallback(not_found)
         .with_state(state)
         // Outermost last: trace wraps everything, then the envelope turns whatever the layers
@@ -357,6 +361,28 @@ pub fn is_json_media_type(value: &str) -> bool {
     })
 }
 
+/// The organization a request names in `X-Organization-Id`.
+fn organization_header(headers: &HeaderMap) -> Result<OrganizationId, ApiError> {
+    let raw = headers.get("x-organization-id").ok_or_else(|| {
+        ApiError::field(
+            "X-Organization-Id",
+            "required",
+            "send X-Organization-Id: <organization id>",
+        )
+    })?;
+    raw.to_str()
+        .ok()
+        .and_then(|v| uuid::Uuid::try_parse(v.trim()).ok())
+        .map(OrganizationId::from_uuid)
+        .ok_or_else(|| {
+            ApiError::field(
+                "X-Organization-Id",
+                "invalid_uuid",
+                "the organization id is not a UUID",
+            )
+        })
+}
+
 /// Authenticates the bearer token, resolves `X-Organization-Id`, checks the membership and the
 /// role's permission: all before any handler runs.
 async fn authorize(
@@ -376,9 +402,13 @@ async fn authorize(
         .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthenticated("send Authorization: Bearer <token>"))?;
-    let store = state.services.store();
-    let user_id = store
-        .authenticate(token)
+    // Read before the token is checked, refused after it: an unknown token is `401` whatever
+    // the organization header says.
+    let organization_id = procedure.org_scoped.then(|| organization_header(headers));
+    let (user_id, role) = state
+        .services
+        .store()
+        .authorize(token, organization_id.clone().and_then(Result::ok))
         .await?
         .ok_or_else(|| unauthenticated("the token is unknown, expired or revoked"))?;
     let mut ctx = Ctx {
@@ -387,39 +417,18 @@ async fn authorize(
         caller: None,
         trace_id: trace_id.to_owned(),
     };
-    if !procedure.org_scoped {
+    let Some(organization_id) = organization_id else {
         return Ok(ctx);
-    }
-    let raw = headers.get("x-organization-id").ok_or_else(|| {
-        ApiError::field(
-            "X-Organization-Id",
-            "required",
-            "send X-Organization-Id: <organization id>",
+    };
+    let organization_id = organization_id?;
+    tracing::Span::current().record("organization.id", tracing::field::display(organization_id));
+    let role = role.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NOT_A_MEMBER",
+            "you are not a member of this organization",
         )
     })?;
-    let organization_id = raw
-        .to_str()
-        .ok()
-        .and_then(|v| uuid::Uuid::try_parse(v.trim()).ok())
-        .map(OrganizationId::from_uuid)
-        .ok_or_else(|| {
-            ApiError::field(
-                "X-Organization-Id",
-                "invalid_uuid",
-                "the organization id is not a UUID",
-            )
-        })?;
-    tracing::Span::current().record("organization.id", tracing::field::display(organization_id));
-    let role = store
-        .role_of(user_id, organization_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "NOT_A_MEMBER",
-                "you are not a member of this organization",
-            )
-        })?;
     if !is_permitted(role, &procedure.path()) {
         return Err(hestami_store::directory::forbidden(role, &procedure.path()).into());
     }

@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Row as _, Sqlite, Transaction};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -125,9 +126,9 @@ impl Pool {
                     .map_err(|e| {
                         StoreError::Internal(format!("beginning a transaction failed: {e}"))
                     })??;
-                Tx::Sqlite(begun)
+                Tx::new(TxInner::Sqlite(begun))
             }
-            Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Self::Sqlite(pool) => Tx::new(TxInner::Sqlite(pool.begin().await?)),
             // sqlx-postgres 0.8 counts a transaction as begun only when `BEGIN`'s reply has
             // arrived: dropped before that, the connection goes back to the pool inside a
             // transaction nobody knows of, and its next user's `BEGIN` ("there is already a
@@ -140,7 +141,7 @@ impl Pool {
                     .map_err(|e| {
                         StoreError::Internal(format!("beginning a transaction failed: {e}"))
                     })??;
-                Tx::Postgres(begun)
+                Tx::new(TxInner::Postgres(begun))
             }
         })
     }
@@ -283,31 +284,109 @@ fn pg_query(sql: &str, args: Vec<Value>) -> PgQuery<'_> {
     bind_all!(sqlx::query(sql), args, |v: Option<DateTime<Utc>>| v)
 }
 
-/// An open transaction on either backend. Dropped without [`Tx::commit`], it rolls back.
-pub(crate) enum Tx {
+/// How much work the database was asked for, by every store in this process: what
+/// `GET /metrics/db` reports and what the round-trip tests count.
+#[derive(Debug, Default)]
+struct Counters {
+    transactions: AtomicU64,
+    write_transactions: AtomicU64,
+    statements: AtomicU64,
+}
+
+/// A reading of [`Counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CounterReading {
+    /// Transactions begun.
+    pub transactions: u64,
+    /// Transactions committed after changing at least one row.
+    pub write_transactions: u64,
+    /// Statements sent inside transactions (`BEGIN` and `COMMIT` not included).
+    pub statements: u64,
+}
+
+impl std::ops::Sub for CounterReading {
+    type Output = Self;
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            transactions: self.transactions - earlier.transactions,
+            write_transactions: self.write_transactions - earlier.write_transactions,
+            statements: self.statements - earlier.statements,
+        }
+    }
+}
+
+static COUNTERS: Counters = Counters {
+    transactions: AtomicU64::new(0),
+    write_transactions: AtomicU64::new(0),
+    statements: AtomicU64::new(0),
+};
+
+/// The process-wide counters as they stand.
+pub fn counters() -> CounterReading {
+    CounterReading {
+        transactions: COUNTERS.transactions.load(Ordering::Relaxed),
+        write_transactions: COUNTERS.write_transactions.load(Ordering::Relaxed),
+        statements: COUNTERS.statements.load(Ordering::Relaxed),
+    }
+}
+
+/// Whether a statement changes rows when it affects or returns any.
+fn is_write(sql: &str) -> bool {
+    let head = sql.trim_start().get(..6).unwrap_or_default();
+    ["INSERT", "UPDATE", "DELETE"]
+        .iter()
+        .any(|w| head.eq_ignore_ascii_case(w))
+}
+
+enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// An open transaction on either backend. Dropped without [`Tx::commit`], it rolls back.
+pub(crate) struct Tx {
+    inner: TxInner,
+    /// Whether a statement changed a row: a commit then counts as a write transaction.
+    wrote: bool,
+}
+
 impl Tx {
+    fn new(inner: TxInner) -> Self {
+        COUNTERS.transactions.fetch_add(1, Ordering::Relaxed);
+        Self {
+            inner,
+            wrote: false,
+        }
+    }
+
+    fn count(&mut self, sql: &str, changed: bool) {
+        COUNTERS.statements.fetch_add(1, Ordering::Relaxed);
+        if changed && is_write(sql) {
+            self.wrote = true;
+        }
+    }
+
     pub(crate) fn backend(&self) -> Backend {
-        match self {
-            Self::Sqlite(_) => Backend::Sqlite,
-            Self::Postgres(_) => Backend::Postgres,
+        match self.inner {
+            TxInner::Sqlite(_) => Backend::Sqlite,
+            TxInner::Postgres(_) => Backend::Postgres,
         }
     }
 
     pub(crate) async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, StoreError> {
-        Ok(match self {
-            Self::Sqlite(tx) => sqlite_query(sql, args)
+        let n = match &mut self.inner {
+            TxInner::Sqlite(tx) => sqlite_query(sql, args)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected(),
-            Self::Postgres(tx) => pg_query(sql, args)
+            TxInner::Postgres(tx) => pg_query(sql, args)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected(),
-        })
+        };
+        self.count(sql, n > 0);
+        Ok(n)
     }
 
     pub(crate) async fn fetch_all(
@@ -315,20 +394,22 @@ impl Tx {
         sql: &str,
         args: Vec<Value>,
     ) -> Result<Vec<Row>, StoreError> {
-        Ok(match self {
-            Self::Sqlite(tx) => sqlite_query(sql, args)
+        let rows: Vec<Row> = match &mut self.inner {
+            TxInner::Sqlite(tx) => sqlite_query(sql, args)
                 .fetch_all(&mut **tx)
                 .await?
                 .into_iter()
                 .map(Row::Sqlite)
                 .collect(),
-            Self::Postgres(tx) => pg_query(sql, args)
+            TxInner::Postgres(tx) => pg_query(sql, args)
                 .fetch_all(&mut **tx)
                 .await?
                 .into_iter()
                 .map(Row::Postgres)
                 .collect(),
-        })
+        };
+        self.count(sql, !rows.is_empty());
+        Ok(rows)
     }
 
     pub(crate) async fn fetch_optional(
@@ -336,16 +417,18 @@ impl Tx {
         sql: &str,
         args: Vec<Value>,
     ) -> Result<Option<Row>, StoreError> {
-        Ok(match self {
-            Self::Sqlite(tx) => sqlite_query(sql, args)
+        let row = match &mut self.inner {
+            TxInner::Sqlite(tx) => sqlite_query(sql, args)
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(Row::Sqlite),
-            Self::Postgres(tx) => pg_query(sql, args)
+            TxInner::Postgres(tx) => pg_query(sql, args)
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(Row::Postgres),
-        })
+        };
+        self.count(sql, row.is_some());
+        Ok(row)
     }
 
     pub(crate) async fn fetch_one(
@@ -362,23 +445,27 @@ impl Tx {
     /// is in flight cannot leave the connection between a `COMMIT` sent and a `ROLLBACK` queued
     /// behind it: the transaction ends one way, and the connection returns to the pool idle.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        let wrote = self.wrote;
         tokio::spawn(async move {
-            match self {
-                Self::Sqlite(tx) => tx.commit().await,
-                Self::Postgres(tx) => tx.commit().await,
+            match self.inner {
+                TxInner::Sqlite(tx) => tx.commit().await,
+                TxInner::Postgres(tx) => tx.commit().await,
             }
         })
         .await
         .map_err(|e| StoreError::Internal(format!("committing failed: {e}")))??;
+        if wrote {
+            COUNTERS.write_transactions.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
     /// ` FOR UPDATE` on PostgreSQL, where a read that precedes a write must lock its row;
     /// nothing on SQLite, whose write transactions already hold the database's write lock.
     pub(crate) fn for_update(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "",
-            Self::Postgres(_) => " FOR UPDATE",
+        match self.inner {
+            TxInner::Sqlite(_) => "",
+            TxInner::Postgres(_) => " FOR UPDATE",
         }
     }
 }

@@ -176,6 +176,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.auth_cache().clear();
         Ok(user_id)
     }
 
@@ -245,6 +246,7 @@ impl Store {
             }
         };
         tx.commit().await?;
+        self.auth_cache().clear();
         Ok(n > 0)
     }
 
@@ -265,6 +267,57 @@ impl Store {
         let live = revoked_at.is_none() && expires_at.is_none_or(|t| t > self.now());
         live.then(|| row.get("user_id").map(UserId::from_uuid))
             .transpose()
+    }
+
+    /// Who a bearer token is and, given an organization, the role they hold in it (`None` when
+    /// they are not a member): one query, answered from a short-lived cache when the same token
+    /// asked the same within [`AUTH_CACHE_TTL`]. Revoking a token or changing a membership
+    /// through any store of this process empties the cache at once; a change made by another
+    /// process (`hestami admin revoke-token`) is seen within the TTL. An expired token is refused
+    /// whether cached or not.
+    pub async fn authorize(
+        &self,
+        token: &str,
+        organization_id: Option<OrganizationId>,
+    ) -> Result<Option<(UserId, Option<Role>)>, StoreError> {
+        let hash = hash_token(token);
+        let key = (hash, organization_id.map(|o| o.as_uuid()));
+        let now = self.now();
+        if let Some(hit) = self.auth_cache().get(&key) {
+            let live = hit.expires_at.is_none_or(|t| t > now);
+            return Ok(live.then_some((hit.user_id, hit.role)));
+        }
+        let mut tx = self.shared(false).await?;
+        let row = tx
+            .fetch_optional(
+                "SELECT t.user_id, t.expires_at, t.revoked_at, m.role FROM api_tokens t \
+                 LEFT JOIN memberships m ON m.user_id = t.user_id AND m.organization_id = $2 \
+                 WHERE t.token_hash = $1",
+                args![key.0.as_str(), key.1],
+            )
+            .await?;
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at: Option<DateTime<Utc>> = row.get("expires_at")?;
+        let revoked_at: Option<DateTime<Utc>> = row.get("revoked_at")?;
+        if revoked_at.is_some() || expires_at.is_some_and(|t| t <= now) {
+            return Ok(None);
+        }
+        let user_id = UserId::from_uuid(row.get("user_id")?);
+        let role = row
+            .get::<Option<String>>("role")?
+            .map(|r| parse_stored(&r, Role::parse))
+            .transpose()?;
+        self.auth_cache().put(
+            key,
+            CachedAuth {
+                at: std::time::Instant::now(),
+                user_id,
+                role,
+                expires_at,
+            },
+        );
+        Ok(Some((user_id, role)))
     }
 
     /// The user's role in the organization, if they are a member.
@@ -434,4 +487,60 @@ pub fn forbidden(role: Role, procedure: &str) -> Failure {
         "FORBIDDEN",
         format!("the role {} may not call {procedure}", role.as_str()),
     )
+}
+
+/// How long [`Store::authorize`] trusts what it read about a token: the longest another process
+/// can keep accepting a token revoked (or a membership changed) elsewhere.
+pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The most entries the cache holds; past it, it starts again empty.
+const AUTH_CACHE_ENTRIES: usize = 10_000;
+
+/// What [`Store::authorize`] remembers of a token (by its hash) and an organization.
+#[derive(Debug, Default)]
+pub(crate) struct AuthCache {
+    entries: std::sync::Mutex<std::collections::HashMap<AuthKey, CachedAuth>>,
+}
+
+type AuthKey = (String, Option<Uuid>);
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CachedAuth {
+    at: std::time::Instant,
+    user_id: UserId,
+    role: Option<Role>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl AuthCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<AuthKey, CachedAuth>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &AuthKey) -> Option<CachedAuth> {
+        let mut entries = self.lock();
+        match entries.get(key) {
+            Some(hit) if hit.at.elapsed() < AUTH_CACHE_TTL => Some(*hit),
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, key: AuthKey, value: CachedAuth) {
+        let mut entries = self.lock();
+        if entries.len() >= AUTH_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, value);
+    }
+
+    /// Forgets everything: after a revocation or a membership change.
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
 }

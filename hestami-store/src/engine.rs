@@ -55,6 +55,19 @@ type Handler = Arc<dyn Fn(WorkflowCtx, serde_json::Value) -> WorkflowFuture + Se
 /// step's index and its name, `true` abandons the run as a dying process would.
 pub type FaultHook = Arc<dyn Fn(WorkflowId, i64, &str) -> bool + Send + Sync>;
 
+/// Where [`EngineBuilder::commit_fault`] can stop a run: around the commit that records its
+/// outcome (for most workflows the only commit of the request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitPoint {
+    /// Everything is written and the `COMMIT` is about to be sent: a crash here rolls it all back.
+    BeforeCommit,
+    /// The outcome is committed and the answer not sent yet.
+    AfterCommit,
+}
+
+/// Decides whether to simulate a crash at a [`CommitPoint`] of a workflow's outcome.
+pub type CommitFault = Arc<dyn Fn(WorkflowId, CommitPoint) -> bool + Send + Sync>;
+
 /// How many times a workflow that fails for an internal reason is tried before it is recorded
 /// as failed.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -201,6 +214,8 @@ struct Inner {
     /// Workflows never recorded as failed for an internal error (see
     /// [`EngineBuilder::never_give_up`]).
     never_give_up: HashSet<&'static str>,
+    /// An injected fault around the outcome's commit, for crash tests.
+    commit_fault: Option<CommitFault>,
     finished: Notify,
 }
 
@@ -221,9 +236,18 @@ pub struct EngineBuilder {
     config: EngineConfig,
     handlers: HashMap<&'static str, Handler>,
     never_give_up: HashSet<&'static str>,
+    commit_fault: Option<CommitFault>,
 }
 
 impl EngineBuilder {
+    /// Injects a fault around the commit that records a workflow's outcome: before it (the
+    /// transaction rolls back, as if the process died with it open) or after it (the outcome
+    /// is recorded and the answer lost). The run ends with [`StoreError::InjectedCrash`].
+    pub fn commit_fault(mut self, fault: CommitFault) -> Self {
+        self.commit_fault = Some(fault);
+        self
+    }
+
     /// Registers a workflow under its versioned name. Its input is deserialized from the
     /// recorded JSON, and its output is recorded as JSON.
     pub fn register<I, O, F, Fut>(mut self, name: &'static str, run: F) -> Self
@@ -267,15 +291,48 @@ impl EngineBuilder {
                 config: self.config,
                 handlers: self.handlers,
                 never_give_up: self.never_give_up,
+                commit_fault: self.commit_fault,
                 finished: Notify::new(),
             }),
         }
     }
 }
 
+/// What a new request found when it claimed its key.
 enum Claim {
-    Owned,
-    Existing { fingerprint: String },
+    /// The workflow row is inserted in the transaction, which is not committed yet.
+    Owned(TenantTx),
+    /// Another request's row, committed: its fingerprint, status and outcome.
+    Existing(Row),
+}
+
+/// What a run holds between its steps (shared by the engine and the run's [`WorkflowCtx`]).
+///
+/// A transactional step's transaction is left open when the step is done: what comes next
+/// decides when it commits. The outcome is written into it (one commit for the last step and the
+/// outcome), and for a new request it also holds the claim (one commit for a one-step workflow:
+/// claim, effects, journal, change feed and outcome). Only when another step follows, or an
+/// external call, is it committed on its own — with a claim-queue row if the workflow has none
+/// yet, so that recovery finds it.
+#[derive(Default)]
+struct RunState {
+    /// The open transaction of the last step (or of the claim).
+    open: Option<TenantTx>,
+    /// Whether the workflow row is committed. A new request's claim is not, until the first
+    /// commit; until then a crash leaves nothing, and the client's retry runs afresh.
+    durable: bool,
+    /// Whether the workflow has a claim-queue row (committed, or in `open`).
+    queued: bool,
+    /// Renews the lease while the run goes on, once the workflow is queued.
+    heartbeat: Option<AbortOnDrop>,
+}
+
+type SharedRun = Arc<std::sync::Mutex<RunState>>;
+
+fn lock_run(run: &SharedRun) -> std::sync::MutexGuard<'_, RunState> {
+    // Nothing panics while holding it; a poisoned lock still holds consistent state.
+    run.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Engine {
@@ -286,6 +343,7 @@ impl Engine {
             config,
             handlers: HashMap::new(),
             never_give_up: HashSet::new(),
+            commit_fault: None,
         }
     }
 
@@ -346,7 +404,11 @@ impl Engine {
 
     async fn run_claimed(&self, id: WorkflowId, start: &Start) -> Result<Completed, StoreError> {
         match self.claim_new(id, start).await? {
-            Claim::Owned => {
+            Claim::Owned(tx) => {
+                let run = Arc::new(std::sync::Mutex::new(RunState {
+                    open: Some(tx),
+                    ..RunState::default()
+                }));
                 let outcome = self
                     .execute(
                         id,
@@ -354,6 +416,7 @@ impl Engine {
                         start.workflow,
                         start.actor,
                         start.input.clone(),
+                        run,
                     )
                     .await?;
                 Ok(Completed {
@@ -363,10 +426,18 @@ impl Engine {
                     replayed: false,
                 })
             }
-            Claim::Existing { fingerprint } if fingerprint != start.fingerprint => {
-                Err(StoreError::IdempotencyKeyReused)
-            }
-            Claim::Existing { .. } => {
+            Claim::Existing(row) => {
+                if row.get::<String>("fingerprint")? != start.fingerprint {
+                    return Err(StoreError::IdempotencyKeyReused);
+                }
+                if let Some(outcome) = recorded_outcome(&row)? {
+                    return Ok(Completed {
+                        workflow_id: id,
+                        outcome,
+                        trace_id: row.get("trace_id")?,
+                        replayed: true,
+                    });
+                }
                 // A retry of a request whose run gave up (its lease released after an error, or
                 // expired with a dead process): take it over now rather than wait for the
                 // recovery loop. A live run's lease is left alone.
@@ -378,9 +449,15 @@ impl Engine {
         }
     }
 
+    /// Claims the request's key: inserts the workflow row in a transaction that the run then
+    /// goes on in, or finds the row of an earlier request with the same key. On PostgreSQL a
+    /// duplicate arriving while the first request's transaction is open waits on its row and
+    /// then reads what it committed; on SQLite the write lock already orders them.
     async fn claim_new(&self, id: WorkflowId, start: &Start) -> Result<Claim, StoreError> {
         let store = &self.inner.store;
-        let mut tx = store.tenant(start.organization_id, true).await?;
+        let mut tx = store
+            .tenant_as(start.organization_id, true, start.actor, Some(id))
+            .await?;
         let now = tx.now();
         let inserted = tx
             .execute(
@@ -404,33 +481,57 @@ impl Engine {
             )
             .await?;
         if inserted == 1 {
-            tx.execute(
-                "INSERT INTO workflow_queue (workflow_id, organization_id, name, executor_id, lease_expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                args![
-                    id.as_uuid(),
-                    tx.org(),
-                    start.workflow,
-                    self.inner.config.executor_id.as_str(),
-                    now + self.lease()
-                ],
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Claim::Owned);
+            return Ok(Claim::Owned(tx));
         }
-        // The row that stood in our way may have been forgotten since (a `400`): claim afresh.
+        // The row that stood in our way may have been rolled back or forgotten since (a `400`):
+        // claim afresh.
         let row = tx
             .fetch_optional(
-                "SELECT fingerprint FROM workflows WHERE organization_id = $1 AND id = $2",
+                "SELECT fingerprint, name, status, output, error, trace_id, input, actor_user_id \
+                 FROM workflows WHERE organization_id = $1 AND id = $2",
                 args![tx.org(), id.as_uuid()],
             )
             .await?
             .ok_or(StoreError::Forgotten)?;
         tx.commit().await?;
-        Ok(Claim::Existing {
-            fingerprint: row.get("fingerprint")?,
-        })
+        Ok(Claim::Existing(row))
+    }
+
+    /// Makes what a run has done so far durable: commits its open transaction, with a
+    /// claim-queue row if the workflow has none yet. With `live`, the row's lease runs from now
+    /// and a heartbeat renews it while the run goes on; otherwise the lease is already over, so
+    /// that the next recovery pass retries the workflow.
+    async fn flush(&self, run: &SharedRun, id: WorkflowId, live: bool) -> Result<(), StoreError> {
+        let (open, queued) = {
+            let mut state = lock_run(run);
+            (state.open.take(), state.queued)
+        };
+        let Some(mut tx) = open else { return Ok(()) };
+        if !queued {
+            let now = tx.now();
+            let lease_until = if live { now + self.lease() } else { now };
+            tx.execute(
+                "INSERT INTO workflow_queue (workflow_id, organization_id, name, executor_id, lease_expires_at) \
+                 SELECT id, organization_id, name, $3, $4 FROM workflows WHERE organization_id = $1 AND id = $2",
+                args![
+                    tx.org(),
+                    id.as_uuid(),
+                    self.inner.config.executor_id.as_str(),
+                    lease_until
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        let mut state = lock_run(run);
+        state.durable = true;
+        if !queued {
+            state.queued = true;
+            if live {
+                state.heartbeat = Some(AbortOnDrop(self.spawn_heartbeat(id)));
+            }
+        }
+        Ok(())
     }
 
     fn lease(&self) -> ChronoDuration {
@@ -439,7 +540,8 @@ impl Engine {
 
     /// Runs a workflow this executor has claimed, records its outcome and returns it. An
     /// internal error leaves it pending for recovery (or records it as failed after
-    /// [`MAX_ATTEMPTS`]); an injected crash abandons it untouched.
+    /// [`MAX_ATTEMPTS`]); an injected crash abandons it untouched. A new request's run that
+    /// fails before anything of it was committed leaves nothing: its client's retry runs afresh.
     async fn execute(
         &self,
         id: WorkflowId,
@@ -447,6 +549,7 @@ impl Engine {
         name: &str,
         actor: Option<UserId>,
         input: serde_json::Value,
+        run: SharedRun,
     ) -> Result<Result<String, Failure>, StoreError> {
         let handler = self
             .inner
@@ -460,23 +563,34 @@ impl Engine {
             id,
             actor,
             next_step: 0,
+            run: run.clone(),
         };
-        // Stopped when the run ends, and also when this future is dropped mid-way (a cancelled
-        // request): otherwise the orphaned heartbeat would keep renewing the lease of a workflow
-        // nobody runs, and no other executor would ever recover it.
-        let heartbeat = AbortOnDrop(self.spawn_heartbeat(id));
+        // A resumed run's workflow is queued already: its lease is renewed from the start. The
+        // heartbeat stops when the run ends, and also when this future is dropped mid-way (a
+        // cancelled request): otherwise the orphaned heartbeat would keep renewing the lease of a
+        // workflow nobody runs, and no other executor would ever recover it.
+        {
+            let mut state = lock_run(&run);
+            if state.queued {
+                state.heartbeat = Some(AbortOnDrop(self.spawn_heartbeat(id)));
+            }
+        }
         let result = handler(ctx, input).await;
-        drop(heartbeat);
+        drop(lock_run(&run).heartbeat.take());
         match result {
             Ok(value) => {
-                self.finish(organization_id, id, Ok(value.to_string()))
+                self.finish(&run, organization_id, id, Ok(value.to_string()))
                     .await
             }
             Err(StoreError::Failure(failure)) => {
-                self.finish(organization_id, id, Err(failure)).await
+                self.finish(&run, organization_id, id, Err(failure)).await
             }
-            Err(StoreError::InjectedCrash) => Err(StoreError::InjectedCrash),
+            Err(StoreError::InjectedCrash) => {
+                drop(lock_run(&run).open.take());
+                Err(StoreError::InjectedCrash)
+            }
             Err(StoreError::Superseded) => {
+                drop(lock_run(&run).open.take());
                 let mut tx = self.inner.store.tenant(organization_id, false).await?;
                 let row = load_row(&mut tx, id).await?;
                 tx.commit().await?;
@@ -484,16 +598,27 @@ impl Engine {
                     StoreError::Internal("superseded by a run that recorded nothing".into())
                 })
             }
-            // An outside party (a payment provider) that did not answer: the workflow waits for
-            // it however long it takes. Recording a failure here could abandon money it already
-            // moved; each retry asks again with the same key.
-            Err(error @ StoreError::Unavailable { .. }) => {
-                let attempts = self.release(organization_id, id).await.unwrap_or(0);
-                tracing::warn!(workflow.id = %id, attempts, error = %error, "waiting for an outside party");
-                Err(error)
-            }
             Err(error) => {
+                // What the run did so far (its claim, its journalled steps) is committed, released
+                // for the next recovery pass. If that fails too and nothing was ever committed,
+                // there is nothing to retry: the error goes back to the client, whose retry runs
+                // afresh.
+                let flushed = self.flush(&run, id, false).await;
+                if !lock_run(&run).durable {
+                    tracing::warn!(workflow.id = %id, error = %error, "request failed before anything was committed");
+                    return Err(error);
+                }
+                if let Err(e) = flushed {
+                    tracing::warn!(workflow.id = %id, error = %e, "committing a failed run's steps failed");
+                }
                 let attempts = self.release(organization_id, id).await.unwrap_or(0);
+                // An outside party (a payment provider) that did not answer: the workflow waits
+                // for it however long it takes. Recording a failure here could abandon money it
+                // already moved; each retry asks again with the same key.
+                if matches!(error, StoreError::Unavailable { .. }) {
+                    tracing::warn!(workflow.id = %id, attempts, error = %error, "waiting for an outside party");
+                    return Err(error);
+                }
                 tracing::error!(workflow.id = %id, attempts, error = %error, "workflow failed");
                 if attempts >= MAX_ATTEMPTS && !self.inner.never_give_up.contains(name) {
                     let failure = Failure::new(
@@ -501,7 +626,7 @@ impl Engine {
                         "INTERNAL",
                         "the request failed repeatedly for an internal reason",
                     );
-                    return self.finish(organization_id, id, Err(failure)).await;
+                    return self.finish(&run, organization_id, id, Err(failure)).await;
                 }
                 Err(error)
             }
@@ -558,19 +683,38 @@ impl Engine {
         row.get("attempts")
     }
 
+    /// Records a run's outcome: in the run's open transaction when it has one (the last step's,
+    /// or a new request's claim), so that they commit together; otherwise in a transaction of its
+    /// own.
     async fn finish(
         &self,
+        run: &SharedRun,
         organization_id: OrganizationId,
         id: WorkflowId,
         outcome: Result<String, Failure>,
     ) -> Result<Result<String, Failure>, StoreError> {
-        let store = &self.inner.store;
-        let mut tx = store.tenant(organization_id, true).await?;
+        let (open, durable, queued) = {
+            let mut state = lock_run(run);
+            (state.open.take(), state.durable, state.queued)
+        };
+        let refused = matches!(&outcome, Err(f) if f.kind == FailureKind::Validation);
+        let mut tx = match open {
+            // Nothing of a refused new request was ever committed: rolling back forgets it, and
+            // the key stays free for the corrected request.
+            Some(tx) if refused && !durable => {
+                drop(tx);
+                return Ok(outcome);
+            }
+            Some(tx) => tx,
+            None if !durable => {
+                return Err(StoreError::Internal(
+                    "the run lost its transaction before recording anything".into(),
+                ));
+            }
+            None => self.inner.store.tenant(organization_id, true).await?,
+        };
         let now = tx.now();
-        if let Err(failure) = &outcome
-            && failure.kind == FailureKind::Validation
-            && forget(&mut tx, id).await?
-        {
+        if refused && forget(&mut tx, id).await? {
             tx.commit().await?;
             self.inner.finished.notify_waiters();
             return Ok(outcome);
@@ -586,11 +730,13 @@ impl Engine {
                 args![status, output, error, now, tx.org(), id.as_uuid()],
             )
             .await?;
-        tx.execute(
-            "DELETE FROM workflow_queue WHERE workflow_id = $1",
-            args![id.as_uuid()],
-        )
-        .await?;
+        if queued {
+            tx.execute(
+                "DELETE FROM workflow_queue WHERE workflow_id = $1",
+                args![id.as_uuid()],
+            )
+            .await?;
+        }
         let recorded = if updated == 1 {
             outcome
         } else {
@@ -599,8 +745,20 @@ impl Engine {
             recorded_outcome(&row)?
                 .ok_or_else(|| StoreError::Internal("workflow neither pending nor done".into()))?
         };
+        let fault = |point| {
+            self.inner
+                .commit_fault
+                .as_ref()
+                .is_some_and(|hook| hook(id, point))
+        };
+        if fault(CommitPoint::BeforeCommit) {
+            return Err(StoreError::InjectedCrash);
+        }
         tx.commit().await?;
         self.inner.finished.notify_waiters();
+        if fault(CommitPoint::AfterCommit) {
+            return Err(StoreError::InjectedCrash);
+        }
         Ok(recorded)
     }
 
@@ -790,6 +948,11 @@ impl Engine {
         let actor = row
             .get::<Option<Uuid>>("actor_user_id")?
             .map(UserId::from_uuid);
+        let run = Arc::new(std::sync::Mutex::new(RunState {
+            durable: true,
+            queued: true,
+            ..RunState::default()
+        }));
         let Some((&name, _)) = self.inner.handlers.get_key_value(name.as_str()) else {
             let failure = Failure::new(
                 FailureKind::Internal,
@@ -797,12 +960,12 @@ impl Engine {
                 format!("no workflow named {name}"),
             );
             return self
-                .finish(organization_id, id, Err(failure))
+                .finish(&run, organization_id, id, Err(failure))
                 .await
                 .map(|_| ());
         };
         let span = tracing::info_span!("workflow.recover", workflow.id = %id, workflow.name = name);
-        self.execute(id, organization_id, name, actor, input)
+        self.execute(id, organization_id, name, actor, input, run)
             .instrument(span)
             .await
             .map(|_| ())
@@ -923,6 +1086,7 @@ pub struct WorkflowCtx {
     id: WorkflowId,
     actor: Option<UserId>,
     next_step: i64,
+    run: SharedRun,
 }
 
 impl WorkflowCtx {
@@ -945,6 +1109,11 @@ impl WorkflowCtx {
     /// so the step happens exactly once. If the journal already holds this step (a re-run after
     /// a crash), `body` is not run and the recorded output is returned. A refusal from `body`
     /// rolls its effects back.
+    ///
+    /// The step's transaction is left open for what follows (see `RunState`): the workflow's
+    /// outcome commits in it if this was the last step, and the first step of a new request
+    /// runs in the transaction that holds the claim. With a fault hook set, every step commits on
+    /// its own before the hook is asked, so that a test can stop at each boundary.
     pub async fn step<T, F>(&mut self, name: &str, body: F) -> Result<T, StoreError>
     where
         T: Serialize + DeserializeOwned + Send,
@@ -953,33 +1122,61 @@ impl WorkflowCtx {
         let index = self.next_step;
         self.next_step += 1;
         let span = tracing::info_span!("workflow.step", step.name = name, step.index = index);
-        let store = self.engine.inner.store.clone();
+        let engine = self.engine.clone();
+        let run = self.run.clone();
         let (org, id, actor) = (self.organization_id, self.id, self.actor);
         let output = async move {
-            let mut tx = store.tenant_as(org, true, actor, Some(id)).await?;
-            // Lock the workflow row first: two runs of one workflow (a lease that expired
-            // under a live executor) take their steps one at a time, and a run that finds the
-            // workflow already finished stops instead of acting on it.
-            let status_sql = format!(
-                "SELECT status FROM workflows WHERE organization_id = $1 AND id = $2{}",
-                tx.for_update()
-            );
-            let status = tx.fetch_optional(&status_sql, args![org.as_uuid(), id.as_uuid()]).await?;
-            if status.map(|r| r.get::<String>("status")).transpose()?.as_deref() != Some("pending") {
-                return Err(StoreError::Superseded);
+            // A new request's first step goes on in the claim's transaction: the row was just
+            // inserted there, so no other run can have journalled anything.
+            let claim = {
+                let mut state = lock_run(&run);
+                if state.durable { None } else { state.open.take() }
+            };
+            let fresh = claim.is_some();
+            let mut tx = match claim {
+                Some(tx) => tx,
+                None => {
+                    engine.flush(&run, id, true).await?;
+                    engine.inner.store.tenant_as(org, true, actor, Some(id)).await?
+                }
+            };
+            if fresh {
+                // A refusal rolls back the step's effects, and the claim stays.
+                tx.execute("SAVEPOINT step", Vec::new()).await?;
+            } else {
+                // Lock the workflow row first: two runs of one workflow (a lease that expired
+                // under a live executor) take their steps one at a time, and a run that finds the
+                // workflow already finished stops instead of acting on it.
+                let status_sql = format!(
+                    "SELECT status FROM workflows WHERE organization_id = $1 AND id = $2{}",
+                    tx.for_update()
+                );
+                let status = tx.fetch_optional(&status_sql, args![org.as_uuid(), id.as_uuid()]).await?;
+                if status.map(|r| r.get::<String>("status")).transpose()?.as_deref() != Some("pending") {
+                    return Err(StoreError::Superseded);
+                }
+                let journalled = tx
+                    .fetch_optional(
+                        "SELECT output FROM workflow_steps WHERE organization_id = $1 AND workflow_id = $2 \
+                         AND step_index = $3",
+                        args![org.as_uuid(), id.as_uuid(), index],
+                    )
+                    .await?;
+                if let Some(row) = journalled {
+                    let value = serde_json::from_str::<T>(&row.get::<String>("output")?)?;
+                    lock_run(&run).open = Some(tx);
+                    return Ok((value, false));
+                }
             }
-            let journalled = tx
-                .fetch_optional(
-                    "SELECT output FROM workflow_steps WHERE organization_id = $1 AND workflow_id = $2 \
-                     AND step_index = $3",
-                    args![org.as_uuid(), id.as_uuid(), index],
-                )
-                .await?;
-            if let Some(row) = journalled {
-                tx.commit().await?;
-                return Ok((serde_json::from_str::<T>(&row.get::<String>("output")?)?, false));
-            }
-            let value = body(&mut tx).await?;
+            let value = match body(&mut tx).await {
+                Ok(value) => value,
+                Err(error) => {
+                    if fresh && tx.execute("ROLLBACK TO SAVEPOINT step", Vec::new()).await.is_ok() {
+                        lock_run(&run).open = Some(tx);
+                    }
+                    return Err(error);
+                }
+            };
             let now = tx.now();
             tx.execute(
                 "INSERT INTO workflow_steps (organization_id, workflow_id, step_index, name, output, created_at) \
@@ -987,7 +1184,10 @@ impl WorkflowCtx {
                 args![org.as_uuid(), id.as_uuid(), index, name, serde_json::to_string(&value)?, now],
             )
             .await?;
-            tx.commit().await?;
+            lock_run(&run).open = Some(tx);
+            if engine.inner.config.fault.is_some() {
+                engine.flush(&run, id, true).await?;
+            }
             Ok::<(T, bool), StoreError>((value, true))
         }
         .instrument(span)
@@ -1019,6 +1219,9 @@ impl WorkflowCtx {
         );
         let store = self.engine.inner.store.clone();
         let (org, id) = (self.organization_id, self.id);
+        // What the run did so far is committed, and the workflow queued, before the call: the
+        // outside world must never hear of a request the database has forgotten.
+        self.engine.flush(&self.run, id, true).await?;
         let output = async move {
             let select = "SELECT output FROM workflow_steps WHERE organization_id = $1 AND workflow_id = $2 \
                           AND step_index = $3";

@@ -30,7 +30,7 @@ mod error;
 mod store;
 pub mod testing;
 
-pub use db::{Backend, redact};
+pub use db::{Backend, CounterReading, counters, redact};
 pub use error::{Failure, FailureKind, FieldError, StoreError};
 pub use store::{
     APP_ROLE, Clock, Operation, SHARED_TABLES, Store, StoreOptions, SystemClock, TENANT_TABLES,

@@ -158,6 +158,14 @@ impl Store {
         self.pool.backend()
     }
 
+    /// Tokens recently authorized (see [`Store::authorize`]): one cache for every store of the
+    /// process, so that a revocation through any of them is seen by all at once.
+    pub(crate) fn auth_cache(&self) -> &'static crate::directory::AuthCache {
+        static CACHE: std::sync::LazyLock<crate::directory::AuthCache> =
+            std::sync::LazyLock::new(crate::directory::AuthCache::default);
+        &CACHE
+    }
+
     /// The current time, from the store's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

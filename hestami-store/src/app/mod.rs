@@ -226,6 +226,15 @@ impl Services {
         }
     }
 
+    /// The services over an engine built by the caller (with [`register_all`] or
+    /// [`register_all_with`] and, in tests, injected faults).
+    pub fn from_engine(engine: Engine) -> Self {
+        Self {
+            engine,
+            wait: Duration::from_secs(30),
+        }
+    }
+
     /// Sets how long a duplicate request waits for the first one before it gets
     /// [`StoreError::InProgress`].
     pub fn with_wait(mut self, wait: Duration) -> Self {

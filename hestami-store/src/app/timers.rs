@@ -29,6 +29,22 @@ use crate::db::{Backend, args};
 use crate::directory::load_organization;
 use crate::error::StoreError;
 
+/// How many due timers a pass claims at a time.
+pub const TIMER_BATCH: usize = 64;
+
+/// How many timers a pass fires at once.
+pub const TIMER_CONCURRENCY: usize = 4;
+
+/// A timer a pass has leased.
+struct ClaimedTimer {
+    organization_id: OrganizationId,
+    name: String,
+    /// The lease it was claimed with: its row's `due_at` until it is advanced.
+    lease: DateTime<Utc>,
+    /// When the pass started.
+    now: DateTime<Utc>,
+}
+
 /// The daily timers every organization has.
 pub const DAILY: [&str; 2] = [compliance_scan::TIMER, OVERDUE_TIMER];
 
@@ -82,9 +98,44 @@ impl Services {
         tx.commit().await
     }
 
-    /// Fires the timers that are due, each once however many processes call this at once.
-    /// Returns how many were fired.
+    /// Fires every timer that is due, each once however many processes call this at once, and
+    /// returns how many were fired. It claims them [`TIMER_BATCH`] at a time and fires up to
+    /// [`TIMER_CONCURRENCY`] at once, until none is due (or a whole batch failed: a later pass
+    /// retries those once their lease runs out). The bound leaves most of the connection pool to
+    /// requests while a morning's scans drain.
     pub async fn fire_due_timers(&self) -> Result<usize, StoreError> {
+        let mut fired = 0;
+        loop {
+            let due = self.claim_due_timers().await?;
+            let claimed = due.len();
+            let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(TIMER_CONCURRENCY));
+            let mut tasks = tokio::task::JoinSet::new();
+            for timer in due {
+                let (services, semaphore) = (self.clone(), semaphore.clone());
+                tasks.spawn(async move {
+                    let _permit = semaphore.acquire_owned().await;
+                    services.fire_claimed(timer).await
+                });
+            }
+            let mut fired_now = 0;
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok(Ok(true)) => fired_now += 1,
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "advancing a fired timer failed"),
+                    Err(e) => tracing::warn!(error = %e, "a timer's task failed"),
+                }
+            }
+            fired += fired_now;
+            if claimed < TIMER_BATCH || fired_now == 0 {
+                return Ok(fired);
+            }
+        }
+    }
+
+    /// Claims up to [`TIMER_BATCH`] due timers with a five-minute lease (`FOR UPDATE SKIP
+    /// LOCKED` on PostgreSQL, so that several processes share the work).
+    async fn claim_due_timers(&self) -> Result<Vec<ClaimedTimer>, StoreError> {
         let store = self.store();
         let now = store.now();
         let mut tx = store.shared(true).await?;
@@ -95,63 +146,87 @@ impl Services {
         let rows = tx
             .fetch_all(
                 &format!(
-                    "SELECT organization_id, name, due_at FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT 64{lock}"
+                    "SELECT organization_id, name FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT {TIMER_BATCH}{lock}"
                 ),
                 args![now],
             )
             .await?;
-        let mut due = Vec::with_capacity(rows.len());
         let lease = now + Duration::minutes(5);
+        let mut due = Vec::with_capacity(rows.len());
+        let mut keys: Vec<(Uuid, String)> = Vec::with_capacity(rows.len());
         for row in rows {
-            let org: Uuid = row.get("organization_id")?;
-            let name: String = row.get("name")?;
-            // A short lease: if this process dies, another pass takes the row in five minutes.
-            tx.execute(
-                "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3",
-                args![lease, org, name.clone()],
-            )
-            .await?;
-            due.push((OrganizationId::from_uuid(org), name));
+            keys.push((row.get("organization_id")?, row.get("name")?));
+        }
+        // A short lease, in one statement for the batch: if this process dies, another pass
+        // takes the rows in five minutes.
+        for chunk in keys.chunks(100) {
+            let mut sql =
+                String::from("UPDATE timers SET due_at = $1 WHERE (organization_id, name) IN (");
+            let mut values = args![lease];
+            for (k, (org, name)) in chunk.iter().enumerate() {
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${})", 2 * k + 2, 2 * k + 3));
+                values.extend(args![*org, name.as_str()]);
+            }
+            sql.push(')');
+            tx.execute(&sql, values).await?;
         }
         tx.commit().await?;
-        let mut fired = 0;
-        for (organization_id, name) in due {
-            let caller = Caller {
-                organization_id,
-                user_id: None,
-            };
-            let next = match self.fire(&caller, &name, now).await {
-                Ok(next) => next,
-                Err(e) => {
-                    // This timer's lease expires and a later pass retries it; the others claimed
-                    // in this pass still run now.
-                    tracing::warn!(organization.id = %organization_id, timer = %name, error = %e, "timer failed");
-                    continue;
-                }
-            };
-            fired += 1;
-            // Only the row as this pass leased it: a workflow that set the timer again
-            // meanwhile (an estimate revised and sent again) keeps its new due time.
-            let mut tx = store.shared(true).await?;
-            match next {
-                Some(at) => {
-                    tx.execute(
-                        "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3 AND due_at = $4",
-                        args![at, organization_id.as_uuid(), name, lease],
-                    )
-                    .await?
-                }
-                None => {
-                    tx.execute(
-                        "DELETE FROM timers WHERE organization_id = $1 AND name = $2 AND due_at = $3",
-                        args![organization_id.as_uuid(), name, lease],
-                    )
-                    .await?
-                }
-            };
-            tx.commit().await?;
+        for (org, name) in keys {
+            due.push(ClaimedTimer {
+                organization_id: OrganizationId::from_uuid(org),
+                name,
+                lease,
+                now,
+            });
         }
-        Ok(fired)
+        Ok(due)
+    }
+
+    /// Fires one claimed timer and then advances or removes its row; whether it fired.
+    async fn fire_claimed(&self, timer: ClaimedTimer) -> Result<bool, StoreError> {
+        let ClaimedTimer {
+            organization_id,
+            name,
+            lease,
+            now,
+        } = timer;
+        let caller = Caller {
+            organization_id,
+            user_id: None,
+        };
+        let next = match self.fire(&caller, &name, now).await {
+            Ok(next) => next,
+            Err(e) => {
+                // This timer's lease expires and a later pass retries it; the others claimed
+                // with it still run now.
+                tracing::warn!(organization.id = %organization_id, timer = %name, error = %e, "timer failed");
+                return Ok(false);
+            }
+        };
+        // Only the row as this pass leased it: a workflow that set the timer again
+        // meanwhile (an estimate revised and sent again) keeps its new due time.
+        let mut tx = self.store().shared(true).await?;
+        match next {
+            Some(at) => {
+                tx.execute(
+                    "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3 AND due_at = $4",
+                    args![at, organization_id.as_uuid(), name, lease],
+                )
+                .await?
+            }
+            None => {
+                tx.execute(
+                    "DELETE FROM timers WHERE organization_id = $1 AND name = $2 AND due_at = $3",
+                    args![organization_id.as_uuid(), name, lease],
+                )
+                .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Runs what a timer is for; returns when it is next due (`None`: remove it).

@@ -1,0 +1,85 @@
+//! What the benchmarks share: an organization with a customer, a property and a job to create.
+#![allow(dead_code)]
+
+use hestami::core::customer::{Address, CountryCode, PostalCode};
+use hestami::core::job::{NewJob, Priority};
+use hestami::core::org::{Currency, OrgKind, TimeZone};
+use hestami::core::text::{Email, Name, OrgName, Summary, TradeCode};
+use hestami::store::Store;
+use hestami::store::app::customer::{CustomerCommand, NewCustomer, NewProperty};
+use hestami::store::app::{Caller, Services};
+use hestami::store::directory::NewOrganization;
+
+/// An organization's owner and a job to create in it.
+pub struct Tenant {
+    pub caller: Caller,
+    pub job: NewJob,
+}
+
+/// Creates organization `n` with a customer and a property.
+pub async fn tenant(admin: &Store, services: &Services, n: usize) -> Tenant {
+    let created = admin
+        .create_organization(NewOrganization {
+            name: OrgName::parse(&format!("Bench {n}")).unwrap(),
+            kind: OrgKind::Contractor,
+            time_zone: TimeZone::parse("America/Chicago").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            owner_email: Email::parse(&format!("bench{n}@example.com")).unwrap(),
+        })
+        .await
+        .unwrap();
+    let caller = Caller {
+        organization_id: created.organization_id,
+        user_id: Some(created.user_id),
+    };
+    let customer: hestami::core::customer::Customer = submit(
+        services,
+        &caller,
+        CustomerCommand::Create(NewCustomer {
+            name: Name::parse("Bench").unwrap(),
+            email: None,
+            phone: None,
+        }),
+    )
+    .await;
+    let property: hestami::core::customer::Property = submit(
+        services,
+        &caller,
+        CustomerCommand::AddProperty(NewProperty {
+            customer_id: customer.id,
+            address: Address {
+                line1: Name::parse("1 Main St").unwrap(),
+                line2: None,
+                city: Name::parse("Chicago").unwrap(),
+                region: Name::parse("IL").unwrap(),
+                postal_code: PostalCode::parse("60601").unwrap(),
+                country: CountryCode::parse("US").unwrap(),
+            },
+            location: None,
+        }),
+    )
+    .await;
+    let job = NewJob {
+        customer_id: customer.id,
+        property_id: property.id,
+        trade: TradeCode::parse("plumbing").unwrap(),
+        priority: Priority::Routine,
+        summary: Summary::parse("Benchmark job").unwrap(),
+        description: None,
+        callback_of: None,
+        min_skill_level: Default::default(),
+        required_certifications: vec![],
+    };
+    Tenant { caller, job }
+}
+
+/// Submits a setup command and decodes its output.
+pub async fn submit<C: hestami::store::app::Command, T: serde::de::DeserializeOwned>(
+    services: &Services,
+    caller: &Caller,
+    command: C,
+) -> T {
+    hestami::store::testing::fixtures::submit(services, caller, command)
+        .await
+        .expect("setup command")
+}
