@@ -10,13 +10,17 @@
 //! - **get**: `job/v1/get` of the jobs just created;
 //! - **busy**: `job/v1/create` with every client in one organization.
 //!
+//! On PostgreSQL it then runs, on the same server, `pgbench` (a one-INSERT and a three-INSERT
+//! transaction) and the DBOS Transact peers of `benches/peers` (the same three-step workflow on
+//! DBOS' TypeScript SDK and Rust crate; `PEERS=` skips them).
+//!
 //! It prints throughput, p50 and p99 per row, and the server's statements and transactions per
 //! request when the server reports them (`GET /metrics/db`). Its HTTP/1.1 client is a few lines
 //! over a kept-alive TCP connection, so that the driver costs the shared CPU as little as it can.
 //!
 //! ```sh
 //! cargo build --release -p hestami-cli
-//! cargo bench --bench load                       # BACKENDS=postgres,sqlite CLIENTS=1,8,32 SECONDS=10
+//! cargo bench --bench load      # BACKENDS=postgres,sqlite CLIENTS=1,8,32 SECONDS=10 PHASES=create,replay,get,busy
 //! HESTAMI_BIN=/path/to/hestami cargo bench --bench load
 //! ```
 #![allow(clippy::unwrap_used)]
@@ -394,18 +398,27 @@ async fn bench_backend(backend: &str, url: &str, clients: &[usize], seconds: u64
     let tenants = Arc::new(create_tenants(url, &server.addr, orgs, "many").await);
     let busy = Arc::new(create_tenants(url, &server.addr, 1, "busy").await);
     let none = Arc::new(Vec::new());
+    let phases = std::env::var("PHASES").unwrap_or_else(|_| "create,replay,get,busy".into());
+    let wanted = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     for &c in clients {
         let (created, per) = measured(&server, &tenants, Phase::Create, c, seconds, &none).await;
         print_row(backend, "create", c, &created, per);
         let sent = Arc::new(created.sent.clone());
-        let (replayed, per) = measured(&server, &tenants, Phase::Replay, c, seconds, &sent).await;
-        print_row(backend, "replay", c, &replayed, per);
-        let (got, per) = measured(&server, &tenants, Phase::Get, c, seconds, &sent).await;
-        print_row(backend, "get", c, &got, per);
+        if wanted("replay") {
+            let (replayed, per) =
+                measured(&server, &tenants, Phase::Replay, c, seconds, &sent).await;
+            print_row(backend, "replay", c, &replayed, per);
+        }
+        if wanted("get") {
+            let (got, per) = measured(&server, &tenants, Phase::Get, c, seconds, &sent).await;
+            print_row(backend, "get", c, &got, per);
+        }
     }
-    let c = *clients.iter().max().unwrap();
-    let (o, per) = measured(&server, &busy, Phase::Create, c, seconds, &none).await;
-    print_row(backend, "create, one organization", c, &o, per);
+    if wanted("busy") {
+        let c = *clients.iter().max().unwrap();
+        let (o, per) = measured(&server, &busy, Phase::Create, c, seconds, &none).await;
+        print_row(backend, "create, one organization", c, &o, per);
+    }
 }
 
 /// pgbench on the same database: a one-INSERT and a three-INSERT transaction.
@@ -470,6 +483,42 @@ fn pgbench(url: &str, clients: usize, seconds: u64) {
     let _ = Command::new("psql")
         .args([url, "-qc", "DROP TABLE IF EXISTS bench_jobs, bench_events"])
         .status();
+}
+
+/// DBOS Transact running the same job-create workflow on the same PostgreSQL
+/// (`benches/peers/run.sh`; `PEERS=` skips them, `PEERS="dbos-ts"` runs one).
+fn peers(base: &str, clients: usize, seconds: u64) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/run.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(base)
+        .env("CLIENTS", clients.to_string())
+        .env("SECONDS", seconds.to_string())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // PEER <name> <phase> clients=<C> rate=<n>/s p50=<ms>ms p99=<ms>ms, or PEER <name> failed
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let field = |key: &str| {
+            words
+                .iter()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or("?")
+                .to_owned()
+        };
+        match words.as_slice() {
+            ["PEER", name, "failed"] => println!("| postgres | {name} | – | failed | | | | | |"),
+            ["PEER", name, phase, ..] => println!(
+                "| postgres | {name}, {phase} | {} | {} | {} | {} | – | – | – |",
+                field("clients="),
+                field("rate="),
+                field("p50=").replace("ms", " ms"),
+                field("p99=").replace("ms", " ms"),
+            ),
+            _ => {}
+        }
+    }
 }
 
 fn pg_database(base: &str) -> Option<String> {
@@ -539,6 +588,9 @@ async fn main() {
                 bench_backend("postgres", &url, &clients, seconds, orgs).await;
                 pgbench(&url, *clients.iter().max().unwrap(), seconds);
                 drop_pg_database(&base, &url);
+                if std::env::var("PEERS").map_or(true, |p| !p.is_empty()) {
+                    peers(&base, *clients.iter().max().unwrap(), seconds);
+                }
             }
             "sqlite" => {
                 let dir = std::env::temp_dir().join(format!("hestami-load-{}", std::process::id()));

@@ -69,9 +69,13 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// A connection pool to either backend.
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
+    /// The pool and the queue its write transactions take turns in (see [`Pool::begin`]).
+    Sqlite(SqlitePool, WriteQueue),
     Postgres(PgPool),
 }
+
+/// SQLite's writers, in the order they asked: one write transaction at a time per pool.
+pub(crate) type WriteQueue = std::sync::Arc<tokio::sync::Mutex<()>>;
 
 impl Pool {
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -87,7 +91,7 @@ impl Pool {
                     .max_connections(max_connections)
                     .connect_with(options)
                     .await?;
-                Ok(Self::Sqlite(pool))
+                Ok(Self::Sqlite(pool, WriteQueue::default()))
             }
             Backend::Postgres => {
                 let options = PgConnectOptions::from_str(url)?;
@@ -103,7 +107,7 @@ impl Pool {
 
     pub(crate) fn backend(&self) -> Backend {
         match self {
-            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Sqlite(..) => Backend::Sqlite,
             Self::Postgres(_) => Backend::Postgres,
         }
     }
@@ -117,18 +121,34 @@ impl Pool {
     /// returns the connection to the pool inside an open write transaction that nobody will
     /// end, and every other writer then waits on its lock. So it runs in a task of its own: if
     /// the caller goes away, the task still finishes, and dropping its transaction rolls back.
-    pub(crate) async fn begin(&self, write: bool) -> Result<Tx, StoreError> {
+    ///
+    /// On PostgreSQL, `organization` confines the transaction to an organization for row-level
+    /// security (`app.organization_id`), set in the same round trip as `BEGIN`.
+    pub(crate) async fn begin(
+        &self,
+        write: bool,
+        organization: Option<Uuid>,
+    ) -> Result<Tx, StoreError> {
         Ok(match self {
-            Self::Sqlite(pool) if write => {
+            Self::Sqlite(pool, queue) if write => {
+                // The process's writers queue here, first come first served, before they take a
+                // connection. SQLite has one write lock; without the queue, writers that find it
+                // taken sleep in the busy handler with growing back-off and retry, and under
+                // load some wait hundreds of milliseconds while others get through (the p99 and
+                // the lost throughput of eight writers, benches/RESULTS.md). Another process on
+                // the same file still meets the busy handler.
+                let turn = queue.clone().lock_owned().await;
                 let pool = pool.clone();
                 let begun = tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await })
                     .await
                     .map_err(|e| {
                         StoreError::Internal(format!("beginning a transaction failed: {e}"))
                     })??;
-                Tx::new(TxInner::Sqlite(begun))
+                let mut tx = Tx::new(TxInner::Sqlite(begun));
+                tx.turn = Some(turn);
+                tx
             }
-            Self::Sqlite(pool) => Tx::new(TxInner::Sqlite(pool.begin().await?)),
+            Self::Sqlite(pool, _) => Tx::new(TxInner::Sqlite(pool.begin().await?)),
             // sqlx-postgres 0.8 counts a transaction as begun only when `BEGIN`'s reply has
             // arrived: dropped before that, the connection goes back to the pool inside a
             // transaction nobody knows of, and its next user's `BEGIN` ("there is already a
@@ -136,11 +156,23 @@ impl Pool {
             // always finishes, and the transaction is either handed over or rolled back.
             Self::Postgres(pool) => {
                 let pool = pool.clone();
-                let begun = tokio::spawn(async move { pool.begin().await })
-                    .await
-                    .map_err(|e| {
-                        StoreError::Internal(format!("beginning a transaction failed: {e}"))
-                    })??;
+                // One simple-protocol message, two statements: the id is a formatted `Uuid`,
+                // so nothing from outside reaches the text.
+                let begun = tokio::spawn(async move {
+                    match organization {
+                        Some(org) => {
+                            pool.begin_with(format!(
+                                "BEGIN; SELECT set_config('app.organization_id', '{org}', true)"
+                            ))
+                            .await
+                        }
+                        None => pool.begin().await,
+                    }
+                })
+                .await
+                .map_err(|e| {
+                    StoreError::Internal(format!("beginning a transaction failed: {e}"))
+                })??;
                 Tx::new(TxInner::Postgres(begun))
             }
         })
@@ -148,7 +180,7 @@ impl Pool {
 
     pub(crate) async fn close(&self) {
         match self {
-            Self::Sqlite(pool) => pool.close().await,
+            Self::Sqlite(pool, _) => pool.close().await,
             Self::Postgres(pool) => pool.close().await,
         }
     }
@@ -349,6 +381,9 @@ pub(crate) struct Tx {
     inner: TxInner,
     /// Whether a statement changed a row: a commit then counts as a write transaction.
     wrote: bool,
+    /// A SQLite write transaction's turn in its pool's [`WriteQueue`], given up when it ends.
+    /// Declared after `inner`, so dropped after it: the rollback is queued first.
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Tx {
@@ -357,13 +392,7 @@ impl Tx {
         Self {
             inner,
             wrote: false,
-        }
-    }
-
-    fn count(&mut self, sql: &str, changed: bool) {
-        COUNTERS.statements.fetch_add(1, Ordering::Relaxed);
-        if changed && is_write(sql) {
-            self.wrote = true;
+            turn: None,
         }
     }
 
@@ -371,6 +400,19 @@ impl Tx {
         match self.inner {
             TxInner::Sqlite(_) => Backend::Sqlite,
             TxInner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Counts this transaction as a write, for a statement whose writes [`is_write`] cannot
+    /// see (a `WITH … AS (INSERT …)` that returns rows whether it inserted or not).
+    pub(crate) fn mark_written(&mut self) {
+        self.wrote = true;
+    }
+
+    fn count(&mut self, sql: &str, changed: bool) {
+        COUNTERS.statements.fetch_add(1, Ordering::Relaxed);
+        if changed && is_write(sql) {
+            self.wrote = true;
         }
     }
 
@@ -447,6 +489,8 @@ impl Tx {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         let wrote = self.wrote;
         tokio::spawn(async move {
+            // The turn is held until the commit is done.
+            let _turn = self.turn;
             match self.inner {
                 TxInner::Sqlite(tx) => tx.commit().await,
                 TxInner::Postgres(tx) => tx.commit().await,

@@ -216,7 +216,48 @@ struct Inner {
     never_give_up: HashSet<&'static str>,
     /// An injected fault around the outcome's commit, for crash tests.
     commit_fault: Option<CommitFault>,
+    /// Recent successes, to answer their replays without the database.
+    succeeded: SucceededCache,
     finished: Notify,
+}
+
+/// The most successes [`SucceededCache`] holds; past it, it starts again empty.
+const SUCCEEDED_CACHE_ENTRIES: usize = 16_384;
+
+/// Workflows this process saw succeed, with their fingerprint, output and trace id. A success is
+/// final — nothing makes a succeeded workflow pending, failed or cancelled again (an operator's
+/// resume applies to failed and cancelled ones only) — so a replay found here is answered
+/// exactly as the database would answer it, without a transaction. Failures are not kept: an
+/// operator can resume them.
+#[derive(Default)]
+struct SucceededCache {
+    entries: std::sync::Mutex<HashMap<WorkflowId, Arc<CachedSuccess>>>,
+}
+
+struct CachedSuccess {
+    fingerprint: String,
+    output: String,
+    trace_id: Option<String>,
+}
+
+impl SucceededCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WorkflowId, Arc<CachedSuccess>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: WorkflowId) -> Option<Arc<CachedSuccess>> {
+        self.lock().get(&id).cloned()
+    }
+
+    fn put(&self, id: WorkflowId, success: CachedSuccess) {
+        let mut entries = self.lock();
+        if entries.len() >= SUCCEEDED_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(id, Arc::new(success));
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -292,11 +333,17 @@ impl EngineBuilder {
                 handlers: self.handlers,
                 never_give_up: self.never_give_up,
                 commit_fault: self.commit_fault,
+                succeeded: SucceededCache::default(),
                 finished: Notify::new(),
             }),
         }
     }
 }
+
+/// Inserts a new request's workflow row, unless its key is taken.
+const CLAIM: &str = "INSERT INTO workflows (organization_id, id, name, procedure, idempotency_key, \
+     fingerprint, input, status, trace_id, actor_user_id, executor_id, attempts, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, 1, $11, $11) ON CONFLICT DO NOTHING";
 
 /// What a new request found when it claimed its key.
 enum Claim {
@@ -325,6 +372,37 @@ struct RunState {
     queued: bool,
     /// Renews the lease while the run goes on, once the workflow is queued.
     heartbeat: Option<AbortOnDrop>,
+    /// A new request: what its claim inserts, to claim again after a refused first step rolled
+    /// the claim back with the step's effects.
+    start: Option<Start>,
+    /// The claim rolled back and another request took the key meanwhile: its outcome stands.
+    lost: bool,
+    /// The journal row of the step whose transaction is `open`, written with whatever commits
+    /// it: with the outcome in one statement on PostgreSQL, or before the commit otherwise.
+    journal: Option<JournalRow>,
+}
+
+/// A step's journal row, not written yet.
+struct JournalRow {
+    index: i64,
+    name: String,
+    output: String,
+}
+
+/// Writes a step's journal row in `tx`.
+async fn write_journal(
+    tx: &mut TenantTx,
+    id: WorkflowId,
+    row: &JournalRow,
+) -> Result<(), StoreError> {
+    let now = tx.now();
+    tx.execute(
+        "INSERT INTO workflow_steps (organization_id, workflow_id, step_index, name, output, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        args![tx.org(), id.as_uuid(), row.index, row.name.as_str(), row.output.as_str(), now],
+    )
+    .await?;
+    Ok(())
 }
 
 type SharedRun = Arc<std::sync::Mutex<RunState>>;
@@ -378,6 +456,17 @@ impl Engine {
             &start.procedure,
             start.idempotency_key,
         );
+        if let Some(hit) = self.inner.succeeded.get(id) {
+            if hit.fingerprint != start.fingerprint {
+                return Err(StoreError::IdempotencyKeyReused);
+            }
+            return Ok(Completed {
+                workflow_id: id,
+                outcome: Ok(hit.output.clone()),
+                trace_id: hit.trace_id.clone(),
+                replayed: true,
+            });
+        }
         let span =
             tracing::info_span!("workflow", workflow.id = %id, workflow.name = start.workflow);
         let engine = self.clone();
@@ -407,6 +496,7 @@ impl Engine {
             Claim::Owned(tx) => {
                 let run = Arc::new(std::sync::Mutex::new(RunState {
                     open: Some(tx),
+                    start: Some(start.clone()),
                     ..RunState::default()
                 }));
                 let outcome = self
@@ -419,6 +509,9 @@ impl Engine {
                         run,
                     )
                     .await?;
+                if let Ok(output) = &outcome {
+                    self.remember(id, &start.fingerprint, output, &start.trace_id);
+                }
                 Ok(Completed {
                     workflow_id: id,
                     outcome,
@@ -431,10 +524,14 @@ impl Engine {
                     return Err(StoreError::IdempotencyKeyReused);
                 }
                 if let Some(outcome) = recorded_outcome(&row)? {
+                    let trace_id = row.get("trace_id")?;
+                    if let Ok(output) = &outcome {
+                        self.remember(id, &start.fingerprint, output, &trace_id);
+                    }
                     return Ok(Completed {
                         workflow_id: id,
                         outcome,
-                        trace_id: row.get("trace_id")?,
+                        trace_id,
                         replayed: true,
                     });
                 }
@@ -449,6 +546,18 @@ impl Engine {
         }
     }
 
+    /// Keeps a success for its replays (see `SucceededCache`).
+    fn remember(&self, id: WorkflowId, fingerprint: &str, output: &str, trace_id: &Option<String>) {
+        self.inner.succeeded.put(
+            id,
+            CachedSuccess {
+                fingerprint: fingerprint.to_owned(),
+                output: output.to_owned(),
+                trace_id: trace_id.clone(),
+            },
+        );
+    }
+
     /// Claims the request's key: inserts the workflow row in a transaction that the run then
     /// goes on in, or finds the row of an earlier request with the same key. On PostgreSQL a
     /// duplicate arriving while the first request's transaction is open waits on its row and
@@ -458,37 +567,40 @@ impl Engine {
         let mut tx = store
             .tenant_as(start.organization_id, true, start.actor, Some(id))
             .await?;
-        let now = tx.now();
-        let inserted = tx
-            .execute(
-                "INSERT INTO workflows (organization_id, id, name, procedure, idempotency_key, fingerprint, \
-                 input, status, trace_id, actor_user_id, executor_id, attempts, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, 1, $11, $11) \
-                 ON CONFLICT DO NOTHING",
-                args![
-                    tx.org(),
-                    id.as_uuid(),
-                    start.workflow,
-                    start.procedure.as_str(),
-                    start.idempotency_key,
-                    start.fingerprint.as_str(),
-                    start.input.to_string(),
-                    start.trace_id.clone(),
-                    start.actor.map(|a| a.as_uuid()),
-                    self.inner.config.executor_id.as_str(),
-                    now
-                ],
-            )
-            .await?;
-        if inserted == 1 {
+        let values = self.claim_values(&tx, id, start);
+        const EXISTING: &str =
+            "fingerprint, name, status, output, error, trace_id, input, actor_user_id";
+        if self.inner.store.backend() == Backend::Postgres {
+            // One round trip either way: the insert, or the row that stood in its way. The
+            // statement's snapshot predates a conflicting insert it waited for, so that row can
+            // be invisible here; the plain read below then sees it.
+            let row = tx
+                .fetch_one(
+                    &format!(
+                        "WITH claim AS ({CLAIM} RETURNING id) \
+                         SELECT (SELECT count(*) FROM claim) AS claimed, w.{} \
+                         FROM (SELECT 1) AS one LEFT JOIN workflows w ON w.organization_id = $1 AND w.id = $2",
+                        EXISTING.replace(", ", ", w.")
+                    ),
+                    values,
+                )
+                .await?;
+            if row.get::<i64>("claimed")? == 1 {
+                tx.mark_written();
+                return Ok(Claim::Owned(tx));
+            }
+            if row.get::<Option<String>>("fingerprint")?.is_some() {
+                tx.commit().await?;
+                return Ok(Claim::Existing(row));
+            }
+        } else if tx.execute(CLAIM, values).await? == 1 {
             return Ok(Claim::Owned(tx));
         }
         // The row that stood in our way may have been rolled back or forgotten since (a `400`):
         // claim afresh.
         let row = tx
             .fetch_optional(
-                "SELECT fingerprint, name, status, output, error, trace_id, input, actor_user_id \
-                 FROM workflows WHERE organization_id = $1 AND id = $2",
+                &format!("SELECT {EXISTING} FROM workflows WHERE organization_id = $1 AND id = $2"),
                 args![tx.org(), id.as_uuid()],
             )
             .await?
@@ -497,16 +609,58 @@ impl Engine {
         Ok(Claim::Existing(row))
     }
 
+    /// The values [`CLAIM`] inserts for a request.
+    fn claim_values(&self, tx: &TenantTx, id: WorkflowId, start: &Start) -> Vec<crate::db::Value> {
+        args![
+            tx.org(),
+            id.as_uuid(),
+            start.workflow,
+            start.procedure.as_str(),
+            start.idempotency_key,
+            start.fingerprint.as_str(),
+            start.input.to_string(),
+            start.trace_id.clone(),
+            start.actor.map(|a| a.as_uuid()),
+            self.inner.config.executor_id.as_str(),
+            tx.now()
+        ]
+    }
+
+    /// Claims a new request's key again, after its first step's refusal rolled the claim back
+    /// with the step's effects (rolling back the whole transaction costs a refusal one more
+    /// transaction; a savepoint would cost every request one more round trip). The run goes on
+    /// in the new transaction; if another request took the key meanwhile, the run is `lost`.
+    async fn reclaim(&self, run: &SharedRun, id: WorkflowId) -> Result<(), StoreError> {
+        let Some(start) = lock_run(run).start.clone() else {
+            return Ok(());
+        };
+        let mut tx = self
+            .inner
+            .store
+            .tenant_as(start.organization_id, true, start.actor, Some(id))
+            .await?;
+        let values = self.claim_values(&tx, id, &start);
+        if tx.execute(CLAIM, values).await? == 1 {
+            lock_run(run).open = Some(tx);
+        } else {
+            lock_run(run).lost = true;
+        }
+        Ok(())
+    }
+
     /// Makes what a run has done so far durable: commits its open transaction, with a
     /// claim-queue row if the workflow has none yet. With `live`, the row's lease runs from now
     /// and a heartbeat renews it while the run goes on; otherwise the lease is already over, so
     /// that the next recovery pass retries the workflow.
     async fn flush(&self, run: &SharedRun, id: WorkflowId, live: bool) -> Result<(), StoreError> {
-        let (open, queued) = {
+        let (open, queued, journal) = {
             let mut state = lock_run(run);
-            (state.open.take(), state.queued)
+            (state.open.take(), state.queued, state.journal.take())
         };
         let Some(mut tx) = open else { return Ok(()) };
+        if let Some(journal) = &journal {
+            write_journal(&mut tx, id, journal).await?;
+        }
         if !queued {
             let now = tx.now();
             let lease_until = if live { now + self.lease() } else { now };
@@ -693,9 +847,14 @@ impl Engine {
         id: WorkflowId,
         outcome: Result<String, Failure>,
     ) -> Result<Result<String, Failure>, StoreError> {
-        let (open, durable, queued) = {
+        let (open, durable, queued, mut journal) = {
             let mut state = lock_run(run);
-            (state.open.take(), state.durable, state.queued)
+            (
+                state.open.take(),
+                state.durable,
+                state.queued,
+                state.journal.take(),
+            )
         };
         let refused = matches!(&outcome, Err(f) if f.kind == FailureKind::Validation);
         let mut tx = match open {
@@ -706,6 +865,9 @@ impl Engine {
                 return Ok(outcome);
             }
             Some(tx) => tx,
+            // Another request took the key while this run's claim was rolled back: the
+            // caller's retry loop finds its row and answers with its outcome.
+            None if !durable && lock_run(run).lost => return Err(StoreError::Forgotten),
             None if !durable => {
                 return Err(StoreError::Internal(
                     "the run lost its transaction before recording anything".into(),
@@ -714,6 +876,12 @@ impl Engine {
             None => self.inner.store.tenant(organization_id, true).await?,
         };
         let now = tx.now();
+        if refused {
+            // `forget` counts the journal: the open step's row must be there.
+            if let Some(journal) = journal.take() {
+                write_journal(&mut tx, id, &journal).await?;
+            }
+        }
         if refused && forget(&mut tx, id).await? {
             tx.commit().await?;
             self.inner.finished.notify_waiters();
@@ -723,13 +891,29 @@ impl Engine {
             Ok(text) => ("succeeded", Some(text.clone()), None),
             Err(failure) => ("failed", None, Some(serde_json::to_string(failure)?)),
         };
-        let updated = tx
-            .execute(
-                "UPDATE workflows SET status = $1, output = $2, error = $3, updated_at = $4, completed_at = $4 \
-                 WHERE organization_id = $5 AND id = $6 AND status = 'pending'",
-                args![status, output, error, now, tx.org(), id.as_uuid()],
-            )
-            .await?;
+        const RECORD: &str = "UPDATE workflows SET status = $1, output = $2, error = $3, updated_at = $4, \
+             completed_at = $4 WHERE organization_id = $5 AND id = $6 AND status = 'pending'";
+        let mut values = args![status, output, error, now, tx.org(), id.as_uuid()];
+        let updated = match journal {
+            // The last step's journal row and the outcome in one statement.
+            Some(journal) if self.inner.store.backend() == Backend::Postgres => {
+                values.extend(args![journal.index, journal.name, journal.output]);
+                tx.mark_written();
+                tx.execute(
+                    &format!(
+                        "WITH journal AS (INSERT INTO workflow_steps (organization_id, workflow_id, \
+                         step_index, name, output, created_at) VALUES ($5, $6, $7, $8, $9, $4)) {RECORD}"
+                    ),
+                    values,
+                )
+                .await?
+            }
+            Some(journal) => {
+                write_journal(&mut tx, id, &journal).await?;
+                tx.execute(RECORD, values).await?
+            }
+            None => tx.execute(RECORD, values).await?,
+        };
         if queued {
             tx.execute(
                 "DELETE FROM workflow_queue WHERE workflow_id = $1",
@@ -1140,10 +1324,7 @@ impl WorkflowCtx {
                     engine.inner.store.tenant_as(org, true, actor, Some(id)).await?
                 }
             };
-            if fresh {
-                // A refusal rolls back the step's effects, and the claim stays.
-                tx.execute("SAVEPOINT step", Vec::new()).await?;
-            } else {
+            if !fresh {
                 // Lock the workflow row first: two runs of one workflow (a lease that expired
                 // under a live executor) take their steps one at a time, and a run that finds the
                 // workflow already finished stops instead of acting on it.
@@ -1171,20 +1352,25 @@ impl WorkflowCtx {
             let value = match body(&mut tx).await {
                 Ok(value) => value,
                 Err(error) => {
-                    if fresh && tx.execute("ROLLBACK TO SAVEPOINT step", Vec::new()).await.is_ok() {
-                        lock_run(&run).open = Some(tx);
+                    // Rolls back the step's effects, and with a new request's first step its
+                    // claim too: claimed again, the run goes on as if only the step had.
+                    drop(tx);
+                    if fresh && let Err(e) = engine.reclaim(&run, id).await {
+                        tracing::warn!(workflow.id = %id, error = %e, "claiming again after a refused step failed");
                     }
                     return Err(error);
                 }
             };
-            let now = tx.now();
-            tx.execute(
-                "INSERT INTO workflow_steps (organization_id, workflow_id, step_index, name, output, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                args![org.as_uuid(), id.as_uuid(), index, name, serde_json::to_string(&value)?, now],
-            )
-            .await?;
-            lock_run(&run).open = Some(tx);
+            let journal = JournalRow {
+                index,
+                name: name.to_owned(),
+                output: serde_json::to_string(&value)?,
+            };
+            {
+                let mut state = lock_run(&run);
+                state.open = Some(tx);
+                state.journal = Some(journal);
+            }
             if engine.inner.config.fault.is_some() {
                 engine.flush(&run, id, true).await?;
             }
