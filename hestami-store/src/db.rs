@@ -325,7 +325,7 @@ struct Counters {
     statements: AtomicU64,
 }
 
-/// A reading of [`Counters`].
+/// A reading of the process's counters ([`counters`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CounterReading {

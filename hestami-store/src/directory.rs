@@ -448,8 +448,7 @@ pub(crate) async fn load_organization(
     lock: bool,
 ) -> Result<Organization, StoreError> {
     let sql = format!(
-        "SELECT id, version, kind, name, time_zone, currency, sla_emergency_minutes, sla_urgent_minutes, \
-         sla_routine_minutes, created_at, updated_at FROM organizations WHERE id = $1{}",
+        "SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE id = $1{}",
         if lock { tx.for_update() } else { "" }
     );
     let org = tx.org();
@@ -457,6 +456,15 @@ pub(crate) async fn load_organization(
         .fetch_optional(&sql, args![org])
         .await?
         .ok_or_else(|| Failure::not_found("organization"))?;
+    decode_organization(&row)
+}
+
+/// The columns [`decode_organization`] reads.
+pub(crate) const ORGANIZATION_COLUMNS: &str = "id, version, kind, name, time_zone, currency, \
+     sla_emergency_minutes, sla_urgent_minutes, sla_routine_minutes, created_at, updated_at";
+
+/// An organization from a row holding [`ORGANIZATION_COLUMNS`].
+pub(crate) fn decode_organization(row: &Row) -> Result<Organization, StoreError> {
     let minutes = |col: &str| -> Result<u32, StoreError> {
         u32::try_from(row.get::<i64>(col)?)
             .map_err(|_| StoreError::Internal(format!("{col} out of range")))

@@ -19,7 +19,7 @@ use hestami_core::workforce::assignment_refusals;
 
 use super::{Caller, Command, Page, PageRequest, Services, check_version};
 use crate::db::{Row, args};
-use crate::directory::{load_organization, parse_stored};
+use crate::directory::{ORGANIZATION_COLUMNS, decode_organization, parse_stored};
 use crate::engine::WorkflowCtx;
 use crate::error::{Failure, FailureKind, StoreError};
 use crate::store::{Operation, TenantTx, new_id};
@@ -426,9 +426,34 @@ fn command_for_target(job: &Job, target: JobStatus) -> Result<JobCommand, StoreE
 }
 
 pub(crate) async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
-    super::trades::ensure_known(tx, vec![("trade".to_owned(), new.trade.clone())]).await?;
-    let org = load_organization(tx, false).await?;
-    super::customer::load_property(tx, new.customer_id, new.property_id).await?;
+    // What the job needs, in one query: the trade catalogue (no row: the default one), the
+    // organization (its SLA windows) and whether the property is the customer's.
+    let catalogue = super::trades::CATALOGUE;
+    let row = tx
+        .fetch_optional(
+            &format!(
+                "SELECT {ORGANIZATION_COLUMNS}, \
+                 (SELECT c.version FROM {table} c WHERE c.organization_id = $1) AS catalogue_version, \
+                 (SELECT c.{column} FROM {table} c WHERE c.organization_id = $1) AS body, \
+                 EXISTS (SELECT 1 FROM properties p WHERE p.organization_id = $1 \
+                 AND p.customer_id = $2 AND p.id = $3) AS property_found \
+                 FROM organizations WHERE id = $1",
+                table = catalogue.table,
+                column = catalogue.column,
+            ),
+            args![tx.org(), new.customer_id.as_uuid(), new.property_id.as_uuid()],
+        )
+        .await?
+        .ok_or_else(|| Failure::not_found("organization"))?;
+    let trades = match row.get::<Option<i64>>("catalogue_version")? {
+        Some(_) => super::decode_body(&row)?,
+        None => hestami_core::trade::TradeCatalogue::default_catalogue(),
+    };
+    super::trades::ensure_known_in(&trades, &[("trade".to_owned(), new.trade.clone())])?;
+    let org = decode_organization(&row)?;
+    if !row.get::<bool>("property_found")? {
+        return Err(Failure::not_found("property").into());
+    }
     let id = JobId::from_uuid(new_id());
     let (job, event) = core_job::create(id, new, &org.sla, tx.now(), tx.actor());
     tx.execute(

@@ -37,7 +37,7 @@ pub(crate) async fn load_trades(tx: &mut TenantTx, lock: bool) -> Result<TradesD
 }
 
 /// Where the catalogue is kept.
-const CATALOGUE: OrgSetting = OrgSetting {
+pub(crate) const CATALOGUE: OrgSetting = OrgSetting {
     table: "trade_catalogues",
     column: "trades",
     entity: "trade_catalogue",
@@ -53,6 +53,14 @@ pub(crate) async fn ensure_known(
         return Ok(());
     }
     let catalogue = load_trades(tx, false).await?.trades;
+    ensure_known_in(&catalogue, &given)
+}
+
+/// [`ensure_known`] against a catalogue already read.
+pub(crate) fn ensure_known_in(
+    catalogue: &TradeCatalogue,
+    given: &[(String, TradeCode)],
+) -> Result<(), StoreError> {
     let unknown = catalogue.unknown(given.iter().map(|(f, t)| (f.clone(), t)));
     if unknown.is_empty() {
         return Ok(());
