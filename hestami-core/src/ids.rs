@@ -63,6 +63,10 @@ id_type!(
     WorkflowId
 );
 id_type!(
+    /// An appointment: one visit of a job.
+    AppointmentId
+);
+id_type!(
     /// A trade licence held by an organization.
     LicenseId
 );

@@ -38,6 +38,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod appointment;
 pub mod area;
 pub mod compliance;
 pub mod customer;
