@@ -58,6 +58,9 @@ struct LimitArgs {
         default_value_t = 256
     )]
     max_connections_per_address: usize,
+    /// The most database connections the server holds (its pool).
+    #[arg(long, env = "HESTAMI_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    db_pool_size: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -278,9 +281,15 @@ async fn serve(
         Some(url) => url,
         None => derive_app_url(&owner_url)?,
     };
-    let store = Store::connect(&app_url, StoreOptions::default())
-        .await
-        .with_context(|| format!("connecting to {}", redact(&app_url)))?;
+    let store = Store::connect(
+        &app_url,
+        StoreOptions {
+            max_connections: limits.db_pool_size,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("connecting to {}", redact(&app_url)))?;
     let executor_id = executor_id.unwrap_or_else(|| match backend {
         Backend::Sqlite => "local".to_owned(),
         Backend::Postgres => format!(
