@@ -896,13 +896,22 @@ impl Engine {
         let mut values = args![status, output, error, now, tx.org(), id.as_uuid()];
         let updated = match journal {
             // The last step's journal row and the outcome in one statement.
+            // The last step's journal row, its change-feed rows and the outcome in one
+            // statement: the feed counter's lock is then held only for the commit.
             Some(journal) if self.inner.store.backend() == Backend::Postgres => {
                 values.extend(args![journal.index, journal.name, journal.output]);
+                let feed = match tx.take_feed_ctes(10) {
+                    Some((ctes, feed_values)) => {
+                        values.extend(feed_values);
+                        format!(", {ctes}")
+                    }
+                    None => String::new(),
+                };
                 tx.mark_written();
                 tx.execute(
                     &format!(
                         "WITH journal AS (INSERT INTO workflow_steps (organization_id, workflow_id, \
-                         step_index, name, output, created_at) VALUES ($5, $6, $7, $8, $9, $4)) {RECORD}"
+                         step_index, name, output, created_at) VALUES ($5, $6, $7, $8, $9, $4)){feed} {RECORD}"
                     ),
                     values,
                 )

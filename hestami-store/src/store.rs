@@ -201,6 +201,7 @@ impl Store {
             actor,
             workflow,
             now: self.now(),
+            feed: Vec::new(),
         })
     }
 
@@ -307,7 +308,24 @@ pub struct TenantTx {
     actor: Option<UserId>,
     workflow: Option<WorkflowId>,
     now: DateTime<Utc>,
+    /// Change-feed rows recorded in this transaction, written just before it commits.
+    feed: Vec<FeedRow>,
 }
+
+/// A change-feed row waiting for its transaction's commit.
+struct FeedRow {
+    entity_kind: String,
+    entity_id: Uuid,
+    version: i64,
+    operation: Operation,
+}
+
+/// Takes `$2` sequence numbers from the organization's (`$1`) feed counter and returns the last.
+/// The counter row exists from the organization's creation; the upsert covers organizations
+/// from before counters.
+const COUNTER: &str = "INSERT INTO feed_counters (organization_id, last_seq) VALUES ($1, $2) \
+     ON CONFLICT (organization_id) DO UPDATE SET last_seq = feed_counters.last_seq + excluded.last_seq \
+     RETURNING last_seq";
 
 /// The most change-feed rows PostgreSQL writes in the statement that takes their numbers.
 const FEED_ROWS_PER_STATEMENT: usize = 100;
@@ -424,159 +442,189 @@ impl TenantTx {
         Ok(())
     }
 
-    /// Appends one row to the organization's change feed, in this transaction, and returns its
-    /// sequence number. Incrementing the counter row locks it until commit, which is what keeps
-    /// a cursor reader from ever skipping a row (see DESIGN §4.5 and ARCHITECTURE.md).
+    /// Appends one row to the organization's change feed, in this transaction. The row is
+    /// written, and its sequence number taken, just before the transaction commits (see
+    /// [`TenantTx::commit`]).
     pub(crate) async fn record_change(
         &mut self,
         entity_kind: &str,
         entity_id: Uuid,
         version: i64,
         operation: Operation,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<(), StoreError> {
         self.record_changes(entity_kind, &[(entity_id, version, operation)])
             .await
     }
 
-    /// Appends a row per change, with consecutive sequence numbers taken by one increment of the
-    /// counter (a batch that bumped the counter once per row would update one row thousands of
-    /// times in a transaction, which PostgreSQL does ever more slowly). Returns the last
-    /// sequence number (0 for no changes).
+    /// Appends a row per change (see [`TenantTx::record_change`]).
     pub(crate) async fn record_changes(
         &mut self,
         entity_kind: &str,
         changes: &[(Uuid, i64, Operation)],
-    ) -> Result<i64, StoreError> {
-        if changes.is_empty() {
-            return Ok(0);
-        }
-        let org = self.org();
-        let n = i64::try_from(changes.len())
-            .map_err(|_| StoreError::Internal("too many changes in one transaction".into()))?;
-        if self.tx.backend() == Backend::Sqlite {
-            return self.record_changes_apart(entity_kind, changes, n).await;
-        }
-        if changes.len() <= FEED_ROWS_PER_STATEMENT {
-            // PostgreSQL: the counter's increment and the rows in one statement (one round trip
-            // instead of two); the increment locks the counter row until commit as before.
-            let mut sql = String::from(
-                "WITH counter AS (UPDATE feed_counters SET last_seq = last_seq + $2 \
-                 WHERE organization_id = $1 RETURNING last_seq) \
-                 INSERT INTO change_feed (organization_id, seq, entity_kind, entity_id, version, \
-                 operation, actor_user_id, workflow_id, at) \
-                 SELECT $1, counter.last_seq - $2 + v.k, $3, v.entity_id, v.version, v.operation, $4, $5, $6 \
-                 FROM counter CROSS JOIN (VALUES ",
-            );
-            let mut values = args![
-                org,
-                n,
-                entity_kind,
-                self.actor.map(|a| a.as_uuid()),
-                self.workflow.map(|w| w.as_uuid()),
-                self.now
-            ];
-            for (k, (entity_id, version, operation)) in changes.iter().enumerate() {
-                let base = 6 + 3 * k;
-                if k > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "({}::bigint, ${}::uuid, ${}::bigint, ${}::text)",
-                    k + 1,
-                    base + 1,
-                    base + 2,
-                    base + 3
-                ));
-                values.extend(args![*entity_id, *version, operation.as_str()]);
-            }
-            sql.push_str(") AS v(k, entity_id, version, operation) RETURNING seq");
-            let rows = self.tx.fetch_all(&sql, values).await?;
-            if !rows.is_empty() {
-                self.tx.mark_written();
-                return rows
-                    .iter()
-                    .map(|r| r.get::<i64>("seq"))
-                    .try_fold(0, |m, s| Ok(m.max(s?)));
-            }
-            // No counter row yet (an organization from before counters): the general path.
-        }
-        self.record_changes_apart(entity_kind, changes, n).await
+    ) -> Result<(), StoreError> {
+        self.feed.extend(
+            changes
+                .iter()
+                .map(|&(entity_id, version, operation)| FeedRow {
+                    entity_kind: entity_kind.to_owned(),
+                    entity_id,
+                    version,
+                    operation,
+                }),
+        );
+        Ok(())
     }
 
-    /// [`TenantTx::record_changes`] as two statements and more: the counter, then the rows, 100
-    /// to a statement.
-    async fn record_changes_apart(
+    /// PostgreSQL: the common table expressions `counter AS (…), feed AS (INSERT …)` that write
+    /// `rows`, with their parameters numbered from `$first`.
+    fn feed_ctes(&self, rows: &[FeedRow], first: usize) -> (String, Vec<crate::db::Value>) {
+        let p = |k: usize| format!("${}", first + k);
+        let mut values = crate::db::args![
+            self.org(),
+            i64::try_from(rows.len()).unwrap_or(i64::MAX),
+            self.actor.map(|a| a.as_uuid()),
+            self.workflow.map(|w| w.as_uuid()),
+            self.now
+        ];
+        let mut values_sql = String::new();
+        for (k, row) in rows.iter().enumerate() {
+            let base = 5 + 4 * k;
+            if k > 0 {
+                values_sql.push_str(", ");
+            }
+            values_sql.push_str(&format!(
+                "({}::bigint, {}::text, {}::uuid, {}::bigint, {}::text)",
+                k + 1,
+                p(base),
+                p(base + 1),
+                p(base + 2),
+                p(base + 3)
+            ));
+            values.extend(crate::db::args![
+                row.entity_kind.as_str(),
+                row.entity_id,
+                row.version,
+                row.operation.as_str()
+            ]);
+        }
+        let ctes = format!(
+            "counter AS (INSERT INTO feed_counters (organization_id, last_seq) VALUES ({org}, {n}) \
+             ON CONFLICT (organization_id) DO UPDATE SET last_seq = feed_counters.last_seq + \
+             excluded.last_seq RETURNING last_seq), feed AS (INSERT INTO change_feed (organization_id, seq, \
+             entity_kind, entity_id, version, operation, actor_user_id, workflow_id, at) \
+             SELECT {org}, counter.last_seq - {n} + v.k, v.entity_kind, v.entity_id, v.version, \
+             v.operation, {actor}, {workflow}, {at} FROM counter CROSS JOIN (VALUES {values_sql}) \
+             AS v(k, entity_kind, entity_id, version, operation))",
+            org = p(0),
+            n = p(1),
+            actor = p(2),
+            workflow = p(3),
+            at = p(4),
+        );
+        (ctes, values)
+    }
+
+    /// PostgreSQL: hands over the change-feed rows recorded so far as common table expressions
+    /// (see [`TenantTx::feed_ctes`]), for a statement that writes them together with other
+    /// rows; `None` when there are none, on SQLite, or when there are too many for one
+    /// statement (they are then written at commit).
+    pub(crate) fn take_feed_ctes(
         &mut self,
-        entity_kind: &str,
-        changes: &[(Uuid, i64, Operation)],
-        n: i64,
-    ) -> Result<i64, StoreError> {
-        let org = self.org();
-        let row = self
-            .tx
-            .fetch_optional(
-                "UPDATE feed_counters SET last_seq = last_seq + $2 WHERE organization_id = $1 \
-                 RETURNING last_seq",
-                args![org, n],
-            )
-            .await?;
-        let last = match row {
-            Some(row) => row.get::<i64>("last_seq")?,
-            None => {
-                self.tx
-                    .execute(
-                        "INSERT INTO feed_counters (organization_id, last_seq) VALUES ($1, $2)",
-                        args![org, n],
-                    )
-                    .await?;
-                n
-            }
-        };
-        let mut seq = last - n;
-        // 9 values a row: 100 rows stay far below either backend's limit on parameters.
-        for chunk in changes.chunks(100) {
-            let mut sql = String::from(
-                "INSERT INTO change_feed (organization_id, seq, entity_kind, entity_id, version, \
-                 operation, actor_user_id, workflow_id, at) VALUES ",
-            );
-            let mut values = Vec::with_capacity(chunk.len() * 9);
-            for (k, (entity_id, version, operation)) in chunk.iter().enumerate() {
-                seq += 1;
-                let base = k * 9;
-                if k > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    base + 1,
-                    base + 2,
-                    base + 3,
-                    base + 4,
-                    base + 5,
-                    base + 6,
-                    base + 7,
-                    base + 8,
-                    base + 9
-                ));
-                values.extend(args![
-                    org,
-                    seq,
-                    entity_kind,
-                    *entity_id,
-                    *version,
-                    operation.as_str(),
-                    self.actor.map(|a| a.as_uuid()),
-                    self.workflow.map(|w| w.as_uuid()),
-                    self.now
-                ]);
-            }
-            self.tx.execute(&sql, values).await?;
+        first: usize,
+    ) -> Option<(String, Vec<crate::db::Value>)> {
+        if self.feed.is_empty()
+            || self.feed.len() > FEED_ROWS_PER_STATEMENT
+            || self.tx.backend() != Backend::Postgres
+        {
+            return None;
         }
-        Ok(last)
+        let rows = std::mem::take(&mut self.feed);
+        self.tx.mark_written();
+        Some(self.feed_ctes(&rows, first))
     }
 
-    /// Commits.
-    pub async fn commit(self) -> Result<(), StoreError> {
+    /// Writes the change-feed rows recorded in this transaction, with consecutive sequence
+    /// numbers taken by one increment of the organization's counter per statement (a batch that
+    /// bumped the counter once per row would update one row thousands of times in a
+    /// transaction, which PostgreSQL does ever more slowly).
+    ///
+    /// The increment locks the counter row until commit, which is what keeps a cursor reader
+    /// from ever skipping a row (ARCHITECTURE.md, "The change feed"); it is the transaction's
+    /// last statement, so one organization's writers wait for each other only for the commit.
+    async fn write_feed(&mut self) -> Result<(), StoreError> {
+        let rows = std::mem::take(&mut self.feed);
+        for chunk in rows.chunks(FEED_ROWS_PER_STATEMENT) {
+            self.write_feed_rows(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_feed_rows(&mut self, rows: &[FeedRow]) -> Result<(), StoreError> {
+        let org = self.org();
+        let n = i64::try_from(rows.len())
+            .map_err(|_| StoreError::Internal("too many changes in one statement".into()))?;
+        if self.tx.backend() == Backend::Postgres {
+            // The increment and the rows in one statement.
+            let (ctes, values) = self.feed_ctes(rows, 1);
+            self.tx.mark_written();
+            self.tx
+                .execute(&format!("WITH {ctes} SELECT 1"), values)
+                .await?;
+            return Ok(());
+        }
+        let first = 5;
+        let mut values_sql = String::new();
+        let mut values = Vec::with_capacity(rows.len() * 5);
+        for (k, row) in rows.iter().enumerate() {
+            let p = first + 4 * k;
+            if k > 0 {
+                values_sql.push_str(", ");
+            }
+            // The row's sequence number is a parameter too, bound after every row's values.
+            values_sql.push_str(&format!(
+                "(${}, ${p}, ${}, ${}, ${})",
+                first + 4 * rows.len() + k,
+                p + 1,
+                p + 2,
+                p + 3
+            ));
+            values.extend(crate::db::args![
+                row.entity_kind.as_str(),
+                row.entity_id,
+                row.version,
+                row.operation.as_str()
+            ]);
+        }
+        let common = crate::db::args![
+            self.actor.map(|a| a.as_uuid()),
+            self.workflow.map(|w| w.as_uuid()),
+            self.now
+        ];
+        // SQLite: no data-modifying CTE; the counter, then the rows.
+        let last: i64 = self
+            .tx
+            .fetch_one(COUNTER, crate::db::args![org, n])
+            .await?
+            .get("last_seq")?;
+        let sql = format!(
+            "INSERT INTO change_feed (organization_id, seq, entity_kind, entity_id, version, \
+             operation, actor_user_id, workflow_id, at) \
+             SELECT $1, v.column1, v.column2, v.column3, v.column4, v.column5, $2, $3, $4 \
+             FROM (VALUES {values_sql}) AS v"
+        );
+        let mut all = crate::db::args![org];
+        all.extend(common);
+        all.extend(values);
+        for k in 0..n {
+            all.push((last - n + 1 + k).into());
+        }
+        self.tx.execute(&sql, all).await?;
+        Ok(())
+    }
+
+    /// Writes the change-feed rows recorded in the transaction, then commits.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.write_feed().await?;
         self.tx.commit().await
     }
 }
