@@ -253,20 +253,10 @@ impl Store {
     /// The user a bearer token belongs to, if the token exists, is not revoked and has not
     /// expired.
     pub async fn authenticate(&self, token: &str) -> Result<Option<UserId>, StoreError> {
-        let mut tx = self.shared(false).await?;
-        let row = tx
-            .fetch_optional(
-                "SELECT user_id, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
-                args![hash_token(token)],
-            )
-            .await?;
-        tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires_at: Option<DateTime<Utc>> = row.get("expires_at")?;
-        let revoked_at: Option<DateTime<Utc>> = row.get("revoked_at")?;
-        let live = revoked_at.is_none() && expires_at.is_none_or(|t| t > self.now());
-        live.then(|| row.get("user_id").map(UserId::from_uuid))
-            .transpose()
+        Ok(self
+            .authorize(token, None)
+            .await?
+            .map(|(user_id, _)| user_id))
     }
 
     /// Who a bearer token is and, given an organization, the role they hold in it (`None` when

@@ -374,7 +374,7 @@ struct RunState {
     heartbeat: Option<AbortOnDrop>,
     /// A new request: what its claim inserts, to claim again after a refused first step rolled
     /// the claim back with the step's effects.
-    start: Option<Start>,
+    start: Option<Arc<Start>>,
     /// The claim rolled back and another request took the key meanwhile: its outcome stands.
     lost: bool,
     /// The journal row of the step whose transaction is `open`, written with whatever commits
@@ -470,6 +470,7 @@ impl Engine {
         let span =
             tracing::info_span!("workflow", workflow.id = %id, workflow.name = start.workflow);
         let engine = self.clone();
+        let start = Arc::new(start);
         tokio::spawn(
             async move {
                 // A run whose refusal was not recorded (a `400`, see `finish`) dropped its
@@ -491,12 +492,16 @@ impl Engine {
         .map_err(|e| StoreError::Internal(format!("the workflow's task failed: {e}")))?
     }
 
-    async fn run_claimed(&self, id: WorkflowId, start: &Start) -> Result<Completed, StoreError> {
+    async fn run_claimed(
+        &self,
+        id: WorkflowId,
+        start: &Arc<Start>,
+    ) -> Result<Completed, StoreError> {
         match self.claim_new(id, start).await? {
             Claim::Owned(tx) => {
                 let run = Arc::new(std::sync::Mutex::new(RunState {
                     open: Some(tx),
-                    start: Some(start.clone()),
+                    start: Some(Arc::clone(start)),
                     ..RunState::default()
                 }));
                 let outcome = self

@@ -475,17 +475,33 @@ impl TenantTx {
         Ok(())
     }
 
-    /// PostgreSQL: the common table expressions `counter AS (…), feed AS (INSERT …)` that write
-    /// `rows`, with their parameters numbered from `$first`.
-    fn feed_ctes(&self, rows: &[FeedRow], first: usize) -> (String, Vec<crate::db::Value>) {
+    /// The statement that writes `rows` to the change feed, in two parts: the common table
+    /// expression `feed_rows(k, …) AS (VALUES …)` and the `INSERT … SELECT … FROM feed_rows`
+    /// that numbers them `base + k`. Parameters are numbered from `$first`: the organization,
+    /// then `second`, the actor, the workflow and the time, then four per row. On PostgreSQL
+    /// `second` is the number of rows and `base` is taken from a `counter` expression the caller
+    /// adds; on SQLite `second` is the base itself.
+    fn feed_statement(
+        &self,
+        rows: &[FeedRow],
+        first: usize,
+        second: i64,
+        postgres: bool,
+    ) -> (String, String, Vec<crate::db::Value>) {
         let p = |k: usize| format!("${}", first + k);
         let mut values = crate::db::args![
             self.org(),
-            i64::try_from(rows.len()).unwrap_or(i64::MAX),
+            second,
             self.actor.map(|a| a.as_uuid()),
             self.workflow.map(|w| w.as_uuid()),
             self.now
         ];
+        // PostgreSQL types a VALUES list's parameters as text unless told.
+        let casts: [&str; 5] = if postgres {
+            ["::bigint", "::text", "::uuid", "::bigint", "::text"]
+        } else {
+            [""; 5]
+        };
         let mut values_sql = String::new();
         for (k, row) in rows.iter().enumerate() {
             let base = 5 + 4 * k;
@@ -493,12 +509,17 @@ impl TenantTx {
                 values_sql.push_str(", ");
             }
             values_sql.push_str(&format!(
-                "({}::bigint, {}::text, {}::uuid, {}::bigint, {}::text)",
+                "({}{}, {}{}, {}{}, {}{}, {}{})",
                 k + 1,
+                casts[0],
                 p(base),
+                casts[1],
                 p(base + 1),
+                casts[2],
                 p(base + 2),
-                p(base + 3)
+                casts[3],
+                p(base + 3),
+                casts[4]
             ));
             values.extend(crate::db::args![
                 row.entity_kind.as_str(),
@@ -507,19 +528,42 @@ impl TenantTx {
                 row.operation.as_str()
             ]);
         }
-        let ctes = format!(
-            "counter AS (INSERT INTO feed_counters (organization_id, last_seq) VALUES ({org}, {n}) \
-             ON CONFLICT (organization_id) DO UPDATE SET last_seq = feed_counters.last_seq + \
-             excluded.last_seq RETURNING last_seq), feed AS (INSERT INTO change_feed (organization_id, seq, \
-             entity_kind, entity_id, version, operation, actor_user_id, workflow_id, at) \
-             SELECT {org}, counter.last_seq - {n} + v.k, v.entity_kind, v.entity_id, v.version, \
-             v.operation, {actor}, {workflow}, {at} FROM counter CROSS JOIN (VALUES {values_sql}) \
-             AS v(k, entity_kind, entity_id, version, operation))",
+        let rows_cte = format!(
+            "feed_rows(k, entity_kind, entity_id, version, operation) AS (VALUES {values_sql})"
+        );
+        let (base, from) = if postgres {
+            (
+                format!("counter.last_seq - {}", p(1)),
+                "counter CROSS JOIN feed_rows",
+            )
+        } else {
+            (p(1), "feed_rows")
+        };
+        let insert = format!(
+            "INSERT INTO change_feed (organization_id, seq, entity_kind, entity_id, version, \
+             operation, actor_user_id, workflow_id, at) \
+             SELECT {org}, {base} + feed_rows.k, feed_rows.entity_kind, feed_rows.entity_id, \
+             feed_rows.version, feed_rows.operation, {actor}, {workflow}, {at} FROM {from}",
             org = p(0),
-            n = p(1),
             actor = p(2),
             workflow = p(3),
             at = p(4),
+        );
+        (rows_cte, insert, values)
+    }
+
+    /// PostgreSQL: the common table expressions that take the rows' sequence numbers from the
+    /// counter and write them (`feed_rows`, `counter`, `feed`), with their parameters numbered
+    /// from `$first`.
+    fn feed_ctes(&self, rows: &[FeedRow], first: usize) -> (String, Vec<crate::db::Value>) {
+        let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let (rows_cte, insert, values) = self.feed_statement(rows, first, n, true);
+        let ctes = format!(
+            "{rows_cte}, counter AS (INSERT INTO feed_counters (organization_id, last_seq) \
+             VALUES (${org}, ${n}) ON CONFLICT (organization_id) DO UPDATE SET last_seq = \
+             feed_counters.last_seq + excluded.last_seq RETURNING last_seq), feed AS ({insert})",
+            org = first,
+            n = first + 1,
         );
         (ctes, values)
     }
@@ -572,53 +616,16 @@ impl TenantTx {
                 .await?;
             return Ok(());
         }
-        let first = 5;
-        let mut values_sql = String::new();
-        let mut values = Vec::with_capacity(rows.len() * 5);
-        for (k, row) in rows.iter().enumerate() {
-            let p = first + 4 * k;
-            if k > 0 {
-                values_sql.push_str(", ");
-            }
-            // The row's sequence number is a parameter too, bound after every row's values.
-            values_sql.push_str(&format!(
-                "(${}, ${p}, ${}, ${}, ${})",
-                first + 4 * rows.len() + k,
-                p + 1,
-                p + 2,
-                p + 3
-            ));
-            values.extend(crate::db::args![
-                row.entity_kind.as_str(),
-                row.entity_id,
-                row.version,
-                row.operation.as_str()
-            ]);
-        }
-        let common = crate::db::args![
-            self.actor.map(|a| a.as_uuid()),
-            self.workflow.map(|w| w.as_uuid()),
-            self.now
-        ];
         // SQLite: no data-modifying CTE; the counter, then the rows.
         let last: i64 = self
             .tx
             .fetch_one(COUNTER, crate::db::args![org, n])
             .await?
             .get("last_seq")?;
-        let sql = format!(
-            "INSERT INTO change_feed (organization_id, seq, entity_kind, entity_id, version, \
-             operation, actor_user_id, workflow_id, at) \
-             SELECT $1, v.column1, v.column2, v.column3, v.column4, v.column5, $2, $3, $4 \
-             FROM (VALUES {values_sql}) AS v"
-        );
-        let mut all = crate::db::args![org];
-        all.extend(common);
-        all.extend(values);
-        for k in 0..n {
-            all.push((last - n + 1 + k).into());
-        }
-        self.tx.execute(&sql, all).await?;
+        let (rows_cte, insert, values) = self.feed_statement(rows, 1, last - n, false);
+        self.tx
+            .execute(&format!("WITH {rows_cte} {insert}"), values)
+            .await?;
         Ok(())
     }
 
