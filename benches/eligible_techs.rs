@@ -22,6 +22,8 @@
 //! unreachable; `TECHS=N` changes the count, `PG_TECHS=N` the count on PostgreSQL only).
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,9 +35,9 @@ use hestami::core::customer::{Address, CountryCode, GeoPoint, PostalCode};
 use hestami::core::eligibility::{self, JobNeeds, OrgFacts, TechnicianFacts};
 use hestami::core::ids::{CertificationId, JobId, TechnicianId, TimeOffId};
 use hestami::core::job::{Job, NewJob, Priority, TimeWindow};
-use hestami::core::org::{Currency, OrgKind, TimeZone};
+use hestami::core::org::TimeZone;
 use hestami::core::schedule::{Appointment, local_to_utc};
-use hestami::core::text::{Email, Name, OrgName, Reason, Summary, TradeCode};
+use hestami::core::text::{Name, Reason, Summary, TradeCode};
 use hestami::core::workforce::{
     Certification, DailyCapacity, ShiftSpan, Skill, SkillLevel, Technician, TimeOff, Weekday,
     WeeklyShifts, WorkProfile,
@@ -45,10 +47,10 @@ use hestami::store::app::job::{AssignTech, DispatchCommand, JobLifecycleCommand,
 use hestami::store::app::technician::{NewTechnician, TechnicianCommand};
 use hestami::store::app::workforce::{NewCertification, WorkforceCommand};
 use hestami::store::app::{Caller, Services};
-use hestami::store::directory::NewOrganization;
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::{TestDb, fixtures};
 use hestami::store::{Backend, Store, StoreOptions};
+use support::{owner, submit};
 
 const TRADES: [&str; 3] = ["plumbing", "electrical", "hvac"];
 const CERTS: [&str; 3] = ["Backflow Tester", "EPA 608", "OSHA 10"];
@@ -448,16 +450,6 @@ fn core_only(plans: &[Plan]) -> Duration {
     rank_med
 }
 
-async fn submit<C: hestami::store::app::Command, T: serde::de::DeserializeOwned>(
-    services: &Services,
-    caller: &Caller,
-    command: C,
-) -> T {
-    hestami::store::testing::fixtures::submit(services, caller, command)
-        .await
-        .expect("setup command")
-}
-
 struct Seeded {
     caller: Caller,
     token: String,
@@ -467,20 +459,7 @@ struct Seeded {
 /// An organization made ready, the plans' technicians with their appointments, and the
 /// scheduled job, all through `Services::submit`.
 async fn seed(admin: &Store, services: &Services, plans: Arc<Vec<Plan>>) -> Seeded {
-    let created = admin
-        .create_organization(NewOrganization {
-            name: OrgName::parse("Bench Eligibility").unwrap(),
-            kind: OrgKind::Contractor,
-            time_zone: tz(),
-            currency: Currency::parse("USD").unwrap(),
-            owner_email: Email::parse("bench-eligible@example.com").unwrap(),
-        })
-        .await
-        .unwrap();
-    let caller = Caller {
-        organization_id: created.organization_id,
-        user_id: Some(created.user_id),
-    };
+    let (caller, token) = owner(admin, "Bench Eligibility", "bench-eligible@example.com").await;
     let codes: Vec<String> = (0..POSTAL_CODES).map(postal).collect();
     let code_refs: Vec<&str> = codes.iter().map(String::as_str).collect();
     fixtures::make_ready(services, &caller, "US", "IL", &TRADES, &code_refs)
@@ -642,11 +621,7 @@ async fn seed(admin: &Store, services: &Services, plans: Arc<Vec<Plan>>) -> Seed
         }),
     )
     .await;
-    Seeded {
-        caller,
-        token: created.token,
-        job,
-    }
+    Seeded { caller, token, job }
 }
 
 async fn through_store(

@@ -16,15 +16,16 @@ pub struct Tenant {
     pub job: NewJob,
 }
 
-/// Creates organization `n` with a customer and a property.
-pub async fn tenant(admin: &Store, services: &Services, n: usize) -> Tenant {
+/// Creates a contractor organization in Chicago, in dollars, and returns its owner as caller,
+/// with the owner's bearer token.
+pub async fn owner(admin: &Store, name: &str, email: &str) -> (Caller, String) {
     let created = admin
         .create_organization(NewOrganization {
-            name: OrgName::parse(&format!("Bench {n}")).unwrap(),
+            name: OrgName::parse(name).unwrap(),
             kind: OrgKind::Contractor,
             time_zone: TimeZone::parse("America/Chicago").unwrap(),
             currency: Currency::parse("USD").unwrap(),
-            owner_email: Email::parse(&format!("bench{n}@example.com")).unwrap(),
+            owner_email: Email::parse(email).unwrap(),
         })
         .await
         .unwrap();
@@ -32,6 +33,17 @@ pub async fn tenant(admin: &Store, services: &Services, n: usize) -> Tenant {
         organization_id: created.organization_id,
         user_id: Some(created.user_id),
     };
+    (caller, created.token)
+}
+
+/// Creates organization `n` with a customer and a property.
+pub async fn tenant(admin: &Store, services: &Services, n: usize) -> Tenant {
+    let (caller, _) = owner(
+        admin,
+        &format!("Bench {n}"),
+        &format!("bench{n}@example.com"),
+    )
+    .await;
     let customer: hestami::core::customer::Customer = submit(
         services,
         &caller,

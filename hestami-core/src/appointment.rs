@@ -17,7 +17,9 @@
 //! ([`TRANSITIONS`]); changing it means a new workflow version.
 //!
 //! Not yet used by the store or the API: the scheduling work (appointments in `job/v2`, the
-//! dispatch board) builds on it.
+//! dispatch board) builds on it. [`crate::schedule::Appointment`] is not this aggregate but what
+//! eligibility sees of a booking (a job, a window, a place); once appointments are stored, one
+//! is derived for each member of a crew.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
