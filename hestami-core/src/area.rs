@@ -302,6 +302,28 @@ fn compact(code: &str) -> String {
     code.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
 }
 
+/// Why no one of an organization's `areas` takes work of `trade` at this property, as a
+/// sentence; `None` when one does. Scheduling (`OUTSIDE_SERVICE_AREA`) and assignment
+/// (`OUTSIDE_ORGANIZATION_AREA`) refuse with it.
+pub fn outside_organization_areas(
+    areas: &[ServiceArea],
+    location: Option<GeoPoint>,
+    postal: &PostalCode,
+    trade: &TradeCode,
+) -> Option<String> {
+    if areas.iter().any(|a| covers(a, location, postal, trade)) {
+        return None;
+    }
+    Some(if areas.is_empty() {
+        "the organization has no service areas".to_owned()
+    } else {
+        format!(
+            "the property ({}) is outside the organization's service areas for {trade}",
+            postal.as_str()
+        )
+    })
+}
+
 /// Whether `area` takes work of `trade` at a property with this location and postal code. A
 /// polygon or radius needs the location: without one it covers nothing.
 pub fn covers(

@@ -399,20 +399,7 @@ pub fn outside_service_areas(
     postal_code: &crate::customer::PostalCode,
     trade: &TradeCode,
 ) -> Option<ComplianceReason> {
-    if areas
-        .iter()
-        .any(|a| crate::area::covers(a, location, postal_code, trade))
-    {
-        return None;
-    }
-    let message = if areas.is_empty() {
-        "the organization has no service areas".to_owned()
-    } else {
-        format!(
-            "the property ({}) is outside the organization's service areas for {trade}",
-            postal_code.as_str()
-        )
-    };
+    let message = crate::area::outside_organization_areas(areas, location, postal_code, trade)?;
     Some(reason(
         "OUTSIDE_SERVICE_AREA",
         message,

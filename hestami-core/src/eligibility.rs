@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::area::{ServiceArea, covers, haversine_km};
+use crate::area::{ServiceArea, covers, haversine_km, outside_organization_areas};
 use crate::compliance::{ComplianceVerdict, Jurisdiction};
 use crate::customer::{GeoPoint, PostalCode};
 use crate::ids::{JobId, TechnicianId};
@@ -244,19 +244,10 @@ pub fn evaluate(job: &JobNeeds, tech: &TechnicianFacts, org: &OrgFacts) -> Verdi
             .any(|a| covers(a, job.location, &job.postal_code, trade))
     };
     let place = json!({ "postalCode": job.postal_code, "location": job.location, "trade": trade });
-    if !covered(&org.service_areas) {
-        failed.push(fail(
-            "OUTSIDE_ORGANIZATION_AREA",
-            if org.service_areas.is_empty() {
-                "the organization has no service areas".to_owned()
-            } else {
-                format!(
-                    "the property ({}) is outside the organization's service areas for {trade}",
-                    job.postal_code.as_str()
-                )
-            },
-            place.clone(),
-        ));
+    if let Some(message) =
+        outside_organization_areas(&org.service_areas, job.location, &job.postal_code, trade)
+    {
+        failed.push(fail("OUTSIDE_ORGANIZATION_AREA", message, place.clone()));
     }
     if !tech.profile.service_areas.is_empty() && !covered(&tech.profile.service_areas) {
         failed.push(fail(
