@@ -353,6 +353,7 @@ fn facts(plans: &[Plan]) -> Vec<TechnicianFacts> {
                     .enumerate()
                     .map(|(k, (slot, code, _))| Appointment {
                         job_id: JobId::from_uuid(uuid(base + 300 + k as u128)),
+                        appointment_id: None,
                         window: p.slot(*slot),
                         location: Some(property_location(*code)),
                     })
@@ -365,6 +366,7 @@ fn facts(plans: &[Plan]) -> Vec<TechnicianFacts> {
 fn needs(job_id: Option<JobId>) -> JobNeeds {
     JobNeeds {
         job_id,
+        appointment_id: None,
         trade: TradeCode::parse("plumbing").unwrap(),
         min_skill_level: SkillLevel::parse(2).unwrap(),
         required_certifications: vec![Name::parse("Backflow Tester").unwrap()],

@@ -46,7 +46,7 @@ impl Client {
 }
 
 fn procedure_mutates(procedure: &str) -> bool {
-    hestami_http::v1::procedures()
+    hestami_http::procedures()
         .iter()
         .any(|p| p.path() == procedure && p.workflow.is_some())
 }

@@ -16,16 +16,17 @@
 //! appointment from its changes, which the property tests check. The table is data
 //! ([`TRANSITIONS`]); changing it means a new workflow version.
 //!
-//! Not yet used by the store or the API: the scheduling work (appointments in `job/v2`, the
-//! dispatch board) builds on it. [`crate::schedule::Appointment`] is not this aggregate but what
-//! eligibility sees of a booking (a job, a window, a place); once appointments are stored, one
-//! is derived for each member of a crew.
+//! A job driven through `job/v2` (workflow `job_lifecycle_v2`) follows its appointments:
+//! [`followed_status`] is the rule, [`completion_refusal`] says when it may be completed and
+//! [`sla_refusal`] when a first visit would start after the job's SLA deadline.
+//! [`crate::schedule::Appointment`] is not this aggregate but what eligibility sees of a booking
+//! (a job, a window, a place): the store derives one for each member of a crew.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppointmentId, JobId, TechnicianId};
-use crate::job::TimeWindow;
+use crate::job::{JobStatus, TimeWindow};
 use crate::text::Reason;
 
 /// The most helpers on one appointment.
@@ -486,6 +487,124 @@ pub struct AppointmentEvent {
     pub change: AppointmentChange,
     /// When.
     pub at: DateTime<Utc>,
+}
+
+/// Job states in which a visit may be added (v2): before completion, not held or cancelled. A
+/// job `in_progress` takes a second visit ("return for parts").
+pub const VISITS_ADDED_IN: [JobStatus; 6] = [
+    JobStatus::Requested,
+    JobStatus::Scheduled,
+    JobStatus::Dispatched,
+    JobStatus::EnRoute,
+    JobStatus::OnSite,
+    JobStatus::InProgress,
+];
+
+/// How far along an open appointment is, for picking the job's current visit.
+fn progress(status: AppointmentStatus) -> u8 {
+    match status {
+        S::OnSite => 4,
+        S::EnRoute => 3,
+        S::Dispatched => 2,
+        S::Scheduled | S::OnHold => 1,
+        S::Done | S::Cancelled => 0,
+    }
+}
+
+/// The job's current visit: the open (not done, not cancelled) appointment furthest along
+/// (on site, then en route, dispatched, scheduled or held), the earliest window first among
+/// equals; `None` when none is open.
+pub fn current_visit<'a>(appointments: &[&'a Appointment]) -> Option<&'a Appointment> {
+    appointments
+        .iter()
+        .copied()
+        .filter(|a| !a.status.is_final())
+        .min_by_key(|a| {
+            (
+                std::cmp::Reverse(progress(a.status)),
+                a.window.start(),
+                a.id,
+            )
+        })
+}
+
+/// The state a v2 job takes from its appointments. The rules, in order:
+///
+/// 1. A job that is completed or later, cancelled or on hold does not follow its visits (those
+///    moves are explicit: `job/v2/complete`, hold, resume, cancel).
+/// 2. With an open visit, the job takes the state of its current visit ([`current_visit`]):
+///    `on_site` and `en_route` as they are; `dispatched` and `scheduled` (or a held visit) as
+///    they are until a visit is done, `in_progress` after ("return for parts").
+/// 3. With no open visit: `in_progress` once a visit is done (waiting for an explicit
+///    completion), `requested` otherwise (every visit cancelled, or none yet).
+pub fn followed_status(current: JobStatus, appointments: &[&Appointment]) -> JobStatus {
+    use JobStatus as J;
+    if !VISITS_ADDED_IN.contains(&current) {
+        return current;
+    }
+    let work_begun = appointments.iter().any(|a| a.status == S::Done);
+    match current_visit(appointments).map(|a| a.status) {
+        Some(S::OnSite) => J::OnSite,
+        Some(S::EnRoute) => J::EnRoute,
+        Some(_) if work_begun => J::InProgress,
+        Some(S::Dispatched) => J::Dispatched,
+        Some(_) => J::Scheduled,
+        None if work_begun => J::InProgress,
+        None => J::Requested,
+    }
+}
+
+/// Why a v2 job cannot be completed yet, if it cannot: every appointment that is not cancelled
+/// must be done, and at least one must be.
+pub fn completion_refusal(appointments: &[&Appointment]) -> Option<CompletionRefusal> {
+    let open: Vec<AppointmentId> = appointments
+        .iter()
+        .filter(|a| !a.status.is_final())
+        .map(|a| a.id)
+        .collect();
+    if !open.is_empty() {
+        return Some(CompletionRefusal::VisitsOpen(open));
+    }
+    if !appointments.iter().any(|a| a.status == S::Done) {
+        return Some(CompletionRefusal::NoVisitDone);
+    }
+    None
+}
+
+/// Why a v2 job cannot be completed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompletionRefusal {
+    /// Some appointments are neither done nor cancelled.
+    #[error("{} appointment(s) of the job are neither done nor cancelled", .0.len())]
+    VisitsOpen(Vec<AppointmentId>),
+    /// No appointment is done.
+    #[error("no appointment of the job is done")]
+    NoVisitDone,
+}
+
+impl CompletionRefusal {
+    /// A stable code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::VisitsOpen(_) => "JOB_APPOINTMENTS_OPEN",
+            Self::NoVisitDone => "JOB_NO_VISIT_DONE",
+        }
+    }
+}
+
+/// Whether a visit in `window` is the job's first: no other appointment is open or done. Only a
+/// first visit is held to the SLA deadline (a return visit is not a response).
+pub fn is_first_visit(others: &[&Appointment]) -> bool {
+    others.iter().all(|a| a.status == S::Cancelled)
+}
+
+/// `Some(deadline)` when a first visit in `window` would start after the job's SLA deadline.
+pub fn sla_refusal(
+    window: &TimeWindow,
+    sla_deadline: DateTime<Utc>,
+    others: &[&Appointment],
+) -> Option<DateTime<Utc>> {
+    (is_first_visit(others) && window.start() > sla_deadline).then_some(sla_deadline)
 }
 
 #[cfg(test)]

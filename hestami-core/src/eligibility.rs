@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::area::{ServiceArea, covers, haversine_km, outside_organization_areas};
 use crate::compliance::{ComplianceVerdict, Jurisdiction};
 use crate::customer::{GeoPoint, PostalCode};
-use crate::ids::{JobId, TechnicianId};
+use crate::ids::{AppointmentId, JobId, TechnicianId};
 use crate::job::TimeWindow;
 use crate::org::TimeZone;
 use crate::schedule::{Appointment, shift_intervals};
@@ -30,8 +30,12 @@ use crate::workforce::{SkillLevel, Technician, WorkProfile, same_name};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobNeeds {
-    /// The job, when it exists already: its own appointment does not count against it.
+    /// The job, when it exists already: its own booking does not count against it (for a v1
+    /// job; see `appointment_id` for a v2 visit).
     pub job_id: Option<JobId>,
+    /// The appointment (v2 visit) being judged, when there is one: then only that appointment
+    /// is left out of the technician's bookings, and the job's other visits count like any.
+    pub appointment_id: Option<AppointmentId>,
     /// The trade.
     pub trade: TradeCode,
     /// The least skill level in the trade (1 unless the job says otherwise).
@@ -81,12 +85,17 @@ impl TechnicianFacts {
         })
     }
 
-    /// The appointments other than `job`'s, once per job, by start.
-    fn other_appointments(&self, job: Option<JobId>) -> Vec<&Appointment> {
-        let mut by_job: BTreeMap<JobId, &Appointment> = BTreeMap::new();
-        for a in self.appointments.iter().filter(|a| Some(a.job_id) != job) {
+    /// The bookings other than the one judged (`job`'s v1 booking, or the appointment
+    /// `needs.appointment_id`), once per booking, by start.
+    fn other_appointments(&self, needs: &JobNeeds) -> Vec<&Appointment> {
+        let judged = |a: &Appointment| match needs.appointment_id {
+            Some(id) => a.appointment_id == Some(id),
+            None => Some(a.job_id) == needs.job_id,
+        };
+        let mut by_job: BTreeMap<(JobId, Option<AppointmentId>), &Appointment> = BTreeMap::new();
+        for a in self.appointments.iter().filter(|a| !judged(a)) {
             by_job
-                .entry(a.job_id)
+                .entry((a.job_id, a.appointment_id))
                 .and_modify(|kept| {
                     if (a.window.start(), a.window.end()) < (kept.window.start(), kept.window.end())
                     {
@@ -291,7 +300,7 @@ pub fn evaluate(job: &JobNeeds, tech: &TechnicianFacts, org: &OrgFacts) -> Verdi
         ));
     }
 
-    let others = tech.other_appointments(job.job_id);
+    let others = tech.other_appointments(job);
     for a in others
         .iter()
         .filter(|a| overlaps((a.window.start(), a.window.end()), window))
@@ -394,7 +403,7 @@ pub fn rank(job: &JobNeeds, techs: &[TechnicianFacts], org: &OrgFacts) -> Vec<Ca
                 Some(l) => reasons.push(format!("level {} {}", l.get(), job.trade)),
                 None => reasons.push(format!("no {} skill", job.trade)),
             }
-            let others = tech.other_appointments(job.job_id);
+            let others = tech.other_appointments(job);
             let previous = others
                 .iter()
                 .filter(|a| {

@@ -423,6 +423,10 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("job/v1/work", EVERYONE),
     ("dispatch/v1/assignTech", DISPATCH),
     ("dispatch/v1/eligibleTechs", OFFICE),
+    ("dispatch/v1/board", OFFICE),
+    ("dispatch/v1/suggestSlots", OFFICE),
+    ("dispatch/v1/getSettings", EVERYONE),
+    ("dispatch/v1/updateSettings", MANAGERS),
     ("pricebook/v1/createItem", OFFICE),
     ("pricebook/v1/updateItem", OFFICE),
     ("pricebook/v1/archiveItem", OFFICE),
@@ -456,12 +460,35 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("workflow/v1/resume", MANAGERS),
 ];
 
+/// The same for the version 2 procedures (a table per contract version, so that each
+/// version's table lists exactly its procedures).
+pub const PERMISSIONS_V2: &[(&str, &[Role])] = &[
+    ("job/v2/addAppointment", OFFICE),
+    ("job/v2/rescheduleAppointment", OFFICE),
+    ("job/v2/cancelAppointment", OFFICE),
+    ("job/v2/assignTechnician", DISPATCH),
+    ("job/v2/unassignTechnician", DISPATCH),
+    // The field moves and completion are the technician's, as `job/v1/updateStatus` is.
+    ("job/v2/moveAppointment", FIELD),
+    ("job/v2/complete", FIELD),
+    ("job/v2/get", EVERYONE),
+    ("job/v2/timeline", EVERYONE),
+    ("job/v2/list", EVERYONE),
+];
+
 /// May a member with `role` call `procedure` (`namespace/version/name`)?
 pub fn is_permitted(role: Role, procedure: &str) -> bool {
     PERMISSIONS
         .iter()
+        .chain(PERMISSIONS_V2)
         .find(|(name, _)| *name == procedure)
         .is_some_and(|(_, roles)| roles.contains(&role))
+}
+
+/// May a member with `role` book a first visit after a job's SLA deadline (an override with a
+/// reason)? Dispatchers and above.
+pub fn may_override_sla(role: Role) -> bool {
+    DISPATCH.contains(&role)
 }
 
 #[cfg(test)]
@@ -576,6 +603,10 @@ mod tests {
             job/v1/work                    owner admin dispatcher office technician viewer
             dispatch/v1/assignTech         owner admin dispatcher
             dispatch/v1/eligibleTechs      owner admin dispatcher office
+            dispatch/v1/board              owner admin dispatcher office
+            dispatch/v1/suggestSlots       owner admin dispatcher office
+            dispatch/v1/getSettings        owner admin dispatcher office technician viewer
+            dispatch/v1/updateSettings     owner admin
             pricebook/v1/createItem        owner admin dispatcher office
             pricebook/v1/updateItem        owner admin dispatcher office
             pricebook/v1/archiveItem       owner admin dispatcher office

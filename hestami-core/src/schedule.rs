@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::customer::GeoPoint;
-use crate::ids::{JobId, TimeOffId};
+use crate::ids::{AppointmentId, JobId, TimeOffId};
 use crate::job::TimeWindow;
 use crate::text::Reason;
 use crate::workforce::{TimeOff, Weekday, WeeklyShifts};
@@ -114,6 +114,9 @@ pub fn shift_intervals(
 pub struct Appointment {
     /// The job.
     pub job_id: JobId,
+    /// The visit, for a v2 job's appointment (`None`: a v1 job's own window and technician).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<AppointmentId>,
     /// When.
     pub window: TimeWindow,
     /// Where, when the property's coordinates are known (ranking measures from it).
@@ -433,6 +436,7 @@ mod tests {
         let job = JobId::from_uuid(uuid::Uuid::from_u128(1));
         let appts = [Appointment {
             job_id: job,
+            appointment_id: None,
             window: TimeWindow::parse(utc("2031-06-02T09:00:00Z"), utc("2031-06-02T10:30:00Z"))
                 .expect("valid"),
             location: None,

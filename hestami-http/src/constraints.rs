@@ -64,6 +64,21 @@ fn rule_for(name: &str) -> Option<Value> {
     Some(match name {
         "limit" => json!({ "minimum": 1, "maximum": hestami_store::app::MAX_LIMIT }),
         "withinDays" => json!({ "minimum": 1, "maximum": 365 }),
+        "days" => json!({ "minimum": 1, "maximum": hestami_store::app::board::MAX_BOARD_DAYS }),
+        "lookaheadDays" => {
+            json!({ "minimum": 1, "maximum": hestami_store::app::board::MAX_SLOT_DAYS })
+        }
+        "count" => json!({ "minimum": 1, "maximum": hestami_store::app::board::MAX_SLOT_OPTIONS }),
+        "estimatedMinutes" => json!({ "minimum": 1, "maximum": 1440 }),
+        "detourFactor" => json!({ "minimum": 1, "maximum": 3 }),
+        "speedKmh" => json!({ "minimum": 5, "maximum": 130 }),
+        "helperIds" => {
+            json!({ "maxItems": hestami_core::appointment::MAX_HELPERS, "uniqueItems": true })
+        }
+        "arrivalWindows" => json!({
+            "minItems": 1,
+            "maxItems": hestami_core::dispatch::board::MAX_ARRIVAL_WINDOWS,
+        }),
         "level" | "skillLevel" | "minSkillLevel" => json!({ "minimum": 1, "maximum": 5 }),
         "dailyCapacity" => json!({ "minimum": 1, "maximum": 100 }),
         "trade" | "trades" => json!({ "pattern": TRADE_PATTERN, "maxLength": 40 }),
@@ -85,7 +100,7 @@ fn rule_for(name: &str) -> Option<Value> {
         | "requiredCertifications" => text(Name::MAX_CHARS),
         "summary" => text(Summary::MAX_CHARS),
         "description" | "notes" => text(Description::MAX_CHARS),
-        "reason" => text(Reason::MAX_CHARS),
+        "reason" | "slaOverrideReason" => text(Reason::MAX_CHARS),
         "phone" => text(Phone::MAX_CHARS),
         "documentRef" | "certificateRef" => text(1000),
         "signature" => text(Description::MAX_CHARS),
@@ -203,8 +218,21 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
 /// Applies a rule to a property: to a string or integer itself, to the items of an array.
 fn apply(property: &mut Value, rule: &Value) {
     if is_array(property) {
-        if let Some(items) = property.get_mut("items") {
-            apply(items, rule);
+        // Counts and uniqueness are the array's; the rest is its items'.
+        let mut items_rule = rule.clone();
+        if let (Some(array), Some(items_only)) =
+            (property.as_object_mut(), items_rule.as_object_mut())
+        {
+            for key in ["minItems", "maxItems", "uniqueItems"] {
+                if let Some(v) = items_only.remove(key) {
+                    array.insert(key.into(), v);
+                }
+            }
+        }
+        if items_rule.as_object().is_some_and(|r| !r.is_empty())
+            && let Some(items) = property.get_mut("items")
+        {
+            apply(items, &items_rule);
         }
         return;
     }

@@ -26,7 +26,7 @@ pub fn document() -> OpenApi {
         ErrorEnvelope::schemas(&mut schemas);
         ErrorEnvelope::name().into_owned()
     };
-    let mut procedures = crate::v1::procedures();
+    let mut procedures = crate::procedures();
     procedures.sort_by_key(|p| p.path());
     for p in procedures {
         let input = (p.input)(&mut schemas);
@@ -249,7 +249,7 @@ mod tests {
             serde_json::from_str(&super::document_json()).expect("valid JSON");
         assert_eq!(doc["openapi"], "3.1.0");
         let schemas = doc["components"]["schemas"].as_object().expect("schemas");
-        for p in crate::v1::procedures() {
+        for p in crate::procedures() {
             let op = &doc["paths"][format!("/api/v1/rpc/{}/{}/{}", p.namespace, p.version, p.name)]
                 ["post"];
             let input = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]

@@ -77,7 +77,7 @@ pub struct AppState {
 impl AppState {
     /// The state for a router over `services`.
     pub fn new(services: Services, config: ServerConfig) -> Self {
-        let procedures = crate::v1::procedures()
+        let procedures = crate::procedures()
             .into_iter()
             .map(|p| {
                 (

@@ -110,6 +110,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "job_actuals",
     "job_planned_work",
     "trade_catalogues",
+    "appointments",
+    "appointment_crew",
+    "schedule_events",
+    "scheduling_settings",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

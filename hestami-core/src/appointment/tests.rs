@@ -321,3 +321,110 @@ proptest! {
         prop_assert!(decide(&a, &command).is_err());
     }
 }
+
+/// An appointment numbered `n` in `status`, its window `n` hours after t0.
+fn visit(n: u128, status: AppointmentStatus) -> Appointment {
+    let mut a = in_state(status);
+    a.id = AppointmentId::from_uuid(Uuid::from_u128(100 + n));
+    a.window = window(i64::try_from(n).expect("small"));
+    a
+}
+
+#[test]
+fn the_job_follows_its_current_visit() {
+    use JobStatus as J;
+    let f = |current: J, visits: &[Appointment]| {
+        followed_status(current, &visits.iter().collect::<Vec<_>>())
+    };
+    assert_eq!(f(J::Requested, &[]), J::Requested);
+    assert_eq!(f(J::Requested, &[visit(1, S::Scheduled)]), J::Scheduled);
+    assert_eq!(f(J::Scheduled, &[visit(1, S::Dispatched)]), J::Dispatched);
+    assert_eq!(f(J::Dispatched, &[visit(1, S::EnRoute)]), J::EnRoute);
+    assert_eq!(f(J::EnRoute, &[visit(1, S::OnSite)]), J::OnSite);
+    // One visit done: waiting for an explicit completion.
+    assert_eq!(f(J::OnSite, &[visit(1, S::Done)]), J::InProgress);
+    // Return for parts: a second visit keeps the job in progress until its crew sets off.
+    let back = [visit(1, S::Done), visit(2, S::Dispatched)];
+    assert_eq!(f(J::InProgress, &back), J::InProgress);
+    assert_eq!(
+        f(J::InProgress, &[visit(1, S::Done), visit(2, S::EnRoute)]),
+        J::EnRoute
+    );
+    // The visit furthest along is the current one, whatever the windows.
+    assert_eq!(
+        f(J::Scheduled, &[visit(1, S::Scheduled), visit(2, S::OnSite)]),
+        J::OnSite
+    );
+    // Every visit cancelled: back to the queue.
+    assert_eq!(f(J::Scheduled, &[visit(1, S::Cancelled)]), J::Requested);
+    // Explicit states are not followed.
+    for held in [J::OnHold, J::Completed, J::Cancelled, J::Closed] {
+        assert_eq!(f(held, &[visit(1, S::OnSite)]), held);
+    }
+}
+
+#[test]
+fn completion_needs_every_visit_done_or_cancelled() {
+    let refusal = |visits: &[Appointment]| {
+        completion_refusal(&visits.iter().collect::<Vec<_>>()).map(|r| r.code())
+    };
+    assert_eq!(refusal(&[]), Some("JOB_NO_VISIT_DONE"));
+    assert_eq!(
+        refusal(&[visit(1, S::Cancelled)]),
+        Some("JOB_NO_VISIT_DONE")
+    );
+    assert_eq!(
+        refusal(&[visit(1, S::Done), visit(2, S::Scheduled)]),
+        Some("JOB_APPOINTMENTS_OPEN")
+    );
+    assert_eq!(refusal(&[visit(1, S::Done), visit(2, S::Cancelled)]), None);
+}
+
+#[test]
+fn only_a_first_visit_is_held_to_the_sla() {
+    let deadline = t0() + Duration::hours(4);
+    let late = window(5);
+    assert_eq!(sla_refusal(&late, deadline, &[]), Some(deadline));
+    assert_eq!(sla_refusal(&window(3), deadline, &[]), None);
+    let cancelled = visit(1, S::Cancelled);
+    assert_eq!(sla_refusal(&late, deadline, &[&cancelled]), Some(deadline));
+    let done = visit(1, S::Done);
+    assert_eq!(sla_refusal(&late, deadline, &[&done]), None);
+}
+
+fn any_status() -> impl Strategy<Value = AppointmentStatus> {
+    prop::sample::select(AppointmentStatus::ALL.to_vec())
+}
+
+proptest! {
+    /// Whatever its visits, a followed job is in a field state consistent with them.
+    #[test]
+    fn followed_states_agree_with_the_visits(
+        statuses in prop::collection::vec(any_status(), 0..6),
+        current in prop::sample::select(VISITS_ADDED_IN.to_vec()),
+    ) {
+        use JobStatus as J;
+        let visits: Vec<Appointment> = statuses
+            .iter()
+            .enumerate()
+            .map(|(n, s)| visit(n as u128, *s))
+            .collect();
+        let refs: Vec<&Appointment> = visits.iter().collect();
+        let followed = followed_status(current, &refs);
+        prop_assert!(VISITS_ADDED_IN.contains(&followed));
+        let any = |s: AppointmentStatus| statuses.contains(&s);
+        prop_assert_eq!(followed == J::OnSite, any(S::OnSite));
+        prop_assert_eq!(followed == J::EnRoute, any(S::EnRoute) && !any(S::OnSite));
+        if any(S::Done) {
+            prop_assert!(matches!(followed, J::InProgress | J::EnRoute | J::OnSite));
+        }
+        // Completion is allowed exactly when the job has nothing open and a visit done.
+        prop_assert_eq!(
+            completion_refusal(&refs).is_none(),
+            any(S::Done) && statuses.iter().all(|s| s.is_final())
+        );
+        if completion_refusal(&refs).is_none() {
+            prop_assert_eq!(followed, J::InProgress);
+        }
+    }
+}

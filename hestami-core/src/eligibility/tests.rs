@@ -92,6 +92,7 @@ fn cert(n: u128, label: &str, expires: Option<&str>) -> Certification {
 fn appt(n: u128, start: &str, end: &str, location: Option<GeoPoint>) -> Appointment {
     Appointment {
         job_id: JobId::from_uuid(Uuid::from_u128(n)),
+        appointment_id: None,
         window: window(start, end),
         location,
     }
@@ -101,6 +102,7 @@ fn appt(n: u128, start: &str, end: &str, location: Option<GeoPoint>) -> Appointm
 fn job() -> JobNeeds {
     JobNeeds {
         job_id: Some(JobId::from_uuid(Uuid::from_u128(1000))),
+        appointment_id: None,
         trade: trade("plumbing"),
         min_skill_level: level(2),
         required_certifications: vec![name("Backflow Tester")],
@@ -482,6 +484,7 @@ fn build(f: &Facts, perm: u64) -> (TechnicianFacts, OrgFacts) {
         .into_iter()
         .map(|(h, len)| Appointment {
             job_id: JobId::from_uuid(Uuid::from_u128(u128::from(h) * 10 + u128::from(len))),
+            appointment_id: None,
             window: TimeWindow::parse(hour(h), hour(h + len)).expect("valid"),
             location: None,
         })

@@ -569,6 +569,7 @@ const TRANSITION_ERRORS: &[&str] = &[
     "JOB_BALANCE_OUTSTANDING",
     "JOB_WINDOW_REQUIRED",
     "TECHNICIAN_INELIGIBLE",
+    "JOB_USES_APPOINTMENTS",
 ];
 
 pub(crate) fn procedures() -> Vec<Procedure> {
@@ -591,6 +592,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "VERSION_CONFLICT",
                     "JOB_INVALID_TRANSITION",
                     "COMPLIANCE_REQUIREMENTS_NOT_MET",
+                    "JOB_USES_APPOINTMENTS",
                 ],
             ),
             convert_schedule,

@@ -12,17 +12,6 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Name, Procedure, query};
 
-/// Implements [`crate::rpc::Mutating`] for inputs with an `idempotency_key` field.
-macro_rules! mutating {
-    ($($t:ty),*) => {$(
-        impl crate::rpc::Mutating for $t {
-            fn idempotency_key(&self) -> uuid::Uuid {
-                self.idempotency_key
-            }
-        }
-    )*};
-}
-
 pub mod auth;
 pub mod contractor;
 pub mod customer;

@@ -28,6 +28,7 @@ pub(crate) async fn needs_for(
     let property = super::customer::load_property(tx, job.customer_id, job.property_id).await?;
     Ok(JobNeeds {
         job_id: Some(job.id),
+        appointment_id: None,
         trade: job.trade.clone(),
         min_skill_level: job.min_skill_level,
         required_certifications: job.required_certifications.clone(),

@@ -141,12 +141,25 @@ impl Command for JobLifecycleCommand {
 }
 
 /// The dispatch namespace's mutating procedures.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "procedure", content = "input")]
 pub enum DispatchCommand {
     /// `dispatch/v1/assignTech`.
     #[serde(rename = "dispatch/v1/assignTech")]
     AssignTech(AssignTech),
+    /// `dispatch/v1/updateSettings`.
+    #[serde(rename = "dispatch/v1/updateSettings")]
+    UpdateSettings(UpdateSchedulingSettings),
+}
+
+/// `dispatch/v1/updateSettings`: the organization's travel model and arrival windows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateSchedulingSettings {
+    /// The new settings (checked by `SchedulingSettings::parse`).
+    pub settings: hestami_core::dispatch::board::SchedulingSettings,
+    /// Fail with `VERSION_CONFLICT` unless the settings are at this version (0: never set).
+    pub expected_version: Option<i64>,
 }
 
 impl Command for DispatchCommand {
@@ -154,6 +167,7 @@ impl Command for DispatchCommand {
     fn procedure(&self) -> &'static str {
         match self {
             Self::AssignTech(_) => "dispatch/v1/assignTech",
+            Self::UpdateSettings(_) => "dispatch/v1/updateSettings",
         }
     }
 }
@@ -198,8 +212,9 @@ async fn run_lifecycle(
         JobLifecycleCommand::Schedule(s) => {
             ctx.step("schedule_job", move |tx| {
                 Box::pin(async move {
-                    let job = load(tx, s.job_id, true).await?;
+                    let (job, v2, _) = load_full(tx, s.job_id, true).await?;
                     check_version("job", s.expected_version, job.version)?;
+                    super::appointment::refuse_v1_move(v2)?;
                     let command = JobCommand::Schedule { window: s.window };
                     // The state machine first (a closed job's refusal is about its state), then
                     // whether the organization may do this trade there on that date.
@@ -218,9 +233,10 @@ async fn run_lifecycle(
         JobLifecycleCommand::UpdateStatus(u) => {
             ctx.step("update_job_status", move |tx| {
                 Box::pin(async move {
-                    let job = load(tx, u.job_id, true).await?;
+                    let (job, v2, _) = load_full(tx, u.job_id, true).await?;
                     check_version("job", u.expected_version, job.version)?;
                     let command = command_for_target(&job, u.status)?;
+                    super::appointment::v1_command_allowed(v2, &command)?;
                     // Entering dispatched, whether by dispatch or by resuming a job held there,
                     // hands the job to its technician: every eligibility rule applies again.
                     if u.status == JobStatus::Dispatched
@@ -230,7 +246,12 @@ async fn run_lifecycle(
                             .map_err(|e| job_failure(&e))?;
                         super::eligibility::ensure_eligible(tx, &job, technician, window).await?;
                     }
-                    apply(tx, &job, command, u.reason).await
+                    let next = apply(tx, &job, command, u.reason).await?;
+                    if v2 {
+                        // A cancelled job's visits are cancelled; a resumed one follows them.
+                        return super::appointment::after_v1_move(tx, &next).await;
+                    }
+                    Ok(next)
                 })
             })
             .await
@@ -356,12 +377,33 @@ fn callback_summary(original: &Summary) -> Summary {
 pub(crate) async fn run_dispatch(
     mut ctx: WorkflowCtx,
     command: DispatchCommand,
-) -> Result<Job, StoreError> {
-    let DispatchCommand::AssignTech(a) = command;
+) -> Result<serde_json::Value, StoreError> {
+    let a = match command {
+        DispatchCommand::AssignTech(a) => a,
+        DispatchCommand::UpdateSettings(u) => {
+            let view = ctx
+                .step("update_scheduling_settings", move |tx| {
+                    Box::pin(super::board::update_settings(
+                        tx,
+                        u.settings,
+                        u.expected_version,
+                    ))
+                })
+                .await?;
+            return Ok(serde_json::to_value(view)?);
+        }
+    };
+    assign(ctx, a)
+        .await
+        .and_then(|job| Ok(serde_json::to_value(job)?))
+}
+
+async fn assign(mut ctx: WorkflowCtx, a: AssignTech) -> Result<Job, StoreError> {
     ctx.step("assign_technician", move |tx| {
         Box::pin(async move {
-            let job = load(tx, a.job_id, true).await?;
+            let (job, v2, _) = load_full(tx, a.job_id, true).await?;
             check_version("job", a.expected_version, job.version)?;
+            super::appointment::refuse_v1_move(v2)?;
             let tech = super::technician::load(tx, a.technician_id, false).await?;
             let command = JobCommand::Assign {
                 technician_id: tech.id,
@@ -483,6 +525,7 @@ pub(crate) async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreE
     )
     .await?;
     insert_event(tx, job.id, &event).await?;
+    super::appointment::arm_sla_timer(tx, &job).await?;
     tx.record_change("job", job.id.as_uuid(), job.version, Operation::Created)
         .await?;
     Ok(job)
@@ -601,15 +644,30 @@ const COLUMNS: &str = "id, version, status, held_from, customer_id, property_id,
 
 /// Loads a job of the transaction's organization; `404` otherwise.
 pub(crate) async fn load(tx: &mut TenantTx, id: JobId, lock: bool) -> Result<Job, StoreError> {
+    load_full(tx, id, lock).await.map(|(job, _, _)| job)
+}
+
+/// Loads a job with whether it is a v2 job (its visits are appointments) and when an SLA
+/// breach was recorded; `404` otherwise.
+pub(crate) async fn load_full(
+    tx: &mut TenantTx,
+    id: JobId,
+    lock: bool,
+) -> Result<(Job, bool, Option<DateTime<Utc>>), StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM jobs WHERE organization_id = $1 AND id = $2{}",
+        "SELECT {COLUMNS}, lifecycle, sla_breached_at FROM jobs WHERE organization_id = $1 AND id = $2{}",
         if lock { tx.for_update() } else { "" }
     );
     let org = tx.org();
-    let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode(&r))
-        .transpose()?
-        .ok_or_else(|| Failure::not_found("job").into())
+    let row = tx
+        .fetch_optional(&sql, args![org, id.as_uuid()])
+        .await?
+        .ok_or_else(|| Failure::not_found("job"))?;
+    Ok((
+        decode(&row)?,
+        row.get::<String>("lifecycle")? == "v2",
+        row.get("sla_breached_at")?,
+    ))
 }
 
 fn status(raw: &str) -> Result<JobStatus, StoreError> {
@@ -777,6 +835,121 @@ impl Services {
                     )
                     .await?;
                 rows.iter().map(decode_event).collect()
+            })
+        })
+        .await
+    }
+}
+
+/// How `job/v2/list` orders jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JobSort {
+    /// By creation (id).
+    #[default]
+    Created,
+    /// By SLA deadline, the most urgent first.
+    SlaDeadline,
+    /// By window start, the earliest first (jobs without a window are left out).
+    WindowStart,
+}
+
+/// Filters and order of `job/v2/list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobQuery {
+    /// Only jobs in one of these states (empty: any).
+    pub statuses: Vec<JobStatus>,
+    /// Only jobs whose current visit this technician leads.
+    pub technician_id: Option<TechnicianId>,
+    /// Only jobs whose window ends after this.
+    pub from: Option<DateTime<Utc>>,
+    /// Only jobs whose window starts before this.
+    pub to: Option<DateTime<Utc>>,
+    /// Only open jobs nobody leads yet (no technician on the current visit).
+    pub unassigned_only: bool,
+    /// Only jobs whose SLA is breached (recorded, or the deadline passed before anyone reached
+    /// them).
+    pub breached_only: bool,
+    /// The order.
+    pub sort: JobSort,
+}
+
+/// Job states before anyone reached the property.
+const WAITING: &str = "('requested', 'scheduled', 'dispatched', 'en_route', 'on_hold')";
+
+impl Services {
+    /// `job/v2/list`: filtered and sorted; the cursor is the last job's id, and the next page
+    /// starts after its sort key.
+    pub async fn job_query(
+        &self,
+        caller: &Caller,
+        query: JobQuery,
+        page: PageRequest,
+    ) -> Result<Page<Job>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let mut values = args![tx.org(), tx.now()];
+                let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE organization_id = $1");
+                let bind = |values: &mut Vec<crate::db::Value>, v: crate::db::Value| {
+                    values.push(v);
+                    format!("${}", values.len())
+                };
+                if !query.statuses.is_empty() {
+                    let list: Vec<String> = query
+                        .statuses
+                        .iter()
+                        .map(|s| bind(&mut values, s.as_str().into()))
+                        .collect();
+                    sql.push_str(&format!(" AND status IN ({})", list.join(", ")));
+                }
+                if let Some(t) = query.technician_id {
+                    let p = bind(&mut values, t.as_uuid().into());
+                    sql.push_str(&format!(" AND technician_id = {p}"));
+                }
+                if let Some(from) = query.from {
+                    let p = bind(&mut values, from.into());
+                    sql.push_str(&format!(" AND window_end > {p}"));
+                }
+                if let Some(to) = query.to {
+                    let p = bind(&mut values, to.into());
+                    sql.push_str(&format!(" AND window_start < {p}"));
+                }
+                if query.unassigned_only {
+                    sql.push_str(&format!(
+                        " AND technician_id IS NULL AND status IN {WAITING}"
+                    ));
+                }
+                if query.breached_only {
+                    sql.push_str(&format!(
+                        " AND (sla_breached_at IS NOT NULL OR (sla_deadline <= $2 \
+                         AND status IN {WAITING} AND visit_started_at IS NULL))"
+                    ));
+                }
+                let key = match query.sort {
+                    JobSort::Created => None,
+                    JobSort::SlaDeadline => Some("sla_deadline"),
+                    JobSort::WindowStart => {
+                        sql.push_str(" AND window_start IS NOT NULL");
+                        Some("window_start")
+                    }
+                };
+                if let Some(after) = page.after {
+                    let p = bind(&mut values, after.into());
+                    match key {
+                        None => sql.push_str(&format!(" AND id > {p}")),
+                        Some(k) => sql.push_str(&format!(
+                            " AND ({k} > (SELECT {k} FROM jobs WHERE organization_id = $1 AND id = {p}) \
+                             OR ({k} = (SELECT {k} FROM jobs WHERE organization_id = $1 AND id = {p}) AND id > {p}))"
+                        )),
+                    }
+                }
+                let limit = bind(&mut values, (i64::from(page.limit) + 1).into());
+                match key {
+                    None => sql.push_str(&format!(" ORDER BY id LIMIT {limit}")),
+                    Some(k) => sql.push_str(&format!(" ORDER BY {k}, id LIMIT {limit}")),
+                }
+                let rows = tx.fetch_all(&sql, values).await?;
+                let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+                Ok(page.page(items, |j| j.id.as_uuid()))
             })
         })
         .await

@@ -18,6 +18,8 @@ use crate::engine::{Completed, Engine, EngineBuilder, EngineConfig, Start};
 use crate::error::{Failure, FieldError, StoreError};
 use crate::store::{Store, TenantTx};
 
+pub mod appointment;
+pub mod board;
 pub mod compliance_scan;
 pub mod contractor;
 pub mod customer;
@@ -204,6 +206,7 @@ pub fn register_all_with(
         .register(workflow::WORKFLOW, workflow::run)
         .register(job::WORKFLOW, job::run)
         .register(job::DISPATCH_WORKFLOW, job::run_dispatch)
+        .register(appointment::WORKFLOW, appointment::run)
 }
 
 impl Services {

@@ -5,9 +5,11 @@
 //!
 //! - **daily scans**, one row per organization and scan ([`DAILY`]): the compliance expiry scan
 //!   and the invoice overdue scan, each due at 06:00 in the organization's time zone;
-//! - **one-shot timers**, such as an estimate's expiry at its `validUntil`
-//!   (`estimate_expiry/<id>`), set and removed by the workflow that owns them, in the same
-//!   transaction as the change that made them due or moot.
+//! - **one-shot timers**, set and removed by the workflow that owns them, in the same
+//!   transaction as the change that made them due or moot: an estimate's expiry at its
+//!   `validUntil` (`estimate_expiry/<id>`), a job's SLA deadline (`job_sla/<id>`, set when the
+//!   job is created) and an appointment's window end (`appointment_window/<id>`, moved by a
+//!   reschedule, removed once the crew arrives or the visit is cancelled).
 //!
 //! A pass claims due rows with a short lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
 //! processes share the work), starts the workflow with an idempotency key derived from what is
@@ -20,8 +22,11 @@ use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use hestami_core::ids::{EstimateId, OrganizationId};
+use hestami_core::ids::{AppointmentId, EstimateId, JobId, OrganizationId};
 
+use super::appointment::{
+    CheckSla, CheckWindow, JobV2Command, SLA_TIMER_PREFIX, WINDOW_TIMER_PREFIX,
+};
 use super::estimate::{EXPIRY_TIMER_PREFIX, EstimateCommandInput, ExpireEstimate};
 use super::invoice::{InvoiceCommandInput, OVERDUE_TIMER, OverdueScan};
 use super::{Caller, Command, Request, Services, compliance_scan};
@@ -62,6 +67,10 @@ enum Due {
     Daily(&'static str),
     /// An estimate's expiry.
     EstimateExpiry(EstimateId),
+    /// A job's SLA deadline.
+    JobSla(JobId),
+    /// The end of an appointment's window.
+    AppointmentWindow(AppointmentId),
     /// A name this version does not know (left alone).
     Unknown,
 }
@@ -70,12 +79,18 @@ fn classify(name: &str) -> Due {
     if let Some(daily) = DAILY.iter().find(|d| **d == name) {
         return Due::Daily(daily);
     }
-    match name
-        .strip_prefix(EXPIRY_TIMER_PREFIX)
-        .and_then(|id| Uuid::try_parse(id).ok())
-    {
-        Some(id) => Due::EstimateExpiry(EstimateId::from_uuid(id)),
-        None => Due::Unknown,
+    let id = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|id| Uuid::try_parse(id).ok())
+    };
+    if let Some(id) = id(EXPIRY_TIMER_PREFIX) {
+        Due::EstimateExpiry(EstimateId::from_uuid(id))
+    } else if let Some(id) = id(SLA_TIMER_PREFIX) {
+        Due::JobSla(JobId::from_uuid(id))
+    } else if let Some(id) = id(WINDOW_TIMER_PREFIX) {
+        Due::AppointmentWindow(AppointmentId::from_uuid(id))
+    } else {
+        Due::Unknown
     }
 }
 
@@ -268,6 +283,35 @@ impl Services {
                 let command = EstimateCommandInput::Expire(ExpireEstimate { estimate_id });
                 // A refusal (answered, revised, not yet due after a revise moved the deadline)
                 // is an answer too: the timer is done either way.
+                self.fire_once(caller, key, command).await?;
+                Ok(None)
+            }
+            Due::JobSla(job_id) => {
+                // A job's deadline never moves: one key per job. The check records a breach
+                // only if nobody has reached the job; either way the timer is done.
+                let command = JobV2Command::CheckSla(CheckSla { job_id });
+                self.fire_once(caller, timer_key(name), command).await?;
+                Ok(None)
+            }
+            Due::AppointmentWindow(appointment_id) => {
+                // Keyed by the window end the appointment holds now: a rescheduled visit gets a
+                // new check for its new window; the old one is never fired.
+                let window_end = self
+                    .read(caller, move |tx| {
+                        Box::pin(super::appointment::window_end_of(tx, appointment_id))
+                    })
+                    .await?;
+                let Some(window_end) = window_end else {
+                    return Ok(None);
+                };
+                if window_end > now {
+                    return Ok(Some(window_end));
+                }
+                let key = timer_key(&format!("{name}/{}", window_end.timestamp_micros()));
+                let command = JobV2Command::CheckWindow(CheckWindow {
+                    appointment_id,
+                    window_end,
+                });
                 self.fire_once(caller, key, command).await?;
                 Ok(None)
             }

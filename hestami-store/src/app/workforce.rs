@@ -490,12 +490,33 @@ pub(crate) async fn load_appointments(
     let org = tx.org();
     let rows = tx
         .fetch_all(
-            "SELECT j.id, j.technician_id, j.window_start, j.window_end, p.lat, p.lon FROM jobs j \
+            // A v1 job's booking is its own window and technician; a v2 job's are its open
+            // appointments, one per member of the crew.
+            "SELECT j.id, NULL AS appointment_id, j.technician_id, j.window_start, j.window_end, p.lat, p.lon \
+             FROM jobs j \
              JOIN properties p ON p.organization_id = j.organization_id AND p.id = j.property_id \
-             WHERE j.organization_id = $1 AND j.technician_id IS NOT NULL AND ($2 IS NULL OR j.technician_id = $2) \
-             AND j.window_start IS NOT NULL AND j.window_end > $3 AND j.window_start < $4 \
-             AND j.status NOT IN ('completed', 'invoiced', 'paid', 'closed', 'cancelled') ORDER BY j.window_start, j.id",
-            args![org, technician.map(|t| t.as_uuid()), from, to],
+             WHERE j.organization_id = $1 AND j.lifecycle = 'v1' AND j.technician_id IS NOT NULL \
+             AND ($2 IS NULL OR j.technician_id = $2) \
+             AND j.window_start IS NOT NULL AND j.window_end > $3 AND j.window_start < $4 AND j.window_start > $5 \
+             AND j.status NOT IN ('completed', 'invoiced', 'paid', 'closed', 'cancelled') \
+             UNION ALL \
+             SELECT a.job_id AS id, a.id AS appointment_id, c.technician_id, a.window_start, a.window_end, p.lat, p.lon \
+             FROM appointments a \
+             JOIN appointment_crew c ON c.organization_id = a.organization_id AND c.appointment_id = a.id \
+             JOIN jobs j ON j.organization_id = a.organization_id AND j.id = a.job_id \
+             JOIN properties p ON p.organization_id = j.organization_id AND p.id = j.property_id \
+             WHERE a.organization_id = $1 AND ($2 IS NULL OR c.technician_id = $2) \
+             AND a.window_end > $3 AND a.window_start < $4 AND a.window_start > $5 \
+             AND a.status NOT IN ('done', 'cancelled') \
+             ORDER BY 4, 1",
+            // Windows last at most 7 days: the lower bound lets the index skip history.
+            args![
+                org,
+                technician.map(|t| t.as_uuid()),
+                from,
+                to,
+                from - chrono::Duration::days(7)
+            ],
         )
         .await?;
     rows.iter()
@@ -511,6 +532,9 @@ pub(crate) async fn load_appointments(
                 TechnicianId::from_uuid(r.get("technician_id")?),
                 Appointment {
                     job_id: hestami_core::ids::JobId::from_uuid(r.get("id")?),
+                    appointment_id: r
+                        .get::<Option<uuid::Uuid>>("appointment_id")?
+                        .map(hestami_core::ids::AppointmentId::from_uuid),
                     window,
                     location,
                 },

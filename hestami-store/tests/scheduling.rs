@@ -1,0 +1,275 @@
+//! Appointments' timers on every backend, through the public API: a job's SLA breach is
+//! recorded once across two processes and a restart; a missed window is recorded once, and
+//! rescheduling or arriving disarms the window's check.
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use hestami_core::appointment::AppointmentStatus;
+use hestami_core::job::{Job, JobStatus, TimeWindow};
+use hestami_core::workforce::Technician;
+use hestami_store::app::Services;
+use hestami_store::app::appointment::{
+    AddAppointment, FieldMove, JobSchedule, JobV2Command, MoveAppointment, RescheduleAppointment,
+};
+use hestami_store::engine::EngineConfig;
+use hestami_store::{Clock, Store, StoreOptions, truncate_micros};
+
+use common::*;
+
+on_every_backend!(
+    an_sla_breach_is_recorded_once_across_processes_and_a_restart,
+    a_missed_window_is_recorded_once_and_rescheduling_or_arriving_disarms_it,
+);
+
+#[derive(Debug)]
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    fn set(&self, to: DateTime<Utc>) {
+        *self.0.lock().expect("clock lock") = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock lock")
+    }
+}
+
+async fn process(fx: &Fixture, clock: &Arc<ManualClock>) -> Services {
+    let store = Store::connect(
+        &fx.db.app_url,
+        StoreOptions {
+            max_connections: 4,
+            clock: clock.clone(),
+        },
+    )
+    .await
+    .expect("connect");
+    Services::new(store, EngineConfig::default())
+}
+
+fn add(job: &Job, window: TimeWindow, lead: &Technician) -> JobV2Command {
+    JobV2Command::AddAppointment(AddAppointment {
+        job_id: job.id,
+        window,
+        estimated_minutes: Some(60),
+        lead: Some(lead.id),
+        helpers: vec![],
+        sla_override: None,
+        expected_version: None,
+    })
+}
+
+fn field(schedule: &JobSchedule, k: usize, action: FieldMove) -> JobV2Command {
+    JobV2Command::MoveAppointment(MoveAppointment {
+        appointment_id: schedule.appointments[k].id,
+        action,
+        reason: None,
+        expected_version: None,
+    })
+}
+
+fn hours(from: DateTime<Utc>, a: i64, b: i64) -> TimeWindow {
+    TimeWindow::parse(from + Duration::hours(a), from + Duration::hours(b)).expect("window")
+}
+
+async fn sla_events(services: &Services, org: &Org, job: &Job) -> usize {
+    services
+        .job_history(&org.caller, job.id)
+        .await
+        .expect("history")
+        .schedule_events
+        .iter()
+        .filter(|e| e.kind == "sla_breached")
+        .count()
+}
+
+async fn an_sla_breach_is_recorded_once_across_processes_and_a_restart(fx: Fixture) {
+    let start = truncate_micros(Utc::now());
+    let clock = Arc::new(ManualClock(Mutex::new(start)));
+    let first = process(&fx, &clock).await;
+    let second = process(&fx, &clock).await;
+    let org = fx.org("Timely").await;
+    let c = &org.caller;
+    ensure_ready(&first, c).await;
+    let tech: Technician = ok(&first, c, new_technician("Sam", None, &["plumbing"])).await;
+    let tech = ready(&first, c, &tech).await;
+
+    // Waiting: nobody is booked. Reached: on site before its deadline. Cancelled: called off.
+    let waiting = requested_job(&first, c).await;
+    let reached = requested_job(&first, c).await;
+    let cancelled = requested_job(&first, c).await;
+    let booked: JobSchedule = ok(&first, c, add(&reached, hours(start, 1, 3), &tech)).await;
+    for action in [
+        FieldMove::Dispatch,
+        FieldMove::StartTravel,
+        FieldMove::Arrive,
+    ] {
+        let _: JobSchedule = ok(&first, c, field(&booked, 0, action)).await;
+    }
+    let _: Job = ok(&first, c, set_status(cancelled.id, JobStatus::Cancelled)).await;
+
+    // Before the deadline nothing is breached.
+    assert_eq!(first.fire_due_timers().await.expect("pass"), 0);
+
+    // Past it, two processes fire at once: one breach, for the waiting job only.
+    clock.set(waiting.sla_deadline.max(cancelled.sla_deadline) + Duration::minutes(1));
+    let (x, y) = tokio::join!(first.fire_due_timers(), second.fire_due_timers());
+    x.expect("first pass");
+    y.expect("second pass");
+    let breaches = |services: Services| async move {
+        services
+            .outbox(c)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .filter(|(kind, _)| kind == "sla_breached")
+            .map(|(_, payload)| payload["jobId"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        breaches(first.clone()).await,
+        [waiting.id.to_string()],
+        "one breach, for the job nobody reached"
+    );
+    assert_eq!(sla_events(&first, &org, &waiting).await, 1);
+    assert_eq!(sla_events(&first, &org, &reached).await, 0);
+    let seen = first.job_schedule(c, waiting.id).await.expect("job");
+    assert_eq!(seen.sla_breached_at, Some(clock.now()));
+
+    // A restarted process finds nothing left to do; a timer row put back (a crash before the
+    // pass removed it) replays the recorded check and repeats nothing.
+    drop(first);
+    let third = process(&fx, &clock).await;
+    assert_eq!(third.fire_due_timers().await.expect("pass"), 0);
+    let put_back = reset_timer(&fx, &format!("job_sla/{}", waiting.id)).await;
+    assert_eq!(put_back, 0, "the fired timer was removed");
+    insert_timer(&fx, &org, &format!("job_sla/{}", waiting.id)).await;
+    assert_eq!(third.fire_due_timers().await.expect("pass"), 1);
+    assert_eq!(breaches(third.clone()).await.len(), 1, "still one breach");
+    assert_eq!(sla_events(&third, &org, &waiting).await, 1);
+}
+
+async fn a_missed_window_is_recorded_once_and_rescheduling_or_arriving_disarms_it(fx: Fixture) {
+    let start = truncate_micros(Utc::now());
+    let clock = Arc::new(ManualClock(Mutex::new(start)));
+    let services = process(&fx, &clock).await;
+    let org = fx.org("Windows").await;
+    let c = &org.caller;
+    ensure_ready(&services, c).await;
+    let tech: Technician = ok(&services, c, new_technician("Lou", None, &["plumbing"])).await;
+    let tech = ready(&services, c, &tech).await;
+    let moved = requested_job(&services, c).await;
+    let arrived = requested_job(&services, c).await;
+    let booked: JobSchedule = ok(&services, c, add(&moved, hours(start, 1, 3), &tech)).await;
+    let on_site: JobSchedule = ok(&services, c, add(&arrived, hours(start, 4, 5), &tech)).await;
+    for action in [
+        FieldMove::Dispatch,
+        FieldMove::StartTravel,
+        FieldMove::Arrive,
+    ] {
+        let _: JobSchedule = ok(&services, c, field(&on_site, 0, action)).await;
+    }
+    // Rescheduled before its first window closed: the first window's check never fires.
+    let later: JobSchedule = ok(
+        &services,
+        c,
+        JobV2Command::RescheduleAppointment(RescheduleAppointment {
+            appointment_id: booked.appointments[0].id,
+            window: hours(start, 6, 8),
+            sla_override: None,
+            expected_version: Some(booked.appointments[0].version),
+        }),
+    )
+    .await;
+    assert_eq!(later.appointments[0].status, AppointmentStatus::Scheduled);
+    let missed = |services: Services| async move {
+        services
+            .outbox(c)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .filter(|(kind, _)| kind == "appointment_window_missed")
+            .count()
+    };
+    clock.set(start + Duration::hours(5) + Duration::minutes(1));
+    services.fire_due_timers().await.expect("pass");
+    assert_eq!(
+        missed(services.clone()).await,
+        0,
+        "rescheduled, and arrived"
+    );
+
+    // Past the new window with nobody there: recorded once.
+    clock.set(start + Duration::hours(8) + Duration::minutes(1));
+    services.fire_due_timers().await.expect("pass");
+    services.fire_due_timers().await.expect("again");
+    assert_eq!(missed(services.clone()).await, 1);
+    let history = services.job_history(c, moved.id).await.expect("history");
+    let kinds: Vec<&str> = history
+        .schedule_events
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert!(kinds.contains(&"window_missed"), "{kinds:?}");
+}
+
+/// Sets a timer's due time far in the past, as the owner; how many rows it touched.
+async fn reset_timer(fx: &Fixture, name: &str) -> u64 {
+    owner_execute(
+        fx,
+        "UPDATE timers SET due_at = $1 WHERE name = $2",
+        name,
+        None,
+    )
+    .await
+}
+
+/// Puts a timer row back, due long ago, as the owner.
+async fn insert_timer(fx: &Fixture, org: &Org, name: &str) -> u64 {
+    owner_execute(
+        fx,
+        "INSERT INTO timers (due_at, name, organization_id) VALUES ($1, $2, $3)",
+        name,
+        Some(org.id().as_uuid()),
+    )
+    .await
+}
+
+async fn owner_execute(fx: &Fixture, sql: &str, name: &str, org: Option<uuid::Uuid>) -> u64 {
+    let long_ago = Utc::now() - Duration::days(3650);
+    match fx.kind {
+        Kind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&fx.db.owner_url)
+                .await
+                .expect("connect");
+            let mut q = sqlx::query(sql)
+                .bind(long_ago.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                .bind(name);
+            if let Some(org) = org {
+                q = q.bind(org);
+            }
+            let n = q.execute(&pool).await.expect("execute").rows_affected();
+            pool.close().await;
+            n
+        }
+        Kind::Postgres => {
+            let pool = sqlx::PgPool::connect(&fx.db.owner_url)
+                .await
+                .expect("connect");
+            let mut q = sqlx::query(sql).bind(long_ago).bind(name);
+            if let Some(org) = org {
+                q = q.bind(org);
+            }
+            let n = q.execute(&pool).await.expect("execute").rows_affected();
+            pool.close().await;
+            n
+        }
+    }
+}
