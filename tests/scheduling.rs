@@ -18,6 +18,8 @@ both!(
     the_board_shows_every_technicians_day_with_legs_and_flags,
     lists_sort_by_sla_and_filter_unassigned_and_breached,
     another_organization_and_bad_input_on_v2,
+    concurrent_bookings_of_one_technician_never_overlap,
+    concurrent_v1_assignments_of_one_technician_never_overlap,
 );
 
 /// A plumber of organization A who works around the clock from `home`.
@@ -963,6 +965,103 @@ async fn another_organization_and_bad_input_on_v2(s: TestServer) {
         .await;
     assert_eq!(updated["version"], 1);
     assert_eq!(updated["arrivalWindows"][1]["end"], "16:00");
+}
+
+async fn concurrent_bookings_of_one_technician_never_overlap(s: TestServer) {
+    let f = s.fixture().await;
+    let helper = plumber(&s, "Busy Bea", None).await;
+    let mut jobs = Vec::new();
+    for _ in 0..12 {
+        jobs.push(routine_job(&s, &f, &f.property, json!({})).await);
+    }
+    let window = hours_from_now(3, 5);
+    let server = std::sync::Arc::new(s);
+    // Twelve jobs at once want the same two people in the same window (one as lead, the
+    // other as helper, swapped half of the time); and one job's request is sent six times.
+    let duplicate = json!({ "idempotencyKey": key(), "jobId": jobs[0]["id"], "windowStart": window.0,
+                            "windowEnd": window.1, "leadTechnicianId": f.tech["id"] });
+    let mut tasks = tokio::task::JoinSet::new();
+    for (k, job) in jobs.iter().enumerate().skip(1) {
+        let (lead, help) = if k % 2 == 0 {
+            (&f.tech["id"], &helper["id"])
+        } else {
+            (&helper["id"], &f.tech["id"])
+        };
+        let body = json!({ "idempotencyKey": key(), "jobId": job["id"], "windowStart": window.0,
+                           "windowEnd": window.1, "leadTechnicianId": lead, "helperIds": [help] });
+        let server = server.clone();
+        tasks.spawn(async move { server.call("job/v2/addAppointment", body).await });
+    }
+    for _ in 0..6 {
+        let (server, body) = (server.clone(), duplicate.clone());
+        tasks.spawn(async move { server.call("job/v2/addAppointment", body).await });
+    }
+    let mut accepted = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.unwrap();
+        match reply.status.as_u16() {
+            200 => accepted.push(reply.json["job"]["id"].clone()),
+            422 => reply.assert_error(422, "TECHNICIAN_INELIGIBLE"),
+            other => panic!("unexpected {other}: {reply:?}"),
+        }
+    }
+    accepted.sort_by_key(|v| v.to_string());
+    accepted.dedup();
+    assert_eq!(
+        accepted.len(),
+        1,
+        "one booking wins the window: {accepted:?}"
+    );
+    // The board agrees: each of the two has at most one stop in the window.
+    let day = chrono::DateTime::parse_from_rfc3339(&window.0)
+        .unwrap()
+        .with_timezone(&chrono_tz::America::Chicago)
+        .date_naive();
+    let board = server
+        .call(
+            "dispatch/v1/board",
+            json!({ "date": day, "technicianIds": [f.tech["id"], helper["id"]] }),
+        )
+        .await
+        .ok();
+    for row in board["technicians"].as_array().unwrap() {
+        assert!(
+            row["days"][0]["stops"].as_array().unwrap().len() <= 1,
+            "{row}"
+        );
+    }
+}
+
+async fn concurrent_v1_assignments_of_one_technician_never_overlap(s: TestServer) {
+    let f = s.fixture().await;
+    let (start, end) = TestServer::window();
+    let mut jobs = Vec::new();
+    for _ in 0..8 {
+        let job = s.job(&f).await;
+        s.mutate(
+            "job/v1/schedule",
+            json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
+        )
+        .await;
+        jobs.push(job);
+    }
+    let server = std::sync::Arc::new(s);
+    let mut tasks = tokio::task::JoinSet::new();
+    for job in &jobs {
+        let body =
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "technicianId": f.tech["id"] });
+        let server = server.clone();
+        tasks.spawn(async move { server.call("dispatch/v1/assignTech", body).await });
+    }
+    let mut accepted = 0;
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.unwrap();
+        match reply.status.as_u16() {
+            200 => accepted += 1,
+            _ => reply.assert_error(422, "TECHNICIAN_INELIGIBLE"),
+        }
+    }
+    assert_eq!(accepted, 1, "one job gets the technician for the window");
 }
 
 /// Every v2 procedure has its row in the v2 permission table (and no row is left over), and

@@ -808,6 +808,8 @@ async fn check_crew(
     if crew.is_empty() {
         return Ok(());
     }
+    let members: Vec<TechnicianId> = crew.iter().map(|(t, _)| *t).collect();
+    super::eligibility::lock_technicians(tx, &members).await?;
     let mut needs = super::eligibility::needs_for(tx, job, window).await?;
     needs.appointment_id = Some(appointment);
     let org = super::eligibility::org_facts(tx, &needs).await?;

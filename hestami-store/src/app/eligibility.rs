@@ -107,6 +107,31 @@ pub(crate) async fn technician_facts(
     })
 }
 
+/// Locks the technicians' rows (in id order, so that two bookings never wait on each other)
+/// before their bookings are read: two concurrent bookings of one technician are judged one
+/// after the other, and the second sees the first. SQLite runs one writer at a time already.
+pub(crate) async fn lock_technicians(
+    tx: &mut TenantTx,
+    technicians: &[TechnicianId],
+) -> Result<(), StoreError> {
+    let lock = tx.for_update();
+    if lock.is_empty() || technicians.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<uuid::Uuid> = technicians.iter().map(|t| t.as_uuid()).collect();
+    ids.sort();
+    ids.dedup();
+    let org = tx.org();
+    for id in ids {
+        tx.fetch_optional(
+            &format!("SELECT id FROM technicians WHERE organization_id = $1 AND id = $2{lock}"),
+            crate::db::args![org, id],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// `422 TECHNICIAN_INELIGIBLE` with every failed rule, unless the technician may take the job in
 /// `window`.
 pub(crate) async fn ensure_eligible(
@@ -115,6 +140,7 @@ pub(crate) async fn ensure_eligible(
     technician: TechnicianId,
     window: TimeWindow,
 ) -> Result<(), StoreError> {
+    lock_technicians(tx, &[technician]).await?;
     let needs = needs_for(tx, job, window).await?;
     let org = org_facts(tx, &needs).await?;
     let facts = technician_facts(tx, technician, window, org.time_zone.tz()).await?;
