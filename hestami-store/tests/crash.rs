@@ -836,7 +836,130 @@ async fn every_procedure_recovers_after_a_crash(fx: Fixture) {
     assert_eq!(s.org_get(c).await.expect("org"), renamed);
 
     money_procedures_recover(&fx, &org, &job).await;
+    scheduling_procedures_recover(&fx, &org, &tech).await;
     assert_feed_is_clean(&whole_feed(s, c).await);
+}
+
+/// The `job/v2` procedures, each crashed after its step and recovered: one appointment, one
+/// event per change, the job following once.
+async fn scheduling_procedures_recover(
+    fx: &Fixture,
+    org: &Org,
+    lead: &hestami_core::workforce::Technician,
+) {
+    use hestami_core::appointment::AppointmentStatus;
+    use hestami_core::workforce::Technician;
+    use hestami_store::app::appointment::{
+        AddAppointment, AssignTechnician, CancelAppointment, CompleteJob, CrewRole, FieldMove,
+        JobSchedule, JobV2Command as V2, MoveAppointment, RescheduleAppointment,
+        UnassignTechnician,
+    };
+
+    let (s, c) = (&fx.services, &org.caller);
+    let helper: Technician = ok(s, c, new_technician("Hal", None, &["plumbing"])).await;
+    let helper = ready(s, c, &helper).await;
+    let job = requested_job(s, c).await;
+    let at = |h: i64| chrono::Utc::now() + chrono::Duration::hours(h);
+    let window = |a: i64| hestami_core::job::TimeWindow::parse(at(a), at(a + 2)).expect("window");
+    let run = |command: V2| async move {
+        decode_output::<JobSchedule>(&crash_then_recover(fx, org, command).await).expect("schedule")
+    };
+    let added = run(V2::AddAppointment(AddAppointment {
+        job_id: job.id,
+        window: window(2),
+        estimated_minutes: Some(60),
+        lead: Some(lead.id),
+        helpers: vec![],
+        sla_override: None,
+        expected_version: None,
+    }))
+    .await;
+    let visit = added.appointments[0].id;
+    let cancel_me = run(V2::AddAppointment(AddAppointment {
+        job_id: job.id,
+        window: window(30),
+        estimated_minutes: None,
+        lead: None,
+        helpers: vec![],
+        sla_override: None,
+        expected_version: None,
+    }))
+    .await;
+    let second = cancel_me
+        .appointments
+        .iter()
+        .find(|a| a.id != visit)
+        .expect("the second visit")
+        .id;
+    run(V2::AssignTechnician(AssignTechnician {
+        appointment_id: visit,
+        technician_id: helper.id,
+        role: CrewRole::Helper,
+        expected_version: None,
+    }))
+    .await;
+    run(V2::UnassignTechnician(UnassignTechnician {
+        appointment_id: visit,
+        technician_id: helper.id,
+        expected_version: None,
+    }))
+    .await;
+    run(V2::RescheduleAppointment(RescheduleAppointment {
+        appointment_id: visit,
+        window: window(4),
+        sla_override: None,
+        expected_version: None,
+    }))
+    .await;
+    run(V2::CancelAppointment(CancelAppointment {
+        appointment_id: second,
+        reason: hestami_core::text::Reason::parse("not needed").expect("reason"),
+        expected_version: None,
+    }))
+    .await;
+    for action in [
+        FieldMove::Dispatch,
+        FieldMove::StartTravel,
+        FieldMove::Arrive,
+        FieldMove::Finish,
+    ] {
+        run(V2::MoveAppointment(MoveAppointment {
+            appointment_id: visit,
+            action,
+            reason: None,
+            expected_version: None,
+        }))
+        .await;
+    }
+    let done = run(V2::Complete(CompleteJob {
+        job_id: job.id,
+        expected_version: None,
+    }))
+    .await;
+    assert_eq!(done.job.status, JobStatus::Completed);
+    let statuses: Vec<AppointmentStatus> = done.appointments.iter().map(|a| a.status).collect();
+    assert_eq!(statuses.len(), 2, "two visits, none duplicated");
+    assert!(statuses.contains(&AppointmentStatus::Done));
+    assert!(statuses.contains(&AppointmentStatus::Cancelled));
+    // One event per change: 2 added, crew twice, reschedule, cancel, 4 field moves.
+    let history = s.job_history(c, job.id).await.expect("history");
+    let count = |kind: &str| {
+        history
+            .schedule_events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .count()
+    };
+    assert_eq!(
+        (count("appointment_added"), count("appointment_changed")),
+        (2, 8)
+    );
+    let visit_now = done
+        .appointments
+        .iter()
+        .find(|a| a.id == visit)
+        .expect("visit");
+    assert_eq!(visit_now.version, 8, "one version per change");
 }
 
 /// The money path's procedures, each crashed after its first step and recovered.

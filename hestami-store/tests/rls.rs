@@ -11,8 +11,11 @@ use uuid::Uuid;
 
 use hestami_core::compliance::Requirements;
 use hestami_core::job::Job;
+use hestami_store::app::appointment::{AddAppointment, JobSchedule, JobV2Command};
 use hestami_store::app::contractor::{ContractorCommand, ProfileUpdate};
-use hestami_store::app::job::{JobLifecycleCommand, RaiseCallback};
+use hestami_store::app::job::{
+    DispatchCommand, JobLifecycleCommand, RaiseCallback, UpdateSchedulingSettings,
+};
 use hestami_store::app::workforce::{NewCertification, WorkforceCommand};
 use hestami_store::app::{PageRequest, Patch, Services};
 use hestami_store::{APP_ROLE, SHARED_TABLES, TENANT_TABLES};
@@ -40,6 +43,7 @@ struct Tenant {
     item: Uuid,
     estimate: Uuid,
     invoice: Uuid,
+    appointment: Uuid,
 }
 
 /// An organization with a row in every tenant table, made through the services.
@@ -135,6 +139,33 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         !s.outbox(c).await.expect("outbox").is_empty(),
         "the scan wrote a reminder"
     );
+    // The scheduling tables: a visit with its lead (and its events), and the settings.
+    let visit_job = requested_job(s, c).await;
+    let start = chrono::Utc::now() + chrono::Duration::hours(2);
+    let booked: JobSchedule = ok(
+        s,
+        c,
+        JobV2Command::AddAppointment(AddAppointment {
+            job_id: visit_job.id,
+            window: hestami_core::job::TimeWindow::parse(start, start + chrono::Duration::hours(1))
+                .expect("window"),
+            estimated_minutes: None,
+            lead: Some(technician),
+            helpers: vec![],
+            sla_override: None,
+            expected_version: None,
+        }),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        DispatchCommand::UpdateSettings(UpdateSchedulingSettings {
+            settings: hestami_core::dispatch::board::SchedulingSettings::default(),
+            expected_version: None,
+        }),
+    )
+    .await;
     let page = PageRequest::parse(Some(1), None).expect("page");
     let workflow = s
         .workflow_list(&org.caller, None, None, page)
@@ -152,6 +183,7 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         item: money.labor_item.id.as_uuid(),
         estimate: money.estimate.id.as_uuid(),
         invoice: money.invoice.id.as_uuid(),
+        appointment: booked.appointments[0].id.as_uuid(),
     };
     (org, tenant)
 }
@@ -334,6 +366,28 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
              ON CONFLICT (organization_id) DO UPDATE SET trades = '[\"hvac\"]'",
             vec![t.org],
         ),
+        "appointments" => (
+            "INSERT INTO appointments (organization_id, id, job_id, version, status, held_from, window_start, \
+             window_end, estimated_minutes, missed_window_end, created_at, updated_at) VALUES ($1, $2, $3, 1, \
+             'scheduled', NULL, now(), now() + interval '1 hour', 60, NULL, now(), now())",
+            vec![t.org, fresh, t.job],
+        ),
+        "appointment_crew" => (
+            "INSERT INTO appointment_crew (organization_id, appointment_id, technician_id, role, position) \
+             VALUES ($1, $2, $3, 'helper', 1000000) \
+             ON CONFLICT (organization_id, appointment_id, technician_id) DO UPDATE SET position = 1000000",
+            vec![t.org, t.appointment, t.technician],
+        ),
+        "schedule_events" => (
+            "INSERT INTO schedule_events (organization_id, id, job_id, appointment_id, kind, data, actor_user_id, \
+             reason, at) VALUES ($1, $2, $3, NULL, 'intruder', '{}', NULL, NULL, now())",
+            vec![t.org, fresh, t.job],
+        ),
+        "scheduling_settings" => (
+            "INSERT INTO scheduling_settings (organization_id, version, settings, updated_at) VALUES ($1, 1, '{}', now()) \
+             ON CONFLICT (organization_id) DO UPDATE SET settings = '{}'",
+            vec![t.org],
+        ),
         _ => return None,
     })
 }
@@ -371,6 +425,7 @@ fn populated_by_fixture(table: &str) -> bool {
             item: Uuid::nil(),
             estimate: Uuid::nil(),
             invoice: Uuid::nil(),
+            appointment: Uuid::nil(),
         },
     )
     .is_some()
