@@ -25,86 +25,19 @@
 //! ```
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+
+use support::server::{
+    Conn, Server, bin, cli, db_counters, drop_pg_database, pg_database, start_server,
+};
 use uuid::Uuid;
-
-/// One kept-alive HTTP/1.1 connection.
-struct Conn {
-    stream: BufReader<TcpStream>,
-    host: String,
-}
-
-impl Conn {
-    async fn open(addr: &str) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self {
-            stream: BufReader::new(stream),
-            host: addr.to_owned(),
-        }
-    }
-
-    /// Sends a POST and returns the status and the body.
-    async fn post(&mut self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
-        let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            self.host,
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut request = head.into_bytes();
-        request.extend_from_slice(body);
-        self.stream.get_mut().write_all(&request).await.unwrap();
-        self.read_response().await
-    }
-
-    async fn get(&mut self, path: &str) -> (u16, Vec<u8>) {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
-        self.stream
-            .get_mut()
-            .write_all(request.as_bytes())
-            .await
-            .unwrap();
-        self.read_response().await
-    }
-
-    async fn read_response(&mut self) -> (u16, Vec<u8>) {
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.unwrap();
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP status line: {line:?}"));
-        let mut length = 0;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.unwrap();
-            let trimmed = line.trim_end();
-            if trimmed.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = trimmed.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await.unwrap();
-        (status, body)
-    }
-}
 
 /// An organization the driver calls in.
 #[derive(Clone)]
@@ -113,65 +46,6 @@ struct Tenant {
     auth: String,
     customer: String,
     property: String,
-}
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bin() -> String {
-    std::env::var("HESTAMI_BIN").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/hestami").to_owned()
-    })
-}
-
-fn cli(url: &str, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .env("DATABASE_URL", url)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "hestami {args:?} failed");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-async fn start_server(url: &str) -> Server {
-    cli(url, &["migrate"]);
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(bin())
-        .args(["serve", "--skip-migrate", "--listen", &addr])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(stream) = TcpStream::connect(&addr).await {
-            drop(stream);
-            let mut c = Conn::open(&addr).await;
-            if c.get("/ready").await.0 == 200 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Server { child, addr }
 }
 
 async fn call(c: &mut Conn, t: &Tenant, procedure: &str, body: &Value) -> Value {
@@ -342,21 +216,6 @@ async fn run(
     }
 }
 
-/// The server's statement and transaction counters, if it reports them.
-async fn db_counters(addr: &str) -> Option<(u64, u64, u64)> {
-    let mut c = Conn::open(addr).await;
-    let (status, body) = c.get("/metrics/db").await;
-    if status != 200 {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(&body).ok()?;
-    Some((
-        v["transactions"].as_u64()?,
-        v["writeTransactions"].as_u64()?,
-        v["statements"].as_u64()?,
-    ))
-}
-
 fn print_row(backend: &str, what: &str, clients: usize, o: &Outcome, per: Option<(f64, f64, f64)>) {
     let per = per
         .map(|(t, w, s)| format!("{t:.2} | {w:.2} | {s:.1}"))
@@ -519,29 +378,6 @@ fn peers(base: &str, clients: usize, seconds: u64) {
             _ => {}
         }
     }
-}
-
-fn pg_database(base: &str) -> Option<String> {
-    let name = format!("hestami_load_{}", std::process::id());
-    let ok = Command::new("psql")
-        .args([base, "-qc", &format!("CREATE DATABASE {name}")])
-        .status()
-        .ok()?;
-    ok.success().then(|| {
-        let (prefix, _) = base.rsplit_once('/').unwrap();
-        format!("{prefix}/{name}")
-    })
-}
-
-fn drop_pg_database(base: &str, url: &str) {
-    let name = url.rsplit_once('/').unwrap().1;
-    let _ = Command::new("psql")
-        .args([
-            base,
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ])
-        .status();
 }
 
 #[tokio::main]

@@ -1,6 +1,8 @@
 //! What the benchmarks share: an organization with a customer, a property and a job to create.
 #![allow(dead_code)]
 
+pub mod server;
+
 use hestami::core::customer::{Address, CountryCode, PostalCode};
 use hestami::core::job::{NewJob, Priority};
 use hestami::core::org::{Currency, OrgKind, TimeZone};

@@ -322,6 +322,115 @@ async fn story(c: &Client) -> Result<()> {
         final_job["version"],
         final_job["allowedNext"]
     );
+    dispatch_day(c, &customer, &property, &tech, start).await
+}
+
+/// The dispatcher's side of the demo's day: a helper, booking slots, a visit with a crew, and
+/// the board of that day.
+async fn dispatch_day(
+    c: &Client,
+    customer: &Value,
+    property: &Value,
+    grace: &Value,
+    first_visit: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    println!("\n— the dispatch board —\n");
+    let helper = c
+        .call(
+            "technician/v1/create",
+            json!({ "name": "Katherine Johnson", "trades": ["plumbing"] }),
+        )
+        .await?;
+    let today = chrono::Utc::now().date_naive();
+    let weekly: Vec<_> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "07:00", "end": "19:00" }))
+        .collect();
+    c.call(
+        "technician/v1/setShifts",
+        json!({ "technicianId": helper["id"], "effectiveFrom": today - chrono::Duration::days(1), "weekly": weekly }),
+    )
+    .await?;
+    for (tech, lat, lon) in [(grace, 41.9484, -87.6553), (&helper, 41.8240, -87.6710)] {
+        c.call(
+            "technician/v1/setHomeBase",
+            json!({ "technicianId": tech["id"], "homeBase": { "lat": lat, "lon": lon } }),
+        )
+        .await?;
+    }
+    let job = c
+        .call(
+            "job/v1/create",
+            json!({ "customerId": customer["id"], "propertyId": property["id"], "trade": "plumbing",
+                    "priority": "routine", "summary": "Replace the water heater" }),
+        )
+        .await?;
+    let day = first_visit.date_naive();
+    let slots = c
+        .call(
+            "dispatch/v1/suggestSlots",
+            json!({ "jobId": job["id"], "fromDate": day, "lookaheadDays": 2, "count": 3 }),
+        )
+        .await?;
+    for option in slots["options"].as_array().into_iter().flatten() {
+        println!(
+            "slot       {} → {}  {}  {}",
+            option["window"]["start"].as_str().unwrap_or_default(),
+            option["window"]["end"].as_str().unwrap_or_default(),
+            option["technicianId"].as_str().unwrap_or_default(),
+            option["reasons"]
+        );
+    }
+    // Two hours after the first job's visit, with a crew of two.
+    let start = first_visit + chrono::Duration::hours(2);
+    let booked = c
+        .call(
+            "job/v2/addAppointment",
+            json!({ "jobId": job["id"], "windowStart": start, "windowEnd": start + chrono::Duration::hours(1),
+                    "estimatedMinutes": 45, "leadTechnicianId": grace["id"], "helperIds": [helper["id"]] }),
+        )
+        .await?;
+    println!(
+        "booked     {} with a crew of two; job {}",
+        start,
+        text(&booked["job"], "status")
+    );
+    let board = c.call("dispatch/v1/board", json!({ "date": day })).await?;
+    println!("\nboard of {day} ({})", text(&board, "timeZone"));
+    for row in board["technicians"].as_array().into_iter().flatten() {
+        let today = &row["days"][0];
+        println!(
+            "  {:<18} {} visit(s), {} min on site, {} min travel",
+            text(row, "name"),
+            today["load"]["visits"],
+            today["load"]["bookedMinutes"],
+            today["load"]["travelMinutes"]
+        );
+        for stop in today["stops"].as_array().into_iter().flatten() {
+            let leg = match stop["leg"].as_object() {
+                Some(l) => format!(
+                    "{} km, {} min from {}",
+                    l["km"],
+                    l["minutes"],
+                    l["from"].as_str().unwrap_or_default()
+                ),
+                None => "no leg".into(),
+            };
+            println!(
+                "    {} → {}  {:<8} {:<9} {:<28} {leg}; flags {}",
+                stop["window"]["start"].as_str().unwrap_or_default(),
+                stop["window"]["end"].as_str().unwrap_or_default(),
+                text(stop, "role"),
+                text(stop, "status"),
+                text(stop, "summary"),
+                stop["flags"]
+            );
+        }
+    }
+    println!(
+        "  waiting: {} job(s) without a visit",
+        board["unassigned"]["jobs"].as_array().map_or(0, Vec::len)
+    );
     Ok(())
 }
 

@@ -212,6 +212,28 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
     if !dependent.is_empty() {
         map.insert("dependentRequired".into(), Value::Object(dependent));
     }
+    // Rules between fields that JSON Schema can state.
+    match schema_name {
+        // Holding a visit needs a reason.
+        "MoveAppointmentInput" if names.contains("action") => {
+            map.insert(
+                "if".into(),
+                json!({ "properties": { "action": { "const": "hold" } }, "required": ["action"] }),
+            );
+            map.insert("then".into(), json!({ "required": ["reason"] }));
+        }
+        // A job or a draft, not both.
+        "SuggestSlotsInput" if names.contains("draft") => {
+            map.insert(
+                "oneOf".into(),
+                json!([
+                    { "required": ["jobId"], "properties": { "jobId": { "type": "string" } } },
+                    { "required": ["draft"], "properties": { "draft": { "type": "object" } } },
+                ]),
+            );
+        }
+        _ => {}
+    }
     map.insert("additionalProperties".into(), Value::Bool(false));
 }
 

@@ -24,6 +24,7 @@ use common::*;
 on_every_backend!(
     an_sla_breach_is_recorded_once_across_processes_and_a_restart,
     a_missed_window_is_recorded_once_and_rescheduling_or_arriving_disarms_it,
+    jobs_without_an_sla_timer_get_one_when_the_timers_start,
 );
 
 #[derive(Debug)]
@@ -218,6 +219,62 @@ async fn a_missed_window_is_recorded_once_and_rescheduling_or_arriving_disarms_i
         .map(|e| e.kind.as_str())
         .collect();
     assert!(kinds.contains(&"window_missed"), "{kinds:?}");
+}
+
+async fn jobs_without_an_sla_timer_get_one_when_the_timers_start(fx: Fixture) {
+    let start = truncate_micros(Utc::now());
+    let clock = Arc::new(ManualClock(Mutex::new(start)));
+    let services = process(&fx, &clock).await;
+    let org = fx.org("Upgraded").await;
+    let c = &org.caller;
+    let older = requested_job(&services, c).await;
+    // A job from before SLA timers existed: its row is gone.
+    let name = format!("job_sla/{}", older.id);
+    assert_eq!(delete_timer(&fx, &name).await, 1);
+    services.ensure_timers().await.expect("timers");
+    services.ensure_timers().await.expect("again: nothing new");
+    clock.set(older.sla_deadline + Duration::minutes(1));
+    services.fire_due_timers().await.expect("pass");
+    assert_eq!(
+        sla_events(&services, &org, &older).await,
+        1,
+        "watched after all"
+    );
+    // A breached job is not given its timer again.
+    services.ensure_timers().await.expect("timers");
+    assert_eq!(delete_timer(&fx, &name).await, 0);
+}
+
+/// Deletes a timer row as the owner; how many rows it removed.
+async fn delete_timer(fx: &Fixture, name: &str) -> u64 {
+    match fx.kind {
+        Kind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&fx.db.owner_url)
+                .await
+                .expect("connect");
+            let n = sqlx::query("DELETE FROM timers WHERE name = $1")
+                .bind(name)
+                .execute(&pool)
+                .await
+                .expect("delete")
+                .rows_affected();
+            pool.close().await;
+            n
+        }
+        Kind::Postgres => {
+            let pool = sqlx::PgPool::connect(&fx.db.owner_url)
+                .await
+                .expect("connect");
+            let n = sqlx::query("DELETE FROM timers WHERE name = $1")
+                .bind(name)
+                .execute(&pool)
+                .await
+                .expect("delete")
+                .rows_affected();
+            pool.close().await;
+            n
+        }
+    }
 }
 
 /// Sets a timer's due time far in the past, as the owner; how many rows it touched.

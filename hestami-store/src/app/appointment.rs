@@ -910,6 +910,30 @@ async fn sla_gate(
         .await
 }
 
+/// Whether nobody has reached the job yet: requested, scheduled, dispatched, en route or held
+/// before any visit started. Once false it stays false (a visit that started is never
+/// unstarted), which lets the timer pass skip the check's workflow for such jobs.
+fn waiting(job: &Job) -> bool {
+    matches!(
+        job.status,
+        JobStatus::Requested
+            | JobStatus::Scheduled
+            | JobStatus::Dispatched
+            | JobStatus::EnRoute
+            | JobStatus::OnHold
+    ) && job.visit_started_at.is_none()
+}
+
+/// Whether the SLA check of `job_id` could still record a breach (the timer pass asks before it
+/// starts the check's workflow: most jobs are reached in time, and need no workflow at all).
+pub(crate) async fn sla_may_breach(tx: &mut TenantTx, job_id: JobId) -> Result<bool, StoreError> {
+    Ok(match load_full(tx, job_id, false).await {
+        Ok((job, _, breached)) => breached.is_none() && waiting(&job),
+        Err(StoreError::Failure(_)) => false,
+        Err(e) => return Err(e),
+    })
+}
+
 /// Records an SLA breach if the job's deadline has passed and nobody reached it; once.
 async fn check_sla(tx: &mut TenantTx, job_id: JobId) -> Result<bool, StoreError> {
     let (job, _, breached) = match load_full(tx, job_id, true).await {
@@ -917,15 +941,7 @@ async fn check_sla(tx: &mut TenantTx, job_id: JobId) -> Result<bool, StoreError>
         Err(StoreError::Failure(_)) => return Ok(false),
         Err(e) => return Err(e),
     };
-    let waiting = matches!(
-        job.status,
-        JobStatus::Requested
-            | JobStatus::Scheduled
-            | JobStatus::Dispatched
-            | JobStatus::EnRoute
-            | JobStatus::OnHold
-    ) && job.visit_started_at.is_none();
-    if breached.is_some() || !waiting || tx.now() < job.sla_deadline {
+    if breached.is_some() || !waiting(&job) || tx.now() < job.sla_deadline {
         return Ok(false);
     }
     let now = tx.now();
@@ -1007,19 +1023,34 @@ async fn check_window(tx: &mut TenantTx, c: CheckWindow) -> Result<bool, StoreEr
     Ok(true)
 }
 
-/// The window end an appointment holds now (`None`: no such appointment).
-pub(crate) async fn window_end_of(
+/// The window end an appointment holds now, if nobody is on site yet and no missed window was
+/// recorded for it (`None`: nothing to check).
+pub(crate) async fn open_window_end(
     tx: &mut TenantTx,
     id: AppointmentId,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let org = tx.org();
-    tx.fetch_optional(
-        "SELECT window_end FROM appointments WHERE organization_id = $1 AND id = $2",
-        args![org, id.as_uuid()],
-    )
-    .await?
-    .map(|r| r.get("window_end"))
-    .transpose()
+    let Some(row) = tx
+        .fetch_optional(
+            "SELECT status, window_end, missed_window_end FROM appointments \
+             WHERE organization_id = $1 AND id = $2",
+            args![org, id.as_uuid()],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let status = parse_stored(&row.get::<String>("status")?, parse_status)?;
+    let end: DateTime<Utc> = row.get("window_end")?;
+    let recorded: Option<DateTime<Utc>> = row.get("missed_window_end")?;
+    let open = matches!(
+        status,
+        AppointmentStatus::Scheduled
+            | AppointmentStatus::Dispatched
+            | AppointmentStatus::EnRoute
+            | AppointmentStatus::OnHold
+    );
+    Ok((open && recorded != Some(end)).then_some(end))
 }
 
 /// Arms the job's SLA timer (at creation).

@@ -1,0 +1,51 @@
+//! The README's procedure table lists every procedure of every version with its workflow and
+//! roles, as the procedure table and the permission tables say.
+#![allow(clippy::unwrap_used)]
+
+use hestami::core::org::{PERMISSIONS, PERMISSIONS_V2, Role};
+
+/// How the README names a set of roles.
+fn roles_text(roles: &[Role]) -> String {
+    use Role::*;
+    let all = [Owner, Admin, Dispatcher, Office, Technician, Viewer];
+    if all.iter().all(|r| roles.contains(r)) {
+        return "everyone".into();
+    }
+    if all[..5].iter().all(|r| roles.contains(r)) && !roles.contains(&Viewer) {
+        return "everyone but viewer".into();
+    }
+    all.iter()
+        .filter(|r| roles.contains(r))
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn the_readme_lists_every_procedure_with_its_workflow_and_roles() {
+    let readme = include_str!("../README.md");
+    for p in hestami::http::procedures() {
+        let path = p.path();
+        if path == "auth/v1/whoami" {
+            assert!(
+                readme.contains("| `auth/v1/whoami` | read (no organization) | any valid token |")
+            );
+            continue;
+        }
+        let roles = PERMISSIONS
+            .iter()
+            .chain(PERMISSIONS_V2)
+            .find(|(name, _)| *name == path)
+            .map(|(_, roles)| roles_text(roles))
+            .unwrap_or_else(|| panic!("{path} has no permission row"));
+        let workflow = match p.workflow {
+            Some(w) => format!("`{w}`"),
+            None => "read".into(),
+        };
+        let row = format!("| `{path}` | {workflow} | {roles} |");
+        assert!(
+            readme.contains(&row),
+            "the README's procedure table lacks {row}"
+        );
+    }
+}
