@@ -242,15 +242,7 @@ async fn story(c: &Client) -> Result<()> {
         json!({ "jobId": job_id, "technicianId": tech["id"] }),
     )
     .await?;
-    let weekly: Vec<_> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-        .iter()
-        .map(|d| json!({ "weekday": d, "start": "07:00", "end": "19:00" }))
-        .collect();
-    c.call(
-        "technician/v1/setShifts",
-        json!({ "technicianId": tech["id"], "effectiveFrom": today - chrono::Duration::days(1), "weekly": weekly }),
-    )
-    .await?;
+    seven_to_seven(c, &tech, today).await?;
     c.call(
         "technician/v1/setSkills",
         json!({ "technicianId": tech["id"], "skills": [{ "trade": "plumbing", "level": 4 }] }),
@@ -325,6 +317,20 @@ async fn story(c: &Client) -> Result<()> {
     dispatch_day(c, &customer, &property, &tech, start).await
 }
 
+/// Shifts from 07:00 to 19:00 every day, from yesterday on.
+async fn seven_to_seven(c: &Client, tech: &Value, today: chrono::NaiveDate) -> Result<()> {
+    let weekly: Vec<_> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "07:00", "end": "19:00" }))
+        .collect();
+    c.call(
+        "technician/v1/setShifts",
+        json!({ "technicianId": tech["id"], "effectiveFrom": today - chrono::Duration::days(1), "weekly": weekly }),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The dispatcher's side of the demo's day: a helper, booking slots, a visit with a crew, and
 /// the board of that day.
 async fn dispatch_day(
@@ -341,16 +347,7 @@ async fn dispatch_day(
             json!({ "name": "Katherine Johnson", "trades": ["plumbing"] }),
         )
         .await?;
-    let today = chrono::Utc::now().date_naive();
-    let weekly: Vec<_> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-        .iter()
-        .map(|d| json!({ "weekday": d, "start": "07:00", "end": "19:00" }))
-        .collect();
-    c.call(
-        "technician/v1/setShifts",
-        json!({ "technicianId": helper["id"], "effectiveFrom": today - chrono::Duration::days(1), "weekly": weekly }),
-    )
-    .await?;
+    seven_to_seven(c, &helper, chrono::Utc::now().date_naive()).await?;
     for (tech, lat, lon) in [(grace, 41.9484, -87.6553), (&helper, 41.8240, -87.6710)] {
         c.call(
             "technician/v1/setHomeBase",

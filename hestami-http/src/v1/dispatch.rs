@@ -142,6 +142,7 @@ async fn eligible_techs(ctx: Ctx, i: EligibleTechsInput) -> Result<EligibleTechs
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BoardInput {
     /// The first local date, in the organization's zone (`YYYY-MM-DD`).
+    #[serde(deserialize_with = "crate::wire::date")]
     pub date: NaiveDate,
     /// How many days, 1 to 7 (default 1).
     pub days: Option<u32>,
@@ -543,6 +544,7 @@ pub struct SuggestSlotsInput {
     /// A job not created yet.
     pub draft: Option<DraftJobInput>,
     /// The first local date to look at (default: today in the organization's zone).
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
     pub from_date: Option<NaiveDate>,
     /// How many days to look at, 1 to 14 (default 7).
     pub lookahead_days: Option<u32>,

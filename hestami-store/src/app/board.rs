@@ -17,13 +17,14 @@ use hestami_core::dispatch::board::{
 use hestami_core::eligibility::{JobNeeds, OrgFacts, TechnicianFacts};
 use hestami_core::ids::{AppointmentId, CustomerId, JobId, PropertyId, TechnicianId};
 use hestami_core::job::{Job, JobStatus, Priority, TimeWindow};
-use hestami_core::schedule::{Interval, local_to_utc, shift_intervals};
+use hestami_core::schedule::{Interval, shift_intervals};
 use hestami_core::text::{Name, Summary, TradeCode};
 use hestami_core::workforce::SkillLevel;
 
 use super::contractor::{
     load_areas, load_licenses, load_policies, load_requirements, property_jurisdiction,
 };
+use super::eligibility::day_bounds;
 use super::workforce::{TechnicianDetail, load_appointments, load_details};
 use super::{Caller, PageRequest, Services, check_version};
 use crate::db::{Row, args};
@@ -93,18 +94,6 @@ pub(crate) async fn update_settings(
     tx.record_change("scheduling_settings", org, next.version, Operation::Updated)
         .await?;
     Ok(next)
-}
-
-/// `[start, end)` of local `date` in `tz`, as UTC.
-fn day_bounds(tz: chrono_tz::Tz, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = local_to_utc(tz, date.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let end = local_to_utc(
-        tz,
-        (date + Duration::days(1))
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default(),
-    );
-    (start, end)
 }
 
 /// The organization facts for each date, with compliance checked on that date.

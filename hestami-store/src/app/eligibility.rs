@@ -2,7 +2,7 @@
 //! scheduling, assignment and dispatch. The rules are `hestami_core::eligibility` and
 //! `hestami_core::compliance`; this module loads their facts in one transaction.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use hestami_core::compliance::{self as rules, ComplianceVerdict};
 use hestami_core::eligibility::{self, Candidate, JobNeeds, OrgFacts, TechnicianFacts, Verdict};
@@ -41,7 +41,11 @@ pub(crate) async fn needs_for(
 
 /// The local day (in the organization's zone) around `at`, as UTC instants.
 fn local_day(tz: chrono_tz::Tz, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let date = at.with_timezone(&tz).date_naive();
+    day_bounds(tz, at.with_timezone(&tz).date_naive())
+}
+
+/// `[start, end)` of local `date` in `tz`, as UTC instants.
+pub(crate) fn day_bounds(tz: chrono_tz::Tz, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = local_to_utc(tz, date.and_hms_opt(0, 0, 0).unwrap_or_default());
     let end = local_to_utc(
         tz,
