@@ -450,54 +450,114 @@ struct Day {
     end: f64,
 }
 
+/// Simulates technician `t`'s day over `jobs`, each visit as early as it can start. Exact about
+/// the break: the day is feasible when the break fits at some position (before the travel to
+/// visit `p`, or after the last visit), and the position kept is the one that ends the day
+/// earliest (the first such). Starting a break later than it can never helps, since every later
+/// time only moves later, so trying each position at its earliest break start decides it.
 fn simulate(inst: &Inst, t: usize, jobs: &[u32], out: bool) -> Option<Day> {
+    simulate_with(inst, t, jobs, out, None)
+}
+
+/// [`simulate`], with visit `k` of `delay = (k, time)` starting no earlier than `time`.
+fn simulate_with(
+    inst: &Inst,
+    t: usize,
+    jobs: &[u32],
+    out: bool,
+    delay: Option<(usize, f64)>,
+) -> Option<Day> {
+    if inst.brk[t].is_none() {
+        return run_day(inst, t, jobs, out, None, delay);
+    }
+    let mut best: Option<(f64, usize)> = None;
+    for p in 0..=jobs.len() {
+        if let Some(day) = run_day(inst, t, jobs, false, Some(p), delay)
+            && best.is_none_or(|(end, _)| day.end < end)
+        {
+            best = Some((day.end, p));
+        }
+    }
+    let (_, p) = best?;
+    run_day(inst, t, jobs, out, Some(p), delay)
+}
+
+/// One simulation with the break (if any) taken before the travel to visit `break_at` (or at
+/// the end when it is `jobs.len()`), at the earliest its window allows.
+fn run_day(
+    inst: &Inst,
+    t: usize,
+    jobs: &[u32],
+    out: bool,
+    break_at: Option<usize>,
+    delay: Option<(usize, f64)>,
+) -> Option<Day> {
     let mut now = inst.shift[t].0;
     let mut prev = inst.ts[t];
-    let brk = inst.brk[t];
     let mut taken = None;
     let mut visits = Vec::with_capacity(if out { jobs.len() } else { 0 });
-    for (i, &j) in jobs.iter().enumerate() {
-        let j = j as usize;
-        let tt = inst.t(prev, inst.loc[j]);
-        if let Some(b) = brk
-            && taken.is_none()
+    let take = |now: &mut f64, i: usize, taken: &mut Option<(usize, f64)>| -> Option<()> {
+        if let (Some(b), Some(p)) = (inst.brk[t], break_at)
+            && p == i
         {
-            let s = inst.start(j, now + tt)?;
-            let (bs0, be) = (b.window.start, b.window.end);
-            let take = now >= bs0 || s + inst.svc[j] > be || now.max(bs0) + b.duration + tt <= s;
-            if take {
-                let bs = now.max(bs0);
-                if bs > be {
-                    return None;
-                }
-                now = bs + b.duration;
-                taken = Some((i, bs));
+            let bs = now.max(b.window.start);
+            if bs > b.window.end {
+                return None;
             }
+            *now = bs + b.duration;
+            *taken = Some((i, bs));
         }
-        let a = now + tt;
-        let s = inst.start(j, a)?;
+        Some(())
+    };
+    for (i, &j) in jobs.iter().enumerate() {
+        take(&mut now, i, &mut taken)?;
+        let j = j as usize;
+        let a = now + inst.t(prev, inst.loc[j]);
+        let earliest = match delay {
+            Some((k, at)) if k == i => a.max(at),
+            _ => a,
+        };
+        let s = inst.start(j, earliest)?;
         if out {
             visits.push((a, s));
         }
         now = s + inst.svc[j];
         prev = inst.loc[j];
     }
-    if let Some(b) = brk
-        && taken.is_none()
-    {
-        let bs = now.max(b.window.start);
-        if bs > b.window.end {
-            return None;
-        }
-        now = bs + b.duration;
-        taken = Some((jobs.len(), bs));
-    }
+    take(&mut now, jobs.len(), &mut taken)?;
     let end = now + inst.t(prev, inst.te[t]);
     (end <= inst.shift[t].1).then_some(Day {
         visits,
         break_taken: taken,
         end,
     })
+}
+
+/// The latest visit `k` of technician `t`'s route can start with the rest of the day still
+/// feasible (break included), at least `start`; by bisection, since feasibility only gets
+/// harder as the start moves later.
+fn latest_start(inst: &Inst, t: usize, jobs: &[u32], k: usize, start: f64) -> f64 {
+    let last = inst.win[jobs[k] as usize]
+        .last()
+        .map_or(start, |w| w.1)
+        .max(start);
+    let feasible = |at: f64| simulate_with(inst, t, jobs, false, Some((k, at))).is_some();
+    if feasible(last) {
+        return last;
+    }
+    let (mut lo, mut hi) = (start, last);
+    for _ in 0..60 {
+        let mid = lo + (hi - lo) / 2.0;
+        if feasible(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo <= 1e-9 * hi.abs().max(1.0) {
+            break;
+        }
+    }
+    lo
 }
 
 /// The extra cost of putting job `u` at position `p` of technician `t`'s route, and whether the
@@ -864,9 +924,9 @@ pub fn solve(
 /// Makes `state` the best if it beats it, after a greedy pass (no blinks) for any job still out
 /// (the search may leave a job out right after a ruin although it fits).
 ///
-/// A state is taken only if every route of it simulates from scratch. The insertion checks
-/// model breaks only approximately, and random tests found routes they accepted that break the
-/// break rules; the full simulation keeps every returned plan feasible until they are exact.
+/// A state is taken only if every route of it simulates from scratch: the O(1) insertion
+/// checks ignore breaks, and the simulation (exact about them) keeps every returned plan
+/// feasible.
 fn offer(
     inst: &Inst,
     state: &Sol,
@@ -942,7 +1002,12 @@ fn finish(inst: &Inst, problem: &Problem, sol: &Sol, iterations: u64) -> Solutio
             .zip(&day.visits)
             .enumerate()
             .map(|(i, (&j, &(arrival, start)))| {
-                let latest_start = rt.lat[i + 1].max(start);
+                // Without a break the backward bookkeeping is exact; with one, where the break
+                // can still go decides how late a visit may start.
+                let latest_start = match inst.brk[t] {
+                    None => rt.lat[i + 1].max(start),
+                    Some(_) => latest_start(inst, t, &rt.jobs, i, start),
+                };
                 Visit {
                     job: j as usize,
                     arrival,

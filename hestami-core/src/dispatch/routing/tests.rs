@@ -381,3 +381,140 @@ fn regressions_found_by_the_property_tests() {
         last = Some(s.objective);
     }
 }
+
+/// Three places on a line, 10 apart: the depot (0), A (1) and B (2), with B 10 from A.
+fn line() -> DenseMatrix {
+    let d = [0.0, 10.0, 20.0, 10.0, 0.0, 10.0, 20.0, 10.0, 0.0];
+    DenseMatrix::new(3, d.to_vec(), d.to_vec()).expect("a 3×3 matrix")
+}
+
+/// One technician at the depot, working 0–1000, with a 60-minute break in `window`.
+fn with_break(window: TimeWindow) -> Technician {
+    let mut tech = Technician::new(0, 0, TimeWindow::new(0.0, 1_000.0));
+    tech.break_ = Some(Break {
+        window,
+        duration: 60.0,
+    });
+    tech
+}
+
+/// The break may open as the day starts and still be taken after an early visit. The old
+/// simulation took a break as soon as its window was open, made the visit late and left it
+/// out.
+#[test]
+fn a_break_can_wait_until_after_an_early_visit() {
+    let problem = Problem {
+        technicians: vec![with_break(TimeWindow::new(0.0, 300.0))],
+        jobs: vec![Job::new(1, TimeWindow::new(0.0, 20.0), 10.0)],
+        objective: Objective::Cost,
+    };
+    let m = line();
+    let solution = solve_iters(&problem, &m, 1, 200);
+    assert!(check(&problem, &m, &solution).is_empty());
+    assert!(solution.unassigned.is_empty(), "{:?}", solution.unassigned);
+    let route = &solution.routes[0];
+    assert_eq!(route.visits[0].start, 10.0);
+    assert_eq!(route.break_taken, Some((1, 20.0)), "after the visit");
+}
+
+/// Slack is how late a visit can start with the rest of the day, break included, still
+/// feasible. Here the break (60 minutes, to start by 90) fits only after A or after B: A can
+/// start at most at 60, not at 100 as the windows alone would allow (the old report: 90 of
+/// slack instead of 50).
+#[test]
+fn slack_counts_where_the_break_can_still_go() {
+    let problem = Problem {
+        technicians: vec![with_break(TimeWindow::new(50.0, 90.0))],
+        jobs: vec![
+            Job::new(1, TimeWindow::new(0.0, 100.0), 10.0),
+            Job::new(2, TimeWindow::new(0.0, 130.0), 10.0),
+        ],
+        objective: Objective::Cost,
+    };
+    let m = line();
+    let solution = solve_iters(&problem, &m, 1, 200);
+    assert!(check(&problem, &m, &solution).is_empty());
+    let route = &solution.routes[0];
+    let order: Vec<usize> = route.visits.iter().map(|v| v.job).collect();
+    assert_eq!(order, [0, 1]);
+    assert_eq!(route.visits[0].start, 10.0);
+    assert!(
+        (route.visits[0].latest_start - 60.0).abs() < 1e-6,
+        "{route:?}"
+    );
+    assert!((route.visits[0].slack - 50.0).abs() < 1e-6);
+    // B can start as late as its window allows: the break then goes between A and B.
+    assert!(
+        (route.visits[1].latest_start - 130.0).abs() < 1e-6,
+        "{route:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Every reported slack is true: starting the visit that much later keeps the checked day
+    /// feasible, and a little more than that does not (unless its window ends first).
+    #[test]
+    fn reported_slack_is_true(seed in any::<u64>()) {
+        let (problem, m) = random_day(seed);
+        let solution = solve_iters(&problem, &m, seed, 300);
+        prop_assert!(check(&problem, &m, &solution).is_empty());
+        for route in &solution.routes {
+            for (k, v) in route.visits.iter().enumerate() {
+                prop_assert!(v.slack >= -1e-9);
+                prop_assert!(delayed_day_is_feasible(&problem, &m, route, k, v.latest_start));
+                let window_end = problem.jobs[v.job].windows.iter().map(|w| w.end).fold(f64::MIN, f64::max);
+                if v.latest_start + 1e-3 < window_end {
+                    prop_assert!(!delayed_day_is_feasible(&problem, &m, route, k, v.latest_start + 1e-3));
+                }
+            }
+        }
+    }
+}
+
+/// Whether `route` stays feasible with visit `k` starting no earlier than `at`, the break
+/// placed anywhere (every position tried at its earliest), by a plain re-simulation.
+fn delayed_day_is_feasible(
+    problem: &Problem,
+    m: &dyn TravelMatrix,
+    route: &Route,
+    k: usize,
+    at: f64,
+) -> bool {
+    let tech = &problem.technicians[route.technician];
+    let positions: Vec<Option<usize>> = match tech.break_ {
+        None => vec![None],
+        Some(_) => (0..=route.visits.len()).map(Some).collect(),
+    };
+    positions.into_iter().any(|p| {
+        let mut now = tech.shift.start;
+        let mut here = tech.start;
+        let take = |now: &mut f64, i: usize| -> bool {
+            match (tech.break_, p) {
+                (Some(b), Some(p)) if p == i => {
+                    let bs = now.max(b.window.start);
+                    *now = bs + b.duration;
+                    bs <= b.window.end
+                }
+                _ => true,
+            }
+        };
+        for (i, v) in route.visits.iter().enumerate() {
+            if !take(&mut now, i) {
+                return false;
+            }
+            let job = &problem.jobs[v.job];
+            let mut a = now + m.time(here, job.location);
+            if i == k {
+                a = a.max(at);
+            }
+            let Some(w) = job.windows.iter().find(|w| a <= w.end + 1e-9) else {
+                return false;
+            };
+            now = a.max(w.start) + job.duration;
+            here = job.location;
+        }
+        take(&mut now, route.visits.len()) && now + m.time(here, tech.end) <= tech.shift.end + 1e-9
+    })
+}
