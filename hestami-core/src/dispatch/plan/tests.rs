@@ -1,0 +1,339 @@
+//! The problem mapping: a hand-made day, and a property test that every assignment of every
+//! plan passes `eligibility::evaluate` with the visit at its planned time and the technician's
+//! other visits where the plan puts them.
+use super::*;
+
+use chrono::TimeZone as _;
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use crate::area::{AreaKind, ServiceArea};
+use crate::compliance::{ComplianceVerdict, Jurisdiction};
+use crate::customer::{CountryCode, PostalCode};
+use crate::dispatch::routing::{Iterations, SolverConfig, check, solve};
+use crate::ids::CertificationId;
+use crate::org::TimeZone;
+use crate::schedule::Appointment;
+use crate::text::{Name, TradeCode};
+use crate::workforce::{
+    Certification, DailyCapacity, ShiftSpan, Skill, SkillLevel, Technician, TimeOff, Weekday,
+    WeeklyShifts, WorkProfile,
+};
+
+fn day() -> NaiveDate {
+    "2031-06-02".parse().expect("a Monday")
+}
+
+/// Local 2031-06-02 at `minute` after midnight (Chicago, UTC−5 then).
+fn local(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2031, 6, 2, 5, 0, 0)
+        .single()
+        .expect("valid")
+        + Duration::minutes(minute)
+}
+
+fn pt(k: u64) -> GeoPoint {
+    let a = k as f64 * 2.4;
+    GeoPoint::parse(41.88 + 0.05 * a.sin(), -87.63 + 0.05 * a.cos()).expect("valid")
+}
+
+fn org() -> OrgFacts {
+    OrgFacts {
+        service_areas: vec![ServiceArea::new(
+            AreaKind::PostalCodes {
+                postal_codes: [PostalCode::parse("60601").expect("valid")].into(),
+            },
+            vec![],
+        )],
+        compliance: ComplianceVerdict::compliant(),
+        time_zone: TimeZone::parse("America/Chicago").expect("valid"),
+    }
+}
+
+fn trade(i: u64) -> TradeCode {
+    TradeCode::parse(["plumbing", "hvac"][(i % 2) as usize]).expect("valid")
+}
+
+fn spans(pattern: u64) -> Vec<WeeklyShifts> {
+    let list: &[(&str, &str)] = match pattern % 3 {
+        0 => &[("08:00", "18:00")],
+        1 => &[("07:00", "12:00"), ("13:00", "17:00")],
+        _ => &[("06:00", "10:00"), ("11:00", "14:00"), ("15:00", "20:00")],
+    };
+    let spans = list
+        .iter()
+        .map(|(s, e)| ShiftSpan::parse(Weekday::Mon, s, e).expect("valid"))
+        .collect();
+    vec![WeeklyShifts::parse("2031-01-01".parse().expect("date"), spans).expect("valid")]
+}
+
+/// A technician from a handful of numbers.
+fn tech(n: u64, genes: [u64; 6]) -> TechnicianFacts {
+    let at = local(0);
+    let certifications = if genes[2].is_multiple_of(3) {
+        vec![]
+    } else {
+        let expires = if genes[2] % 3 == 1 {
+            "2031-12-31"
+        } else {
+            "2031-06-01"
+        };
+        vec![Certification {
+            id: CertificationId::from_uuid(Uuid::from_u128(u128::from(n) + 500)),
+            name: Name::parse("Backflow Tester").expect("valid"),
+            issuer: Name::parse("Board").expect("valid"),
+            number: None,
+            expires_on: Some(expires.parse().expect("date")),
+            trades: vec![],
+            created_at: at,
+        }]
+    };
+    let time_off = if genes[4].is_multiple_of(4) {
+        vec![
+            TimeOff::parse(
+                crate::ids::TimeOffId::from_uuid(Uuid::from_u128(u128::from(n) + 900)),
+                local(600),
+                local(720),
+                None,
+            )
+            .expect("valid"),
+        ]
+    } else {
+        vec![]
+    };
+    let appointments = if genes[5].is_multiple_of(3) {
+        vec![Appointment {
+            job_id: JobId::from_uuid(Uuid::from_u128(u128::from(n) + 7000)),
+            appointment_id: None,
+            window: TimeWindow::parse(local(540), local(600)).expect("valid"),
+            location: Some(pt(n + 50)),
+        }]
+    } else {
+        vec![]
+    };
+    TechnicianFacts {
+        technician: Technician {
+            id: TechnicianId::from_uuid(Uuid::from_u128(u128::from(n) + 1)),
+            version: 1,
+            name: Name::parse(&format!("Tech {n}")).expect("valid"),
+            email: None,
+            phone: None,
+            trades: vec![],
+            active: !genes[0].is_multiple_of(7),
+            created_at: at,
+            updated_at: at,
+        },
+        profile: WorkProfile {
+            skills: vec![Skill {
+                trade: trade(genes[1]),
+                level: SkillLevel::parse(1 + (genes[1] % 4) as u8).expect("valid"),
+            }],
+            certifications,
+            shifts: spans(genes[3]),
+            time_off,
+            service_areas: vec![],
+            home_base: (!genes[4].is_multiple_of(5)).then(|| pt(n + 100)),
+            daily_capacity: DailyCapacity::parse(1 + (genes[5] % 6) as u16).expect("valid"),
+        },
+        appointments,
+    }
+}
+
+/// A visit from a handful of numbers.
+fn visit(n: u64, genes: [u64; 6], techs: &[TechnicianFacts]) -> PlanVisit {
+    let start = 360 + 60 * (genes[0] % 10) as i64;
+    let length = if genes[1].is_multiple_of(2) { 120 } else { 240 };
+    let id = AppointmentId::from_uuid(Uuid::from_u128(u128::from(n) + 3000));
+    PlanVisit {
+        appointment_id: id,
+        needs: JobNeeds {
+            job_id: Some(JobId::from_uuid(Uuid::from_u128(u128::from(n) + 4000))),
+            appointment_id: Some(id),
+            trade: trade(genes[2]),
+            min_skill_level: SkillLevel::parse(1 + (genes[3] % 3) as u8).expect("valid"),
+            required_certifications: if genes[4].is_multiple_of(4) {
+                vec![Name::parse("Backflow Tester").expect("valid")]
+            } else {
+                vec![]
+            },
+            location: (!genes[5].is_multiple_of(11)).then(|| pt(n)),
+            postal_code: PostalCode::parse(if genes[5].is_multiple_of(9) {
+                "60699"
+            } else {
+                "60601"
+            })
+            .expect("valid"),
+            jurisdiction: Jurisdiction::parse(
+                CountryCode::parse("US").expect("valid"),
+                Some("IL"),
+                None,
+            )
+            .expect("valid"),
+            window: TimeWindow::parse(local(start), local(start + length)).expect("valid"),
+        },
+        minutes: 30 + 15 * (genes[0] % 7) as u32,
+        priority: [Priority::Routine, Priority::Urgent, Priority::Emergency]
+            [(genes[1] % 3) as usize],
+        pinned: (genes[2].is_multiple_of(8) && !techs.is_empty())
+            .then(|| techs[(genes[3] as usize) % techs.len()].technician.id),
+    }
+}
+
+fn facts(tech_genes: &[[u64; 6]], visit_genes: &[[u64; 6]]) -> DayFacts {
+    let technicians: Vec<TechnicianFacts> = tech_genes
+        .iter()
+        .enumerate()
+        .map(|(n, g)| tech(n as u64, *g))
+        .collect();
+    let visits = visit_genes
+        .iter()
+        .enumerate()
+        .map(|(n, g)| visit(n as u64, *g, &technicians))
+        .collect();
+    DayFacts {
+        day: day(),
+        org: org(),
+        technicians,
+        visits,
+        travel: TravelSettings::default(),
+    }
+}
+
+fn plan(f: &DayFacts, seed: u64) -> (Mapped, Solution, DayPlan) {
+    let mapped = to_problem(f);
+    let solution = solve(
+        &mapped.problem,
+        &mapped.matrix,
+        &SolverConfig {
+            seed,
+            ..SolverConfig::default()
+        },
+        &mut Iterations::new(300),
+    )
+    .expect("a valid problem");
+    let plan = to_plan(f, &mapped, &solution);
+    (mapped, solution, plan)
+}
+
+#[test]
+fn a_day_maps_to_routes_with_reasons_for_what_is_left_out() {
+    let genes = [1, 1, 1, 0, 1, 1];
+    let f = facts(
+        &[genes, [1, 0, 1, 1, 1, 2]],
+        &[
+            [2, 0, 1, 0, 1, 1],
+            [4, 0, 1, 0, 1, 1],
+            [0, 1, 0, 0, 1, 1], // plumbing: nobody practises it well enough? (level 1 asked)
+            [3, 0, 1, 0, 1, 0], // no coordinates
+        ],
+    );
+    let (mapped, solution, plan) = plan(&f, 7);
+    assert!(check(&mapped.problem, &mapped.matrix, &solution).is_empty());
+    let planned: usize = plan
+        .routes
+        .iter()
+        .map(|r| {
+            r.stops
+                .iter()
+                .filter(|s| s.appointment_id.is_some())
+                .count()
+        })
+        .sum();
+    assert_eq!(planned + plan.unplanned.len(), f.visits.len());
+    assert!(planned >= 2, "{plan:?}");
+    let no_place = plan
+        .unplanned
+        .iter()
+        .find(|u| u.appointment_id == f.visits[3].appointment_id)
+        .expect("the visit without coordinates is left out");
+    assert_eq!(no_place.reasons, ["LOCATION_UNKNOWN"]);
+    for route in &plan.routes {
+        for pair in route.stops.windows(2) {
+            assert!(pair[0].end <= pair[1].arrival, "{route:?}");
+        }
+    }
+}
+
+/// The random days are not vacuous: across a few hundred of them, many visits are planned,
+/// some on technicians with a break, and some left out for each kind of reason.
+#[test]
+fn random_days_plan_something() {
+    let mut planned = 0;
+    let mut with_break = 0;
+    let mut reasons = std::collections::BTreeSet::new();
+    for k in 0..300u64 {
+        let g = |i: u64| {
+            [
+                k * 7 + i,
+                k * 13 + i * 3,
+                k * 17 + i * 5,
+                k * 19 + i,
+                k * 23 + i * 7,
+                k * 29 + i,
+            ]
+        };
+        let f = facts(
+            &[g(1), g(2), g(3)],
+            &(0..8).map(|i| g(10 + i)).collect::<Vec<_>>(),
+        );
+        let (_, _, plan) = plan(&f, k);
+        for route in &plan.routes {
+            planned += route
+                .stops
+                .iter()
+                .filter(|s| s.appointment_id.is_some())
+                .count();
+            with_break += usize::from(route.break_start.is_some());
+        }
+        for u in &plan.unplanned {
+            reasons.extend(u.reasons.iter().cloned());
+        }
+    }
+    assert!(planned > 300, "{planned}");
+    assert!(with_break > 20, "{with_break}");
+    assert!(
+        reasons.contains("NO_ELIGIBLE_TECHNICIAN") && reasons.contains("LOCATION_UNKNOWN"),
+        "{reasons:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every assignment of every plan passes the eligibility rules, judged at its planned time
+    /// with the technician's other visits where the plan puts them.
+    #[test]
+    fn every_planned_assignment_passes_every_eligibility_rule(
+        tech_genes in prop::collection::vec(prop::array::uniform6(0u64..1000), 1..5),
+        visit_genes in prop::collection::vec(prop::array::uniform6(0u64..1000), 1..14),
+        seed in any::<u64>(),
+    ) {
+        let f = facts(&tech_genes, &visit_genes);
+        let (mapped, solution, plan) = plan(&f, seed);
+        prop_assert!(check(&mapped.problem, &mapped.matrix, &solution).is_empty());
+        let planned: usize = plan.routes.iter().map(|r| r.stops.iter().filter(|s| s.appointment_id.is_some()).count()).sum();
+        prop_assert_eq!(planned + plan.unplanned.len(), f.visits.len(), "every visit once");
+        for route in &plan.routes {
+            let tech = f.technicians.iter().find(|t| t.technician.id == route.technician_id).expect("known");
+            for stop in route.stops.iter().filter(|s| s.appointment_id.is_some()) {
+                let v = f.visits.iter().find(|v| Some(v.appointment_id) == stop.appointment_id).expect("known");
+                let mut facts = tech.clone();
+                facts.appointments.extend(route.stops.iter().filter(|o| o.appointment_id.is_some() && o.appointment_id != stop.appointment_id).map(|o| Appointment {
+                    job_id: o.job_id,
+                    appointment_id: o.appointment_id,
+                    window: TimeWindow::parse(o.start, o.end).expect("valid"),
+                    location: None,
+                }));
+                let needs = JobNeeds {
+                    window: TimeWindow::parse(stop.start, stop.end).expect("valid"),
+                    ..v.needs.clone()
+                };
+                let verdict = eligibility::evaluate(&needs, &facts, &f.org);
+                prop_assert!(verdict.eligible, "{:?} for {:?} at {}: {:?}", route.technician_id, stop.appointment_id, stop.start, verdict.failed);
+                if let Some(p) = v.pinned {
+                    prop_assert_eq!(p, route.technician_id);
+                }
+            }
+        }
+    }
+}
