@@ -20,6 +20,9 @@ both!(
     another_organization_and_bad_input_on_v2,
     concurrent_bookings_of_one_technician_never_overlap,
     concurrent_v1_assignments_of_one_technician_never_overlap,
+    a_converted_booking_counts_once_and_a_crew_on_site_blocks_cancelling,
+    waiting_v1_visits_each_show_in_the_queue_and_slots_respect_the_jobs_visits,
+    two_first_settings_updates_at_once_do_not_lose_one,
 );
 
 /// A plumber of organization A who works around the clock from `home`.
@@ -1062,6 +1065,176 @@ async fn concurrent_v1_assignments_of_one_technician_never_overlap(s: TestServer
         }
     }
     assert_eq!(accepted, 1, "one job gets the technician for the window");
+}
+
+/// Tomorrow in Chicago at `h`:00, as RFC 3339.
+fn tomorrow_at(h: u32) -> String {
+    let day = (chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago)
+        + chrono::Duration::days(1))
+    .date_naive();
+    day.and_hms_opt(h, 0, 0)
+        .unwrap()
+        .and_local_timezone(chrono_tz::America::Chicago)
+        .single()
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339()
+}
+
+async fn a_converted_booking_counts_once_and_a_crew_on_site_blocks_cancelling(s: TestServer) {
+    let f = s.fixture().await;
+    // Capacity 2: the v1 booking and one more visit that day.
+    s.mutate(
+        "technician/v1/setHomeBase",
+        json!({ "technicianId": f.tech["id"], "homeBase": null, "dailyCapacity": 2 }),
+    )
+    .await;
+    let job = routine_job(&s, &f, &f.property, json!({})).await;
+    s.mutate(
+        "job/v1/schedule",
+        json!({ "jobId": job["id"], "windowStart": tomorrow_at(9), "windowEnd": tomorrow_at(10) }),
+    )
+    .await;
+    s.mutate(
+        "dispatch/v1/assignTech",
+        json!({ "jobId": job["id"], "technicianId": f.tech["id"] }),
+    )
+    .await;
+    // The v1 booking becomes the first visit and counts once: a second visit the same day fits.
+    let both = add_visit(
+        &s,
+        &job,
+        (tomorrow_at(14), tomorrow_at(16)),
+        json!({ "leadTechnicianId": f.tech["id"] }),
+    )
+    .await
+    .ok();
+    assert_eq!(both["appointments"].as_array().unwrap().len(), 2);
+    // A v1 job with a technician but no window: the technician leads its first visit.
+    let other = routine_job(&s, &f, &f.property, json!({})).await;
+    s.mutate(
+        "dispatch/v1/assignTech",
+        json!({ "jobId": other["id"], "technicianId": f.tech["id"] }),
+    )
+    .await;
+    let led = add_visit(&s, &other, hours_from_now(60, 61), json!({}))
+        .await
+        .ok();
+    assert_eq!(led["appointments"][0]["leadTechnicianId"], f.tech["id"]);
+    // A crew on site (then held, waiting for parts): the job cannot be cancelled through v1.
+    let first = both["appointments"][0].clone();
+    for action in ["dispatch", "start_travel", "arrive"] {
+        field_move(&s, &first, action).await;
+    }
+    let held = s
+        .mutate(
+            "job/v2/moveAppointment",
+            json!({ "appointmentId": first["id"], "action": "hold", "reason": "waiting for parts" }),
+        )
+        .await;
+    assert_eq!(
+        held["job"]["status"], "on_site",
+        "a visit held on site keeps the job on site"
+    );
+    s.mutate(
+        "job/v1/updateStatus",
+        json!({ "jobId": job["id"], "status": "on_hold", "reason": "parts" }),
+    )
+    .await;
+    s.call(
+        "job/v1/updateStatus",
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "status": "cancelled" }),
+    )
+    .await
+    .assert_error(409, "APPOINTMENT_ON_SITE");
+}
+
+async fn waiting_v1_visits_each_show_in_the_queue_and_slots_respect_the_jobs_visits(s: TestServer) {
+    let f = s.fixture().await;
+    // Two v1 jobs scheduled tomorrow without a technician: both wait on the board.
+    for (from, to) in [(9, 10), (11, 12)] {
+        let job = routine_job(&s, &f, &f.property, json!({})).await;
+        s.mutate(
+            "job/v1/schedule",
+            json!({ "jobId": job["id"], "windowStart": tomorrow_at(from), "windowEnd": tomorrow_at(to) }),
+        )
+        .await;
+    }
+    let day = (chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago)
+        + chrono::Duration::days(1))
+    .date_naive();
+    let board = s
+        .call("dispatch/v1/board", json!({ "date": day }))
+        .await
+        .ok();
+    assert_eq!(
+        board["unassigned"]["appointments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{board}"
+    );
+    // A v2 job with a visit 10–12 with the technician: no slot offered overlaps it.
+    let job = routine_job(&s, &f, &f.property, json!({})).await;
+    add_visit(
+        &s,
+        &job,
+        (tomorrow_at(10), tomorrow_at(12)),
+        json!({ "leadTechnicianId": f.tech["id"] }),
+    )
+    .await
+    .ok();
+    let offered = s
+        .call(
+            "dispatch/v1/suggestSlots",
+            json!({ "jobId": job["id"], "fromDate": day, "lookaheadDays": 1, "count": 50 }),
+        )
+        .await
+        .ok();
+    let clash = |o: &Value| {
+        let start: chrono::DateTime<chrono::Utc> =
+            o["window"]["start"].as_str().unwrap().parse().unwrap();
+        let end: chrono::DateTime<chrono::Utc> =
+            o["window"]["end"].as_str().unwrap().parse().unwrap();
+        let (a, b): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = (
+            tomorrow_at(10).parse().unwrap(),
+            tomorrow_at(12).parse().unwrap(),
+        );
+        start < b && a < end
+    };
+    let options = offered["options"].as_array().unwrap();
+    assert!(!options.is_empty());
+    assert!(!options.iter().any(clash), "{offered}");
+}
+
+async fn two_first_settings_updates_at_once_do_not_lose_one(s: TestServer) {
+    let server = std::sync::Arc::new(s);
+    let mut tasks = tokio::task::JoinSet::new();
+    for speed in [30, 50] {
+        let server = server.clone();
+        tasks.spawn(async move {
+            server
+                .call(
+                    "dispatch/v1/updateSettings",
+                    json!({ "idempotencyKey": key(), "travel": { "detourFactor": 1.3, "speedKmh": speed },
+                            "arrivalWindows": [{ "start": "08:00", "end": "12:00" }], "expectedVersion": 0 }),
+                )
+                .await
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.unwrap();
+        if reply.status != 200 {
+            reply.assert_error(409, "VERSION_CONFLICT");
+        }
+        statuses.push(reply.status.as_u16());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "one wins, the other is told");
+    let settings = server.call("dispatch/v1/getSettings", json!({})).await.ok();
+    assert_eq!(settings["version"], 1);
 }
 
 /// Every v2 procedure has its row in the v2 permission table (and no row is left over), and

@@ -500,9 +500,31 @@ pub const VISITS_ADDED_IN: [JobStatus; 6] = [
     JobStatus::InProgress,
 ];
 
+/// Where a visit stands for everything that follows it: a held visit counts as the state it was
+/// held in (a visit held once its crew arrived is still a visit whose crew arrived).
+pub fn effective_status(
+    status: AppointmentStatus,
+    held_from: Option<AppointmentStatus>,
+) -> AppointmentStatus {
+    match (status, held_from) {
+        (S::OnHold, Some(held)) if held != S::OnHold => held,
+        (S::OnHold, _) => S::Scheduled,
+        (status, _) => status,
+    }
+}
+
+/// Whether nobody of the crew has reached the property for this visit yet, and it is still
+/// expected: scheduled, dispatched, en route, or held in one of those.
+pub fn before_site(status: AppointmentStatus, held_from: Option<AppointmentStatus>) -> bool {
+    matches!(
+        effective_status(status, held_from),
+        S::Scheduled | S::Dispatched | S::EnRoute
+    ) && !status.is_final()
+}
+
 /// How far along an open appointment is, for picking the job's current visit.
-fn progress(status: AppointmentStatus) -> u8 {
-    match status {
+fn progress(appointment: &Appointment) -> u8 {
+    match effective_status(appointment.status, appointment.held_from) {
         S::OnSite => 4,
         S::EnRoute => 3,
         S::Dispatched => 2,
@@ -512,29 +534,24 @@ fn progress(status: AppointmentStatus) -> u8 {
 }
 
 /// The job's current visit: the open (not done, not cancelled) appointment furthest along
-/// (on site, then en route, dispatched, scheduled or held), the earliest window first among
-/// equals; `None` when none is open.
+/// (on site, then en route, dispatched, scheduled; a held visit as the state it was held in),
+/// the earliest window first among equals; `None` when none is open.
 pub fn current_visit<'a>(appointments: &[&'a Appointment]) -> Option<&'a Appointment> {
     appointments
         .iter()
         .copied()
         .filter(|a| !a.status.is_final())
-        .min_by_key(|a| {
-            (
-                std::cmp::Reverse(progress(a.status)),
-                a.window.start(),
-                a.id,
-            )
-        })
+        .min_by_key(|a| (std::cmp::Reverse(progress(a)), a.window.start(), a.id))
 }
 
 /// The state a v2 job takes from its appointments. The rules, in order:
 ///
 /// 1. A job that is completed or later, cancelled or on hold does not follow its visits (those
 ///    moves are explicit: `job/v2/complete`, hold, resume, cancel).
-/// 2. With an open visit, the job takes the state of its current visit ([`current_visit`]):
-///    `on_site` and `en_route` as they are; `dispatched` and `scheduled` (or a held visit) as
-///    they are until a visit is done, `in_progress` after ("return for parts").
+/// 2. With an open visit, the job takes the state of its current visit ([`current_visit`]; a
+///    held visit counts as the state it was held in): `on_site` and `en_route` as they are;
+///    `dispatched` and `scheduled` as they are until a visit is done, `in_progress` after
+///    ("return for parts").
 /// 3. With no open visit: `in_progress` once a visit is done (waiting for an explicit
 ///    completion), `requested` otherwise (every visit cancelled, or none yet).
 pub fn followed_status(current: JobStatus, appointments: &[&Appointment]) -> JobStatus {
@@ -543,7 +560,7 @@ pub fn followed_status(current: JobStatus, appointments: &[&Appointment]) -> Job
         return current;
     }
     let work_begun = appointments.iter().any(|a| a.status == S::Done);
-    match current_visit(appointments).map(|a| a.status) {
+    match current_visit(appointments).map(|a| effective_status(a.status, a.held_from)) {
         Some(S::OnSite) => J::OnSite,
         Some(S::EnRoute) => J::EnRoute,
         Some(_) if work_begun => J::InProgress,

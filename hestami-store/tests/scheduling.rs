@@ -177,6 +177,18 @@ async fn a_missed_window_is_recorded_once_and_rescheduling_or_arriving_disarms_i
     ] {
         let _: JobSchedule = ok(&services, c, field(&on_site, 0, action)).await;
     }
+    // Held once the crew arrived (waiting for parts): still not a missed window.
+    let _: JobSchedule = ok(
+        &services,
+        c,
+        JobV2Command::MoveAppointment(MoveAppointment {
+            appointment_id: on_site.appointments[0].id,
+            action: FieldMove::Hold,
+            reason: Some(hestami_core::text::Reason::parse("parts").expect("reason")),
+            expected_version: None,
+        }),
+    )
+    .await;
     // Rescheduled before its first window closed: the first window's check never fires.
     let later: JobSchedule = ok(
         &services,

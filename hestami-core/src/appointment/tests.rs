@@ -357,6 +357,10 @@ fn the_job_follows_its_current_visit() {
     );
     // Every visit cancelled: back to the queue.
     assert_eq!(f(J::Scheduled, &[visit(1, S::Cancelled)]), J::Requested);
+    // A visit held once its crew arrived keeps the job on site.
+    let mut held = visit(1, S::OnSite);
+    execute(&mut held, &AppointmentCommand::Hold { reason: reason() }).expect("hold");
+    assert_eq!(f(J::OnSite, &[held]), J::OnSite);
     // Explicit states are not followed.
     for held in [J::OnHold, J::Completed, J::Cancelled, J::Closed] {
         assert_eq!(f(held, &[visit(1, S::OnSite)]), held);

@@ -222,6 +222,9 @@ pub struct Visit {
     /// The visit's state: an appointment state (`scheduled` … `done`); for a v1 job, the
     /// appointment state its job state stands for ([`visit_status_of_v1`]).
     pub status: crate::appointment::AppointmentStatus,
+    /// While on hold: the state it was held in.
+    #[serde(default)]
+    pub held_from: Option<crate::appointment::AppointmentStatus>,
     /// When the crew is expected.
     pub window: TimeWindow,
     /// Minutes on site.
@@ -234,6 +237,9 @@ pub struct Visit {
     pub sla_deadline: DateTime<Utc>,
     /// When a breach of the SLA was recorded, if it was.
     pub sla_breached_at: Option<DateTime<Utc>>,
+    /// Whether a crew has reached the job already (any visit started).
+    #[serde(default)]
+    pub job_reached: bool,
 }
 
 /// The appointment state a v1 job's state stands for, for showing it beside v2 visits.
@@ -296,21 +302,15 @@ fn reached(status: JobStatus) -> bool {
 
 /// The flags of a visit nobody is projected to (unassigned): late and SLA breach only.
 pub fn flags_at(visit: &Visit, projected: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Flags {
-    use crate::appointment::AppointmentStatus as A;
-    let open_before_site = matches!(
-        visit.status,
-        A::Scheduled | A::Dispatched | A::EnRoute | A::OnHold
-    );
+    let open_before_site = crate::appointment::before_site(visit.status, visit.held_from);
+    let job_reached = visit.job_reached || reached(visit.job_status);
     let late = open_before_site && visit.window.end() <= now;
     let at_risk = open_before_site
         && projected.is_some_and(|arrival| {
-            arrival > visit.window.end()
-                || (!reached(visit.job_status) && arrival > visit.sla_deadline)
+            arrival > visit.window.end() || (!job_reached && arrival > visit.sla_deadline)
         });
     let sla_breached = visit.sla_breached_at.is_some()
-        || (!reached(visit.job_status)
-            && visit.job_status != JobStatus::Cancelled
-            && visit.sla_deadline <= now);
+        || (!job_reached && visit.job_status != JobStatus::Cancelled && visit.sla_deadline <= now);
     Flags {
         late,
         at_risk,
@@ -341,7 +341,7 @@ pub fn plan_day(
             (Some((origin, Some(from))), Some(to)) => Some(leg(model, origin, from, to)),
             _ => None,
         };
-        let projected = match visit.status {
+        let projected = match crate::appointment::effective_status(visit.status, visit.held_from) {
             A::Scheduled | A::Dispatched | A::EnRoute | A::OnHold => {
                 let travel = Duration::minutes(i64::from(leg.map_or(0, |l| l.minutes)));
                 let arrival = (free + travel).max(visit.window.start());

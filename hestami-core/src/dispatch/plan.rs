@@ -10,7 +10,7 @@
 //! | `TECHNICIAN_INACTIVE`, `TRADE_MISSING`, `SKILL_LEVEL_TOO_LOW`, `CERTIFICATION_MISSING`, `CERTIFICATION_EXPIRED`, `OUTSIDE_ORGANIZATION_AREA`, `OUTSIDE_TECHNICIAN_AREA`, `ORGANIZATION_NOT_COMPLIANT` | the pair is forbidden (these do not depend on the time of day) |
 //! | `TIME_OFF_OVERLAP` | the pair is forbidden when time off meets the arrival window or the work that may follow it (conservative: the router has no time-off blocks) |
 //! | `OUTSIDE_SHIFT` | the technician's shift is the vehicle's time window; one gap between shift spans is a break at a fixed time; a second gap ends the day there |
-//! | `APPOINTMENT_OVERLAP` | bookings that stay (not planned) are jobs locked to their technician at their own times; the route never overlaps two visits |
+//! | `APPOINTMENT_OVERLAP` | bookings that stay (not planned) are jobs locked to their technician at their own times (one that does not fit the technician's day forbids the visits that could meet it instead); the route never overlaps two visits |
 //! | `DAILY_CAPACITY_REACHED` | the vehicle takes at most its daily capacity of visits, the locked ones included |
 //!
 //! A visit without coordinates, or that no technician may take, is left out before solving,
@@ -162,6 +162,33 @@ pub fn to_problem(facts: &DayFacts) -> Mapped {
         vehicle.max_jobs = Some(usize::from(t.profile.daily_capacity.get()));
         technicians.push(vehicle);
     }
+    // Bookings that stay but cannot be placed in their technician's day (outside the shift, or
+    // begun before midnight) block their window instead: a visit that could meet it is
+    // forbidden to that technician.
+    let mut blocked: Vec<(usize, TimeWindow)> = Vec::new();
+    let mut kept: Vec<(usize, &crate::schedule::Appointment)> = Vec::new();
+    for (k, t) in facts.technicians.iter().enumerate() {
+        let shift = technicians[k].shift;
+        for booking in &t.appointments {
+            if booking.window.end() <= origin || booking.window.start() >= day_end {
+                continue;
+            }
+            let (s, e) = (
+                minutes(origin, booking.window.start()),
+                minutes(origin, booking.window.end()),
+            );
+            if s >= shift.start && e <= shift.end && shift.start < shift.end {
+                kept.push((k, booking));
+            } else {
+                blocked.push((k, booking.window));
+            }
+        }
+    }
+    // Blocked bookings still take their share of the technician's daily capacity.
+    for (k, vehicle) in technicians.iter_mut().enumerate() {
+        let taken = blocked.iter().filter(|(b, _)| *b == k).count();
+        vehicle.max_jobs = vehicle.max_jobs.map(|m| m.saturating_sub(taken));
+    }
     let mut jobs = Vec::new();
     let mut index = Vec::new();
     let mut refusals = vec![Vec::new(); facts.visits.len()];
@@ -172,8 +199,15 @@ pub fn to_problem(facts: &DayFacts) -> Mapped {
             continue;
         };
         let mut forbidden = Vec::new();
+        let reach = reach(visit);
         for (k, t) in facts.technicians.iter().enumerate() {
-            let codes = untimed_refusals(visit, t, &facts.org);
+            let mut codes = untimed_refusals(visit, t, &facts.org);
+            if blocked
+                .iter()
+                .any(|(b, w)| *b == k && w.start() < reach.end() && reach.start() < w.end())
+            {
+                codes.push("APPOINTMENT_OVERLAP".to_owned());
+            }
             if !codes.is_empty() {
                 forbidden.push(k);
                 refusals[v].push(TechnicianRefusal {
@@ -216,13 +250,10 @@ pub fn to_problem(facts: &DayFacts) -> Mapped {
                 .unwrap_or_else(|| JobId::from_uuid(visit.appointment_id.as_uuid())),
         ));
     }
-    // Bookings that stay: locked to their technician at exactly their window's start, for the
-    // whole window.
-    for (k, t) in facts.technicians.iter().enumerate() {
-        for booking in &t.appointments {
-            if booking.window.end() <= origin || booking.window.start() >= day_end {
-                continue;
-            }
+    // Bookings that stay and fit the day: locked to their technician at exactly their window's
+    // start, for the whole window.
+    for (k, booking) in kept {
+        {
             points.push(booking.location);
             let start = minutes(origin, booking.window.start());
             let mut job = routing::Job::new(
@@ -251,19 +282,23 @@ pub fn to_problem(facts: &DayFacts) -> Mapped {
     }
 }
 
+/// The arrival window and the work that may follow it: when the visit can occupy its crew.
+fn reach(visit: &PlanVisit) -> TimeWindow {
+    let window = visit.needs.window;
+    TimeWindow::parse(
+        window.start(),
+        window.end() + Duration::minutes(i64::from(visit.minutes)),
+    )
+    .unwrap_or(window)
+}
+
 /// The eligibility rules `tech` fails for `visit` that the router cannot weigh: every rule but
 /// the timed ones, with time off judged over the arrival window and the work after it.
 fn untimed_refusals(visit: &PlanVisit, tech: &TechnicianFacts, org: &OrgFacts) -> Vec<String> {
     let mut facts = tech.clone();
     facts.appointments.clear();
-    let window = visit.needs.window;
-    let reach = TimeWindow::parse(
-        window.start(),
-        window.end() + Duration::minutes(i64::from(visit.minutes)),
-    )
-    .unwrap_or(window);
     let needs = JobNeeds {
-        window: reach,
+        window: reach(visit),
         ..visit.needs.clone()
     };
     eligibility::evaluate(&needs, &facts, org)

@@ -570,6 +570,7 @@ const TRANSITION_ERRORS: &[&str] = &[
     "JOB_WINDOW_REQUIRED",
     "TECHNICIAN_INELIGIBLE",
     "JOB_USES_APPOINTMENTS",
+    "APPOINTMENT_ON_SITE",
 ];
 
 pub(crate) fn procedures() -> Vec<Procedure> {

@@ -432,7 +432,20 @@ async fn add(tx: &mut TenantTx, a: AddAppointment) -> Result<JobSchedule, StoreE
         .into());
     }
     let mut appointments = load_of_job(tx, job.id, true).await?;
+    // A v1 job's technician, when it has no window yet, leads the new visit unless told otherwise.
+    let lead = a.lead.or(if v2 || job.window.is_some() {
+        None
+    } else {
+        job.technician_id
+    });
     if !v2 {
+        // From here the job's bookings are its appointments (its v1 window must not count twice).
+        let org = tx.org();
+        tx.execute(
+            "UPDATE jobs SET lifecycle = 'v2' WHERE organization_id = $1 AND id = $2",
+            args![org, job.id.as_uuid()],
+        )
+        .await?;
         // The v1 booking becomes the first appointment.
         if let Some(first) = converted(&job) {
             save(tx, &first, true).await?;
@@ -466,7 +479,7 @@ async fn add(tx: &mut TenantTx, a: AddAppointment) -> Result<JobSchedule, StoreE
     let mut visit =
         Appointment::new(id, job.id, a.window, minutes).map_err(|e| appointment_failure(&e))?;
     let mut crew: Vec<(TechnicianId, CrewRole)> = Vec::new();
-    if let Some(lead) = a.lead {
+    if let Some(lead) = lead {
         core_appointment::execute(
             &mut visit,
             &AppointmentCommand::AssignLead { technician: lead },
@@ -600,12 +613,10 @@ async fn change(
     };
     tx.record_change("appointment", visit.id.as_uuid(), visit.version, operation)
         .await?;
-    match visit.status {
-        AppointmentStatus::Scheduled
-        | AppointmentStatus::Dispatched
-        | AppointmentStatus::EnRoute
-        | AppointmentStatus::OnHold => arm_window_timer(tx, visit).await?,
-        _ => disarm_window_timer(tx, visit.id).await?,
+    if core_appointment::before_site(visit.status, visit.held_from) {
+        arm_window_timer(tx, visit).await?;
+    } else {
+        disarm_window_timer(tx, visit.id).await?;
     }
     others.push(visit.clone());
     others.sort_by_key(|a| (a.window.start(), a.id));
@@ -674,6 +685,26 @@ async fn complete(tx: &mut TenantTx, c: CompleteJob) -> Result<JobSchedule, Stor
     }
     let job = super::job::apply(tx, &job, JobCommand::Complete, None).await?;
     Ok(schedule_of(job, breached, appointments))
+}
+
+/// `409 APPOINTMENT_ON_SITE` when a v2 job about to be cancelled through v1 has a crew on site
+/// (or a visit held after its crew arrived): finish or resume that visit first.
+pub(crate) async fn ensure_nobody_on_site(tx: &mut TenantTx, job: &Job) -> Result<(), StoreError> {
+    let appointments = load_of_job(tx, job.id, false).await?;
+    if let Some(visit) = appointments.iter().find(|a| {
+        !a.status.is_final()
+            && core_appointment::effective_status(a.status, a.held_from)
+                == AppointmentStatus::OnSite
+    }) {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "APPOINTMENT_ON_SITE",
+            "a crew is on site for one of the job's visits: finish that visit before cancelling the job",
+        )
+        .with_details(serde_json::json!({ "appointmentId": visit.id }))
+        .into());
+    }
+    Ok(())
 }
 
 /// Cancelling or holding a v2 job through v1 carries to its visits: a cancelled job's open
@@ -969,7 +1000,7 @@ async fn check_window(tx: &mut TenantTx, c: CheckWindow) -> Result<bool, StoreEr
     let Some(row) = tx
         .fetch_optional(
             &format!(
-                "SELECT job_id, status, window_end, missed_window_end FROM appointments \
+                "SELECT job_id, status, held_from, window_end, missed_window_end FROM appointments \
                  WHERE organization_id = $1 AND id = $2{}",
                 tx.for_update()
             ),
@@ -979,16 +1010,10 @@ async fn check_window(tx: &mut TenantTx, c: CheckWindow) -> Result<bool, StoreEr
     else {
         return Ok(false);
     };
-    let status = parse_stored(&row.get::<String>("status")?, parse_status)?;
+    let (status, held_from) = status_of(&row)?;
     let window_end: DateTime<Utc> = row.get("window_end")?;
     let recorded: Option<DateTime<Utc>> = row.get("missed_window_end")?;
-    let open = matches!(
-        status,
-        AppointmentStatus::Scheduled
-            | AppointmentStatus::Dispatched
-            | AppointmentStatus::EnRoute
-            | AppointmentStatus::OnHold
-    );
+    let open = core_appointment::before_site(status, held_from);
     if !open || window_end != c.window_end || recorded == Some(window_end) || tx.now() < window_end
     {
         return Ok(false);
@@ -1032,7 +1057,7 @@ pub(crate) async fn open_window_end(
     let org = tx.org();
     let Some(row) = tx
         .fetch_optional(
-            "SELECT status, window_end, missed_window_end FROM appointments \
+            "SELECT status, held_from, window_end, missed_window_end FROM appointments \
              WHERE organization_id = $1 AND id = $2",
             args![org, id.as_uuid()],
         )
@@ -1040,16 +1065,10 @@ pub(crate) async fn open_window_end(
     else {
         return Ok(None);
     };
-    let status = parse_stored(&row.get::<String>("status")?, parse_status)?;
+    let (status, held_from) = status_of(&row)?;
     let end: DateTime<Utc> = row.get("window_end")?;
     let recorded: Option<DateTime<Utc>> = row.get("missed_window_end")?;
-    let open = matches!(
-        status,
-        AppointmentStatus::Scheduled
-            | AppointmentStatus::Dispatched
-            | AppointmentStatus::EnRoute
-            | AppointmentStatus::OnHold
-    );
+    let open = core_appointment::before_site(status, held_from);
     Ok((open && recorded != Some(end)).then_some(end))
 }
 
@@ -1180,6 +1199,16 @@ async fn save(tx: &mut TenantTx, a: &Appointment, created: bool) -> Result<(), S
         .await?;
     }
     Ok(())
+}
+
+/// A row's `status` and `held_from`.
+fn status_of(row: &Row) -> Result<(AppointmentStatus, Option<AppointmentStatus>), StoreError> {
+    Ok((
+        parse_stored(&row.get::<String>("status")?, parse_status)?,
+        row.get::<Option<String>>("held_from")?
+            .map(|h| parse_stored(&h, parse_status))
+            .transpose()?,
+    ))
 }
 
 fn parse_status(raw: &str) -> Result<AppointmentStatus, hestami_core::Invalid> {

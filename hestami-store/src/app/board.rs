@@ -77,18 +77,24 @@ pub(crate) async fn update_settings(
     settings: SchedulingSettings,
     expected_version: Option<i64>,
 ) -> Result<SettingsView, StoreError> {
+    // Lock the row, creating it first when the organization never set one: two first updates
+    // at once are then judged one after the other (the second sees version 1).
+    let (org, now) = (tx.org(), tx.now());
+    tx.execute(
+        "INSERT INTO scheduling_settings (organization_id, version, settings, updated_at) VALUES ($1, 0, $2, $3) \
+         ON CONFLICT (organization_id) DO NOTHING",
+        args![org, serde_json::to_string(&SchedulingSettings::default())?, now],
+    )
+    .await?;
     let current = load_settings(tx, true).await?;
     check_version("scheduling settings", expected_version, current.version)?;
     let next = SettingsView {
         version: current.version + 1,
         settings,
     };
-    let (org, now) = (tx.org(), tx.now());
     tx.execute(
-        "INSERT INTO scheduling_settings (organization_id, version, settings, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (organization_id) DO UPDATE SET version = excluded.version, settings = excluded.settings, \
-         updated_at = excluded.updated_at",
-        args![org, next.version, serde_json::to_string(&next.settings)?, now],
+        "UPDATE scheduling_settings SET version = $1, settings = $2, updated_at = $3 WHERE organization_id = $4",
+        args![next.version, serde_json::to_string(&next.settings)?, now, org],
     )
     .await?;
     tx.record_change("scheduling_settings", org, next.version, Operation::Updated)
@@ -245,11 +251,11 @@ async fn subject_needs(
         .map_err(|e| StoreError::Internal(e.message))?;
     match subject {
         SlotSubject::Job(id) => {
-            let job = super::job::load(tx, *id, false).await?;
+            let (job, v2, _) = super::job::load_full(tx, *id, false).await?;
             let visits = super::appointment::load_of_job(tx, job.id, false).await?;
             let refs: Vec<_> = visits.iter().collect();
             let first = hestami_core::appointment::is_first_visit(&refs);
-            let needs = super::eligibility::needs_for(tx, &job, placeholder).await?;
+            let needs = needs_for_new_visit(tx, &job, v2, placeholder).await?;
             Ok((needs, first.then_some(job.sla_deadline)))
         }
         SlotSubject::Draft(d) => {
@@ -273,6 +279,22 @@ async fn subject_needs(
             ))
         }
     }
+}
+
+/// What a new visit of `job` needs. A v2 job's visits all count against the technician, as
+/// `job/v2/addAppointment` counts them (a placeholder visit id leaves none of them out); a v1
+/// job's own booking does not (it is the one being moved).
+async fn needs_for_new_visit(
+    tx: &mut TenantTx,
+    job: &Job,
+    v2: bool,
+    window: TimeWindow,
+) -> Result<JobNeeds, StoreError> {
+    let mut needs = super::eligibility::needs_for(tx, job, window).await?;
+    if v2 {
+        needs.appointment_id = Some(AppointmentId::from_uuid(uuid::Uuid::nil()));
+    }
+    Ok(needs)
 }
 
 async fn suggest(
@@ -368,7 +390,8 @@ pub(crate) async fn earliest_slot(
         .min(MAX_SLOT_DAYS);
     let placeholder = TimeWindow::parse(tx.now(), tx.now() + Duration::hours(1))
         .map_err(|e| StoreError::Internal(e.message))?;
-    let needs = super::eligibility::needs_for(tx, job, placeholder).await?;
+    let (_, v2, _) = super::job::load_full(tx, job.id, false).await?;
+    let needs = needs_for_new_visit(tx, job, v2, placeholder).await?;
     let found = suggest(tx, &needs, Some(deadline), today, days, 1).await?;
     Ok(found.options.into_iter().find(|o| o.within_sla))
 }
@@ -539,24 +562,40 @@ struct VisitRow {
 
 fn decode_visit_row(row: &Row) -> Result<VisitRow, StoreError> {
     let job_status = parse_stored(&row.get::<String>("job_status")?, JobStatus::parse)?;
-    let held = row
-        .get::<Option<String>>("held_from")?
-        .map(|h| parse_stored(&h, JobStatus::parse))
-        .transpose();
+    let held: Option<String> = row.get("held_from")?;
     let appointment_id = row
         .get::<Option<uuid::Uuid>>("appointment_id")?
         .map(AppointmentId::from_uuid);
     let window = TimeWindow::parse(row.get("window_start")?, row.get("window_end")?)
         .map_err(|_| StoreError::Internal("stored window is invalid".into()))?;
-    let status = match appointment_id {
-        Some(_) => {
-            let raw = row.get::<String>("visit_status")?;
-            AppointmentStatus::ALL
-                .into_iter()
-                .find(|s| s.as_str() == raw)
-                .ok_or_else(|| StoreError::Internal(format!("stored status {raw:?} is invalid")))?
+    let appointment_status = |raw: &str| {
+        AppointmentStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| StoreError::Internal(format!("stored status {raw:?} is invalid")))
+    };
+    // A v2 row's held_from is the appointment's; a v1 row's is the job's.
+    let (status, held_from) = match appointment_id {
+        Some(_) => (
+            appointment_status(&row.get::<String>("visit_status")?)?,
+            held.as_deref().map(appointment_status).transpose()?,
+        ),
+        None => {
+            let job_held = held
+                .as_deref()
+                .map(|h| parse_stored(h, JobStatus::parse))
+                .transpose()?;
+            match job_status {
+                JobStatus::OnHold => (
+                    AppointmentStatus::OnHold,
+                    Some(visit_status_of_v1(
+                        job_held.unwrap_or(JobStatus::Scheduled),
+                        None,
+                    )),
+                ),
+                _ => (visit_status_of_v1(job_status, None), None),
+            }
         }
-        None => visit_status_of_v1(job_status, held.ok().flatten()),
     };
     let minutes = match row.get::<Option<i64>>("estimated_minutes")? {
         Some(m) => u32::try_from(m).unwrap_or(60),
@@ -576,12 +615,16 @@ fn decode_visit_row(row: &Row) -> Result<VisitRow, StoreError> {
             appointment_id,
             job_id: JobId::from_uuid(row.get("job_id")?),
             status,
+            held_from,
             window,
             estimated_minutes: minutes,
             location,
             job_status,
             sla_deadline: row.get("sla_deadline")?,
             sla_breached_at: row.get("sla_breached_at")?,
+            job_reached: row
+                .get::<Option<DateTime<Utc>>>("visit_started_at")?
+                .is_some(),
         },
         technician: row
             .get::<Option<uuid::Uuid>>("technician_id")?
@@ -606,14 +649,14 @@ async fn visits_between(
         .fetch_all(
             "SELECT NULL AS appointment_id, j.id AS job_id, j.technician_id, 'lead' AS role, j.status AS visit_status, \
              j.held_from, j.window_start, j.window_end, NULL AS estimated_minutes, j.status AS job_status, j.trade, \
-             j.priority, j.summary, j.sla_deadline, j.sla_breached_at, p.lat, p.lon, p.postal_code \
+             j.priority, j.summary, j.sla_deadline, j.sla_breached_at, j.visit_started_at, p.lat, p.lon, p.postal_code \
              FROM jobs j JOIN properties p ON p.organization_id = j.organization_id AND p.id = j.property_id \
              WHERE j.organization_id = $1 AND j.lifecycle = 'v1' AND j.window_start IS NOT NULL \
              AND j.window_start < $3 AND j.window_end > $2 AND j.window_start > $4 \
              UNION ALL \
-             SELECT a.id, a.job_id, c.technician_id, c.role, a.status, j.held_from, a.window_start, a.window_end, \
+             SELECT a.id, a.job_id, c.technician_id, c.role, a.status, a.held_from, a.window_start, a.window_end, \
              a.estimated_minutes, j.status, j.trade, j.priority, j.summary, j.sla_deadline, j.sla_breached_at, \
-             p.lat, p.lon, p.postal_code \
+             j.visit_started_at, p.lat, p.lon, p.postal_code \
              FROM appointments a JOIN jobs j ON j.organization_id = a.organization_id AND j.id = a.job_id \
              JOIN properties p ON p.organization_id = j.organization_id AND p.id = j.property_id \
              LEFT JOIN appointment_crew c ON c.organization_id = a.organization_id AND c.appointment_id = a.id \
@@ -831,7 +874,11 @@ async fn board(tx: &mut TenantTx, q: BoardQuery) -> Result<Board, StoreError> {
             .filter(|u| !u.visit.status.is_final())
             .collect();
         appointments.sort_by_key(|u| (u.visit.window.start(), u.visit.appointment_id));
-        appointments.dedup_by_key(|u| u.visit.appointment_id);
+        // A lead-less visit with several helpers came once per helper: keep one (v1 rows, with
+        // no appointment id, are each their own).
+        appointments.dedup_by(|a, b| {
+            a.visit.appointment_id.is_some() && a.visit.appointment_id == b.visit.appointment_id
+        });
         Unassigned {
             jobs: unassigned_jobs(tx, &q, now).await?,
             appointments,
@@ -871,7 +918,7 @@ async fn unassigned_jobs(
     let rows = tx
         .fetch_all(
             "SELECT j.id, j.summary, j.trade, j.min_skill_level, j.priority, j.sla_deadline, j.sla_breached_at, \
-             p.postal_code FROM jobs j \
+             j.visit_started_at, p.postal_code FROM jobs j \
              JOIN properties p ON p.organization_id = j.organization_id AND p.id = j.property_id \
              WHERE j.organization_id = $1 AND j.status = 'requested' AND ($2 IS NULL OR j.trade = $2) \
              ORDER BY j.sla_deadline, j.id LIMIT $3",
@@ -890,6 +937,7 @@ async fn unassigned_jobs(
         }
         let deadline: DateTime<Utc> = r.get("sla_deadline")?;
         let breached: Option<DateTime<Utc>> = r.get("sla_breached_at")?;
+        let reached: Option<DateTime<Utc>> = r.get("visit_started_at")?;
         out.push(UnassignedJob {
             job_id: JobId::from_uuid(r.get("id")?),
             summary: parse_stored(&r.get::<String>("summary")?, Summary::parse)?,
@@ -900,7 +948,7 @@ async fn unassigned_jobs(
                 .ok_or_else(|| StoreError::Internal("stored skill level is invalid".into()))?,
             priority: parse_stored(&r.get::<String>("priority")?, Priority::parse)?,
             sla_deadline: deadline,
-            sla_breached: breached.is_some() || deadline <= now,
+            sla_breached: breached.is_some() || (reached.is_none() && deadline <= now),
         });
     }
     Ok(out)

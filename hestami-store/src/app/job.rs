@@ -237,9 +237,15 @@ async fn run_lifecycle(
                     check_version("job", u.expected_version, job.version)?;
                     let command = command_for_target(&job, u.status)?;
                     super::appointment::v1_command_allowed(v2, &command)?;
+                    if v2 && matches!(command, JobCommand::Cancel) {
+                        super::appointment::ensure_nobody_on_site(tx, &job).await?;
+                    }
                     // Entering dispatched, whether by dispatch or by resuming a job held there,
-                    // hands the job to its technician: every eligibility rule applies again.
+                    // hands the job to its technician: every eligibility rule applies again. (A
+                    // v2 job's visits were each checked for their whole crew when dispatched;
+                    // resuming the job hands nobody anything new.)
                     if u.status == JobStatus::Dispatched
+                        && !v2
                         && let (Some(technician), Some(window)) = (job.technician_id, job.window)
                     {
                         core_job::decide(&job, &command, &Guards::default())

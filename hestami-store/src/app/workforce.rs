@@ -507,7 +507,7 @@ pub(crate) async fn load_appointments(
              JOIN properties p ON p.organization_id = j.organization_id AND p.id = j.property_id \
              WHERE a.organization_id = $1 AND ($2 IS NULL OR c.technician_id = $2) \
              AND a.window_end > $3 AND a.window_start < $4 AND a.window_start > $5 \
-             AND a.status NOT IN ('done', 'cancelled') \
+             AND a.status NOT IN ('done', 'cancelled') AND j.status NOT IN ('cancelled', 'closed') \
              ORDER BY 4, 1",
             // Windows last at most 7 days: the lower bound lets the index skip history.
             args![

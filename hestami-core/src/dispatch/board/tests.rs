@@ -33,12 +33,14 @@ fn visit(n: u128, start: DateTime<Utc>, status: A, location: Option<GeoPoint>) -
         appointment_id: Some(AppointmentId::from_uuid(Uuid::from_u128(n))),
         job_id: JobId::from_uuid(Uuid::from_u128(1_000 + n)),
         status,
+        held_from: None,
         window: TimeWindow::parse(start, start + Duration::hours(2)).expect("valid"),
         estimated_minutes: 60,
         location,
         job_status: JobStatus::Scheduled,
         sla_deadline: start + Duration::days(1),
         sla_breached_at: None,
+        job_reached: false,
     }
 }
 
@@ -103,6 +105,24 @@ fn flags_say_late_at_risk_and_breached() {
     let mut recorded = visit(4, at(20, 0), A::Scheduled, None);
     recorded.sla_breached_at = Some(at(12, 0));
     assert!(flags_at(&recorded, None, at(12, 30)).sla_breached);
+}
+
+/// A visit held after its crew arrived (waiting for parts) is neither late nor a breach.
+#[test]
+fn a_visit_held_on_site_is_not_late() {
+    let mut held = visit(1, at(13, 0), A::OnHold, None);
+    held.held_from = Some(A::OnSite);
+    held.job_reached = true;
+    held.job_status = JobStatus::OnSite;
+    held.sla_deadline = at(14, 0);
+    let flags = flags_at(&held, None, at(16, 0));
+    assert_eq!(flags, Flags::default(), "{flags:?}");
+    let mut waiting = held.clone();
+    waiting.held_from = Some(A::Dispatched);
+    waiting.job_reached = false;
+    waiting.job_status = JobStatus::OnHold;
+    let flags = flags_at(&waiting, None, at(16, 0));
+    assert!(flags.late && flags.sla_breached, "{flags:?}");
 }
 
 #[test]
@@ -338,12 +358,14 @@ proptest! {
                 appointment_id: a.appointment_id,
                 job_id: a.job_id,
                 status: A::Scheduled,
+                held_from: None,
                 window: a.window,
                 estimated_minutes: 30,
                 location: a.location,
                 job_status: JobStatus::Scheduled,
                 sla_deadline: at(23, 0),
                 sla_breached_at: None,
+                job_reached: false,
             })
             .collect();
         let stops = plan_day(tech.profile.home_base, visits, &TravelSettings::default(), at(13, 0), at(6, 0));

@@ -101,15 +101,18 @@ fn tech(n: u64, genes: [u64; 6]) -> TechnicianFacts {
     } else {
         vec![]
     };
-    let appointments = if genes[5].is_multiple_of(3) {
-        vec![Appointment {
-            job_id: JobId::from_uuid(Uuid::from_u128(u128::from(n) + 7000)),
-            appointment_id: None,
-            window: TimeWindow::parse(local(540), local(600)).expect("valid"),
-            location: Some(pt(n + 50)),
-        }]
-    } else {
-        vec![]
+    // A booking that stays: inside the day's shifts, or (a third of the time) running past
+    // their end, where it cannot be placed and must block its window instead.
+    let booking = |from: i64, to: i64| Appointment {
+        job_id: JobId::from_uuid(Uuid::from_u128(u128::from(n) + 7000)),
+        appointment_id: None,
+        window: TimeWindow::parse(local(from), local(to)).expect("valid"),
+        location: Some(pt(n + 50)),
+    };
+    let appointments = match genes[5] % 3 {
+        0 => vec![booking(540, 600)],
+        1 => vec![booking(1_000, 1_230)],
+        _ => vec![],
     };
     TechnicianFacts {
         technician: Technician {
@@ -217,7 +220,7 @@ fn plan(f: &DayFacts, seed: u64) -> (Mapped, Solution, DayPlan) {
 
 #[test]
 fn a_day_maps_to_routes_with_reasons_for_what_is_left_out() {
-    let genes = [1, 1, 1, 0, 1, 1];
+    let genes = [1, 1, 1, 0, 1, 2];
     let f = facts(
         &[genes, [1, 0, 1, 1, 1, 2]],
         &[
