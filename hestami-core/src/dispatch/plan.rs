@@ -1,7 +1,7 @@
 //! A day of appointments as a routing problem, and the routing solution back as a plan.
 //!
 //! [`to_problem`] maps the facts the store gathers for one local day to a
-//! [`routing::Problem`](super::routing::Problem): technicians become vehicles, the visits to
+//! [`routing::Problem`]: technicians become vehicles, the visits to
 //! plan become jobs, and every eligibility rule becomes a constraint, so that an ineligible
 //! technician-visit pair is never proposed:
 //!
