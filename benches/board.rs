@@ -192,6 +192,7 @@ async fn build(db: &TestDb, techs: usize, visits: usize, history: usize) -> Buil
                 lead: Some(technicians[tech].id),
                 helpers: vec![],
                 sla_override: None,
+                planned_start: None,
                 expected_version: None,
             }),
         )

@@ -23,6 +23,7 @@ both!(
     a_converted_booking_counts_once_and_a_crew_on_site_blocks_cancelling,
     waiting_v1_visits_each_show_in_the_queue_and_slots_respect_the_jobs_visits,
     two_first_settings_updates_at_once_do_not_lose_one,
+    planned_starts_let_overlapping_windows_share_a_technician,
 );
 
 /// A plumber of organization A who works around the clock from `home`.
@@ -1235,6 +1236,106 @@ async fn two_first_settings_updates_at_once_do_not_lose_one(s: TestServer) {
     assert_eq!(statuses, [200, 409], "one wins, the other is told");
     let settings = server.call("dispatch/v1/getSettings", json!({})).await.ok();
     assert_eq!(settings["version"], 1);
+}
+
+async fn planned_starts_let_overlapping_windows_share_a_technician(s: TestServer) {
+    let f = s.fixture().await;
+    let lead = json!(f.tech["id"]);
+    let book = |job: Value, planned: Option<u32>| {
+        let s = &s;
+        let lead = lead.clone();
+        async move {
+            let mut crew = json!({ "leadTechnicianId": lead, "estimatedMinutes": 60 });
+            if let Some(h) = planned {
+                crew["plannedStart"] = json!(tomorrow_at(h));
+            }
+            add_visit(s, &job, (tomorrow_at(8), tomorrow_at(12)), crew).await
+        }
+    };
+    let a = routine_job(&s, &f, &f.property, json!({})).await;
+    let first = book(a.clone(), Some(8)).await.ok();
+    let planned: chrono::DateTime<chrono::Utc> = first["appointments"][0]["plannedStart"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        planned,
+        tomorrow_at(8)
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
+    // Unplanned, a visit takes its crew for its whole window: 08–12 meets the 08:00 visit.
+    let b = routine_job(&s, &f, &f.property, json!({})).await;
+    let refused = book(b.clone(), None).await;
+    refused.assert_error(422, "TECHNICIAN_INELIGIBLE");
+    assert!(refused.json.to_string().contains("APPOINTMENT_OVERLAP"));
+    // Planned at 10:00 for an hour, it fits after the first.
+    book(b, Some(10)).await.ok();
+    // The board projects a planned visit no earlier than its planned start.
+    let day = (chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago)
+        + chrono::Duration::days(1))
+    .date_naive();
+    let board = s
+        .call(
+            "dispatch/v1/board",
+            json!({ "date": day, "technicianIds": [lead] }),
+        )
+        .await
+        .ok();
+    let stops = board["technicians"][0]["days"][0]["stops"]
+        .as_array()
+        .unwrap();
+    assert_eq!(stops.len(), 2, "{board}");
+    for stop in stops {
+        let planned: chrono::DateTime<chrono::Utc> =
+            stop["plannedStart"].as_str().unwrap().parse().unwrap();
+        let projected: chrono::DateTime<chrono::Utc> =
+            stop["projectedArrival"].as_str().unwrap().parse().unwrap();
+        assert!(projected >= planned, "{stop}");
+    }
+    // Planned at 08:00 again, it does not.
+    let c = routine_job(&s, &f, &f.property, json!({})).await;
+    book(c.clone(), Some(8))
+        .await
+        .assert_error(422, "TECHNICIAN_INELIGIBLE");
+    // A planned start outside the window names the field.
+    let outside = add_visit(
+        &s,
+        &c,
+        (tomorrow_at(8), tomorrow_at(12)),
+        json!({ "leadTechnicianId": lead, "plannedStart": tomorrow_at(13) }),
+    )
+    .await;
+    outside.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(outside.json["field_errors"][0]["field"], "plannedStart");
+    // A reschedule with a planned start keeps it; without one the visit is unplanned again.
+    let visit = &first["appointments"][0];
+    let moved = s
+        .mutate(
+            "job/v2/rescheduleAppointment",
+            json!({ "appointmentId": visit["id"], "windowStart": tomorrow_at(13), "windowEnd": tomorrow_at(15),
+                    "plannedStart": tomorrow_at(14) }),
+        )
+        .await;
+    let moved_visit = &moved["appointments"][0];
+    assert_eq!(
+        moved_visit["plannedStart"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        tomorrow_at(14)
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
+    let unplanned = s
+        .mutate(
+            "job/v2/rescheduleAppointment",
+            json!({ "appointmentId": visit["id"], "windowStart": tomorrow_at(13), "windowEnd": tomorrow_at(16) }),
+        )
+        .await;
+    assert_eq!(unplanned["appointments"][0]["plannedStart"], Value::Null);
 }
 
 /// Every v2 procedure has its row in the v2 permission table (and no row is left over), and

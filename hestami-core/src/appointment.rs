@@ -164,6 +164,10 @@ pub struct Appointment {
     pub lead: Option<TechnicianId>,
     /// Who helps, in the order they were added; never the lead, never twice.
     pub helpers: Vec<TechnicianId>,
+    /// When the crew is planned to start, inside the window (a dispatcher's promise, or a
+    /// plan's); cleared by a reschedule.
+    #[serde(default)]
+    pub planned_start: Option<DateTime<Utc>>,
 }
 
 impl Appointment {
@@ -187,7 +191,22 @@ impl Appointment {
             estimated_minutes,
             lead: None,
             helpers: Vec::new(),
+            planned_start: None,
         })
+    }
+
+    /// When the visit takes its crew: from the planned start for the estimated minutes, or,
+    /// unplanned, the whole window (the crew may arrive at any time in it).
+    pub fn occupied(&self) -> TimeWindow {
+        self.planned_start
+            .and_then(|start| {
+                TimeWindow::parse(
+                    start,
+                    start + chrono::Duration::minutes(i64::from(self.estimated_minutes)),
+                )
+                .ok()
+            })
+            .unwrap_or(self.window)
     }
 
     /// Everyone on the crew, lead first.
@@ -245,6 +264,11 @@ pub enum AppointmentCommand {
         /// Who.
         technician: TechnicianId,
     },
+    /// Plan when the crew starts, inside the window (or clear the plan), before anyone set off.
+    Plan {
+        /// The start, or `None` to clear it.
+        start: Option<DateTime<Utc>>,
+    },
 }
 
 /// What a command did.
@@ -270,6 +294,11 @@ pub enum AppointmentChange {
         lead: Option<TechnicianId>,
         /// The helpers after the change.
         helpers: Vec<TechnicianId>,
+    },
+    /// The planned start changed.
+    Planned {
+        /// The new planned start.
+        start: Option<DateTime<Utc>>,
     },
 }
 
@@ -305,6 +334,9 @@ pub enum AppointmentError {
     /// The estimated duration is out of range.
     #[error("an appointment lasts 1 to 1440 minutes, not {0}")]
     InvalidDuration(u32),
+    /// A planned start outside the window.
+    #[error("the planned start is outside the appointment's window")]
+    PlannedStartOutsideWindow,
 }
 
 impl AppointmentError {
@@ -319,6 +351,7 @@ impl AppointmentError {
             Self::TooManyHelpers => "APPOINTMENT_TOO_MANY_HELPERS",
             Self::LeadRequired => "APPOINTMENT_LEAD_REQUIRED",
             Self::InvalidDuration(_) => "APPOINTMENT_INVALID_DURATION",
+            Self::PlannedStartOutsideWindow => "APPOINTMENT_PLANNED_START_OUTSIDE_WINDOW",
         }
     }
 }
@@ -335,7 +368,9 @@ fn action_of(command: &AppointmentCommand) -> Option<AppointmentAction> {
         C::Hold { .. } => A::Hold,
         C::Resume => A::Resume,
         C::Cancel { .. } => A::Cancel,
-        C::AssignLead { .. } | C::AddHelper { .. } | C::RemoveFromCrew { .. } => return None,
+        C::AssignLead { .. } | C::AddHelper { .. } | C::RemoveFromCrew { .. } | C::Plan { .. } => {
+            return None;
+        }
     })
 }
 
@@ -397,6 +432,12 @@ pub fn decide(
     if !CREW_CHANGES_IN.contains(&appointment.status) {
         return Err(AppointmentError::CrewLocked(appointment.status.as_str()));
     }
+    if let C::Plan { start } = command {
+        if start.is_some_and(|s| s < appointment.window.start() || s > appointment.window.end()) {
+            return Err(AppointmentError::PlannedStartOutsideWindow);
+        }
+        return Ok(AppointmentChange::Planned { start: *start });
+    }
     let mut lead = appointment.lead;
     let mut helpers = appointment.helpers.clone();
     match command {
@@ -450,12 +491,14 @@ pub fn evolve(appointment: &mut Appointment, change: &AppointmentChange) {
             appointment.status = *to;
             if let Some(window) = window {
                 appointment.window = *window;
+                appointment.planned_start = None;
             }
         }
         AppointmentChange::CrewChanged { lead, helpers } => {
             appointment.lead = *lead;
             appointment.helpers = helpers.clone();
         }
+        AppointmentChange::Planned { start } => appointment.planned_start = *start,
     }
     appointment.version += 1;
 }

@@ -871,6 +871,7 @@ async fn scheduling_procedures_recover(
         lead: Some(lead.id),
         helpers: vec![],
         sla_override: None,
+        planned_start: None,
         expected_version: None,
     }))
     .await;
@@ -882,6 +883,7 @@ async fn scheduling_procedures_recover(
         lead: None,
         helpers: vec![],
         sla_override: None,
+        planned_start: None,
         expected_version: None,
     }))
     .await;
@@ -908,6 +910,7 @@ async fn scheduling_procedures_recover(
         appointment_id: visit,
         window: window(4),
         sla_override: None,
+        planned_start: None,
         expected_version: None,
     }))
     .await;

@@ -153,6 +153,7 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
             lead: Some(technician),
             helpers: vec![],
             sla_override: None,
+            planned_start: None,
             expected_version: None,
         }),
     )

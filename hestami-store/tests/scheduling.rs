@@ -63,6 +63,7 @@ fn add(job: &Job, window: TimeWindow, lead: &Technician) -> JobV2Command {
         lead: Some(lead.id),
         helpers: vec![],
         sla_override: None,
+        planned_start: None,
         expected_version: None,
     })
 }
@@ -197,6 +198,7 @@ async fn a_missed_window_is_recorded_once_and_rescheduling_or_arriving_disarms_i
             appointment_id: booked.appointments[0].id,
             window: hours(start, 6, 8),
             sla_override: None,
+            planned_start: None,
             expected_version: Some(booked.appointments[0].version),
         }),
     )

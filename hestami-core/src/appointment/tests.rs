@@ -256,6 +256,9 @@ fn any_command() -> impl Strategy<Value = AppointmentCommand> {
     let technician = (0u128..5).prop_map(tech);
     prop_oneof![
         (0i64..48).prop_map(|h| C::Reschedule { window: window(h) }),
+        (-1i64..5).prop_map(|h| C::Plan {
+            start: (h >= 0).then(|| t0() + Duration::hours(h)),
+        }),
         Just(C::Dispatch),
         Just(C::StartTravel),
         Just(C::Arrive),
@@ -291,6 +294,12 @@ fn check_invariants(a: &Appointment) {
         assert!(a.lead.is_some(), "dispatched work has a lead: {a:?}");
     }
     assert_eq!(a.held_from.is_some(), a.status == S::OnHold, "{a:?}");
+    if let Some(start) = a.planned_start {
+        assert!(
+            a.window.start() <= start && start <= a.window.end(),
+            "planned inside: {a:?}"
+        );
+    }
 }
 
 proptest! {
@@ -431,4 +440,35 @@ proptest! {
             prop_assert_eq!(followed, J::InProgress);
         }
     }
+}
+
+#[test]
+fn a_planned_start_narrows_the_time_taken_and_a_reschedule_clears_it() {
+    let mut a = fresh();
+    assert_eq!(a.occupied(), a.window, "unplanned: the whole window");
+    let inside = t0() + Duration::minutes(30);
+    execute(
+        &mut a,
+        &AppointmentCommand::Plan {
+            start: Some(inside),
+        },
+    )
+    .expect("inside");
+    assert_eq!(
+        (a.occupied().start(), a.occupied().end()),
+        (inside, inside + Duration::minutes(90))
+    );
+    let outside = AppointmentCommand::Plan {
+        start: Some(t0() + Duration::hours(3)),
+    };
+    assert_eq!(
+        decide(&a, &outside).map_err(|e| e.code()),
+        Err("APPOINTMENT_PLANNED_START_OUTSIDE_WINDOW")
+    );
+    execute(
+        &mut a,
+        &AppointmentCommand::Reschedule { window: window(24) },
+    )
+    .expect("reschedule");
+    assert_eq!(a.planned_start, None);
 }

@@ -227,6 +227,9 @@ pub struct Visit {
     pub held_from: Option<crate::appointment::AppointmentStatus>,
     /// When the crew is expected.
     pub window: TimeWindow,
+    /// When the crew is planned to start, inside the window, if planned.
+    #[serde(default)]
+    pub planned_start: Option<DateTime<Utc>>,
     /// Minutes on site.
     pub estimated_minutes: u32,
     /// Where.
@@ -322,7 +325,8 @@ pub fn flags_at(visit: &Visit, projected: Option<DateTime<Utc>>, now: DateTime<U
 /// the home base), the projected arrival and flags. Projection: the crew is free from `start`
 /// (their shift's start, or now if later); for each open visit it arrives at the later of the
 /// free time plus the leg and the window's opening, and stays its estimated minutes. A visit on
-/// site keeps the crew until its window start plus its minutes (or now, if later).
+/// site keeps the crew until its window start plus its minutes (or now, if later). A planned
+/// visit is not reached before its planned start.
 pub fn plan_day(
     home_base: Option<GeoPoint>,
     mut visits: Vec<Visit>,
@@ -344,7 +348,8 @@ pub fn plan_day(
         let projected = match crate::appointment::effective_status(visit.status, visit.held_from) {
             A::Scheduled | A::Dispatched | A::EnRoute | A::OnHold => {
                 let travel = Duration::minutes(i64::from(leg.map_or(0, |l| l.minutes)));
-                let arrival = (free + travel).max(visit.window.start());
+                let arrival =
+                    (free + travel).max(visit.planned_start.unwrap_or(visit.window.start()));
                 free = arrival + Duration::minutes(i64::from(visit.estimated_minutes));
                 Some(arrival)
             }

@@ -208,6 +208,8 @@ pub struct BoardStopDto {
     pub job_status: String,
     /// When the crew is expected.
     pub window: WindowDto,
+    /// When the crew is planned to start, inside the window, if planned.
+    pub planned_start: Option<DateTime<Utc>>,
     /// Minutes on site.
     pub estimated_minutes: u32,
     /// `lead` or `helper` on a technician's day; null in the unassigned queue.
@@ -254,6 +256,7 @@ fn stop_dto(
             start: visit.window.start(),
             end: visit.window.end(),
         },
+        planned_start: visit.planned_start,
         estimated_minutes: visit.estimated_minutes,
         role,
         summary,

@@ -78,6 +78,9 @@ pub struct AppointmentDto {
     pub lead_technician_id: Option<Uuid>,
     /// Who helps, in the order they were added.
     pub helper_ids: Vec<Uuid>,
+    /// When the crew is planned to start, inside the window: the visit then takes its crew from
+    /// there for its estimated minutes only (unplanned, for the whole window).
+    pub planned_start: Option<DateTime<Utc>>,
     /// The moves its state allows next (`dispatch`, `start_travel`, `arrive`, `finish`,
     /// `recall`, `hold`, `resume`, `reschedule`, `cancel`).
     pub allowed_actions: Vec<String>,
@@ -109,6 +112,7 @@ impl From<&Appointment> for AppointmentDto {
             estimated_minutes: a.estimated_minutes,
             lead_technician_id: a.lead.map(|t| t.as_uuid()),
             helper_ids: a.helpers.iter().map(|h| h.as_uuid()).collect(),
+            planned_start: a.planned_start,
             allowed_actions,
         }
     }
@@ -190,6 +194,11 @@ pub struct AddAppointmentInput {
     /// Book a first visit that starts after the job's SLA deadline anyway, for this reason
     /// (dispatcher, admin or owner).
     pub sla_override_reason: Option<String>,
+    /// When the crew is planned to start, between `windowStart` and `windowEnd`: the visit then
+    /// takes its crew from there for `estimatedMinutes` only, so two visits whose windows
+    /// overlap can share a technician one after the other.
+    #[serde(default, deserialize_with = "crate::wire::option_date_time")]
+    pub planned_start: Option<DateTime<Utc>>,
     /// Refuse with `VERSION_CONFLICT` unless the job is at this version.
     pub expected_version: Option<i64>,
 }
@@ -210,6 +219,9 @@ pub struct RescheduleAppointmentInput {
     pub window_end: DateTime<Utc>,
     /// As for `addAppointment`.
     pub sla_override_reason: Option<String>,
+    /// As for `addAppointment`, inside the new window; without it the visit is unplanned.
+    #[serde(default, deserialize_with = "crate::wire::option_date_time")]
+    pub planned_start: Option<DateTime<Utc>>,
     /// Refuse with `VERSION_CONFLICT` unless the appointment is at this version.
     pub expected_version: Option<i64>,
 }
@@ -389,6 +401,25 @@ fn window(v: &mut Validator, start: DateTime<Utc>, end: DateTime<Utc>) -> Option
     v.check("windowEnd", TimeWindow::parse(start, end))
 }
 
+/// `plannedStart` inside the window, when both are valid.
+fn planned(
+    v: &mut Validator,
+    start: Option<DateTime<Utc>>,
+    window: Option<TimeWindow>,
+) -> Option<Option<DateTime<Utc>>> {
+    match (start, window) {
+        (Some(s), Some(w)) if s < w.start() || s > w.end() => {
+            v.fail(
+                "plannedStart",
+                "outside_window",
+                "the planned start is between windowStart and windowEnd",
+            );
+            None
+        }
+        _ => Some(start),
+    }
+}
+
 fn minutes(v: &mut Validator, raw: Option<i64>) -> Option<Option<u32>> {
     match raw {
         None => Some(None),
@@ -407,6 +438,7 @@ fn minutes(v: &mut Validator, raw: Option<i64>) -> Option<Option<u32>> {
 fn convert_add(i: AddAppointmentInput) -> Result<JobV2Command, ApiError> {
     validate(|v| {
         let window = window(v, i.window_start, i.window_end);
+        let planned_start = planned(v, i.planned_start, window);
         let estimated = minutes(v, i.estimated_minutes);
         let reason = v.optional(
             "slaOverrideReason",
@@ -437,6 +469,7 @@ fn convert_add(i: AddAppointmentInput) -> Result<JobV2Command, ApiError> {
             lead: i.lead_technician_id.map(TechnicianId::from_uuid),
             helpers: helpers.into_iter().map(TechnicianId::from_uuid).collect(),
             sla_override: reason?,
+            planned_start: planned_start?,
             expected_version: i.expected_version,
         }))
     })
@@ -445,6 +478,7 @@ fn convert_add(i: AddAppointmentInput) -> Result<JobV2Command, ApiError> {
 fn convert_reschedule(i: RescheduleAppointmentInput) -> Result<JobV2Command, ApiError> {
     validate(|v| {
         let window = window(v, i.window_start, i.window_end);
+        let planned_start = planned(v, i.planned_start, window);
         let reason = v.optional(
             "slaOverrideReason",
             i.sla_override_reason.as_deref(),
@@ -453,6 +487,7 @@ fn convert_reschedule(i: RescheduleAppointmentInput) -> Result<JobV2Command, Api
         Some(JobV2Command::RescheduleAppointment(RescheduleAppointment {
             appointment_id: AppointmentId::from_uuid(i.appointment_id),
             window: window?,
+            planned_start: planned_start?,
             sla_override: reason?,
             expected_version: i.expected_version,
         }))

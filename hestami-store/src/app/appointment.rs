@@ -76,6 +76,9 @@ pub struct AddAppointment {
     pub helpers: Vec<TechnicianId>,
     /// Book a first visit after the SLA deadline anyway, for this reason (dispatcher and above).
     pub sla_override: Option<Reason>,
+    /// When the crew is planned to start, inside the window.
+    #[serde(default)]
+    pub planned_start: Option<DateTime<Utc>>,
     /// Fail with `VERSION_CONFLICT` unless the job is at this version.
     pub expected_version: Option<i64>,
 }
@@ -90,6 +93,10 @@ pub struct RescheduleAppointment {
     pub window: TimeWindow,
     /// As for `addAppointment`.
     pub sla_override: Option<Reason>,
+    /// When the crew is planned to start, inside the new window (a reschedule clears the plan
+    /// otherwise).
+    #[serde(default)]
+    pub planned_start: Option<DateTime<Utc>>,
     /// Fail with `VERSION_CONFLICT` unless the appointment is at this version.
     pub expected_version: Option<i64>,
 }
@@ -339,9 +346,27 @@ pub(crate) async fn run(
                     )
                     .await?;
                     super::eligibility::ensure_compliant(tx, &job, r.window).await?;
+                    // The crew is judged where the visit will take them: the planned start, if
+                    // one comes with the new window, or the whole window.
+                    let mut moved = visit.clone();
+                    core_appointment::execute(&mut moved, &command)
+                        .map_err(|e| appointment_failure(&e))?;
+                    let plan = AppointmentCommand::Plan {
+                        start: r.planned_start,
+                    };
+                    if r.planned_start.is_some() {
+                        core_appointment::execute(&mut moved, &plan)
+                            .map_err(|e| appointment_failure(&e))?;
+                    }
                     let crew = crew_of(&visit);
-                    check_crew(tx, &job, visit.id, r.window, &crew).await?;
-                    change(tx, &job, &mut visit, others, command, None).await
+                    check_crew(tx, &job, visit.id, moved.occupied(), &crew).await?;
+                    if r.planned_start.is_none() {
+                        return change(tx, &job, &mut visit, others, command, None).await;
+                    }
+                    change(tx, &job, &mut visit, others.clone(), command, None).await?;
+                    let (job, mut visit, others) =
+                        load_for_change(tx, r.appointment_id, None).await?;
+                    change(tx, &job, &mut visit, others, plan, None).await
                 })
             })
             .await?
@@ -375,7 +400,7 @@ pub(crate) async fn run(
                     };
                     core_appointment::decide(&visit, &command)
                         .map_err(|e| appointment_failure(&e))?;
-                    check_crew(tx, &job, visit.id, visit.window, &[(tech.id, a.role)]).await?;
+                    check_crew(tx, &job, visit.id, visit.occupied(), &[(tech.id, a.role)]).await?;
                     change(tx, &job, &mut visit, others, command, None).await
                 })
             })
@@ -497,6 +522,15 @@ async fn add(tx: &mut TenantTx, a: AddAppointment) -> Result<JobSchedule, StoreE
         .map_err(|e| appointment_failure(&e))?;
         crew.push((*helper, CrewRole::Helper));
     }
+    if a.planned_start.is_some() {
+        core_appointment::execute(
+            &mut visit,
+            &AppointmentCommand::Plan {
+                start: a.planned_start,
+            },
+        )
+        .map_err(|e| appointment_failure(&e))?;
+    }
     // A new appointment starts at version 1, whoever is on it.
     visit.version = 1;
     let others: Vec<&Appointment> = appointments.iter().collect();
@@ -505,7 +539,7 @@ async fn add(tx: &mut TenantTx, a: AddAppointment) -> Result<JobSchedule, StoreE
     for (tech, _) in &crew {
         super::technician::load(tx, *tech, false).await?;
     }
-    check_crew(tx, &job, id, a.window, &crew).await?;
+    check_crew(tx, &job, id, visit.occupied(), &crew).await?;
     save(tx, &visit, true).await?;
     event(
         tx,
@@ -609,7 +643,9 @@ async fn change(
     .await?;
     let operation = match change {
         AppointmentChange::Moved { .. } => Operation::Transitioned,
-        AppointmentChange::CrewChanged { .. } => Operation::Updated,
+        AppointmentChange::CrewChanged { .. } | AppointmentChange::Planned { .. } => {
+            Operation::Updated
+        }
     };
     tx.record_change("appointment", visit.id.as_uuid(), visit.version, operation)
         .await?;
@@ -654,7 +690,7 @@ async fn field_move(tx: &mut TenantTx, m: MoveAppointment) -> Result<JobSchedule
     } = next
     {
         let crew = crew_of(&visit);
-        check_crew(tx, &job, visit.id, visit.window, &crew).await?;
+        check_crew(tx, &job, visit.id, visit.occupied(), &crew).await?;
     }
     change(tx, &job, &mut visit, others, command, m.reason).await
 }
@@ -1147,7 +1183,8 @@ async fn save(tx: &mut TenantTx, a: &Appointment, created: bool) -> Result<(), S
     if created {
         tx.execute(
             "INSERT INTO appointments (organization_id, id, job_id, version, status, held_from, window_start, \
-             window_end, estimated_minutes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+             window_end, estimated_minutes, created_at, updated_at, planned_start) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
             args![
                 org,
                 a.id.as_uuid(),
@@ -1158,14 +1195,15 @@ async fn save(tx: &mut TenantTx, a: &Appointment, created: bool) -> Result<(), S
                 a.window.start(),
                 a.window.end(),
                 i64::from(a.estimated_minutes),
-                now
+                now,
+                a.planned_start
             ],
         )
         .await?;
     } else {
         tx.execute(
             "UPDATE appointments SET version = $1, status = $2, held_from = $3, window_start = $4, window_end = $5, \
-             updated_at = $6 WHERE organization_id = $7 AND id = $8",
+             updated_at = $6, planned_start = $7 WHERE organization_id = $8 AND id = $9",
             args![
                 a.version,
                 a.status.as_str(),
@@ -1173,6 +1211,7 @@ async fn save(tx: &mut TenantTx, a: &Appointment, created: bool) -> Result<(), S
                 a.window.start(),
                 a.window.end(),
                 now,
+                a.planned_start,
                 org,
                 a.id.as_uuid()
             ],
@@ -1219,7 +1258,7 @@ fn parse_status(raw: &str) -> Result<AppointmentStatus, hestami_core::Invalid> {
 }
 
 pub(crate) const APPOINTMENT_COLUMNS: &str = "a.id, a.job_id, a.version, a.status, a.held_from, a.window_start, \
-     a.window_end, a.estimated_minutes, c.technician_id, c.role";
+     a.window_end, a.estimated_minutes, a.planned_start, c.technician_id, c.role";
 
 /// Appointments from rows of [`APPOINTMENT_COLUMNS`] (one per crew member, or one with no crew),
 /// in row order.
@@ -1247,6 +1286,7 @@ pub(crate) fn decode_rows(rows: &[Row]) -> Result<Vec<Appointment>, StoreError> 
                         .map_err(|_| StoreError::Internal("stored duration is invalid".into()))?,
                     lead: None,
                     helpers: Vec::new(),
+                    planned_start: row.get("planned_start")?,
                 });
                 index.insert(id, out.len() - 1);
                 out.len() - 1

@@ -617,6 +617,7 @@ fn decode_visit_row(row: &Row) -> Result<VisitRow, StoreError> {
             status,
             held_from,
             window,
+            planned_start: row.get("planned_start")?,
             estimated_minutes: minutes,
             location,
             job_status,
@@ -648,14 +649,16 @@ async fn visits_between(
     let rows = tx
         .fetch_all(
             "SELECT NULL AS appointment_id, j.id AS job_id, j.technician_id, 'lead' AS role, j.status AS visit_status, \
-             j.held_from, j.window_start, j.window_end, NULL AS estimated_minutes, j.status AS job_status, j.trade, \
+             j.held_from, j.window_start, j.window_end, NULL AS planned_start, NULL AS estimated_minutes, \
+             j.status AS job_status, j.trade, \
              j.priority, j.summary, j.sla_deadline, j.sla_breached_at, j.visit_started_at, p.lat, p.lon, p.postal_code \
              FROM jobs j JOIN properties p ON p.organization_id = j.organization_id AND p.id = j.property_id \
              WHERE j.organization_id = $1 AND j.lifecycle = 'v1' AND j.window_start IS NOT NULL \
              AND j.window_start < $3 AND j.window_end > $2 AND j.window_start > $4 \
              UNION ALL \
              SELECT a.id, a.job_id, c.technician_id, c.role, a.status, a.held_from, a.window_start, a.window_end, \
-             a.estimated_minutes, j.status, j.trade, j.priority, j.summary, j.sla_deadline, j.sla_breached_at, \
+             a.planned_start, a.estimated_minutes, j.status, j.trade, j.priority, j.summary, j.sla_deadline, \
+             j.sla_breached_at, \
              j.visit_started_at, p.lat, p.lon, p.postal_code \
              FROM appointments a JOIN jobs j ON j.organization_id = a.organization_id AND j.id = a.job_id \
              JOIN properties p ON p.organization_id = j.organization_id AND p.id = j.property_id \

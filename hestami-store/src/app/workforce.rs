@@ -492,7 +492,8 @@ pub(crate) async fn load_appointments(
         .fetch_all(
             // A v1 job's booking is its own window and technician; a v2 job's are its open
             // appointments, one per member of the crew.
-            "SELECT j.id, NULL AS appointment_id, j.technician_id, j.window_start, j.window_end, p.lat, p.lon \
+            "SELECT j.id, NULL AS appointment_id, j.technician_id, j.window_start, j.window_end, \
+             NULL AS planned_start, NULL AS estimated_minutes, p.lat, p.lon \
              FROM jobs j \
              JOIN properties p ON p.organization_id = j.organization_id AND p.id = j.property_id \
              WHERE j.organization_id = $1 AND j.lifecycle = 'v1' AND j.technician_id IS NOT NULL \
@@ -500,7 +501,8 @@ pub(crate) async fn load_appointments(
              AND j.window_start IS NOT NULL AND j.window_end > $3 AND j.window_start < $4 AND j.window_start > $5 \
              AND j.status NOT IN ('completed', 'invoiced', 'paid', 'closed', 'cancelled') \
              UNION ALL \
-             SELECT a.job_id AS id, a.id AS appointment_id, c.technician_id, a.window_start, a.window_end, p.lat, p.lon \
+             SELECT a.job_id AS id, a.id AS appointment_id, c.technician_id, a.window_start, a.window_end, \
+             a.planned_start, a.estimated_minutes, p.lat, p.lon \
              FROM appointments a \
              JOIN appointment_crew c ON c.organization_id = a.organization_id AND c.appointment_id = a.id \
              JOIN jobs j ON j.organization_id = a.organization_id AND j.id = a.job_id \
@@ -524,6 +526,16 @@ pub(crate) async fn load_appointments(
             let window =
                 hestami_core::job::TimeWindow::parse(r.get("window_start")?, r.get("window_end")?)
                     .map_err(|e| StoreError::Internal(format!("stored window is invalid: {e}")))?;
+            // A planned visit takes its crew from its planned start for its minutes only.
+            let planned: Option<DateTime<Utc>> = r.get("planned_start")?;
+            let window = match (planned, r.get::<Option<i64>>("estimated_minutes")?) {
+                (Some(start), Some(minutes)) => hestami_core::job::TimeWindow::parse(
+                    start,
+                    start + chrono::Duration::minutes(minutes),
+                )
+                .unwrap_or(window),
+                _ => window,
+            };
             let location = match (r.get::<Option<f64>>("lat")?, r.get::<Option<f64>>("lon")?) {
                 (Some(lat), Some(lon)) => GeoPoint::parse(lat, lon).ok(),
                 _ => None,
