@@ -466,23 +466,11 @@ async fn every_suggested_slot_can_be_booked(s: TestServer) {
     let property = property_at(&s, &f, 41.8827, -87.6233).await;
     // Near Nia already has a visit tomorrow 08–10 local.
     let busy = routine_job(&s, &f, &property, json!({})).await;
-    let tomorrow = (chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago)
-        + chrono::Duration::days(1))
-    .date_naive();
-    let local = |h: u32| {
-        tomorrow
-            .and_hms_opt(h, 0, 0)
-            .unwrap()
-            .and_local_timezone(chrono_tz::America::Chicago)
-            .single()
-            .unwrap()
-            .with_timezone(&chrono::Utc)
-            .to_rfc3339()
-    };
+    let tomorrow = tomorrow();
     add_visit(
         &s,
         &busy,
-        (local(8), local(10)),
+        (tomorrow_at(8), tomorrow_at(10)),
         json!({ "leadTechnicianId": near["id"] }),
     )
     .await
@@ -501,7 +489,7 @@ async fn every_suggested_slot_can_be_booked(s: TestServer) {
     // Nia is not offered 08–10 tomorrow; the electrician is left out, saying why.
     assert!(!options.iter().any(|o| o["technicianId"] == near["id"]
         && chrono::DateTime::parse_from_rfc3339(o["window"]["start"].as_str().unwrap()).unwrap()
-            == chrono::DateTime::parse_from_rfc3339(&local(8)).unwrap()));
+            == chrono::DateTime::parse_from_rfc3339(&tomorrow_at(8)).unwrap()));
     let left_out = offered["leftOut"].as_array().unwrap();
     assert_eq!(left_out.len(), 1, "{offered}");
     assert_eq!(left_out[0]["technicianId"], sparky["id"]);
@@ -722,23 +710,13 @@ async fn the_board_shows_every_technicians_day_with_legs_and_flags(s: TestServer
 
     // At risk: tomorrow, a four-hour visit in a 10–11 window leaves the 12–13 one unreachable.
     let tomorrow = day + chrono::Duration::days(1);
-    let at = |h: u32| {
-        tomorrow
-            .and_hms_opt(h, 0, 0)
-            .unwrap()
-            .and_local_timezone(chrono_tz::America::Chicago)
-            .single()
-            .unwrap()
-            .with_timezone(&chrono::Utc)
-            .to_rfc3339()
-    };
     let busy = plumber(&s, "Overbooked Olga", Some((41.86, -87.65))).await;
     for (from, to, minutes) in [(10, 11, 240), (12, 13, 30)] {
         let job = routine_job(&s, &f, &properties[0], json!({})).await;
         add_visit(
             &s,
             &job,
-            (at(from), at(to)),
+            (tomorrow_at(from), tomorrow_at(to)),
             json!({ "leadTechnicianId": busy["id"], "estimatedMinutes": minutes }),
         )
         .await
@@ -1068,12 +1046,16 @@ async fn concurrent_v1_assignments_of_one_technician_never_overlap(s: TestServer
     assert_eq!(accepted, 1, "one job gets the technician for the window");
 }
 
+/// Tomorrow's date in Chicago (the test organizations' zone).
+fn tomorrow() -> chrono::NaiveDate {
+    (chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago) + chrono::Duration::days(1))
+        .date_naive()
+}
+
 /// Tomorrow in Chicago at `h`:00, as RFC 3339.
 fn tomorrow_at(h: u32) -> String {
-    let day = (chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago)
-        + chrono::Duration::days(1))
-    .date_naive();
-    day.and_hms_opt(h, 0, 0)
+    tomorrow()
+        .and_hms_opt(h, 0, 0)
         .unwrap()
         .and_local_timezone(chrono_tz::America::Chicago)
         .single()
@@ -1161,9 +1143,7 @@ async fn waiting_v1_visits_each_show_in_the_queue_and_slots_respect_the_jobs_vis
         )
         .await;
     }
-    let day = (chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago)
-        + chrono::Duration::days(1))
-    .date_naive();
+    let day = tomorrow();
     let board = s
         .call("dispatch/v1/board", json!({ "date": day }))
         .await
@@ -1273,9 +1253,7 @@ async fn planned_starts_let_overlapping_windows_share_a_technician(s: TestServer
     // Planned at 10:00 for an hour, it fits after the first.
     book(b, Some(10)).await.ok();
     // The board projects a planned visit no earlier than its planned start.
-    let day = (chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago)
-        + chrono::Duration::days(1))
-    .date_naive();
+    let day = tomorrow();
     let board = s
         .call(
             "dispatch/v1/board",

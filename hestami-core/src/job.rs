@@ -369,6 +369,22 @@ pub const TRANSITIONS: &[(JobStatus, JobAction, Target)] = &[
 /// States from which a callback (a new linked job) may be raised.
 pub const CALLBACK_FROM: [JobStatus; 4] = [S::Completed, S::Invoiced, S::Paid, S::Closed];
 
+/// States in which nobody has reached the property yet (with no visit started): a job in one of
+/// them past its SLA deadline is in breach.
+pub const NOT_YET_REACHED: [JobStatus; 5] = [
+    S::Requested,
+    S::Scheduled,
+    S::Dispatched,
+    S::EnRoute,
+    S::OnHold,
+];
+
+/// Whether a job has not been reached: its state is one of [`NOT_YET_REACHED`] and no visit of
+/// it has started (a job held after its crew arrived has been reached).
+pub fn not_yet_reached(status: JobStatus, visit_started: bool) -> bool {
+    NOT_YET_REACHED.contains(&status) && !visit_started
+}
+
 /// States in which a technician may be assigned or replaced. A dispatched job may still go to
 /// another technician (nobody has set off yet); once the technician is on the way, it must be
 /// unassigned (back to scheduled) first.

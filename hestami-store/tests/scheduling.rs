@@ -261,34 +261,12 @@ async fn jobs_without_an_sla_timer_get_one_when_the_timers_start(fx: Fixture) {
 
 /// Deletes a timer row as the owner; how many rows it removed.
 async fn delete_timer(fx: &Fixture, name: &str) -> u64 {
-    match fx.kind {
-        Kind::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&fx.db.owner_url)
-                .await
-                .expect("connect");
-            let n = sqlx::query("DELETE FROM timers WHERE name = $1")
-                .bind(name)
-                .execute(&pool)
-                .await
-                .expect("delete")
-                .rows_affected();
-            pool.close().await;
-            n
-        }
-        Kind::Postgres => {
-            let pool = sqlx::PgPool::connect(&fx.db.owner_url)
-                .await
-                .expect("connect");
-            let n = sqlx::query("DELETE FROM timers WHERE name = $1")
-                .bind(name)
-                .execute(&pool)
-                .await
-                .expect("delete")
-                .rows_affected();
-            pool.close().await;
-            n
-        }
-    }
+    owner_execute(
+        fx,
+        "DELETE FROM timers WHERE name = $1",
+        &[Bind::Text(name)],
+    )
+    .await
 }
 
 /// Sets a timer's due time far in the past, as the owner; how many rows it touched.
@@ -296,8 +274,7 @@ async fn reset_timer(fx: &Fixture, name: &str) -> u64 {
     owner_execute(
         fx,
         "UPDATE timers SET due_at = $1 WHERE name = $2",
-        name,
-        None,
+        &[Bind::LongAgo, Bind::Text(name)],
     )
     .await
 }
@@ -307,24 +284,40 @@ async fn insert_timer(fx: &Fixture, org: &Org, name: &str) -> u64 {
     owner_execute(
         fx,
         "INSERT INTO timers (due_at, name, organization_id) VALUES ($1, $2, $3)",
-        name,
-        Some(org.id().as_uuid()),
+        &[
+            Bind::LongAgo,
+            Bind::Text(name),
+            Bind::Id(org.id().as_uuid()),
+        ],
     )
     .await
 }
 
-async fn owner_execute(fx: &Fixture, sql: &str, name: &str, org: Option<uuid::Uuid>) -> u64 {
+/// A value bound to an owner statement.
+enum Bind<'a> {
+    /// Ten years ago.
+    LongAgo,
+    Text(&'a str),
+    Id(uuid::Uuid),
+}
+
+/// Runs `sql` as the database owner (past row-level security); how many rows it touched.
+async fn owner_execute(fx: &Fixture, sql: &str, binds: &[Bind<'_>]) -> u64 {
     let long_ago = Utc::now() - Duration::days(3650);
     match fx.kind {
         Kind::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&fx.db.owner_url)
                 .await
                 .expect("connect");
-            let mut q = sqlx::query(sql)
-                .bind(long_ago.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-                .bind(name);
-            if let Some(org) = org {
-                q = q.bind(org);
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = match b {
+                    Bind::LongAgo => {
+                        q.bind(long_ago.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                    }
+                    Bind::Text(t) => q.bind(*t),
+                    Bind::Id(id) => q.bind(*id),
+                };
             }
             let n = q.execute(&pool).await.expect("execute").rows_affected();
             pool.close().await;
@@ -334,9 +327,13 @@ async fn owner_execute(fx: &Fixture, sql: &str, name: &str, org: Option<uuid::Uu
             let pool = sqlx::PgPool::connect(&fx.db.owner_url)
                 .await
                 .expect("connect");
-            let mut q = sqlx::query(sql).bind(long_ago).bind(name);
-            if let Some(org) = org {
-                q = q.bind(org);
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = match b {
+                    Bind::LongAgo => q.bind(long_ago),
+                    Bind::Text(t) => q.bind(*t),
+                    Bind::Id(id) => q.bind(*id),
+                };
             }
             let n = q.execute(&pool).await.expect("execute").rows_affected();
             pool.close().await;

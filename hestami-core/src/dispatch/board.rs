@@ -292,21 +292,10 @@ pub struct Stop {
     pub flags: Flags,
 }
 
-fn reached(status: JobStatus) -> bool {
-    !matches!(
-        status,
-        JobStatus::Requested
-            | JobStatus::Scheduled
-            | JobStatus::Dispatched
-            | JobStatus::EnRoute
-            | JobStatus::OnHold
-    )
-}
-
 /// The flags of a visit nobody is projected to (unassigned): late and SLA breach only.
 pub fn flags_at(visit: &Visit, projected: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Flags {
     let open_before_site = crate::appointment::before_site(visit.status, visit.held_from);
-    let job_reached = visit.job_reached || reached(visit.job_status);
+    let job_reached = !crate::job::not_yet_reached(visit.job_status, visit.job_reached);
     let late = open_before_site && visit.window.end() <= now;
     let at_risk = open_before_site
         && projected.is_some_and(|arrival| {

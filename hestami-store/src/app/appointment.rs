@@ -330,43 +330,40 @@ pub(crate) async fn run(
         JobV2Command::RescheduleAppointment(r) => {
             ctx.step("reschedule_appointment", move |tx| {
                 Box::pin(async move {
-                    let (job, mut visit, others) =
-                        load_for_change(tx, r.appointment_id, r.expected_version).await?;
-                    let command = AppointmentCommand::Reschedule { window: r.window };
-                    core_appointment::decide(&visit, &command)
-                        .map_err(|e| appointment_failure(&e))?;
-                    let refs: Vec<&Appointment> = others.iter().collect();
+                    let loaded = load_for_change(tx, r.appointment_id, r.expected_version).await?;
+                    let mut commands = vec![AppointmentCommand::Reschedule { window: r.window }];
+                    if r.planned_start.is_some() {
+                        commands.push(AppointmentCommand::Plan {
+                            start: r.planned_start,
+                        });
+                    }
+                    // The visit as it will be: the crew is judged where it will take them (the
+                    // planned start, if one comes with the new window, or the whole window).
+                    let mut moved = loaded.visit.clone();
+                    for command in &commands {
+                        core_appointment::execute(&mut moved, command)
+                            .map_err(|e| appointment_failure(&e))?;
+                    }
+                    let refs: Vec<&Appointment> = loaded.others.iter().collect();
                     sla_gate(
                         tx,
-                        &job,
+                        &loaded.job,
                         &r.window,
                         &refs,
                         r.sla_override.as_ref(),
-                        visit.id,
+                        moved.id,
                     )
                     .await?;
-                    super::eligibility::ensure_compliant(tx, &job, r.window).await?;
-                    // The crew is judged where the visit will take them: the planned start, if
-                    // one comes with the new window, or the whole window.
-                    let mut moved = visit.clone();
-                    core_appointment::execute(&mut moved, &command)
-                        .map_err(|e| appointment_failure(&e))?;
-                    let plan = AppointmentCommand::Plan {
-                        start: r.planned_start,
-                    };
-                    if r.planned_start.is_some() {
-                        core_appointment::execute(&mut moved, &plan)
-                            .map_err(|e| appointment_failure(&e))?;
-                    }
-                    let crew = crew_of(&visit);
-                    check_crew(tx, &job, visit.id, moved.occupied(), &crew).await?;
-                    if r.planned_start.is_none() {
-                        return change(tx, &job, &mut visit, others, command, None).await;
-                    }
-                    change(tx, &job, &mut visit, others.clone(), command, None).await?;
-                    let (job, mut visit, others) =
-                        load_for_change(tx, r.appointment_id, None).await?;
-                    change(tx, &job, &mut visit, others, plan, None).await
+                    super::eligibility::ensure_compliant(tx, &loaded.job, r.window).await?;
+                    check_crew(
+                        tx,
+                        &loaded.job,
+                        moved.id,
+                        moved.occupied(),
+                        &crew_of(&moved),
+                    )
+                    .await?;
+                    change(tx, loaded, &commands, None).await
                 })
             })
             .await?
@@ -374,12 +371,11 @@ pub(crate) async fn run(
         JobV2Command::CancelAppointment(c) => {
             ctx.step("cancel_appointment", move |tx| {
                 Box::pin(async move {
-                    let (job, mut visit, others) =
-                        load_for_change(tx, c.appointment_id, c.expected_version).await?;
+                    let loaded = load_for_change(tx, c.appointment_id, c.expected_version).await?;
                     let command = AppointmentCommand::Cancel {
                         reason: c.reason.clone(),
                     };
-                    change(tx, &job, &mut visit, others, command, Some(c.reason)).await
+                    change(tx, loaded, &[command], Some(c.reason)).await
                 })
             })
             .await?
@@ -387,8 +383,7 @@ pub(crate) async fn run(
         JobV2Command::AssignTechnician(a) => {
             ctx.step("assign_technician", move |tx| {
                 Box::pin(async move {
-                    let (job, mut visit, others) =
-                        load_for_change(tx, a.appointment_id, a.expected_version).await?;
+                    let loaded = load_for_change(tx, a.appointment_id, a.expected_version).await?;
                     let tech = super::technician::load(tx, a.technician_id, false).await?;
                     let command = match a.role {
                         CrewRole::Lead => AppointmentCommand::AssignLead {
@@ -398,10 +393,11 @@ pub(crate) async fn run(
                             technician: tech.id,
                         },
                     };
-                    core_appointment::decide(&visit, &command)
+                    core_appointment::decide(&loaded.visit, &command)
                         .map_err(|e| appointment_failure(&e))?;
-                    check_crew(tx, &job, visit.id, visit.occupied(), &[(tech.id, a.role)]).await?;
-                    change(tx, &job, &mut visit, others, command, None).await
+                    let (visit, job) = (&loaded.visit, &loaded.job);
+                    check_crew(tx, job, visit.id, visit.occupied(), &[(tech.id, a.role)]).await?;
+                    change(tx, loaded, &[command], None).await
                 })
             })
             .await?
@@ -409,12 +405,11 @@ pub(crate) async fn run(
         JobV2Command::UnassignTechnician(u) => {
             ctx.step("unassign_technician", move |tx| {
                 Box::pin(async move {
-                    let (job, mut visit, others) =
-                        load_for_change(tx, u.appointment_id, u.expected_version).await?;
+                    let loaded = load_for_change(tx, u.appointment_id, u.expected_version).await?;
                     let command = AppointmentCommand::RemoveFromCrew {
                         technician: u.technician_id,
                     };
-                    change(tx, &job, &mut visit, others, command, None).await
+                    change(tx, loaded, &[command], None).await
                 })
             })
             .await?
@@ -588,7 +583,7 @@ async fn load_for_change(
     tx: &mut TenantTx,
     id: AppointmentId,
     expected_version: Option<i64>,
-) -> Result<(Job, Appointment, Vec<Appointment>), StoreError> {
+) -> Result<Loaded, StoreError> {
     let org = tx.org();
     let row = tx
         .fetch_optional(
@@ -600,7 +595,7 @@ async fn load_for_change(
     let job_id = JobId::from_uuid(row.get("job_id")?);
     // The job first, then its appointments: every change to a job's visits takes the same locks
     // in the same order.
-    let (job, _, _) = load_full(tx, job_id, true).await?;
+    let (job, _, breached) = load_full(tx, job_id, true).await?;
     let mut all = load_of_job(tx, job_id, true).await?;
     let k = all
         .iter()
@@ -617,53 +612,72 @@ async fn load_for_change(
         .with_details(serde_json::json!({ "currentStatus": job.status }))
         .into());
     }
-    Ok((job, visit, all))
+    Ok(Loaded {
+        job,
+        breached,
+        visit,
+        others: all,
+    })
 }
 
-/// Applies `command` to `visit`, saves it with its event, its feed row and its timer, and makes
-/// the job follow.
+/// An appointment loaded for a change (locked), with its job (locked, a v2 job: appointments
+/// exist only on those) and the job's other appointments.
+struct Loaded {
+    job: Job,
+    breached: Option<DateTime<Utc>>,
+    visit: Appointment,
+    others: Vec<Appointment>,
+}
+
+/// Applies `commands` to the loaded visit in turn (each with its event and its change-feed
+/// row), saves it once with its timer, and makes the job follow.
 async fn change(
     tx: &mut TenantTx,
-    job: &Job,
-    visit: &mut Appointment,
-    mut others: Vec<Appointment>,
-    command: AppointmentCommand,
+    loaded: Loaded,
+    commands: &[AppointmentCommand],
     reason: Option<Reason>,
 ) -> Result<JobSchedule, StoreError> {
-    let change = core_appointment::execute(visit, &command).map_err(|e| appointment_failure(&e))?;
-    save(tx, visit, false).await?;
-    event(
-        tx,
-        job.id,
-        Some(visit.id),
-        "appointment_changed",
-        serde_json::to_value(&change)?,
-        reason,
-    )
-    .await?;
-    let operation = match change {
-        AppointmentChange::Moved { .. } => Operation::Transitioned,
-        AppointmentChange::CrewChanged { .. } | AppointmentChange::Planned { .. } => {
-            Operation::Updated
-        }
-    };
-    tx.record_change("appointment", visit.id.as_uuid(), visit.version, operation)
+    let Loaded {
+        job,
+        breached,
+        mut visit,
+        mut others,
+    } = loaded;
+    for command in commands {
+        let change =
+            core_appointment::execute(&mut visit, command).map_err(|e| appointment_failure(&e))?;
+        event(
+            tx,
+            job.id,
+            Some(visit.id),
+            "appointment_changed",
+            serde_json::to_value(&change)?,
+            reason.clone(),
+        )
         .await?;
+        let operation = match change {
+            AppointmentChange::Moved { .. } => Operation::Transitioned,
+            AppointmentChange::CrewChanged { .. } | AppointmentChange::Planned { .. } => {
+                Operation::Updated
+            }
+        };
+        tx.record_change("appointment", visit.id.as_uuid(), visit.version, operation)
+            .await?;
+    }
+    save(tx, &visit, false).await?;
     if core_appointment::before_site(visit.status, visit.held_from) {
-        arm_window_timer(tx, visit).await?;
+        arm_window_timer(tx, &visit).await?;
     } else {
         disarm_window_timer(tx, visit.id).await?;
     }
-    others.push(visit.clone());
+    others.push(visit);
     others.sort_by_key(|a| (a.window.start(), a.id));
-    let (_, v2, breached) = load_full(tx, job.id, false).await?;
-    let job = follow(tx, job, v2, &others).await?;
+    let job = follow(tx, &job, true, &others).await?;
     Ok(schedule_of(job, breached, others))
 }
 
 async fn field_move(tx: &mut TenantTx, m: MoveAppointment) -> Result<JobSchedule, StoreError> {
-    let (job, mut visit, others) =
-        load_for_change(tx, m.appointment_id, m.expected_version).await?;
+    let loaded = load_for_change(tx, m.appointment_id, m.expected_version).await?;
     let command = match m.action {
         FieldMove::Dispatch => AppointmentCommand::Dispatch,
         FieldMove::StartTravel => AppointmentCommand::StartTravel,
@@ -681,7 +695,8 @@ async fn field_move(tx: &mut TenantTx, m: MoveAppointment) -> Result<JobSchedule
             })?,
         },
     };
-    let next = core_appointment::decide(&visit, &command).map_err(|e| appointment_failure(&e))?;
+    let visit = &loaded.visit;
+    let next = core_appointment::decide(visit, &command).map_err(|e| appointment_failure(&e))?;
     // Entering dispatched (by dispatch, or resuming a visit held there) hands it to its crew:
     // every eligibility rule applies again, to every member.
     if let AppointmentChange::Moved {
@@ -689,10 +704,9 @@ async fn field_move(tx: &mut TenantTx, m: MoveAppointment) -> Result<JobSchedule
         ..
     } = next
     {
-        let crew = crew_of(&visit);
-        check_crew(tx, &job, visit.id, visit.occupied(), &crew).await?;
+        check_crew(tx, &loaded.job, visit.id, visit.occupied(), &crew_of(visit)).await?;
     }
-    change(tx, &job, &mut visit, others, command, m.reason).await
+    change(tx, loaded, &[command], m.reason).await
 }
 
 async fn complete(tx: &mut TenantTx, c: CompleteJob) -> Result<JobSchedule, StoreError> {
@@ -981,14 +995,7 @@ async fn sla_gate(
 /// before any visit started. Once false it stays false (a visit that started is never
 /// unstarted), which lets the timer pass skip the check's workflow for such jobs.
 fn waiting(job: &Job) -> bool {
-    matches!(
-        job.status,
-        JobStatus::Requested
-            | JobStatus::Scheduled
-            | JobStatus::Dispatched
-            | JobStatus::EnRoute
-            | JobStatus::OnHold
-    ) && job.visit_started_at.is_none()
+    hestami_core::job::not_yet_reached(job.status, job.visit_started_at.is_some())
 }
 
 /// Whether the SLA check of `job_id` could still record a breach (the timer pass asks before it
@@ -1032,29 +1039,14 @@ async fn check_sla(tx: &mut TenantTx, job_id: JobId) -> Result<bool, StoreError>
 /// Records a missed window if the appointment's window (still `window_end`) closed with nobody
 /// on site; once per window.
 async fn check_window(tx: &mut TenantTx, c: CheckWindow) -> Result<bool, StoreError> {
-    let org = tx.org();
-    let Some(row) = tx
-        .fetch_optional(
-            &format!(
-                "SELECT job_id, status, held_from, window_end, missed_window_end FROM appointments \
-                 WHERE organization_id = $1 AND id = $2{}",
-                tx.for_update()
-            ),
-            args![org, c.appointment_id.as_uuid()],
-        )
-        .await?
-    else {
+    let Some(open) = open_window(tx, c.appointment_id, true).await? else {
         return Ok(false);
     };
-    let (status, held_from) = status_of(&row)?;
-    let window_end: DateTime<Utc> = row.get("window_end")?;
-    let recorded: Option<DateTime<Utc>> = row.get("missed_window_end")?;
-    let open = core_appointment::before_site(status, held_from);
-    if !open || window_end != c.window_end || recorded == Some(window_end) || tx.now() < window_end
-    {
+    let (job_id, status, window_end) = (open.job_id, open.status, open.end);
+    if window_end != c.window_end || tx.now() < window_end {
         return Ok(false);
     }
-    let job_id = JobId::from_uuid(row.get("job_id")?);
+    let org = tx.org();
     tx.execute(
         "UPDATE appointments SET missed_window_end = $1 WHERE organization_id = $2 AND id = $3",
         args![window_end, org, c.appointment_id.as_uuid()],
@@ -1090,22 +1082,42 @@ pub(crate) async fn open_window_end(
     tx: &mut TenantTx,
     id: AppointmentId,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(open_window(tx, id, false).await?.map(|open| open.end))
+}
+
+/// A visit whose window may still be missed: nobody on site yet, nothing recorded for it.
+struct OpenWindow {
+    job_id: JobId,
+    status: AppointmentStatus,
+    end: DateTime<Utc>,
+}
+
+/// The appointment's window if it may still be missed (locked for update when `lock`).
+async fn open_window(
+    tx: &mut TenantTx,
+    id: AppointmentId,
+    lock: bool,
+) -> Result<Option<OpenWindow>, StoreError> {
     let org = tx.org();
-    let Some(row) = tx
-        .fetch_optional(
-            "SELECT status, held_from, window_end, missed_window_end FROM appointments \
-             WHERE organization_id = $1 AND id = $2",
-            args![org, id.as_uuid()],
-        )
-        .await?
-    else {
+    let sql = format!(
+        "SELECT job_id, status, held_from, window_end, missed_window_end FROM appointments \
+         WHERE organization_id = $1 AND id = $2{}",
+        if lock { tx.for_update() } else { "" }
+    );
+    let Some(row) = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await? else {
         return Ok(None);
     };
     let (status, held_from) = status_of(&row)?;
     let end: DateTime<Utc> = row.get("window_end")?;
     let recorded: Option<DateTime<Utc>> = row.get("missed_window_end")?;
-    let open = core_appointment::before_site(status, held_from);
-    Ok((open && recorded != Some(end)).then_some(end))
+    if !core_appointment::before_site(status, held_from) || recorded == Some(end) {
+        return Ok(None);
+    }
+    Ok(Some(OpenWindow {
+        job_id: JobId::from_uuid(row.get("job_id")?),
+        status,
+        end,
+    }))
 }
 
 /// Arms the job's SLA timer (at creation).

@@ -9,23 +9,20 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use hestami_core::appointment::AppointmentStatus;
-use hestami_core::compliance as rules;
 use hestami_core::customer::{GeoPoint, PostalCode};
 use hestami_core::dispatch::board::{
     self as core_board, Flags, LeftOut, SchedulingSettings, Stop, Visit, visit_status_of_v1,
 };
-use hestami_core::eligibility::{JobNeeds, OrgFacts, TechnicianFacts};
+use hestami_core::eligibility::{JobNeeds, OrgFacts};
 use hestami_core::ids::{AppointmentId, CustomerId, JobId, PropertyId, TechnicianId};
 use hestami_core::job::{Job, JobStatus, Priority, TimeWindow};
 use hestami_core::schedule::{Interval, shift_intervals};
 use hestami_core::text::{Name, Summary, TradeCode};
 use hestami_core::workforce::SkillLevel;
 
-use super::contractor::{
-    load_areas, load_licenses, load_policies, load_requirements, property_jurisdiction,
-};
-use super::eligibility::day_bounds;
-use super::workforce::{TechnicianDetail, load_appointments, load_details};
+use super::contractor::property_jurisdiction;
+use super::eligibility::{day_bounds, org_facts_by_date, technicians_with_bookings};
+use super::workforce::{TechnicianDetail, load_details};
 use super::{Caller, PageRequest, Services, check_version};
 use crate::db::{Row, args};
 use crate::directory::{load_organization, parse_stored};
@@ -100,62 +97,6 @@ pub(crate) async fn update_settings(
     tx.record_change("scheduling_settings", org, next.version, Operation::Updated)
         .await?;
     Ok(next)
-}
-
-/// The organization facts for each date, with compliance checked on that date.
-async fn org_facts_by_date(
-    tx: &mut TenantTx,
-    needs: &JobNeeds,
-    dates: &[NaiveDate],
-) -> Result<BTreeMap<NaiveDate, OrgFacts>, StoreError> {
-    let time_zone = load_organization(tx, false).await?.time_zone;
-    let licenses = load_licenses(tx).await?;
-    let policies = load_policies(tx).await?;
-    let requirements = load_requirements(tx, false).await?.requirements;
-    let service_areas = load_areas(tx, None).await?.areas;
-    Ok(dates
-        .iter()
-        .map(|date| {
-            let compliance = rules::check(
-                &needs.trade,
-                &needs.jurisdiction,
-                *date,
-                &licenses,
-                &policies,
-                &requirements,
-                &[],
-            );
-            (
-                *date,
-                OrgFacts {
-                    service_areas: service_areas.clone(),
-                    compliance,
-                    time_zone,
-                },
-            )
-        })
-        .collect())
-}
-
-/// Every active technician's facts with their bookings over `[from, to)`.
-async fn technicians_with_bookings(
-    tx: &mut TenantTx,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<TechnicianFacts>, StoreError> {
-    let mut bookings: HashMap<TechnicianId, Vec<_>> = HashMap::new();
-    for (tech, booking) in load_appointments(tx, None, from, to).await? {
-        bookings.entry(tech).or_default().push(booking);
-    }
-    Ok(load_details(tx, None, true)
-        .await?
-        .into_iter()
-        .map(|d| TechnicianFacts {
-            appointments: bookings.remove(&d.technician.id).unwrap_or_default(),
-            technician: d.technician,
-            profile: d.profile,
-        })
-        .collect())
 }
 
 /// What to book (`dispatch/v1/suggestSlots`): an existing job, or a draft of one.
@@ -305,12 +246,13 @@ async fn suggest(
     days: u32,
     limit: usize,
 ) -> Result<SlotSuggestions, StoreError> {
-    let tz = load_organization(tx, false).await?.time_zone.tz();
+    let time_zone = load_organization(tx, false).await?.time_zone;
+    let tz = time_zone.tz();
     let settings = load_settings(tx, false).await?.settings;
     let dates: Vec<NaiveDate> = (0..days)
         .map(|d| first + Duration::days(i64::from(d)))
         .collect();
-    let orgs = org_facts_by_date(tx, needs, &dates).await?;
+    let orgs = org_facts_by_date(tx, needs, time_zone, &dates).await?;
     let (from, _) = day_bounds(tz, first);
     let (_, to) = day_bounds(tz, first + Duration::days(i64::from(days.max(1)) - 1));
     let techs = technicians_with_bookings(tx, from, to).await?;

@@ -2,12 +2,15 @@
 //! scheduling, assignment and dispatch. The rules are `hestami_core::eligibility` and
 //! `hestami_core::compliance`; this module loads their facts in one transaction.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use hestami_core::compliance::{self as rules, ComplianceVerdict};
+use hestami_core::compliance as rules;
 use hestami_core::eligibility::{self, Candidate, JobNeeds, OrgFacts, TechnicianFacts, Verdict};
 use hestami_core::ids::{JobId, TechnicianId};
 use hestami_core::job::{Job, TimeWindow};
+use hestami_core::org::TimeZone;
 use hestami_core::schedule::local_to_utc;
 
 use super::contractor::{
@@ -56,37 +59,75 @@ pub(crate) fn day_bounds(tz: chrono_tz::Tz, date: NaiveDate) -> (DateTime<Utc>, 
     (start, end)
 }
 
-/// The organization's compliance for the job's trade where it is, on the window's local date
-/// in `tz` (the organization's zone).
-pub(crate) async fn compliance_for(
+/// The organization's facts for the local date of `needs.window`.
+pub(crate) async fn org_facts(tx: &mut TenantTx, needs: &JobNeeds) -> Result<OrgFacts, StoreError> {
+    let time_zone = load_organization(tx, false).await?.time_zone;
+    let on = needs
+        .window
+        .start()
+        .with_timezone(&time_zone.tz())
+        .date_naive();
+    org_facts_by_date(tx, needs, time_zone, &[on])
+        .await?
+        .remove(&on)
+        .ok_or_else(|| StoreError::Internal("no facts for the window's date".into()))
+}
+
+/// The organization facts (in zone `time_zone`) for each date, with compliance checked on
+/// that date: the licences, policies, requirements and areas are read once.
+pub(crate) async fn org_facts_by_date(
     tx: &mut TenantTx,
     needs: &JobNeeds,
-    tz: chrono_tz::Tz,
-) -> Result<ComplianceVerdict, StoreError> {
-    let on = needs.window.start().with_timezone(&tz).date_naive();
+    time_zone: TimeZone,
+    dates: &[NaiveDate],
+) -> Result<BTreeMap<NaiveDate, OrgFacts>, StoreError> {
     let licenses = load_licenses(tx).await?;
     let policies = load_policies(tx).await?;
     let requirements = load_requirements(tx, false).await?.requirements;
-    Ok(rules::check(
-        &needs.trade,
-        &needs.jurisdiction,
-        on,
-        &licenses,
-        &policies,
-        &requirements,
-        &[],
-    ))
+    let service_areas = load_areas(tx, None).await?.areas;
+    Ok(dates
+        .iter()
+        .map(|date| {
+            let compliance = rules::check(
+                &needs.trade,
+                &needs.jurisdiction,
+                *date,
+                &licenses,
+                &policies,
+                &requirements,
+                &[],
+            );
+            (
+                *date,
+                OrgFacts {
+                    service_areas: service_areas.clone(),
+                    compliance,
+                    time_zone,
+                },
+            )
+        })
+        .collect())
 }
 
-pub(crate) async fn org_facts(tx: &mut TenantTx, needs: &JobNeeds) -> Result<OrgFacts, StoreError> {
-    let time_zone = load_organization(tx, false).await?.time_zone;
-    let compliance = compliance_for(tx, needs, time_zone.tz()).await?;
-    let service_areas = load_areas(tx, None).await?.areas;
-    Ok(OrgFacts {
-        service_areas,
-        compliance,
-        time_zone,
-    })
+/// Every active technician's facts with their bookings over `[from, to)`.
+pub(crate) async fn technicians_with_bookings(
+    tx: &mut TenantTx,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<TechnicianFacts>, StoreError> {
+    let mut bookings: HashMap<TechnicianId, Vec<_>> = HashMap::new();
+    for (tech, booking) in load_appointments(tx, None, from, to).await? {
+        bookings.entry(tech).or_default().push(booking);
+    }
+    Ok(load_details(tx, None, true)
+        .await?
+        .into_iter()
+        .map(|d| TechnicianFacts {
+            appointments: bookings.remove(&d.technician.id).unwrap_or_default(),
+            technician: d.technician,
+            profile: d.profile,
+        })
+        .collect())
 }
 
 /// A technician's facts for the local day of `window` in `tz` (the organization's zone).
@@ -180,12 +221,14 @@ pub(crate) async fn ensure_compliant(
     window: TimeWindow,
 ) -> Result<(), StoreError> {
     let needs = needs_for(tx, job, window).await?;
-    let tz = load_organization(tx, false).await?.time_zone.tz();
-    let mut verdict = compliance_for(tx, &needs, tz).await?;
-    let areas = load_areas(tx, None).await?.areas;
-    if let Some(outside) =
-        rules::outside_service_areas(&areas, needs.location, &needs.postal_code, &needs.trade)
-    {
+    let org = org_facts(tx, &needs).await?;
+    let mut verdict = org.compliance;
+    if let Some(outside) = rules::outside_service_areas(
+        &org.service_areas,
+        needs.location,
+        &needs.postal_code,
+        &needs.trade,
+    ) {
         verdict.reasons.push(outside);
         verdict.compliant = false;
     }
@@ -240,20 +283,7 @@ impl Services {
                 let tz = org.time_zone.tz();
                 let (from, to) = local_day(tz, window.start());
                 let (from, to) = (from.min(window.start()), to.max(window.end()));
-                let mut appointments: std::collections::HashMap<TechnicianId, Vec<_>> =
-                    std::collections::HashMap::new();
-                for (tech, appointment) in load_appointments(tx, None, from, to).await? {
-                    appointments.entry(tech).or_default().push(appointment);
-                }
-                let facts: Vec<TechnicianFacts> = load_details(tx, None, true)
-                    .await?
-                    .into_iter()
-                    .map(|d| TechnicianFacts {
-                        appointments: appointments.remove(&d.technician.id).unwrap_or_default(),
-                        technician: d.technician,
-                        profile: d.profile,
-                    })
-                    .collect();
+                let facts = technicians_with_bookings(tx, from, to).await?;
                 Ok(eligibility::rank(&needs, &facts, &org))
             })
         })

@@ -879,8 +879,15 @@ pub struct JobQuery {
     pub sort: JobSort,
 }
 
-/// Job states before anyone reached the property.
-const WAITING: &str = "('requested', 'scheduled', 'dispatched', 'en_route', 'on_hold')";
+/// Job states before anyone reached the property, as an SQL list:
+/// `('requested', 'scheduled', …)` from [`core_job::NOT_YET_REACHED`].
+pub(crate) fn not_yet_reached_sql() -> String {
+    let states: Vec<String> = core_job::NOT_YET_REACHED
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("({})", states.join(", "))
+}
 
 impl Services {
     /// `job/v2/list`: filtered and sorted; the cursor is the last job's id, and the next page
@@ -919,15 +926,16 @@ impl Services {
                     let p = bind(&mut values, to.into());
                     sql.push_str(&format!(" AND window_start < {p}"));
                 }
+                let waiting = not_yet_reached_sql();
                 if query.unassigned_only {
                     sql.push_str(&format!(
-                        " AND technician_id IS NULL AND status IN {WAITING}"
+                        " AND technician_id IS NULL AND status IN {waiting}"
                     ));
                 }
                 if query.breached_only {
                     sql.push_str(&format!(
                         " AND (sla_breached_at IS NOT NULL OR (sla_deadline <= $2 \
-                         AND status IN {WAITING} AND visit_started_at IS NULL))"
+                         AND status IN {waiting} AND visit_started_at IS NULL))"
                     ));
                 }
                 let key = match query.sort {

@@ -124,9 +124,11 @@ impl Services {
             let mut tx = store.tenant(org, true).await?;
             let jobs = tx
                 .fetch_all(
-                    "SELECT id, sla_deadline FROM jobs WHERE organization_id = $1 \
-                     AND status IN ('requested', 'scheduled', 'dispatched', 'en_route', 'on_hold') \
-                     AND visit_started_at IS NULL AND sla_breached_at IS NULL",
+                    &format!(
+                        "SELECT id, sla_deadline FROM jobs WHERE organization_id = $1 \
+                         AND status IN {} AND visit_started_at IS NULL AND sla_breached_at IS NULL",
+                        super::job::not_yet_reached_sql()
+                    ),
                     args![org.as_uuid()],
                 )
                 .await?;
