@@ -25,6 +25,7 @@ use super::board::TravelSettings;
 use super::routing::{
     self, Blocker, Break, DenseMatrix, Haversine, Problem, Solution, TravelMatrix,
 };
+use crate::compliance::ComplianceVerdict;
 use crate::customer::GeoPoint;
 use crate::eligibility::{self, JobNeeds, OrgFacts, TechnicianFacts};
 use crate::ids::{AppointmentId, JobId, TechnicianId};
@@ -51,7 +52,55 @@ pub struct PlanVisit {
     pub priority: Priority,
     /// The technician it must stay with, if pinned.
     pub pinned: Option<TechnicianId>,
+    /// The organization's compliance for this visit's trade and jurisdiction on the day (the
+    /// organization facts' own verdict is not read: it depends on the visit).
+    pub compliance: ComplianceVerdict,
+    /// Who leads it now, if anyone: re-planning weighs moving it away ([`Weights::stability`]).
+    pub current: Option<TechnicianId>,
+    /// When it is planned to start now, if it is.
+    pub current_start: Option<DateTime<Utc>>,
+    /// The job's SLA deadline, when this visit is the one that must meet it.
+    pub sla_deadline: Option<DateTime<Utc>>,
 }
+
+impl PlanVisit {
+    /// The organization's facts as they apply to this visit.
+    pub fn org(&self, org: &OrgFacts) -> OrgFacts {
+        OrgFacts {
+            compliance: self.compliance.clone(),
+            ..org.clone()
+        }
+    }
+}
+
+/// What a plan weighs against what, in cost units: a minute driven, a kilometre driven, a visit
+/// given to another technician than the one it is with. Leaving a visit out is never traded
+/// against these (the fewest visits left out, weighted by priority, always comes first), and a
+/// plan is never late for an arrival window nor past a shift's end: those are constraints, not
+/// weights.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Weights {
+    /// Per minute driven (default 1).
+    pub travel_minutes: f64,
+    /// Per kilometre driven (default 0).
+    pub travel_km: f64,
+    /// Per visit moved to another technician (default 30: a move must save half an hour).
+    pub stability: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self {
+            travel_minutes: 1.0,
+            travel_km: 0.0,
+            stability: 30.0,
+        }
+    }
+}
+
+/// A visit moved by more than this many minutes counts as moved.
+pub const MOVE_TOLERANCE_MINUTES: i64 = 30;
 
 /// The facts of one local day.
 #[derive(Clone, Debug)]
@@ -100,11 +149,18 @@ fn minutes(origin: DateTime<Utc>, t: DateTime<Utc>) -> f64 {
     (t - origin).num_seconds() as f64 / 60.0
 }
 
-fn weight(priority: Priority) -> u32 {
-    match priority {
+/// The weight of leaving a visit out: by priority, ten times more when its job's SLA deadline
+/// falls on the day (leaving it out breaches the SLA).
+fn weight(visit: &PlanVisit, day_end: DateTime<Utc>) -> u32 {
+    let base = match visit.priority {
         Priority::Emergency => 100,
         Priority::Urgent => 10,
         Priority::Routine => 1,
+    };
+    if visit.sla_deadline.is_some_and(|d| d <= day_end) {
+        base * 10
+    } else {
+        base
     }
 }
 
@@ -112,7 +168,7 @@ fn weight(priority: Priority) -> u32 {
 const KEPT: u32 = 100_000;
 
 /// Maps a day to a routing problem (see the module's table).
-pub fn to_problem(facts: &DayFacts) -> Mapped {
+pub fn to_problem(facts: &DayFacts, weights: &Weights) -> Mapped {
     let tz = facts.org.time_zone.tz();
     let origin = local_to_utc(tz, facts.day.and_hms_opt(0, 0, 0).unwrap_or_default());
     let day_end = local_to_utc(
@@ -159,6 +215,8 @@ pub fn to_problem(facts: &DayFacts) -> Mapped {
         };
         let mut vehicle = routing::Technician::new(k, k, shift);
         vehicle.break_ = break_;
+        vehicle.cost_per_distance = weights.travel_km;
+        vehicle.cost_per_time = weights.travel_minutes;
         vehicle.max_jobs = Some(usize::from(t.profile.daily_capacity.get()));
         technicians.push(vehicle);
     }
@@ -201,7 +259,7 @@ pub fn to_problem(facts: &DayFacts) -> Mapped {
         let mut forbidden = Vec::new();
         let reach = reach(visit);
         for (k, t) in facts.technicians.iter().enumerate() {
-            let mut codes = untimed_refusals(visit, t, &facts.org);
+            let mut codes = untimed_refusals(visit, t, &visit.org(&facts.org));
             if blocked
                 .iter()
                 .any(|(b, w)| *b == k && w.start() < reach.end() && reach.start() < w.end())
@@ -238,7 +296,12 @@ pub fn to_problem(facts: &DayFacts) -> Mapped {
             ),
             f64::from(visit.minutes),
         );
-        job.priority = weight(visit.priority);
+        job.priority = weight(visit, day_end);
+        job.stay_with = visit
+            .current
+            .and_then(|c| facts.technicians.iter().position(|t| t.technician.id == c))
+            .filter(|&k| allowed(k))
+            .map(|k| (k, weights.stability));
         job.forbidden = forbidden;
         job.locked_to = pinned;
         jobs.push(job);
@@ -334,6 +397,32 @@ fn matrix(points: &[Option<GeoPoint>], travel: &TravelSettings) -> DenseMatrix {
     DenseMatrix::new(n, d, t).unwrap_or_else(|| DenseMatrix::from_matrix(&h))
 }
 
+/// Why a visit went to its technician: who else could take it, and what the next best would
+/// have cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Why {
+    /// How many technicians pass every rule that does not depend on the time of day (this one
+    /// included).
+    pub eligible_technicians: usize,
+    /// The cheapest other technician who could take it with the rest of the plan as it is.
+    pub next_best: Option<Alternative>,
+}
+
+/// Another technician who could take a visit, and what it would add over the plan's choice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alternative {
+    /// Who.
+    pub technician_id: TechnicianId,
+    /// The plan's cost more (in the weights' units).
+    pub extra_cost: f64,
+    /// Kilometres more.
+    pub extra_km: f64,
+    /// Minutes driven more.
+    pub extra_minutes: f64,
+}
+
 /// A stop of a planned route.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -354,6 +443,11 @@ pub struct PlannedStop {
     pub leg_km: f64,
     /// Minutes from the stop before (or home).
     pub leg_minutes: f64,
+    /// Whether the plan moves this visit: to another technician than the one it is with, or by
+    /// more than [`MOVE_TOLERANCE_MINUTES`] from its planned start.
+    pub moved: bool,
+    /// Why this technician (for a planned visit).
+    pub why: Option<Why>,
 }
 
 /// A technician's planned day.
@@ -385,6 +479,33 @@ pub struct UnplannedVisit {
     pub ineligible: Vec<TechnicianRefusal>,
 }
 
+/// The figures of a day's routes, measured the same way for a plan, the day as it stands and
+/// a greedy dispatcher's day.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kpis {
+    /// Visits to plan.
+    pub visits: usize,
+    /// Of them, those on a route.
+    pub scheduled: usize,
+    /// Kilometres driven.
+    pub travel_km: f64,
+    /// Minutes driven.
+    pub travel_minutes: f64,
+    /// Visits started after their arrival window closed.
+    pub late_visits: usize,
+    /// Minutes past the windows' ends, summed.
+    pub lateness_minutes: f64,
+    /// Minutes past the shifts' ends, summed.
+    pub overtime_minutes: f64,
+    /// Work and driving over the shift minutes of the technicians with work, from 0 to 1 (more
+    /// with overtime).
+    pub utilization: f64,
+    /// Visits whose job's SLA deadline falls on the day that are not started by it (or not
+    /// scheduled).
+    pub sla_missed: usize,
+}
+
 /// A day's plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -397,6 +518,14 @@ pub struct DayPlan {
     pub travel_km: f64,
     /// Minutes driven in all.
     pub travel_minutes: f64,
+    /// The plan's figures.
+    pub kpis: Kpis,
+    /// The same figures for the day as it stands (who leads each visit now, at its planned
+    /// start or as early as its window allows).
+    pub before: Kpis,
+    /// How many visits the plan moves (see [`PlannedStop::moved`]; a visit with a technician
+    /// now that the plan leaves out counts too).
+    pub moved: usize,
 }
 
 fn blocker_code(b: Blocker) -> &'static str {
@@ -411,14 +540,34 @@ fn blocker_code(b: Blocker) -> &'static str {
     }
 }
 
+fn at(mapped: &Mapped, m: f64) -> DateTime<Utc> {
+    mapped.origin + Duration::milliseconds((m * 60_000.0).round() as i64)
+}
+
+/// Whether a visit placed with `technician` at `start` moves it from where it is.
+fn is_moved(visit: &PlanVisit, technician: Option<TechnicianId>, start: Option<DateTime<Utc>>) -> bool {
+    match visit.current {
+        None => false,
+        Some(c) if Some(c) != technician => true,
+        Some(_) => match (visit.current_start, start) {
+            (Some(a), Some(b)) => (a - b).num_minutes().abs() > MOVE_TOLERANCE_MINUTES,
+            _ => false,
+        },
+    }
+}
+
 /// Reads a solution of [`to_problem`]'s problem back as a plan.
 pub fn to_plan(facts: &DayFacts, mapped: &Mapped, solution: &Solution) -> DayPlan {
-    let at = |m: f64| mapped.origin + Duration::milliseconds((m * 60_000.0).round() as i64);
+    let routes = solution_routes(mapped, solution);
+    let inserter = routing::Inserter::new(&mapped.problem, &mapped.matrix).ok();
     let mut plan = DayPlan {
         routes: Vec::new(),
         unplanned: Vec::new(),
         travel_km: 0.0,
         travel_minutes: 0.0,
+        kpis: evaluate(facts, mapped, &routes),
+        before: evaluate(facts, mapped, &current_routes(facts, mapped)),
+        moved: 0,
     };
     for route in &solution.routes {
         let tech = &facts.technicians[route.technician];
@@ -428,15 +577,26 @@ pub fn to_plan(facts: &DayFacts, mapped: &Mapped, solution: &Solution) -> DayPla
         for v in &route.visits {
             let job = &mapped.problem.jobs[v.job];
             let (visit, job_id) = mapped.jobs[v.job];
+            let start = at(mapped, v.start);
+            let moved = visit.is_some_and(|k| {
+                is_moved(&facts.visits[k], Some(tech.technician.id), Some(start))
+            });
+            plan.moved += usize::from(moved);
+            let why = match (visit, &inserter) {
+                (Some(k), Some(inserter)) => Some(why(facts, mapped, inserter, &routes, v.job, k, route.technician)),
+                _ => None,
+            };
             stops.push(PlannedStop {
                 appointment_id: visit.map(|k| facts.visits[k].appointment_id),
                 job_id,
-                arrival: at(v.arrival),
-                start: at(v.start),
-                end: at(v.start + job.duration),
+                arrival: at(mapped, v.arrival),
+                start,
+                end: at(mapped, v.start + job.duration),
                 slack_minutes: v.slack,
                 leg_km: mapped.matrix.distance(here, job.location),
                 leg_minutes: mapped.matrix.time(here, job.location),
+                moved,
+                why,
             });
             here = job.location;
         }
@@ -445,11 +605,19 @@ pub fn to_plan(facts: &DayFacts, mapped: &Mapped, solution: &Solution) -> DayPla
         plan.routes.push(PlannedRoute {
             technician_id: tech.technician.id,
             stops,
-            break_start: route.break_taken.map(|(_, s)| at(s)),
+            break_start: route.break_taken.map(|(_, s)| at(mapped, s)),
             travel_km: route.distance,
             travel_minutes: route.travel_time,
         });
     }
+    let out = |k: usize, reasons: Vec<String>, plan: &mut DayPlan| {
+        plan.moved += usize::from(is_moved(&facts.visits[k], None, None));
+        plan.unplanned.push(UnplannedVisit {
+            appointment_id: facts.visits[k].appointment_id,
+            reasons,
+            ineligible: mapped.refusals[k].clone(),
+        });
+    };
     for u in &solution.unassigned {
         if let (Some(k), _) = mapped.jobs[u.job] {
             let mut reasons: Vec<String> = u
@@ -458,21 +626,267 @@ pub fn to_plan(facts: &DayFacts, mapped: &Mapped, solution: &Solution) -> DayPla
                 .map(|b| blocker_code(*b).to_owned())
                 .collect();
             reasons.dedup();
-            plan.unplanned.push(UnplannedVisit {
-                appointment_id: facts.visits[k].appointment_id,
-                reasons,
-                ineligible: mapped.refusals[k].clone(),
-            });
+            out(k, reasons, &mut plan);
         }
     }
     for (k, reasons) in &mapped.left_out {
-        plan.unplanned.push(UnplannedVisit {
-            appointment_id: facts.visits[*k].appointment_id,
-            reasons: reasons.clone(),
-            ineligible: mapped.refusals[*k].clone(),
-        });
+        out(*k, reasons.clone(), &mut plan);
     }
     plan
+}
+
+/// Why visit `k` (problem job `job`) went to technician `t` in `routes`.
+fn why(
+    facts: &DayFacts,
+    mapped: &Mapped,
+    inserter: &routing::Inserter,
+    routes: &[Vec<usize>],
+    job: usize,
+    k: usize,
+    t: usize,
+) -> Why {
+    let options = inserter.options(routes, job).unwrap_or_default();
+    let own = options.iter().find(|o| o.technician == t);
+    let next = options.iter().find(|o| o.technician != t);
+    let pinned = facts.visits[k].pinned.is_some();
+    Why {
+        eligible_technicians: if pinned {
+            1
+        } else {
+            facts.technicians.len() - mapped.refusals[k].len()
+        },
+        next_best: next.map(|n| {
+            let (c, d, m) = own.map_or((0.0, 0.0, 0.0), |o| {
+                (o.extra_cost, o.extra_distance, o.extra_travel_time)
+            });
+            Alternative {
+                technician_id: facts.technicians[n.technician].technician.id,
+                extra_cost: n.extra_cost - c,
+                extra_km: n.extra_distance - d,
+                extra_minutes: n.extra_travel_time - m,
+            }
+        }),
+    }
+}
+
+/// A solution's routes as job sequences, one per technician.
+pub fn solution_routes(mapped: &Mapped, solution: &Solution) -> Vec<Vec<usize>> {
+    let mut routes = vec![Vec::new(); mapped.problem.technicians.len()];
+    for r in &solution.routes {
+        routes[r.technician] = r.visits.iter().map(|v| v.job).collect();
+    }
+    routes
+}
+
+/// The day as it stands: each technician's kept bookings and the visits they lead now, in the
+/// order of their planned starts (or window starts).
+pub fn current_routes(facts: &DayFacts, mapped: &Mapped) -> Vec<Vec<usize>> {
+    let mut keyed: Vec<Vec<(f64, usize)>> = vec![Vec::new(); mapped.problem.technicians.len()];
+    for (j, (visit, _)) in mapped.jobs.iter().enumerate() {
+        let job = &mapped.problem.jobs[j];
+        let (tech, at) = match visit {
+            None => (job.locked_to, job.windows[0].start),
+            Some(k) => {
+                let v = &facts.visits[*k];
+                let tech = v
+                    .current
+                    .and_then(|c| facts.technicians.iter().position(|t| t.technician.id == c));
+                let at = v
+                    .current_start
+                    .map_or(job.windows[0].start, |s| minutes(mapped.origin, s));
+                (tech, at)
+            }
+        };
+        if let Some(t) = tech {
+            keyed[t].push((at, j));
+        }
+    }
+    keyed
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            r.into_iter().map(|(_, j)| j).collect()
+        })
+        .collect()
+}
+
+/// A dispatcher's greedy day: kept bookings stay; each visit, most urgent first (priority,
+/// then SLA deadline, then window), goes to the best-ranked technician (as
+/// [`eligibility::rank`] scores them, with what the greedy day has given them so far) who can
+/// still fit it, at the cheapest place in their route.
+pub fn greedy_routes(facts: &DayFacts, mapped: &Mapped) -> Vec<Vec<usize>> {
+    let mut routes: Vec<Vec<usize>> = vec![Vec::new(); mapped.problem.technicians.len()];
+    for (j, (visit, _)) in mapped.jobs.iter().enumerate() {
+        if visit.is_none()
+            && let Some(t) = mapped.problem.jobs[j].locked_to
+        {
+            routes[t].push(j);
+        }
+    }
+    for r in &mut routes {
+        r.sort_by(|a, b| {
+            let (wa, wb) = (&mapped.problem.jobs[*a].windows[0], &mapped.problem.jobs[*b].windows[0]);
+            wa.start.total_cmp(&wb.start)
+        });
+    }
+    let Ok(inserter) = routing::Inserter::new(&mapped.problem, &mapped.matrix) else {
+        return routes;
+    };
+    let mut order: Vec<usize> = (0..mapped.jobs.len()).filter(|&j| mapped.jobs[j].0.is_some()).collect();
+    let key = |j: usize| {
+        let v = &facts.visits[mapped.jobs[j].0.unwrap_or_default()];
+        (std::cmp::Reverse(weight(v, DateTime::<Utc>::MIN_UTC)), v.sla_deadline.unwrap_or(DateTime::<Utc>::MAX_UTC), v.needs.window.start(), v.appointment_id)
+    };
+    order.sort_by_key(|&j| key(j));
+    let mut techs = facts.technicians.clone();
+    for j in order {
+        let Some(k) = mapped.jobs[j].0 else { continue };
+        let visit = &facts.visits[k];
+        let options = inserter.options(&routes, j).unwrap_or_default();
+        let ranked = eligibility::rank(&visit.needs, &techs, &visit.org(&facts.org));
+        let Some((t, option)) = ranked.iter().find_map(|c| {
+            let t = facts.technicians.iter().position(|t| t.technician.id == c.technician_id)?;
+            options.iter().find(|o| o.technician == t).map(|o| (t, o))
+        }) else {
+            continue;
+        };
+        routes[t].insert(option.position, j);
+        let start = at(mapped, option.start);
+        if let Ok(window) = TimeWindow::parse(start, start + Duration::minutes(i64::from(visit.minutes))) {
+            techs[t].appointments.push(crate::schedule::Appointment {
+                job_id: visit.needs.job_id.unwrap_or_else(|| JobId::from_uuid(visit.appointment_id.as_uuid())),
+                appointment_id: Some(visit.appointment_id),
+                window,
+                location: visit.needs.location,
+            });
+        }
+    }
+    routes
+}
+
+/// One technician's day driven as given, late where it must be.
+#[derive(Default)]
+struct Driven {
+    km: f64,
+    minutes: f64,
+    busy: f64,
+    late: usize,
+    lateness: f64,
+    scheduled: usize,
+    sla_missed: usize,
+    end: f64,
+}
+
+/// Drives technician `t`'s `route`, with the break (if any) before the travel to the visit at
+/// this position (or at the end), at the earliest it opens.
+fn drive(
+    facts: &DayFacts,
+    mapped: &Mapped,
+    t: usize,
+    route: &[usize],
+    pause: Option<(usize, Break)>,
+) -> Driven {
+    let vehicle = &mapped.problem.technicians[t];
+    let mut d = Driven::default();
+    let mut now = vehicle.shift.start;
+    let mut here = vehicle.start;
+    let take = |now: &mut f64, i: usize| {
+        if let Some((p, b)) = pause
+            && p == i
+        {
+            *now = now.max(b.window.start) + b.duration;
+        }
+    };
+    for (i, &j) in route.iter().enumerate() {
+        take(&mut now, i);
+        let job = &mapped.problem.jobs[j];
+        let leg = mapped.matrix.time(here, job.location);
+        d.km += mapped.matrix.distance(here, job.location);
+        d.minutes += leg;
+        d.busy += leg + job.duration;
+        let window = job.windows[0];
+        let start = (now + leg).max(window.start);
+        if start > window.end + 1e-6 {
+            d.late += 1;
+            d.lateness += start - window.end;
+        }
+        if let Some(k) = mapped.jobs[j].0 {
+            d.scheduled += 1;
+            if facts.visits[k]
+                .sla_deadline
+                .is_some_and(|deadline| at(mapped, start) > deadline)
+            {
+                d.sla_missed += 1;
+            }
+        }
+        now = start + job.duration;
+        here = job.location;
+    }
+    take(&mut now, route.len());
+    let leg = mapped.matrix.time(here, vehicle.end);
+    d.km += mapped.matrix.distance(here, vehicle.end);
+    d.minutes += leg;
+    d.busy += leg;
+    d.end = now + leg;
+    d
+}
+
+/// The figures of `routes` (job sequences, one per technician): each technician leaves at the
+/// start of the shift, starts each visit as early as its window allows (late if it must),
+/// takes the break where it makes the day least late, and comes home.
+pub fn evaluate(facts: &DayFacts, mapped: &Mapped, routes: &[Vec<usize>]) -> Kpis {
+    let mut kpis = Kpis {
+        visits: facts.visits.len(),
+        ..Kpis::default()
+    };
+    let (mut busy, mut available) = (0.0, 0.0);
+    for (t, route) in routes.iter().enumerate() {
+        let Some(vehicle) = mapped.problem.technicians.get(t) else {
+            continue;
+        };
+        if route.is_empty() {
+            continue;
+        }
+        // Where the break goes: the place that makes the day least late, then shortest.
+        let places = if vehicle.break_.is_some() {
+            route.len() + 1
+        } else {
+            1
+        };
+        let day = (0..places)
+            .map(|p| drive(facts, mapped, t, route, vehicle.break_.map(|b| (p, b))))
+            .min_by(|a, b| {
+                a.lateness
+                    .total_cmp(&b.lateness)
+                    .then(a.end.total_cmp(&b.end))
+            })
+            .unwrap_or_default();
+        kpis.travel_km += day.km;
+        kpis.travel_minutes += day.minutes;
+        kpis.late_visits += day.late;
+        kpis.lateness_minutes += day.lateness;
+        kpis.scheduled += day.scheduled;
+        kpis.sla_missed += day.sla_missed;
+        kpis.overtime_minutes += (day.end - vehicle.shift.end).max(0.0);
+        busy += day.busy;
+        available +=
+            vehicle.shift.end - vehicle.shift.start - vehicle.break_.map_or(0.0, |b| b.duration);
+    }
+    let day_end = mapped.origin + Duration::days(1);
+    kpis.sla_missed += facts
+        .visits
+        .iter()
+        .enumerate()
+        .filter(|(k, v)| {
+            v.sla_deadline.is_some_and(|d| d <= day_end)
+                && !routes
+                    .iter()
+                    .flatten()
+                    .any(|&j| mapped.jobs[j].0 == Some(*k))
+        })
+        .count();
+    kpis.utilization = if available > 0.0 { busy / available } else { 0.0 };
+    kpis
 }
 
 #[cfg(test)]

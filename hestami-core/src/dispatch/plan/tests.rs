@@ -179,6 +179,12 @@ fn visit(n: u64, genes: [u64; 6], techs: &[TechnicianFacts]) -> PlanVisit {
             [(genes[1] % 3) as usize],
         pinned: (genes[2].is_multiple_of(8) && !techs.is_empty())
             .then(|| techs[(genes[3] as usize) % techs.len()].technician.id),
+        compliance: ComplianceVerdict::compliant(),
+        current: None,
+        current_start: None,
+        sla_deadline: genes[4]
+            .is_multiple_of(5)
+            .then(|| local(start + length)),
     }
 }
 
@@ -203,7 +209,11 @@ fn facts(tech_genes: &[[u64; 6]], visit_genes: &[[u64; 6]]) -> DayFacts {
 }
 
 fn plan(f: &DayFacts, seed: u64) -> (Mapped, Solution, DayPlan) {
-    let mapped = to_problem(f);
+    plan_with(f, seed, &Weights::default())
+}
+
+fn plan_with(f: &DayFacts, seed: u64, weights: &Weights) -> (Mapped, Solution, DayPlan) {
+    let mapped = to_problem(f, weights);
     let solution = solve(
         &mapped.problem,
         &mapped.matrix,
@@ -314,6 +324,14 @@ proptest! {
         let f = facts(&tech_genes, &visit_genes);
         let (mapped, solution, plan) = plan(&f, seed);
         prop_assert!(check(&mapped.problem, &mapped.matrix, &solution).is_empty());
+        // Measured by the independent evaluator, a plan is never late and never past a shift.
+        prop_assert_eq!(plan.kpis.late_visits, 0);
+        prop_assert!(plan.kpis.overtime_minutes < 1e-6, "{:?}", plan.kpis);
+        // The greedy dispatcher's day is feasible too (it only takes feasible places).
+        let greedy = greedy_routes(&f, &mapped);
+        let g = evaluate(&f, &mapped, &greedy);
+        prop_assert_eq!(g.late_visits, 0);
+        prop_assert!(g.overtime_minutes < 1e-6, "{:?}", g);
         let planned: usize = plan.routes.iter().map(|r| r.stops.iter().filter(|s| s.appointment_id.is_some()).count()).sum();
         prop_assert_eq!(planned + plan.unplanned.len(), f.visits.len(), "every visit once");
         for route in &plan.routes {
@@ -331,7 +349,7 @@ proptest! {
                     window: TimeWindow::parse(stop.start, stop.end).expect("valid"),
                     ..v.needs.clone()
                 };
-                let verdict = eligibility::evaluate(&needs, &facts, &f.org);
+                let verdict = eligibility::evaluate(&needs, &facts, &v.org(&f.org));
                 prop_assert!(verdict.eligible, "{:?} for {:?} at {}: {:?}", route.technician_id, stop.appointment_id, stop.start, verdict.failed);
                 if let Some(p) = v.pinned {
                     prop_assert_eq!(p, route.technician_id);
@@ -339,4 +357,46 @@ proptest! {
             }
         }
     }
+}
+
+/// A re-plan with the day's assignments and a stability weight moves fewer visits than a plan
+/// that ignores them, and every planned visit says who else could have taken it.
+#[test]
+fn stability_keeps_visits_where_they_are() {
+    let (mut fewer, mut total_stable, mut total_free) = (0, 0, 0);
+    for k in 0..40u64 {
+        let g = |i: u64| {
+            [
+                k * 7 + i,
+                k * 13 + i * 3,
+                k * 17 + i * 5,
+                k * 19 + i,
+                k * 23 + i * 7,
+                k * 29 + i,
+            ]
+        };
+        let mut f = facts(&[g(1), g(2), g(3), g(4)], &(0..12).map(|i| g(10 + i)).collect::<Vec<_>>());
+        // The day as it stands: what a greedy dispatcher made of it.
+        let mapped = to_problem(&f, &Weights::default());
+        for (t, route) in greedy_routes(&f, &mapped).iter().enumerate() {
+            for &j in route {
+                if let (Some(v), _) = mapped.jobs[j] {
+                    f.visits[v].current = Some(f.technicians[t].technician.id);
+                }
+            }
+        }
+        let free = Weights { stability: 0.0, ..Weights::default() };
+        let stable = Weights { stability: 500.0, ..Weights::default() };
+        let (_, _, a) = plan_with(&f, k, &free);
+        let (_, _, b) = plan_with(&f, k, &stable);
+        assert!(b.moved <= a.moved || b.kpis.scheduled > a.kpis.scheduled, "{} vs {}", b.moved, a.moved);
+        fewer += usize::from(b.moved < a.moved);
+        total_stable += b.moved;
+        total_free += a.moved;
+        for stop in b.routes.iter().flat_map(|r| &r.stops).filter(|s| s.appointment_id.is_some()) {
+            let why = stop.why.as_ref().expect("a planned visit says why");
+            assert!(why.eligible_technicians >= 1);
+        }
+    }
+    assert!(fewer > 10 && total_stable < total_free, "{fewer}: {total_stable} vs {total_free}");
 }

@@ -34,8 +34,8 @@ mod tests;
 
 pub use check::{Violation, check};
 pub use model::{
-    Blocker, Break, InfeasibleInsertion, Job, Objective, ObjectiveValue, Problem, Route,
+    Blocker, Break, InfeasibleInsertion, Insertion, Job, Objective, ObjectiveValue, Problem, Route,
     RoutingError, Solution, Technician, TimeWindow, Unassigned, Visit,
 };
-pub use solver::{Budget, Iterations, SolverConfig, solve};
+pub use solver::{Budget, Inserter, Iterations, SolverConfig, solve};
 pub use travel::{DenseMatrix, Euclidean, Haversine, Rounding, TravelMatrix};

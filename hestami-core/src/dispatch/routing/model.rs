@@ -106,6 +106,10 @@ pub struct Job {
     pub locked_to: Option<usize>,
     /// Technicians (indices) the job must not go to.
     pub forbidden: Vec<usize>,
+    /// The technician (index) the job is with now and the cost of giving it to another one:
+    /// re-planning a day keeps what it can where it was.
+    #[serde(default)]
+    pub stay_with: Option<(usize, f64)>,
 }
 
 impl Job {
@@ -120,6 +124,7 @@ impl Job {
             priority: 1,
             locked_to: None,
             forbidden: Vec::new(),
+            stay_with: None,
         }
     }
 }
@@ -216,7 +221,8 @@ pub struct Route {
     pub travel_time: f64,
     /// Total demand served.
     pub load: u64,
-    /// The route's cost (distance, working time and the fixed cost).
+    /// The route's cost (distance, working time, the fixed cost, and the cost of the jobs moved
+    /// away from the technician they were with).
     pub cost: f64,
 }
 
@@ -264,6 +270,25 @@ pub struct Unassigned {
     pub reasons: Vec<Blocker>,
     /// The cheapest insertion among those refused, when an eligible technician exists.
     pub cheapest_infeasible: Option<InfeasibleInsertion>,
+}
+
+/// A feasible place for a job in given routes: [`Inserter`](super::Inserter) ranks them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Insertion {
+    /// The technician (index).
+    pub technician: usize,
+    /// The job goes after this many of the route's visits.
+    pub position: usize,
+    /// The cost it adds (travel, working time, a first visit's fixed cost, a move's cost).
+    pub extra_cost: f64,
+    /// The distance it adds.
+    pub extra_distance: f64,
+    /// The travel time it adds.
+    pub extra_travel_time: f64,
+    /// When the technician would arrive.
+    pub arrival: f64,
+    /// When the work would start.
+    pub start: f64,
 }
 
 /// The value of a solution, part by part.

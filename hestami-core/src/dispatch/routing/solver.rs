@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use super::model::{
-    Blocker, Break, InfeasibleInsertion, Objective, ObjectiveValue, Problem, Route, RoutingError,
+    Blocker, Break, InfeasibleInsertion, Insertion, Objective, ObjectiveValue, Problem, Route, RoutingError,
     Solution, Unassigned, Visit,
 };
 use super::rng::Rng;
@@ -127,6 +127,8 @@ struct Inst {
     cpt: Vec<f64>,
     fixed: Vec<f64>,
     brk: Vec<Option<Break>>,
+    /// Per job: the technician it is with now and the cost of moving it.
+    stay: Vec<Option<(usize, f64)>>,
     /// `elig[j * k + t]`: job j may go to technician t (trade, level, lock, forbid).
     elig: Vec<bool>,
     nbr: Vec<Vec<u32>>,
@@ -166,6 +168,14 @@ impl Inst {
     }
     fn eligible(&self, j: usize, t: usize) -> bool {
         self.elig[j * self.k + t]
+    }
+    /// The cost of job `j` going to technician `t` rather than where it is now.
+    #[inline]
+    fn moved(&self, j: usize, t: usize) -> f64 {
+        match self.stay[j] {
+            Some((with, cost)) if with != t => cost,
+            _ => 0.0,
+        }
     }
 }
 
@@ -233,7 +243,17 @@ fn build(problem: &Problem, travel: &dyn TravelMatrix) -> Result<Inst, RoutingEr
         {
             return Err(RoutingError::InvalidWindows { job: j });
         }
-        for &t in job.locked_to.iter().chain(&job.forbidden) {
+        if let Some((_, cost)) = job.stay_with
+            && !ok(cost)
+        {
+            return Err(invalid(format!("the move cost of job {j}")));
+        }
+        for &t in job
+            .locked_to
+            .iter()
+            .chain(&job.forbidden)
+            .chain(job.stay_with.as_ref().map(|(t, _)| t))
+        {
             if t >= k {
                 return Err(RoutingError::UnknownTechnician {
                     job: j,
@@ -301,6 +321,7 @@ fn build(problem: &Problem, travel: &dyn TravelMatrix) -> Result<Inst, RoutingEr
         cpt: techs.iter().map(|t| t.cost_per_time).collect(),
         fixed: techs.iter().map(|t| t.fixed_cost).collect(),
         brk: techs.iter().map(|t| t.break_).collect(),
+        stay: jobs.iter().map(|j| j.stay_with).collect(),
         elig,
         nbr,
         veh_weight: 4.0 * (max_cpd * max_d + max_cpt * (max_t + max_s)) + 2.0 * max_fixed + 1.0,
@@ -405,9 +426,10 @@ fn update(inst: &Inst, t: usize, rt: &mut Rt) {
     let mut now = inst.shift[t].0;
     let mut prev = inst.ts[t];
     rt.dep.push(now);
-    let (mut d, mut tt, mut s, mut load) = (0.0, 0.0, 0.0, 0);
+    let (mut d, mut tt, mut s, mut load, mut moved) = (0.0, 0.0, 0.0, 0, 0.0);
     for &j in &rt.jobs {
         let j = j as usize;
+        moved += inst.moved(j, t);
         let l = inst.loc[j];
         let a = now + inst.t(prev, l);
         // An infeasible prefix cannot occur: only feasible insertions are made and removals
@@ -438,7 +460,7 @@ fn update(inst: &Inst, t: usize, rt: &mut Rt) {
     rt.cost = if len == 0 {
         0.0
     } else {
-        inst.fixed[t] + inst.cpd[t] * d + inst.cpt[t] * (tt + s)
+        inst.fixed[t] + inst.cpd[t] * d + inst.cpt[t] * (tt + s) + moved
     };
 }
 
@@ -577,7 +599,8 @@ fn eval(inst: &Inst, t: usize, rt: &Rt, u: usize, p: usize) -> (f64, Option<Bloc
     };
     let lu = inst.loc[u];
     let delta = inst.cpd[t] * (inst.d(prev, lu) + inst.d(lu, next) - inst.d(prev, next))
-        + inst.cpt[t] * (inst.t(prev, lu) + inst.t(lu, next) - inst.t(prev, next) + inst.svc[u]);
+        + inst.cpt[t] * (inst.t(prev, lu) + inst.t(lu, next) - inst.t(prev, next) + inst.svc[u])
+        + inst.moved(u, t);
     let a = rt.dep[p] + inst.t(prev, lu);
     let Some(s) = inst.start(u, a) else {
         return (delta, Some(Blocker::TimeWindow));
@@ -919,6 +942,109 @@ pub fn solve(
         iter += 1;
     }
     Ok(finish(&inst, problem, &best, iter))
+}
+
+/// Ranks the feasible places for a job in given routes: a problem read once, asked many times
+/// (the "why this technician" of every planned visit, a greedy dispatcher, the emergency call
+/// placed into today's routes).
+pub struct Inserter {
+    inst: Inst,
+}
+
+impl Inserter {
+    /// Reads the problem.
+    pub fn new(problem: &Problem, travel: &dyn TravelMatrix) -> Result<Self, RoutingError> {
+        Ok(Self {
+            inst: build(problem, travel)?,
+        })
+    }
+
+    /// Every technician's cheapest feasible place for `job` in `routes` (one sequence of job
+    /// indices per technician, such as a solution's), cheapest first. The job is taken out of
+    /// the routes first: for a job already placed, the entry of its own technician is what its
+    /// place costs and the others say what moving it would cost; for a job not yet placed they
+    /// are the options to place it. Every check the solver makes applies (eligibility, lock and
+    /// forbid lists, capacity, job count, windows, shift, break); a technician with no feasible
+    /// place is absent. Routes that are themselves infeasible offer nothing.
+    pub fn options(&self, routes: &[Vec<usize>], job: usize) -> Result<Vec<Insertion>, RoutingError> {
+        let inst = &self.inst;
+        if routes.len() != inst.k {
+            return Err(invalid(format!(
+                "{} routes for {} technicians",
+                routes.len(),
+                inst.k
+            )));
+        }
+        if let Some(&j) = routes.iter().flatten().chain([&job]).find(|&&j| j >= inst.n) {
+            return Err(invalid(format!("job {j} of {}", inst.n)));
+        }
+        let u = job;
+        let mut buf = Vec::new();
+        let mut options = Vec::new();
+        for (t, route) in routes.iter().enumerate() {
+            if !inst.eligible(u, t) {
+                continue;
+            }
+            let mut rt = Rt {
+                jobs: route
+                    .iter()
+                    .filter(|&&j| j != u)
+                    .map(|&j| j as u32)
+                    .collect(),
+                ..Rt::default()
+            };
+            update(inst, t, &mut rt);
+            let len = rt.jobs.len();
+            if rt.load.saturating_add(inst.dem[u]) > inst.cap[t] || len + 1 > inst.maxj[t] {
+                continue;
+            }
+            let mut best: Option<Insertion> = None;
+            for p in 0..=len {
+                let (delta, blocked) = eval(inst, t, &rt, u, p);
+                let extra = delta + if len == 0 { inst.fixed[t] } else { 0.0 };
+                if blocked.is_some() || best.as_ref().is_some_and(|b| b.extra_cost <= extra) {
+                    continue;
+                }
+                with_inserted(&mut buf, &rt.jobs, p, u);
+                let Some(day) = simulate(inst, t, &buf, true) else {
+                    continue;
+                };
+                let prev = if p == 0 {
+                    inst.ts[t]
+                } else {
+                    inst.loc[rt.jobs[p - 1] as usize]
+                };
+                let next = if p == len {
+                    inst.te[t]
+                } else {
+                    inst.loc[rt.jobs[p] as usize]
+                };
+                let lu = inst.loc[u];
+                // An empty route drives nowhere: without the job it costs nothing.
+                let (d0, t0) = if len == 0 {
+                    (0.0, 0.0)
+                } else {
+                    (inst.d(prev, next), inst.t(prev, next))
+                };
+                best = Some(Insertion {
+                    technician: t,
+                    position: p,
+                    extra_cost: extra,
+                    extra_distance: inst.d(prev, lu) + inst.d(lu, next) - d0,
+                    extra_travel_time: inst.t(prev, lu) + inst.t(lu, next) - t0,
+                    arrival: day.visits[p].0,
+                    start: day.visits[p].1,
+                });
+            }
+            options.extend(best);
+        }
+        options.sort_by(|a, b| {
+            a.extra_cost
+                .total_cmp(&b.extra_cost)
+                .then(a.technician.cmp(&b.technician))
+        });
+        Ok(options)
+    }
 }
 
 /// Makes `state` the best if it beats it, after a greedy pass (no blinks) for any job still out
