@@ -67,6 +67,10 @@ id_type!(
     AppointmentId
 );
 id_type!(
+    /// A dispatch plan: what `dispatch/v1/optimize` proposed for a day.
+    PlanId
+);
+id_type!(
     /// A trade licence held by an organization.
     LicenseId
 );

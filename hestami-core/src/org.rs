@@ -427,6 +427,10 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("dispatch/v1/suggestSlots", OFFICE),
     ("dispatch/v1/getSettings", EVERYONE),
     ("dispatch/v1/updateSettings", MANAGERS),
+    ("dispatch/v1/optimize", DISPATCH),
+    ("dispatch/v1/applyPlan", DISPATCH),
+    ("dispatch/v1/getPlan", OFFICE),
+    ("dispatch/v1/placeVisit", OFFICE),
     ("pricebook/v1/createItem", OFFICE),
     ("pricebook/v1/updateItem", OFFICE),
     ("pricebook/v1/archiveItem", OFFICE),
@@ -607,6 +611,10 @@ mod tests {
             dispatch/v1/suggestSlots       owner admin dispatcher office
             dispatch/v1/getSettings        owner admin dispatcher office technician viewer
             dispatch/v1/updateSettings     owner admin
+            dispatch/v1/optimize           owner admin dispatcher
+            dispatch/v1/applyPlan          owner admin dispatcher
+            dispatch/v1/getPlan            owner admin dispatcher office
+            dispatch/v1/placeVisit         owner admin dispatcher office
             pricebook/v1/createItem        owner admin dispatcher office
             pricebook/v1/updateItem        owner admin dispatcher office
             pricebook/v1/archiveItem       owner admin dispatcher office

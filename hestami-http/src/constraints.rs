@@ -70,6 +70,18 @@ fn rule_for(name: &str) -> Option<Value> {
         }
         "count" => json!({ "minimum": 1, "maximum": hestami_store::app::board::MAX_SLOT_OPTIONS }),
         "estimatedMinutes" => json!({ "minimum": 1, "maximum": 1440 }),
+        "timeBudgetMs" => json!({
+            "minimum": crate::v1::plan::MIN_BUDGET_MS,
+            "maximum": hestami_store::app::dispatch_plan::MAX_BUDGET_MS,
+        }),
+        "travelMinutes" | "travelKm" | "stability" => {
+            json!({ "minimum": 0, "maximum": crate::v1::plan::MAX_WEIGHT })
+        }
+        "appointmentIds" => json!({
+            "maxItems": hestami_store::app::dispatch_plan::MAX_PLAN_VISITS,
+            "uniqueItems": true,
+        }),
+        "pins" => json!({ "maxItems": hestami_store::app::dispatch_plan::MAX_PLAN_VISITS }),
         "detourFactor" => json!({ "minimum": 1, "maximum": 3 }),
         "speedKmh" => json!({ "minimum": 5, "maximum": 130 }),
         "helperIds" => {

@@ -1303,6 +1303,12 @@ impl WorkflowCtx {
         self.actor
     }
 
+    /// The store, for what an external step reads on its own (a read-only transaction opened
+    /// and closed inside the step).
+    pub fn store(&self) -> Store {
+        self.engine.inner.store.clone()
+    }
+
     /// Runs a transactional step: `body`'s effects and the step's journal row commit together,
     /// so the step happens exactly once. If the journal already holds this step (a re-run after
     /// a crash), `body` is not run and the recorded output is returned. A refusal from `body`

@@ -114,6 +114,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "appointment_crew",
     "schedule_events",
     "scheduling_settings",
+    "dispatch_plans",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

@@ -13,6 +13,7 @@ use hestami_core::compliance::Requirements;
 use hestami_core::job::Job;
 use hestami_store::app::appointment::{AddAppointment, JobSchedule, JobV2Command};
 use hestami_store::app::contractor::{ContractorCommand, ProfileUpdate};
+use hestami_store::app::dispatch_plan::{Optimize, PlanCommand};
 use hestami_store::app::job::{
     DispatchCommand, JobLifecycleCommand, RaiseCallback, UpdateSchedulingSettings,
 };
@@ -164,6 +165,23 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         DispatchCommand::UpdateSettings(UpdateSchedulingSettings {
             settings: hestami_core::dispatch::board::SchedulingSettings::default(),
             expected_version: None,
+        }),
+    )
+    .await;
+    // A plan of the visit's day.
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        PlanCommand::Optimize(Optimize {
+            date: start
+                .with_timezone(&chrono_tz::America::Chicago)
+                .date_naive(),
+            technician_ids: vec![],
+            appointment_ids: vec![],
+            pins: vec![],
+            weights: Default::default(),
+            time_budget_ms: Some(100),
+            seed: None,
         }),
     )
     .await;
@@ -388,6 +406,11 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
             "INSERT INTO scheduling_settings (organization_id, version, settings, updated_at) VALUES ($1, 1, '{}', now()) \
              ON CONFLICT (organization_id) DO UPDATE SET settings = '{}'",
             vec![t.org],
+        ),
+        "dispatch_plans" => (
+            "INSERT INTO dispatch_plans (organization_id, id, day, status, plan, reads, created_at, applied_at) \
+             VALUES ($1, $2, '2031-06-02', 'proposed', '{}', '{}', now(), NULL)",
+            vec![t.org, fresh],
         ),
         _ => return None,
     })

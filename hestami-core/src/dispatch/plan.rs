@@ -545,7 +545,11 @@ fn at(mapped: &Mapped, m: f64) -> DateTime<Utc> {
 }
 
 /// Whether a visit placed with `technician` at `start` moves it from where it is.
-fn is_moved(visit: &PlanVisit, technician: Option<TechnicianId>, start: Option<DateTime<Utc>>) -> bool {
+fn is_moved(
+    visit: &PlanVisit,
+    technician: Option<TechnicianId>,
+    start: Option<DateTime<Utc>>,
+) -> bool {
     match visit.current {
         None => false,
         Some(c) if Some(c) != technician => true,
@@ -578,12 +582,19 @@ pub fn to_plan(facts: &DayFacts, mapped: &Mapped, solution: &Solution) -> DayPla
             let job = &mapped.problem.jobs[v.job];
             let (visit, job_id) = mapped.jobs[v.job];
             let start = at(mapped, v.start);
-            let moved = visit.is_some_and(|k| {
-                is_moved(&facts.visits[k], Some(tech.technician.id), Some(start))
-            });
+            let moved = visit
+                .is_some_and(|k| is_moved(&facts.visits[k], Some(tech.technician.id), Some(start)));
             plan.moved += usize::from(moved);
             let why = match (visit, &inserter) {
-                (Some(k), Some(inserter)) => Some(why(facts, mapped, inserter, &routes, v.job, k, route.technician)),
+                (Some(k), Some(inserter)) => Some(why(
+                    facts,
+                    mapped,
+                    inserter,
+                    &routes,
+                    v.job,
+                    k,
+                    route.technician,
+                )),
                 _ => None,
             };
             stops.push(PlannedStop {
@@ -725,17 +736,27 @@ pub fn greedy_routes(facts: &DayFacts, mapped: &Mapped) -> Vec<Vec<usize>> {
     }
     for r in &mut routes {
         r.sort_by(|a, b| {
-            let (wa, wb) = (&mapped.problem.jobs[*a].windows[0], &mapped.problem.jobs[*b].windows[0]);
+            let (wa, wb) = (
+                &mapped.problem.jobs[*a].windows[0],
+                &mapped.problem.jobs[*b].windows[0],
+            );
             wa.start.total_cmp(&wb.start)
         });
     }
     let Ok(inserter) = routing::Inserter::new(&mapped.problem, &mapped.matrix) else {
         return routes;
     };
-    let mut order: Vec<usize> = (0..mapped.jobs.len()).filter(|&j| mapped.jobs[j].0.is_some()).collect();
+    let mut order: Vec<usize> = (0..mapped.jobs.len())
+        .filter(|&j| mapped.jobs[j].0.is_some())
+        .collect();
     let key = |j: usize| {
         let v = &facts.visits[mapped.jobs[j].0.unwrap_or_default()];
-        (std::cmp::Reverse(weight(v, DateTime::<Utc>::MIN_UTC)), v.sla_deadline.unwrap_or(DateTime::<Utc>::MAX_UTC), v.needs.window.start(), v.appointment_id)
+        (
+            std::cmp::Reverse(weight(v, DateTime::<Utc>::MIN_UTC)),
+            v.sla_deadline.unwrap_or(DateTime::<Utc>::MAX_UTC),
+            v.needs.window.start(),
+            v.appointment_id,
+        )
     };
     order.sort_by_key(|&j| key(j));
     let mut techs = facts.technicians.clone();
@@ -745,16 +766,24 @@ pub fn greedy_routes(facts: &DayFacts, mapped: &Mapped) -> Vec<Vec<usize>> {
         let options = inserter.options(&routes, j).unwrap_or_default();
         let ranked = eligibility::rank(&visit.needs, &techs, &visit.org(&facts.org));
         let Some((t, option)) = ranked.iter().find_map(|c| {
-            let t = facts.technicians.iter().position(|t| t.technician.id == c.technician_id)?;
+            let t = facts
+                .technicians
+                .iter()
+                .position(|t| t.technician.id == c.technician_id)?;
             options.iter().find(|o| o.technician == t).map(|o| (t, o))
         }) else {
             continue;
         };
         routes[t].insert(option.position, j);
         let start = at(mapped, option.start);
-        if let Ok(window) = TimeWindow::parse(start, start + Duration::minutes(i64::from(visit.minutes))) {
+        if let Ok(window) =
+            TimeWindow::parse(start, start + Duration::minutes(i64::from(visit.minutes)))
+        {
             techs[t].appointments.push(crate::schedule::Appointment {
-                job_id: visit.needs.job_id.unwrap_or_else(|| JobId::from_uuid(visit.appointment_id.as_uuid())),
+                job_id: visit
+                    .needs
+                    .job_id
+                    .unwrap_or_else(|| JobId::from_uuid(visit.appointment_id.as_uuid())),
                 appointment_id: Some(visit.appointment_id),
                 window,
                 location: visit.needs.location,
@@ -885,7 +914,11 @@ pub fn evaluate(facts: &DayFacts, mapped: &Mapped, routes: &[Vec<usize>]) -> Kpi
                     .any(|&j| mapped.jobs[j].0 == Some(*k))
         })
         .count();
-    kpis.utilization = if available > 0.0 { busy / available } else { 0.0 };
+    kpis.utilization = if available > 0.0 {
+        busy / available
+    } else {
+        0.0
+    };
     kpis
 }
 

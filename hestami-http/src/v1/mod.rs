@@ -21,6 +21,7 @@ pub mod invoice;
 pub mod job;
 pub mod money;
 pub mod org;
+pub mod plan;
 pub mod pricebook;
 pub mod technician;
 pub mod workflow;
@@ -35,6 +36,7 @@ pub fn procedures() -> Vec<Procedure> {
         technician::procedures(),
         job::procedures(),
         dispatch::procedures(),
+        plan::procedures(),
         pricebook::procedures(),
         estimate::procedures(),
         invoice::procedures(),

@@ -579,7 +579,7 @@ fn converted(job: &Job) -> Option<Appointment> {
 }
 
 /// The appointment (locked), its job (locked) and the job's other appointments.
-async fn load_for_change(
+pub(crate) async fn load_for_change(
     tx: &mut TenantTx,
     id: AppointmentId,
     expected_version: Option<i64>,
@@ -622,16 +622,16 @@ async fn load_for_change(
 
 /// An appointment loaded for a change (locked), with its job (locked, a v2 job: appointments
 /// exist only on those) and the job's other appointments.
-struct Loaded {
-    job: Job,
+pub(crate) struct Loaded {
+    pub(crate) job: Job,
     breached: Option<DateTime<Utc>>,
-    visit: Appointment,
+    pub(crate) visit: Appointment,
     others: Vec<Appointment>,
 }
 
 /// Applies `commands` to the loaded visit in turn (each with its event and its change-feed
 /// row), saves it once with its timer, and makes the job follow.
-async fn change(
+pub(crate) async fn change(
     tx: &mut TenantTx,
     loaded: Loaded,
     commands: &[AppointmentCommand],
@@ -879,7 +879,7 @@ fn crew_of(visit: &Appointment) -> Vec<(TechnicianId, CrewRole)> {
 
 /// `422 TECHNICIAN_INELIGIBLE` with every failed rule of every member of `crew`, unless each of
 /// them may take the job's visit `appointment` in `window`.
-async fn check_crew(
+pub(crate) async fn check_crew(
     tx: &mut TenantTx,
     job: &Job,
     appointment: AppointmentId,

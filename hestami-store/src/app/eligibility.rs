@@ -73,6 +73,56 @@ pub(crate) async fn org_facts(tx: &mut TenantTx, needs: &JobNeeds) -> Result<Org
         .ok_or_else(|| StoreError::Internal("no facts for the window's date".into()))
 }
 
+/// What the organization's compliance and areas are judged from, read once and applied to any
+/// job's trade, jurisdiction and date.
+pub(crate) struct OrgRules {
+    licenses: Vec<hestami_core::compliance::License>,
+    policies: Vec<hestami_core::compliance::InsurancePolicy>,
+    requirements: hestami_core::compliance::Requirements,
+    service_areas: Vec<hestami_core::area::ServiceArea>,
+    time_zone: TimeZone,
+}
+
+impl OrgRules {
+    /// Reads the licences, policies, requirements and areas.
+    pub(crate) async fn load(tx: &mut TenantTx, time_zone: TimeZone) -> Result<Self, StoreError> {
+        Ok(Self {
+            licenses: load_licenses(tx).await?,
+            policies: load_policies(tx).await?,
+            requirements: load_requirements(tx, false).await?.requirements,
+            service_areas: load_areas(tx, None).await?.areas,
+            time_zone,
+        })
+    }
+
+    /// The organization's areas and zone, with no compliance verdict of its own (a plan's
+    /// visits each carry theirs).
+    pub(crate) fn base(&self) -> OrgFacts {
+        OrgFacts {
+            service_areas: self.service_areas.clone(),
+            compliance: hestami_core::compliance::ComplianceVerdict::compliant(),
+            time_zone: self.time_zone,
+        }
+    }
+
+    /// The organization's facts for `needs` on `date`.
+    pub(crate) fn facts(&self, needs: &JobNeeds, date: NaiveDate) -> OrgFacts {
+        OrgFacts {
+            service_areas: self.service_areas.clone(),
+            compliance: rules::check(
+                &needs.trade,
+                &needs.jurisdiction,
+                date,
+                &self.licenses,
+                &self.policies,
+                &self.requirements,
+                &[],
+            ),
+            time_zone: self.time_zone,
+        }
+    }
+}
+
 /// The organization facts (in zone `time_zone`) for each date, with compliance checked on
 /// that date: the licences, policies, requirements and areas are read once.
 pub(crate) async fn org_facts_by_date(
@@ -81,31 +131,10 @@ pub(crate) async fn org_facts_by_date(
     time_zone: TimeZone,
     dates: &[NaiveDate],
 ) -> Result<BTreeMap<NaiveDate, OrgFacts>, StoreError> {
-    let licenses = load_licenses(tx).await?;
-    let policies = load_policies(tx).await?;
-    let requirements = load_requirements(tx, false).await?.requirements;
-    let service_areas = load_areas(tx, None).await?.areas;
+    let org_rules = OrgRules::load(tx, time_zone).await?;
     Ok(dates
         .iter()
-        .map(|date| {
-            let compliance = rules::check(
-                &needs.trade,
-                &needs.jurisdiction,
-                *date,
-                &licenses,
-                &policies,
-                &requirements,
-                &[],
-            );
-            (
-                *date,
-                OrgFacts {
-                    service_areas: service_areas.clone(),
-                    compliance,
-                    time_zone,
-                },
-            )
-        })
+        .map(|date| (*date, org_rules.facts(needs, *date)))
         .collect())
 }
 

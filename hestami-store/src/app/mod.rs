@@ -23,6 +23,7 @@ pub mod board;
 pub mod compliance_scan;
 pub mod contractor;
 pub mod customer;
+pub mod dispatch_plan;
 pub mod eligibility;
 pub mod estimate;
 pub mod invoice;
@@ -207,6 +208,7 @@ pub fn register_all_with(
         .register(job::WORKFLOW, job::run)
         .register(job::DISPATCH_WORKFLOW, job::run_dispatch)
         .register(appointment::WORKFLOW, appointment::run)
+        .register(dispatch_plan::WORKFLOW, dispatch_plan::run)
 }
 
 impl Services {

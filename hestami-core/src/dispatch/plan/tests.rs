@@ -182,9 +182,7 @@ fn visit(n: u64, genes: [u64; 6], techs: &[TechnicianFacts]) -> PlanVisit {
         compliance: ComplianceVerdict::compliant(),
         current: None,
         current_start: None,
-        sla_deadline: genes[4]
-            .is_multiple_of(5)
-            .then(|| local(start + length)),
+        sla_deadline: genes[4].is_multiple_of(5).then(|| local(start + length)),
     }
 }
 
@@ -375,7 +373,10 @@ fn stability_keeps_visits_where_they_are() {
                 k * 29 + i,
             ]
         };
-        let mut f = facts(&[g(1), g(2), g(3), g(4)], &(0..12).map(|i| g(10 + i)).collect::<Vec<_>>());
+        let mut f = facts(
+            &[g(1), g(2), g(3), g(4)],
+            &(0..12).map(|i| g(10 + i)).collect::<Vec<_>>(),
+        );
         // The day as it stands: what a greedy dispatcher made of it.
         let mapped = to_problem(&f, &Weights::default());
         for (t, route) in greedy_routes(&f, &mapped).iter().enumerate() {
@@ -385,18 +386,37 @@ fn stability_keeps_visits_where_they_are() {
                 }
             }
         }
-        let free = Weights { stability: 0.0, ..Weights::default() };
-        let stable = Weights { stability: 500.0, ..Weights::default() };
+        let free = Weights {
+            stability: 0.0,
+            ..Weights::default()
+        };
+        let stable = Weights {
+            stability: 500.0,
+            ..Weights::default()
+        };
         let (_, _, a) = plan_with(&f, k, &free);
         let (_, _, b) = plan_with(&f, k, &stable);
-        assert!(b.moved <= a.moved || b.kpis.scheduled > a.kpis.scheduled, "{} vs {}", b.moved, a.moved);
+        assert!(
+            b.moved <= a.moved || b.kpis.scheduled > a.kpis.scheduled,
+            "{} vs {}",
+            b.moved,
+            a.moved
+        );
         fewer += usize::from(b.moved < a.moved);
         total_stable += b.moved;
         total_free += a.moved;
-        for stop in b.routes.iter().flat_map(|r| &r.stops).filter(|s| s.appointment_id.is_some()) {
+        for stop in b
+            .routes
+            .iter()
+            .flat_map(|r| &r.stops)
+            .filter(|s| s.appointment_id.is_some())
+        {
             let why = stop.why.as_ref().expect("a planned visit says why");
             assert!(why.eligible_technicians >= 1);
         }
     }
-    assert!(fewer > 10 && total_stable < total_free, "{fewer}: {total_stable} vs {total_free}");
+    assert!(
+        fewer > 10 && total_stable < total_free,
+        "{fewer}: {total_stable} vs {total_free}"
+    );
 }

@@ -16,8 +16,8 @@
 use std::collections::BTreeSet;
 
 use super::model::{
-    Blocker, Break, InfeasibleInsertion, Insertion, Objective, ObjectiveValue, Problem, Route, RoutingError,
-    Solution, Unassigned, Visit,
+    Blocker, Break, InfeasibleInsertion, Insertion, Objective, ObjectiveValue, Problem, Route,
+    RoutingError, Solution, Unassigned, Visit,
 };
 use super::rng::Rng;
 use super::travel::TravelMatrix;
@@ -966,7 +966,11 @@ impl Inserter {
     /// are the options to place it. Every check the solver makes applies (eligibility, lock and
     /// forbid lists, capacity, job count, windows, shift, break); a technician with no feasible
     /// place is absent. Routes that are themselves infeasible offer nothing.
-    pub fn options(&self, routes: &[Vec<usize>], job: usize) -> Result<Vec<Insertion>, RoutingError> {
+    pub fn options(
+        &self,
+        routes: &[Vec<usize>],
+        job: usize,
+    ) -> Result<Vec<Insertion>, RoutingError> {
         let inst = &self.inst;
         if routes.len() != inst.k {
             return Err(invalid(format!(
@@ -975,7 +979,12 @@ impl Inserter {
                 inst.k
             )));
         }
-        if let Some(&j) = routes.iter().flatten().chain([&job]).find(|&&j| j >= inst.n) {
+        if let Some(&j) = routes
+            .iter()
+            .flatten()
+            .chain([&job])
+            .find(|&&j| j >= inst.n)
+        {
             return Err(invalid(format!("job {j} of {}", inst.n)));
         }
         let u = job;
