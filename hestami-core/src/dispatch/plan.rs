@@ -143,6 +143,9 @@ pub struct Mapped {
     pub refusals: Vec<Vec<TechnicianRefusal>>,
     /// Visits left out before solving, with their reasons.
     pub left_out: Vec<(usize, Vec<String>)>,
+    /// Per problem job: for a booking that stays, its technician and its index among their
+    /// bookings.
+    pub kept: Vec<Option<(usize, usize)>>,
 }
 
 fn minutes(origin: DateTime<Utc>, t: DateTime<Utc>) -> f64 {
@@ -168,7 +171,42 @@ fn weight(visit: &PlanVisit, day_end: DateTime<Utc>) -> u32 {
 const KEPT: u32 = 100_000;
 
 /// Maps a day to a routing problem (see the module's table).
+///
+/// A booking that stays is a job locked to its technician at its own time, unless the
+/// technician cannot be there on time (it starts at the shift's start far from home, say, or
+/// right after another booking across town): the solver's construction, run once without
+/// search, leaves such a booking out, and it then blocks its window instead, so that no visit is
+/// planned over it.
 pub fn to_problem(facts: &DayFacts, weights: &Weights) -> Mapped {
+    let mut unreachable = std::collections::BTreeSet::new();
+    loop {
+        let mapped = map(facts, weights, &unreachable);
+        let probe = routing::solve(
+            &mapped.problem,
+            &mapped.matrix,
+            &routing::SolverConfig::default(),
+            &mut routing::Iterations::new(0),
+        );
+        let dropped: Vec<(usize, usize)> = probe
+            .map(|s| {
+                s.unassigned
+                    .iter()
+                    .filter_map(|u| mapped.kept[u.job])
+                    .collect()
+            })
+            .unwrap_or_default();
+        if dropped.is_empty() {
+            return mapped;
+        }
+        unreachable.extend(dropped);
+    }
+}
+
+fn map(
+    facts: &DayFacts,
+    weights: &Weights,
+    unreachable: &std::collections::BTreeSet<(usize, usize)>,
+) -> Mapped {
     let tz = facts.org.time_zone.tz();
     let origin = local_to_utc(tz, facts.day.and_hms_opt(0, 0, 0).unwrap_or_default());
     let day_end = local_to_utc(
@@ -224,10 +262,10 @@ pub fn to_problem(facts: &DayFacts, weights: &Weights) -> Mapped {
     // begun before midnight) block their window instead: a visit that could meet it is
     // forbidden to that technician.
     let mut blocked: Vec<(usize, TimeWindow)> = Vec::new();
-    let mut kept: Vec<(usize, &crate::schedule::Appointment)> = Vec::new();
+    let mut kept: Vec<(usize, usize, &crate::schedule::Appointment)> = Vec::new();
     for (k, t) in facts.technicians.iter().enumerate() {
         let shift = technicians[k].shift;
-        for booking in &t.appointments {
+        for (b, booking) in t.appointments.iter().enumerate() {
             if booking.window.end() <= origin || booking.window.start() >= day_end {
                 continue;
             }
@@ -235,8 +273,12 @@ pub fn to_problem(facts: &DayFacts, weights: &Weights) -> Mapped {
                 minutes(origin, booking.window.start()),
                 minutes(origin, booking.window.end()),
             );
-            if s >= shift.start && e <= shift.end && shift.start < shift.end {
-                kept.push((k, booking));
+            if s >= shift.start
+                && e <= shift.end
+                && shift.start < shift.end
+                && !unreachable.contains(&(k, b))
+            {
+                kept.push((k, b, booking));
             } else {
                 blocked.push((k, booking.window));
             }
@@ -315,7 +357,8 @@ pub fn to_problem(facts: &DayFacts, weights: &Weights) -> Mapped {
     }
     // Bookings that stay and fit the day: locked to their technician at exactly their window's
     // start, for the whole window.
-    for (k, booking) in kept {
+    let mut origins = vec![None; jobs.len()];
+    for (k, b, booking) in kept {
         {
             points.push(booking.location);
             let start = minutes(origin, booking.window.start());
@@ -328,6 +371,7 @@ pub fn to_problem(facts: &DayFacts, weights: &Weights) -> Mapped {
             job.locked_to = Some(k);
             jobs.push(job);
             index.push((None, booking.job_id));
+            origins.push(Some((k, b)));
         }
     }
     let matrix = matrix(&points, &facts.travel);
@@ -342,6 +386,7 @@ pub fn to_problem(facts: &DayFacts, weights: &Weights) -> Mapped {
         jobs: index,
         refusals,
         left_out,
+        kept: origins,
     }
 }
 

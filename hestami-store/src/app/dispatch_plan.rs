@@ -325,10 +325,12 @@ fn decode_day_visit(row: &Row) -> Result<DayVisit, StoreError> {
     })
 }
 
-fn invalid(field: &str, message: String) -> StoreError {
-    Failure::new(FailureKind::Validation, "VALIDATION_FAILED", message)
-        .with_details(serde_json::json!({ "field": field }))
-        .into()
+fn invalid(field: &str, code: &'static str, message: String) -> StoreError {
+    Failure::validation(vec![crate::error::FieldError::new(
+        field,
+        &hestami_core::Invalid::new(code, message),
+    )])
+    .into()
 }
 
 /// Whether a visit in this state can be planned: scheduled, nobody helping (a crew visit
@@ -404,6 +406,7 @@ async fn gather(
     if scope == Scope::Plan && chosen.len() > MAX_PLAN_VISITS {
         return Err(invalid(
             "appointmentIds",
+            "too_many",
             format!(
                 "a plan takes at most {MAX_PLAN_VISITS} visits; the day has {}",
                 chosen.len()
@@ -430,6 +433,7 @@ async fn gather(
         if !planned.contains(&pin.appointment_id) {
             return Err(invalid(
                 "pins",
+                "not_planned",
                 format!(
                     "pinned appointment {} is not among the visits to plan",
                     pin.appointment_id.as_uuid()
@@ -442,6 +446,7 @@ async fn gather(
         {
             return Err(invalid(
                 "pins",
+                "not_planned",
                 format!(
                     "pinned technician {} is not among the technicians planned for",
                     pin.technician_id.as_uuid()
@@ -872,8 +877,9 @@ impl Services {
         let limit = q.limit.unwrap_or(5) as usize;
         if !(1..=MAX_PLACE_OPTIONS).contains(&limit) {
             return Err(invalid(
-                "limit",
-                format!("limit is between 1 and {MAX_PLACE_OPTIONS}"),
+                "count",
+                "out_of_range",
+                format!("count is between 1 and {MAX_PLACE_OPTIONS}"),
             ));
         }
         let (facts, _) = self

@@ -420,3 +420,36 @@ fn stability_keeps_visits_where_they_are() {
         "{fewer}: {total_stable} vs {total_free}"
     );
 }
+
+/// A booking that stays but cannot be reached on time (it starts when the shift does, across
+/// town) blocks its window: no visit is planned over it, although the solver leaves it out of
+/// the route.
+#[test]
+fn an_unreachable_booking_still_blocks_its_window() {
+    let mut f = facts(&[[1, 1, 0, 0, 1, 2]], &[[3, 0, 1, 0, 1, 1]]);
+    // The technician works 08:00–18:00 from home; the booking is 08:00–10:00 elsewhere.
+    f.technicians[0].appointments = vec![Appointment {
+        job_id: JobId::from_uuid(Uuid::from_u128(99)),
+        appointment_id: Some(AppointmentId::from_uuid(Uuid::from_u128(98))),
+        window: TimeWindow::parse(local(480), local(600)).expect("valid"),
+        location: Some(pt(40)),
+    }];
+    f.technicians[0].profile.home_base = Some(pt(7));
+    // The visit may come 08:00–12:00 for 30 minutes.
+    f.visits[0].needs.window = TimeWindow::parse(local(480), local(720)).expect("valid");
+    f.visits[0].needs.trade = f.technicians[0].profile.skills[0].trade.clone();
+    f.visits[0].needs.min_skill_level = SkillLevel::parse(1).expect("valid");
+    f.visits[0].needs.required_certifications.clear();
+    f.visits[0].needs.location = Some(pt(3));
+    f.visits[0].pinned = None;
+    let (mapped, _, plan) = plan(&f, 3);
+    assert!(
+        mapped.kept.iter().all(Option::is_none),
+        "the booking is blocked, not kept"
+    );
+    for stop in plan.routes.iter().flat_map(|r| &r.stops) {
+        assert!(stop.start >= local(600), "{stop:?} overlaps the booking");
+    }
+    let out = &plan.unplanned[0];
+    assert_eq!(out.ineligible[0].codes, ["APPOINTMENT_OVERLAP"], "{plan:?}");
+}
