@@ -453,19 +453,8 @@ async fn replanning_after_a_cancellation_moves_fewer_visits_and_never_a_started_
     }
     // The day as a dispatcher made it: round robin, an hour apart, whatever the map says.
     let mut visits = Vec::new();
-    for i in 0..16usize {
-        let v = visit(
-            &s,
-            &f,
-            &places[i],
-            "plumbing",
-            1,
-            &[],
-            (8, 18),
-            30,
-            json!({}),
-        )
-        .await;
+    for (i, place) in places.iter().enumerate() {
+        let v = visit(&s, &f, place, "plumbing", 1, &[], (8, 18), 30, json!({})).await;
         let k = i % 4;
         let slot = 8 + (i / 4) as u32 * 2;
         s.mutate(
