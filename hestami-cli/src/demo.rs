@@ -314,7 +314,136 @@ async fn story(c: &Client) -> Result<()> {
         final_job["version"],
         final_job["allowedNext"]
     );
-    dispatch_day(c, &customer, &property, &tech, start).await
+    dispatch_day(c, &customer, &property, &tech, start).await?;
+    optimize_day(c, &customer).await
+}
+
+/// The demo organization's zone.
+fn chicago_zone() -> Result<TimeZone> {
+    TimeZone::parse("America/Chicago").map_err(anyhow::Error::msg)
+}
+
+/// `day` in Chicago at `h`:00, as RFC 3339.
+fn chicago(day: chrono::NaiveDate, h: u32) -> Result<String> {
+    let local = day.and_hms_opt(h, 0, 0).context("an hour of the day")?;
+    Ok(hestami_core::schedule::local_to_utc(chicago_zone()?.tz(), local).to_rfc3339())
+}
+
+/// The optimizer's side: four technicians and fourteen visits two days out, planned within a
+/// second, shown beside a greedy dispatcher's day, and applied.
+async fn optimize_day(c: &Client, customer: &Value) -> Result<()> {
+    println!("\n— an optimized day —\n");
+    let day = (chrono::Utc::now().with_timezone(&chicago_zone()?.tz()) + chrono::Duration::days(2))
+        .date_naive();
+    let mut techs = Vec::new();
+    for (k, name) in [
+        "Dorothy Vaughan",
+        "Mary Jackson",
+        "Annie Easley",
+        "Evelyn Boyd",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let tech = c
+            .call(
+                "technician/v1/create",
+                json!({ "name": name, "trades": ["plumbing"] }),
+            )
+            .await?;
+        seven_to_seven(c, &tech, chrono::Utc::now().date_naive()).await?;
+        c.call(
+            "technician/v1/setHomeBase",
+            json!({ "technicianId": tech["id"],
+                    "homeBase": { "lat": 41.80 + 0.05 * k as f64, "lon": -87.75 + 0.04 * (k % 2) as f64 } }),
+        )
+        .await?;
+        techs.push(tech);
+    }
+    for i in 0..14u32 {
+        let (lat, lon) = (
+            41.78 + 0.013 * f64::from((i * 7) % 13),
+            -87.78 + 0.011 * f64::from((i * 5) % 11),
+        );
+        let property = c
+            .call(
+                "customer/v1/addProperty",
+                json!({ "customerId": customer["id"], "address": { "line1": format!("{} Lake St", 100 + i),
+                        "city": "Chicago", "region": "IL", "postalCode": "60601", "country": "US" },
+                        "location": { "lat": lat, "lon": lon } }),
+            )
+            .await?;
+        let job = c
+            .call(
+                "job/v1/create",
+                json!({ "customerId": customer["id"], "propertyId": property["id"], "trade": "plumbing",
+                        "priority": "routine", "summary": "Annual service" }),
+            )
+            .await?;
+        let start = 8 + 2 * (i % 4);
+        c.call(
+            "job/v2/addAppointment",
+            json!({ "jobId": job["id"], "windowStart": chicago(day, start)?, "windowEnd": chicago(day, start + 4)?,
+                    "estimatedMinutes": 45 + 15 * (i % 3) }),
+        )
+        .await?;
+    }
+    let ids: Vec<&Value> = techs.iter().map(|t| &t["id"]).collect();
+    let plan = c
+        .call(
+            "dispatch/v1/optimize",
+            json!({ "date": day, "technicianIds": ids, "timeBudgetMs": 1000 }),
+        )
+        .await?;
+    for route in plan["routes"].as_array().into_iter().flatten() {
+        let name = techs
+            .iter()
+            .find(|t| t["id"] == route["technicianId"])
+            .map(|t| text(t, "name"))
+            .unwrap_or_default();
+        println!(
+            "  {name:<18} {:.1} km, {:.0} min driving",
+            route["travelKm"].as_f64().unwrap_or_default(),
+            route["travelMinutes"].as_f64().unwrap_or_default()
+        );
+        for stop in route["stops"].as_array().into_iter().flatten() {
+            let why = match stop["why"]["nextBest"].as_object() {
+                Some(n) => format!(
+                    "next best +{:.1} km",
+                    n["extraKm"].as_f64().unwrap_or_default()
+                ),
+                None => "nobody else fits".into(),
+            };
+            println!(
+                "    {}  {:>5.1} km leg, slack {:>4.0} min, {why}",
+                stop["start"].as_str().unwrap_or_default(),
+                stop["legKm"].as_f64().unwrap_or_default(),
+                stop["slackMinutes"].as_f64().unwrap_or_default()
+            );
+        }
+    }
+    println!(
+        "\n  {:<10} {:>9} {:>10} {:>9} {:>10}",
+        "", "scheduled", "km", "late", "overtime"
+    );
+    for (what, k) in [("optimized", &plan["kpis"]), ("greedy", &plan["greedy"])] {
+        println!(
+            "  {what:<10} {:>6}/{:<2} {:>10.1} {:>9} {:>10.0}",
+            k["scheduled"].as_u64().unwrap_or_default(),
+            k["visits"].as_u64().unwrap_or_default(),
+            k["travelKm"].as_f64().unwrap_or_default(),
+            k["lateVisits"].as_u64().unwrap_or_default(),
+            k["overtimeMinutes"].as_f64().unwrap_or_default()
+        );
+    }
+    let applied = c
+        .call("dispatch/v1/applyPlan", json!({ "planId": plan["planId"] }))
+        .await?;
+    println!(
+        "\napplied    {} visit(s) scheduled with their technician and planned start",
+        applied["scheduled"].as_array().map_or(0, Vec::len)
+    );
+    Ok(())
 }
 
 /// Shifts from 07:00 to 19:00 every day, from yesterday on.

@@ -568,6 +568,9 @@ pub struct DayPlan {
     /// The same figures for the day as it stands (who leads each visit now, at its planned
     /// start or as early as its window allows).
     pub before: Kpis,
+    /// The same figures for a greedy dispatcher's day ([`greedy_routes`]): the baseline the
+    /// optimizer has to beat.
+    pub greedy: Kpis,
     /// How many visits the plan moves (see [`PlannedStop::moved`]; a visit with a technician
     /// now that the plan leaves out counts too).
     pub moved: usize,
@@ -616,6 +619,7 @@ pub fn to_plan(facts: &DayFacts, mapped: &Mapped, solution: &Solution) -> DayPla
         travel_minutes: 0.0,
         kpis: evaluate(facts, mapped, &routes),
         before: evaluate(facts, mapped, &current_routes(facts, mapped)),
+        greedy: evaluate(facts, mapped, &greedy_routes(facts, mapped)),
         moved: 0,
     };
     for route in &solution.routes {

@@ -259,6 +259,9 @@ pub struct PlanDto {
     pub kpis: KpisDto,
     /// The same figures for the day as it stands.
     pub before: KpisDto,
+    /// The same figures for a greedy dispatcher's day: each visit, most urgent first, to the
+    /// best-ranked technician (as `eligibleTechs` ranks them) who can still fit it.
+    pub greedy: KpisDto,
     /// How many visits the plan moves.
     pub moved: usize,
     /// The version of every job, appointment and technician the plan read.
@@ -428,6 +431,7 @@ impl From<StoredPlan> for PlanDto {
             unplanned,
             kpis,
             before,
+            greedy,
             moved,
             ..
         } = p.plan;
@@ -447,6 +451,7 @@ impl From<StoredPlan> for PlanDto {
             unplanned: unplanned.into_iter().map(Into::into).collect(),
             kpis: kpis.into(),
             before: before.into(),
+            greedy: greedy.into(),
             moved,
             reads: p
                 .reads
