@@ -697,6 +697,18 @@ async fn bad_input_other_organizations_and_roles(s: TestServer) {
     )
     .await
     .ok();
+    // Two requests with one key at once: one plan, the same bytes to both.
+    let twin = json!({ "idempotencyKey": key(), "date": day, "timeBudgetMs": 300 });
+    let (a, b2) = tokio::join!(
+        s.call("dispatch/v1/optimize", twin.clone()),
+        s.call("dispatch/v1/optimize", twin)
+    );
+    assert_eq!(
+        (a.status.as_u16(), b2.status.as_u16()),
+        (200, 200),
+        "{a:?} {b2:?}"
+    );
+    assert_eq!(a.bytes, b2.bytes);
     // Another organization's ids are not found.
     let b = s.new_tenant("Other Org", "owner@other.example").await;
     s.call_as(

@@ -36,6 +36,7 @@ on_every_backend!(
     internal_errors_are_retried_then_recorded,
     operators_cancel_and_resume_workflows,
     a_run_in_progress_stops_when_cancelled,
+    optimization_recovers_at_every_step_boundary,
 );
 
 /// A fault hook that crashes once, right after step `k` commits.
@@ -1306,4 +1307,123 @@ async fn a_run_in_progress_stops_when_cancelled(fx: Fixture) {
             .any(|e| matches!(e.change, JobChange::CallbackRaised { .. })),
         "the second step never ran"
     );
+}
+
+/// `dispatch/v1/optimize` crashed after each of its steps (the request check, the solve, the
+/// plan's storage) and recovered in a fresh process: one plan, the one the replay returns; then
+/// `applyPlan` crashed after its step: the visit is led once, by the planned technician.
+async fn optimization_recovers_at_every_step_boundary(fx: Fixture) {
+    use hestami_core::workforce::Technician;
+    use hestami_store::app::appointment::{AddAppointment, JobSchedule, JobV2Command};
+    use hestami_store::app::dispatch_plan::{
+        AppliedPlan, ApplyPlan, Optimize, PlanCommand, StoredPlan,
+    };
+
+    let org = fx.org("Planning").await;
+    let (s, c) = (&fx.services, &org.caller);
+    ensure_ready(s, c).await;
+    let tech: Technician = ok(s, c, new_technician("Ana", None, &["plumbing"])).await;
+    let tech = ready(s, c, &tech).await;
+    // A property with coordinates: a visit is planned only where it can be driven to.
+    let customer: hestami_core::customer::Customer = ok(s, c, new_customer("Geo")).await;
+    let mut place = new_property(customer.id);
+    if let hestami_store::app::customer::CustomerCommand::AddProperty(p) = &mut place {
+        p.location = Some(hestami_core::customer::GeoPoint::parse(39.78, -89.65).expect("point"));
+    }
+    let property: hestami_core::customer::Property = ok(s, c, place).await;
+    let job: Job = ok(s, c, new_job(customer.id, property.id, "plumbing")).await;
+    let tz = chrono_tz::America::Chicago;
+    let day = (chrono::Utc::now().with_timezone(&tz) + chrono::Duration::days(1)).date_naive();
+    let at =
+        |h: u32| hestami_core::schedule::local_to_utc(tz, day.and_hms_opt(h, 0, 0).expect("time"));
+    let schedule: JobSchedule = ok(
+        s,
+        c,
+        JobV2Command::AddAppointment(AddAppointment {
+            job_id: job.id,
+            window: hestami_core::job::TimeWindow::parse(at(9), at(13)).expect("window"),
+            estimated_minutes: Some(60),
+            lead: None,
+            helpers: vec![],
+            sla_override: None,
+            planned_start: None,
+            expected_version: None,
+        }),
+    )
+    .await;
+    let visit = schedule.appointments[0].id;
+    let optimize = || {
+        PlanCommand::Optimize(Optimize {
+            date: day,
+            technician_ids: vec![tech.id],
+            appointment_ids: vec![],
+            pins: vec![],
+            weights: Default::default(),
+            time_budget_ms: Some(100),
+            seed: None,
+        })
+    };
+    // Plans made, as the change feed records them (one row per plan stored).
+    let plans = || async {
+        whole_feed(s, c)
+            .await
+            .iter()
+            .filter(|ch| ch.entity_kind == "dispatch_plan" && ch.operation == "created")
+            .count()
+    };
+    let mut last = None;
+    for k in 0..3 {
+        let req = request(optimize());
+        let crashing = fx
+            .restart(config("planner", LONG_LEASE, Some(crash_once_at(k))))
+            .await;
+        match crashing.submit(c, req.clone()).await {
+            Err(StoreError::InjectedCrash) => {}
+            other => panic!("step {k}: expected a crash, got {other:?}"),
+        }
+        drop(crashing);
+        let restarted = fx.restart(config("planner", LONG_LEASE, None)).await;
+        assert_eq!(restarted.engine().recover(true).await.expect("recover"), 1);
+        let replay = restarted.submit(c, req).await.expect("replay");
+        assert!(replay.replayed, "step {k}");
+        let plan: StoredPlan =
+            decode_output(&replay.outcome.expect("a plan")).expect("the stored plan");
+        assert_eq!(
+            plans().await as i64,
+            k + 1,
+            "one plan per request, after a crash at step {k}"
+        );
+        assert_eq!(
+            s.dispatch_plan(c, plan.plan_id).await.expect("stored").plan,
+            plan.plan
+        );
+        assert_eq!(plan.plan.routes[0].stops[0].appointment_id, Some(visit));
+        last = Some(plan);
+    }
+    let plan = last.expect("a plan");
+    let applied: AppliedPlan = decode_output(
+        &crash_then_recover(
+            &fx,
+            &org,
+            PlanCommand::ApplyPlan(ApplyPlan {
+                plan_id: plan.plan_id,
+                partial: false,
+            }),
+        )
+        .await,
+    )
+    .expect("applied");
+    assert_eq!(applied.scheduled, vec![visit]);
+    let now = s.job_schedule(c, job.id).await.expect("schedule");
+    let a = &now.appointments[0];
+    assert_eq!((a.lead, a.helpers.len()), (Some(tech.id), 0));
+    assert_eq!(a.planned_start, Some(plan.plan.routes[0].stops[0].start));
+    let history = s.job_history(c, job.id).await.expect("history");
+    let changed = history
+        .schedule_events
+        .iter()
+        .filter(|e| e.kind == "appointment_changed")
+        .count();
+    assert_eq!(changed, 2, "planned once and assigned once");
+    assert_feed_is_clean(&whole_feed(s, c).await);
 }
