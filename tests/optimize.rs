@@ -18,6 +18,7 @@ both!(
     replanning_after_a_cancellation_moves_fewer_visits_and_never_a_started_one,
     an_emergency_is_placed_into_the_day_and_its_first_option_can_be_booked,
     bad_input_other_organizations_and_roles,
+    a_booking_made_after_the_plan_is_not_overlapped_on_apply,
 );
 
 /// Tomorrow's date in Chicago (the test organizations' zone).
@@ -677,20 +678,30 @@ async fn bad_input_other_organizations_and_roles(s: TestServer) {
             "appointmentIds",
         ),
         (
-            json!({ "idempotencyKey": k, "date": day, "pins": [{ "appointmentId": v["id"], "technicianId": f.tech["id"] },
-                                                              { "appointmentId": v["id"], "technicianId": f.tech["id"] }] }),
-            "pins",
-        ),
-        (
-            json!({ "idempotencyKey": k, "date": day, "appointmentIds": [v["id"]],
-                 "pins": [{ "appointmentId": uuid::Uuid::new_v4(), "technicianId": f.tech["id"] }] }),
-            "pins",
+            json!({ "idempotencyKey": k, "date": day, "pins": { "not-an-id": f.tech["id"] } }),
+            "pins.not-an-id",
         ),
     ] {
         let r = s.call("dispatch/v1/optimize", body).await;
         r.assert_error(400, "VALIDATION_FAILED");
         assert_eq!(r.json["field_errors"][0]["field"], field, "{r:?}");
     }
+    // The key refused with 400 is still usable; pins name ids, and unknown ones are not found
+    // (an answer about the state of things: recorded, as a 409 or 422 is).
+    s.call(
+        "dispatch/v1/optimize",
+        json!({ "idempotencyKey": key(), "date": day, "appointmentIds": [v["id"]],
+                "pins": { uuid::Uuid::new_v4().to_string(): f.tech["id"] } }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    s.call(
+        "dispatch/v1/optimize",
+        json!({ "idempotencyKey": key(), "date": day, "appointmentIds": [v["id"]],
+                "pins": { v["id"].as_str().unwrap(): uuid::Uuid::new_v4() } }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
     s.call(
         "dispatch/v1/optimize",
         json!({ "idempotencyKey": k, "date": day, "timeBudgetMs": 100 }),
@@ -812,4 +823,68 @@ async fn bad_input_other_organizations_and_roles(s: TestServer) {
             r.assert_error(403, "FORBIDDEN");
         }
     }
+}
+
+/// A plan moves a visit in time but keeps its technician; a v1 job booked on that technician
+/// since, over the new time, is not among the plan's reads: the gate refuses the plan on apply
+/// and nothing changes.
+async fn a_booking_made_after_the_plan_is_not_overlapped_on_apply(s: TestServer) {
+    let f = s.fixture().await;
+    let places = properties(&s, &f, 2).await;
+    let v = visit(
+        &s,
+        &f,
+        &places[0],
+        "plumbing",
+        1,
+        &[],
+        (9, 13),
+        60,
+        json!({ "leadTechnicianId": f.tech["id"], "plannedStart": tomorrow_at(12, 0) }),
+    )
+    .await;
+    let plan = optimize(
+        &s,
+        json!({ "date": tomorrow(), "technicianIds": [f.tech["id"]], "appointmentIds": [v["id"]],
+                "timeBudgetMs": 200 }),
+    )
+    .await;
+    let stop = &plan["routes"][0]["stops"][0];
+    assert_eq!(stop["appointmentId"], v["id"]);
+    assert_eq!(instant(&stop["start"]), instant(&json!(tomorrow_at(9, 0))));
+    // A v1 job for the same technician, 09:00–10:30: clear of the visit where it is now.
+    let job = s
+        .mutate(
+            "job/v1/create",
+            json!({ "customerId": f.customer["id"], "propertyId": places[1]["id"], "trade": "plumbing",
+                    "priority": "routine", "summary": "Booked since" }),
+        )
+        .await;
+    s.mutate(
+        "job/v1/schedule",
+        json!({ "jobId": job["id"], "windowStart": tomorrow_at(9, 0), "windowEnd": tomorrow_at(10, 30) }),
+    )
+    .await;
+    s.mutate(
+        "dispatch/v1/assignTech",
+        json!({ "jobId": job["id"], "technicianId": f.tech["id"] }),
+    )
+    .await;
+    let refused = s
+        .call(
+            "dispatch/v1/applyPlan",
+            json!({ "idempotencyKey": key(), "planId": plan["planId"] }),
+        )
+        .await;
+    refused.assert_error(422, "TECHNICIAN_INELIGIBLE");
+    assert!(refused.json.to_string().contains("APPOINTMENT_OVERLAP"));
+    let now = s
+        .call("job/v2/get", json!({ "jobId": v["jobId"] }))
+        .await
+        .ok();
+    assert_eq!(
+        instant(&now["appointments"][0]["plannedStart"]),
+        instant(&json!(tomorrow_at(12, 0))),
+        "nothing was applied"
+    );
 }

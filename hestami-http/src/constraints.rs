@@ -81,7 +81,10 @@ fn rule_for(name: &str) -> Option<Value> {
             "maxItems": hestami_store::app::dispatch_plan::MAX_PLAN_VISITS,
             "uniqueItems": true,
         }),
-        "pins" => json!({ "maxItems": hestami_store::app::dispatch_plan::MAX_PLAN_VISITS }),
+        "pins" => json!({
+            "maxProperties": hestami_store::app::dispatch_plan::MAX_PLAN_VISITS,
+            "propertyNames": { "format": "uuid" },
+        }),
         "detourFactor" => json!({ "minimum": 1, "maximum": 3 }),
         "speedKmh" => json!({ "minimum": 5, "maximum": 130 }),
         "helperIds" => {
@@ -267,6 +270,13 @@ fn apply(property: &mut Value, rule: &Value) {
             && let Some(items) = property.get_mut("items")
         {
             apply(items, &items_rule);
+        }
+        return;
+    }
+    // A map: its size and its keys.
+    if rule.get("maxProperties").is_some() {
+        if is_type(property, "object") {
+            merge(property, rule);
         }
         return;
     }

@@ -37,16 +37,6 @@ pub struct WeightsDto {
     pub stability: Option<f64>,
 }
 
-/// "This visit stays with this technician."
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PinDto {
-    /// The visit (among those planned).
-    pub appointment_id: Uuid,
-    /// Who it stays with (among those planned for).
-    pub technician_id: Uuid,
-}
-
 /// `dispatch/v1/optimize`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -61,8 +51,9 @@ pub struct OptimizeInput {
     /// Plan these visits only (default: every appointment of the day that is scheduled, not yet
     /// dispatched, without helpers). The others stay as they are and the plan works around them.
     pub appointment_ids: Option<Vec<Uuid>>,
-    /// Visits that must stay with a technician, one pin per visit.
-    pub pins: Option<Vec<PinDto>>,
+    /// Visits that must stay with a technician: each planned visit's id to the id of the
+    /// technician it stays with (one per visit, by construction).
+    pub pins: Option<std::collections::BTreeMap<Uuid, Uuid>>,
     /// What the plan weighs.
     pub weights: Option<WeightsDto>,
     /// How long the solver may search, 100 to 60,000 ms (default 3,000).
@@ -579,10 +570,6 @@ fn convert_optimize(i: OptimizeInput) -> Result<PlanCommand, ApiError> {
                 &format!("at most {MAX_PLAN_VISITS} pins"),
             );
         }
-        let mut pinned = std::collections::HashSet::new();
-        if !pins.iter().all(|p| pinned.insert(p.appointment_id)) {
-            v.fail("pins", "duplicate", "one pin per visit");
-        }
         Some(PlanCommand::Optimize(Optimize {
             date: i.date,
             technician_ids: i
@@ -597,9 +584,9 @@ fn convert_optimize(i: OptimizeInput) -> Result<PlanCommand, ApiError> {
                 .collect(),
             pins: pins
                 .into_iter()
-                .map(|p| Pin {
-                    appointment_id: AppointmentId::from_uuid(p.appointment_id),
-                    technician_id: TechnicianId::from_uuid(p.technician_id),
+                .map(|(appointment, technician)| Pin {
+                    appointment_id: AppointmentId::from_uuid(appointment),
+                    technician_id: TechnicianId::from_uuid(technician),
                 })
                 .collect(),
             weights,
@@ -666,7 +653,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "optimize",
                 "Plan a local day: assign and sequence its visits under every eligibility rule within a time budget; store and return the plan with routes, ETAs, legs, slack, why each technician, what is left out and why, and its figures against the day as it stands",
-                &["NOT_FOUND", "APPOINTMENT_NOT_PLANNABLE"],
+                &["NOT_FOUND", "APPOINTMENT_NOT_PLANNABLE", "PLAN_TOO_LARGE"],
             ),
             convert_optimize,
             <PlanDto as From<StoredPlan>>::from,

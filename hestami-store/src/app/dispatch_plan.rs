@@ -404,14 +404,16 @@ async fn gather(
         chosen
     };
     if scope == Scope::Plan && chosen.len() > MAX_PLAN_VISITS {
-        return Err(invalid(
-            "appointmentIds",
-            "too_many",
+        return Err(Failure::new(
+            FailureKind::RuleViolation,
+            "PLAN_TOO_LARGE",
             format!(
-                "a plan takes at most {MAX_PLAN_VISITS} visits; the day has {}",
+                "a plan takes at most {MAX_PLAN_VISITS} visits; the day has {}: plan it in parts with appointmentIds or technicianIds",
                 chosen.len()
             ),
-        ));
+        )
+        .with_details(serde_json::json!({ "visits": chosen.len(), "max": MAX_PLAN_VISITS }))
+        .into());
     }
     let planned: HashSet<AppointmentId> = chosen.iter().map(|v| v.id).collect();
 
@@ -429,29 +431,29 @@ async fn gather(
         t.appointments
             .retain(|a| a.appointment_id.is_none_or(|id| !planned.contains(&id)));
     }
+    // Pins name ids like any other input: one this organization does not hold that day is not
+    // found; a visit it holds but does not plan cannot be pinned.
     for pin in &o.pins {
+        if !day.iter().any(|v| v.id == pin.appointment_id) {
+            return Err(Failure::not_found("appointment").into());
+        }
         if !planned.contains(&pin.appointment_id) {
-            return Err(invalid(
-                "pins",
-                "not_planned",
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                "APPOINTMENT_NOT_PLANNABLE",
                 format!(
                     "pinned appointment {} is not among the visits to plan",
                     pin.appointment_id.as_uuid()
                 ),
-            ));
+            )
+            .with_details(serde_json::json!({ "appointmentId": pin.appointment_id }))
+            .into());
         }
         if !technicians
             .iter()
             .any(|t| t.technician.id == pin.technician_id)
         {
-            return Err(invalid(
-                "pins",
-                "not_planned",
-                format!(
-                    "pinned technician {} is not among the technicians planned for",
-                    pin.technician_id.as_uuid()
-                ),
-            ));
+            return Err(Failure::not_found("technician").into());
         }
     }
 
@@ -766,17 +768,20 @@ async fn apply(tx: &mut TenantTx, a: ApplyPlan) -> Result<AppliedPlan, StoreErro
     for s in &steps {
         match s.lead {
             Some(lead) => {
+                // Every planned visit is judged again where the plan puts it, the ones that
+                // keep their technician too: a booking the plan could not see (a v1 job
+                // assigned since) must not be overlapped.
+                let loaded = load_for_change(tx, s.appointment, None).await?;
+                let (visit, job) = (&loaded.visit, &loaded.job);
+                check_crew(
+                    tx,
+                    job,
+                    visit.id,
+                    visit.occupied(),
+                    &[(lead, CrewRole::Lead)],
+                )
+                .await?;
                 if s.lead_now != Some(lead) {
-                    let loaded = load_for_change(tx, s.appointment, None).await?;
-                    let (visit, job) = (&loaded.visit, &loaded.job);
-                    check_crew(
-                        tx,
-                        job,
-                        visit.id,
-                        visit.occupied(),
-                        &[(lead, CrewRole::Lead)],
-                    )
-                    .await?;
                     change(
                         tx,
                         loaded,
