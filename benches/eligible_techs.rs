@@ -50,7 +50,7 @@ use hestami::store::app::{Caller, Services};
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::{TestDb, fixtures};
 use hestami::store::{Backend, Store, StoreOptions};
-use support::{owner, submit};
+use support::{Rng, owner, submit};
 
 const TRADES: [&str; 3] = ["plumbing", "electrical", "hvac"];
 const CERTS: [&str; 3] = ["Backflow Tester", "EPA 608", "OSHA 10"];
@@ -62,28 +62,6 @@ const SLOTS: usize = 6;
 
 fn postal(i: usize) -> String {
     format!("606{:02}", i + 1)
-}
-
-/// splitmix64: deterministic, so every layer sees the same technicians.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 fn day() -> NaiveDate {
@@ -101,7 +79,7 @@ fn local(date: NaiveDate, minute: i64) -> DateTime<Utc> {
 
 /// A property location per postal code, scattered around downtown.
 fn property_location(i: usize) -> GeoPoint {
-    let mut rng = Rng(1000 + i as u64);
+    let mut rng = Rng::new(1000 + i as u64);
     scatter(&mut rng, if i == 0 { 0.0 } else { 15.0 })
 }
 
@@ -183,7 +161,7 @@ impl Plan {
 }
 
 fn plans(n: usize) -> Vec<Plan> {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     (0..n)
         .map(|i| {
             let mut trades: Vec<usize> = Vec::new();

@@ -28,6 +28,8 @@
 
 mod support;
 
+use support::Rng;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -62,25 +64,6 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// A small deterministic generator (SplitMix64).
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 fn day() -> NaiveDate {
     "2031-06-02".parse().unwrap()
 }
@@ -93,7 +76,7 @@ fn local(minute: i64) -> DateTime<Utc> {
 }
 
 /// A point about `km` from `(lat, lon)` in a random direction.
-fn near(g: &mut Gen, (lat, lon): (f64, f64), km: f64) -> GeoPoint {
+fn near(g: &mut Rng, (lat, lon): (f64, f64), km: f64) -> GeoPoint {
     let r = km * g.unit().sqrt();
     let a = g.unit() * std::f64::consts::TAU;
     GeoPoint::parse(
@@ -122,7 +105,7 @@ fn org() -> OrgFacts {
 
 /// A generated day of `techs` technicians and `visits` visits.
 fn generate(techs: usize, visits: usize, seed: u64) -> DayFacts {
-    let mut g = Gen(seed);
+    let mut g = Rng::new(seed);
     let at = local(0);
     // Neighbourhoods: one per five technicians, within 20 km of the centre.
     let hoods: Vec<(f64, f64)> = (0..techs.div_ceil(5).max(2))

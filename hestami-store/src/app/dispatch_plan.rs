@@ -713,18 +713,51 @@ async fn apply(tx: &mut TenantTx, a: ApplyPlan) -> Result<AppliedPlan, StoreErro
     let stale: HashSet<uuid::Uuid> = changed.iter().map(|c| c.id).collect();
     let mut skipped = Vec::new();
     if !changed.is_empty() {
-        let touched = touched_technicians(tx, &stored, &changed).await?;
-        steps.retain(|s| {
-            let bad = stale.contains(&s.appointment.as_uuid())
+        let mut touched = touched_technicians(tx, &stored, &changed).await?;
+        // A visit skipped stays with the technician who leads it now, where the plan did not
+        // expect it: that technician's planned visits are skipped too, and so on.
+        let mut leads_now: HashMap<AppointmentId, TechnicianId> = HashMap::new();
+        for s in &steps {
+            if let Some(row) = tx
+                .fetch_optional(
+                    "SELECT technician_id FROM appointment_crew WHERE organization_id = $1 \
+                     AND appointment_id = $2 AND role = 'lead'",
+                    args![org, s.appointment.as_uuid()],
+                )
+                .await?
+            {
+                leads_now.insert(
+                    s.appointment,
+                    TechnicianId::from_uuid(row.get("technician_id")?),
+                );
+            }
+        }
+        let bad = |s: &Step, touched: &HashSet<TechnicianId>| {
+            stale.contains(&s.appointment.as_uuid())
                 || stale.contains(&s.job.as_uuid())
-                || s.lead.is_some_and(|t| touched.contains(&t));
-            if bad {
+                || s.lead.is_some_and(|t| touched.contains(&t))
+        };
+        loop {
+            let more: Vec<TechnicianId> = steps
+                .iter()
+                .filter(|s| bad(s, &touched))
+                .filter_map(|s| leads_now.get(&s.appointment).copied())
+                .filter(|t| !touched.contains(t))
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            touched.extend(more);
+        }
+        steps.retain(|s| {
+            let skip = bad(s, &touched);
+            if skip {
                 skipped.push(Skipped {
                     appointment_id: s.appointment,
                     reason: "PLAN_STALE".into(),
                 });
             }
-            !bad
+            !skip
         });
     }
 
