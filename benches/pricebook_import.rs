@@ -144,6 +144,7 @@ async fn bench(backend: Backend, db: TestDb, rows: usize) {
     let caller = Caller {
         organization_id: created.organization_id,
         user_id: Some(created.user_id),
+        scope: Default::default(),
     };
     let name = format!("{backend:?}").to_lowercase();
     let first = catalogue(rows, 0);

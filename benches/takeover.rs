@@ -110,6 +110,7 @@ async fn main() {
     let caller = Caller {
         organization_id: created.organization_id,
         user_id: Some(created.user_id),
+        scope: Default::default(),
     };
     let default_lease = EngineConfig::default().lease;
     let now = measure(&db.app_url, &caller, default_lease, runs).await;

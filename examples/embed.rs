@@ -63,6 +63,7 @@ async fn main() -> Result<(), Error> {
     let caller = Caller {
         organization_id: org.organization_id,
         user_id: Some(org.user_id),
+        scope: Default::default(),
     };
 
     let customer: Customer = run(

@@ -913,6 +913,24 @@ async fn another_organization_and_bad_input_on_v2(s: TestServer) {
     )
     .await
     .assert_error(403, "FORBIDDEN");
+    // A technician moves only the visits they are on (issue 13): unlinked, the visit is not
+    // found; linked to its lead, it moves.
+    s.call_as(
+        &tech_token,
+        "job/v2/moveAppointment",
+        json!({ "idempotencyKey": key(), "appointmentId": appointment["id"], "action": "dispatch" }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let who = s
+        .call_as(&tech_token, "auth/v1/whoami", json!({}))
+        .await
+        .ok();
+    s.mutate(
+        "technician/v1/linkUser",
+        json!({ "technicianId": f.tech["id"], "userId": who["user"]["id"] }),
+    )
+    .await;
     let moved = s
         .call_as(
             &tech_token,

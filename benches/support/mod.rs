@@ -64,6 +64,7 @@ pub async fn owner(admin: &Store, name: &str, email: &str) -> (Caller, String) {
     let caller = Caller {
         organization_id: created.organization_id,
         user_id: Some(created.user_id),
+        scope: Default::default(),
     };
     (caller, created.token)
 }

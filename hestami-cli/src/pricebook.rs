@@ -79,6 +79,7 @@ pub async fn run(command: PricebookCommand) -> Result<()> {
     let caller = Caller {
         organization_id: OrganizationId::from_uuid(org),
         user_id: None,
+        scope: Default::default(),
     };
 
     let bar = if quiet {

@@ -432,9 +432,20 @@ async fn authorize(
     if !is_permitted(role, &procedure.path()) {
         return Err(hestami_store::directory::forbidden(role, &procedure.path()).into());
     }
+    // A technician sees and moves only their own work: the jobs and appointments of the
+    // technician record linked to their user.
+    let scope = if role == hestami_core::org::Role::Technician {
+        state
+            .services
+            .technician_scope(organization_id, user_id)
+            .await?
+    } else {
+        hestami_store::Scope::Organization
+    };
     ctx.caller = Some(Caller {
         organization_id,
         user_id: Some(user_id),
+        scope,
     });
     Ok(ctx)
 }

@@ -203,6 +203,7 @@ impl Store {
         Ok(TenantTx {
             tx,
             organization_id,
+            scope: Scope::Organization,
             actor,
             workflow,
             now: self.now(),
@@ -310,11 +311,24 @@ pub fn derive_app_url(owner_url: &str) -> Result<String, StoreError> {
 pub struct TenantTx {
     tx: Tx,
     organization_id: OrganizationId,
+    /// What the caller may see (reads on behalf of a caller only).
+    scope: Scope,
     actor: Option<UserId>,
     workflow: Option<WorkflowId>,
     now: DateTime<Utc>,
     /// Change-feed rows recorded in this transaction, written just before it commits.
     feed: Vec<FeedRow>,
+}
+
+/// What a caller may see of its organization.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything (every role but `technician`).
+    #[default]
+    Organization,
+    /// Only the work of this technician: the jobs and appointments they are on. A member with
+    /// the `technician` role whose user is linked to no technician sees none (`None`).
+    Technician(Option<hestami_core::ids::TechnicianId>),
 }
 
 /// A change-feed row waiting for its transaction's commit.
@@ -363,6 +377,16 @@ impl TenantTx {
     /// The organization this transaction is confined to.
     pub fn organization_id(&self) -> OrganizationId {
         self.organization_id
+    }
+
+    /// What the caller may see (`Organization` for a workflow's steps and internal reads).
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// Confines the reads of this transaction to what `scope` may see.
+    pub(crate) fn set_scope(&mut self, scope: Scope) {
+        self.scope = scope;
     }
 
     /// The organization id as a bindable value.

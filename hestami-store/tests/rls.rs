@@ -907,6 +907,7 @@ async fn the_services_work_as_the_app_role() {
     let a_caller = hestami_store::app::Caller {
         organization_id: hestami_core::ids::OrganizationId::from_uuid(setup.a.org),
         user_id: None,
+        scope: Default::default(),
     };
     let page = PageRequest::parse(None, None).expect("page");
     let customers = s.customer_list(&a_caller, page, None).await.expect("list");

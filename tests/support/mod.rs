@@ -294,6 +294,7 @@ impl TestServer {
             user_id: Some(UserId::from_uuid(
                 uuid::Uuid::parse_str(&tenant.user).unwrap(),
             )),
+            scope: Default::default(),
         }
     }
 

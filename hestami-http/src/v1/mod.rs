@@ -138,6 +138,7 @@ mod tests {
         let caller = Caller {
             organization_id: created.organization_id,
             user_id: Some(created.user_id),
+            scope: Default::default(),
         };
         World {
             ctx: Ctx {

@@ -15,7 +15,9 @@ use hestami_core::workforce::{
     WeeklyShifts,
 };
 use hestami_store::app::PageRequest;
-use hestami_store::app::technician::{NewTechnician, TechnicianCommand, TechnicianUpdate};
+use hestami_store::app::technician::{
+    LinkCommand, NewTechnician, TechnicianCommand, TechnicianLink, TechnicianUpdate,
+};
 use hestami_store::app::workforce::{NewCertification, TechnicianDetail, WorkforceCommand};
 
 use super::contractor::{AreaDto, areas, trade_list};
@@ -145,6 +147,50 @@ pub struct DeactivateTechnicianInput {
     pub technician_id: Uuid,
     /// Refuse with `VERSION_CONFLICT` unless the technician is at this version.
     pub expected_version: Option<i64>,
+}
+
+/// `technician/v1/linkUser`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkUserInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which technician.
+    pub technician_id: Uuid,
+    /// The user who signs in as the technician (a member of the organization), or null to
+    /// unlink. A member with the `technician` role sees and moves only the jobs and appointments
+    /// of the technician linked to their user.
+    #[schema(required = true)]
+    pub user_id: Option<Uuid>,
+}
+
+/// A technician and the user linked to them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TechnicianLinkDto {
+    /// The technician.
+    pub technician_id: Uuid,
+    /// The user who signs in as them.
+    pub user_id: Option<Uuid>,
+    /// The technician's version after the change.
+    pub version: i64,
+}
+
+impl From<TechnicianLink> for TechnicianLinkDto {
+    fn from(l: TechnicianLink) -> Self {
+        Self {
+            technician_id: l.technician_id.as_uuid(),
+            user_id: l.user_id.map(|u| u.as_uuid()),
+            version: l.version,
+        }
+    }
+}
+
+fn convert_link(i: LinkUserInput) -> Result<LinkCommand, ApiError> {
+    Ok(LinkCommand::LinkUser {
+        technician_id: TechnicianId::from_uuid(i.technician_id),
+        user_id: i.user_id.map(hestami_core::ids::UserId::from_uuid),
+    })
 }
 
 /// A trade practised and how well.
@@ -567,7 +613,8 @@ mutating!(
     AddTimeOffInput,
     RemoveTimeOffInput,
     SetTechnicianAreasInput,
-    SetHomeBaseInput
+    SetHomeBaseInput,
+    LinkUserInput
 );
 
 /// Parses a skill level given on the wire.
@@ -923,6 +970,15 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             ),
             convert_deactivate,
             <TechnicianDto as From<Technician>>::from,
+        ),
+        mutation(
+            name(
+                "linkUser",
+                "Link the user who signs in as a technician (or unlink): a member with the technician role then sees and moves only that technician's jobs and appointments",
+                &["NOT_FOUND", "USER_ALREADY_LINKED"],
+            ),
+            convert_link,
+            <TechnicianLinkDto as From<TechnicianLink>>::from,
         ),
         query(
             name(

@@ -249,6 +249,20 @@ impl Command for JobV2Command {
             Self::CheckWindow(_) => "job/v2/checkWindow",
         }
     }
+    fn subject(&self) -> Option<super::Subject> {
+        use super::Subject::{Appointment as A, Job as J};
+        Some(match self {
+            Self::AddAppointment(a) => J(a.job_id),
+            Self::RescheduleAppointment(r) => A(r.appointment_id),
+            Self::CancelAppointment(c) => A(c.appointment_id),
+            Self::AssignTechnician(a) => A(a.appointment_id),
+            Self::UnassignTechnician(u) => A(u.appointment_id),
+            Self::MoveAppointment(m) => A(m.appointment_id),
+            Self::Complete(c) => J(c.job_id),
+            Self::CheckSla(c) => J(c.job_id),
+            Self::CheckWindow(c) => A(c.appointment_id),
+        })
+    }
 }
 
 /// A job with its appointments: what every `job/v2` procedure returns.

@@ -138,6 +138,15 @@ impl Command for JobLifecycleCommand {
             Self::RecordActuals(_) => "job/v1/recordActuals",
         }
     }
+    fn subject(&self) -> Option<super::Subject> {
+        match self {
+            Self::Create(_) => None,
+            Self::Schedule(s) => Some(super::Subject::Job(s.job_id)),
+            Self::UpdateStatus(u) => Some(super::Subject::Job(u.job_id)),
+            Self::Callback(c) => Some(super::Subject::Job(c.job_id)),
+            Self::RecordActuals(r) => Some(super::Subject::Job(r.job_id)),
+        }
+    }
 }
 
 /// The dispatch namespace's mutating procedures.
@@ -669,11 +678,51 @@ pub(crate) async fn load_full(
         .fetch_optional(&sql, args![org, id.as_uuid()])
         .await?
         .ok_or_else(|| Failure::not_found("job"))?;
+    ensure_visible(tx, id).await?;
     Ok((
         decode(&row)?,
         row.get::<String>("lifecycle")? == "v2",
         row.get("sla_breached_at")?,
     ))
+}
+
+/// The SQL condition (on `jobs`, aliased as the table itself or `j`) that keeps the jobs a
+/// technician is on: their own v1 job, or a job with an appointment whose crew they are on.
+/// `$1` is the organization, `tech` the technician's placeholder.
+fn on_job_sql(alias: &str, tech: &str) -> String {
+    format!(
+        "({alias}.technician_id = {tech} OR {alias}.id IN (SELECT a.job_id FROM appointments a \
+         JOIN appointment_crew c ON c.organization_id = a.organization_id AND c.appointment_id = a.id \
+         WHERE a.organization_id = $1 AND c.technician_id = {tech}))"
+    )
+}
+
+/// The condition that confines a job query to what the transaction's scope may see (empty for
+/// the whole organization); binds the technician into `values` when needed.
+pub(crate) fn scope_sql(tx: &TenantTx, alias: &str, values: &mut Vec<crate::db::Value>) -> String {
+    match tx.scope() {
+        crate::store::Scope::Organization => String::new(),
+        crate::store::Scope::Technician(None) => " AND 1 = 0".to_owned(),
+        crate::store::Scope::Technician(Some(t)) => {
+            values.push(t.as_uuid().into());
+            format!(" AND {}", on_job_sql(alias, &format!("${}", values.len())))
+        }
+    }
+}
+
+/// `404` unless the transaction's scope may see the job (a technician sees the jobs they are
+/// on, exactly as another organization's ids are not found).
+pub(crate) async fn ensure_visible(tx: &mut TenantTx, id: JobId) -> Result<(), StoreError> {
+    let mut values = args![tx.org(), id.as_uuid()];
+    let scope = scope_sql(tx, "jobs", &mut values);
+    if scope.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("SELECT 1 AS seen FROM jobs WHERE organization_id = $1 AND id = $2{scope}");
+    match tx.fetch_optional(&sql, values).await? {
+        Some(_) => Ok(()),
+        None => Err(Failure::not_found("job").into()),
+    }
 }
 
 fn status(raw: &str) -> Result<JobStatus, StoreError> {
@@ -782,23 +831,25 @@ impl Services {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 let org = tx.org();
+                let mut values = args![
+                    org,
+                    page.after,
+                    filter.status.map(JobStatus::as_str),
+                    filter.technician_id.map(|t| t.as_uuid()),
+                    filter.from,
+                    filter.to,
+                    i64::from(page.limit) + 1
+                ];
+                let scope = scope_sql(tx, "jobs", &mut values);
                 let rows = tx
                     .fetch_all(
                         &format!(
                             "SELECT {COLUMNS} FROM jobs WHERE organization_id = $1 \
                              AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR status = $3) \
                              AND ($4 IS NULL OR technician_id = $4) AND ($5 IS NULL OR window_end > $5) \
-                             AND ($6 IS NULL OR window_start < $6) ORDER BY id LIMIT $7"
+                             AND ($6 IS NULL OR window_start < $6){scope} ORDER BY id LIMIT $7"
                         ),
-                        args![
-                            org,
-                            page.after,
-                            filter.status.map(JobStatus::as_str),
-                            filter.technician_id.map(|t| t.as_uuid()),
-                            filter.from,
-                            filter.to,
-                            i64::from(page.limit) + 1
-                        ],
+                        values,
                     )
                     .await?;
                 let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
@@ -901,7 +952,9 @@ impl Services {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 let mut values = args![tx.org(), tx.now()];
-                let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE organization_id = $1");
+                let scope = scope_sql(tx, "jobs", &mut values);
+                let mut sql =
+                    format!("SELECT {COLUMNS} FROM jobs WHERE organization_id = $1{scope}");
                 let bind = |values: &mut Vec<crate::db::Value>, v: crate::db::Value| {
                     values.push(v);
                     format!("${}", values.len())

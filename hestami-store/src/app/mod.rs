@@ -46,6 +46,28 @@ pub struct Caller {
     pub organization_id: OrganizationId,
     /// The user calling, when a person is.
     pub user_id: Option<UserId>,
+    /// What the caller may see: everything, or a technician's own work.
+    pub scope: crate::store::Scope,
+}
+
+impl Caller {
+    /// A caller who sees the whole organization.
+    pub fn new(organization_id: OrganizationId, user_id: Option<UserId>) -> Self {
+        Self {
+            organization_id,
+            user_id,
+            scope: crate::store::Scope::Organization,
+        }
+    }
+}
+
+/// What a command acts on, for a caller confined to a technician's own work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// A job (the caller must be on it: its technician, or on one of its appointments).
+    Job(hestami_core::ids::JobId),
+    /// An appointment (the caller must be on its crew).
+    Appointment(hestami_core::ids::AppointmentId),
 }
 
 /// A mutating request: the command and what makes it idempotent.
@@ -67,6 +89,10 @@ pub trait Command: Serialize {
     const WORKFLOW: &'static str;
     /// The API procedure it is (`customer/v1/create`).
     fn procedure(&self) -> &'static str;
+    /// The job or appointment it acts on, when a technician's scope must allow it.
+    fn subject(&self) -> Option<Subject> {
+        None
+    }
 }
 
 /// A change to an optional field: leave it, clear it, or set it. Unlike `Option<Option<T>>`, it
@@ -265,6 +291,14 @@ impl Services {
         request: Request<C>,
     ) -> Result<Completed, StoreError> {
         let procedure = request.command.procedure();
+        if let (crate::store::Scope::Technician(_), Some(subject)) =
+            (caller.scope, request.command.subject())
+        {
+            // A technician acts only on their own work; anything else is not found, as another
+            // organization's ids are.
+            self.read(caller, move |tx| Box::pin(visible_subject(tx, subject)))
+                .await?;
+        }
         let input = serde_json::to_value(&request.command)?;
         self.engine
             .run(Start {
@@ -281,15 +315,61 @@ impl Services {
             .await
     }
 
+    /// What a member with the `technician` role may see: the work of the technician linked to
+    /// their user (none when no active technician is).
+    pub async fn technician_scope(
+        &self,
+        organization_id: OrganizationId,
+        user_id: UserId,
+    ) -> Result<crate::store::Scope, StoreError> {
+        let caller = Caller::new(organization_id, Some(user_id));
+        let linked = self
+            .read(&caller, move |tx| {
+                Box::pin(technician::linked_to(tx, user_id))
+            })
+            .await?;
+        Ok(crate::store::Scope::Technician(linked))
+    }
+
     /// Runs `body` in one read-only transaction of the caller's organization.
     pub(crate) async fn read<T, F>(&self, caller: &Caller, body: F) -> Result<T, StoreError>
     where
         F: for<'t> FnOnce(&'t mut TenantTx) -> crate::engine::StepFuture<'t, T>,
     {
         let mut tx = self.store().tenant(caller.organization_id, false).await?;
+        tx.set_scope(caller.scope);
         let value = body(&mut tx).await?;
         tx.commit().await?;
         Ok(value)
+    }
+}
+
+/// `404` unless the transaction's scope may see `subject`.
+async fn visible_subject(tx: &mut TenantTx, subject: Subject) -> Result<(), StoreError> {
+    match subject {
+        Subject::Job(id) => job::ensure_visible(tx, id).await,
+        Subject::Appointment(id) => {
+            let crate::store::Scope::Technician(scope) = tx.scope() else {
+                return Ok(());
+            };
+            let org = tx.org();
+            let on_crew = match scope {
+                None => false,
+                Some(t) => tx
+                    .fetch_optional(
+                        "SELECT 1 AS on_crew FROM appointment_crew WHERE organization_id = $1 \
+                         AND appointment_id = $2 AND technician_id = $3",
+                        crate::db::args![org, id.as_uuid(), t.as_uuid()],
+                    )
+                    .await?
+                    .is_some(),
+            };
+            if on_crew {
+                Ok(())
+            } else {
+                Err(Failure::not_found("appointment").into())
+            }
+        }
     }
 }
 

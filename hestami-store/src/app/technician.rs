@@ -79,12 +79,47 @@ impl Command for TechnicianCommand {
     }
 }
 
-/// What the `technician_v1` workflow is given: a change of the record, or of the work profile.
+/// `technician/v1/linkUser`: the user who signs in as the technician (or none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "procedure", content = "input")]
+pub enum LinkCommand {
+    /// `technician/v1/linkUser`.
+    #[serde(rename = "technician/v1/linkUser")]
+    LinkUser {
+        /// Which technician.
+        technician_id: TechnicianId,
+        /// The user (a member of the organization), or `None` to unlink.
+        user_id: Option<hestami_core::ids::UserId>,
+    },
+}
+
+impl Command for LinkCommand {
+    const WORKFLOW: &'static str = WORKFLOW;
+    fn procedure(&self) -> &'static str {
+        "technician/v1/linkUser"
+    }
+}
+
+/// A technician and the user linked to them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TechnicianLink {
+    /// The technician.
+    pub technician_id: TechnicianId,
+    /// The user who signs in as them, if any.
+    pub user_id: Option<hestami_core::ids::UserId>,
+    /// The technician's version after the change.
+    pub version: i64,
+}
+
+/// What the `technician_v1` workflow is given: a change of the record, of the work profile, or
+/// of the linked user.
 #[derive(Deserialize)]
 #[serde(untagged)]
 pub(crate) enum TechnicianInput {
     Record(TechnicianCommand),
     Workforce(super::workforce::WorkforceCommand),
+    Link(LinkCommand),
 }
 
 pub(crate) async fn run_any(
@@ -96,7 +131,92 @@ pub(crate) async fn run_any(
         TechnicianInput::Workforce(command) => {
             serde_json::to_value(super::workforce::run(ctx, command).await?)?
         }
+        TechnicianInput::Link(LinkCommand::LinkUser {
+            technician_id,
+            user_id,
+        }) => {
+            let mut ctx = ctx;
+            serde_json::to_value(
+                ctx.step("link_user", move |tx| {
+                    Box::pin(link_user(tx, technician_id, user_id))
+                })
+                .await?,
+            )?
+        }
     })
+}
+
+/// Links `user` (a member of the organization) to the technician, or unlinks it.
+async fn link_user(
+    tx: &mut TenantTx,
+    technician_id: TechnicianId,
+    user: Option<hestami_core::ids::UserId>,
+) -> Result<TechnicianLink, StoreError> {
+    let org = tx.org();
+    load(tx, technician_id, true).await?;
+    if let Some(user) = user {
+        let member = tx
+            .fetch_optional(
+                "SELECT role FROM memberships WHERE organization_id = $1 AND user_id = $2",
+                args![org, user.as_uuid()],
+            )
+            .await?;
+        if member.is_none() {
+            return Err(Failure::not_found("user").into());
+        }
+        let other = tx
+            .fetch_optional(
+                "SELECT id FROM technicians WHERE organization_id = $1 AND user_id = $2 AND id <> $3",
+                args![org, user.as_uuid(), technician_id.as_uuid()],
+            )
+            .await?;
+        if let Some(row) = other {
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                "USER_ALREADY_LINKED",
+                "this user is linked to another technician; unlink it first",
+            )
+            .with_details(serde_json::json!({ "technicianId": row.get::<uuid::Uuid>("id")? }))
+            .into());
+        }
+    }
+    let now = tx.now();
+    let row = tx
+        .fetch_one(
+            "UPDATE technicians SET user_id = $1, version = version + 1, updated_at = $2 \
+             WHERE organization_id = $3 AND id = $4 RETURNING version",
+            args![user.map(|u| u.as_uuid()), now, org, technician_id.as_uuid()],
+        )
+        .await?;
+    let version: i64 = row.get("version")?;
+    tx.record_change(
+        "technician",
+        technician_id.as_uuid(),
+        version,
+        crate::store::Operation::Updated,
+    )
+    .await?;
+    Ok(TechnicianLink {
+        technician_id,
+        user_id: user,
+        version,
+    })
+}
+
+/// The technician linked to `user`, if any (what a member with the technician role may see).
+pub(crate) async fn linked_to(
+    tx: &mut TenantTx,
+    user: hestami_core::ids::UserId,
+) -> Result<Option<TechnicianId>, StoreError> {
+    let org = tx.org();
+    let row = tx
+        .fetch_optional(
+            "SELECT id FROM technicians WHERE organization_id = $1 AND user_id = $2 AND active",
+            args![org, user.as_uuid()],
+        )
+        .await?;
+    row.map(|r| r.get::<uuid::Uuid>("id").map(TechnicianId::from_uuid))
+        .transpose()
 }
 
 pub(crate) async fn run(

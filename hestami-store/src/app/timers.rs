@@ -251,6 +251,7 @@ impl Services {
         let caller = Caller {
             organization_id,
             user_id: None,
+            scope: Default::default(),
         };
         let next = match self.fire(&caller, &name, now).await {
             Ok(next) => next,

@@ -157,6 +157,7 @@ pub async fn create_org(store: &Store, name: &str, owner_email: &str) -> Org {
         caller: Caller {
             organization_id: created.organization_id,
             user_id: Some(created.user_id),
+            scope: Default::default(),
         },
         user_id: created.user_id,
         token: created.token,

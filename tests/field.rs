@@ -1,0 +1,260 @@
+//! The technician's scope over HTTP, on SQLite and on PostgreSQL: a member with the technician
+//! role reads and moves only the jobs and appointments of the technician linked to their user;
+//! every other id is `404`, exactly as another organization's ids are.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+
+use hestami::core::org::Role;
+use support::{Tenant, TestServer, key};
+
+both!(
+    a_technician_sees_and_moves_only_their_own_work,
+    an_unlinked_technician_sees_nothing_and_links_are_checked,
+);
+
+fn hours_from_now(a: i64, b: i64) -> (String, String) {
+    let now = chrono::Utc::now();
+    (
+        (now + chrono::Duration::hours(a)).to_rfc3339(),
+        (now + chrono::Duration::hours(b)).to_rfc3339(),
+    )
+}
+
+async fn plumber(s: &TestServer, name: &str) -> Value {
+    let tech = s
+        .mutate(
+            "technician/v1/create",
+            json!({ "name": name, "trades": ["plumbing"] }),
+        )
+        .await;
+    s.around_the_clock(&tech).await
+}
+
+/// A technician member of organization A, with their user id.
+async fn technician_member(s: &TestServer, email: &str) -> (Tenant, Value) {
+    let token = s.member(&s.a, email, Role::Technician).await;
+    let me = Tenant {
+        token,
+        ..s.a.clone()
+    };
+    let who = s.call_as(&me, "auth/v1/whoami", json!({})).await.ok();
+    (me, who["user"]["id"].clone())
+}
+
+async fn job(s: &TestServer, customer: &Value, property: &Value) -> Value {
+    s.mutate(
+        "job/v1/create",
+        json!({ "customerId": customer["id"], "propertyId": property["id"], "trade": "plumbing",
+                "priority": "routine", "summary": "Fix the tap" }),
+    )
+    .await
+}
+
+async fn a_technician_sees_and_moves_only_their_own_work(s: TestServer) {
+    let f = s.fixture().await;
+    let ana = f.tech.clone();
+    let bob = plumber(&s, "Bob").await;
+    let (me, user) = technician_member(&s, "ana@a.example").await;
+    let link = s
+        .mutate(
+            "technician/v1/linkUser",
+            json!({ "technicianId": ana["id"], "userId": user }),
+        )
+        .await;
+    assert_eq!(link["userId"], user);
+
+    // Ana's v1 job, Bob's v1 job, a v2 visit led by Ana and one led by Bob.
+    let (a_v1, b_v1) = (
+        job(&s, &f.customer, &f.property).await,
+        job(&s, &f.customer, &f.property).await,
+    );
+    for (j, tech, hours) in [(&a_v1, &ana, 2), (&b_v1, &bob, 2)] {
+        let w = hours_from_now(hours, hours + 1);
+        s.mutate(
+            "job/v1/schedule",
+            json!({ "jobId": j["id"], "windowStart": w.0, "windowEnd": w.1 }),
+        )
+        .await;
+        s.mutate(
+            "dispatch/v1/assignTech",
+            json!({ "jobId": j["id"], "technicianId": tech["id"] }),
+        )
+        .await;
+    }
+    let (a_v2, b_v2) = (
+        job(&s, &f.customer, &f.property).await,
+        job(&s, &f.customer, &f.property).await,
+    );
+    let mut visits = Vec::new();
+    for (j, tech, hours) in [(&a_v2, &ana, 8), (&b_v2, &bob, 5)] {
+        let w = hours_from_now(hours, hours + 1);
+        let schedule = s
+            .mutate(
+                "job/v2/addAppointment",
+                json!({ "jobId": j["id"], "windowStart": w.0, "windowEnd": w.1,
+                        "leadTechnicianId": tech["id"] }),
+            )
+            .await;
+        visits.push(schedule["appointments"][0].clone());
+    }
+
+    // Reads: her jobs, and nothing else.
+    for j in [&a_v1, &a_v2] {
+        s.call_as(&me, "job/v1/get", json!({ "jobId": j["id"] }))
+            .await
+            .ok();
+        s.call_as(&me, "job/v1/timeline", json!({ "jobId": j["id"] }))
+            .await
+            .ok();
+        s.call_as(&me, "job/v2/get", json!({ "jobId": j["id"] }))
+            .await
+            .ok();
+    }
+    for j in [&b_v1, &b_v2] {
+        for procedure in [
+            "job/v1/get",
+            "job/v1/timeline",
+            "job/v1/work",
+            "job/v2/get",
+            "job/v2/timeline",
+        ] {
+            s.call_as(&me, procedure, json!({ "jobId": j["id"] }))
+                .await
+                .assert_error(404, "NOT_FOUND");
+        }
+    }
+    let ids = |page: &Value| -> Vec<Value> {
+        let mut ids: Vec<Value> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].clone())
+            .collect();
+        ids.sort_by_key(|v| v.as_str().unwrap().to_owned());
+        ids
+    };
+    let mut mine = vec![a_v1["id"].clone(), a_v2["id"].clone()];
+    mine.sort_by_key(|v| v.as_str().unwrap().to_owned());
+    let v1 = s.call_as(&me, "job/v1/list", json!({})).await.ok();
+    assert_eq!(ids(&v1), mine);
+    let v2 = s.call_as(&me, "job/v2/list", json!({})).await.ok();
+    assert_eq!(ids(&v2), mine);
+    // The owner still sees all four.
+    let all = s.call("job/v1/list", json!({})).await.ok();
+    assert_eq!(all["items"].as_array().unwrap().len(), 4);
+
+    // Moves: hers go through; Bob's are not found and change nothing.
+    s.call_as(
+        &me,
+        "job/v2/moveAppointment",
+        json!({ "idempotencyKey": key(), "appointmentId": visits[0]["id"], "action": "dispatch" }),
+    )
+    .await
+    .ok();
+    s.call_as(
+        &me,
+        "job/v2/moveAppointment",
+        json!({ "idempotencyKey": key(), "appointmentId": visits[1]["id"], "action": "dispatch" }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    s.call_as(
+        &me,
+        "job/v1/updateStatus",
+        json!({ "idempotencyKey": key(), "jobId": a_v1["id"], "status": "dispatched" }),
+    )
+    .await
+    .ok();
+    s.call_as(
+        &me,
+        "job/v1/updateStatus",
+        json!({ "idempotencyKey": key(), "jobId": b_v1["id"], "status": "dispatched" }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    s.call_as(
+        &me,
+        "job/v2/complete",
+        json!({ "idempotencyKey": key(), "jobId": b_v2["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let bob_job = s
+        .call("job/v2/get", json!({ "jobId": b_v2["id"] }))
+        .await
+        .ok();
+    assert_eq!(bob_job["appointments"][0]["status"], "scheduled");
+    let bob_v1 = s
+        .call("job/v1/get", json!({ "jobId": b_v1["id"] }))
+        .await
+        .ok();
+    assert_eq!(bob_v1["status"], "scheduled");
+
+    // Reassigned to Bob, the visit leaves her scope at once.
+    s.mutate(
+        "job/v2/assignTechnician",
+        json!({ "appointmentId": visits[0]["id"], "technicianId": bob["id"], "role": "lead" }),
+    )
+    .await;
+    s.call_as(&me, "job/v2/get", json!({ "jobId": a_v2["id"] }))
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
+
+async fn an_unlinked_technician_sees_nothing_and_links_are_checked(s: TestServer) {
+    let f = s.fixture().await;
+    let (me, user) = technician_member(&s, "nobody@a.example").await;
+    let j = job(&s, &f.customer, &f.property).await;
+    s.call_as(&me, "job/v1/get", json!({ "jobId": j["id"] }))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    let list = s.call_as(&me, "job/v1/list", json!({})).await.ok();
+    assert!(list["items"].as_array().unwrap().is_empty());
+    // A technician may not link themselves.
+    s.call_as(
+        &me,
+        "technician/v1/linkUser",
+        json!({ "idempotencyKey": key(), "technicianId": f.tech["id"], "userId": user }),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    // A user who is not a member is not found; one user, one technician.
+    s.call(
+        "technician/v1/linkUser",
+        json!({ "idempotencyKey": key(), "technicianId": f.tech["id"], "userId": uuid::Uuid::new_v4() }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    s.mutate(
+        "technician/v1/linkUser",
+        json!({ "technicianId": f.tech["id"], "userId": user }),
+    )
+    .await;
+    let other = plumber(&s, "Other").await;
+    s.call(
+        "technician/v1/linkUser",
+        json!({ "idempotencyKey": key(), "technicianId": other["id"], "userId": user }),
+    )
+    .await
+    .assert_error(409, "USER_ALREADY_LINKED");
+    // Another organization's technician is not found.
+    let b = s.new_tenant("Other Org", "owner@other.example").await;
+    s.call_as(
+        &b,
+        "technician/v1/linkUser",
+        json!({ "idempotencyKey": key(), "technicianId": f.tech["id"], "userId": null }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    // Unlinked again, the technician sees nothing again.
+    let unlinked = s
+        .mutate(
+            "technician/v1/linkUser",
+            json!({ "technicianId": f.tech["id"], "userId": null }),
+        )
+        .await;
+    assert_eq!(unlinked["userId"], Value::Null);
+}
