@@ -193,6 +193,105 @@ async fn a_technician_sees_and_moves_only_their_own_work(s: TestServer) {
         .ok();
     assert_eq!(bob_v1["status"], "scheduled");
 
+    // Customers, estimates and invoices: only those of her jobs.
+    let other = s
+        .mutate("customer/v1/create", json!({ "name": "Other Customer" }))
+        .await;
+    let other_place = s
+        .mutate(
+            "customer/v1/addProperty",
+            json!({ "customerId": other["id"], "address": { "line1": "9 Elm St", "city": "Chicago",
+                    "region": "IL", "postalCode": "60601", "country": "US" } }),
+        )
+        .await;
+    s.call_as(
+        &me,
+        "customer/v1/get",
+        json!({ "customerId": f.customer["id"] }),
+    )
+    .await
+    .ok();
+    for procedure in ["customer/v1/get", "customer/v1/listProperties"] {
+        s.call_as(&me, procedure, json!({ "customerId": other["id"] }))
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
+    let customers = s.call_as(&me, "customer/v1/list", json!({})).await.ok();
+    assert_eq!(
+        customers["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].clone())
+            .collect::<Vec<_>>(),
+        vec![f.customer["id"].clone()]
+    );
+    let lines = json!([{ "description": "Service call", "kind": "service", "unitPrice": "100.00", "quantity": "1" }]);
+    let valid = (chrono::Utc::now() + chrono::Duration::days(14)).to_rfc3339();
+    let theirs = s
+        .mutate(
+            "estimate/v1/generate",
+            json!({ "customerId": other["id"], "propertyId": other_place["id"],
+                    "options": [{ "name": "Only", "lines": lines }], "validUntil": valid }),
+        )
+        .await;
+    let ours = s
+        .mutate(
+            "estimate/v1/generate",
+            json!({ "jobId": a_v1["id"], "options": [{ "name": "Only", "lines": lines }], "validUntil": valid }),
+        )
+        .await;
+    s.call_as(&me, "estimate/v1/get", json!({ "estimateId": ours["id"] }))
+        .await
+        .ok();
+    s.call_as(
+        &me,
+        "estimate/v1/get",
+        json!({ "estimateId": theirs["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    s.call_as(
+        &me,
+        "estimate/v1/send",
+        json!({ "idempotencyKey": key(), "estimateId": theirs["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let estimates = s.call_as(&me, "estimate/v1/list", json!({})).await.ok();
+    assert_eq!(estimates["items"].as_array().unwrap().len(), 1);
+    assert_eq!(estimates["items"][0]["id"], ours["id"]);
+    // Bob's job, completed and invoiced by the office: not hers.
+    for status in [
+        "dispatched",
+        "en_route",
+        "on_site",
+        "in_progress",
+        "completed",
+    ] {
+        s.mutate(
+            "job/v1/updateStatus",
+            json!({ "jobId": b_v1["id"], "status": status }),
+        )
+        .await;
+    }
+    let invoice = s
+        .mutate(
+            "invoice/v1/create",
+            json!({ "jobId": b_v1["id"], "from": { "from": "lines", "lines": lines } }),
+        )
+        .await;
+    s.call_as(&me, "invoice/v1/get", json!({ "invoiceId": invoice["id"] }))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    let invoices = s.call_as(&me, "invoice/v1/list", json!({})).await.ok();
+    assert!(
+        invoices["items"].as_array().unwrap().is_empty(),
+        "{invoices}"
+    );
+    let all = s.call("invoice/v1/list", json!({})).await.ok();
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+
     // Reassigned to Bob, the visit leaves her scope at once.
     s.mutate(
         "job/v2/assignTechnician",

@@ -1250,6 +1250,36 @@ async fn other_organizations_and_roles(s: TestServer) {
         token: s.member(&s.a, "viewer@example.com", Role::Viewer).await,
         ..s.a.clone()
     };
+    // A technician works on their own jobs (issue 13): not on this one, the invoice and the
+    // estimate are not found; on its visit, they take the payment and send the estimate.
+    s.call_as(
+        &technician,
+        "invoice/v1/collectPayment",
+        json!({ "idempotencyKey": key(), "invoiceId": issued["id"], "amount": "5.00",
+                "method": "cash" }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let now = chrono::Utc::now();
+    let (start, end) = (
+        (now + chrono::Duration::hours(1)).to_rfc3339(),
+        (now + chrono::Duration::hours(2)).to_rfc3339(),
+    );
+    s.mutate(
+        "job/v2/addAppointment",
+        json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end,
+                "leadTechnicianId": f.tech["id"] }),
+    )
+    .await;
+    let who = s
+        .call_as(&technician, "auth/v1/whoami", json!({}))
+        .await
+        .ok();
+    s.mutate(
+        "technician/v1/linkUser",
+        json!({ "technicianId": f.tech["id"], "userId": who["user"]["id"] }),
+    )
+    .await;
     let by_tech = s
         .call_as(
             &technician,

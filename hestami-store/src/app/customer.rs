@@ -194,9 +194,12 @@ pub(crate) async fn load(
     );
     let org = tx.org();
     let row = tx.fetch_optional(&sql, args![org, id.as_uuid()]).await?;
-    row.map(|r| decode(&r))
+    let customer = row
+        .map(|r| decode(&r))
         .transpose()?
-        .ok_or_else(|| Failure::not_found("customer").into())
+        .ok_or_else(|| StoreError::from(Failure::not_found("customer")))?;
+    super::scope::ensure_customer(tx, id).await?;
+    Ok(customer)
 }
 
 fn decode(row: &Row) -> Result<Customer, StoreError> {
@@ -333,15 +336,17 @@ impl Services {
             Box::pin(async move {
                 let org = tx.org();
                 let pattern = query.as_deref().map(like_pattern);
+                let mut values = args![org, page.after, pattern, i64::from(page.limit) + 1];
+                let scope = super::scope::customers_sql(tx, "id", &mut values);
                 let rows = tx
                     .fetch_all(
                         &format!(
                             "SELECT {COLUMNS} FROM customers WHERE organization_id = $1 \
                              AND ($2 IS NULL OR id > $2) \
-                             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\' OR lower(email) LIKE $3 ESCAPE '\\') \
+                             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\' OR lower(email) LIKE $3 ESCAPE '\\'){scope} \
                              ORDER BY id LIMIT $4"
                         ),
-                        args![org, page.after, pattern, i64::from(page.limit) + 1],
+                        values,
                     )
                     .await?;
                 let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;

@@ -183,6 +183,22 @@ impl Command for EstimateCommandInput {
             Self::Expire(_) => EXPIRY_PROCEDURE,
         }
     }
+    fn subject(&self) -> Option<super::Subject> {
+        use super::Subject::{Customer, Estimate, Job};
+        Some(match self {
+            Self::Generate(g) => match (g.job_id, g.customer_id) {
+                (Some(job), _) => Job(job),
+                (None, Some(customer)) => Customer(customer),
+                (None, None) => return None,
+            },
+            Self::Revise(r) => Estimate(r.estimate_id),
+            Self::Send(s) => Estimate(s.estimate_id),
+            Self::Approve(a) => Estimate(a.estimate_id),
+            Self::Decline(d) => Estimate(d.estimate_id),
+            Self::ConvertToJob(c) => Estimate(c.estimate_id),
+            Self::Expire(e) => Estimate(e.estimate_id),
+        })
+    }
 }
 
 /// What `convertToJob` returns: the job and the work it was handed.
@@ -623,7 +639,9 @@ pub(crate) async fn load(
     id: EstimateId,
     lock: bool,
 ) -> Result<Estimate, StoreError> {
-    load_body(tx, "estimates", id.as_uuid(), lock, "estimate").await
+    let estimate = load_body(tx, "estimates", id.as_uuid(), lock, "estimate").await?;
+    super::scope::ensure_estimate(tx, id).await?;
+    Ok(estimate)
 }
 
 /// The latest approved estimate for a job, if any.
@@ -712,19 +730,23 @@ impl Services {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 let org = tx.org();
+                let mut values = args![
+                    org,
+                    page.after,
+                    filter.status.map(EstimateStatus::as_str),
+                    filter.customer_id.map(|c| c.as_uuid()),
+                    filter.job_id.map(|j| j.as_uuid()),
+                    i64::from(page.limit) + 1
+                ];
+                let scope = super::scope::documents_sql(tx, &mut values);
                 let rows = tx
                     .fetch_all(
-                        "SELECT body FROM estimates WHERE organization_id = $1 AND ($2 IS NULL OR id > $2) \
-                         AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR customer_id = $4) \
-                         AND ($5 IS NULL OR job_id = $5) ORDER BY id LIMIT $6",
-                        args![
-                            org,
-                            page.after,
-                            filter.status.map(EstimateStatus::as_str),
-                            filter.customer_id.map(|c| c.as_uuid()),
-                            filter.job_id.map(|j| j.as_uuid()),
-                            i64::from(page.limit) + 1
-                        ],
+                        &format!(
+                            "SELECT body FROM estimates WHERE organization_id = $1 AND ($2 IS NULL OR id > $2) \
+                             AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR customer_id = $4) \
+                             AND ($5 IS NULL OR job_id = $5){scope} ORDER BY id LIMIT $6"
+                        ),
+                        values,
                     )
                     .await?;
                 let items = rows.iter().map(decode_body).collect::<Result<Vec<Estimate>, _>>()?;

@@ -199,6 +199,18 @@ impl Command for InvoiceCommandInput {
             Self::OverdueScan(_) => OVERDUE_PROCEDURE,
         }
     }
+    fn subject(&self) -> Option<super::Subject> {
+        use super::Subject::{Invoice, Job};
+        match self {
+            Self::Create(c) => Some(Job(c.job_id)),
+            Self::Update(u) => Some(Invoice(u.invoice_id)),
+            Self::Issue(i) => Some(Invoice(i.invoice_id)),
+            Self::Void(v) => Some(Invoice(v.invoice_id)),
+            Self::CollectPayment(c) => Some(Invoice(c.invoice_id)),
+            // Refunds and the overdue scan are not a technician's (the permission table).
+            Self::Refund(_) | Self::OverdueScan(_) => None,
+        }
+    }
 }
 
 /// What the overdue scan did.
@@ -665,7 +677,9 @@ pub(crate) async fn load(
     id: InvoiceId,
     lock: bool,
 ) -> Result<Invoice, StoreError> {
-    load_body(tx, "invoices", id.as_uuid(), lock, "invoice").await
+    let invoice = load_body(tx, "invoices", id.as_uuid(), lock, "invoice").await?;
+    super::scope::ensure_invoice(tx, id).await?;
+    Ok(invoice)
 }
 
 /// Filters of `invoice/v1/list`.
@@ -727,22 +741,24 @@ impl Services {
                     Some(true) => " AND status = 'issued' AND due_date < $6",
                     Some(false) => " AND NOT (status = 'issued' AND due_date < $6)",
                 };
+                let mut values = args![
+                    org_id,
+                    page.after,
+                    filter.status.map(InvoiceStatus::as_str),
+                    filter.customer_id.map(|c| c.as_uuid()),
+                    filter.job_id.map(|j| j.as_uuid()),
+                    today,
+                    i64::from(page.limit) + 1
+                ];
+                let scope = super::scope::documents_sql(tx, &mut values);
                 let rows = tx
                     .fetch_all(
                         &format!(
                             "SELECT body FROM invoices WHERE organization_id = $1 AND ($2 IS NULL OR id > $2) \
                              AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR customer_id = $4) \
-                             AND ($5 IS NULL OR job_id = $5) AND ($6 IS NOT NULL){overdue_sql} ORDER BY id LIMIT $7"
+                             AND ($5 IS NULL OR job_id = $5) AND ($6 IS NOT NULL){overdue_sql}{scope} ORDER BY id LIMIT $7"
                         ),
-                        args![
-                            org_id,
-                            page.after,
-                            filter.status.map(InvoiceStatus::as_str),
-                            filter.customer_id.map(|c| c.as_uuid()),
-                            filter.job_id.map(|j| j.as_uuid()),
-                            today,
-                            i64::from(page.limit) + 1
-                        ],
+                        values,
                     )
                     .await?;
                 let items = rows
@@ -755,10 +771,15 @@ impl Services {
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
+                // The aging report covers what the caller may see.
+                let mut values = args![org_id];
+                let scope = super::scope::documents_sql(tx, &mut values);
                 let open = tx
                     .fetch_all(
-                        "SELECT body FROM invoices WHERE organization_id = $1 AND status = 'issued'",
-                        args![org_id],
+                        &format!(
+                            "SELECT body FROM invoices WHERE organization_id = $1 AND status = 'issued'{scope}"
+                        ),
+                        values,
                     )
                     .await?
                     .iter()

@@ -710,6 +710,27 @@ pub(crate) fn scope_sql(tx: &TenantTx, alias: &str, values: &mut Vec<crate::db::
     }
 }
 
+/// The subquery of the job ids the transaction's scope may see (`None`: the whole
+/// organization); binds the technician into `values` when needed.
+pub(crate) fn visible_jobs_sql(
+    tx: &TenantTx,
+    values: &mut Vec<crate::db::Value>,
+) -> Option<String> {
+    match tx.scope() {
+        crate::store::Scope::Organization => None,
+        crate::store::Scope::Technician(None) => {
+            Some("SELECT w.id FROM jobs w WHERE 1 = 0".to_owned())
+        }
+        crate::store::Scope::Technician(Some(t)) => {
+            values.push(t.as_uuid().into());
+            Some(format!(
+                "SELECT w.id FROM jobs w WHERE w.organization_id = $1 AND {}",
+                on_job_sql("w", &format!("${}", values.len()))
+            ))
+        }
+    }
+}
+
 /// `404` unless the transaction's scope may see the job (a technician sees the jobs they are
 /// on, exactly as another organization's ids are not found).
 pub(crate) async fn ensure_visible(tx: &mut TenantTx, id: JobId) -> Result<(), StoreError> {

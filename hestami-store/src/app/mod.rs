@@ -32,6 +32,7 @@ pub mod org;
 pub mod payments;
 pub mod pricebook;
 pub mod pricebook_import;
+mod scope;
 pub mod technician;
 pub mod timers;
 pub mod trades;
@@ -68,6 +69,12 @@ pub enum Subject {
     Job(hestami_core::ids::JobId),
     /// An appointment (the caller must be on its crew).
     Appointment(hestami_core::ids::AppointmentId),
+    /// A customer (of a job the caller is on).
+    Customer(hestami_core::ids::CustomerId),
+    /// An estimate (of a job the caller is on, or without a job of such a customer).
+    Estimate(hestami_core::ids::EstimateId),
+    /// An invoice (of a job the caller is on).
+    Invoice(hestami_core::ids::InvoiceId),
 }
 
 /// A mutating request: the command and what makes it idempotent.
@@ -348,6 +355,9 @@ impl Services {
 async fn visible_subject(tx: &mut TenantTx, subject: Subject) -> Result<(), StoreError> {
     match subject {
         Subject::Job(id) => job::ensure_visible(tx, id).await,
+        Subject::Customer(id) => scope::ensure_customer(tx, id).await,
+        Subject::Estimate(id) => scope::ensure_estimate(tx, id).await,
+        Subject::Invoice(id) => scope::ensure_invoice(tx, id).await,
         Subject::Appointment(id) => {
             let crate::store::Scope::Technician(scope) = tx.scope() else {
                 return Ok(());
