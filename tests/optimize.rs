@@ -19,6 +19,7 @@ both!(
     an_emergency_is_placed_into_the_day_and_its_first_option_can_be_booked,
     bad_input_other_organizations_and_roles,
     a_booking_made_after_the_plan_is_not_overlapped_on_apply,
+    a_led_visit_without_coordinates_keeps_its_technician,
 );
 
 /// Tomorrow's date in Chicago (the test organizations' zone).
@@ -911,4 +912,52 @@ async fn a_booking_made_after_the_plan_is_not_overlapped_on_apply(s: TestServer)
         instant(&json!(tomorrow_at(12, 0))),
         "nothing was applied"
     );
+}
+
+/// A visit with a lead at a property without coordinates cannot be routed: the plan keeps it on
+/// its technician's day (and works around it) instead of leaving it out and taking it off them.
+async fn a_led_visit_without_coordinates_keeps_its_technician(s: TestServer) {
+    let f = s.fixture().await;
+    let v = visit(
+        &s,
+        &f,
+        &f.property,
+        "plumbing",
+        1,
+        &[],
+        (9, 13),
+        60,
+        json!({ "leadTechnicianId": f.tech["id"], "plannedStart": tomorrow_at(10, 0) }),
+    )
+    .await;
+    let plan = optimize(
+        &s,
+        json!({ "date": tomorrow(), "technicianIds": [f.tech["id"]], "timeBudgetMs": 200 }),
+    )
+    .await;
+    assert!(plan["unplanned"].as_array().unwrap().is_empty(), "{plan}");
+    let kept = plan["routes"][0]["stops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["jobId"] == v["jobId"])
+        .unwrap_or_else(|| panic!("the visit stays on the route: {plan}"))
+        .clone();
+    assert_eq!(kept["appointmentId"], Value::Null);
+    assert_eq!(instant(&kept["start"]), instant(&json!(tomorrow_at(10, 0))));
+    s.mutate("dispatch/v1/applyPlan", json!({ "planId": plan["planId"] }))
+        .await;
+    let now = s
+        .call("job/v2/get", json!({ "jobId": v["jobId"] }))
+        .await
+        .ok();
+    assert_eq!(now["appointments"][0]["leadTechnicianId"], f.tech["id"]);
+    // Pinning it is refused by name.
+    s.call(
+        "dispatch/v1/optimize",
+        json!({ "idempotencyKey": key(), "date": tomorrow(),
+                "pins": { v["id"].as_str().unwrap(): f.tech["id"] } }),
+    )
+    .await
+    .assert_error(409, "APPOINTMENT_NOT_PLANNABLE");
 }

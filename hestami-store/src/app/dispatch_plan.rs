@@ -469,6 +469,39 @@ async fn gather(
         let job = &jobs[&v.job_id];
         let mut needs = needs_for(tx, job, v.window).await?;
         needs.appointment_id = Some(v.id);
+        // A led visit at a property without coordinates cannot be routed: it stays as it is,
+        // with its lead, and the plan works around it (it is not taken off its technician).
+        if needs.location.is_none()
+            && let Some(lead) = v.lead
+        {
+            if o.pins.iter().any(|p| p.appointment_id == v.id) {
+                return Err(Failure::new(
+                    FailureKind::Conflict,
+                    "APPOINTMENT_NOT_PLANNABLE",
+                    format!(
+                        "pinned appointment {} is at a property without coordinates",
+                        v.id.as_uuid()
+                    ),
+                )
+                .with_details(serde_json::json!({ "appointmentId": v.id }))
+                .into());
+            }
+            let occupied = v
+                .planned_start
+                .and_then(|s| {
+                    TimeWindow::parse(s, s + chrono::Duration::minutes(i64::from(v.minutes))).ok()
+                })
+                .unwrap_or(v.window);
+            if let Some(t) = technicians.iter_mut().find(|t| t.technician.id == lead) {
+                t.appointments.push(hestami_core::schedule::Appointment {
+                    job_id: v.job_id,
+                    appointment_id: Some(v.id),
+                    window: occupied,
+                    location: None,
+                });
+            }
+            continue;
+        }
         let compliance = org_rules.facts(&needs, o.date).compliance;
         let sla_open = job.visit_started_at.is_none() && job.status != JobStatus::Completed;
         visits.push(PlanVisit {
