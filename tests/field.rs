@@ -58,13 +58,7 @@ async fn a_technician_sees_and_moves_only_their_own_work(s: TestServer) {
     let ana = f.tech.clone();
     let bob = plumber(&s, "Bob").await;
     let (me, user) = technician_member(&s, "ana@a.example").await;
-    let link = s
-        .mutate(
-            "technician/v1/linkUser",
-            json!({ "technicianId": ana["id"], "userId": user }),
-        )
-        .await;
-    assert_eq!(link["userId"], user);
+    assert_eq!(s.link(&me, &ana).await, user);
 
     // Ana's v1 job, Bob's v1 job, a v2 visit led by Ana and one led by Bob.
     let (a_v1, b_v1) = (

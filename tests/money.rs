@@ -1271,15 +1271,7 @@ async fn other_organizations_and_roles(s: TestServer) {
                 "leadTechnicianId": f.tech["id"] }),
     )
     .await;
-    let who = s
-        .call_as(&technician, "auth/v1/whoami", json!({}))
-        .await
-        .ok();
-    s.mutate(
-        "technician/v1/linkUser",
-        json!({ "technicianId": f.tech["id"], "userId": who["user"]["id"] }),
-    )
-    .await;
+    s.link(&technician, &f.tech).await;
     let by_tech = s
         .call_as(
             &technician,

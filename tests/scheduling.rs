@@ -922,15 +922,7 @@ async fn another_organization_and_bad_input_on_v2(s: TestServer) {
     )
     .await
     .assert_error(404, "NOT_FOUND");
-    let who = s
-        .call_as(&tech_token, "auth/v1/whoami", json!({}))
-        .await
-        .ok();
-    s.mutate(
-        "technician/v1/linkUser",
-        json!({ "technicianId": f.tech["id"], "userId": who["user"]["id"] }),
-    )
-    .await;
+    s.link(&tech_token, &f.tech).await;
     let moved = s
         .call_as(
             &tech_token,

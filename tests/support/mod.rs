@@ -214,6 +214,18 @@ impl TestServer {
             .token
     }
 
+    /// Links `member`'s user to `technician` (as org A's owner): a member with the technician
+    /// role then sees and moves that technician's work. Returns the user's id.
+    pub async fn link(&self, member: &Tenant, technician: &Value) -> Value {
+        let who = self.call_as(member, "auth/v1/whoami", json!({})).await.ok();
+        self.mutate(
+            "technician/v1/linkUser",
+            json!({ "technicianId": technician["id"], "userId": who["user"]["id"] }),
+        )
+        .await;
+        who["user"]["id"].clone()
+    }
+
     pub async fn send(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
         let mut request = self
             .http
