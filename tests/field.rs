@@ -13,6 +13,7 @@ use support::{Tenant, TestServer, key};
 both!(
     a_technician_sees_and_moves_only_their_own_work,
     an_unlinked_technician_sees_nothing_and_links_are_checked,
+    my_day_is_the_technicians_own_day_with_what_they_need_on_site,
 );
 
 fn hours_from_now(a: i64, b: i64) -> (String, String) {
@@ -350,4 +351,71 @@ async fn an_unlinked_technician_sees_nothing_and_links_are_checked(s: TestServer
         )
         .await;
     assert_eq!(unlinked["userId"], Value::Null);
+}
+
+/// Tomorrow in Chicago (the test organizations' zone) at `h`:00, and the date.
+fn tomorrow_at(h: u32) -> (chrono::NaiveDate, String) {
+    let day = (chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago)
+        + chrono::Duration::days(1))
+    .date_naive();
+    let at = day
+        .and_hms_opt(h, 0, 0)
+        .unwrap()
+        .and_local_timezone(chrono_tz::America::Chicago)
+        .single()
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339();
+    (day, at)
+}
+
+async fn my_day_is_the_technicians_own_day_with_what_they_need_on_site(s: TestServer) {
+    let f = s.fixture().await;
+    let ana = f.tech.clone();
+    let bob = plumber(&s, "Bob").await;
+    let (me, _) = technician_member(&s, "ana@a.example").await;
+    s.link(&me, &ana).await;
+    let (day, nine) = tomorrow_at(9);
+    let (_, eleven) = tomorrow_at(11);
+    let j = job(&s, &f.customer, &f.property).await;
+    s.mutate(
+        "job/v2/addAppointment",
+        json!({ "jobId": j["id"], "windowStart": nine, "windowEnd": eleven,
+                "leadTechnicianId": ana["id"] }),
+    )
+    .await;
+    let mine = s
+        .call_as(&me, "technician/v1/myDay", json!({ "date": day }))
+        .await
+        .ok();
+    assert_eq!(mine["technician"]["technicianId"], ana["id"]);
+    let stops = mine["technician"]["days"][0]["stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 1, "{mine}");
+    assert_eq!(stops[0]["jobId"], j["id"]);
+    assert_eq!(mine["jobs"][0]["jobId"], j["id"]);
+    assert_eq!(mine["jobs"][0]["customer"]["id"], f.customer["id"]);
+    assert_eq!(mine["jobs"][0]["property"]["id"], f.property["id"]);
+    // Another technician's day is not found for her; the office reads anyone's, by id.
+    s.call_as(
+        &me,
+        "technician/v1/myDay",
+        json!({ "date": day, "technicianId": bob["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let bobs = s
+        .call(
+            "technician/v1/myDay",
+            json!({ "date": day, "technicianId": bob["id"] }),
+        )
+        .await
+        .ok();
+    assert!(
+        bobs["technician"]["days"][0]["stops"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let refused = s.call("technician/v1/myDay", json!({ "date": day })).await;
+    refused.assert_error(422, "TECHNICIAN_ID_REQUIRED");
 }

@@ -413,6 +413,7 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("technician/v1/setServiceAreas", MANAGERS),
     ("technician/v1/setHomeBase", MANAGERS),
     ("technician/v1/linkUser", MANAGERS),
+    ("technician/v1/myDay", EVERYONE),
     ("job/v1/create", OFFICE),
     ("job/v1/schedule", OFFICE),
     ("job/v1/updateStatus", FIELD),
@@ -598,6 +599,7 @@ mod tests {
             technician/v1/setServiceAreas  owner admin
             technician/v1/setHomeBase      owner admin
             technician/v1/linkUser         owner admin
+            technician/v1/myDay            owner admin dispatcher office technician viewer
             job/v1/create                  owner admin dispatcher office
             job/v1/schedule                owner admin dispatcher office
             job/v1/updateStatus            owner admin dispatcher office technician

@@ -15,8 +15,8 @@ use hestami_core::text::TradeCode;
 use hestami_core::workforce::SkillLevel;
 use hestami_store::app::PageRequest;
 use hestami_store::app::board::{
-    Board, BoardQuery, BoardStop, DraftJob, MAX_BOARD_DAYS, MAX_SLOT_DAYS, MAX_SLOT_OPTIONS,
-    SettingsView, SlotQuery, SlotSubject, SlotSuggestions, UnassignedVisit,
+    Board, BoardQuery, BoardStop, BoardTechnician, DraftJob, MAX_BOARD_DAYS, MAX_SLOT_DAYS,
+    MAX_SLOT_OPTIONS, SettingsView, SlotQuery, SlotSubject, SlotSuggestions, UnassignedVisit,
 };
 use hestami_store::app::job::{AssignTech, DispatchCommand, UpdateSchedulingSettings};
 
@@ -405,36 +405,38 @@ pub struct BoardOutput {
     pub next_cursor: Option<String>,
 }
 
+impl From<BoardTechnician> for BoardTechnicianDto {
+    fn from(t: BoardTechnician) -> Self {
+        Self {
+            technician_id: t.technician_id.as_uuid(),
+            name: t.name.as_str().to_owned(),
+            days: t
+                .days
+                .into_iter()
+                .map(|d| BoardDayDto {
+                    date: d.date,
+                    shifts: d.shifts.iter().map(span).collect(),
+                    time_off: d.time_off.iter().map(span).collect(),
+                    stops: d.stops.into_iter().map(Into::into).collect(),
+                    load: DayLoadDto {
+                        visits: d.load.visits,
+                        capacity: d.load.capacity,
+                        booked_minutes: d.load.booked_minutes,
+                        travel_minutes: d.load.travel_minutes,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
 impl From<Board> for BoardOutput {
     fn from(b: Board) -> Self {
         Self {
             time_zone: b.time_zone,
             from: b.from,
             to: b.to,
-            technicians: b
-                .technicians
-                .into_iter()
-                .map(|t| BoardTechnicianDto {
-                    technician_id: t.technician_id.as_uuid(),
-                    name: t.name.as_str().to_owned(),
-                    days: t
-                        .days
-                        .into_iter()
-                        .map(|d| BoardDayDto {
-                            date: d.date,
-                            shifts: d.shifts.iter().map(span).collect(),
-                            time_off: d.time_off.iter().map(span).collect(),
-                            stops: d.stops.into_iter().map(Into::into).collect(),
-                            load: DayLoadDto {
-                                visits: d.load.visits,
-                                capacity: d.load.capacity,
-                                booked_minutes: d.load.booked_minutes,
-                                travel_minutes: d.load.travel_minutes,
-                            },
-                        })
-                        .collect(),
-                })
-                .collect(),
+            technicians: b.technicians.into_iter().map(Into::into).collect(),
             unassigned: UnassignedDto {
                 jobs: b
                     .unassigned

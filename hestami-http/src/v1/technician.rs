@@ -193,6 +193,71 @@ fn convert_link(i: LinkUserInput) -> Result<LinkCommand, ApiError> {
     })
 }
 
+/// `technician/v1/myDay`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MyDayInput {
+    /// The local date, in the organization's zone (`YYYY-MM-DD`; default: today there).
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
+    pub date: Option<NaiveDate>,
+    /// Whose day. A technician gets their own (another id is not found); the office names one.
+    pub technician_id: Option<Uuid>,
+}
+
+/// A job of the day with what is needed on site.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MyDayJobDto {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its customer.
+    pub customer: super::customer::CustomerDto,
+    /// Where: the address and coordinates.
+    pub property: super::customer::PropertyDto,
+    /// The planned work handed to the job, and what was recorded.
+    pub work: super::job::JobWorkDto,
+}
+
+/// `technician/v1/myDay`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MyDayOutput {
+    /// The organization's zone.
+    pub time_zone: String,
+    /// The day as the board shows it: shifts, time off, stops in order with travel legs,
+    /// projected arrivals and flags, and the load.
+    pub technician: super::dispatch::BoardTechnicianDto,
+    /// Each job of the day's stops, once.
+    pub jobs: Vec<MyDayJobDto>,
+}
+
+async fn my_day(ctx: Ctx, i: MyDayInput) -> Result<MyDayOutput, ApiError> {
+    let day = ctx
+        .services
+        .my_day(
+            ctx.caller()?,
+            hestami_store::app::field::MyDayQuery {
+                date: i.date,
+                technician_id: i.technician_id.map(TechnicianId::from_uuid),
+            },
+        )
+        .await?;
+    Ok(MyDayOutput {
+        time_zone: day.time_zone,
+        technician: day.technician.into(),
+        jobs: day
+            .jobs
+            .into_iter()
+            .map(|j| MyDayJobDto {
+                job_id: j.job_id.as_uuid(),
+                customer: j.customer.into(),
+                property: j.property.into(),
+                work: j.work.into(),
+            })
+            .collect(),
+    })
+}
+
 /// A trade practised and how well.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -940,6 +1005,14 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             <TechnicianDto as From<Technician>>::from,
         ),
         query(name("get", "A technician", &["NOT_FOUND"]), get),
+        query(
+            name(
+                "myDay",
+                "A technician's local day in order (their own, for a technician): shifts, stops with travel legs, projections and flags, and each job's customer, property and planned work",
+                &["NOT_FOUND", "TECHNICIAN_ID_REQUIRED"],
+            ),
+            my_day,
+        ),
         query(
             name(
                 "list",

@@ -26,6 +26,7 @@ pub mod customer;
 pub mod dispatch_plan;
 pub mod eligibility;
 pub mod estimate;
+pub mod field;
 pub mod invoice;
 pub mod job;
 pub mod org;
