@@ -417,5 +417,5 @@ async fn my_day_is_the_technicians_own_day_with_what_they_need_on_site(s: TestSe
             .is_empty()
     );
     let refused = s.call("technician/v1/myDay", json!({ "date": day })).await;
-    refused.assert_error(422, "TECHNICIAN_ID_REQUIRED");
+    refused.assert_error(404, "NOT_FOUND");
 }

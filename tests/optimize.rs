@@ -800,6 +800,15 @@ async fn bad_input_other_organizations_and_roles(s: TestServer) {
     )
     .await
     .assert_error(409, "APPOINTMENT_NOT_PLANNABLE");
+    let placed = s
+        .call(
+            "dispatch/v1/placeVisit",
+            json!({ "appointmentId": v["id"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(placed["reasons"], json!(["APPOINTMENT_NOT_PLANNABLE"]));
+    assert!(placed["options"].as_array().unwrap().is_empty());
     // A technician may not plan nor apply; an office member may read and place but not plan.
     let tech_token = s.member(&s.a, "tech@a.example", Role::Technician).await;
     let office_token = s.member(&s.a, "office@a.example", Role::Office).await;
@@ -952,6 +961,15 @@ async fn a_led_visit_without_coordinates_keeps_its_technician(s: TestServer) {
         .await
         .ok();
     assert_eq!(now["appointments"][0]["leadTechnicianId"], f.tech["id"]);
+    // It cannot be placed either, and says why.
+    let placed = s
+        .call(
+            "dispatch/v1/placeVisit",
+            json!({ "appointmentId": v["id"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(placed["reasons"], json!(["LOCATION_UNKNOWN"]));
     // Pinning it is refused by name.
     s.call(
         "dispatch/v1/optimize",

@@ -89,7 +89,8 @@ pub struct GetPlanInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceVisitInput {
-    /// The visit to place (an appointment of the organization; scheduled, without helpers).
+    /// The visit to place (an appointment of the organization; one under way or with helpers has
+    /// no options).
     pub appointment_id: Uuid,
     /// How many options, 1 to 50 (default 5).
     pub count: Option<u32>,
@@ -331,7 +332,8 @@ pub struct PlacementDto {
     pub appointment_id: Uuid,
     /// The options, least driving added first.
     pub options: Vec<PlaceOptionDto>,
-    /// Why there is none (`LOCATION_UNKNOWN`, `NO_ELIGIBLE_TECHNICIAN`, `NO_FEASIBLE_PLACE`).
+    /// Why there is none (`APPOINTMENT_NOT_PLANNABLE`: under way or with helpers;
+    /// `LOCATION_UNKNOWN`; `NO_ELIGIBLE_TECHNICIAN`; `NO_FEASIBLE_PLACE`).
     pub reasons: Vec<String>,
     /// The technicians who may not take it at all, with their rule codes.
     pub ineligible: Vec<RefusalDto>,
@@ -677,7 +679,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "placeVisit",
                 "Where one visit fits into the day as it stands: every technician's cheapest feasible place, least driving added first, with arrival and start; who cannot take it and why",
-                &["NOT_FOUND", "APPOINTMENT_NOT_PLANNABLE"],
+                &["NOT_FOUND"],
             ),
             place_visit,
         ),

@@ -200,7 +200,8 @@ pub struct MyDayInput {
     /// The local date, in the organization's zone (`YYYY-MM-DD`; default: today there).
     #[serde(default, deserialize_with = "crate::wire::option_date")]
     pub date: Option<NaiveDate>,
-    /// Whose day. A technician gets their own (another id is not found); the office names one.
+    /// Whose day. A technician gets their own (another id is not found); the office names one
+    /// (without it, not found: no technician is theirs).
     pub technician_id: Option<Uuid>,
 }
 
@@ -1009,7 +1010,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "myDay",
                 "A technician's local day in order (their own, for a technician): shifts, stops with travel legs, projections and flags, and each job's customer, property and planned work",
-                &["NOT_FOUND", "TECHNICIAN_ID_REQUIRED"],
+                &["NOT_FOUND"],
             ),
             my_day,
         ),

@@ -953,7 +953,14 @@ impl Services {
                 format!("count is between 1 and {MAX_PLACE_OPTIONS}"),
             ));
         }
-        let (facts, _) = self
+        let appointment_id = q.appointment_id;
+        let nowhere = |reason: &str| Placement {
+            appointment_id,
+            options: Vec::new(),
+            reasons: vec![reason.to_owned()],
+            ineligible: Vec::new(),
+        };
+        let gathered = self
             .read(caller, move |tx| {
                 Box::pin(async move {
                     let org = tx.org();
@@ -978,7 +985,19 @@ impl Services {
                     gather(tx, &o, Scope::Place).await
                 })
             })
-            .await?;
+            .await;
+        // A read answers about the visit rather than refusing: one that cannot be placed (under
+        // way, with helpers, or led and without coordinates) has no options, and says why.
+        let facts = match gathered {
+            Ok((facts, _)) => facts,
+            Err(StoreError::Failure(f)) if f.code == "APPOINTMENT_NOT_PLANNABLE" => {
+                return Ok(nowhere("APPOINTMENT_NOT_PLANNABLE"));
+            }
+            Err(e) => return Err(e),
+        };
+        if facts.visits.is_empty() {
+            return Ok(nowhere("LOCATION_UNKNOWN"));
+        }
         tokio::task::spawn_blocking(move || place(&facts, limit))
             .await
             .map_err(|e| StoreError::Internal(format!("placing stopped: {e}")))

@@ -59,13 +59,13 @@ impl Services {
             // Another technician's day, or none linked: not found, as any id out of scope.
             (Scope::Technician(_), _) => return Err(Failure::not_found("technician").into()),
             (Scope::Organization, Some(asked)) => asked,
-            // Whether the id is needed depends on who calls: an answer about the caller, not a
-            // malformed request.
+            // "My day" for a caller who is not a technician: there is no technician of theirs,
+            // as for a technician member linked to none.
             (Scope::Organization, None) => {
                 return Err(Failure::new(
-                    FailureKind::RuleViolation,
-                    "TECHNICIAN_ID_REQUIRED",
-                    "name the technician (technicianId): only a technician's own day needs none",
+                    FailureKind::NotFound,
+                    "NOT_FOUND",
+                    "no technician is yours: name one with technicianId",
                 )
                 .into());
             }
