@@ -588,8 +588,11 @@ fn blocker_code(b: Blocker) -> &'static str {
     }
 }
 
-fn at(mapped: &Mapped, m: f64) -> DateTime<Utc> {
-    mapped.origin + Duration::milliseconds((m * 60_000.0).round() as i64)
+impl Mapped {
+    /// The instant `m` minutes into the problem (after the local day's midnight).
+    pub fn at(&self, m: f64) -> DateTime<Utc> {
+        self.origin + Duration::milliseconds((m * 60_000.0).round() as i64)
+    }
 }
 
 /// Whether a visit placed with `technician` at `start` moves it from where it is.
@@ -630,7 +633,7 @@ pub fn to_plan(facts: &DayFacts, mapped: &Mapped, solution: &Solution) -> DayPla
         for v in &route.visits {
             let job = &mapped.problem.jobs[v.job];
             let (visit, job_id) = mapped.jobs[v.job];
-            let start = at(mapped, v.start);
+            let start = mapped.at(v.start);
             let moved = visit
                 .is_some_and(|k| is_moved(&facts.visits[k], Some(tech.technician.id), Some(start)));
             plan.moved += usize::from(moved);
@@ -649,9 +652,9 @@ pub fn to_plan(facts: &DayFacts, mapped: &Mapped, solution: &Solution) -> DayPla
             stops.push(PlannedStop {
                 appointment_id: visit.map(|k| facts.visits[k].appointment_id),
                 job_id,
-                arrival: at(mapped, v.arrival),
+                arrival: mapped.at(v.arrival),
                 start,
-                end: at(mapped, v.start + job.duration),
+                end: mapped.at(v.start + job.duration),
                 slack_minutes: v.slack,
                 leg_km: mapped.matrix.distance(here, job.location),
                 leg_minutes: mapped.matrix.time(here, job.location),
@@ -665,7 +668,7 @@ pub fn to_plan(facts: &DayFacts, mapped: &Mapped, solution: &Solution) -> DayPla
         plan.routes.push(PlannedRoute {
             technician_id: tech.technician.id,
             stops,
-            break_start: route.break_taken.map(|(_, s)| at(mapped, s)),
+            break_start: route.break_taken.map(|(_, s)| mapped.at(s)),
             travel_km: route.distance,
             travel_minutes: route.travel_time,
         });
@@ -824,7 +827,7 @@ pub fn greedy_routes(facts: &DayFacts, mapped: &Mapped) -> Vec<Vec<usize>> {
             continue;
         };
         routes[t].insert(option.position, j);
-        let start = at(mapped, option.start);
+        let start = mapped.at(option.start);
         if let Ok(window) =
             TimeWindow::parse(start, start + Duration::minutes(i64::from(visit.minutes)))
         {
@@ -892,7 +895,7 @@ fn drive(
             d.scheduled += 1;
             if facts.visits[k]
                 .sla_deadline
-                .is_some_and(|deadline| at(mapped, start) > deadline)
+                .is_some_and(|deadline| mapped.at(start) > deadline)
             {
                 d.sla_missed += 1;
             }

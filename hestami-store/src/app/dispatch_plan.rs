@@ -681,7 +681,7 @@ struct Step {
 }
 
 async fn apply(tx: &mut TenantTx, a: ApplyPlan) -> Result<AppliedPlan, StoreError> {
-    let mut stored = load_plan(tx, a.plan_id, true).await?;
+    let stored = load_plan(tx, a.plan_id, true).await?;
     if stored.status == "applied" {
         return Err(Failure::new(
             FailureKind::Conflict,
@@ -878,7 +878,6 @@ async fn apply(tx: &mut TenantTx, a: ApplyPlan) -> Result<AppliedPlan, StoreErro
         Operation::Transitioned,
     )
     .await?;
-    stored.status = "applied".into();
     Ok(AppliedPlan {
         plan_id: a.plan_id,
         scheduled,
@@ -1030,16 +1029,15 @@ fn place(facts: &DayFacts, limit: usize) -> Placement {
     let options = routing::Inserter::new(&mapped.problem, &mapped.matrix)
         .and_then(|i| i.options(&current, job))
         .unwrap_or_default();
-    let at = |m: f64| mapped.origin + chrono::Duration::milliseconds((m * 60_000.0).round() as i64);
     out.options = options
         .iter()
         .take(limit)
         .map(|o| PlaceOption {
             technician_id: facts.technicians[o.technician].technician.id,
             position: o.position,
-            arrival: at(o.arrival),
-            start: at(o.start),
-            end: at(o.start + f64::from(visit.minutes)),
+            arrival: mapped.at(o.arrival),
+            start: mapped.at(o.start),
+            end: mapped.at(o.start + f64::from(visit.minutes)),
             extra_km: o.extra_distance,
             extra_minutes: o.extra_travel_time,
         })

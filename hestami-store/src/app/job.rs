@@ -700,14 +700,9 @@ fn on_job_sql(alias: &str, tech: &str) -> String {
 /// The condition that confines a job query to what the transaction's scope may see (empty for
 /// the whole organization); binds the technician into `values` when needed.
 pub(crate) fn scope_sql(tx: &TenantTx, alias: &str, values: &mut Vec<crate::db::Value>) -> String {
-    match tx.scope() {
-        crate::store::Scope::Organization => String::new(),
-        crate::store::Scope::Technician(None) => " AND 1 = 0".to_owned(),
-        crate::store::Scope::Technician(Some(t)) => {
-            values.push(t.as_uuid().into());
-            format!(" AND {}", on_job_sql(alias, &format!("${}", values.len())))
-        }
-    }
+    visible_jobs_sql(tx, values)
+        .map(|jobs| format!(" AND {alias}.id IN ({jobs})"))
+        .unwrap_or_default()
 }
 
 /// The subquery of the job ids the transaction's scope may see (`None`: the whole

@@ -356,31 +356,10 @@ impl Services {
 async fn visible_subject(tx: &mut TenantTx, subject: Subject) -> Result<(), StoreError> {
     match subject {
         Subject::Job(id) => job::ensure_visible(tx, id).await,
+        Subject::Appointment(id) => scope::ensure_appointment(tx, id).await,
         Subject::Customer(id) => scope::ensure_customer(tx, id).await,
         Subject::Estimate(id) => scope::ensure_estimate(tx, id).await,
         Subject::Invoice(id) => scope::ensure_invoice(tx, id).await,
-        Subject::Appointment(id) => {
-            let crate::store::Scope::Technician(scope) = tx.scope() else {
-                return Ok(());
-            };
-            let org = tx.org();
-            let on_crew = match scope {
-                None => false,
-                Some(t) => tx
-                    .fetch_optional(
-                        "SELECT 1 AS on_crew FROM appointment_crew WHERE organization_id = $1 \
-                         AND appointment_id = $2 AND technician_id = $3",
-                        crate::db::args![org, id.as_uuid(), t.as_uuid()],
-                    )
-                    .await?
-                    .is_some(),
-            };
-            if on_crew {
-                Ok(())
-            } else {
-                Err(Failure::not_found("appointment").into())
-            }
-        }
     }
 }
 

@@ -3,12 +3,12 @@
 //! other id is `404`, as another organization's ids are. See ARCHITECTURE.md, "A technician's
 //! scope".
 
-use hestami_core::ids::{CustomerId, EstimateId, InvoiceId};
+use hestami_core::ids::{AppointmentId, CustomerId, EstimateId, InvoiceId};
 
 use super::job::visible_jobs_sql;
 use crate::db::{Value, args};
 use crate::error::{Failure, StoreError};
-use crate::store::TenantTx;
+use crate::store::{Scope, TenantTx};
 
 /// The condition (`AND …`, or empty for the whole organization) keeping the rows whose
 /// `customer` column names a customer of a visible job.
@@ -69,4 +69,30 @@ pub(crate) async fn ensure_estimate(tx: &mut TenantTx, id: EstimateId) -> Result
 /// `404` unless the scope may see the invoice.
 pub(crate) async fn ensure_invoice(tx: &mut TenantTx, id: InvoiceId) -> Result<(), StoreError> {
     exists(tx, "invoices", id.as_uuid(), "invoice", documents_sql).await
+}
+
+/// `404` unless the scope may see the appointment: a technician must be on its crew.
+pub(crate) async fn ensure_appointment(
+    tx: &mut TenantTx,
+    id: AppointmentId,
+) -> Result<(), StoreError> {
+    let technician = match tx.scope() {
+        Scope::Organization => return Ok(()),
+        Scope::Technician(None) => return Err(Failure::not_found("appointment").into()),
+        Scope::Technician(Some(t)) => t,
+    };
+    let org = tx.org();
+    let on_crew = tx
+        .fetch_optional(
+            "SELECT 1 AS on_crew FROM appointment_crew WHERE organization_id = $1 \
+             AND appointment_id = $2 AND technician_id = $3",
+            args![org, id.as_uuid(), technician.as_uuid()],
+        )
+        .await?
+        .is_some();
+    if on_crew {
+        Ok(())
+    } else {
+        Err(Failure::not_found("appointment").into())
+    }
 }
