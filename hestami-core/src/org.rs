@@ -370,6 +370,12 @@ const FIELD: &[Role] = &[Owner, Admin, Dispatcher, Office, Technician];
 /// Which roles may call which procedure, by `namespace/version/procedure`. A procedure that is
 /// not listed may be called by nobody: adding a procedure means deciding who may call it.
 pub const PERMISSIONS: &[(&str, &[Role])] = &[
+    // The sign-in procedures are public (no token, no organization, so no role); they are
+    // listed so that every procedure has a row.
+    ("auth/v1/login", EVERYONE),
+    ("auth/v1/refresh", EVERYONE),
+    ("auth/v1/acceptInvite", EVERYONE),
+    ("auth/v1/logout", EVERYONE),
     ("auth/v1/whoami", EVERYONE),
     ("org/v1/get", EVERYONE),
     ("org/v1/update", MANAGERS),
@@ -413,6 +419,9 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("technician/v1/setServiceAreas", MANAGERS),
     ("technician/v1/setHomeBase", MANAGERS),
     ("technician/v1/linkUser", MANAGERS),
+    ("technician/v1/invite", MANAGERS),
+    ("technician/v1/devices", MANAGERS),
+    ("technician/v1/revokeDevice", MANAGERS),
     ("technician/v1/myDay", EVERYONE),
     ("job/v1/create", OFFICE),
     ("job/v1/schedule", OFFICE),
@@ -556,6 +565,10 @@ mod tests {
             })
             .collect();
         expect![[r#"
+            auth/v1/login                  owner admin dispatcher office technician viewer
+            auth/v1/refresh                owner admin dispatcher office technician viewer
+            auth/v1/acceptInvite           owner admin dispatcher office technician viewer
+            auth/v1/logout                 owner admin dispatcher office technician viewer
             auth/v1/whoami                 owner admin dispatcher office technician viewer
             org/v1/get                     owner admin dispatcher office technician viewer
             org/v1/update                  owner admin
@@ -599,6 +612,9 @@ mod tests {
             technician/v1/setServiceAreas  owner admin
             technician/v1/setHomeBase      owner admin
             technician/v1/linkUser         owner admin
+            technician/v1/invite           owner admin
+            technician/v1/devices          owner admin
+            technician/v1/revokeDevice     owner admin
             technician/v1/myDay            owner admin dispatcher office technician viewer
             job/v1/create                  owner admin dispatcher office
             job/v1/schedule                owner admin dispatcher office

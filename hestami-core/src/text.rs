@@ -216,6 +216,54 @@ impl std::fmt::Display for Email {
     }
 }
 
+/// A password a person chose: 10 to 128 characters, not trimmed (a space is a character like any
+/// other), not only whitespace, no control characters. It never serializes and its `Debug` hides
+/// it, so it cannot reach a log or a journal by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// The shortest password accepted, in characters (NIST SP 800-63B asks for at least 8).
+    pub const MIN_CHARS: usize = 10;
+    /// The longest, in characters: enough for a passphrase, short enough to hash cheaply.
+    pub const MAX_CHARS: usize = 128;
+
+    /// Accepts a password within the bounds.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let chars = raw.chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(Invalid::new(
+                "too_short",
+                "a password has at least 10 characters",
+            ));
+        }
+        if chars > Self::MAX_CHARS {
+            return Err(Invalid::new(
+                "too_long",
+                "a password has at most 128 characters",
+            ));
+        }
+        if raw.chars().all(char::is_whitespace) || raw.chars().any(char::is_control) {
+            return Err(Invalid::new(
+                "invalid_characters",
+                "a password is not only whitespace and has no control characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The password's bytes, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +312,24 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn passwords_are_bounded_and_hidden() {
+        assert_eq!(
+            Password::parse("short").map_err(|e| e.code),
+            Err("too_short")
+        );
+        assert_eq!(
+            Password::parse(&"x".repeat(129)).map_err(|e| e.code),
+            Err("too_long")
+        );
+        assert_eq!(
+            Password::parse("          ").map_err(|e| e.code),
+            Err("invalid_characters")
+        );
+        let p = Password::parse(" correct horse ").expect("valid");
+        assert_eq!(p.expose(), " correct horse ");
+        assert_eq!(format!("{p:?}"), "Password(..)");
     }
 }

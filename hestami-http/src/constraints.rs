@@ -41,6 +41,8 @@ pub const START_CLOCK_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$";
 /// `local@domain.tld` as `Email::parse` reads it: no whitespace, one `@`, a domain with a dot
 /// inside it.
 pub const EMAIL_PATTERN: &str = "^[^\\s@\\u0000-\\u001F\\u007F-\\u009F]+@[^\\s@.\\u0000-\\u001F\\u007F-\\u009F][^\\s@\\u0000-\\u001F\\u007F-\\u009F]*\\.[^\\s@\\u0000-\\u001F\\u007F-\\u009F]*[^\\s@.\\u0000-\\u001F\\u007F-\\u009F]$";
+/// A password as `Password::parse` reads it: no control character, not only whitespace.
+pub const PASSWORD_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
 /// A page cursor as the server writes it (`nextCursor`): `c1.` and 32 hex digits.
 pub const CURSOR_PATTERN: &str = "^c1\\.[0-9a-fA-F]{32}$";
 
@@ -102,6 +104,15 @@ fn rule_for(name: &str) -> Option<Value> {
         "start" => json!({ "pattern": START_CLOCK_PATTERN }),
         "end" => json!({ "pattern": CLOCK_PATTERN }),
         "email" => json!({ "pattern": EMAIL_PATTERN, "maxLength": 254 }),
+        "password" => json!({
+            "minLength": hestami_core::text::Password::MIN_CHARS,
+            "maxLength": hestami_core::text::Password::MAX_CHARS,
+            "pattern": PASSWORD_PATTERN,
+        }),
+        "deviceName" => text(Name::MAX_CHARS),
+        "refreshToken" | "inviteCode" => {
+            json!({ "minLength": 1, "maxLength": crate::v1::auth::MAX_SECRET_CHARS })
+        }
         "cursor" => json!({ "pattern": CURSOR_PATTERN }),
         "name"
         | "signedBy"

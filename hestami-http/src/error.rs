@@ -168,7 +168,7 @@ impl ApiError {
 
     /// The response: status and envelope.
     ///
-    /// A `503` or `408` carries `Retry-After: 1`. A replayed refusal carries the trace id recorded
+    /// A `503` or `408` carries `Retry-After: 1`; a `429` the seconds its details name. A replayed refusal carries the trace id recorded
     /// with it in `x-trace-id` as well as in its body: one response, one trace id.
     pub fn into_response_with(self, trace_id: &str) -> Response {
         let envelope = self.envelope(trace_id);
@@ -184,6 +184,18 @@ impl ApiError {
             headers.insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        // A `429` says when: the seconds in its details, in the header too.
+        if let Some(seconds) = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retryAfterSeconds"))
+            .and_then(serde_json::Value::as_u64)
+        {
+            headers.insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
             );
         }
         if self.recorded_trace_id.is_some()
@@ -204,6 +216,8 @@ impl From<Failure> for ApiError {
             FailureKind::Conflict => StatusCode::CONFLICT,
             FailureKind::RuleViolation => StatusCode::UNPROCESSABLE_ENTITY,
             FailureKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            FailureKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            FailureKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         };
         Self {
             status,

@@ -39,11 +39,16 @@ pub fn document() -> OpenApi {
         let description = format!(
             "{}{}\n\nError codes: {}.",
             p.summary,
-            match p.workflow {
-                Some(w) => format!(
+            match (p.workflow, p.public, p.namespace) {
+                (Some(w), _, _) => format!(
                     "\n\nMutating: requires `idempotencyKey`; runs the durable workflow `{w}`."
                 ),
-                None => "\n\nRead-only.".to_owned(),
+                (None, true, _) =>
+                    "\n\nPublic: called without a token. Sign-in is not a workflow: \
+                     its answer holds secrets, which are never recorded, and it is safe to repeat."
+                        .to_owned(),
+                (None, false, "auth") => "\n\nEnds a session; safe to repeat.".to_owned(),
+                (None, false, _) => "\n\nRead-only.".to_owned(),
             },
             codes.join(", ")
         );
@@ -111,6 +116,19 @@ pub fn document() -> OpenApi {
                 .content("application/json", json(&envelope_name))
                 .build()
         };
+        if p.public {
+            // Sign-in: the credentials are in the body, and password attempts are limited.
+            op = op
+                .security(SecurityRequirement::default())
+                .response(
+                    "422",
+                    error("rule_violation: ORGANIZATION_REQUIRED, a member of several organizations must name one"),
+                )
+                .response(
+                    "429",
+                    retry_later("rate_limited: RATE_LIMITED, too many password attempts for the account or the address; details.retryAfterSeconds says when to retry"),
+                );
+        }
         op = op
             .response(
                 "405",

@@ -28,15 +28,35 @@ use crate::error::{ApiError, FieldErrorBody};
 pub struct Ctx {
     /// The services.
     pub services: Services,
-    /// The authenticated user.
-    pub user_id: UserId,
+    /// The authenticated user (`None` for the sign-in procedures, which run before there is one).
+    pub user_id: Option<UserId>,
+    /// The bearer token the request was authenticated with.
+    pub token: Option<Bearer>,
     /// The organization and user, for organization-scoped procedures.
     pub caller: Option<Caller>,
+    /// The client's address, as the connection gives it.
+    pub peer: Option<std::net::IpAddr>,
     /// The request's trace id.
     pub trace_id: String,
 }
 
+/// A bearer token, kept for `auth/v1/logout`; its `Debug` hides it.
+#[derive(Clone)]
+pub struct Bearer(pub String);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(..)")
+    }
+}
+
 impl Ctx {
+    /// The authenticated user.
+    pub fn user(&self) -> Result<UserId, ApiError> {
+        self.user_id
+            .ok_or_else(|| ApiError::internal(&"procedure needs a signed-in user"))
+    }
+
     /// The caller of an organization-scoped procedure.
     pub fn caller(&self) -> Result<&Caller, ApiError> {
         self.caller
@@ -67,6 +87,8 @@ pub struct Procedure {
     pub workflow: Option<&'static str>,
     /// Whether the procedure runs within an organization (`X-Organization-Id`).
     pub org_scoped: bool,
+    /// Whether the procedure is called without a token (sign-in).
+    pub public: bool,
     /// The procedure's own error codes (the common ones are added to every procedure).
     pub errors: &'static [&'static str],
     /// The input schema's name and every schema it needs.
@@ -233,6 +255,7 @@ fn procedure<I: ToSchema, O: ToSchema>(
         summary: name.summary,
         workflow,
         org_scoped,
+        public: false,
         errors: name.errors,
         input: schema_of::<I>,
         output: schema_of::<O>,
@@ -244,6 +267,14 @@ impl Procedure {
     /// The same procedure, callable without an organization (`auth/v1/whoami`).
     pub fn unscoped(mut self) -> Self {
         self.org_scoped = false;
+        self
+    }
+
+    /// The same procedure, callable without a token and without an organization: the sign-in
+    /// procedures, which are how a person gets a token.
+    pub fn public(mut self) -> Self {
+        self.org_scoped = false;
+        self.public = true;
         self
     }
 }

@@ -99,6 +99,11 @@ impl AppState {
     }
 }
 
+/// The address of the client at the other end of the connection, set by [`serve_with`] (a
+/// router served another way has none, and the per-address sign-in limit then does not apply).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddress(pub std::net::IpAddr);
+
 /// The trace id of the request being served, set by the outermost middleware.
 #[derive(Clone, Debug)]
 struct TraceId(String);
@@ -276,6 +281,7 @@ async fn dispatch(
         .get(&(namespace.clone(), version.clone(), name.clone()))
         .cloned();
     let handler_trace_id = trace_id.clone();
+    let peer = request.extensions().get::<PeerAddress>().map(|p| p.0);
     // The request is served in a task of its own: a client that hangs up does not cancel it
     // half-way. It runs to its end (a mutation's outcome is recorded) and its answer is dropped.
     let served = tokio::spawn(
@@ -287,7 +293,7 @@ async fn dispatch(
                     format!("no procedure {namespace}/{version}/{name}"),
                 )
             })?;
-            let ctx = authorize(&state, &procedure, &headers, &handler_trace_id).await?;
+            let ctx = authorize(&state, &procedure, &headers, peer, &handler_trace_id).await?;
             let body = read_body(
                 request,
                 state.config.body_limit,
@@ -389,10 +395,21 @@ async fn authorize(
     state: &AppState,
     procedure: &Procedure,
     headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
     trace_id: &str,
 ) -> Result<Ctx, ApiError> {
     let unauthenticated =
         |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
+    if procedure.public {
+        return Ok(Ctx {
+            services: state.services.clone(),
+            user_id: None,
+            token: None,
+            caller: None,
+            peer,
+            trace_id: trace_id.to_owned(),
+        });
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -413,8 +430,10 @@ async fn authorize(
         .ok_or_else(|| unauthenticated("the token is unknown, expired or revoked"))?;
     let mut ctx = Ctx {
         services: state.services.clone(),
-        user_id,
+        user_id: Some(user_id),
+        token: Some(crate::rpc::Bearer(token.to_owned())),
         caller: None,
+        peer,
         trace_id: trace_id.to_owned(),
     };
     let Some(organization_id) = organization_id else {
@@ -475,9 +494,6 @@ pub async fn serve_with(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
-    let service =
-        router.map_request(|request: Request<hyper::body::Incoming>| request.map(Body::new));
-    let service = hyper_util::service::TowerToHyperService::new(service);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -512,7 +528,16 @@ pub async fn serve_with(
             refuse(stream, "too many open connections from your address");
             continue;
         };
-        let (builder, service, watcher) = (builder.clone(), service.clone(), graceful.watcher());
+        let peer = PeerAddress(address.ip());
+        let service = router
+            .clone()
+            .map_request(move |request: Request<hyper::body::Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(peer);
+                request
+            });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             // hyper's header timeout starts with the first byte of a head; a client that

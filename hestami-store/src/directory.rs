@@ -70,7 +70,7 @@ pub fn hash_token(token: &str) -> String {
         .collect()
 }
 
-fn random_token() -> Result<String, StoreError> {
+pub(crate) fn random_token() -> Result<String, StoreError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| StoreError::Internal(format!("the OS random source failed: {e}")))?;
@@ -282,6 +282,7 @@ impl Store {
             .fetch_optional(
                 "SELECT t.user_id, t.expires_at, t.revoked_at, m.role FROM api_tokens t \
                  LEFT JOIN memberships m ON m.user_id = t.user_id AND m.organization_id = $2 \
+                 AND (t.organization_id IS NULL OR t.organization_id = m.organization_id) \
                  WHERE t.token_hash = $1",
                 args![key.0.as_str(), key.1],
             )
@@ -379,7 +380,7 @@ pub(crate) fn parse_stored<T>(
     parse(raw).map_err(|e| StoreError::Internal(format!("stored value {raw:?} is invalid: {e}")))
 }
 
-async fn upsert_user(
+pub(crate) async fn upsert_user(
     tx: &mut TenantTx,
     email: &Email,
     now: DateTime<Utc>,
@@ -490,6 +491,12 @@ pub fn forbidden(role: Role, procedure: &str) -> Failure {
 /// How long [`Store::authorize`] trusts what it read about a token: the longest another process
 /// can keep accepting a token revoked (or a membership changed) elsewhere.
 pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The process's one cache of authorizations.
+pub(crate) fn auth_cache() -> &'static AuthCache {
+    static CACHE: std::sync::LazyLock<AuthCache> = std::sync::LazyLock::new(AuthCache::default);
+    &CACHE
+}
 
 /// The most entries the cache holds; past it, it starts again empty.
 const AUTH_CACHE_ENTRIES: usize = 10_000;

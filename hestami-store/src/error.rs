@@ -24,6 +24,11 @@ pub enum FailureKind {
     RuleViolation,
     /// The request failed for an internal reason, repeatedly, and was given up (500).
     Internal,
+    /// The credentials presented are not valid (401): a password, a refresh token or an
+    /// invitation code. Only sign-in answers it; it is never recorded with a workflow.
+    Unauthenticated,
+    /// Too many attempts; `details.retryAfterSeconds` says when to try again (429).
+    RateLimited,
 }
 
 /// One problem with one input field.

@@ -27,6 +27,7 @@ mod db;
 pub mod directory;
 pub mod engine;
 mod error;
+pub mod sessions;
 mod store;
 pub mod testing;
 

@@ -124,6 +124,10 @@ pub const SHARED_TABLES: &[&str] = &[
     "users",
     "memberships",
     "api_tokens",
+    "user_invites",
+    "devices",
+    "refresh_tokens",
+    "auth_throttle",
     "workflow_queue",
     "timers",
 ];
@@ -166,9 +170,7 @@ impl Store {
     /// Tokens recently authorized (see [`Store::authorize`]): one cache for every store of the
     /// process, so that a revocation through any of them is seen by all at once.
     pub(crate) fn auth_cache(&self) -> &'static crate::directory::AuthCache {
-        static CACHE: std::sync::LazyLock<crate::directory::AuthCache> =
-            std::sync::LazyLock::new(crate::directory::AuthCache::default);
-        &CACHE
+        crate::directory::auth_cache()
     }
 
     /// The current time, from the store's clock.
@@ -407,6 +409,11 @@ impl TenantTx {
     /// Who is acting, when a person is.
     pub fn actor(&self) -> Option<UserId> {
         self.actor
+    }
+
+    /// The database transaction under the tenant handle, for the directory's shared tables.
+    pub(crate) fn inner(&mut self) -> &mut Tx {
+        &mut self.tx
     }
 
     pub(crate) fn for_update(&self) -> &'static str {

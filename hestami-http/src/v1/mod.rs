@@ -143,8 +143,10 @@ mod tests {
         World {
             ctx: Ctx {
                 services,
-                user_id: created.user_id,
+                user_id: Some(created.user_id),
+                token: None,
                 caller: Some(caller),
+                peer: None,
                 trace_id: "0".repeat(32),
             },
             _db: db,

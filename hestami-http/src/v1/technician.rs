@@ -16,9 +16,11 @@ use hestami_core::workforce::{
 };
 use hestami_store::app::PageRequest;
 use hestami_store::app::technician::{
-    LinkCommand, NewTechnician, TechnicianCommand, TechnicianLink, TechnicianUpdate,
+    LinkCommand, NewTechnician, TechnicianCommand, TechnicianInvite, TechnicianLink,
+    TechnicianUpdate,
 };
 use hestami_store::app::workforce::{NewCertification, TechnicianDetail, WorkforceCommand};
+use hestami_store::sessions::Device;
 
 use super::contractor::{AreaDto, areas, trade_list};
 use super::customer::{LocationDto, patch};
@@ -190,6 +192,130 @@ fn convert_link(i: LinkUserInput) -> Result<LinkCommand, ApiError> {
     Ok(LinkCommand::LinkUser {
         technician_id: TechnicianId::from_uuid(i.technician_id),
         user_id: i.user_id.map(hestami_core::ids::UserId::from_uuid),
+    })
+}
+
+/// `technician/v1/invite`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InviteTechnicianInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which technician (active).
+    pub technician_id: Uuid,
+    /// The person's e-mail address. Their user is created if new, made a member with the
+    /// `technician` role unless they are a member already, and linked to the technician.
+    pub email: String,
+}
+
+/// An invitation: give the code to the person, who sets a password with `auth/v1/acceptInvite`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TechnicianInviteDto {
+    /// The technician.
+    pub technician_id: Uuid,
+    /// The user linked to them.
+    pub user_id: Uuid,
+    /// The technician's version after the change.
+    pub version: i64,
+    /// The invitation code: single use. A replay of the same request answers the same code.
+    pub invite_code: String,
+    /// When the code stops working (7 days).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<TechnicianInvite> for TechnicianInviteDto {
+    fn from(i: TechnicianInvite) -> Self {
+        Self {
+            technician_id: i.technician_id.as_uuid(),
+            user_id: i.user_id.as_uuid(),
+            version: i.version,
+            invite_code: i.invite.code,
+            expires_at: i.invite.expires_at,
+        }
+    }
+}
+
+fn convert_invite(i: InviteTechnicianInput) -> Result<LinkCommand, ApiError> {
+    validate(|v| {
+        let email = v.check("email", Email::parse(&i.email))?;
+        Some(LinkCommand::Invite {
+            technician_id: TechnicianId::from_uuid(i.technician_id),
+            email,
+        })
+    })
+}
+
+/// `technician/v1/devices`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TechnicianDevicesInput {
+    /// Which technician.
+    pub technician_id: Uuid,
+}
+
+/// A device the technician's user signed in on.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceDto {
+    /// The app installation's id.
+    pub device_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// First signed in.
+    pub created_at: DateTime<Utc>,
+    /// Last signed in or refreshed.
+    pub last_seen_at: DateTime<Utc>,
+    /// When its session ended (signed out or revoked); null while signed in.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<Device> for DeviceDto {
+    fn from(d: Device) -> Self {
+        Self {
+            device_id: d.device_id,
+            name: d.name,
+            created_at: d.created_at,
+            last_seen_at: d.last_seen_at,
+            revoked_at: d.revoked_at,
+        }
+    }
+}
+
+/// `technician/v1/devices`'s result.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TechnicianDevicesOutput {
+    /// Most recently seen first; empty when no user is linked.
+    pub devices: Vec<DeviceDto>,
+}
+
+async fn devices(ctx: Ctx, i: TechnicianDevicesInput) -> Result<TechnicianDevicesOutput, ApiError> {
+    let devices = ctx
+        .services
+        .technician_devices(ctx.caller()?, TechnicianId::from_uuid(i.technician_id))
+        .await?;
+    Ok(TechnicianDevicesOutput {
+        devices: devices.into_iter().map(DeviceDto::from).collect(),
+    })
+}
+
+/// `technician/v1/revokeDevice`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevokeDeviceInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which technician.
+    pub technician_id: Uuid,
+    /// The device of the technician's user.
+    pub device_id: Uuid,
+}
+
+fn convert_revoke_device(i: RevokeDeviceInput) -> Result<LinkCommand, ApiError> {
+    Ok(LinkCommand::RevokeDevice {
+        technician_id: TechnicianId::from_uuid(i.technician_id),
+        device_id: i.device_id,
     })
 }
 
@@ -680,7 +806,9 @@ mutating!(
     RemoveTimeOffInput,
     SetTechnicianAreasInput,
     SetHomeBaseInput,
-    LinkUserInput
+    LinkUserInput,
+    InviteTechnicianInput,
+    RevokeDeviceInput
 );
 
 /// Parses a skill level given on the wire.
@@ -1053,6 +1181,32 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             ),
             convert_link,
             <TechnicianLinkDto as From<TechnicianLink>>::from,
+        ),
+        mutation(
+            name(
+                "invite",
+                "Invite a person to sign in as a technician: their user and membership (technician role) as needed, the link, and a single-use code for auth/v1/acceptInvite",
+                &["NOT_FOUND", "USER_ALREADY_LINKED", "TECHNICIAN_INACTIVE"],
+            ),
+            convert_invite,
+            <TechnicianInviteDto as From<TechnicianInvite>>::from,
+        ),
+        query(
+            name(
+                "devices",
+                "The devices the technician's user signed in on, with when each was last seen and whether its session ended",
+                &["NOT_FOUND"],
+            ),
+            devices,
+        ),
+        mutation(
+            name(
+                "revokeDevice",
+                "End the session of one of the technician's devices: its refresh tokens are deleted and its access tokens stop working",
+                &["NOT_FOUND"],
+            ),
+            convert_revoke_device,
+            <DeviceDto as From<Device>>::from,
         ),
         query(
             name(

@@ -91,13 +91,48 @@ pub enum LinkCommand {
         /// The user (a member of the organization), or `None` to unlink.
         user_id: Option<hestami_core::ids::UserId>,
     },
+    /// `technician/v1/invite`.
+    #[serde(rename = "technician/v1/invite")]
+    Invite {
+        /// Which technician.
+        technician_id: TechnicianId,
+        /// The person's e-mail address: their user is created if new, made a member with the
+        /// `technician` role unless they are a member already, and linked to the technician.
+        email: hestami_core::text::Email,
+    },
+    /// `technician/v1/revokeDevice`.
+    #[serde(rename = "technician/v1/revokeDevice")]
+    RevokeDevice {
+        /// Which technician.
+        technician_id: TechnicianId,
+        /// The device of the technician's user.
+        device_id: uuid::Uuid,
+    },
 }
 
 impl Command for LinkCommand {
     const WORKFLOW: &'static str = WORKFLOW;
     fn procedure(&self) -> &'static str {
-        "technician/v1/linkUser"
+        match self {
+            Self::LinkUser { .. } => "technician/v1/linkUser",
+            Self::Invite { .. } => "technician/v1/invite",
+            Self::RevokeDevice { .. } => "technician/v1/revokeDevice",
+        }
     }
+}
+
+/// An invitation for the user linked to a technician.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TechnicianInvite {
+    /// The technician.
+    pub technician_id: TechnicianId,
+    /// The user linked to them.
+    pub user_id: hestami_core::ids::UserId,
+    /// The technician's version after the change.
+    pub version: i64,
+    /// The code and when it expires.
+    pub invite: crate::sessions::Invite,
 }
 
 /// A technician and the user linked to them.
@@ -143,6 +178,112 @@ pub(crate) async fn run_any(
                 .await?,
             )?
         }
+        TechnicianInput::Link(LinkCommand::Invite {
+            technician_id,
+            email,
+        }) => {
+            let mut ctx = ctx;
+            serde_json::to_value(
+                ctx.step("invite", move |tx| {
+                    Box::pin(invite(tx, technician_id, email))
+                })
+                .await?,
+            )?
+        }
+        TechnicianInput::Link(LinkCommand::RevokeDevice {
+            technician_id,
+            device_id,
+        }) => {
+            let mut ctx = ctx;
+            serde_json::to_value(
+                ctx.step("revoke_device", move |tx| {
+                    Box::pin(async move {
+                        let user = linked_user(tx, technician_id).await?;
+                        let device = crate::sessions::revoke_device(tx, user, device_id).await?;
+                        crate::directory::auth_cache().clear();
+                        Ok(device)
+                    })
+                })
+                .await?,
+            )?
+        }
+    })
+}
+
+/// The user linked to a technician; `404 device` when there is none (so none of its devices
+/// exists either).
+async fn linked_user(
+    tx: &mut TenantTx,
+    technician_id: TechnicianId,
+) -> Result<hestami_core::ids::UserId, StoreError> {
+    let org = tx.org();
+    load(tx, technician_id, false).await?;
+    let row = tx
+        .fetch_one(
+            "SELECT user_id FROM technicians WHERE organization_id = $1 AND id = $2",
+            args![org, technician_id.as_uuid()],
+        )
+        .await?;
+    row.get::<Option<uuid::Uuid>>("user_id")?
+        .map(hestami_core::ids::UserId::from_uuid)
+        .ok_or_else(|| Failure::not_found("device").into())
+}
+
+/// The devices of the user linked to a technician (none when no user is linked).
+pub(crate) async fn devices(
+    tx: &mut TenantTx,
+    technician_id: TechnicianId,
+) -> Result<Vec<crate::sessions::Device>, StoreError> {
+    match linked_user(tx, technician_id).await {
+        Ok(user) => crate::sessions::devices_of(tx, user).await,
+        Err(StoreError::Failure(f)) if f.kind == FailureKind::NotFound => {
+            // The technician exists (`load` passed) but has no user: no devices.
+            load(tx, technician_id, false).await?;
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Invites the person with `email` to sign in as the technician: their user (created if new),
+/// a membership with the `technician` role unless they hold one already, the link, and an
+/// invitation code.
+async fn invite(
+    tx: &mut TenantTx,
+    technician_id: TechnicianId,
+    email: hestami_core::text::Email,
+) -> Result<TechnicianInvite, StoreError> {
+    let org = tx.org();
+    let technician = load(tx, technician_id, true).await?;
+    if !technician.active {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "TECHNICIAN_INACTIVE",
+            "the technician is deactivated; reactivate them before inviting",
+        )
+        .into());
+    }
+    let now = tx.now();
+    let user = crate::directory::upsert_user(tx, &email, now).await?;
+    tx.execute(
+        "INSERT INTO memberships (organization_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (organization_id, user_id) DO NOTHING",
+        args![
+            org,
+            user.as_uuid(),
+            hestami_core::org::Role::Technician.as_str(),
+            now
+        ],
+    )
+    .await?;
+    let link = link_user(tx, technician_id, Some(user)).await?;
+    let invite = crate::sessions::create_invite(tx, user).await?;
+    crate::directory::auth_cache().clear();
+    Ok(TechnicianInvite {
+        technician_id,
+        user_id: user,
+        version: link.version,
+        invite,
     })
 }
 
@@ -398,6 +539,15 @@ pub(crate) fn decode(row: &Row) -> Result<Technician, StoreError> {
 }
 
 impl Services {
+    /// `technician/v1/devices`: where the technician's user signed in.
+    pub async fn technician_devices(
+        &self,
+        caller: &Caller,
+        id: TechnicianId,
+    ) -> Result<Vec<crate::sessions::Device>, StoreError> {
+        self.read(caller, move |tx| Box::pin(devices(tx, id))).await
+    }
+
     /// `technician/v1/get`.
     pub async fn technician_get(
         &self,
