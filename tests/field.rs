@@ -14,6 +14,7 @@ both!(
     a_technician_sees_and_moves_only_their_own_work,
     an_unlinked_technician_sees_nothing_and_links_are_checked,
     my_day_is_the_technicians_own_day_with_what_they_need_on_site,
+    field_moves_carry_the_devices_time_and_place_and_positions_are_kept,
 );
 
 fn hours_from_now(a: i64, b: i64) -> (String, String) {
@@ -418,4 +419,154 @@ async fn my_day_is_the_technicians_own_day_with_what_they_need_on_site(s: TestSe
     );
     let refused = s.call("technician/v1/myDay", json!({ "date": day })).await;
     refused.assert_error(404, "NOT_FOUND");
+}
+
+async fn field_moves_carry_the_devices_time_and_place_and_positions_are_kept(s: TestServer) {
+    let f = s.fixture().await;
+    let ana = f.tech.clone();
+    let bob = plumber(&s, "Bob").await;
+    let (me, _) = technician_member(&s, "ana@a.example").await;
+    s.link(&me, &ana).await;
+    let j = job(&s, &f.customer, &f.property).await;
+    let w = hours_from_now(1, 2);
+    let schedule = s
+        .mutate(
+            "job/v2/addAppointment",
+            json!({ "jobId": j["id"], "windowStart": w.0, "windowEnd": w.1,
+                    "leadTechnicianId": ana["id"] }),
+        )
+        .await;
+    let visit = schedule["appointments"][0]["id"].clone();
+    s.mutate(
+        "job/v2/moveAppointment",
+        json!({ "appointmentId": visit, "action": "dispatch" }),
+    )
+    .await;
+
+    // Offline: she starts travelling and arrives; the moves reach the server later, each with
+    // the device's time and place.
+    let now = chrono::Utc::now();
+    let (left, arrived) = (
+        (now - chrono::Duration::minutes(50)).to_rfc3339(),
+        (now - chrono::Duration::minutes(20)).to_rfc3339(),
+    );
+    for (action, at, lat) in [("start_travel", &left, 41.80), ("arrive", &arrived, 41.88)] {
+        s.call_as(
+            &me,
+            "job/v2/moveAppointment",
+            json!({ "idempotencyKey": key(), "appointmentId": visit, "action": action,
+                    "device": { "deviceTime": at,
+                                "location": { "lat": lat, "lon": -87.63, "accuracyM": 9.5 } } }),
+        )
+        .await
+        .ok();
+    }
+    // A clock far ahead of the server's is kept and flagged, never refused.
+    let ahead = (now + chrono::Duration::hours(3)).to_rfc3339();
+    s.call_as(
+        &me,
+        "job/v2/moveAppointment",
+        json!({ "idempotencyKey": key(), "appointmentId": visit, "action": "finish",
+                "device": { "deviceTime": ahead } }),
+    )
+    .await
+    .ok();
+    let timeline = s
+        .call_as(&me, "job/v2/timeline", json!({ "jobId": j["id"] }))
+        .await
+        .ok();
+    let moves: Vec<&Value> = timeline["scheduleEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["deviceTime"].is_string())
+        .collect();
+    assert_eq!(moves.len(), 3, "{timeline}");
+    let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert_eq!(time(&moves[0]["deviceTime"]), time(&json!(left)));
+    assert!(time(&moves[0]["at"]) > time(&moves[0]["deviceTime"]));
+    assert_eq!(moves[1]["location"]["lat"], 41.88);
+    assert_eq!(moves[1]["location"]["accuracyM"], 9.5);
+    assert!(moves[2]["location"].is_null());
+    assert_eq!(moves[2]["data"]["deviceClockAhead"], true);
+    assert!(moves[0]["data"].get("deviceClockAhead").is_none());
+
+    // A bad fix names its field; nothing is recorded.
+    let bad = s
+        .call_as(
+            &me,
+            "job/v2/moveAppointment",
+            json!({ "idempotencyKey": key(), "appointmentId": visit, "action": "finish",
+                    "device": { "deviceTime": arrived, "location": { "lat": 95, "lon": 0 } } }),
+        )
+        .await;
+    bad.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(bad.json["field_errors"][0]["field"], "device.location.lat");
+
+    // The moves' places are breadcrumbs; a report adds one and moves the last known position;
+    // a late report (older by the device's clock) is a breadcrumb but does not move it back.
+    let report = |lat: f64, at: chrono::DateTime<chrono::Utc>| {
+        json!({ "idempotencyKey": key(), "technicianId": ana["id"], "deviceTime": at.to_rfc3339(),
+                "location": { "lat": lat, "lon": -87.6 } })
+    };
+    let reported = s
+        .call_as(&me, "technician/v1/reportLocation", report(41.9, now))
+        .await
+        .ok();
+    assert_eq!(reported["kept"], true);
+    assert_eq!(reported["lastPosition"]["location"]["lat"], 41.9);
+    let late = s
+        .call_as(
+            &me,
+            "technician/v1/reportLocation",
+            report(41.7, now - chrono::Duration::minutes(30)),
+        )
+        .await
+        .ok();
+    assert_eq!(late["lastPosition"]["location"]["lat"], 41.9);
+    let mine = s
+        .call_as(&me, "technician/v1/positions", json!({}))
+        .await
+        .ok();
+    assert_eq!(mine["lastPosition"]["location"]["lat"], 41.9);
+    let lats: Vec<f64> = mine["breadcrumbs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["location"]["lat"].as_f64().unwrap())
+        .collect();
+    assert_eq!(lats, vec![41.8, 41.7, 41.88, 41.9], "{mine}");
+    // The office sees it by naming her; she cannot report or read Bob's; another organization
+    // cannot read hers.
+    let office = s
+        .call(
+            "technician/v1/positions",
+            json!({ "technicianId": ana["id"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(office["lastPosition"], mine["lastPosition"]);
+    let mut as_bob = report(41.9, now);
+    as_bob["technicianId"] = bob["id"].clone();
+    s.call_as(&me, "technician/v1/reportLocation", as_bob)
+        .await
+        .assert_error(404, "NOT_FOUND");
+    s.call_as(
+        &me,
+        "technician/v1/positions",
+        json!({ "technicianId": bob["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    s.call_as(
+        &b,
+        "technician/v1/positions",
+        json!({ "technicianId": ana["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    s.call_as(&b, "technician/v1/reportLocation", report(1.0, now))
+        .await
+        .assert_error(404, "NOT_FOUND");
 }

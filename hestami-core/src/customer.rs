@@ -124,6 +124,11 @@ impl GeoPoint {
         Ok(Self { lat, lon })
     }
 
+    /// A point from coordinates already checked by [`GeoPoint::parse`].
+    pub(crate) fn checked(lat: f64, lon: f64) -> Self {
+        Self { lat, lon }
+    }
+
     /// Latitude in degrees.
     pub fn lat(&self) -> f64 {
         self.lat

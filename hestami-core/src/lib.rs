@@ -45,6 +45,7 @@ pub mod customer;
 pub mod dispatch;
 pub mod eligibility;
 pub mod estimate;
+pub mod field;
 pub mod ids;
 pub mod invoice;
 pub mod job;

@@ -422,6 +422,10 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("technician/v1/invite", MANAGERS),
     ("technician/v1/devices", MANAGERS),
     ("technician/v1/revokeDevice", MANAGERS),
+    // A device reports its technician's position; an owner who also works in the field reports
+    // their own technician's (the office roles are not refused: they may be that person).
+    ("technician/v1/reportLocation", FIELD),
+    ("technician/v1/positions", EVERYONE),
     ("technician/v1/myDay", EVERYONE),
     ("job/v1/create", OFFICE),
     ("job/v1/schedule", OFFICE),
@@ -615,6 +619,8 @@ mod tests {
             technician/v1/invite           owner admin
             technician/v1/devices          owner admin
             technician/v1/revokeDevice     owner admin
+            technician/v1/reportLocation   owner admin dispatcher office technician
+            technician/v1/positions        owner admin dispatcher office technician viewer
             technician/v1/myDay            owner admin dispatcher office technician viewer
             job/v1/create                  owner admin dispatcher office
             job/v1/schedule                owner admin dispatcher office

@@ -133,6 +133,7 @@ fn rule_for(name: &str) -> Option<Value> {
         "region" => json!({ "pattern": "^[A-Za-z0-9-]{1,10}$" }),
         "netDays" => json!({ "minimum": 0, "maximum": 365 }),
         "lat" => json!({ "minimum": -90, "maximum": 90 }),
+        "accuracyM" => json!({ "minimum": 0, "maximum": hestami_core::field::MAX_ACCURACY_M }),
         "lon" => json!({ "minimum": -180, "maximum": 180 }),
         // Amounts that change hands, and insurance limits: more than zero.
         "amount" | "perOccurrenceLimit" | "aggregateLimit" => {

@@ -238,6 +238,12 @@ impl From<Option<i64>> for Value {
         Self::Int(v)
     }
 }
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Self::Float(Some(v))
+    }
+}
+
 impl From<Option<f64>> for Value {
     fn from(v: Option<f64>) -> Self {
         Self::Float(v)

@@ -115,6 +115,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "schedule_events",
     "scheduling_settings",
     "dispatch_plans",
+    "technician_positions",
+    "technician_last_positions",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

@@ -932,6 +932,7 @@ async fn scheduling_procedures_recover(
             action,
             reason: None,
             expected_version: None,
+            device: None,
         }))
         .await;
     }

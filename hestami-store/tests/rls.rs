@@ -412,6 +412,17 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
              VALUES ($1, $2, '2031-06-02', 'proposed', '{}', '{}', now(), NULL)",
             vec![t.org, fresh],
         ),
+        "technician_positions" => (
+            "INSERT INTO technician_positions (organization_id, technician_id, id, device_time, received_at, \
+             lat, lon, accuracy_m, source) VALUES ($1, $2, $3, now(), now(), 41.9, -87.6, 10, 'report')",
+            vec![t.org, t.technician, fresh],
+        ),
+        "technician_last_positions" => (
+            "INSERT INTO technician_last_positions (organization_id, technician_id, device_time, received_at, \
+             lat, lon, accuracy_m) VALUES ($1, $2, now(), now(), 41.9, -87.6, 10) \
+             ON CONFLICT (organization_id, technician_id) DO UPDATE SET lat = 41.8",
+            vec![t.org, t.technician],
+        ),
         _ => return None,
     })
 }

@@ -74,6 +74,7 @@ fn field(schedule: &JobSchedule, k: usize, action: FieldMove) -> JobV2Command {
         action,
         reason: None,
         expected_version: None,
+        device: None,
     })
 }
 
@@ -187,6 +188,7 @@ async fn a_missed_window_is_recorded_once_and_rescheduling_or_arriving_disarms_i
             action: FieldMove::Hold,
             reason: Some(hestami_core::text::Reason::parse("parts").expect("reason")),
             expected_version: None,
+            device: None,
         }),
     )
     .await;

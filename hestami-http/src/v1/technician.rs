@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use hestami_core::Invalid;
 use hestami_core::customer::GeoPoint;
+use hestami_core::field::{DeviceReport, Fix};
 use hestami_core::ids::{CertificationId, TechnicianId, TimeOffId};
 use hestami_core::schedule::{Span, SpanReason};
 use hestami_core::text::{Email, Name as PersonName, Phone, Reason, TradeCode};
@@ -15,6 +16,7 @@ use hestami_core::workforce::{
     WeeklyShifts,
 };
 use hestami_store::app::PageRequest;
+use hestami_store::app::field::{FieldCommand, LocationReported, Position};
 use hestami_store::app::technician::{
     LinkCommand, NewTechnician, TechnicianCommand, TechnicianInvite, TechnicianLink,
     TechnicianUpdate,
@@ -316,6 +318,178 @@ fn convert_revoke_device(i: RevokeDeviceInput) -> Result<LinkCommand, ApiError> 
     Ok(LinkCommand::RevokeDevice {
         technician_id: TechnicianId::from_uuid(i.technician_id),
         device_id: i.device_id,
+    })
+}
+
+/// A position fix from a device.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FixDto {
+    /// Latitude, degrees (WGS 84).
+    pub lat: f64,
+    /// Longitude, degrees (WGS 84).
+    pub lon: f64,
+    /// The accuracy radius the device gives, metres.
+    pub accuracy_m: Option<f64>,
+}
+
+impl From<Fix> for FixDto {
+    fn from(f: Fix) -> Self {
+        Self {
+            lat: f.lat(),
+            lon: f.lon(),
+            accuracy_m: f.accuracy_m(),
+        }
+    }
+}
+
+impl FixDto {
+    /// Parses the fix at `field` (`location`, `device.location`).
+    pub(crate) fn parse(&self, v: &mut Validator, field: &str) -> Option<Fix> {
+        match Fix::parse(self.lat, self.lon, self.accuracy_m) {
+            Ok(f) => Some(f),
+            Err((which, invalid)) => {
+                v.check::<()>(&format!("{field}.{which}"), Err(invalid));
+                None
+            }
+        }
+    }
+}
+
+/// When (by the device's clock) and where a technician did something in the field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeviceReportDto {
+    /// The device's clock when it happened (RFC 3339). Kept beside the server's time; a time more
+    /// than 5 minutes ahead of the server's is kept but flagged (`deviceClockAhead`) and not
+    /// computed with.
+    #[serde(deserialize_with = "crate::wire::date_time")]
+    pub device_time: DateTime<Utc>,
+    /// Where the device was, when it knew.
+    pub location: Option<FixDto>,
+}
+
+impl DeviceReportDto {
+    /// Parses the report at `field`.
+    pub(crate) fn parse(&self, v: &mut Validator, field: &str) -> Option<DeviceReport> {
+        let location = match &self.location {
+            Some(l) => Some(l.parse(v, &format!("{field}.location"))?),
+            None => None,
+        };
+        Some(DeviceReport {
+            device_time: self.device_time,
+            location,
+        })
+    }
+}
+
+/// `technician/v1/reportLocation`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportLocationInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Whose device: a technician reports their own (another is not found).
+    pub technician_id: Uuid,
+    /// The device's clock when the fix was taken (RFC 3339).
+    #[serde(deserialize_with = "crate::wire::date_time")]
+    pub device_time: DateTime<Utc>,
+    /// Where.
+    pub location: FixDto,
+}
+
+/// A position a device reported.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PositionDto {
+    /// When, by the device's clock (the server's, when the device's was ahead of it).
+    pub device_time: DateTime<Utc>,
+    /// When the server received it.
+    pub received_at: DateTime<Utc>,
+    /// Where.
+    pub location: FixDto,
+}
+
+impl From<Position> for PositionDto {
+    fn from(p: Position) -> Self {
+        Self {
+            device_time: p.device_time,
+            received_at: p.received_at,
+            location: p.location.into(),
+        }
+    }
+}
+
+/// `technician/v1/reportLocation`'s result.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationReportedDto {
+    /// Whose.
+    pub technician_id: Uuid,
+    /// Whether the report was kept as a breadcrumb: false past 1,440 in 24 hours, or older than
+    /// 30 days. The last known position follows it whenever it is the newest.
+    pub kept: bool,
+    /// The last known position after the report.
+    pub last_position: PositionDto,
+}
+
+impl From<LocationReported> for LocationReportedDto {
+    fn from(r: LocationReported) -> Self {
+        Self {
+            technician_id: r.technician_id.as_uuid(),
+            kept: r.kept,
+            last_position: r.last_position.into(),
+        }
+    }
+}
+
+fn convert_report_location(i: ReportLocationInput) -> Result<FieldCommand, ApiError> {
+    validate(|v| {
+        let location = i.location.parse(v, "location")?;
+        Some(FieldCommand::ReportLocation {
+            technician_id: TechnicianId::from_uuid(i.technician_id),
+            device_time: i.device_time,
+            location,
+        })
+    })
+}
+
+/// `technician/v1/positions`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PositionsInput {
+    /// Whose: a technician's own by default (another is not found); the office names one.
+    pub technician_id: Option<Uuid>,
+    /// The local date, in the organization's zone (`YYYY-MM-DD`; default: today there).
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
+    pub date: Option<NaiveDate>,
+}
+
+/// `technician/v1/positions`'s result.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PositionsOutput {
+    /// Whose.
+    pub technician_id: Uuid,
+    /// The last known position, whenever it was.
+    pub last_position: Option<PositionDto>,
+    /// The day's breadcrumbs in the device's time order.
+    pub breadcrumbs: Vec<PositionDto>,
+}
+
+async fn positions(ctx: Ctx, i: PositionsInput) -> Result<PositionsOutput, ApiError> {
+    let p = ctx
+        .services
+        .technician_positions(
+            ctx.caller()?,
+            i.technician_id.map(TechnicianId::from_uuid),
+            i.date,
+        )
+        .await?;
+    Ok(PositionsOutput {
+        technician_id: p.technician_id.as_uuid(),
+        last_position: p.last_position.map(PositionDto::from),
+        breadcrumbs: p.breadcrumbs.into_iter().map(PositionDto::from).collect(),
     })
 }
 
@@ -808,7 +982,8 @@ mutating!(
     SetHomeBaseInput,
     LinkUserInput,
     InviteTechnicianInput,
-    RevokeDeviceInput
+    RevokeDeviceInput,
+    ReportLocationInput
 );
 
 /// Parses a skill level given on the wire.
@@ -1190,6 +1365,23 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             ),
             convert_invite,
             <TechnicianInviteDto as From<TechnicianInvite>>::from,
+        ),
+        mutation(
+            name(
+                "reportLocation",
+                "Report where a technician's device is: the last known position (the newest by the device's clock) and a breadcrumb",
+                &["NOT_FOUND"],
+            ),
+            convert_report_location,
+            <LocationReportedDto as From<LocationReported>>::from,
+        ),
+        query(
+            name(
+                "positions",
+                "A technician's last known position and the breadcrumbs of a local day",
+                &["NOT_FOUND"],
+            ),
+            positions,
         ),
         query(
             name(

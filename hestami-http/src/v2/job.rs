@@ -284,6 +284,9 @@ pub struct MoveAppointmentInput {
     pub reason: Option<String>,
     /// Refuse with `VERSION_CONFLICT` unless the appointment is at this version.
     pub expected_version: Option<i64>,
+    /// When (by the device's clock) and where the technician made the move, for a move made in
+    /// the field (recorded with its event; the timeline shows it beside the server's time).
+    pub device: Option<crate::v1::technician::DeviceReportDto>,
 }
 
 /// `job/v2/complete`.
@@ -361,8 +364,13 @@ pub struct ScheduleEventDto {
     pub actor_user_id: Option<Uuid>,
     /// Why, when given.
     pub reason: Option<String>,
-    /// When.
+    /// When the server recorded it.
     pub at: DateTime<Utc>,
+    /// When the device says it happened (a move made in the field; an offline one arrives
+    /// later, so this may be well before `at`).
+    pub device_time: Option<DateTime<Utc>>,
+    /// Where the device was, when it said.
+    pub location: Option<crate::v1::technician::FixDto>,
 }
 
 impl From<ScheduleEvent> for ScheduleEventDto {
@@ -374,6 +382,8 @@ impl From<ScheduleEvent> for ScheduleEventDto {
             actor_user_id: e.actor.map(|a| a.as_uuid()),
             reason: e.reason.map(|r| r.as_str().to_owned()),
             at: e.at,
+            device_time: e.device_time,
+            location: e.location.map(Into::into),
         }
     }
 }
@@ -528,6 +538,7 @@ fn convert_unassign(i: UnassignTechnicianInput) -> Result<JobV2Command, ApiError
 fn convert_move(i: MoveAppointmentInput) -> Result<JobV2Command, ApiError> {
     validate(|v| {
         let reason = v.optional("reason", i.reason.as_deref(), Reason::parse);
+        let device = i.device.as_ref().map(|d| d.parse(v, "device"));
         if i.action == FieldMoveDto::Hold && i.reason.is_none() {
             v.fail(
                 "reason",
@@ -548,6 +559,10 @@ fn convert_move(i: MoveAppointmentInput) -> Result<JobV2Command, ApiError> {
             },
             reason: reason?,
             expected_version: i.expected_version,
+            device: match device {
+                Some(parsed) => Some(parsed?),
+                None => None,
+            },
         }))
     })
 }

@@ -171,6 +171,10 @@ pub struct MoveAppointment {
     pub reason: Option<Reason>,
     /// Fail with `VERSION_CONFLICT` unless the appointment is at this version.
     pub expected_version: Option<i64>,
+    /// When (by the device's clock) and where the technician made the move; recorded with its
+    /// event beside the server's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<hestami_core::field::DeviceReport>,
 }
 
 /// `job/v2/complete`.
@@ -292,8 +296,13 @@ pub struct ScheduleEvent {
     pub actor: Option<hestami_core::ids::UserId>,
     /// Why, when given.
     pub reason: Option<Reason>,
-    /// When.
+    /// When the server recorded it.
     pub at: DateTime<Utc>,
+    /// When the device says it happened (a move made in the field), which may be well before
+    /// `at` when the device was offline.
+    pub device_time: Option<DateTime<Utc>>,
+    /// Where the device was, when it said.
+    pub location: Option<hestami_core::field::Fix>,
 }
 
 /// A job's whole history: the job's own events and its schedule's.
@@ -377,7 +386,7 @@ pub(crate) async fn run(
                         &crew_of(&moved),
                     )
                     .await?;
-                    change(tx, loaded, &commands, None).await
+                    change(tx, loaded, &commands, None, None).await
                 })
             })
             .await?
@@ -389,7 +398,7 @@ pub(crate) async fn run(
                     let command = AppointmentCommand::Cancel {
                         reason: c.reason.clone(),
                     };
-                    change(tx, loaded, &[command], Some(c.reason)).await
+                    change(tx, loaded, &[command], Some(c.reason), None).await
                 })
             })
             .await?
@@ -411,7 +420,7 @@ pub(crate) async fn run(
                         .map_err(|e| appointment_failure(&e))?;
                     let (visit, job) = (&loaded.visit, &loaded.job);
                     check_crew(tx, job, visit.id, visit.occupied(), &[(tech.id, a.role)]).await?;
-                    change(tx, loaded, &[command], None).await
+                    change(tx, loaded, &[command], None, None).await
                 })
             })
             .await?
@@ -423,7 +432,7 @@ pub(crate) async fn run(
                     let command = AppointmentCommand::RemoveFromCrew {
                         technician: u.technician_id,
                     };
-                    change(tx, loaded, &[command], None).await
+                    change(tx, loaded, &[command], None, None).await
                 })
             })
             .await?
@@ -650,6 +659,7 @@ pub(crate) async fn change(
     loaded: Loaded,
     commands: &[AppointmentCommand],
     reason: Option<Reason>,
+    device: Option<hestami_core::field::DeviceReport>,
 ) -> Result<JobSchedule, StoreError> {
     let Loaded {
         job,
@@ -660,12 +670,19 @@ pub(crate) async fn change(
     for command in commands {
         let change =
             core_appointment::execute(&mut visit, command).map_err(|e| appointment_failure(&e))?;
+        let mut data = serde_json::to_value(&change)?;
+        if let (Some(device), Some(object)) = (device, data.as_object_mut()) {
+            object.insert("device".into(), serde_json::to_value(device)?);
+            if !hestami_core::field::effective_time(device.device_time, tx.now()).1 {
+                object.insert("deviceClockAhead".into(), serde_json::Value::Bool(true));
+            }
+        }
         event(
             tx,
             job.id,
             Some(visit.id),
             "appointment_changed",
-            serde_json::to_value(&change)?,
+            data,
             reason.clone(),
         )
         .await?;
@@ -720,7 +737,15 @@ async fn field_move(tx: &mut TenantTx, m: MoveAppointment) -> Result<JobSchedule
     {
         check_crew(tx, &loaded.job, visit.id, visit.occupied(), &crew_of(visit)).await?;
     }
-    change(tx, loaded, &[command], m.reason).await
+    let schedule = change(tx, loaded, &[command], m.reason, m.device).await?;
+    if let Some(device) = m.device
+        && let Some(fix) = device.location
+        && let Some(actor) = tx.actor()
+        && let Some(technician) = super::technician::linked_to(tx, actor).await?
+    {
+        super::field::record_position(tx, technician, device.device_time, fix, "move").await?;
+    }
+    Ok(schedule)
 }
 
 async fn complete(tx: &mut TenantTx, c: CompleteJob) -> Result<JobSchedule, StoreError> {
@@ -1370,12 +1395,19 @@ fn schedule_of(
 }
 
 fn decode_schedule_event(row: &Row) -> Result<ScheduleEvent, StoreError> {
+    let data: serde_json::Value = serde_json::from_str(&row.get::<String>("data")?)?;
+    let device: Option<hestami_core::field::DeviceReport> = data
+        .get("device")
+        .map(|d| serde_json::from_value(d.clone()))
+        .transpose()?;
     Ok(ScheduleEvent {
         kind: row.get("kind")?,
         appointment_id: row
             .get::<Option<uuid::Uuid>>("appointment_id")?
             .map(AppointmentId::from_uuid),
-        data: serde_json::from_str(&row.get::<String>("data")?)?,
+        device_time: device.map(|d| d.device_time),
+        location: device.and_then(|d| d.location),
+        data,
         actor: row
             .get::<Option<uuid::Uuid>>("actor_user_id")?
             .map(hestami_core::ids::UserId::from_uuid),

@@ -829,7 +829,7 @@ async fn apply(tx: &mut TenantTx, a: ApplyPlan) -> Result<AppliedPlan, StoreErro
             core_appointment::decide(&loaded.visit, command)
                 .map_err(|e| super::appointment::appointment_failure(&e))?;
         }
-        change(tx, loaded, &commands, None).await?;
+        change(tx, loaded, &commands, None, None).await?;
     }
     for s in &steps {
         match s.lead {
@@ -852,6 +852,7 @@ async fn apply(tx: &mut TenantTx, a: ApplyPlan) -> Result<AppliedPlan, StoreErro
                         tx,
                         loaded,
                         &[AppointmentCommand::AssignLead { technician: lead }],
+                        None,
                         None,
                     )
                     .await?;

@@ -76,6 +76,8 @@ pub enum Subject {
     Estimate(hestami_core::ids::EstimateId),
     /// An invoice (of a job the caller is on).
     Invoice(hestami_core::ids::InvoiceId),
+    /// A technician (the caller must be that technician).
+    Technician(hestami_core::ids::TechnicianId),
 }
 
 /// A mutating request: the command and what makes it idempotent.
@@ -360,6 +362,11 @@ async fn visible_subject(tx: &mut TenantTx, subject: Subject) -> Result<(), Stor
         Subject::Customer(id) => scope::ensure_customer(tx, id).await,
         Subject::Estimate(id) => scope::ensure_estimate(tx, id).await,
         Subject::Invoice(id) => scope::ensure_invoice(tx, id).await,
+        Subject::Technician(id) => match tx.scope() {
+            crate::store::Scope::Technician(Some(own)) if own == id => Ok(()),
+            crate::store::Scope::Organization => Ok(()),
+            crate::store::Scope::Technician(_) => Err(Failure::not_found("technician").into()),
+        },
     }
 }
 

@@ -155,6 +155,7 @@ pub(crate) enum TechnicianInput {
     Record(TechnicianCommand),
     Workforce(super::workforce::WorkforceCommand),
     Link(LinkCommand),
+    Field(super::field::FieldCommand),
 }
 
 pub(crate) async fn run_any(
@@ -165,6 +166,9 @@ pub(crate) async fn run_any(
         TechnicianInput::Record(command) => serde_json::to_value(run(ctx, command).await?)?,
         TechnicianInput::Workforce(command) => {
             serde_json::to_value(super::workforce::run(ctx, command).await?)?
+        }
+        TechnicianInput::Field(command) => {
+            serde_json::to_value(super::field::run(ctx, command).await?)?
         }
         TechnicianInput::Link(LinkCommand::LinkUser {
             technician_id,
