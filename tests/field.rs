@@ -15,6 +15,7 @@ both!(
     an_unlinked_technician_sees_nothing_and_links_are_checked,
     my_day_is_the_technicians_own_day_with_what_they_need_on_site,
     field_moves_carry_the_devices_time_and_place_and_positions_are_kept,
+    notes_are_appended_once_and_scoped_like_their_job,
 );
 
 fn hours_from_now(a: i64, b: i64) -> (String, String) {
@@ -569,4 +570,82 @@ async fn field_moves_carry_the_devices_time_and_place_and_positions_are_kept(s: 
     s.call_as(&b, "technician/v1/reportLocation", report(1.0, now))
         .await
         .assert_error(404, "NOT_FOUND");
+}
+
+async fn notes_are_appended_once_and_scoped_like_their_job(s: TestServer) {
+    let f = s.fixture().await;
+    let ana = f.tech.clone();
+    let bob = plumber(&s, "Bob").await;
+    let (me, user) = technician_member(&s, "ana@a.example").await;
+    s.link(&me, &ana).await;
+    let mut visits = Vec::new();
+    let mut jobs = Vec::new();
+    for tech in [&ana, &bob] {
+        let j = job(&s, &f.customer, &f.property).await;
+        let w = hours_from_now(1, 2);
+        let schedule = s
+            .mutate(
+                "job/v2/addAppointment",
+                json!({ "jobId": j["id"], "windowStart": w.0, "windowEnd": w.1,
+                        "leadTechnicianId": tech["id"] }),
+            )
+            .await;
+        visits.push(schedule["appointments"][0]["id"].clone());
+        jobs.push(j);
+    }
+    let written = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let body = json!({ "idempotencyKey": key(), "jobId": jobs[0]["id"], "appointmentId": visits[0],
+                       "body": "Gate code 4412; dog in the yard",
+                       "device": { "deviceTime": written } });
+    let note = s.call_as(&me, "job/v2/addNote", body.clone()).await.ok();
+    // A replayed request (a batch sent again after a lost answer) adds nothing.
+    let again = s.call_as(&me, "job/v2/addNote", body).await.ok();
+    assert_eq!(note, again);
+    assert_eq!(note["authorUserId"], user);
+    s.mutate(
+        "job/v2/addNote",
+        json!({ "jobId": jobs[0]["id"], "body": "Customer called: running late is fine" }),
+    )
+    .await;
+    let notes = s
+        .call_as(&me, "job/v2/notes", json!({ "jobId": jobs[0]["id"] }))
+        .await
+        .ok();
+    let notes = notes["notes"].as_array().unwrap().clone();
+    assert_eq!(notes.len(), 2);
+    assert_eq!(notes[0]["id"], note["id"]);
+    assert!(notes[0]["deviceTime"].is_string());
+    assert!(notes[1]["deviceTime"].is_null());
+
+    // Bob's job, a visit of another job, and another organization's job are not found.
+    s.call_as(
+        &me,
+        "job/v2/addNote",
+        json!({ "idempotencyKey": key(), "jobId": jobs[1]["id"], "body": "x" }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    s.call_as(&me, "job/v2/notes", json!({ "jobId": jobs[1]["id"] }))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    s.call(
+        "job/v2/addNote",
+        json!({ "idempotencyKey": key(), "jobId": jobs[0]["id"], "appointmentId": visits[1],
+                "body": "x" }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    s.call_as(&b, "job/v2/notes", json!({ "jobId": jobs[0]["id"] }))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    let blank = s
+        .call_as(
+            &me,
+            "job/v2/addNote",
+            json!({ "idempotencyKey": key(), "jobId": jobs[0]["id"], "body": "  " }),
+        )
+        .await;
+    blank.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(blank.json["field_errors"][0]["field"], "body");
 }

@@ -116,3 +116,7 @@ id_type!(
     /// A refund of (part of) a payment.
     RefundId
 );
+id_type!(
+    /// A note on a job or one of its appointments.
+    NoteId
+);

@@ -490,6 +490,8 @@ pub const PERMISSIONS_V2: &[(&str, &[Role])] = &[
     // The field moves and completion are the technician's, as `job/v1/updateStatus` is.
     ("job/v2/moveAppointment", FIELD),
     ("job/v2/complete", FIELD),
+    ("job/v2/addNote", FIELD),
+    ("job/v2/notes", EVERYONE),
     ("job/v2/get", EVERYONE),
     ("job/v2/timeline", EVERYONE),
     ("job/v2/list", EVERYONE),

@@ -125,7 +125,7 @@ fn rule_for(name: &str) -> Option<Value> {
         | "certifications"
         | "requiredCertifications" => text(Name::MAX_CHARS),
         "summary" => text(Summary::MAX_CHARS),
-        "description" | "notes" => text(Description::MAX_CHARS),
+        "description" | "notes" | "body" => text(Description::MAX_CHARS),
         "reason" | "slaOverrideReason" => text(Reason::MAX_CHARS),
         "phone" => text(Phone::MAX_CHARS),
         "documentRef" | "certificateRef" => text(1000),

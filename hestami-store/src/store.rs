@@ -117,6 +117,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "dispatch_plans",
     "technician_positions",
     "technician_last_positions",
+    "notes",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

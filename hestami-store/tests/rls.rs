@@ -14,6 +14,8 @@ use hestami_core::job::Job;
 use hestami_store::app::appointment::{AddAppointment, JobSchedule, JobV2Command};
 use hestami_store::app::contractor::{ContractorCommand, ProfileUpdate};
 use hestami_store::app::dispatch_plan::{Optimize, PlanCommand};
+use hestami_store::app::field::FieldCommand;
+use hestami_store::app::notes::NewNote;
 use hestami_store::app::job::{
     DispatchCommand, JobLifecycleCommand, RaiseCallback, UpdateSchedulingSettings,
 };
@@ -182,6 +184,28 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
             weights: Default::default(),
             time_budget_ms: Some(100),
             seed: None,
+        }),
+    )
+    .await;
+    // The field tables: a position report and a note.
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        FieldCommand::ReportLocation {
+            technician_id: technician,
+            device_time: chrono::Utc::now(),
+            location: hestami_core::field::Fix::parse(41.9, -87.6, Some(5.0)).expect("fix"),
+        },
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        JobV2Command::AddNote(NewNote {
+            job_id: visit_job.id,
+            appointment_id: Some(booked.appointments[0].id),
+            body: hestami_core::text::Description::parse("Gate code 4412").expect("body"),
+            device: None,
         }),
     )
     .await;
@@ -411,6 +435,11 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
             "INSERT INTO dispatch_plans (organization_id, id, day, status, plan, reads, created_at, applied_at) \
              VALUES ($1, $2, '2031-06-02', 'proposed', '{}', '{}', now(), NULL)",
             vec![t.org, fresh],
+        ),
+        "notes" => (
+            "INSERT INTO notes (organization_id, id, job_id, appointment_id, body, author_user_id, device, \
+             created_at) VALUES ($1, $2, $3, NULL, 'intruder', NULL, NULL, now())",
+            vec![t.org, fresh, t.job],
         ),
         "technician_positions" => (
             "INSERT INTO technician_positions (organization_id, technician_id, id, device_time, received_at, \

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use hestami_core::appointment::{self as core_appointment, Appointment, MAX_HELPERS};
 use hestami_core::ids::{AppointmentId, JobId, TechnicianId};
 use hestami_core::job::TimeWindow;
-use hestami_core::text::Reason;
+use hestami_core::text::{Description, Reason};
 use hestami_store::app::PageRequest;
 use hestami_store::app::appointment::{
     AddAppointment, AssignTechnician, CancelAppointment, CompleteJob, CrewRole, FieldMove,
@@ -16,6 +16,7 @@ use hestami_store::app::appointment::{
     UnassignTechnician,
 };
 use hestami_store::app::job::{JobQuery, JobSort};
+use hestami_store::app::notes::{NewNote, Note};
 
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Name, Procedure, Validator, mutation, query, validate};
@@ -308,8 +309,97 @@ mutating!(
     AssignTechnicianInput,
     UnassignTechnicianInput,
     MoveAppointmentInput,
-    CompleteJobInput
+    CompleteJobInput,
+    AddNoteInput
 );
+
+/// `job/v2/addNote`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddNoteInput {
+    /// Makes the call idempotent (a device queuing notes offline gives each its own key, so a
+    /// replayed batch adds each once).
+    pub idempotency_key: Uuid,
+    /// The job.
+    pub job_id: Uuid,
+    /// One of its appointments, when the note is about a visit.
+    pub appointment_id: Option<Uuid>,
+    /// What was noted.
+    pub body: String,
+    /// When (by the device's clock) and where, for a note made in the field.
+    pub device: Option<crate::v1::technician::DeviceReportDto>,
+}
+
+/// A note on a job. Notes are append-only.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NoteDto {
+    /// Its id.
+    pub id: Uuid,
+    /// The job.
+    pub job_id: Uuid,
+    /// The appointment, when about a visit.
+    pub appointment_id: Option<Uuid>,
+    /// What was noted.
+    pub body: String,
+    /// Who wrote it.
+    pub author_user_id: Option<Uuid>,
+    /// When the device says it was written.
+    pub device_time: Option<DateTime<Utc>>,
+    /// Where the device was.
+    pub location: Option<crate::v1::technician::FixDto>,
+    /// When the server recorded it.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Note> for NoteDto {
+    fn from(n: Note) -> Self {
+        Self {
+            id: n.id.as_uuid(),
+            job_id: n.job_id.as_uuid(),
+            appointment_id: n.appointment_id.map(|a| a.as_uuid()),
+            body: n.body.as_str().to_owned(),
+            author_user_id: n.author.map(|a| a.as_uuid()),
+            device_time: n.device.map(|d| d.device_time),
+            location: n.device.and_then(|d| d.location).map(Into::into),
+            created_at: n.created_at,
+        }
+    }
+}
+
+fn convert_add_note(i: AddNoteInput) -> Result<JobV2Command, ApiError> {
+    validate(|v| {
+        let body = v.check("body", Description::parse(&i.body));
+        let device = i.device.as_ref().map(|d| d.parse(v, "device"));
+        Some(JobV2Command::AddNote(NewNote {
+            job_id: JobId::from_uuid(i.job_id),
+            appointment_id: i.appointment_id.map(AppointmentId::from_uuid),
+            body: body?,
+            device: match device {
+                Some(parsed) => Some(parsed?),
+                None => None,
+            },
+        }))
+    })
+}
+
+/// `job/v2/notes`'s result.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotesOutput {
+    /// The job's notes, oldest first by the server's time.
+    pub notes: Vec<NoteDto>,
+}
+
+async fn notes(ctx: Ctx, i: JobIdInput) -> Result<NotesOutput, ApiError> {
+    let notes = ctx
+        .services
+        .job_notes(ctx.caller()?, JobId::from_uuid(i.job_id))
+        .await?;
+    Ok(NotesOutput {
+        notes: notes.into_iter().map(NoteDto::from).collect(),
+    })
+}
 
 /// How `job/v2/list` orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -750,6 +840,19 @@ pub(crate) fn procedures() -> Vec<Procedure> {
         query(
             name("get", "A job with its appointments", &["NOT_FOUND"]),
             get,
+        ),
+        mutation(
+            name(
+                "addNote",
+                "Add a note to a job or one of its appointments (append-only: notes never conflict)",
+                &["NOT_FOUND"],
+            ),
+            convert_add_note,
+            <NoteDto as From<Note>>::from,
+        ),
+        query(
+            name("notes", "A job's notes, oldest first", &["NOT_FOUND"]),
+            notes,
         ),
         query(
             name(

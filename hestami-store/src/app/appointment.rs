@@ -236,6 +236,9 @@ pub enum JobV2Command {
     /// The window timer.
     #[serde(rename = "job/v2/checkWindow")]
     CheckWindow(CheckWindow),
+    /// `job/v2/addNote`.
+    #[serde(rename = "job/v2/addNote")]
+    AddNote(super::notes::NewNote),
 }
 
 impl Command for JobV2Command {
@@ -248,6 +251,7 @@ impl Command for JobV2Command {
             Self::AssignTechnician(_) => "job/v2/assignTechnician",
             Self::UnassignTechnician(_) => "job/v2/unassignTechnician",
             Self::MoveAppointment(_) => "job/v2/moveAppointment",
+            Self::AddNote(_) => "job/v2/addNote",
             Self::Complete(_) => "job/v2/complete",
             Self::CheckSla(_) => "job/v2/checkSla",
             Self::CheckWindow(_) => "job/v2/checkWindow",
@@ -265,6 +269,10 @@ impl Command for JobV2Command {
             Self::Complete(c) => J(c.job_id),
             Self::CheckSla(c) => J(c.job_id),
             Self::CheckWindow(c) => A(c.appointment_id),
+            Self::AddNote(n) => match n.appointment_id {
+                Some(a) => A(a),
+                None => J(n.job_id),
+            },
         })
     }
 }
@@ -456,6 +464,12 @@ pub(crate) async fn run(
                 .step("check_window", move |tx| Box::pin(check_window(tx, c)))
                 .await?;
             return Ok(serde_json::json!({ "missed": missed }));
+        }
+        JobV2Command::AddNote(n) => {
+            let note = ctx
+                .step("add_note", move |tx| Box::pin(super::notes::add(tx, n)))
+                .await?;
+            return Ok(serde_json::to_value(note)?);
         }
     };
     Ok(serde_json::to_value(out)?)

@@ -29,6 +29,7 @@ pub mod estimate;
 pub mod field;
 pub mod invoice;
 pub mod job;
+pub mod notes;
 pub mod org;
 pub mod payments;
 pub mod pricebook;
