@@ -31,6 +31,8 @@ fn the_readme_lists_every_procedure_with_its_workflow_and_roles() {
             Some("sign-in (no token) | anyone".to_owned())
         } else if !p.org_scoped {
             Some("no organization | any valid token".to_owned())
+        } else if path == "sync/v1/push" {
+            Some("each item's own workflow | everyone".to_owned())
         } else {
             None
         };

@@ -477,6 +477,9 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("workflow/v1/list", MANAGERS),
     ("workflow/v1/cancel", MANAGERS),
     ("workflow/v1/resume", MANAGERS),
+    ("sync/v1/pull", EVERYONE),
+    // Each item is checked against this table as the call it is.
+    ("sync/v1/push", EVERYONE),
 ];
 
 /// The same for the version 2 procedures (a table per contract version, so that each
@@ -673,6 +676,8 @@ mod tests {
             workflow/v1/list               owner admin
             workflow/v1/cancel             owner admin
             workflow/v1/resume             owner admin
+            sync/v1/pull                   owner admin dispatcher office technician viewer
+            sync/v1/push                   owner admin dispatcher office technician viewer
         "#]]
         .assert_eq(&table);
     }

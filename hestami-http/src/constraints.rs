@@ -114,6 +114,8 @@ fn rule_for(name: &str) -> Option<Value> {
             json!({ "minLength": 1, "maxLength": crate::v1::auth::MAX_SECRET_CHARS })
         }
         "cursor" => json!({ "pattern": CURSOR_PATTERN }),
+        "items" => json!({ "maxItems": crate::v1::sync::MAX_PUSH_ITEMS }),
+        "since" => json!({ "pattern": crate::v1::sync::SYNC_CURSOR_PATTERN }),
         "name"
         | "signedBy"
         | "issuer"

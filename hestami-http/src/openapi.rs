@@ -48,6 +48,14 @@ pub fn document() -> OpenApi {
                      its answer holds secrets, which are never recorded, and it is safe to repeat."
                         .to_owned(),
                 (None, false, "auth") => "\n\nEnds a session; safe to repeat.".to_owned(),
+                (None, false, "sync") if p.name == "push" => {
+                    "\n\nRuns each item as the call it is (each mutating procedure its own \
+                     workflow, under the caller's role and scope); safe to replay."
+                        .to_owned()
+                }
+                (None, false, "sync") => "\n\nRead-only (it records, per device, what it \
+                     sent, so that only what a device holds is ever tombstoned)."
+                    .to_owned(),
                 (None, false, _) => "\n\nRead-only.".to_owned(),
             },
             codes.join(", ")

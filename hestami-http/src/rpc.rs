@@ -34,6 +34,8 @@ pub struct Ctx {
     pub token: Option<Bearer>,
     /// The organization and user, for organization-scoped procedures.
     pub caller: Option<Caller>,
+    /// The caller's role in the organization, for organization-scoped procedures.
+    pub role: Option<hestami_core::org::Role>,
     /// The client's address, as the connection gives it.
     pub peer: Option<std::net::IpAddr>,
     /// The request's trace id.

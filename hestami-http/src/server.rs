@@ -406,6 +406,7 @@ async fn authorize(
             user_id: None,
             token: None,
             caller: None,
+            role: None,
             peer,
             trace_id: trace_id.to_owned(),
         });
@@ -433,6 +434,7 @@ async fn authorize(
         user_id: Some(user_id),
         token: Some(crate::rpc::Bearer(token.to_owned())),
         caller: None,
+        role: None,
         peer,
         trace_id: trace_id.to_owned(),
     };
@@ -466,6 +468,7 @@ async fn authorize(
         user_id: Some(user_id),
         scope,
     });
+    ctx.role = Some(role);
     Ok(ctx)
 }
 

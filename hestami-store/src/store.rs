@@ -118,6 +118,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "technician_positions",
     "technician_last_positions",
     "notes",
+    "sync_sent",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

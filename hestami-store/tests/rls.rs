@@ -15,10 +15,11 @@ use hestami_store::app::appointment::{AddAppointment, JobSchedule, JobV2Command}
 use hestami_store::app::contractor::{ContractorCommand, ProfileUpdate};
 use hestami_store::app::dispatch_plan::{Optimize, PlanCommand};
 use hestami_store::app::field::FieldCommand;
-use hestami_store::app::notes::NewNote;
 use hestami_store::app::job::{
     DispatchCommand, JobLifecycleCommand, RaiseCallback, UpdateSchedulingSettings,
 };
+use hestami_store::app::notes::NewNote;
+use hestami_store::app::sync::PullRequest;
 use hestami_store::app::workforce::{NewCertification, WorkforceCommand};
 use hestami_store::app::{PageRequest, Patch, Services};
 use hestami_store::{APP_ROLE, SHARED_TABLES, TENANT_TABLES};
@@ -209,6 +210,19 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         }),
     )
     .await;
+    // A device's first sync records what it was sent.
+    let pulled = s
+        .sync_pull(
+            c,
+            PullRequest {
+                device_id: Uuid::new_v4(),
+                cursor: None,
+                limit: 200,
+            },
+        )
+        .await
+        .expect("a first sync");
+    assert!(!pulled.changes.is_empty());
     let page = PageRequest::parse(Some(1), None).expect("page");
     let workflow = s
         .workflow_list(&org.caller, None, None, page)
@@ -435,6 +449,11 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
             "INSERT INTO dispatch_plans (organization_id, id, day, status, plan, reads, created_at, applied_at) \
              VALUES ($1, $2, '2031-06-02', 'proposed', '{}', '{}', now(), NULL)",
             vec![t.org, fresh],
+        ),
+        "sync_sent" => (
+            "INSERT INTO sync_sent (organization_id, user_id, device_id, entity_kind, entity_id, tombstoned_seq) \
+             VALUES ($1, $2, $2, 'job', $3, NULL) ON CONFLICT DO NOTHING",
+            vec![t.org, fresh, t.job],
         ),
         "notes" => (
             "INSERT INTO notes (organization_id, id, job_id, appointment_id, body, author_user_id, device, \

@@ -23,6 +23,7 @@ pub mod money;
 pub mod org;
 pub mod plan;
 pub mod pricebook;
+pub mod sync;
 pub mod technician;
 pub mod workflow;
 
@@ -41,6 +42,7 @@ pub fn procedures() -> Vec<Procedure> {
         estimate::procedures(),
         invoice::procedures(),
         workflow::procedures(),
+        sync::procedures(),
     ]
     .into_iter()
     .flatten()
@@ -146,6 +148,7 @@ mod tests {
                 user_id: Some(created.user_id),
                 token: None,
                 caller: Some(caller),
+                role: Some(hestami_core::org::Role::Owner),
                 peer: None,
                 trace_id: "0".repeat(32),
             },

@@ -717,7 +717,7 @@ fn name(name: &'static str, summary: &'static str, errors: &'static [&'static st
     }
 }
 
-fn render(s: JobSchedule) -> JobScheduleDto {
+pub(crate) fn render(s: JobSchedule) -> JobScheduleDto {
     s.into()
 }
 

@@ -1433,6 +1433,13 @@ fn decode_schedule_event(row: &Row) -> Result<ScheduleEvent, StoreError> {
     })
 }
 
+/// A job with its appointments, as the transaction's scope may see it (`404` otherwise).
+pub(crate) async fn schedule(tx: &mut TenantTx, id: JobId) -> Result<JobSchedule, StoreError> {
+    let (job, _, breached) = load_full(tx, id, false).await?;
+    let appointments = load_of_job(tx, id, false).await?;
+    Ok(schedule_of(job, breached, appointments))
+}
+
 impl Services {
     /// `job/v2/get`: the job with its appointments.
     pub async fn job_schedule(
@@ -1440,14 +1447,8 @@ impl Services {
         caller: &Caller,
         id: JobId,
     ) -> Result<JobSchedule, StoreError> {
-        self.read(caller, move |tx| {
-            Box::pin(async move {
-                let (job, _, breached) = load_full(tx, id, false).await?;
-                let appointments = load_of_job(tx, id, false).await?;
-                Ok(schedule_of(job, breached, appointments))
-            })
-        })
-        .await
+        self.read(caller, move |tx| Box::pin(schedule(tx, id)))
+            .await
     }
 
     /// `job/v2/timeline`: the job's events and its schedule's.

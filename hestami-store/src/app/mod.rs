@@ -35,6 +35,7 @@ pub mod payments;
 pub mod pricebook;
 pub mod pricebook_import;
 mod scope;
+pub mod sync;
 pub mod technician;
 pub mod timers;
 pub mod trades;
