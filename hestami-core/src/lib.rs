@@ -54,6 +54,7 @@ pub mod org;
 pub mod pricebook;
 pub mod schedule;
 pub mod text;
+pub mod timesheet;
 pub mod trade;
 pub mod workforce;
 

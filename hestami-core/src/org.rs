@@ -426,6 +426,11 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     // their own technician's (the office roles are not refused: they may be that person).
     ("technician/v1/reportLocation", FIELD),
     ("technician/v1/positions", EVERYONE),
+    ("technician/v1/punch", FIELD),
+    ("technician/v1/timesheet", EVERYONE),
+    ("technician/v1/submitTimesheet", FIELD),
+    ("technician/v1/approveTimesheet", MANAGERS),
+    ("technician/v1/setOvertimeRule", MANAGERS),
     ("technician/v1/myDay", EVERYONE),
     ("job/v1/create", OFFICE),
     ("job/v1/schedule", OFFICE),
@@ -626,6 +631,11 @@ mod tests {
             technician/v1/revokeDevice     owner admin
             technician/v1/reportLocation   owner admin dispatcher office technician
             technician/v1/positions        owner admin dispatcher office technician viewer
+            technician/v1/punch            owner admin dispatcher office technician
+            technician/v1/timesheet        owner admin dispatcher office technician viewer
+            technician/v1/submitTimesheet  owner admin dispatcher office technician
+            technician/v1/approveTimesheet owner admin
+            technician/v1/setOvertimeRule  owner admin
             technician/v1/myDay            owner admin dispatcher office technician viewer
             job/v1/create                  owner admin dispatcher office
             job/v1/schedule                owner admin dispatcher office

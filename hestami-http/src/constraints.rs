@@ -135,6 +135,8 @@ fn rule_for(name: &str) -> Option<Value> {
         "region" => json!({ "pattern": "^[A-Za-z0-9-]{1,10}$" }),
         "netDays" => json!({ "minimum": 0, "maximum": 365 }),
         "lat" => json!({ "minimum": -90, "maximum": 90 }),
+        "dailyMinutes" => json!({ "minimum": 1, "maximum": 1440 }),
+        "weeklyMinutes" => json!({ "minimum": 1, "maximum": 10080 }),
         "accuracyM" => json!({ "minimum": 0, "maximum": hestami_core::field::MAX_ACCURACY_M }),
         "lon" => json!({ "minimum": -180, "maximum": 180 }),
         // Amounts that change hands, and insurance limits: more than zero.

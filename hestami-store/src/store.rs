@@ -119,6 +119,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "technician_last_positions",
     "notes",
     "sync_sent",
+    "time_punches",
+    "timesheets",
+    "timesheet_events",
+    "overtime_rules",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

@@ -20,6 +20,7 @@ use hestami_store::app::job::{
 };
 use hestami_store::app::notes::NewNote;
 use hestami_store::app::sync::PullRequest;
+use hestami_store::app::time::TimeCommand;
 use hestami_store::app::workforce::{NewCertification, WorkforceCommand};
 use hestami_store::app::{PageRequest, Patch, Services};
 use hestami_store::{APP_ROLE, SHARED_TABLES, TENANT_TABLES};
@@ -208,6 +209,36 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
             body: hestami_core::text::Description::parse("Gate code 4412").expect("body"),
             device: None,
         }),
+    )
+    .await;
+    // Time: a punch, the week submitted, the overtime rule set.
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        TimeCommand::Punch {
+            technician_id: technician,
+            kind: hestami_core::timesheet::PunchKind::ClockIn,
+            device: None,
+            reason: None,
+        },
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        TimeCommand::Submit {
+            technician_id: technician,
+            week: chrono::Utc::now().date_naive(),
+            expected_version: None,
+        },
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        TimeCommand::SetOvertimeRule {
+            rule: hestami_core::timesheet::OvertimeRule::default(),
+        },
     )
     .await;
     // A device's first sync records what it was sent.
@@ -449,6 +480,28 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
             "INSERT INTO dispatch_plans (organization_id, id, day, status, plan, reads, created_at, applied_at) \
              VALUES ($1, $2, '2031-06-02', 'proposed', '{}', '{}', now(), NULL)",
             vec![t.org, fresh],
+        ),
+        "time_punches" => (
+            "INSERT INTO time_punches (organization_id, id, technician_id, kind, at, device, received_at, \
+             actor_user_id, reason) VALUES ($1, $2, $3, 'clock_in', now(), NULL, now(), NULL, NULL)",
+            vec![t.org, fresh, t.technician],
+        ),
+        "timesheets" => (
+            "INSERT INTO timesheets (organization_id, technician_id, week, version, status, updated_at) \
+             VALUES ($1, $2, '1999-01-04', 1, 'open', now()) ON CONFLICT DO NOTHING",
+            vec![t.org, t.technician],
+        ),
+        "timesheet_events" => (
+            // The week the fixture submitted (its Monday, by the UTC date).
+            "INSERT INTO timesheet_events (organization_id, id, technician_id, week, kind, reason, \
+             actor_user_id, at) VALUES ($1, $2, $3, date_trunc('week', now() AT TIME ZONE 'UTC')::date, \
+             'submitted', NULL, NULL, now())",
+            vec![t.org, fresh, t.technician],
+        ),
+        "overtime_rules" => (
+            "INSERT INTO overtime_rules (organization_id, version, daily_minutes, weekly_minutes, updated_at) \
+             VALUES ($1, 1, 480, 2400, now()) ON CONFLICT (organization_id) DO UPDATE SET daily_minutes = 480",
+            vec![t.org],
         ),
         "sync_sent" => (
             "INSERT INTO sync_sent (organization_id, user_id, device_id, entity_kind, entity_id, tombstoned_seq) \

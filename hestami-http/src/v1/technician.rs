@@ -11,6 +11,7 @@ use hestami_core::field::{DeviceReport, Fix};
 use hestami_core::ids::{CertificationId, TechnicianId, TimeOffId};
 use hestami_core::schedule::{Span, SpanReason};
 use hestami_core::text::{Email, Name as PersonName, Phone, Reason, TradeCode};
+use hestami_core::timesheet::{ClockState, DayTime, OvertimeRule, PunchKind};
 use hestami_core::workforce::{
     Certification, DailyCapacity, ShiftSpan, Skill, SkillLevel, Technician, TimeOff, Weekday,
     WeeklyShifts,
@@ -21,6 +22,7 @@ use hestami_store::app::technician::{
     LinkCommand, NewTechnician, TechnicianCommand, TechnicianInvite, TechnicianLink,
     TechnicianUpdate,
 };
+use hestami_store::app::time::{Punched, RecordedPunch, TimeCommand, Timesheet};
 use hestami_store::app::workforce::{NewCertification, TechnicianDetail, WorkforceCommand};
 use hestami_store::sessions::Device;
 
@@ -491,6 +493,340 @@ async fn positions(ctx: Ctx, i: PositionsInput) -> Result<PositionsOutput, ApiEr
         last_position: p.last_position.map(PositionDto::from),
         breadcrumbs: p.breadcrumbs.into_iter().map(PositionDto::from).collect(),
     })
+}
+
+/// A clock punch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PunchKindDto {
+    /// Starts a shift.
+    ClockIn,
+    /// Starts a break.
+    BreakStart,
+    /// Ends a break.
+    BreakEnd,
+    /// Ends a shift.
+    ClockOut,
+}
+
+impl From<PunchKindDto> for PunchKind {
+    fn from(k: PunchKindDto) -> Self {
+        match k {
+            PunchKindDto::ClockIn => Self::ClockIn,
+            PunchKindDto::BreakStart => Self::BreakStart,
+            PunchKindDto::BreakEnd => Self::BreakEnd,
+            PunchKindDto::ClockOut => Self::ClockOut,
+        }
+    }
+}
+
+impl From<PunchKind> for PunchKindDto {
+    fn from(k: PunchKind) -> Self {
+        match k {
+            PunchKind::ClockIn => Self::ClockIn,
+            PunchKind::BreakStart => Self::BreakStart,
+            PunchKind::BreakEnd => Self::BreakEnd,
+            PunchKind::ClockOut => Self::ClockOut,
+        }
+    }
+}
+
+/// `technician/v1/punch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PunchInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Whose clock: a technician punches their own.
+    pub technician_id: Uuid,
+    /// Which punch: clock_in, then break_start / break_end pairs, then clock_out.
+    pub kind: PunchKindDto,
+    /// When (by the device's clock) and where; without it, the server's time.
+    pub device: Option<DeviceReportDto>,
+    /// Why: required for a punch into a week whose timesheet is approved (it reopens it).
+    pub reason: Option<String>,
+}
+
+/// A recorded punch.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PunchDto {
+    /// Which.
+    pub kind: PunchKindDto,
+    /// When it counts: the device's time, unless that was ahead of the server's.
+    pub at: DateTime<Utc>,
+    /// What the device said.
+    pub device_time: Option<DateTime<Utc>>,
+    /// When the server received it.
+    pub received_at: DateTime<Utc>,
+    /// Who recorded it.
+    pub actor_user_id: Option<Uuid>,
+    /// Why, for a punch into an approved week.
+    pub reason: Option<String>,
+}
+
+impl From<RecordedPunch> for PunchDto {
+    fn from(p: RecordedPunch) -> Self {
+        Self {
+            kind: p.kind.into(),
+            at: p.at,
+            device_time: p.device.map(|d| d.device_time),
+            received_at: p.received_at,
+            actor_user_id: p.actor.map(|a| a.as_uuid()),
+            reason: p.reason.map(|r| r.as_str().to_owned()),
+        }
+    }
+}
+
+fn clock_name(c: ClockState) -> String {
+    match c {
+        ClockState::Off => "off",
+        ClockState::On => "on",
+        ClockState::OnBreak => "on_break",
+    }
+    .to_owned()
+}
+
+/// `technician/v1/punch`'s result.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PunchedDto {
+    /// The punch.
+    pub punch: PunchDto,
+    /// Where the clock stands now: off, on or on_break.
+    pub clock: String,
+    /// The week (its Monday) the punch counts in.
+    pub week: NaiveDate,
+    /// That week's timesheet status after it: open, submitted or approved.
+    pub timesheet_status: String,
+}
+
+impl From<Punched> for PunchedDto {
+    fn from(p: Punched) -> Self {
+        Self {
+            punch: p.punch.into(),
+            clock: clock_name(p.clock),
+            week: p.week,
+            timesheet_status: p.timesheet_status,
+        }
+    }
+}
+
+fn convert_punch(i: PunchInput) -> Result<TimeCommand, ApiError> {
+    validate(|v| {
+        let reason = v.optional("reason", i.reason.as_deref(), Reason::parse);
+        let device = i.device.as_ref().map(|d| d.parse(v, "device"));
+        Some(TimeCommand::Punch {
+            technician_id: TechnicianId::from_uuid(i.technician_id),
+            kind: i.kind.into(),
+            device: match device {
+                Some(parsed) => Some(parsed?),
+                None => None,
+            },
+            reason: reason?,
+        })
+    })
+}
+
+/// Minutes of a day or a week.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MinutesDto {
+    /// Clocked in, breaks excluded.
+    pub worked_minutes: i64,
+    /// On breaks.
+    pub break_minutes: i64,
+    /// Regular.
+    pub regular_minutes: i64,
+    /// Overtime.
+    pub overtime_minutes: i64,
+}
+
+impl From<DayTime> for MinutesDto {
+    fn from(d: DayTime) -> Self {
+        Self {
+            worked_minutes: d.worked,
+            break_minutes: d.breaks,
+            regular_minutes: d.regular,
+            overtime_minutes: d.overtime,
+        }
+    }
+}
+
+/// One day of a timesheet.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimesheetDayDto {
+    /// The local date.
+    pub date: NaiveDate,
+    /// Its minutes.
+    pub minutes: MinutesDto,
+}
+
+/// The organization's overtime rule.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OvertimeRuleDto {
+    /// Past this many minutes in a day, time is overtime (null: no daily rule).
+    pub daily_minutes: Option<i64>,
+    /// Past this many regular minutes in a week (Monday to Sunday), time is overtime.
+    pub weekly_minutes: Option<i64>,
+}
+
+impl From<OvertimeRule> for OvertimeRuleDto {
+    fn from(r: OvertimeRule) -> Self {
+        Self {
+            daily_minutes: r.daily_minutes,
+            weekly_minutes: r.weekly_minutes,
+        }
+    }
+}
+
+/// Something done to a timesheet.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimesheetEventDto {
+    /// submitted, approved or reopened.
+    pub kind: String,
+    /// Why (a punch into an approved week).
+    pub reason: Option<String>,
+    /// Who.
+    pub actor_user_id: Option<Uuid>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A technician's week.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimesheetDto {
+    /// Whose.
+    pub technician_id: Uuid,
+    /// The week's Monday.
+    pub week: NaiveDate,
+    /// open, submitted or approved.
+    pub status: String,
+    /// Its version (0 before it was first submitted); send it as `expectedVersion`.
+    pub version: i64,
+    /// The rule the split follows.
+    pub rule: OvertimeRuleDto,
+    /// Monday to Sunday, in the organization's zone.
+    pub days: Vec<TimesheetDayDto>,
+    /// The week's sums.
+    pub total: MinutesDto,
+    /// Where the clock stands now: off, on or on_break.
+    pub clock: String,
+    /// The week's punches in time order.
+    pub punches: Vec<PunchDto>,
+    /// What was done to it, oldest first.
+    pub events: Vec<TimesheetEventDto>,
+}
+
+impl From<Timesheet> for TimesheetDto {
+    fn from(t: Timesheet) -> Self {
+        Self {
+            technician_id: t.technician_id.as_uuid(),
+            week: t.week,
+            status: t.status,
+            version: t.version,
+            rule: t.rule.into(),
+            days: t
+                .days
+                .into_iter()
+                .map(|d| TimesheetDayDto {
+                    date: d.date,
+                    minutes: d.time.into(),
+                })
+                .collect(),
+            total: t.total.into(),
+            clock: clock_name(t.clock),
+            punches: t.punches.into_iter().map(PunchDto::from).collect(),
+            events: t
+                .events
+                .into_iter()
+                .map(|e| TimesheetEventDto {
+                    kind: e.kind,
+                    reason: e.reason.map(|r| r.as_str().to_owned()),
+                    actor_user_id: e.actor.map(|a| a.as_uuid()),
+                    at: e.at,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `technician/v1/timesheet`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimesheetInput {
+    /// Whose: a technician's own by default; the office names one.
+    pub technician_id: Option<Uuid>,
+    /// Any date of the week (`YYYY-MM-DD`; default: today in the organization's zone).
+    #[serde(default, deserialize_with = "crate::wire::option_date")]
+    pub week: Option<NaiveDate>,
+}
+
+async fn timesheet(ctx: Ctx, i: TimesheetInput) -> Result<TimesheetDto, ApiError> {
+    Ok(ctx
+        .services
+        .technician_timesheet(
+            ctx.caller()?,
+            i.technician_id.map(TechnicianId::from_uuid),
+            i.week,
+        )
+        .await?
+        .into())
+}
+
+/// `technician/v1/submitTimesheet` and `technician/v1/approveTimesheet`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimesheetChangeInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Whose.
+    pub technician_id: Uuid,
+    /// Any date of the week (`YYYY-MM-DD`).
+    #[serde(deserialize_with = "crate::wire::date")]
+    pub week: NaiveDate,
+    /// Refuse with `VERSION_CONFLICT` unless the timesheet is at this version.
+    pub expected_version: Option<i64>,
+}
+
+fn convert_submit(i: TimesheetChangeInput) -> Result<TimeCommand, ApiError> {
+    Ok(TimeCommand::Submit {
+        technician_id: TechnicianId::from_uuid(i.technician_id),
+        week: i.week,
+        expected_version: i.expected_version,
+    })
+}
+
+fn convert_approve(i: TimesheetChangeInput) -> Result<TimeCommand, ApiError> {
+    Ok(TimeCommand::Approve {
+        technician_id: TechnicianId::from_uuid(i.technician_id),
+        week: i.week,
+        expected_version: i.expected_version,
+    })
+}
+
+/// `technician/v1/setOvertimeRule`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetOvertimeRuleInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Past this many minutes in a day, time is overtime (1 to 1440; null: no daily rule).
+    #[schema(required = true)]
+    pub daily_minutes: Option<i64>,
+    /// Past this many regular minutes in a week, time is overtime (1 to 10080; null: none).
+    #[schema(required = true)]
+    pub weekly_minutes: Option<i64>,
+}
+
+fn convert_overtime(i: SetOvertimeRuleInput) -> Result<TimeCommand, ApiError> {
+    OvertimeRule::parse(i.daily_minutes, i.weekly_minutes)
+        .map(|rule| TimeCommand::SetOvertimeRule { rule })
+        .map_err(|(field, e)| ApiError::field(field, e.code, e.message))
 }
 
 /// `technician/v1/myDay`.
@@ -983,7 +1319,10 @@ mutating!(
     LinkUserInput,
     InviteTechnicianInput,
     RevokeDeviceInput,
-    ReportLocationInput
+    ReportLocationInput,
+    PunchInput,
+    TimesheetChangeInput,
+    SetOvertimeRuleInput
 );
 
 /// Parses a skill level given on the wire.
@@ -1374,6 +1713,55 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             ),
             convert_report_location,
             <LocationReportedDto as From<LocationReported>>::from,
+        ),
+        mutation(
+            name(
+                "punch",
+                "Clock in, start or end a break, or clock out, with the device's time and place; a punch into an approved week needs a reason and reopens it",
+                &[
+                    "NOT_FOUND",
+                    "PUNCH_NOT_ALLOWED",
+                    "PUNCH_OUT_OF_ORDER",
+                    "TIMESHEET_APPROVED",
+                ],
+            ),
+            convert_punch,
+            <PunchedDto as From<Punched>>::from,
+        ),
+        query(
+            name(
+                "timesheet",
+                "A technician's week: worked, break, regular and overtime minutes per local day by the organization's rule, the punches and what was done to it",
+                &["NOT_FOUND"],
+            ),
+            timesheet,
+        ),
+        mutation(
+            name(
+                "submitTimesheet",
+                "Submit a week's timesheet for approval",
+                &["NOT_FOUND", "VERSION_CONFLICT", "TIMESHEET_NOT_OPEN"],
+            ),
+            convert_submit,
+            <TimesheetDto as From<Timesheet>>::from,
+        ),
+        mutation(
+            name(
+                "approveTimesheet",
+                "Approve a submitted timesheet; a later punch into its week needs a reason and is recorded",
+                &["NOT_FOUND", "VERSION_CONFLICT", "TIMESHEET_NOT_SUBMITTED"],
+            ),
+            convert_approve,
+            <TimesheetDto as From<Timesheet>>::from,
+        ),
+        mutation(
+            name(
+                "setOvertimeRule",
+                "Set the organization's overtime rule: minutes a day and regular minutes a week past which time is overtime",
+                &[],
+            ),
+            convert_overtime,
+            <OvertimeRuleDto as From<OvertimeRule>>::from,
         ),
         query(
             name(

@@ -226,7 +226,10 @@ pub struct Positions {
 
 /// The technician a field read is about: a technician's own (another is not found), or the one
 /// the office names.
-fn whose(caller: &Caller, asked: Option<TechnicianId>) -> Result<TechnicianId, StoreError> {
+pub(crate) fn whose(
+    caller: &Caller,
+    asked: Option<TechnicianId>,
+) -> Result<TechnicianId, StoreError> {
     match (caller.scope, asked) {
         (Scope::Technician(Some(own)), None) => Ok(own),
         (Scope::Technician(Some(own)), Some(asked)) if asked == own => Ok(own),

@@ -37,6 +37,7 @@ pub mod pricebook_import;
 mod scope;
 pub mod sync;
 pub mod technician;
+pub mod time;
 pub mod timers;
 pub mod trades;
 pub mod workflow;

@@ -156,6 +156,7 @@ pub(crate) enum TechnicianInput {
     Workforce(super::workforce::WorkforceCommand),
     Link(LinkCommand),
     Field(super::field::FieldCommand),
+    Time(super::time::TimeCommand),
 }
 
 pub(crate) async fn run_any(
@@ -170,6 +171,7 @@ pub(crate) async fn run_any(
         TechnicianInput::Field(command) => {
             serde_json::to_value(super::field::run(ctx, command).await?)?
         }
+        TechnicianInput::Time(command) => super::time::run(ctx, command).await?,
         TechnicianInput::Link(LinkCommand::LinkUser {
             technician_id,
             user_id,
