@@ -335,6 +335,28 @@ async fn issue(
     })
 }
 
+/// Forgets what a device's session no longer needs: access tokens expired a day ago, and
+/// refresh tokens past their own expiry. Spent refresh tokens are kept until then, so that one
+/// presented again is still recognized as reused. Run at each sign-in and refresh.
+async fn prune(
+    tx: &mut Tx,
+    user_id: Uuid,
+    device_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM api_tokens WHERE user_id = $1 AND device_id = $2 AND expires_at < $3",
+        args![user_id, device_id, now - Duration::days(1)],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2 AND expires_at < $3",
+        args![user_id, device_id, now],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Ends a device's session: deletes its refresh tokens, revokes its access tokens and marks it.
 async fn end_session(
     tx: &mut Tx,
@@ -470,6 +492,7 @@ impl Store {
             args![organization_id.as_uuid(), user_id.as_uuid(), sign_in.device_id],
         )
         .await?;
+        prune(&mut tx, user_id.as_uuid(), sign_in.device_id, now).await?;
         let label = format!("device: {}", sign_in.device_name);
         let session = issue(
             &mut tx,
@@ -557,6 +580,7 @@ impl Store {
             args![now, organization, user, device],
         )
         .await?;
+        prune(&mut tx, user, device, now).await?;
         let label = format!("device: {}", row.get::<String>("name")?);
         let session = issue(
             &mut tx,

@@ -699,29 +699,36 @@ fn on_job_sql(alias: &str, tech: &str) -> String {
 
 /// The condition that confines a job query to what the transaction's scope may see (empty for
 /// the whole organization); binds the technician into `values` when needed.
+///
+/// The condition is on the row itself (its technician, or its id among the few jobs of the
+/// technician's crew appointments), not `id IN (the visible jobs)`: that form made PostgreSQL
+/// read every job of the organization to build the set, 13 s for a first sync among a million
+/// jobs (`benches/sync.rs`).
 pub(crate) fn scope_sql(tx: &TenantTx, alias: &str, values: &mut Vec<crate::db::Value>) -> String {
-    visible_jobs_sql(tx, values)
-        .map(|jobs| format!(" AND {alias}.id IN ({jobs})"))
-        .unwrap_or_default()
+    match tx.scope() {
+        crate::store::Scope::Organization => String::new(),
+        crate::store::Scope::Technician(None) => " AND 1 = 0".to_owned(),
+        crate::store::Scope::Technician(Some(t)) => {
+            values.push(t.as_uuid().into());
+            format!(" AND {}", on_job_sql(alias, &format!("${}", values.len())))
+        }
+    }
 }
 
-/// The subquery of the job ids the transaction's scope may see (`None`: the whole
-/// organization); binds the technician into `values` when needed.
-pub(crate) fn visible_jobs_sql(
+/// The condition on a job row `alias` that keeps what the transaction's scope may see (`None`:
+/// the whole organization); binds the technician into `values` when needed. An index range
+/// (the technician's jobs, or the few of their crew appointments), never a scan of every job.
+pub(crate) fn visible_job_condition(
     tx: &TenantTx,
+    alias: &str,
     values: &mut Vec<crate::db::Value>,
 ) -> Option<String> {
     match tx.scope() {
         crate::store::Scope::Organization => None,
-        crate::store::Scope::Technician(None) => {
-            Some("SELECT w.id FROM jobs w WHERE 1 = 0".to_owned())
-        }
+        crate::store::Scope::Technician(None) => Some("1 = 0".to_owned()),
         crate::store::Scope::Technician(Some(t)) => {
             values.push(t.as_uuid().into());
-            Some(format!(
-                "SELECT w.id FROM jobs w WHERE w.organization_id = $1 AND {}",
-                on_job_sql("w", &format!("${}", values.len()))
-            ))
+            Some(on_job_sql(alias, &format!("${}", values.len())))
         }
     }
 }

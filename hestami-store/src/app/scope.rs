@@ -5,7 +5,7 @@
 
 use hestami_core::ids::{AppointmentId, CustomerId, EstimateId, InvoiceId};
 
-use super::job::visible_jobs_sql;
+use super::job::visible_job_condition;
 use crate::db::{Value, args};
 use crate::error::{Failure, StoreError};
 use crate::store::{Scope, TenantTx};
@@ -13,10 +13,10 @@ use crate::store::{Scope, TenantTx};
 /// The condition (`AND …`, or empty for the whole organization) keeping the rows whose
 /// `customer` column names a customer of a visible job.
 pub(crate) fn customers_sql(tx: &TenantTx, customer: &str, values: &mut Vec<Value>) -> String {
-    match visible_jobs_sql(tx, values) {
+    match visible_job_condition(tx, "v", values) {
         None => String::new(),
-        Some(jobs) => format!(
-            " AND {customer} IN (SELECT v.customer_id FROM jobs v WHERE v.organization_id = $1 AND v.id IN ({jobs}))"
+        Some(visible) => format!(
+            " AND {customer} IN (SELECT v.customer_id FROM jobs v WHERE v.organization_id = $1 AND {visible})"
         ),
     }
 }
@@ -24,11 +24,12 @@ pub(crate) fn customers_sql(tx: &TenantTx, customer: &str, values: &mut Vec<Valu
 /// The condition keeping the estimates or invoices of visible jobs (and, with no job, of the
 /// customers of visible jobs).
 pub(crate) fn documents_sql(tx: &TenantTx, values: &mut Vec<Value>) -> String {
-    match visible_jobs_sql(tx, values) {
+    match visible_job_condition(tx, "v", values) {
         None => String::new(),
-        Some(jobs) => format!(
-            " AND (job_id IN ({jobs}) OR (job_id IS NULL AND customer_id IN \
-             (SELECT v.customer_id FROM jobs v WHERE v.organization_id = $1 AND v.id IN ({jobs}))))"
+        Some(visible) => format!(
+            " AND (job_id IN (SELECT v.id FROM jobs v WHERE v.organization_id = $1 AND {visible}) \
+             OR (job_id IS NULL AND customer_id IN \
+             (SELECT v.customer_id FROM jobs v WHERE v.organization_id = $1 AND {visible})))"
         ),
     }
 }

@@ -151,13 +151,20 @@ struct Page {
     device: Uuid,
     changes: Vec<SyncEntity>,
     removed: Vec<Tombstone>,
+    /// The jobs this page already brought up to date (many changes touch one job).
+    synced_jobs: std::collections::HashSet<JobId>,
 }
 
 impl Page {
+    /// Whether this page already carries the entity.
+    fn has(&self, kind: &str, id: Uuid) -> bool {
+        self.changes.iter().any(|e| e.key() == (kind, id))
+    }
+
     /// Adds an entity (once a page) and records it as sent.
     async fn send(&mut self, tx: &mut TenantTx, entity: SyncEntity) -> Result<(), StoreError> {
         let (kind, id) = entity.key();
-        if self.changes.iter().any(|e| e.key() == (kind, id)) {
+        if self.has(kind, id) {
             return Ok(());
         }
         let (org, user) = (tx.org(), actor(tx));
@@ -259,12 +266,17 @@ async fn send_job(
     let first = !page.holds(tx, "job", job_id.as_uuid(), cursor).await?;
     page.send(tx, SyncEntity::Job(Box::new(schedule))).await?;
     if first {
-        let customer = super::customer::load(tx, customer_id, false).await?;
-        page.send(tx, SyncEntity::Customer(Box::new(customer)))
-            .await?;
-        let property = super::customer::load_property(tx, customer_id, property_id).await?;
-        page.send(tx, SyncEntity::Property(Box::new(property)))
-            .await?;
+        // Many jobs share a customer and property: read each once a page.
+        if !page.has("customer", customer_id.as_uuid()) {
+            let customer = super::customer::load(tx, customer_id, false).await?;
+            page.send(tx, SyncEntity::Customer(Box::new(customer)))
+                .await?;
+        }
+        if !page.has("property", property_id.as_uuid()) {
+            let property = super::customer::load_property(tx, customer_id, property_id).await?;
+            page.send(tx, SyncEntity::Property(Box::new(property)))
+                .await?;
+        }
         for note in super::notes::of_job(tx, job_id).await? {
             page.send(tx, SyncEntity::Note(Box::new(note))).await?;
         }
@@ -330,21 +342,40 @@ async fn snapshot_page(
                 .await?;
         }
     }
-    let mut values = args![
-        org,
-        after.map_or(Uuid::nil(), |a| a.as_uuid()),
-        i64::from(limit)
-    ];
-    let scope = super::job::scope_sql(tx, "j", &mut values);
-    let rows = tx
-        .fetch_all(
-            &format!(
-                "SELECT j.id FROM jobs j WHERE j.organization_id = $1 AND j.id > $2 \
-                 AND j.status NOT IN ('closed', 'cancelled'){scope} ORDER BY j.id LIMIT $3"
+    // The open jobs the caller may see, after `after`, in id order. Written per scope so that
+    // each branch is an index range over open jobs only (the partial indexes of migration 0014):
+    // the generic scope condition, an OR over a subquery, read every job of a million.
+    let after_id = after.map_or(Uuid::nil(), |a| a.as_uuid());
+    const OPEN: &str = "j.status NOT IN ('closed', 'cancelled')";
+    let (sql, values) = match tx.scope() {
+        Scope::Organization => (
+            format!(
+                "SELECT j.id FROM jobs j WHERE j.organization_id = $1 AND {OPEN} AND j.id > $2 \
+                 ORDER BY j.id LIMIT $3"
             ),
-            values,
-        )
-        .await?;
+            args![org, after_id, i64::from(limit)],
+        ),
+        Scope::Technician(Some(own)) => (
+            format!(
+                "SELECT id FROM (\
+                 SELECT j.id FROM jobs j WHERE j.organization_id = $1 AND j.technician_id = $4 \
+                 AND {OPEN} AND j.id > $2 \
+                 UNION \
+                 SELECT j.id FROM appointment_crew c \
+                 JOIN appointments a ON a.organization_id = c.organization_id AND a.id = c.appointment_id \
+                 JOIN jobs j ON j.organization_id = a.organization_id AND j.id = a.job_id \
+                 WHERE c.organization_id = $1 AND c.technician_id = $4 AND {OPEN} AND j.id > $2\
+                 ) v ORDER BY id LIMIT $3"
+            ),
+            args![org, after_id, i64::from(limit), own.as_uuid()],
+        ),
+        Scope::Technician(None) => (
+            "SELECT id FROM jobs WHERE 1 = 0 AND organization_id = $1 AND id > $2 LIMIT $3"
+                .to_owned(),
+            args![org, after_id, i64::from(limit)],
+        ),
+    };
+    let rows = tx.fetch_all(&sql, values).await?;
     let mut last = after;
     for row in &rows {
         let id = JobId::from_uuid(row.get("id")?);
@@ -471,6 +502,10 @@ async fn sync_job(
     cursor: i64,
     seq: i64,
 ) -> Result<(), StoreError> {
+    // The job's state is read at the end of the page's reads anyway: once a page is enough.
+    if !page.synced_jobs.insert(id) {
+        return Ok(());
+    }
     match visible_job(tx, id).await? {
         Some(schedule) => send_job(tx, page, schedule, cursor).await,
         None => drop_job(tx, page, id, cursor, seq).await,
@@ -496,6 +531,7 @@ impl Services {
             device: request.device_id,
             changes: Vec::new(),
             removed: Vec::new(),
+            synced_jobs: std::collections::HashSet::new(),
         };
         let (cursor, more) = match request.cursor {
             None => {
