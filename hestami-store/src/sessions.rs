@@ -385,6 +385,30 @@ async fn end_session(
     Ok(())
 }
 
+/// The organization a sign-in is for: the one named, if the user is a member of it, or the
+/// user's only one.
+fn choose_organization(
+    asked: Option<OrganizationId>,
+    memberships: &[Uuid],
+) -> Result<OrganizationId, StoreError> {
+    let not_a_member = |message: &str| -> StoreError {
+        Failure::new(FailureKind::Forbidden, "NOT_A_MEMBER", message).into()
+    };
+    match (asked, memberships) {
+        (Some(o), _) if memberships.contains(&o.as_uuid()) => Ok(o),
+        (Some(_), _) => Err(not_a_member("you are not a member of this organization")),
+        (None, [only]) => Ok(OrganizationId::from_uuid(*only)),
+        (None, []) => Err(not_a_member("you are not a member of any organization")),
+        (None, _) => Err(Failure::new(
+            FailureKind::RuleViolation,
+            "ORGANIZATION_REQUIRED",
+            "you belong to several organizations: name one in organizationId",
+        )
+        .with_details(serde_json::json!({ "organizationIds": memberships }))
+        .into()),
+    }
+}
+
 impl Store {
     /// `auth/v1/login` with the default [`Limits`].
     pub async fn login(&self, sign_in: SignIn) -> Result<DeviceSession, StoreError> {
@@ -431,40 +455,24 @@ impl Store {
             .iter()
             .map(|r| r.get::<Uuid>("organization_id"))
             .collect::<Result<Vec<_>, _>>()?;
-        let organization_id = match sign_in.organization_id {
-            Some(o) if memberships.contains(&o.as_uuid()) => o,
-            Some(_) => {
+        let organization_id = match choose_organization(sign_in.organization_id, &memberships) {
+            Ok(o) => o,
+            Err(refusal) => {
+                // The attempt given back above stays given back.
                 tx.commit().await?;
-                return Err(Failure::new(
-                    FailureKind::Forbidden,
-                    "NOT_A_MEMBER",
-                    "you are not a member of this organization",
-                )
-                .into());
+                return Err(refusal);
             }
-            None => match memberships.as_slice() {
-                [only] => OrganizationId::from_uuid(*only),
-                [] => {
-                    tx.commit().await?;
-                    return Err(Failure::new(
-                        FailureKind::Forbidden,
-                        "NOT_A_MEMBER",
-                        "you are not a member of any organization",
-                    )
-                    .into());
-                }
-                _ => {
-                    tx.commit().await?;
-                    return Err(Failure::new(
-                        FailureKind::RuleViolation,
-                        "ORGANIZATION_REQUIRED",
-                        "you belong to several organizations: name one in organizationId",
-                    )
-                    .with_details(serde_json::json!({ "organizationIds": memberships }))
-                    .into());
-                }
-            },
         };
+        // One session per device: signing in again ends the one before (which marks the device
+        // revoked; the upsert below brings it back).
+        end_session(
+            &mut tx,
+            organization_id.as_uuid(),
+            user_id.as_uuid(),
+            sign_in.device_id,
+            now,
+        )
+        .await?;
         tx.execute(
             "INSERT INTO devices (organization_id, user_id, id, name, created_at, last_seen_at) \
              VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (organization_id, user_id, id) \
@@ -476,20 +484,6 @@ impl Store {
                 sign_in.device_name.as_str(),
                 now
             ],
-        )
-        .await?;
-        // One session per device: signing in again ends the one before.
-        end_session(
-            &mut tx,
-            organization_id.as_uuid(),
-            user_id.as_uuid(),
-            sign_in.device_id,
-            now,
-        )
-        .await?;
-        tx.execute(
-            "UPDATE devices SET revoked_at = NULL WHERE organization_id = $1 AND user_id = $2 AND id = $3",
-            args![organization_id.as_uuid(), user_id.as_uuid(), sign_in.device_id],
         )
         .await?;
         prune(&mut tx, user_id.as_uuid(), sign_in.device_id, now).await?;

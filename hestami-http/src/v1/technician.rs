@@ -372,16 +372,24 @@ pub struct DeviceReportDto {
 }
 
 impl DeviceReportDto {
-    /// Parses the report at `field`.
-    pub(crate) fn parse(&self, v: &mut Validator, field: &str) -> Option<DeviceReport> {
-        let location = match &self.location {
+    /// Parses an optional report at `field`: `Some(None)` when there is none, `None` (with the
+    /// field errors recorded) when it is invalid.
+    pub(crate) fn parse_optional(
+        report: Option<&Self>,
+        v: &mut Validator,
+        field: &str,
+    ) -> Option<Option<DeviceReport>> {
+        let Some(report) = report else {
+            return Some(None);
+        };
+        let location = match &report.location {
             Some(l) => Some(l.parse(v, &format!("{field}.location"))?),
             None => None,
         };
-        Some(DeviceReport {
-            device_time: self.device_time,
+        Some(Some(DeviceReport {
+            device_time: report.device_time,
             location,
-        })
+        }))
     }
 }
 
@@ -615,14 +623,11 @@ impl From<Punched> for PunchedDto {
 fn convert_punch(i: PunchInput) -> Result<TimeCommand, ApiError> {
     validate(|v| {
         let reason = v.optional("reason", i.reason.as_deref(), Reason::parse);
-        let device = i.device.as_ref().map(|d| d.parse(v, "device"));
+        let device = DeviceReportDto::parse_optional(i.device.as_ref(), v, "device");
         Some(TimeCommand::Punch {
             technician_id: TechnicianId::from_uuid(i.technician_id),
             kind: i.kind.into(),
-            device: match device {
-                Some(parsed) => Some(parsed?),
-                None => None,
-            },
+            device: device?,
             reason: reason?,
         })
     })

@@ -370,15 +370,13 @@ impl From<Note> for NoteDto {
 fn convert_add_note(i: AddNoteInput) -> Result<JobV2Command, ApiError> {
     validate(|v| {
         let body = v.check("body", Description::parse(&i.body));
-        let device = i.device.as_ref().map(|d| d.parse(v, "device"));
+        let device =
+            crate::v1::technician::DeviceReportDto::parse_optional(i.device.as_ref(), v, "device");
         Some(JobV2Command::AddNote(NewNote {
             job_id: JobId::from_uuid(i.job_id),
             appointment_id: i.appointment_id.map(AppointmentId::from_uuid),
             body: body?,
-            device: match device {
-                Some(parsed) => Some(parsed?),
-                None => None,
-            },
+            device: device?,
         }))
     })
 }
@@ -628,7 +626,8 @@ fn convert_unassign(i: UnassignTechnicianInput) -> Result<JobV2Command, ApiError
 fn convert_move(i: MoveAppointmentInput) -> Result<JobV2Command, ApiError> {
     validate(|v| {
         let reason = v.optional("reason", i.reason.as_deref(), Reason::parse);
-        let device = i.device.as_ref().map(|d| d.parse(v, "device"));
+        let device =
+            crate::v1::technician::DeviceReportDto::parse_optional(i.device.as_ref(), v, "device");
         if i.action == FieldMoveDto::Hold && i.reason.is_none() {
             v.fail(
                 "reason",
@@ -649,10 +648,7 @@ fn convert_move(i: MoveAppointmentInput) -> Result<JobV2Command, ApiError> {
             },
             reason: reason?,
             expected_version: i.expected_version,
-            device: match device {
-                Some(parsed) => Some(parsed?),
-                None => None,
-            },
+            device: device?,
         }))
     })
 }

@@ -309,7 +309,9 @@ async fn punch(
     let (org, now, actor) = (tx.org(), tx.now(), tx.actor());
     // One technician's punches are serialized on their row.
     super::technician::load(tx, technician, true).await?;
-    let at = device.map_or(now, |d| core_time_effective(d, now));
+    let at = device.map_or(now, |d| {
+        hestami_core::field::effective_time(d.device_time, now).0
+    });
     let last = last_punch(tx, technician).await?;
     let state = core_time::next_state(clock_after(last.as_ref()), kind).map_err(|e| {
         Failure::new(FailureKind::Conflict, "PUNCH_NOT_ALLOWED", e.message)
@@ -382,10 +384,6 @@ async fn punch(
     })
 }
 
-fn core_time_effective(d: DeviceReport, now: DateTime<Utc>) -> DateTime<Utc> {
-    hestami_core::field::effective_time(d.device_time, now).0
-}
-
 async fn rule_of(tx: &mut TenantTx) -> Result<OvertimeRule, StoreError> {
     let org = tx.org();
     Ok(
@@ -445,23 +443,20 @@ pub(crate) async fn timesheet(
         .iter()
         .map(decode_punch)
         .collect::<Result<_, _>>()?;
+    // Carry the clock into the week as if punched at its start.
     let mut timeline: Vec<Punch> = Vec::new();
-    if let Some(before) = &before {
-        // Carry the clock into the week as if punched at its start.
-        let carried = match clock_after(Some(before)) {
-            ClockState::Off => None,
-            ClockState::On => Some(PunchKind::ClockIn),
-            ClockState::OnBreak => Some(PunchKind::ClockIn),
-        };
-        if let Some(kind) = carried {
-            timeline.push(Punch { kind, at: from });
-            if clock_after(Some(before)) == ClockState::OnBreak {
-                timeline.push(Punch {
-                    kind: PunchKind::BreakStart,
-                    at: from,
-                });
-            }
-        }
+    let carried = clock_after(before.as_ref());
+    if carried != ClockState::Off {
+        timeline.push(Punch {
+            kind: PunchKind::ClockIn,
+            at: from,
+        });
+    }
+    if carried == ClockState::OnBreak {
+        timeline.push(Punch {
+            kind: PunchKind::BreakStart,
+            at: from,
+        });
     }
     timeline.extend(punches.iter().map(|p| Punch {
         kind: p.kind,
