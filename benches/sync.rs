@@ -27,15 +27,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use hestami::core::customer::{Address, CountryCode, PostalCode};
 use hestami::core::ids::UserId;
-use hestami::core::job::{Job, NewJob, Priority, TimeWindow};
+use hestami::core::job::{Job, TimeWindow};
 use hestami::core::org::Role;
 use hestami::core::schedule::local_to_utc;
-use hestami::core::text::{Email, Name, Reason, Summary, TradeCode};
+use hestami::core::text::{Email, Name, Reason, TradeCode};
 use hestami::core::workforce::Technician;
 use hestami::store::app::appointment::{AddAppointment, JobSchedule, JobV2Command};
-use hestami::store::app::customer::{CustomerCommand, NewCustomer, NewProperty};
 use hestami::store::app::job::JobLifecycleCommand;
 use hestami::store::app::technician::{LinkCommand, NewTechnician, TechnicianCommand};
 use hestami::store::app::{Caller, Services};
@@ -43,7 +41,7 @@ use hestami::store::engine::EngineConfig;
 use hestami::store::testing::{TestDb, fixtures};
 use hestami::store::{Backend, Store, StoreOptions};
 use support::server::{Conn, start_server};
-use support::{owner, submit};
+use support::submit;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -76,38 +74,13 @@ async fn build(db: &TestDb, week: usize, history: usize) -> Built {
             .unwrap(),
         EngineConfig::default(),
     );
-    let (caller, _) = owner(&admin, "Sync Bench", "sync@example.com").await;
+    // An organization with a customer and a property (the benchmarks' common tenant).
+    let tenant = support::tenant(&admin, &services, 0).await;
+    let caller = tenant.caller;
     let c = &caller;
     fixtures::make_ready(&services, c, "US", "IL", &["plumbing"], &["60601"])
         .await
         .unwrap();
-    let customer: hestami::core::customer::Customer = submit(
-        &services,
-        c,
-        CustomerCommand::Create(NewCustomer {
-            name: Name::parse("Sync Customer").unwrap(),
-            email: None,
-            phone: None,
-        }),
-    )
-    .await;
-    let property: hestami::core::customer::Property = submit(
-        &services,
-        c,
-        CustomerCommand::AddProperty(NewProperty {
-            customer_id: customer.id,
-            address: Address {
-                line1: Name::parse("1 Main St").unwrap(),
-                line2: None,
-                city: Name::parse("Chicago").unwrap(),
-                region: Name::parse("IL").unwrap(),
-                postal_code: PostalCode::parse("60601").unwrap(),
-                country: CountryCode::parse("US").unwrap(),
-            },
-            location: None,
-        }),
-    )
-    .await;
     let tech: Technician = submit(
         &services,
         c,
@@ -147,17 +120,7 @@ async fn build(db: &TestDb, week: usize, history: usize) -> Built {
         let job: Job = submit(
             &services,
             c,
-            JobLifecycleCommand::Create(NewJob {
-                customer_id: customer.id,
-                property_id: property.id,
-                trade: TradeCode::parse("plumbing").unwrap(),
-                priority: Priority::Routine,
-                summary: Summary::parse("This week's visit").unwrap(),
-                description: None,
-                callback_of: None,
-                min_skill_level: Default::default(),
-                required_certifications: vec![],
-            }),
+            JobLifecycleCommand::Create(tenant.job.clone()),
         )
         .await;
         let day = tomorrow + chrono::Duration::days((k / 8) as i64);
@@ -184,8 +147,8 @@ async fn build(db: &TestDb, week: usize, history: usize) -> Built {
     insert_history(
         db,
         &caller,
-        customer.id.as_uuid(),
-        property.id.as_uuid(),
+        tenant.job.customer_id.as_uuid(),
+        tenant.job.property_id.as_uuid(),
         tech.id.as_uuid(),
         history,
     )
@@ -413,33 +376,19 @@ async fn snapshot_floor(db: &TestDb, built: &Built) -> (Duration, usize) {
 async fn feed_floor(db: &TestDb, built: &Built, seq: i64) -> (Duration, usize) {
     let sql = "SELECT f.seq, n.* FROM change_feed f JOIN notes n ON n.organization_id = f.organization_id \
                AND n.id = f.entity_id WHERE f.organization_id = $1 AND f.seq > $2 ORDER BY f.seq";
-    match db.backend() {
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.owner_url).await.unwrap();
-            let t = Instant::now();
-            let rows = sqlx::query(sql)
-                .bind(built.org)
-                .bind(seq)
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-            (t.elapsed(), rows.len())
-        }
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.owner_url).await.unwrap();
-            let t = Instant::now();
-            let rows = sqlx::query(sql)
-                .bind(built.org)
-                .bind(seq)
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-            (t.elapsed(), rows.len())
-        }
-    }
+    timed_rows(db, sql, built.org, seq).await
 }
 
-async fn timed_rows(db: &TestDb, sql: &str, a: uuid::Uuid, b: uuid::Uuid) -> (Duration, usize) {
+/// Runs `sql` with two parameters once, as the owner: its time and row count.
+async fn timed_rows<T>(db: &TestDb, sql: &str, a: uuid::Uuid, b: T) -> (Duration, usize)
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + Send
+        + Copy,
+{
     match db.backend() {
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&db.owner_url).await.unwrap();
