@@ -219,6 +219,27 @@ async fn a_device_pulls_a_snapshot_then_changes_and_tombstones_within_its_scope(
     assert!(kinds(&theirs).is_empty(), "{theirs}");
 }
 
+fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn put_blob(s: &TestServer, who: &Tenant, bytes: &[u8]) -> support::Reply {
+    let response = s
+        .http
+        .put(format!("{}/api/v1/blobs/{}", s.base, sha(bytes)))
+        .header("authorization", format!("Bearer {}", who.token))
+        .header("x-organization-id", &who.org)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    TestServer::reply(response).await
+}
+
 /// One queued call.
 fn item(procedure: &str, mut input: Value, depends_on: &[usize]) -> Value {
     input["idempotencyKey"] = json!(key());
@@ -252,6 +273,16 @@ async fn an_offline_day_pushed_later_gets_an_outcome_for_every_edit_and_loses_no
     }
     let device = key();
     let (_, _, cursor) = pull_all(&s, &me, &device, None).await;
+    let checklist = s
+        .mutate(
+            "form/v1/defineTemplate",
+            json!({ "name": "Leak repair", "trade": "plumbing", "requiredBeforeCompletion": true,
+                    "questions": [{ "key": "leak_fixed", "label": "No more leak", "type": "yes_no",
+                                    "required": true }] }),
+        )
+        .await;
+    let photo = b"\x89PNG\r\n\x1a\n the new cartridge".to_vec();
+    let ink = b"\x89PNG\r\n\x1a\n A. Lovelace".to_vec();
 
     // Offline all afternoon: the device queues its day.
     let at = |minutes: i64| (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339();
@@ -331,6 +362,31 @@ async fn an_offline_day_pushed_later_gets_an_outcome_for_every_edit_and_loses_no
             json!({ "appointmentId": first["id"], "action": "recall", "expectedVersion": 1 }),
             &[],
         ),
+        /* 12: a photo of the work (its bytes uploaded when the device came back online) */
+        item(
+            "attachment/v1/attach",
+            json!({ "sha256": sha(&photo), "attachedTo": "appointment", "subjectId": first["id"],
+                    "kind": "photo", "caption": "New cartridge",
+                    "device": { "deviceTime": at(185), "location": fix } }),
+            &[],
+        ),
+        /* 13: the checklist the job needs before completion */
+        item(
+            "form/v1/answer",
+            json!({ "jobId": rescheduled["id"], "appointmentId": first["id"],
+                    "templateId": checklist["id"], "templateVersion": 1,
+                    "answers": [{ "key": "leak_fixed", "value": true }],
+                    "device": { "deviceTime": at(182) } }),
+            &[],
+        ),
+        /* 14: the customer signs; the job is complete */
+        item(
+            "job/v2/complete",
+            json!({ "jobId": rescheduled["id"],
+                    "signature": { "sha256": sha(&ink), "signedBy": "Ada Lovelace",
+                                   "device": { "deviceTime": at(178), "location": fix } } }),
+            &[3, 13],
+        ),
     ];
     // Meanwhile at the office: the first visit's window moves later; the second goes to Bob.
     // (A dispatched visit is recalled, moved, and dispatched again.)
@@ -356,10 +412,16 @@ async fn an_offline_day_pushed_later_gets_an_outcome_for_every_edit_and_loses_no
     )
     .await;
 
+    // Back online: the photo and the signature go up first (idempotent by their bytes), then
+    // the queued calls.
+    for bytes in [&photo, &ink] {
+        let uploaded = put_blob(&s, &me, bytes).await;
+        assert_eq!(uploaded.status.as_u16(), 201, "{uploaded:?}");
+    }
     let body = json!({ "deviceId": device, "items": queued });
     let pushed = s.call_as(&me, "sync/v1/push", body.clone()).await.ok();
     let outcomes = pushed["outcomes"].as_array().unwrap().clone();
-    assert_eq!(outcomes.len(), 12, "{pushed}");
+    assert_eq!(outcomes.len(), 15, "{pushed}");
     let status = |n: usize| outcomes[n]["status"].as_str().unwrap().to_owned();
     let code = |n: usize| {
         outcomes[n]["error"]["code"]
@@ -367,8 +429,9 @@ async fn an_offline_day_pushed_later_gets_an_outcome_for_every_edit_and_loses_no
             .unwrap_or("")
             .to_owned()
     };
-    // Her own visit: every move applies in order, with the device's times.
-    for n in [0, 1, 2, 3, 4] {
+    // Her own visit: every move applies in order, with the device's times; the photo and the
+    // signed completion too.
+    for n in [0, 1, 2, 3, 4, 12, 13, 14] {
         assert_eq!(status(n), "done", "{n}: {}", outcomes[n]);
     }
     // The reassigned visit: a clear conflict, the move that needed it skipped, the note too.
@@ -407,8 +470,11 @@ async fn an_offline_day_pushed_later_gets_an_outcome_for_every_edit_and_loses_no
 
     // The answer was lost; the device pushes the same batch again: the same outcomes, and
     // nothing applied twice.
+    for bytes in [&photo, &ink] {
+        assert_eq!(put_blob(&s, &me, bytes).await.status.as_u16(), 200);
+    }
     let again = s.call_as(&me, "sync/v1/push", body).await.ok();
-    for n in 0..12 {
+    for n in 0..15 {
         assert_eq!(again["outcomes"][n]["status"], outcomes[n]["status"], "{n}");
         assert_eq!(again["outcomes"][n]["result"], outcomes[n]["result"], "{n}");
     }
@@ -417,6 +483,37 @@ async fn an_offline_day_pushed_later_gets_an_outcome_for_every_edit_and_loses_no
         .await
         .ok();
     assert_eq!(notes["notes"].as_array().unwrap().len(), 1);
+    let on_visit = s
+        .call(
+            "attachment/v1/list",
+            json!({ "attachedTo": "appointment", "subjectId": first["id"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        on_visit["attachments"].as_array().unwrap().len(),
+        1,
+        "{on_visit}"
+    );
+    assert_eq!(on_visit["attachments"][0]["caption"], "New cartridge");
+    let on_job = s
+        .call(
+            "attachment/v1/list",
+            json!({ "attachedTo": "job", "subjectId": rescheduled["id"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        on_job["attachments"].as_array().unwrap().len(),
+        1,
+        "{on_job}"
+    );
+    assert_eq!(on_job["attachments"][0]["kind"], "signature");
+    let done = s
+        .call("job/v2/get", json!({ "jobId": rescheduled["id"] }))
+        .await
+        .ok();
+    assert_eq!(done["job"]["status"], "completed");
     let timeline = s
         .call("job/v2/timeline", json!({ "jobId": rescheduled["id"] }))
         .await
@@ -437,6 +534,15 @@ async fn an_offline_day_pushed_later_gets_an_outcome_for_every_edit_and_loses_no
     // Its next pull drops the reassigned job and brings the finished one.
     let (changes, removed, _) = pull_all(&s, &me, &device, Some(&cursor)).await;
     assert!(changes.contains(&("job".into(), rescheduled["id"].as_str().unwrap().into())));
+    for attachment in [&on_visit["attachments"][0], &on_job["attachments"][0]] {
+        assert!(
+            changes.contains(&(
+                "attachment".into(),
+                attachment["id"].as_str().unwrap().into()
+            )),
+            "{changes:?}"
+        );
+    }
     assert_eq!(removed.len(), 1, "{removed:?}");
     assert_eq!(removed[0]["id"], reassigned["id"]);
 

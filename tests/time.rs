@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use hestami::core::org::Role;
 use support::{Tenant, TestServer, key};
 
-both!(a_week_is_punched_split_submitted_approved_and_reopened_with_a_reason,);
+both!(
+    a_week_is_punched_split_submitted_approved_and_reopened_with_a_reason,
+    each_visit_counts_its_travel_and_time_on_site_by_the_devices_clock,
+);
 
 /// Last week's Monday in Chicago (the fixture organization's zone): a week wholly past.
 fn last_monday() -> NaiveDate {
@@ -197,4 +200,62 @@ async fn a_week_is_punched_split_submitted_approved_and_reopened_with_a_reason(s
     )
     .await
     .assert_error(404, "NOT_FOUND");
+}
+
+async fn each_visit_counts_its_travel_and_time_on_site_by_the_devices_clock(s: TestServer) {
+    let f = s.fixture().await;
+    let me = Tenant {
+        token: s.member(&s.a, "ana@a.example", Role::Technician).await,
+        ..s.a.clone()
+    };
+    s.link(&me, &f.tech).await;
+    let j = s.job(&f).await;
+    let now = chrono::Utc::now();
+    let window = (now + Duration::hours(1), now + Duration::hours(3));
+    let schedule = s
+        .mutate(
+            "job/v2/addAppointment",
+            json!({ "jobId": j["id"], "windowStart": window.0.to_rfc3339(),
+                    "windowEnd": window.1.to_rfc3339(), "leadTechnicianId": f.tech["id"] }),
+        )
+        .await;
+    let visit = &schedule["appointments"][0];
+    s.mutate(
+        "job/v2/moveAppointment",
+        json!({ "appointmentId": visit["id"], "action": "dispatch" }),
+    )
+    .await;
+    // Made offline over the last two hours, sent now: the device's times count.
+    let ago = |minutes: i64| (now - Duration::minutes(minutes)).to_rfc3339();
+    for (action, at) in [
+        ("start_travel", ago(120)),
+        ("arrive", ago(95)),
+        ("finish", ago(5)),
+    ] {
+        s.call_as(
+            &me,
+            "job/v2/moveAppointment",
+            json!({ "idempotencyKey": key(), "appointmentId": visit["id"], "action": action,
+                    "device": { "deviceTime": at } }),
+        )
+        .await
+        .ok();
+    }
+    let local_start = (now - Duration::minutes(120))
+        .with_timezone(&chrono_tz::America::Chicago)
+        .date_naive();
+    let sheet = s
+        .call_as(
+            &me,
+            "technician/v1/timesheet",
+            json!({ "week": local_start.to_string() }),
+        )
+        .await
+        .ok();
+    let visits = sheet["visits"].as_array().unwrap();
+    assert_eq!(visits.len(), 1, "{sheet}");
+    assert_eq!(visits[0]["appointmentId"], visit["id"]);
+    assert_eq!(visits[0]["travelMinutes"], 25);
+    assert_eq!(visits[0]["onSiteMinutes"], 90);
+    assert_eq!(visits[0]["date"], local_start.to_string());
 }

@@ -61,6 +61,22 @@ struct LimitArgs {
     /// The most database connections the server holds (its pool).
     #[arg(long, env = "HESTAMI_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     db_pool_size: u32,
+    #[command(flatten)]
+    blobs: BlobArgs,
+}
+
+/// Where blobs go, and how large they may be.
+#[derive(clap::Args, Debug)]
+struct BlobArgs {
+    /// Where uploaded photos, documents and signatures are kept: a directory (`file://DIR` or a
+    /// plain path, created if missing) or an S3-compatible bucket
+    /// (`s3://BUCKET?endpoint=URL&region=R&allowHttp=true`, credentials from the `AWS_*`
+    /// environment variables).
+    #[arg(long, env = "HESTAMI_BLOB_STORE", default_value = "hestami-blobs")]
+    blob_store: String,
+    /// The largest blob accepted, in bytes.
+    #[arg(long, env = "HESTAMI_MAX_BLOB_BYTES", default_value_t = hestami_core::blob::DEFAULT_MAX_BYTES)]
+    max_blob_bytes: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -333,8 +349,12 @@ async fn serve(
         "hestami listening on http://{address} (database {}, executor {executor_id})",
         redact(&app_url)
     );
+    let blobs = hestami_store::blobs::BlobStore::from_url(&limits.blobs.blob_store)?;
+    eprintln!("blobs kept in {}", blobs.describe());
     let config = hestami_http::ServerConfig {
         body_read_timeout: Duration::from_secs(limits.body_read_timeout),
+        blobs,
+        max_blob_bytes: limits.blobs.max_blob_bytes,
         ..Default::default()
     };
     let router = hestami_http::router(hestami_http::AppState::new(services.clone(), config));

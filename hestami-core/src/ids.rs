@@ -120,3 +120,11 @@ id_type!(
     /// A note on a job or one of its appointments.
     NoteId
 );
+id_type!(
+    /// A photo, document or signature attached to a job, appointment, estimate or invoice.
+    AttachmentId
+);
+id_type!(
+    /// A form template (the same id across its versions).
+    FormTemplateId
+);

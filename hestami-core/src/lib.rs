@@ -40,12 +40,14 @@
 
 pub mod appointment;
 pub mod area;
+pub mod blob;
 pub mod compliance;
 pub mod customer;
 pub mod dispatch;
 pub mod eligibility;
 pub mod estimate;
 pub mod field;
+pub mod form;
 pub mod ids;
 pub mod invoice;
 pub mod job;

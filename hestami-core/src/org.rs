@@ -482,6 +482,17 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("workflow/v1/list", MANAGERS),
     ("workflow/v1/cancel", MANAGERS),
     ("workflow/v1/resume", MANAGERS),
+    // A photo, a document or the customer's signature, from the field or the office; the blob
+    // path (`PUT /api/v1/blobs/{sha256}`) is allowed to whoever may attach, its download to
+    // whoever may list.
+    ("attachment/v1/attach", FIELD),
+    ("attachment/v1/list", EVERYONE),
+    ("attachment/v1/downloadLink", EVERYONE),
+    // Checklists: the office defines them, the field answers them.
+    ("form/v1/defineTemplate", OFFICE),
+    ("form/v1/templates", EVERYONE),
+    ("form/v1/answer", FIELD),
+    ("form/v1/ofJob", EVERYONE),
     ("sync/v1/pull", EVERYONE),
     // Each item is checked against this table as the call it is.
     ("sync/v1/push", EVERYONE),
@@ -686,6 +697,13 @@ mod tests {
             workflow/v1/list               owner admin
             workflow/v1/cancel             owner admin
             workflow/v1/resume             owner admin
+            attachment/v1/attach           owner admin dispatcher office technician
+            attachment/v1/list             owner admin dispatcher office technician viewer
+            attachment/v1/downloadLink     owner admin dispatcher office technician viewer
+            form/v1/defineTemplate         owner admin dispatcher office
+            form/v1/templates              owner admin dispatcher office technician viewer
+            form/v1/answer                 owner admin dispatcher office technician
+            form/v1/ofJob                  owner admin dispatcher office technician viewer
             sync/v1/pull                   owner admin dispatcher office technician viewer
             sync/v1/push                   owner admin dispatcher office technician viewer
         "#]]

@@ -246,10 +246,94 @@ pub fn split_week(mut days: [DayTime; 7], rule: OvertimeRule) -> [DayTime; 7] {
     days
 }
 
+/// The time one visit took its crew: travelling to it and on site.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisitMinutes {
+    /// Minutes en route.
+    pub travel_minutes: i64,
+    /// Minutes on site.
+    pub on_site_minutes: i64,
+}
+
+/// The travel and on-site time of a visit, from its moves: each the state the visit entered and
+/// when (the device's time where it reported one), in any order. Each state lasts until the next
+/// move; the state it is in now counts nothing yet (the visit is not over), and a hold counts
+/// as neither.
+pub fn visit_minutes(
+    moves: &[(DateTime<Utc>, crate::appointment::AppointmentStatus)],
+) -> VisitMinutes {
+    use crate::appointment::AppointmentStatus as S;
+    let mut sorted = moves.to_vec();
+    sorted.sort_by_key(|(at, _)| *at);
+    let mut total = VisitMinutes::default();
+    for pair in sorted.windows(2) {
+        let minutes = (pair[1].0 - pair[0].0).num_minutes();
+        match pair[0].1 {
+            S::EnRoute => total.travel_minutes += minutes,
+            S::OnSite => total.on_site_minutes += minutes,
+            _ => {}
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_visit_counts_its_travel_and_its_time_on_site() {
+        use crate::appointment::AppointmentStatus as S;
+        let moves = [
+            (at(9 * 60), S::EnRoute),
+            (at(8 * 60), S::Dispatched),
+            (at(10 * 60), S::OnSite),
+            (at(11 * 60), S::OnHold),
+            (at(12 * 60), S::OnSite),
+            (at(14 * 60), S::Done),
+        ];
+        assert_eq!(
+            visit_minutes(&moves),
+            VisitMinutes {
+                travel_minutes: 60,
+                on_site_minutes: 180
+            }
+        );
+        // Still on site: nothing counted for the stay so far.
+        assert_eq!(visit_minutes(&moves[..3]).on_site_minutes, 0);
+    }
+
+    proptest! {
+        /// A visit's travel and on-site time never exceed the span of its moves, and do not
+        /// depend on the order the moves arrive in.
+        #[test]
+        fn visit_time_fits_its_span_whatever_the_order(
+            hours in proptest::collection::vec((0i64..48, 0usize..7), 0..8),
+            rotate in 0usize..8,
+        ) {
+            use crate::appointment::AppointmentStatus as S;
+            let moves: Vec<(DateTime<Utc>, S)> = hours
+                .iter()
+                .enumerate()
+                .map(|(n, (h, s))| (at(*h * 60) + Duration::seconds(n as i64), S::ALL[*s]))
+                .collect();
+            let total = visit_minutes(&moves);
+            let span = match (moves.iter().map(|m| m.0).min(), moves.iter().map(|m| m.0).max()) {
+                (Some(a), Some(b)) => (b - a).num_minutes(),
+                _ => 0,
+            };
+            prop_assert!(total.travel_minutes >= 0 && total.on_site_minutes >= 0);
+            prop_assert!(total.travel_minutes + total.on_site_minutes <= span);
+            let mut rotated = moves.clone();
+            if !rotated.is_empty() {
+                let n = rotate % rotated.len();
+                rotated.rotate_left(n);
+            }
+            prop_assert_eq!(visit_minutes(&rotated), total);
+        }
+    }
 
     fn at(h: i64) -> DateTime<Utc> {
         // Monday 2031-06-02, 00:00 in Chicago is 05:00 UTC.

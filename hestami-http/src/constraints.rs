@@ -126,7 +126,8 @@ fn rule_for(name: &str) -> Option<Value> {
         | "tradeNames"
         | "certifications"
         | "requiredCertifications" => text(Name::MAX_CHARS),
-        "summary" => text(Summary::MAX_CHARS),
+        "summary" | "caption" => text(Summary::MAX_CHARS),
+        "sha256" => json!({ "pattern": "^[0-9a-fA-F]{64}$" }),
         "description" | "notes" | "body" => text(Description::MAX_CHARS),
         "reason" | "slaOverrideReason" => text(Reason::MAX_CHARS),
         "phone" => text(Phone::MAX_CHARS),
@@ -153,6 +154,35 @@ fn rule_for(name: &str) -> Option<Value> {
         "overtimeMultiplier" | "afterHoursMultiplier" => json!({ "pattern": MULTIPLIER_PATTERN }),
         "estimatedLaborHours" => json!({ "pattern": LABOR_HOURS_PATTERN }),
         "price" | "unitPrice" | "quantity" | "hourly" | "from" | "to" => decimal(),
+        _ => return None,
+    })
+}
+
+/// The rules of the form inputs' fields, whose names (`key`, `min`, `unit`) mean other things
+/// elsewhere.
+fn form_rule(schema: &str, field: &str) -> Option<Value> {
+    use hestami_core::form;
+    Some(match (schema, field) {
+        ("QuestionDto" | "AnswerItemInput", "key") => json!({ "pattern": form::KEY_PATTERN }),
+        ("QuestionDto", "label") => text(Summary::MAX_CHARS),
+        ("QuestionDto", "unit") => text(form::MAX_UNIT_CHARS),
+        ("QuestionDto", "min" | "max") => {
+            json!({ "pattern": hestami_core::money::DECIMAL_PATTERN })
+        }
+        ("QuestionDto", "options") => {
+            let mut rule = text(form::MAX_OPTION_CHARS);
+            if let Some(r) = rule.as_object_mut() {
+                r.insert("minItems".into(), json!(1));
+                r.insert("maxItems".into(), json!(form::MAX_OPTIONS));
+                r.insert("uniqueItems".into(), json!(true));
+            }
+            rule
+        }
+        ("DefineTemplateInput", "questions") => {
+            json!({ "minItems": 1, "maxItems": form::MAX_QUESTIONS })
+        }
+        ("AnswerInput", "answers") => json!({ "minItems": 1 }),
+        ("AnswerInput", "templateVersion") => json!({ "minimum": 1 }),
         _ => return None,
     })
 }
@@ -216,6 +246,11 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
         return;
     };
     for (name, property) in properties.iter_mut() {
+        if let Some(rule) = form_rule(schema_name, name) {
+            apply(property, &rule);
+            constrain_object(schema_name, property);
+            continue;
+        }
         if name == "percent" && matches!(schema_name, "TaxRateInput" | "DiscountInput") {
             apply(property, &json!({ "pattern": PERCENT_100_PATTERN }));
         } else if schema_name == "ListWorkflowsInput" && name == "status" {
@@ -252,6 +287,51 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
                 json!({ "properties": { "action": { "const": "hold" } }, "required": ["action"] }),
             );
             map.insert("then".into(), json!({ "required": ["reason"] }));
+        }
+        // A question's fields are those of its type.
+        "QuestionDto" if names.contains("type") => {
+            let only_for = |kind: &str, fields: &[&str]| {
+                let nulls: Map<String, Value> = fields
+                    .iter()
+                    .map(|f| ((*f).to_owned(), json!({ "type": "null" })))
+                    .collect();
+                json!({
+                    "if": { "properties": { "type": { "const": kind } }, "required": ["type"] },
+                    "else": { "properties": nulls },
+                })
+            };
+            let mut choice = only_for("choice", &["options", "multiple"]);
+            choice["then"] = json!({ "required": ["options"], "properties": { "options": { "type": "array" } } });
+            map.insert(
+                "allOf".into(),
+                json!([only_for("number", &["unit", "min", "max"]), choice]),
+            );
+        }
+        // A version is expected only of a template that exists.
+        "DefineTemplateInput" if names.contains("expectedVersion") => {
+            map.insert(
+                "if".into(),
+                json!({ "properties": { "expectedVersion": { "type": "integer" } }, "required": ["expectedVersion"] }),
+            );
+            map.insert(
+                "then".into(),
+                json!({ "required": ["templateId"], "properties": { "templateId": { "type": "string" } } }),
+            );
+        }
+        // A signature has the name printed beside it; nothing else has one.
+        "AttachInput" if names.contains("signedBy") => {
+            map.insert(
+                "if".into(),
+                json!({ "properties": { "kind": { "const": "signature" } }, "required": ["kind"] }),
+            );
+            map.insert(
+                "then".into(),
+                json!({ "required": ["signedBy"], "properties": { "signedBy": { "type": "string" } } }),
+            );
+            map.insert(
+                "else".into(),
+                json!({ "properties": { "signedBy": { "type": "null" } } }),
+            );
         }
         // A job or a draft, not both.
         "SuggestSlotsInput" if names.contains("draft") => {

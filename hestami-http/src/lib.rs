@@ -20,6 +20,7 @@ macro_rules! mutating {
     )*};
 }
 
+pub mod blobs;
 mod constraints;
 pub mod error;
 pub mod openapi;

@@ -178,6 +178,10 @@ pub fn document() -> OpenApi {
         let path = format!("/api/v1/rpc/{}/{}/{}", p.namespace, p.version, p.name);
         paths = paths.path(path, PathItem::new(HttpMethod::Post, op.build()));
     }
+    paths = paths.path(
+        "/api/v1/blobs/{sha256}",
+        blob_path(&mut schemas, &envelope_name),
+    );
     // Several types may register the same nested schema; keep one of each, sorted by name.
     let schemas: BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>> =
         schemas.into_iter().collect();
@@ -203,6 +207,134 @@ pub fn document() -> OpenApi {
         .components(Some(components))
         .security(Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]))
         .build()
+}
+
+/// `PUT` and `GET /api/v1/blobs/{sha256}`: the binary path beside the RPC route.
+fn blob_path(
+    schemas: &mut Vec<(String, RefOr<utoipa::openapi::schema::Schema>)>,
+    envelope: &str,
+) -> PathItem {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, schema::Type};
+    schemas.push((
+        crate::blobs::BlobDto::name().into_owned(),
+        crate::blobs::BlobDto::schema(),
+    ));
+    crate::blobs::BlobDto::schemas(schemas);
+    let json = |name: &str| {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(name)))
+            .build()
+    };
+    let error = |what: &str| {
+        ResponseBuilder::new()
+            .description(what)
+            .content("application/json", json(envelope))
+            .build()
+    };
+    let binary = || {
+        ContentBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/octet-stream"),
+            ))
+            .build()
+    };
+    let string_param = |name: &str,
+                        place: ParameterIn,
+                        required: bool,
+                        description: &str,
+                        pattern: Option<&str>| {
+        let mut schema = ObjectBuilder::new().schema_type(Type::String);
+        if let Some(p) = pattern {
+            schema = schema.pattern(Some(p));
+        }
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(place)
+            .required(if required {
+                Required::True
+            } else {
+                Required::False
+            })
+            .description(Some(description))
+            .schema(Some(schema))
+            .build()
+    };
+    let sha = string_param(
+        "sha256",
+        ParameterIn::Path,
+        true,
+        "the SHA-256 of the blob's bytes, 64 hexadecimal digits",
+        Some("^[0-9a-fA-F]{64}$"),
+    );
+    let uuid = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+    let common = |op: OperationBuilder| {
+        op.tag("blob")
+            .response("401", error("unauthenticated: no, unknown, expired or revoked token"))
+            .response("403", error("forbidden: not a member, or the role may not attach (upload) or list (download)"))
+            .response("408", error("unavailable: REQUEST_TIMEOUT, the body did not arrive in time"))
+            .response("500", error("internal"))
+            .response("503", error("unavailable: the database or the blob store (BLOB_STORE_UNAVAILABLE) did not answer"))
+    };
+    let upload = common(
+        OperationBuilder::new()
+            .operation_id(Some("blob.upload"))
+            .summary(Some("Upload a blob (photo, document, signature) named by the SHA-256 of its bytes"))
+            .description(Some(
+                "Idempotent by content: the same bytes answer the same blob (201 the first time, 200 after). \
+                 The SHA-256 in the path must be the body's; the type is read from the bytes (JPEG, PNG, WebP, \
+                 HEIC or PDF), never from a name or Content-Type. Allowed to the roles that may call \
+                 attachment/v1/attach. Then attach it with attachment/v1/attach.\n\nError codes: \
+                 VALIDATION_FAILED (digest_mismatch, invalid_sha256), BLOB_TYPE_NOT_ALLOWED, PAYLOAD_TOO_LARGE, \
+                 UNAUTHENTICATED, NOT_A_MEMBER, FORBIDDEN, BLOB_STORE_UNAVAILABLE.",
+            ))
+            .parameter(sha.clone())
+            .parameter(string_param("X-Organization-Id", ParameterIn::Header, true, "the organization the blob belongs to", Some(uuid)))
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/octet-stream", binary())
+                    .build(),
+            ))
+            .response("200", ResponseBuilder::new().description("the organization already had these bytes").content("application/json", json(&crate::blobs::BlobDto::name())).build())
+            .response("201", ResponseBuilder::new().description("stored").content("application/json", json(&crate::blobs::BlobDto::name())).build())
+            .response("400", error("validation: the SHA-256 is malformed or not the body's (digest_mismatch), or the bytes are not an allowed type (BLOB_TYPE_NOT_ALLOWED)"))
+            .response("413", error("validation: PAYLOAD_TOO_LARGE, the blob exceeds the server's limit (25 MiB by default)")),
+    );
+    let download = common(
+        OperationBuilder::new()
+            .operation_id(Some("blob.download"))
+            .summary(Some("Download a blob, with a token or through a signed link"))
+            .description(Some(
+                "With a bearer token and X-Organization-Id (roles that may call attachment/v1/list; a technician only \
+                 what they uploaded or what is attached to their jobs), or with the query of a link from \
+                 attachment/v1/downloadLink and no token (a `signature` makes it a link: a link missing a part is not valid). The answer is the bytes, with their type.\n\nError codes: \
+                 VALIDATION_FAILED, NOT_FOUND, UNAUTHENTICATED, NOT_A_MEMBER, FORBIDDEN, BLOB_STORE_UNAVAILABLE.",
+            ))
+            .parameter(sha)
+            .parameter(string_param("X-Organization-Id", ParameterIn::Header, false, "the organization, when downloading with a token", Some(uuid)))
+            .parameter(string_param("organizationId", ParameterIn::Query, false, "a signed link's organization", Some(uuid)))
+            .parameter(string_param("expires", ParameterIn::Query, false, "a signed link's expiry (Unix seconds)", Some("^[0-9]{1,18}$")))
+            .parameter(string_param("signature", ParameterIn::Query, false, "a signed link's signature", Some("^[0-9a-f]{64}$")))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("the bytes")
+                    .content("image/jpeg", binary())
+                    .content("image/png", binary())
+                    .content("image/webp", binary())
+                    .content("image/heic", binary())
+                    .content("application/pdf", binary())
+                    .build(),
+            )
+            .response("400", error("validation: a malformed SHA-256, or no X-Organization-Id with a token"))
+            .response("404", error("not_found: no such blob in the organization, not visible to the caller, or a link that is not valid or has expired")),
+    );
+    let mut item = PathItem::new(HttpMethod::Put, upload.build());
+    item.get = Some(download.build());
+    item
 }
 
 /// The document as pretty JSON with a trailing newline: exactly the committed file's bytes.

@@ -213,6 +213,31 @@ where
     })
 }
 
+/// A mutation whose input is checked against stored facts that never change once written (a
+/// form template's version) on its way to the command: a refusal there is a `400` like any
+/// other input error, and the key is not spent. Otherwise the same as [`mutation`].
+pub fn mutation_async<I, C, D, O, F, Fut>(name: Name, convert: F, render: fn(D) -> O) -> Procedure
+where
+    I: DeserializeOwned + ToSchema + Mutating + Send + 'static,
+    C: Command + Send + 'static,
+    D: DeserializeOwned + 'static,
+    O: Serialize + ToSchema + 'static,
+    F: Fn(Ctx, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<C, ApiError>> + Send + 'static,
+{
+    let convert = Arc::new(convert);
+    procedure::<I, O>(name, Some(C::WORKFLOW), true, move |ctx, body| {
+        let convert = convert.clone();
+        Box::pin(async move {
+            let (input, mut value) = parse::<I>(&body)?;
+            let key = input.idempotency_key();
+            normalize_key(&mut value, key);
+            let command = convert(ctx.clone(), input).await?;
+            submit(ctx, key, &value, command, render).await
+        })
+    })
+}
+
 /// Runs a command through its workflow and renders the recorded outcome.
 async fn submit<C: Command, D: DeserializeOwned, O: Serialize>(
     ctx: Ctx,

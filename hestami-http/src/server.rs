@@ -16,6 +16,7 @@ use tracing::Instrument;
 use hestami_core::ids::OrganizationId;
 use hestami_core::org::is_permitted;
 use hestami_store::app::{Caller, Services};
+use hestami_store::blobs::BlobStore;
 
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Procedure};
@@ -31,14 +32,23 @@ pub struct ServerConfig {
     /// How long reading a request's body may take, once its head has arrived, before it is
     /// answered with `408` (a client that announced a body and stalled).
     pub body_read_timeout: Duration,
+    /// Where uploaded blobs (photos, documents, signatures) are kept.
+    pub blobs: BlobStore,
+    /// The largest blob accepted, in bytes.
+    pub max_blob_bytes: u64,
 }
 
 impl Default for ServerConfig {
+    /// Blobs go to `hestami-blobs` in the system's temporary directory: set
+    /// [`ServerConfig::blobs`] for anything that must outlive the machine's temporary files.
     fn default() -> Self {
         Self {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(30),
+            blobs: BlobStore::local(std::env::temp_dir().join("hestami-blobs"))
+                .expect("the temporary directory is writable"),
+            max_blob_bytes: hestami_core::blob::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -68,10 +78,10 @@ impl Default for ConnectionLimits {
 /// What every request shares.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    services: Services,
-    procedures: Arc<HashMap<(String, String, String), Procedure>>,
+    pub(crate) services: Services,
+    pub(crate) procedures: Arc<HashMap<(String, String, String), Procedure>>,
     openapi: Arc<String>,
-    config: ServerConfig,
+    pub(crate) config: ServerConfig,
 }
 
 impl AppState {
@@ -106,12 +116,22 @@ pub struct PeerAddress(pub std::net::IpAddr);
 
 /// The trace id of the request being served, set by the outermost middleware.
 #[derive(Clone, Debug)]
-struct TraceId(String);
+pub(crate) struct TraceId(pub(crate) String);
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let timeout = state.config.request_timeout;
+    // A blob's body may be far larger than a procedure's: each route has its own limit.
+    let blob_limit = usize::try_from(state.config.max_blob_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let blobs = Router::new()
+        .route(
+            "/api/v1/blobs/{sha256}",
+            axum::routing::put(crate::blobs::upload).get(crate::blobs::download),
+        )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(blob_limit));
     Router::new()
         .route(
             "/api/v1/rpc/{namespace}/{version}/{procedure}",
@@ -127,6 +147,8 @@ pub fn router(state: AppState) -> Router {
             "/metrics/db",
             get(|| async { axum::Json(hestami_store::counters()) }),
         )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .merge(blobs)
         .fallback(not_found)
         .with_state(state)
         // Outermost last: trace wraps everything, then the envelope turns whatever the layers
@@ -135,7 +157,6 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::from_fn(envelope_framework_errors))
         .layer(middleware::from_fn(trace))
@@ -391,7 +412,7 @@ fn organization_header(headers: &HeaderMap) -> Result<OrganizationId, ApiError> 
 
 /// Authenticates the bearer token, resolves `X-Organization-Id`, checks the membership and the
 /// role's permission: all before any handler runs.
-async fn authorize(
+pub(crate) async fn authorize(
     state: &AppState,
     procedure: &Procedure,
     headers: &HeaderMap,

@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod blobs;
 mod db;
 pub mod directory;
 pub mod engine;

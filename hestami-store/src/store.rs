@@ -123,6 +123,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "timesheets",
     "timesheet_events",
     "overtime_rules",
+    "blobs",
+    "attachments",
+    "form_templates",
+    "form_answers",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before
@@ -138,6 +142,7 @@ pub const SHARED_TABLES: &[&str] = &[
     "auth_throttle",
     "workflow_queue",
     "timers",
+    "server_keys",
 ];
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -939,6 +939,7 @@ async fn scheduling_procedures_recover(
     let done = run(V2::Complete(CompleteJob {
         job_id: job.id,
         expected_version: None,
+        signature: None,
     }))
     .await;
     assert_eq!(done.job.status, JobStatus::Completed);

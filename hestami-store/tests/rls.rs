@@ -12,9 +12,11 @@ use uuid::Uuid;
 use hestami_core::compliance::Requirements;
 use hestami_core::job::Job;
 use hestami_store::app::appointment::{AddAppointment, JobSchedule, JobV2Command};
+use hestami_store::app::attachments::{AttachmentCommand, NewAttachment};
 use hestami_store::app::contractor::{ContractorCommand, ProfileUpdate};
 use hestami_store::app::dispatch_plan::{Optimize, PlanCommand};
 use hestami_store::app::field::FieldCommand;
+use hestami_store::app::forms::{FormAnswers, FormCommand, TemplateDefinition};
 use hestami_store::app::job::{
     DispatchCommand, JobLifecycleCommand, RaiseCallback, UpdateSchedulingSettings,
 };
@@ -24,6 +26,7 @@ use hestami_store::app::time::TimeCommand;
 use hestami_store::app::workforce::{NewCertification, WorkforceCommand};
 use hestami_store::app::{PageRequest, Patch, Services};
 use hestami_store::{APP_ROLE, SHARED_TABLES, TENANT_TABLES};
+use sha2::Digest as _;
 
 use common::*;
 
@@ -49,6 +52,7 @@ struct Tenant {
     estimate: Uuid,
     invoice: Uuid,
     appointment: Uuid,
+    form_template: Uuid,
 }
 
 /// An organization with a row in every tenant table, made through the services.
@@ -211,6 +215,64 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         }),
     )
     .await;
+    // A photo: the blob uploaded, then attached to the visit.
+    let photo = b"\x89PNG\r\n\x1a\n rls fixture".to_vec();
+    let name = hestami_core::blob::Sha256Hex::from_digest(&sha2::Sha256::digest(&photo).into());
+    let blobs = hestami_store::blobs::BlobStore::local(std::env::temp_dir().join("hestami-blobs"))
+        .expect("a blob directory");
+    s.blob_put(c, &blobs, name.clone(), photo.into(), 1 << 20)
+        .await
+        .expect("an upload");
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        AttachmentCommand::Attach(NewAttachment {
+            sha256: name,
+            attached_to: hestami_core::blob::AttachedTo::Appointment,
+            subject_id: booked.appointments[0].id.as_uuid(),
+            kind: hestami_core::blob::AttachmentKind::Photo,
+            caption: None,
+            signed_by: None,
+            device: None,
+        }),
+    )
+    .await;
+    // A checklist and an answer on the visit.
+    let question = |key: &str| hestami_core::form::Question {
+        key: hestami_core::form::QuestionKey::parse(key).expect("key"),
+        label: hestami_core::text::Summary::parse("Checked").expect("label"),
+        kind: hestami_core::form::QuestionKind::YesNo,
+        required: true,
+    };
+    let template: hestami_core::form::FormTemplate = ok(
+        s,
+        c,
+        FormCommand::DefineTemplate(TemplateDefinition {
+            template_id: None,
+            expected_version: None,
+            name: common::name("Safety checklist"),
+            trade: None,
+            required_before_completion: false,
+            questions: vec![question("checked")],
+        }),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        FormCommand::Answer(FormAnswers {
+            job_id: visit_job.id,
+            appointment_id: Some(booked.appointments[0].id),
+            template_id: template.id,
+            template_version: 1,
+            answers: vec![(
+                hestami_core::form::QuestionKey::parse("checked").expect("key"),
+                hestami_core::form::AnswerValue::YesNo(true),
+            )],
+            device: None,
+        }),
+    )
+    .await;
     // Time: a punch, the week submitted, the overtime rule set.
     let _: serde_json::Value = ok(
         s,
@@ -272,6 +334,7 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         estimate: money.estimate.id.as_uuid(),
         invoice: money.invoice.id.as_uuid(),
         appointment: booked.appointments[0].id.as_uuid(),
+        form_template: template.id.as_uuid(),
     };
     (org, tenant)
 }
@@ -508,6 +571,31 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
              VALUES ($1, $2, $2, 'job', $3, NULL) ON CONFLICT DO NOTHING",
             vec![t.org, fresh, t.job],
         ),
+        "blobs" => (
+            "INSERT INTO blobs (organization_id, sha256, size_bytes, media_type, uploaded_by, created_at) \
+             VALUES ($1, md5($2::text) || md5($2::text), 3, 'image/png', NULL, now())",
+            vec![t.org, fresh],
+        ),
+        "attachments" => (
+            // The fixture's photo (the same bytes in every organization).
+            "INSERT INTO attachments (organization_id, id, sha256, kind, attached_to, subject_id, job_id, \
+             caption, signed_by, device, author_user_id, created_at) \
+             VALUES ($1, $2, '9bd70609c0bb70c86cf961f50ea7ae4c421b4f5b78f0d1148b7fa6f01c70a7ba', 'photo', 'job', $3, $3, NULL, NULL, NULL, NULL, now())",
+            vec![t.org, fresh, t.job],
+        ),
+        "form_templates" => (
+            "INSERT INTO form_templates (organization_id, id, version, name, trade, \
+             required_before_completion, questions, created_by, created_at) \
+             VALUES ($1, $2, 1, 'Intruder', NULL, false, '[]', NULL, now())",
+            vec![t.org, fresh],
+        ),
+        "form_answers" => (
+            "INSERT INTO form_answers (organization_id, id, job_id, appointment_id, template_id, \
+             template_version, question_key, answer, device, author_user_id, created_at) \
+             VALUES ($1, $2, $3, NULL, $4, 1, 'checked', '{\"type\":\"yes_no\",\"value\":true}', \
+             NULL, NULL, now())",
+            vec![t.org, fresh, t.job, t.form_template],
+        ),
         "notes" => (
             "INSERT INTO notes (organization_id, id, job_id, appointment_id, body, author_user_id, device, \
              created_at) VALUES ($1, $2, $3, NULL, 'intruder', NULL, NULL, now())",
@@ -562,6 +650,7 @@ fn populated_by_fixture(table: &str) -> bool {
             estimate: Uuid::nil(),
             invoice: Uuid::nil(),
             appointment: Uuid::nil(),
+            form_template: Uuid::nil(),
         },
     )
     .is_some()

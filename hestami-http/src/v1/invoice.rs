@@ -480,11 +480,14 @@ fn convert_refund(
 // ---------------------------------------------------------------------------------------------
 
 async fn get(ctx: Ctx, i: InvoiceIdInput) -> Result<InvoiceDto, ApiError> {
-    Ok(ctx
+    let id = InvoiceId::from_uuid(i.invoice_id);
+    let mut invoice: InvoiceDto = ctx.services.invoice_get(ctx.caller()?, id).await?.into();
+    invoice.signature = ctx
         .services
-        .invoice_get(ctx.caller()?, InvoiceId::from_uuid(i.invoice_id))
+        .invoice_signature(ctx.caller()?, id)
         .await?
-        .into())
+        .map(Into::into);
+    Ok(invoice)
 }
 
 async fn list(ctx: Ctx, i: ListInvoicesInput) -> Result<InvoicePage, ApiError> {

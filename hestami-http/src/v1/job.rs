@@ -571,6 +571,7 @@ const TRANSITION_ERRORS: &[&str] = &[
     "TECHNICIAN_INELIGIBLE",
     "JOB_USES_APPOINTMENTS",
     "APPOINTMENT_ON_SITE",
+    "FORMS_INCOMPLETE",
 ];
 
 pub(crate) fn procedures() -> Vec<Procedure> {

@@ -12,11 +12,13 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Name, Procedure, query};
 
+pub mod attachment;
 pub mod auth;
 pub mod contractor;
 pub mod customer;
 pub mod dispatch;
 pub mod estimate;
+pub mod form;
 pub mod invoice;
 pub mod job;
 pub mod money;
@@ -43,6 +45,8 @@ pub fn procedures() -> Vec<Procedure> {
         invoice::procedures(),
         workflow::procedures(),
         sync::procedures(),
+        attachment::procedures(),
+        form::procedures(),
     ]
     .into_iter()
     .flatten()

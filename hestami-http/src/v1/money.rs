@@ -1019,6 +1019,10 @@ pub struct InvoiceDto {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The customer's signature: one attached to the invoice, else the latest taken on its job
+    /// (at completion or on a visit). Given by `invoice/v1/get`; absent from the other answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::v1::attachment::AttachmentDto>,
 }
 
 impl From<&Invoice> for InvoiceDto {
@@ -1048,6 +1052,7 @@ impl From<&Invoice> for InvoiceDto {
                 .collect(),
             created_at: i.created_at,
             updated_at: i.updated_at,
+            signature: None,
         }
     }
 }

@@ -42,6 +42,8 @@ pub enum SyncChangeDto {
     Property(PropertyDto),
     /// A note.
     Note(NoteDto),
+    /// A photo, document or signature on a job or one of its visits.
+    Attachment(crate::v1::attachment::AttachmentDto),
     /// The caller's own technician record.
     Technician(TechnicianDto),
 }
@@ -53,6 +55,7 @@ impl From<SyncEntity> for SyncChangeDto {
             SyncEntity::Customer(c) => Self::Customer((*c).into()),
             SyncEntity::Property(p) => Self::Property((*p).into()),
             SyncEntity::Note(n) => Self::Note((*n).into()),
+            SyncEntity::Attachment(a) => Self::Attachment((*a).into()),
             SyncEntity::Technician(t) => Self::Technician((*t).into()),
         }
     }

@@ -725,6 +725,26 @@ pub struct TimesheetDto {
     pub punches: Vec<PunchDto>,
     /// What was done to it, oldest first.
     pub events: Vec<TimesheetEventDto>,
+    /// The week's visits (those first set off to or reached in the week), each with its
+    /// minutes en route and on site, read off the visit's moves (the device's times where it
+    /// gave them).
+    pub visits: Vec<VisitTimeDto>,
+}
+
+/// One visit's time.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VisitTimeDto {
+    /// The visit.
+    pub appointment_id: Uuid,
+    /// Its job.
+    pub job_id: Uuid,
+    /// The local date it started.
+    pub date: NaiveDate,
+    /// Minutes en route.
+    pub travel_minutes: i64,
+    /// Minutes on site.
+    pub on_site_minutes: i64,
 }
 
 impl From<Timesheet> for TimesheetDto {
@@ -754,6 +774,17 @@ impl From<Timesheet> for TimesheetDto {
                     reason: e.reason.map(|r| r.as_str().to_owned()),
                     actor_user_id: e.actor.map(|a| a.as_uuid()),
                     at: e.at,
+                })
+                .collect(),
+            visits: t
+                .visits
+                .into_iter()
+                .map(|v| VisitTimeDto {
+                    appointment_id: v.appointment_id.as_uuid(),
+                    job_id: v.job_id.as_uuid(),
+                    date: v.date,
+                    travel_minutes: v.minutes.travel_minutes,
+                    on_site_minutes: v.minutes.on_site_minutes,
                 })
                 .collect(),
         }
@@ -858,6 +889,13 @@ pub struct MyDayJobDto {
     pub property: super::customer::PropertyDto,
     /// The planned work handed to the job, and what was recorded.
     pub work: super::job::JobWorkDto,
+    /// The job's notes (gate codes, what the customer said), oldest first.
+    pub notes: Vec<crate::v2::job::NoteDto>,
+    /// What is attached to the job and its visits, oldest first (download each from
+    /// `/api/v1/blobs/{sha256}`).
+    pub attachments: Vec<super::attachment::AttachmentDto>,
+    /// The forms to fill in on the job: each template in use, what is answered, what is missing.
+    pub forms: Vec<super::form::JobFormDto>,
 }
 
 /// `technician/v1/myDay`'s answer.
@@ -895,6 +933,9 @@ async fn my_day(ctx: Ctx, i: MyDayInput) -> Result<MyDayOutput, ApiError> {
                 customer: j.customer.into(),
                 property: j.property.into(),
                 work: j.work.into(),
+                notes: j.notes.into_iter().map(Into::into).collect(),
+                attachments: j.attachments.into_iter().map(Into::into).collect(),
+                forms: j.forms.into_iter().map(Into::into).collect(),
             })
             .collect(),
     })

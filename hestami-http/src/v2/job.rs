@@ -300,6 +300,22 @@ pub struct CompleteJobInput {
     pub job_id: Uuid,
     /// Refuse with `VERSION_CONFLICT` unless the job is at this version.
     pub expected_version: Option<i64>,
+    /// The customer's signature, taken on completion: attached to the job (kind `signature`)
+    /// in the same step, and shown on the job's invoice.
+    pub signature: Option<SignatureInput>,
+}
+
+/// A customer's signature: an image uploaded to `/api/v1/blobs/{sha256}`, the name they printed,
+/// and when and where they signed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignatureInput {
+    /// The SHA-256 of the uploaded image (64 hexadecimal digits).
+    pub sha256: String,
+    /// The name the customer printed beside it.
+    pub signed_by: String,
+    /// When (by the device's clock) and where they signed.
+    pub device: Option<crate::v1::technician::DeviceReportDto>,
 }
 
 mutating!(
@@ -654,10 +670,30 @@ fn convert_move(i: MoveAppointmentInput) -> Result<JobV2Command, ApiError> {
 }
 
 fn convert_complete(i: CompleteJobInput) -> Result<JobV2Command, ApiError> {
-    Ok(JobV2Command::Complete(CompleteJob {
-        job_id: JobId::from_uuid(i.job_id),
-        expected_version: i.expected_version,
-    }))
+    validate(|v| {
+        let signature = match &i.signature {
+            None => Some(None),
+            Some(s) => crate::v1::attachment::parse_attachment(
+                v,
+                "signature.",
+                crate::v1::attachment::AttachmentFields {
+                    sha256: &s.sha256,
+                    attached_to: hestami_core::blob::AttachedTo::Job,
+                    subject_id: i.job_id,
+                    kind: hestami_core::blob::AttachmentKind::Signature,
+                    caption: None,
+                    signed_by: Some(&s.signed_by),
+                    device: s.device.as_ref(),
+                },
+            )
+            .map(Some),
+        };
+        Some(JobV2Command::Complete(CompleteJob {
+            job_id: JobId::from_uuid(i.job_id),
+            expected_version: i.expected_version,
+            signature: signature?,
+        }))
+    })
 }
 
 async fn get(ctx: Ctx, i: JobIdInput) -> Result<JobScheduleDto, ApiError> {
@@ -820,7 +856,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
         mutation(
             name(
                 "complete",
-                "Complete a job whose visits are all done or cancelled (one done)",
+                "Complete a job whose visits are all done or cancelled (one done) and whose required forms are answered, with the customer's signature",
                 &[
                     "NOT_FOUND",
                     "VERSION_CONFLICT",
@@ -828,6 +864,9 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "JOB_APPOINTMENTS_OPEN",
                     "JOB_NO_VISIT_DONE",
                     "JOB_INVALID_TRANSITION",
+                    "FORMS_INCOMPLETE",
+                    "BLOB_NOT_FOUND",
+                    "ATTACHMENT_TYPE_MISMATCH",
                 ],
             ),
             convert_complete,

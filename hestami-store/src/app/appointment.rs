@@ -185,6 +185,9 @@ pub struct CompleteJob {
     pub job_id: JobId,
     /// Fail with `VERSION_CONFLICT` unless the job is at this version.
     pub expected_version: Option<i64>,
+    /// The customer's signature on completion, attached to the job in the same step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::attachments::NewAttachment>,
 }
 
 /// The SLA timer's check (not a public procedure).
@@ -787,6 +790,9 @@ async fn complete(tx: &mut TenantTx, c: CompleteJob) -> Result<JobSchedule, Stor
         );
     }
     let job = super::job::apply(tx, &job, JobCommand::Complete, None).await?;
+    if let Some(signature) = c.signature {
+        super::attachments::attach(tx, signature).await?;
+    }
     Ok(schedule_of(job, breached, appointments))
 }
 

@@ -267,6 +267,12 @@ pub struct MyDayJob {
     pub property: Property,
     /// The planned work handed to the job, and what was recorded.
     pub work: JobWork,
+    /// The job's notes (gate codes, what the customer said), oldest first.
+    pub notes: Vec<super::notes::Note>,
+    /// What is attached to the job and its visits (plans, permits, earlier photos), oldest first.
+    pub attachments: Vec<super::attachments::Attachment>,
+    /// The forms to fill in on the job, with what is answered and what is missing.
+    pub forms: Vec<super::forms::JobForm>,
 }
 
 /// A technician's local day.
@@ -328,6 +334,7 @@ impl Services {
                     let mut out = Vec::with_capacity(job_ids.len());
                     for id in job_ids {
                         let job = super::job::load(tx, id, false).await?;
+                        let forms = super::forms::of_job(tx, &job).await?;
                         let customer = super::customer::load(tx, job.customer_id, false).await?;
                         let property =
                             super::customer::load_property(tx, job.customer_id, job.property_id)
@@ -341,6 +348,9 @@ impl Services {
                                 planned: super::estimate::planned_work_of(tx, id).await?,
                                 actuals: super::invoice::actuals_of(tx, id).await?,
                             },
+                            notes: super::notes::of_job(tx, id).await?,
+                            attachments: super::attachments::of_job(tx, id).await?,
+                            forms,
                         });
                     }
                     Ok(out)

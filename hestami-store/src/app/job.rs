@@ -596,6 +596,11 @@ pub(crate) async fn apply(
     }
     let (next, event) = core_job::execute(job, &command, &guards, tx.actor(), reason, tx.now())
         .map_err(|e| job_failure(&e))?;
+    // Work is done only with the organization's required forms filled in (checked once the
+    // state machine allows the move, so a wrong move is still reported as one).
+    if matches!(command, JobCommand::Complete) {
+        super::forms::ensure_complete(tx, job).await?;
+    }
     tx.execute(
         "UPDATE jobs SET version = $1, status = $2, held_from = $3, window_start = $4, window_end = $5, \
          technician_id = $6, visit_started_at = $7, completed_at = $8, updated_at = $9 \

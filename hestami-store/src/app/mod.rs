@@ -19,6 +19,7 @@ use crate::error::{Failure, FieldError, StoreError};
 use crate::store::{Store, TenantTx};
 
 pub mod appointment;
+pub mod attachments;
 pub mod board;
 pub mod compliance_scan;
 pub mod contractor;
@@ -27,6 +28,7 @@ pub mod dispatch_plan;
 pub mod eligibility;
 pub mod estimate;
 pub mod field;
+pub mod forms;
 pub mod invoice;
 pub mod job;
 pub mod notes;
@@ -248,6 +250,8 @@ pub fn register_all_with(
         .register(job::DISPATCH_WORKFLOW, job::run_dispatch)
         .register(appointment::WORKFLOW, appointment::run)
         .register(dispatch_plan::WORKFLOW, dispatch_plan::run)
+        .register(attachments::WORKFLOW, attachments::run)
+        .register(forms::WORKFLOW, forms::run)
 }
 
 impl Services {
@@ -358,7 +362,7 @@ impl Services {
 }
 
 /// `404` unless the transaction's scope may see `subject`.
-async fn visible_subject(tx: &mut TenantTx, subject: Subject) -> Result<(), StoreError> {
+pub(crate) async fn visible_subject(tx: &mut TenantTx, subject: Subject) -> Result<(), StoreError> {
     match subject {
         Subject::Job(id) => job::ensure_visible(tx, id).await,
         Subject::Appointment(id) => scope::ensure_appointment(tx, id).await,

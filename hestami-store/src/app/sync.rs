@@ -104,6 +104,9 @@ pub enum SyncEntity {
     Property(Box<Property>),
     /// A note.
     Note(Box<Note>),
+    /// A photo, document or signature on a job or one of its visits (the bytes are fetched
+    /// from the blob path).
+    Attachment(Box<super::attachments::Attachment>),
     /// The caller's own technician record.
     Technician(Box<Technician>),
 }
@@ -115,6 +118,7 @@ impl SyncEntity {
             Self::Customer(c) => ("customer", c.id.as_uuid()),
             Self::Property(p) => ("property", p.id.as_uuid()),
             Self::Note(n) => ("note", n.id.as_uuid()),
+            Self::Attachment(a) => ("attachment", a.id.as_uuid()),
             Self::Technician(t) => ("technician", t.id.as_uuid()),
         }
     }
@@ -124,7 +128,8 @@ impl SyncEntity {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tombstone {
-    /// `job` (with its appointments and notes), `customer`, `property`, `note` or `technician`.
+    /// `job` (with its appointments, notes and attachments), `customer`, `property`, `note`,
+    /// `attachment` or `technician`.
     pub kind: String,
     /// Which.
     pub id: Uuid,
@@ -280,6 +285,10 @@ async fn send_job(
         for note in super::notes::of_job(tx, job_id).await? {
             page.send(tx, SyncEntity::Note(Box::new(note))).await?;
         }
+        for attachment in super::attachments::of_job(tx, job_id).await? {
+            page.send(tx, SyncEntity::Attachment(Box::new(attachment)))
+                .await?;
+        }
     }
     Ok(())
 }
@@ -414,11 +423,11 @@ async fn feed_page(
         last = seq;
         match kind.as_str() {
             "job" => sync_job(tx, page, JobId::from_uuid(id), cursor, seq).await?,
-            "appointment" | "note" => {
-                let table = if kind == "note" {
-                    "notes"
-                } else {
-                    "appointments"
+            "appointment" | "note" | "attachment" => {
+                let table = match kind.as_str() {
+                    "note" => "notes",
+                    "attachment" => "attachments",
+                    _ => "appointments",
                 };
                 let job = tx
                     .fetch_optional(
@@ -428,6 +437,11 @@ async fn feed_page(
                         args![org, id],
                     )
                     .await?;
+                // An estimate's or invoice's attachment (or one without a job) is not field data.
+                let job = match job {
+                    Some(row) if row.get::<Option<Uuid>>("job_id")?.is_some() => Some(row),
+                    _ => None,
+                };
                 if let Some(job) = job {
                     let job_id = JobId::from_uuid(job.get("job_id")?);
                     sync_job(tx, page, job_id, cursor, seq).await?;
@@ -436,6 +450,22 @@ async fn feed_page(
                             found(super::notes::load(tx, NoteId::from_uuid(id)).await)?
                     {
                         page.send(tx, SyncEntity::Note(Box::new(note))).await?;
+                    }
+                    if kind == "attachment"
+                        && let Some(a) = found(
+                            super::attachments::load(
+                                tx,
+                                hestami_core::ids::AttachmentId::from_uuid(id),
+                            )
+                            .await,
+                        )?
+                        && matches!(
+                            a.attached_to,
+                            hestami_core::blob::AttachedTo::Job
+                                | hestami_core::blob::AttachedTo::Appointment
+                        )
+                    {
+                        page.send(tx, SyncEntity::Attachment(Box::new(a))).await?;
                     }
                 }
             }

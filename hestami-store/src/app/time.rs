@@ -156,6 +156,108 @@ pub struct Timesheet {
     pub punches: Vec<RecordedPunch>,
     /// What was done to it.
     pub events: Vec<TimesheetEvent>,
+    /// The week's visits (those it first set off to or arrived at in the week), each with its
+    /// travel and on-site time, read off the visit's moves. (Absent from outcomes recorded
+    /// before it existed.)
+    #[serde(default)]
+    pub visits: Vec<VisitTime>,
+}
+
+/// One visit's time in a timesheet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisitTime {
+    /// The visit.
+    pub appointment_id: hestami_core::ids::AppointmentId,
+    /// Its job.
+    pub job_id: hestami_core::ids::JobId,
+    /// The local date it started (its first move to en route or on site).
+    pub date: NaiveDate,
+    /// Minutes en route and on site.
+    #[serde(flatten)]
+    pub minutes: core_time::VisitMinutes,
+}
+
+/// The visits of `technician`'s crews that started in `[from, to)`, with their travel and
+/// on-site minutes. A move's time is the device's when it reported one (and its clock was not
+/// ahead), the server's otherwise: a move recorded offline counts when it was made.
+async fn visit_times(
+    tx: &mut TenantTx,
+    technician: TechnicianId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<VisitTime>, StoreError> {
+    use hestami_core::appointment::AppointmentStatus;
+    use hestami_core::ids::{AppointmentId, JobId};
+    let org = tx.org();
+    // Moves reach the server after they were made (offline), never long before: a week later
+    // is the bound on lateness read here.
+    let rows = tx
+        .fetch_all(
+            "SELECT appointment_id, job_id, data, at FROM schedule_events WHERE organization_id = $1 \
+             AND kind = 'appointment_changed' AND at >= $3 AND at < $4 AND appointment_id IN \
+             (SELECT appointment_id FROM appointment_crew WHERE organization_id = $1 \
+             AND technician_id = $2) ORDER BY at, id",
+            args![
+                org,
+                technician.as_uuid(),
+                from - chrono::Duration::days(1),
+                to + chrono::Duration::days(7)
+            ],
+        )
+        .await?;
+    // Each visit's moves: (visit, job) → (when, the state entered).
+    type Moves = Vec<(DateTime<Utc>, AppointmentStatus)>;
+    let mut moves: std::collections::BTreeMap<(uuid::Uuid, uuid::Uuid), Moves> =
+        std::collections::BTreeMap::new();
+    for row in &rows {
+        let data: serde_json::Value = serde_json::from_str(&row.get::<String>("data")?)?;
+        if data.get("kind").and_then(|k| k.as_str()) != Some("moved") {
+            continue;
+        }
+        let Some(to_state) = data
+            .get("to")
+            .cloned()
+            .and_then(|t| serde_json::from_value::<AppointmentStatus>(t).ok())
+        else {
+            continue;
+        };
+        let at: DateTime<Utc> = row.get("at")?;
+        let when = data
+            .get("device")
+            .cloned()
+            .and_then(|d| serde_json::from_value::<hestami_core::field::DeviceReport>(d).ok())
+            .map_or(at, |d| {
+                hestami_core::field::effective_time(d.device_time, at).0
+            });
+        let Some(visit) = row.get::<Option<uuid::Uuid>>("appointment_id")? else {
+            continue;
+        };
+        moves
+            .entry((visit, row.get("job_id")?))
+            .or_default()
+            .push((when, to_state));
+    }
+    let mut visits = Vec::new();
+    for ((visit, job), moves) in moves {
+        let started = moves
+            .iter()
+            .filter(|(_, s)| matches!(s, AppointmentStatus::EnRoute | AppointmentStatus::OnSite))
+            .map(|(at, _)| *at)
+            .min();
+        let Some(started) = started.filter(|s| *s >= from && *s < to) else {
+            continue;
+        };
+        visits.push(VisitTime {
+            appointment_id: AppointmentId::from_uuid(visit),
+            job_id: JobId::from_uuid(job),
+            date: started.with_timezone(&tz).date_naive(),
+            minutes: core_time::visit_minutes(&moves),
+        });
+    }
+    visits.sort_by_key(|v| (v.date, v.appointment_id));
+    Ok(visits)
 }
 
 /// What a punch answers.
@@ -495,6 +597,7 @@ pub(crate) async fn timesheet(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let clock = clock_after(last_punch(tx, technician).await?.as_ref());
+    let visits = visit_times(tx, technician, from, to, tz).await?;
     Ok(Timesheet {
         technician_id: technician,
         week: monday,
@@ -513,6 +616,7 @@ pub(crate) async fn timesheet(
         clock,
         punches,
         events,
+        visits,
     })
 }
 
