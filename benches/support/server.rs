@@ -33,8 +33,21 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Vec<u8>) {
+        self.send("POST", path, "application/json", headers, body)
+            .await
+    }
+
+    /// Sends a request with a body and returns the status and the body.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
         let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
             self.host,
             body.len()
         );
@@ -49,7 +62,16 @@ impl Conn {
     }
 
     pub async fn get(&mut self, path: &str) -> (u16, Vec<u8>) {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        self.get_with(path, &[]).await
+    }
+
+    /// Sends a GET with headers.
+    pub async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
         self.stream
             .get_mut()
             .write_all(request.as_bytes())
@@ -90,12 +112,15 @@ pub struct Server {
     child: Child,
     /// Where it listens.
     pub addr: String,
+    /// Where it keeps blobs (removed with it).
+    pub blobs: std::path::PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.blobs);
     }
 }
 
@@ -126,6 +151,8 @@ pub async fn start_server(url: &str) -> Server {
     let child = Command::new(bin())
         .args(["serve", "--skip-migrate", "--listen", &addr])
         .env("DATABASE_URL", url)
+        // Uploaded blobs go to the temporary directory, not the checkout.
+        .env("HESTAMI_BLOB_STORE", blob_dir(port))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -143,7 +170,16 @@ pub async fn start_server(url: &str) -> Server {
         assert!(Instant::now() < deadline, "the server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Server { child, addr }
+    Server {
+        child,
+        addr,
+        blobs: blob_dir(port),
+    }
+}
+
+/// Where the server on `port` keeps its blobs.
+pub fn blob_dir(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hestami-bench-blobs-{port}"))
 }
 
 /// The server's statement and transaction counters, if it reports them.

@@ -286,6 +286,20 @@ macro_rules! args {
 }
 pub(crate) use args;
 
+/// How many ids one `IN (…)` list binds (well under either backend's limit on bound values).
+pub(crate) const MAX_IDS_PER_STATEMENT: usize = 1000;
+
+/// Appends `ids` to `values` and returns their placeholders (`$first, $first+1, …`) for an
+/// `IN (…)` list.
+pub(crate) fn placeholders(values: &mut Vec<Value>, ids: &[uuid::Uuid], first: usize) -> String {
+    let mut out = Vec::with_capacity(ids.len());
+    for (n, id) in ids.iter().enumerate() {
+        values.push((*id).into());
+        out.push(format!("${}", first + n));
+    }
+    out.join(", ")
+}
+
 /// SQLite keeps times as text; a fixed-width format keeps text order equal to time order, so
 /// `<` and `ORDER BY` on time columns mean the same on both backends.
 fn sqlite_time(t: DateTime<Utc>) -> String {

@@ -132,21 +132,27 @@ pub(crate) async fn of_job(tx: &mut TenantTx, job_id: JobId) -> Result<Vec<Note>
     .collect()
 }
 
-/// One note, if it exists (and its job is visible to the transaction's scope).
-pub(crate) async fn load(tx: &mut TenantTx, id: NoteId) -> Result<Note, StoreError> {
-    let org = tx.org();
-    let note = tx
-        .fetch_optional(
-            &format!("SELECT {COLUMNS} FROM notes WHERE organization_id = $1 AND id = $2"),
-            args![org, id.as_uuid()],
-        )
-        .await?
-        .as_ref()
-        .map(decode)
-        .transpose()?
-        .ok_or_else(|| Failure::not_found("note"))?;
-    super::job::ensure_visible(tx, note.job_id).await?;
-    Ok(note)
+/// The notes with these ids (those that exist), without a scope check: the caller decides
+/// what its scope may see (sync sends a note with its job).
+pub(crate) async fn by_ids(tx: &mut TenantTx, ids: &[uuid::Uuid]) -> Result<Vec<Note>, StoreError> {
+    let mut notes = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(crate::db::MAX_IDS_PER_STATEMENT) {
+        let mut values = args![tx.org()];
+        let placeholders = crate::db::placeholders(&mut values, chunk, 2);
+        notes.extend(
+            tx.fetch_all(
+                &format!(
+                    "SELECT {COLUMNS} FROM notes WHERE organization_id = $1 AND id IN ({placeholders})"
+                ),
+                values,
+            )
+            .await?
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?,
+        );
+    }
+    Ok(notes)
 }
 
 impl Services {

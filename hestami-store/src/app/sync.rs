@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use hestami_core::customer::{Customer, Property};
-use hestami_core::ids::{CustomerId, JobId, NoteId, PropertyId, TechnicianId};
+use hestami_core::ids::{CustomerId, JobId, PropertyId, TechnicianId};
 use hestami_core::workforce::Technician;
 
 use super::appointment::JobSchedule;
@@ -156,32 +156,64 @@ struct Page {
     device: Uuid,
     changes: Vec<SyncEntity>,
     removed: Vec<Tombstone>,
-    /// The jobs this page already brought up to date (many changes touch one job).
-    synced_jobs: std::collections::HashSet<JobId>,
+    /// The jobs this page already brought up to date (many changes touch one job), and whether
+    /// each is visible.
+    synced_jobs: std::collections::HashMap<JobId, bool>,
+    /// The entities of `changes`, for a constant-time `has`.
+    keys: std::collections::HashSet<(&'static str, Uuid)>,
+    /// Entities sent whose `sync_sent` rows are not written yet: written together by `flush`.
+    unrecorded: Vec<(&'static str, Uuid)>,
 }
+
+/// How many `sync_sent` rows one statement writes (5 values each, well under either backend's
+/// limit on bound values).
+const SENT_ROWS_PER_STATEMENT: usize = 500;
 
 impl Page {
     /// Whether this page already carries the entity.
-    fn has(&self, kind: &str, id: Uuid) -> bool {
-        self.changes.iter().any(|e| e.key() == (kind, id))
+    fn has(&self, kind: &'static str, id: Uuid) -> bool {
+        self.keys.contains(&(kind, id))
     }
 
-    /// Adds an entity (once a page) and records it as sent.
-    async fn send(&mut self, tx: &mut TenantTx, entity: SyncEntity) -> Result<(), StoreError> {
+    /// Adds an entity (once a page); it is recorded as sent by the next [`Page::flush`], in the
+    /// page's transaction.
+    async fn send(&mut self, _tx: &mut TenantTx, entity: SyncEntity) -> Result<(), StoreError> {
         let (kind, id) = entity.key();
-        if self.has(kind, id) {
+        if !self.keys.insert((kind, id)) {
             return Ok(());
         }
-        let (org, user) = (tx.org(), actor(tx));
-        tx.execute(
-            "INSERT INTO sync_sent (organization_id, user_id, device_id, entity_kind, entity_id, \
-             tombstoned_seq) VALUES ($1, $2, $3, $4, $5, NULL) \
-             ON CONFLICT (organization_id, user_id, device_id, entity_kind, entity_id) \
-             DO UPDATE SET tombstoned_seq = NULL",
-            args![org, user, self.device, kind, id],
-        )
-        .await?;
+        self.unrecorded.push((kind, id));
         self.changes.push(entity);
+        Ok(())
+    }
+
+    /// Records the entities sent since the last flush, many rows a statement.
+    async fn flush(&mut self, tx: &mut TenantTx) -> Result<(), StoreError> {
+        let (org, user) = (tx.org(), actor(tx));
+        for chunk in self.unrecorded.chunks(SENT_ROWS_PER_STATEMENT) {
+            let mut values = args![org, user, self.device];
+            let rows: Vec<String> = chunk
+                .iter()
+                .enumerate()
+                .map(|(n, (kind, id))| {
+                    values.push((*kind).into());
+                    values.push((*id).into());
+                    format!("($1, $2, $3, ${}, ${}, NULL)", 4 + 2 * n, 5 + 2 * n)
+                })
+                .collect();
+            tx.execute(
+                &format!(
+                    "INSERT INTO sync_sent (organization_id, user_id, device_id, entity_kind, \
+                     entity_id, tombstoned_seq) VALUES {} \
+                     ON CONFLICT (organization_id, user_id, device_id, entity_kind, entity_id) \
+                     DO UPDATE SET tombstoned_seq = NULL",
+                    rows.join(", ")
+                ),
+                values,
+            )
+            .await?;
+        }
+        self.unrecorded.clear();
         Ok(())
     }
 
@@ -190,10 +222,13 @@ impl Page {
     async fn holds(
         &self,
         tx: &mut TenantTx,
-        kind: &str,
+        kind: &'static str,
         id: Uuid,
         cursor: i64,
     ) -> Result<bool, StoreError> {
+        if self.has(kind, id) {
+            return Ok(true);
+        }
         let (org, user) = (tx.org(), actor(tx));
         let row = tx
             .fetch_optional(
@@ -214,7 +249,7 @@ impl Page {
     async fn drop_entity(
         &mut self,
         tx: &mut TenantTx,
-        kind: &str,
+        kind: &'static str,
         id: Uuid,
         reason: &str,
         cursor: i64,
@@ -225,6 +260,8 @@ impl Page {
         {
             return Ok(());
         }
+        // What this page sent must be on record before it is tombstoned.
+        self.flush(tx).await?;
         let (org, user) = (tx.org(), actor(tx));
         tx.execute(
             "UPDATE sync_sent SET tombstoned_seq = $1 WHERE organization_id = $2 AND user_id = $3 \
@@ -415,6 +452,29 @@ async fn feed_page(
             args![org, cursor, i64::from(limit)],
         )
         .await?;
+    // The page's notes and attachments, each read once for the whole page.
+    let of_kind = |wanted: &str| -> Result<Vec<Uuid>, StoreError> {
+        let mut ids = Vec::new();
+        for row in &rows {
+            if row.get::<String>("entity_kind")? == wanted {
+                ids.push(row.get::<Uuid>("entity_id")?);
+            }
+        }
+        Ok(ids)
+    };
+    let (note_ids, attachment_ids) = (of_kind("note")?, of_kind("attachment")?);
+    let mut notes: std::collections::HashMap<Uuid, super::notes::Note> =
+        super::notes::by_ids(tx, &note_ids)
+            .await?
+            .into_iter()
+            .map(|n| (n.id.as_uuid(), n))
+            .collect();
+    let mut attachments: std::collections::HashMap<Uuid, super::attachments::Attachment> =
+        super::attachments::by_ids(tx, &attachment_ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id.as_uuid(), a))
+            .collect();
     let mut last = cursor;
     for row in &rows {
         let seq: i64 = row.get("seq")?;
@@ -422,51 +482,41 @@ async fn feed_page(
         let id: Uuid = row.get("entity_id")?;
         last = seq;
         match kind.as_str() {
-            "job" => sync_job(tx, page, JobId::from_uuid(id), cursor, seq).await?,
-            "appointment" | "note" | "attachment" => {
-                let table = match kind.as_str() {
-                    "note" => "notes",
-                    "attachment" => "attachments",
-                    _ => "appointments",
-                };
+            "job" => {
+                sync_job(tx, page, JobId::from_uuid(id), cursor, seq).await?;
+            }
+            "appointment" => {
                 let job = tx
                     .fetch_optional(
-                        &format!(
-                            "SELECT job_id FROM {table} WHERE organization_id = $1 AND id = $2"
-                        ),
+                        "SELECT job_id FROM appointments WHERE organization_id = $1 AND id = $2",
                         args![org, id],
                     )
                     .await?;
-                // An estimate's or invoice's attachment (or one without a job) is not field data.
-                let job = match job {
-                    Some(row) if row.get::<Option<Uuid>>("job_id")?.is_some() => Some(row),
-                    _ => None,
-                };
                 if let Some(job) = job {
                     let job_id = JobId::from_uuid(job.get("job_id")?);
                     sync_job(tx, page, job_id, cursor, seq).await?;
-                    if kind == "note"
-                        && let Some(note) =
-                            found(super::notes::load(tx, NoteId::from_uuid(id)).await)?
-                    {
-                        page.send(tx, SyncEntity::Note(Box::new(note))).await?;
-                    }
-                    if kind == "attachment"
-                        && let Some(a) = found(
-                            super::attachments::load(
-                                tx,
-                                hestami_core::ids::AttachmentId::from_uuid(id),
-                            )
-                            .await,
-                        )?
-                        && matches!(
-                            a.attached_to,
-                            hestami_core::blob::AttachedTo::Job
-                                | hestami_core::blob::AttachedTo::Appointment
-                        )
-                    {
-                        page.send(tx, SyncEntity::Attachment(Box::new(a))).await?;
-                    }
+                }
+            }
+            // Read with the page's other notes; sent when its job is the caller's to see.
+            "note" => {
+                if let Some(note) = notes.remove(&id)
+                    && sync_job(tx, page, note.job_id, cursor, seq).await?
+                {
+                    page.send(tx, SyncEntity::Note(Box::new(note))).await?;
+                }
+            }
+            // The same; an estimate's or invoice's attachment is not field data.
+            "attachment" => {
+                if let Some(a) = attachments.remove(&id)
+                    && let Some(job) = a.job_id
+                    && matches!(
+                        a.attached_to,
+                        hestami_core::blob::AttachedTo::Job
+                            | hestami_core::blob::AttachedTo::Appointment
+                    )
+                    && sync_job(tx, page, job, cursor, seq).await?
+                {
+                    page.send(tx, SyncEntity::Attachment(Box::new(a))).await?;
                 }
             }
             "customer" => {
@@ -531,15 +581,23 @@ async fn sync_job(
     id: JobId,
     cursor: i64,
     seq: i64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     // The job's state is read at the end of the page's reads anyway: once a page is enough.
-    if !page.synced_jobs.insert(id) {
-        return Ok(());
+    if let Some(visible) = page.synced_jobs.get(&id) {
+        return Ok(*visible);
     }
-    match visible_job(tx, id).await? {
-        Some(schedule) => send_job(tx, page, schedule, cursor).await,
-        None => drop_job(tx, page, id, cursor, seq).await,
-    }
+    let visible = match visible_job(tx, id).await? {
+        Some(schedule) => {
+            send_job(tx, page, schedule, cursor).await?;
+            true
+        }
+        None => {
+            drop_job(tx, page, id, cursor, seq).await?;
+            false
+        }
+    };
+    page.synced_jobs.insert(id, visible);
+    Ok(visible)
 }
 
 impl Services {
@@ -561,7 +619,9 @@ impl Services {
             device: request.device_id,
             changes: Vec::new(),
             removed: Vec::new(),
-            synced_jobs: std::collections::HashSet::new(),
+            synced_jobs: std::collections::HashMap::new(),
+            keys: std::collections::HashSet::new(),
+            unrecorded: Vec::new(),
         };
         let (cursor, more) = match request.cursor {
             None => {
@@ -588,6 +648,7 @@ impl Services {
                 feed_page(&mut tx, &mut page, seq, request.limit).await?
             }
         };
+        page.flush(&mut tx).await?;
         tx.commit().await?;
         Ok(Pull {
             changes: page.changes,
