@@ -126,6 +126,7 @@ async fn build(db: &TestDb, techs: usize, visits: usize, history: usize) -> Buil
                     postal_code: PostalCode::parse(&postal(k)).unwrap(),
                     country: CountryCode::parse("US").unwrap(),
                 },
+                access_notes: None,
                 location: Some(point(k + 1000)),
             }),
         )

@@ -470,6 +470,7 @@ async fn seed(admin: &Store, services: &Services, plans: Arc<Vec<Plan>>) -> Seed
                     postal_code: PostalCode::parse(code).unwrap(),
                     country: CountryCode::parse("US").unwrap(),
                 },
+                access_notes: None,
                 location: Some(property_location(i)),
             }),
         )

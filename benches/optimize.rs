@@ -522,6 +522,7 @@ mod latency {
                         postal_code: PostalCode::parse("60601").unwrap(),
                         country: CountryCode::parse("US").unwrap(),
                     },
+                    access_notes: None,
                     location: v.needs.location,
                 }),
             )

@@ -91,6 +91,7 @@ async fn main() -> Result<(), Error> {
                 postal_code: parse(PostalCode::parse("SW1A 1AA"))?,
                 country: parse(CountryCode::parse("GB"))?,
             },
+            access_notes: None,
             location: None,
         }),
     )

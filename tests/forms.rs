@@ -253,11 +253,30 @@ async fn a_required_checklist_holds_completion_until_every_answer_is_in(s: TestS
     let done = s.call_as(&me, "job/v2/complete", complete()).await.ok();
     assert_eq!(done["job"]["status"], "completed");
 
-    // The same gate holds on the v1 path.
+    // The same gate holds on the v1 path (at a property whose access notes the day shows).
+    let address = json!({ "line1": "9 Side St", "city": "Chicago", "region": "IL",
+                          "postalCode": "60601", "country": "US" });
+    let blank = s
+        .call(
+            "customer/v1/addProperty",
+            json!({ "idempotencyKey": key(), "customerId": f.customer["id"], "address": address,
+                    "accessNotes": "  " }),
+        )
+        .await;
+    blank.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(blank.json["field_errors"][0]["field"], "accessNotes");
+    let gated = s
+        .mutate(
+            "customer/v1/addProperty",
+            json!({ "customerId": f.customer["id"], "address": address,
+                    "accessNotes": "Gate code 4412; the dog is friendly" }),
+        )
+        .await;
+    assert_eq!(gated["accessNotes"], "Gate code 4412; the dog is friendly");
     let v1 = s
         .mutate(
             "job/v1/create",
-            json!({ "customerId": f.customer["id"], "propertyId": f.property["id"],
+            json!({ "customerId": f.customer["id"], "propertyId": gated["id"],
                     "trade": "plumbing", "priority": "routine", "summary": "Second heater" }),
         )
         .await;
@@ -305,6 +324,10 @@ async fn a_required_checklist_holds_completion_until_every_answer_is_in(s: TestS
         .find(|d| d["jobId"] == v1["id"])
         .unwrap();
     assert_eq!(with_forms["forms"][0]["template"]["id"], template["id"]);
+    assert_eq!(
+        with_forms["property"]["accessNotes"],
+        "Gate code 4412; the dog is friendly"
+    );
     assert_eq!(
         with_forms["forms"][0]["missing"].as_array().unwrap().len(),
         3

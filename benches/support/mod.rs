@@ -100,6 +100,7 @@ pub async fn tenant(admin: &Store, services: &Services, n: usize) -> Tenant {
                 postal_code: PostalCode::parse("60601").unwrap(),
                 country: CountryCode::parse("US").unwrap(),
             },
+            access_notes: None,
             location: None,
         }),
     )

@@ -172,6 +172,10 @@ pub struct Property {
     pub address: Address,
     /// Its coordinates, when known (routing and service areas use them).
     pub location: Option<GeoPoint>,
+    /// How to get in and what to watch for (gate code, dog, shut-off valve): shown to the
+    /// technician with each visit. (Absent from outcomes recorded before it existed.)
+    #[serde(default)]
+    pub access_notes: Option<crate::text::Description>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

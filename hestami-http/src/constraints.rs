@@ -128,7 +128,7 @@ fn rule_for(name: &str) -> Option<Value> {
         | "requiredCertifications" => text(Name::MAX_CHARS),
         "summary" | "caption" => text(Summary::MAX_CHARS),
         "sha256" => json!({ "pattern": "^[0-9a-fA-F]{64}$" }),
-        "description" | "notes" | "body" => text(Description::MAX_CHARS),
+        "description" | "notes" | "body" | "accessNotes" => text(Description::MAX_CHARS),
         "reason" | "slaOverrideReason" => text(Reason::MAX_CHARS),
         "phone" => text(Phone::MAX_CHARS),
         "documentRef" | "certificateRef" => text(1000),

@@ -91,6 +91,8 @@ pub struct PropertyDto {
     pub address: AddressDto,
     /// Its coordinates, when known.
     pub location: Option<LocationDto>,
+    /// How to get in and what to watch for (gate code, dog, shut-off valve).
+    pub access_notes: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -116,6 +118,7 @@ impl From<Property> for PropertyDto {
                 lat: l.lat(),
                 lon: l.lon(),
             }),
+            access_notes: p.access_notes.map(|n| n.as_str().to_owned()),
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -200,6 +203,9 @@ pub struct AddPropertyInput {
     pub address: AddressDto,
     /// Its coordinates, when known.
     pub location: Option<LocationDto>,
+    /// How to get in and what to watch for (gate code, dog, shut-off valve): shown to the
+    /// technician with each visit.
+    pub access_notes: Option<String>,
 }
 
 /// `customer/v1/listProperties`.
@@ -271,6 +277,11 @@ fn convert_add_property(i: AddPropertyInput) -> Result<CustomerCommand, ApiError
         let region = v.check("address.region", PersonName::parse(&a.region));
         let postal_code = v.check("address.postalCode", PostalCode::parse(&a.postal_code));
         let country = v.check("address.country", CountryCode::parse(&a.country));
+        let access_notes = v.optional(
+            "accessNotes",
+            i.access_notes.as_deref(),
+            hestami_core::text::Description::parse,
+        );
         let location = match i.location {
             None => Some(None),
             Some(l) => match GeoPoint::parse(l.lat, l.lon) {
@@ -292,6 +303,7 @@ fn convert_add_property(i: AddPropertyInput) -> Result<CustomerCommand, ApiError
                 country: country?,
             },
             location: location?,
+            access_notes: access_notes?,
         }))
     })
 }

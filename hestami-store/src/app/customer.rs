@@ -54,6 +54,9 @@ pub struct NewProperty {
     pub address: Address,
     /// Its coordinates, when known.
     pub location: Option<GeoPoint>,
+    /// How to get in and what to watch for. (Absent from requests recorded before it existed.)
+    #[serde(default)]
+    pub access_notes: Option<hestami_core::text::Description>,
 }
 
 /// The customer namespace's mutating procedures.
@@ -229,14 +232,15 @@ async fn insert_property(tx: &mut TenantTx, new: NewProperty) -> Result<Property
         version: 1,
         address: new.address,
         location: new.location,
+        access_notes: new.access_notes,
         created_at: now,
         updated_at: now,
     };
     let a = &property.address;
     tx.execute(
         "INSERT INTO properties (organization_id, id, customer_id, version, line1, line2, city, region, \
-         postal_code, country, lat, lon, created_at, updated_at) \
-         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+         postal_code, country, lat, lon, access_notes, created_at, updated_at) \
+         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $13, $12, $12)",
         args![
             tx.org(),
             property.id.as_uuid(),
@@ -249,7 +253,8 @@ async fn insert_property(tx: &mut TenantTx, new: NewProperty) -> Result<Property
             a.country.as_str(),
             property.location.map(|l| l.lat()),
             property.location.map(|l| l.lon()),
-            now
+            now,
+            property.access_notes.as_ref().map(|n| n.as_str().to_owned())
         ],
     )
     .await?;
@@ -259,7 +264,7 @@ async fn insert_property(tx: &mut TenantTx, new: NewProperty) -> Result<Property
 }
 
 const PROPERTY_COLUMNS: &str = "id, customer_id, version, line1, line2, city, region, postal_code, country, \
-                                lat, lon, created_at, updated_at";
+                                lat, lon, access_notes, created_at, updated_at";
 
 fn decode_property(row: &Row) -> Result<Property, StoreError> {
     let text = |col: &str| -> Result<Name, StoreError> {
@@ -291,6 +296,10 @@ fn decode_property(row: &Row) -> Result<Property, StoreError> {
             country: parse_stored(&row.get::<String>("country")?, CountryCode::parse)?,
         },
         location,
+        access_notes: row
+            .get::<Option<String>>("access_notes")?
+            .map(|n| parse_stored(&n, hestami_core::text::Description::parse))
+            .transpose()?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })

@@ -281,6 +281,7 @@ pub fn new_property(customer_id: CustomerId) -> CustomerCommand {
             postal_code: PostalCode::parse("62701").expect("valid postal code"),
             country: CountryCode::parse("US").expect("valid country"),
         },
+        access_notes: None,
         location: None,
     })
 }
