@@ -7,10 +7,9 @@
 mod support;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use hestami::core::org::Role;
-use support::{Reply, Tenant, TestServer, key};
+use support::{Reply, Tenant, TestServer, key, sha};
 
 both!(
     blobs_are_named_by_their_bytes_typed_by_their_bytes_and_kept_to_their_organization,
@@ -19,7 +18,7 @@ both!(
 );
 
 /// A small PNG-signed image with `salt` in it (distinct bytes, distinct blob).
-pub fn png(salt: &str) -> Vec<u8> {
+fn png(salt: &str) -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     bytes.extend_from_slice(salt.as_bytes());
     bytes
@@ -29,25 +28,8 @@ fn pdf(salt: &str) -> Vec<u8> {
     format!("%PDF-1.7\n% {salt}\n").into_bytes()
 }
 
-pub fn sha(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-pub async fn put(s: &TestServer, who: &Tenant, name: &str, bytes: Vec<u8>) -> Reply {
-    let response = s
-        .http
-        .put(format!("{}/api/v1/blobs/{name}", s.base))
-        .header("authorization", format!("Bearer {}", who.token))
-        .header("x-organization-id", &who.org)
-        .header("content-type", "text/plain") // ignored: the type is read from the bytes
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    TestServer::reply(response).await
+async fn put(s: &TestServer, who: &Tenant, name: &str, bytes: Vec<u8>) -> Reply {
+    s.put_blob(who, name, bytes).await
 }
 
 async fn get(s: &TestServer, who: Option<&Tenant>, path: &str) -> Reply {

@@ -6,7 +6,6 @@
 mod support;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use hestami::core::org::Role;
 use support::{Tenant, TestServer, key};
@@ -203,10 +202,7 @@ async fn a_required_checklist_holds_completion_until_every_answer_is_in(s: TestS
 
     // A photo answer must be an image uploaded to the organization.
     let photo = b"\x89PNG\r\n\x1a\n the new heater".to_vec();
-    let sha: String = Sha256::digest(&photo)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = support::sha(&photo);
     s.call_as(
         &me,
         "form/v1/answer",
@@ -214,16 +210,7 @@ async fn a_required_checklist_holds_completion_until_every_answer_is_in(s: TestS
     )
     .await
     .assert_error(404, "BLOB_NOT_FOUND");
-    let uploaded = s
-        .http
-        .put(format!("{}/api/v1/blobs/{sha}", s.base))
-        .header("authorization", format!("Bearer {}", me.token))
-        .header("x-organization-id", &me.org)
-        .body(photo)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploaded.status().as_u16(), 201);
+    assert_eq!(s.put_blob(&me, &sha, photo).await.status.as_u16(), 201);
     // The last answers; a question answered again supersedes the earlier answer.
     s.call_as(
         &me,

@@ -8,7 +8,7 @@ mod support;
 use serde_json::{Value, json};
 
 use hestami::core::org::Role;
-use support::{Tenant, TestServer, key};
+use support::{Tenant, TestServer, key, sha};
 
 both!(
     a_device_pulls_a_snapshot_then_changes_and_tombstones_within_its_scope,
@@ -219,25 +219,8 @@ async fn a_device_pulls_a_snapshot_then_changes_and_tombstones_within_its_scope(
     assert!(kinds(&theirs).is_empty(), "{theirs}");
 }
 
-fn sha(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 async fn put_blob(s: &TestServer, who: &Tenant, bytes: &[u8]) -> support::Reply {
-    let response = s
-        .http
-        .put(format!("{}/api/v1/blobs/{}", s.base, sha(bytes)))
-        .header("authorization", format!("Bearer {}", who.token))
-        .header("x-organization-id", &who.org)
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    TestServer::reply(response).await
+    s.put_blob(who, &sha(bytes), bytes.to_vec()).await
 }
 
 /// One queued call.

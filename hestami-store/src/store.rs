@@ -450,6 +450,26 @@ impl TenantTx {
         self.tx.fetch_all(sql, args).await
     }
 
+    /// The rows of the organization whose id is one of `ids`: `select` is the statement up to
+    /// its `IN (…)` list, which is appended (`$1` is the organization), a bounded number of ids
+    /// a statement.
+    pub(crate) async fn fetch_by_ids(
+        &mut self,
+        select: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::db::MAX_IDS_PER_STATEMENT) {
+            let mut values = vec![Value::from(self.organization_id.as_uuid())];
+            let list = crate::db::placeholders(&mut values, chunk, 2);
+            rows.extend(
+                self.fetch_all(&format!("{select} ({list})"), values)
+                    .await?,
+            );
+        }
+        Ok(rows)
+    }
+
     pub(crate) async fn fetch_optional(
         &mut self,
         sql: &str,

@@ -111,6 +111,15 @@ impl Reply {
     }
 }
 
+/// The SHA-256 of `bytes` in hex: a blob's name.
+pub fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -249,6 +258,21 @@ impl TestServer {
             bytes,
             json,
         }
+    }
+
+    /// `PUT /api/v1/blobs/{name}` with `bytes`, as `who`.
+    pub async fn put_blob(&self, who: &Tenant, name: &str, bytes: Vec<u8>) -> Reply {
+        let response = self
+            .http
+            .put(format!("{}/api/v1/blobs/{name}", self.base))
+            .header("authorization", format!("Bearer {}", who.token))
+            .header("x-organization-id", &who.org)
+            .header("content-type", "text/plain") // ignored: the type is read from the bytes
+            .body(bytes)
+            .send()
+            .await
+            .expect("the server answers");
+        Self::reply(response).await
     }
 
     /// Calls a procedure as `tenant`'s owner.

@@ -357,26 +357,18 @@ pub(crate) async fn of_job(tx: &mut TenantTx, job: JobId) -> Result<Vec<Attachme
 /// The attachments with these ids (those that exist), without a scope check: the caller
 /// decides what its scope may see (sync sends an attachment with its job).
 pub(crate) async fn by_ids(tx: &mut TenantTx, ids: &[Uuid]) -> Result<Vec<Attachment>, StoreError> {
-    let mut found = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(crate::db::MAX_IDS_PER_STATEMENT) {
-        let mut values = args![tx.org()];
-        let placeholders = crate::db::placeholders(&mut values, chunk, 2);
-        found.extend(
-            tx.fetch_all(
-                &format!(
-                    "SELECT {COLUMNS} FROM attachments a JOIN blobs b \
-                     ON b.organization_id = a.organization_id AND b.sha256 = a.sha256 \
-                     WHERE a.organization_id = $1 AND a.id IN ({placeholders})"
-                ),
-                values,
-            )
-            .await?
-            .iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?,
-        );
-    }
-    Ok(found)
+    tx.fetch_by_ids(
+        &format!(
+            "SELECT {COLUMNS} FROM attachments a JOIN blobs b \
+             ON b.organization_id = a.organization_id AND b.sha256 = a.sha256 \
+             WHERE a.organization_id = $1 AND a.id IN"
+        ),
+        ids,
+    )
+    .await?
+    .iter()
+    .map(decode)
+    .collect()
 }
 
 /// One attachment, `404` unless it exists and its subject is visible.

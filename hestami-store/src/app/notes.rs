@@ -135,24 +135,14 @@ pub(crate) async fn of_job(tx: &mut TenantTx, job_id: JobId) -> Result<Vec<Note>
 /// The notes with these ids (those that exist), without a scope check: the caller decides
 /// what its scope may see (sync sends a note with its job).
 pub(crate) async fn by_ids(tx: &mut TenantTx, ids: &[uuid::Uuid]) -> Result<Vec<Note>, StoreError> {
-    let mut notes = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(crate::db::MAX_IDS_PER_STATEMENT) {
-        let mut values = args![tx.org()];
-        let placeholders = crate::db::placeholders(&mut values, chunk, 2);
-        notes.extend(
-            tx.fetch_all(
-                &format!(
-                    "SELECT {COLUMNS} FROM notes WHERE organization_id = $1 AND id IN ({placeholders})"
-                ),
-                values,
-            )
-            .await?
-            .iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?,
-        );
-    }
-    Ok(notes)
+    tx.fetch_by_ids(
+        &format!("SELECT {COLUMNS} FROM notes WHERE organization_id = $1 AND id IN"),
+        ids,
+    )
+    .await?
+    .iter()
+    .map(decode)
+    .collect()
 }
 
 impl Services {
