@@ -135,7 +135,7 @@ async fn blobs_are_named_by_their_bytes_typed_by_their_bytes_and_kept_to_their_o
         attach(&name, "job", &j["id"], "photo"),
     )
     .await
-    .assert_error(404, "NOT_FOUND");
+    .assert_error(404, "BLOB_NOT_FOUND");
     assert_eq!(put(&s, &b, &name, photo.clone()).await.status.as_u16(), 201);
     s.call_as(
         &b,
@@ -175,13 +175,35 @@ async fn blobs_are_named_by_their_bytes_typed_by_their_bytes_and_kept_to_their_o
     )
     .await
     .assert_error(404, "NOT_FOUND");
-    let unknown = sha(b"never uploaded");
-    s.call(
-        "attachment/v1/attach",
-        attach(&unknown, "job", &j["id"], "photo"),
-    )
-    .await
-    .assert_error(404, "BLOB_NOT_FOUND");
+    // Attached before its bytes are up: refused, and the same request (same key) goes through
+    // once they are.
+    let late = png("uploaded late");
+    let early = attach(&sha(&late), "job", &j["id"], "photo");
+    s.call("attachment/v1/attach", early.clone())
+        .await
+        .assert_error(404, "BLOB_NOT_FOUND");
+    put(&s, &s.a, &sha(&late), late.clone()).await;
+    s.call("attachment/v1/attach", early).await.ok();
+
+    // Bytes lost with the store (a cleared directory) come back with the same upload.
+    let object = std::env::temp_dir()
+        .join("hestami-blobs")
+        .join(&s.a.org)
+        .join(&sha(&late)[..2])
+        .join(sha(&late));
+    std::fs::remove_file(&object).unwrap();
+    get(&s, Some(&s.a), &format!("/api/v1/blobs/{}", sha(&late)))
+        .await
+        .assert_error(500, "INTERNAL");
+    assert_eq!(
+        put(&s, &s.a, &sha(&late), late.clone())
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    let back = get(&s, Some(&s.a), &format!("/api/v1/blobs/{}", sha(&late))).await;
+    assert_eq!(back.bytes, late);
 
     // A PDF is a document, not a photo; a signature needs its printed name, and a request
     // refused for its input alone may be corrected under the same key.
@@ -285,6 +307,14 @@ async fn attachments_follow_a_technicians_scope_and_links_expire_into_nothing(s:
     )
     .await
     .assert_error(404, "NOT_FOUND");
+    // Nor can they reach someone else's plan by attaching its name to their own work.
+    s.call_as(
+        &me,
+        "attachment/v1/attach",
+        attach(&sha(&plan_theirs), "job", &mine["id"], "document"),
+    )
+    .await
+    .assert_error(404, "BLOB_NOT_FOUND");
     // A viewer may look but not upload.
     let viewer = Tenant {
         token: s.member(&s.a, "viewer@example.com", Role::Viewer).await,
@@ -397,6 +427,15 @@ async fn a_signature_taken_on_completion_is_on_the_job_and_its_invoice(s: TestSe
         .ok();
     }
     let ink = png("A. Lovelace");
+    // Completed (offline) before the signature's bytes were uploaded: refused without spending
+    // the key; the same request goes through once they are up (below).
+    let signed_early = json!({ "idempotencyKey": key(), "jobId": j["id"],
+        "signature": { "sha256": sha(&ink), "signedBy": "Ada Lovelace",
+                       "device": { "deviceTime": "2026-12-01T17:00:00Z",
+                                   "location": { "lat": 41.88, "lon": -87.63 } } } });
+    s.call_as(&me, "job/v2/complete", signed_early.clone())
+        .await
+        .assert_error(404, "BLOB_NOT_FOUND");
     put(&s, &me, &sha(&ink), ink.clone()).await;
     let complete = |signature: Value| json!({ "idempotencyKey": key(), "jobId": j["id"], "signature": signature });
     // A signature needs an image and a printed name; the refusal names the field.
@@ -427,16 +466,7 @@ async fn a_signature_taken_on_completion_is_on_the_job_and_its_invoice(s: TestSe
         "a refused completion changes nothing"
     );
 
-    let done = s
-        .call_as(
-            &me,
-            "job/v2/complete",
-            complete(json!({ "sha256": sha(&ink), "signedBy": "Ada Lovelace",
-                             "device": { "deviceTime": "2026-12-01T17:00:00Z",
-                                         "location": { "lat": 41.88, "lon": -87.63 } } })),
-        )
-        .await
-        .ok();
+    let done = s.call_as(&me, "job/v2/complete", signed_early).await.ok();
     assert_eq!(done["job"]["status"], "completed");
     let on_job = s
         .call(

@@ -353,9 +353,8 @@ async fn serve(
     eprintln!("blobs kept in {}", blobs.describe());
     let config = hestami_http::ServerConfig {
         body_read_timeout: Duration::from_secs(limits.body_read_timeout),
-        blobs,
         max_blob_bytes: limits.blobs.max_blob_bytes,
-        ..Default::default()
+        ..hestami_http::ServerConfig::with_blobs(blobs)
     };
     let router = hestami_http::router(hestami_http::AppState::new(services.clone(), config));
     let limits = hestami_http::ConnectionLimits {

@@ -106,7 +106,13 @@ pub(crate) async fn upload(
         let caller = caller_for(&state, "attachment/v1/attach", &headers, peer, &trace_id).await?;
         let sha = parse_name(&name)?;
         let max = state.config.max_blob_bytes;
-        let bytes = read_all(request, max, state.config.request_timeout).await?;
+        // The whole upload has `blob_timeout`; the body's arrival gets it less a second, so a
+        // stalled body is answered `408` rather than cut off by the route's `503`.
+        let wait = state
+            .config
+            .blob_timeout
+            .saturating_sub(std::time::Duration::from_secs(1));
+        let bytes = read_all(request, max, wait).await?;
         let info = state
             .services
             .blob_put(&caller, &state.config.blobs, sha, bytes, max)

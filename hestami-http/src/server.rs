@@ -36,20 +36,34 @@ pub struct ServerConfig {
     pub blobs: BlobStore,
     /// The largest blob accepted, in bytes.
     pub max_blob_bytes: u64,
+    /// How long a blob upload or download may take (a phone on a slow link sends 25 MiB in
+    /// minutes); the procedures keep `request_timeout`.
+    pub blob_timeout: Duration,
 }
 
-impl Default for ServerConfig {
-    /// Blobs go to `hestami-blobs` in the system's temporary directory: set
-    /// [`ServerConfig::blobs`] for anything that must outlive the machine's temporary files.
-    fn default() -> Self {
+impl ServerConfig {
+    /// The default settings, with blobs kept in `blobs`.
+    pub fn with_blobs(blobs: BlobStore) -> Self {
         Self {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(30),
-            blobs: BlobStore::local(std::env::temp_dir().join("hestami-blobs"))
-                .expect("the temporary directory is writable"),
+            blobs,
             max_blob_bytes: hestami_core::blob::DEFAULT_MAX_BYTES,
+            blob_timeout: Duration::from_secs(600),
         }
+    }
+}
+
+impl Default for ServerConfig {
+    /// Blobs go to `hestami-blobs` in the system's temporary directory (see
+    /// [`ServerConfig::with_blobs`] for anything that must outlive the machine's temporary
+    /// files).
+    fn default() -> Self {
+        Self::with_blobs(
+            BlobStore::local(std::env::temp_dir().join("hestami-blobs"))
+                .expect("the temporary directory is writable"),
+        )
     }
 }
 
@@ -131,6 +145,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/blobs/{sha256}",
             axum::routing::put(crate::blobs::upload).get(crate::blobs::download),
         )
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.config.blob_timeout,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(blob_limit));
     Router::new()
         .route(
@@ -147,16 +165,16 @@ pub fn router(state: AppState) -> Router {
             "/metrics/db",
             get(|| async { axum::Json(hestami_store::counters()) }),
         )
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .merge(blobs)
         .fallback(not_found)
         .with_state(state)
         // Outermost last: trace wraps everything, then the envelope turns whatever the layers
         // inside it answered (panic, body limit, timeout, routing) into the error envelope.
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::from_fn(envelope_framework_errors))
         .layer(middleware::from_fn(trace))

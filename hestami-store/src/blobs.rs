@@ -132,6 +132,19 @@ impl BlobStore {
             .map_err(unavailable)
     }
 
+    /// Whether the store holds the blob's bytes.
+    pub(crate) async fn exists(
+        &self,
+        org: OrganizationId,
+        sha: &Sha256Hex,
+    ) -> Result<bool, StoreError> {
+        match self.inner.head(&Self::key(org, sha)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// The bytes of a blob, or `None` when the store has no such object.
     pub(crate) async fn get(
         &self,
@@ -150,26 +163,34 @@ impl crate::Store {
     /// The key that signs download links: made once per database by whichever process needs it
     /// first, then read by every process (so a link made by one is honoured by all).
     pub(crate) async fn link_key(&self) -> Result<Vec<u8>, StoreError> {
-        use crate::db::args;
-        let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh)
-            .map_err(|e| StoreError::Internal(format!("no randomness for the link key: {e}")))?;
-        let fresh = Sha256Hex::from_digest(&fresh);
-        let mut tx = self.shared(true).await?;
-        tx.execute(
-            "INSERT INTO server_keys (name, secret) VALUES ('download_links', $1) \
-             ON CONFLICT (name) DO NOTHING",
-            args![fresh.as_str()],
-        )
-        .await?;
-        let row = tx
-            .fetch_one(
-                "SELECT secret FROM server_keys WHERE name = 'download_links'",
-                args![],
-            )
-            .await?;
-        let secret: String = row.get("secret")?;
-        tx.commit().await?;
-        Ok(secret.into_bytes())
+        self.link_key
+            .get_or_try_init(|| async {
+                use crate::db::args;
+                let read = "SELECT secret FROM server_keys WHERE name = 'download_links'";
+                let mut tx = self.shared(false).await?;
+                let found = tx.fetch_optional(read, args![]).await?;
+                tx.commit().await?;
+                if let Some(row) = found {
+                    return Ok(row.get::<String>("secret")?.into_bytes());
+                }
+                // The first process to need it makes it; a concurrent first keeps the other's.
+                let mut fresh = [0u8; 32];
+                getrandom::fill(&mut fresh).map_err(|e| {
+                    StoreError::Internal(format!("no randomness for the link key: {e}"))
+                })?;
+                let fresh = Sha256Hex::from_digest(&fresh);
+                let mut tx = self.shared(true).await?;
+                tx.execute(
+                    "INSERT INTO server_keys (name, secret) VALUES ('download_links', $1) \
+                     ON CONFLICT (name) DO NOTHING",
+                    args![fresh.as_str()],
+                )
+                .await?;
+                let row = tx.fetch_one(read, args![]).await?;
+                tx.commit().await?;
+                Ok(row.get::<String>("secret")?.into_bytes())
+            })
+            .await
+            .cloned()
     }
 }

@@ -70,6 +70,8 @@ pub struct Store {
     /// Set while the database is known to be unreachable: transactions then give up on a
     /// connection after [`crate::db::PROBE_TIMEOUT`] instead of the full acquire timeout.
     down: Arc<std::sync::atomic::AtomicBool>,
+    /// The key that signs download links, once read (see `blobs.rs`).
+    pub(crate) link_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 /// The role the server connects as on PostgreSQL: it owns nothing, has no `BYPASSRLS`, and
@@ -156,6 +158,7 @@ impl Store {
             pool,
             clock: options.clock,
             down: Arc::default(),
+            link_key: Arc::default(),
         })
     }
 

@@ -13,7 +13,7 @@ use hestami_core::text::{Name as PersonName, Summary};
 use hestami_store::app::attachments::{Attachment, AttachmentCommand, NewAttachment};
 
 use crate::error::ApiError;
-use crate::rpc::{Ctx, Name, Procedure, mutation, query, validate};
+use crate::rpc::{Ctx, Name, Procedure, mutation_async, query, validate};
 use crate::v1::technician::{DeviceReportDto, FixDto};
 
 /// What an attachment is.
@@ -247,6 +247,18 @@ fn convert_attach(i: AttachInput) -> Result<AttachmentCommand, ApiError> {
     })
 }
 
+/// Parses the input, then checks the blob (uploaded, reachable by the caller, of a type the
+/// kind takes) before the workflow: a blob never changes once stored, and a refusal here does not
+/// spend the key (the device uploads the bytes and sends the same request again).
+async fn checked_attach(ctx: Ctx, i: AttachInput) -> Result<AttachmentCommand, ApiError> {
+    let command = convert_attach(i)?;
+    let AttachmentCommand::Attach(a) = &command;
+    ctx.services
+        .check_attachable(ctx.caller()?, &a.sha256, a.kind)
+        .await?;
+    Ok(command)
+}
+
 /// `attachment/v1/list`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -316,13 +328,13 @@ fn name(name: &'static str, summary: &'static str, errors: &'static [&'static st
 
 pub(crate) fn procedures() -> Vec<Procedure> {
     vec![
-        mutation(
+        mutation_async(
             name(
                 "attach",
                 "Attach an uploaded blob (photo, document or signature) to a job, appointment, estimate or invoice",
                 &["NOT_FOUND", "BLOB_NOT_FOUND", "ATTACHMENT_TYPE_MISMATCH"],
             ),
-            convert_attach,
+            checked_attach,
             |a: Attachment| AttachmentDto::from(a),
         ),
         query(

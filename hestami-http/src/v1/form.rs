@@ -377,7 +377,7 @@ async fn convert_answer(ctx: Ctx, i: AnswerInput) -> Result<FormCommand, ApiErro
             Some(i.template_version),
         )
         .await?;
-    validate(|v| {
+    let command = validate(|v| {
         if i.answers.is_empty() {
             v.fail("answers", "required", "give at least one answer");
         }
@@ -423,7 +423,24 @@ async fn convert_answer(ctx: Ctx, i: AnswerInput) -> Result<FormCommand, ApiErro
             answers: parsed,
             device: device?,
         }))
-    })
+    })?;
+    // A photo answer names an uploaded image the caller may reach: checked here too (a blob
+    // never changes once stored), so an answer sent before its photo was uploaded can be sent
+    // again with the same key.
+    if let FormCommand::Answer(a) = &command {
+        for (_, value) in &a.answers {
+            if let hestami_core::form::AnswerValue::Photo(sha) = value {
+                ctx.services
+                    .check_attachable(
+                        ctx.caller()?,
+                        sha,
+                        hestami_core::blob::AttachmentKind::Photo,
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(command)
 }
 
 fn render_define(t: FormTemplate) -> TemplateDto {

@@ -19,7 +19,7 @@ use hestami_store::app::job::{JobQuery, JobSort};
 use hestami_store::app::notes::{NewNote, Note};
 
 use crate::error::ApiError;
-use crate::rpc::{Ctx, Name, Procedure, Validator, mutation, query, validate};
+use crate::rpc::{Ctx, Name, Procedure, Validator, mutation, mutation_async, query, validate};
 use crate::v1::job::{JobDto, JobEventDto, JobIdInput, JobPage, JobStatusDto, WindowDto};
 
 /// An appointment's state.
@@ -669,6 +669,22 @@ fn convert_move(i: MoveAppointmentInput) -> Result<JobV2Command, ApiError> {
     })
 }
 
+/// Parses the input and, with a signature, checks its blob before the workflow (see
+/// `attachment/v1/attach`): a completion queued offline before its signature was uploaded is
+/// refused without spending its key.
+async fn checked_complete(ctx: Ctx, i: CompleteJobInput) -> Result<JobV2Command, ApiError> {
+    let command = convert_complete(i)?;
+    if let JobV2Command::Complete(CompleteJob {
+        signature: Some(s), ..
+    }) = &command
+    {
+        ctx.services
+            .check_attachable(ctx.caller()?, &s.sha256, s.kind)
+            .await?;
+    }
+    Ok(command)
+}
+
 fn convert_complete(i: CompleteJobInput) -> Result<JobV2Command, ApiError> {
     validate(|v| {
         let signature = match &i.signature {
@@ -853,7 +869,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             convert_move,
             render,
         ),
-        mutation(
+        mutation_async(
             name(
                 "complete",
                 "Complete a job whose visits are all done or cancelled (one done) and whose required forms are answered, with the customer's signature",
@@ -869,7 +885,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "ATTACHMENT_TYPE_MISMATCH",
                 ],
             ),
-            convert_complete,
+            checked_complete,
             render,
         ),
         query(

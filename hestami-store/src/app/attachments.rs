@@ -176,6 +176,27 @@ fn decode(row: &Row) -> Result<Attachment, StoreError> {
     })
 }
 
+fn blob_not_found() -> Failure {
+    Failure::new(
+        FailureKind::NotFound,
+        "BLOB_NOT_FOUND",
+        "no blob with this SHA-256 was uploaded to the organization: PUT it to /api/v1/blobs/{sha256} first",
+    )
+}
+
+fn type_mismatch(kind: AttachmentKind, media: MediaType) -> Failure {
+    Failure::new(
+        FailureKind::RuleViolation,
+        "ATTACHMENT_TYPE_MISMATCH",
+        format!(
+            "a {} cannot be a blob of type {}",
+            kind.as_str(),
+            media.as_str()
+        ),
+    )
+    .with_details(serde_json::json!({ "mediaType": media }))
+}
+
 /// The refusals of an attachment that the input alone decides (checked before the workflow,
 /// so that a corrected request may reuse its key).
 pub fn input_problems(a: &NewAttachment) -> Vec<FieldError> {
@@ -196,8 +217,35 @@ pub fn input_problems(a: &NewAttachment) -> Vec<FieldError> {
     problems
 }
 
+/// The job of the subject (when it has one), `404` when the subject does not exist (whatever
+/// the scope).
+async fn subject_job(
+    tx: &mut TenantTx,
+    to: AttachedTo,
+    id: Uuid,
+) -> Result<Option<JobId>, StoreError> {
+    if to == AttachedTo::Job {
+        super::job::load(tx, JobId::from_uuid(id), false).await?;
+        return Ok(Some(JobId::from_uuid(id)));
+    }
+    let org = tx.org();
+    let table = match to {
+        AttachedTo::Appointment => "appointments",
+        AttachedTo::Estimate => "estimates",
+        _ => "invoices",
+    };
+    let row = tx
+        .fetch_optional(
+            &format!("SELECT job_id FROM {table} WHERE organization_id = $1 AND id = $2 LIMIT 1"),
+            args![org, id],
+        )
+        .await?
+        .ok_or_else(|| Failure::not_found(to.as_str()))?;
+    Ok(row.get::<Option<Uuid>>("job_id")?.map(JobId::from_uuid))
+}
+
 /// The job of the subject (when it has one), `404` when the subject does not exist or the
-/// transaction's scope may not see it.
+/// transaction's scope may not attach to it (a technician attaches to their own visits).
 async fn job_of_subject(
     tx: &mut TenantTx,
     to: AttachedTo,
@@ -253,25 +301,11 @@ async fn blob(tx: &mut TenantTx, sha: &Sha256Hex) -> Result<Option<BlobInfo>, St
 pub(crate) async fn attach(tx: &mut TenantTx, a: NewAttachment) -> Result<Attachment, StoreError> {
     let (org, now, actor) = (tx.org(), tx.now(), tx.actor());
     let job_id = job_of_subject(tx, a.attached_to, a.subject_id).await?;
-    let blob = blob(tx, &a.sha256).await?.ok_or_else(|| {
-        Failure::new(
-            FailureKind::NotFound,
-            "BLOB_NOT_FOUND",
-            "no blob with this SHA-256 was uploaded to the organization: PUT it to /api/v1/blobs/{sha256} first",
-        )
-    })?;
+    // Checked before the workflow too (`Services::check_attachable`); here for callers of the
+    // store that skip it.
+    let blob = blob(tx, &a.sha256).await?.ok_or_else(blob_not_found)?;
     if !a.kind.accepts(blob.media_type) {
-        return Err(Failure::new(
-            FailureKind::RuleViolation,
-            "ATTACHMENT_TYPE_MISMATCH",
-            format!(
-                "a {} cannot be a blob of type {}",
-                a.kind.as_str(),
-                blob.media_type.as_str()
-            ),
-        )
-        .with_details(serde_json::json!({ "mediaType": blob.media_type }))
-        .into());
+        return Err(type_mismatch(a.kind, blob.media_type).into());
     }
     let attachment = Attachment {
         id: AttachmentId::from_uuid(new_id()),
@@ -389,11 +423,26 @@ pub(crate) async fn load(tx: &mut TenantTx, id: AttachmentId) -> Result<Attachme
         .transpose()?
         .ok_or_else(|| Failure::not_found("attachment"))?;
     // An attachment of something out of the caller's scope is no attachment of theirs.
-    match super::visible_subject(tx, subject_of(found.attached_to, found.subject_id)).await {
+    match readable(tx, found.attached_to, found.subject_id, found.job_id).await {
         Err(StoreError::Failure(f)) if f.kind == FailureKind::NotFound => {
             Err(Failure::not_found("attachment").into())
         }
         other => other.map(|()| found),
+    }
+}
+
+/// `404` unless the caller may read the attachments of the subject: a visit's with its job (a
+/// technician on any visit of a job sees every visit's photos, as a pull and the day show them),
+/// the others as the subject itself.
+async fn readable(
+    tx: &mut TenantTx,
+    to: AttachedTo,
+    id: Uuid,
+    job: Option<JobId>,
+) -> Result<(), StoreError> {
+    match (to, job) {
+        (AttachedTo::Appointment, Some(job)) => super::job::ensure_visible(tx, job).await,
+        _ => super::visible_subject(tx, subject_of(to, id)).await,
     }
 }
 
@@ -432,11 +481,14 @@ async fn may_download(
     {
         return Ok(true);
     }
+    // Attached to a job, or the photo answering a form question on one.
+    let as_answer = serde_json::to_string(&hestami_core::form::AnswerValue::Photo(sha.clone()))?;
     let jobs = tx
         .fetch_all(
-            "SELECT DISTINCT job_id FROM attachments WHERE organization_id = $1 AND sha256 = $2 \
-             AND job_id IS NOT NULL",
-            args![org, sha.as_str()],
+            "SELECT job_id FROM attachments WHERE organization_id = $1 AND sha256 = $2 \
+             AND job_id IS NOT NULL UNION SELECT job_id FROM form_answers \
+             WHERE organization_id = $1 AND answer = $3",
+            args![org, sha.as_str(), as_answer],
         )
         .await?;
     for row in jobs {
@@ -523,6 +575,11 @@ impl Services {
             })
             .await?
         {
+            // The row outlives bytes lost with a store (a cleared directory, another machine's
+            // disk): the same bytes put them back.
+            if !store.exists(caller.organization_id, &claimed).await? {
+                store.put(caller.organization_id, &claimed, bytes).await?;
+            }
             return Ok(existing);
         }
         let size = bytes.len() as u64;
@@ -583,6 +640,39 @@ impl Services {
         Ok((info.media_type, bytes))
     }
 
+    /// Whether the caller may attach the blob as `kind`: it was uploaded to the organization,
+    /// the caller may download it (a technician cannot attach, and so reach, a blob of work
+    /// that is not theirs), and its type suits the kind. A blob never changes once stored, so
+    /// this runs before the workflow: a refusal here leaves the idempotency key unspent, and
+    /// the request may be sent again once the bytes are up.
+    pub async fn check_attachable(
+        &self,
+        caller: &Caller,
+        sha: &Sha256Hex,
+        kind: AttachmentKind,
+    ) -> Result<(), StoreError> {
+        let user = caller.user_id;
+        let info = self
+            .read(caller, |tx| {
+                let sha = sha.clone();
+                Box::pin(async move {
+                    match blob(tx, &sha).await? {
+                        Some(info) if may_download(tx, &sha, user).await? => Ok(Some(info)),
+                        _ => Ok(None),
+                    }
+                })
+            })
+            .await?;
+        let Some(info) = info else {
+            return Err(blob_not_found().into());
+        };
+        if kind.accepts(info.media_type) {
+            Ok(())
+        } else {
+            Err(type_mismatch(kind, info.media_type).into())
+        }
+    }
+
     /// `attachment/v1/list`: the attachments of a visible subject.
     pub async fn attachment_list(
         &self,
@@ -592,7 +682,8 @@ impl Services {
     ) -> Result<Vec<Attachment>, StoreError> {
         self.read(caller, move |tx| {
             Box::pin(async move {
-                job_of_subject(tx, to, id).await?;
+                let job = subject_job(tx, to, id).await?;
+                readable(tx, to, id, job).await?;
                 of_subject(tx, to, id).await
             })
         })

@@ -178,6 +178,10 @@ pub struct VisitTime {
     pub minutes: core_time::VisitMinutes,
 }
 
+/// How long after a move it may reach the server (a phone offline for days); a device time
+/// further back than this is taken for a wrong clock.
+const OFFLINE_BOUND: chrono::Duration = chrono::Duration::days(7);
+
 /// The visits of `technician`'s crews that started in `[from, to)`, with their travel and
 /// on-site minutes. A move's time is the device's when it reported one (and its clock was not
 /// ahead), the server's otherwise: a move recorded offline counts when it was made.
@@ -191,19 +195,22 @@ async fn visit_times(
     use hestami_core::appointment::AppointmentStatus;
     use hestami_core::ids::{AppointmentId, JobId};
     let org = tx.org();
-    // Moves reach the server after they were made (offline), never long before: a week later
-    // is the bound on lateness read here.
+    // The crew's visits with a move recorded around the week (moves reach the server after
+    // they were made, offline, by up to `OFFLINE_BOUND`), then every move of each: a visit
+    // that spans a week's edge is measured whole, and counted in the week it started.
     let rows = tx
         .fetch_all(
             "SELECT appointment_id, job_id, data, at FROM schedule_events WHERE organization_id = $1 \
-             AND kind = 'appointment_changed' AND at >= $3 AND at < $4 AND appointment_id IN \
-             (SELECT appointment_id FROM appointment_crew WHERE organization_id = $1 \
-             AND technician_id = $2) ORDER BY at, id",
+             AND kind = 'appointment_changed' AND appointment_id IN \
+             (SELECT e.appointment_id FROM schedule_events e JOIN appointment_crew c \
+             ON c.organization_id = e.organization_id AND c.appointment_id = e.appointment_id \
+             WHERE e.organization_id = $1 AND c.technician_id = $2 \
+             AND e.kind = 'appointment_changed' AND e.at >= $3 AND e.at < $4) ORDER BY at, id",
             args![
                 org,
                 technician.as_uuid(),
                 from - chrono::Duration::days(1),
-                to + chrono::Duration::days(7)
+                to + OFFLINE_BOUND
             ],
         )
         .await?;
@@ -224,13 +231,15 @@ async fn visit_times(
             continue;
         };
         let at: DateTime<Utc> = row.get("at")?;
+        // The device's time, unless its clock was ahead, or behind by more than a device stays
+        // offline (a reset clock): then the server's.
         let when = data
             .get("device")
             .cloned()
             .and_then(|d| serde_json::from_value::<hestami_core::field::DeviceReport>(d).ok())
-            .map_or(at, |d| {
-                hestami_core::field::effective_time(d.device_time, at).0
-            });
+            .map(|d| hestami_core::field::effective_time(d.device_time, at).0)
+            .filter(|t| *t >= at - OFFLINE_BOUND)
+            .unwrap_or(at);
         let Some(visit) = row.get::<Option<uuid::Uuid>>("appointment_id")? else {
             continue;
         };
