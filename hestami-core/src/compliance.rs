@@ -75,7 +75,9 @@ impl Jurisdiction {
         };
         let locality = locality.map(str::trim).filter(|l| !l.is_empty());
         let locality = match locality {
-            Some(l) if l.chars().count() <= 100 && !l.chars().any(char::is_control) => {
+            Some(l)
+                if l.chars().count() <= MAX_LOCALITY_CHARS && !l.chars().any(char::is_control) =>
+            {
                 Some(l.split_whitespace().collect::<Vec<_>>().join(" "))
             }
             Some(_) => {
@@ -299,6 +301,9 @@ pub struct Requirements {
     /// The rules.
     pub rules: Vec<RequirementRule>,
 }
+
+/// The longest locality (a city or county) a jurisdiction names, in characters.
+pub const MAX_LOCALITY_CHARS: usize = 100;
 
 /// The trades that need a licence in the shipped default table.
 pub const DEFAULT_LICENSED_TRADES: [&str; 4] = ["plumbing", "electrical", "hvac", "gas_fitting"];

@@ -59,6 +59,11 @@ impl TimeZone {
         })
     }
 
+    /// Every name [`TimeZone::parse`] accepts (untrimmed), for the API document's enum.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|z| z.name())
+    }
+
     /// The zone's IANA name.
     pub fn name(&self) -> &'static str {
         self.0.name()

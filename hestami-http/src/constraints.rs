@@ -12,6 +12,7 @@
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
+use hestami_core::org::TimeZone;
 use hestami_core::text::{Description, Name, Phone, Reason, Summary};
 
 /// Control characters (Unicode `Cc`) but for tab and newline, which names and descriptions may
@@ -60,6 +61,14 @@ pub const MULTIPLIER_PATTERN: &str = "^[1-9](\\.[0-9]+)?$|^10(\\.0+)?$";
 /// A service's estimated labour hours: 0 to 10000.
 pub const LABOR_HOURS_PATTERN: &str = "^[0-9]{1,4}(\\.[0-9]+)?$|^10000(\\.0+)?$";
 
+/// An amount of money as `Money::parse` reads it and the pricebook accepts a price: not negative,
+/// at most `money::MAX_SCALE` (6) decimals and at most `money::MAX_AMOUNT` (10^12); trailing
+/// zeros are bounded so the whole stays within a decimal's 28 digits.
+pub const MONEY_PATTERN: &str = "^[0-9]{1,12}(\\.[0-9]{1,6}0{0,10})?$|^1000000000000(\\.0{1,16})?$";
+/// A line's quantity (`pricebook::quote`): more than 0, at most 1,000,000, at most 4 decimals.
+pub const QUANTITY_PATTERN: &str =
+    "^[1-9][0-9]{0,5}(\\.[0-9]{1,4}0{0,16})?$|^0\\.[0-9]{0,3}[1-9]0{0,16}$|^1000000(\\.0{1,16})?$";
+
 /// What a field of this name holds, wherever it appears in an input.
 fn rule_for(name: &str) -> Option<Value> {
     let decimal = || json!({ "pattern": hestami_core::money::DECIMAL_PATTERN });
@@ -103,7 +112,7 @@ fn rule_for(name: &str) -> Option<Value> {
         "postalCode" | "postalCodes" => json!({ "pattern": POSTAL_CODE_PATTERN }),
         "start" => json!({ "pattern": START_CLOCK_PATTERN }),
         "end" => json!({ "pattern": CLOCK_PATTERN }),
-        "email" => json!({ "pattern": EMAIL_PATTERN, "maxLength": 254 }),
+        "email" | "contactEmail" => json!({ "pattern": EMAIL_PATTERN, "maxLength": 254 }),
         "password" => json!({
             "minLength": hestami_core::text::Password::MIN_CHARS,
             "maxLength": hestami_core::text::Password::MAX_CHARS,
@@ -130,22 +139,42 @@ fn rule_for(name: &str) -> Option<Value> {
         "sha256" => json!({ "pattern": "^[0-9a-fA-F]{64}$" }),
         "description" | "notes" | "body" | "accessNotes" => text(Description::MAX_CHARS),
         "reason" | "slaOverrideReason" => text(Reason::MAX_CHARS),
-        "phone" => text(Phone::MAX_CHARS),
+        "phone" | "contactPhone" => text(Phone::MAX_CHARS),
+        "category" => text(Name::MAX_CHARS),
+        // `pricebook::Sku` and `pricebook::Unit` (folded to one case).
+        "sku" => json!({ "pattern": "^[A-Za-z0-9._/-]{1,64}$" }),
+        "unit" => json!({ "pattern": "^[A-Za-z0-9._/-]{1,16}$" }),
         "documentRef" | "certificateRef" => text(1000),
         "signature" => text(Description::MAX_CHARS),
+        // A jurisdiction's region code (an address's region is a name: `constrain_object`).
         "region" => json!({ "pattern": "^[A-Za-z0-9-]{1,10}$" }),
+        "locality" => text(hestami_core::compliance::MAX_LOCALITY_CHARS),
+        "line1" | "line2" | "city" | "reference" | "taxId" => text(Name::MAX_CHARS),
+        "radiusKm" => json!({
+            "minimum": 0,
+            "exclusiveMinimum": 0,
+            "maximum": hestami_core::area::RadiusKm::MAX,
+        }),
         "netDays" => json!({ "minimum": 0, "maximum": 365 }),
         "lat" => json!({ "minimum": -90, "maximum": 90 }),
         "dailyMinutes" => json!({ "minimum": 1, "maximum": 1440 }),
         "weeklyMinutes" => json!({ "minimum": 1, "maximum": 10080 }),
         "accuracyM" => json!({ "minimum": 0, "maximum": hestami_core::field::MAX_ACCURACY_M }),
         "lon" => json!({ "minimum": -180, "maximum": 180 }),
-        // Amounts that change hands, and insurance limits: more than zero.
-        "amount" | "perOccurrenceLimit" | "aggregateLimit" => {
-            json!({ "pattern": POSITIVE_PATTERN })
-        }
+        // Amounts that change hands: more than zero, and an amount of money. (At most the
+        // currency's minor unit of decimals too, which depends on the organization: listed in
+        // ARCHITECTURE.md.)
+        "amount" => json!({ "pattern": POSITIVE_PATTERN, "allOf": [{ "pattern": MONEY_PATTERN }] }),
+        // Insurance limits: more than zero.
+        "perOccurrenceLimit" | "aggregateLimit" => json!({ "pattern": POSITIVE_PATTERN }),
+        // Prices and costs.
+        "price" | "unitPrice" | "hourly" | "rate" | "cost" => json!({ "pattern": MONEY_PATTERN }),
+        "emergencyMinutes" | "urgentMinutes" | "routineMinutes" => json!({
+            "minimum": 1,
+            "maximum": hestami_core::org::SlaWindows::MAX_MINUTES,
+        }),
         // Never negative.
-        "depositRequired" | "minPerOccurrence" | "minAggregate" | "cost" => {
+        "depositRequired" | "minPerOccurrence" | "minAggregate" => {
             json!({ "pattern": NON_NEGATIVE_PATTERN })
         }
         // `Percent`: 0 to 1000 with at most 4 decimals (tax rates and discounts: at most 100,
@@ -153,7 +182,7 @@ fn rule_for(name: &str) -> Option<Value> {
         "percent" | "markupPercent" => json!({ "pattern": PERCENT_PATTERN }),
         "overtimeMultiplier" | "afterHoursMultiplier" => json!({ "pattern": MULTIPLIER_PATTERN }),
         "estimatedLaborHours" => json!({ "pattern": LABOR_HOURS_PATTERN }),
-        "price" | "unitPrice" | "quantity" | "hourly" | "from" | "to" => decimal(),
+        "quantity" | "from" | "to" => decimal(),
         _ => return None,
     })
 }
@@ -183,6 +212,30 @@ fn form_rule(schema: &str, field: &str) -> Option<Value> {
         }
         ("AnswerInput", "answers") => json!({ "minItems": 1 }),
         ("AnswerInput", "templateVersion") => json!({ "minimum": 1 }),
+        _ => return None,
+    })
+}
+
+/// Fields whose rule in one input differs from the field name's rule elsewhere.
+fn schema_rule(schema: &str, field: &str) -> Option<Value> {
+    use hestami_core::pricebook::MAX_LINES;
+    Some(match (schema, field) {
+        // An address's region is a name (`Texas`), a jurisdiction's a code (`TX`).
+        ("AddressDto", "region") => text(Name::MAX_CHARS),
+        // A line's description replaces the item's name.
+        ("QuoteLineInput", "description") => text(Name::MAX_CHARS),
+        ("QuoteLineInput", "quantity") => json!({ "pattern": QUANTITY_PATTERN }),
+        ("BundledMaterialInput", "quantity") => json!({ "pattern": POSITIVE_PATTERN }),
+        // What is priced has 1 to `MAX_LINES` lines.
+        (
+            "QuoteInput" | "EstimateOptionInput" | "InvoiceFromInput" | "UpdateInvoiceInput",
+            "lines",
+        ) => {
+            json!({ "minItems": 1, "maxItems": MAX_LINES })
+        }
+        ("RecordActualsInput", "lines") => json!({ "maxItems": MAX_LINES }),
+        // A labour item has a rate for one or more of the five skill levels.
+        ("ItemDetailsInput", "rates") => json!({ "minItems": 1, "maxItems": 5 }),
         _ => return None,
     })
 }
@@ -251,7 +304,15 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
             constrain_object(schema_name, property);
             continue;
         }
-        if name == "percent" && matches!(schema_name, "TaxRateInput" | "DiscountInput") {
+        if name == "timeZone" {
+            let mut names: Vec<Value> = TimeZone::names().map(Value::from).collect();
+            if is_type(property, "null") {
+                names.push(Value::Null);
+            }
+            merge(property, &json!({ "enum": names }));
+        } else if let Some(rule) = schema_rule(schema_name, name) {
+            apply(property, &rule);
+        } else if name == "percent" && matches!(schema_name, "TaxRateInput" | "DiscountInput") {
             apply(property, &json!({ "pattern": PERCENT_100_PATTERN }));
         } else if schema_name == "ListWorkflowsInput" && name == "status" {
             merge_into_string(
@@ -268,73 +329,45 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
         }
     }
     let names: BTreeSet<String> = properties.keys().cloned().collect();
-    let mut dependent = Map::new();
+    let has = |field: &str| names.contains(field);
+    // Rules between fields, each an `if`/`then` (JSON Schema draft 7, which generators read;
+    // `dependentRequired` would also let a paired field be null, which the server refuses).
+    let mut rules: Vec<Value> = Vec::new();
     for (a, b) in PAIRS {
-        if names.contains(*a) && names.contains(*b) {
-            dependent.insert((*a).into(), json!([b]));
-            dependent.insert((*b).into(), json!([a]));
+        if has(a) && has(b) {
+            rules.push(when(given(a), demand(&[b], &[])));
+            rules.push(when(given(b), demand(&[a], &[])));
         }
     }
-    if !dependent.is_empty() {
-        map.insert("dependentRequired".into(), Value::Object(dependent));
-    }
-    // Rules between fields that JSON Schema can state.
     match schema_name {
         // Holding a visit needs a reason.
-        "MoveAppointmentInput" if names.contains("action") => {
-            map.insert(
-                "if".into(),
-                json!({ "properties": { "action": { "const": "hold" } }, "required": ["action"] }),
-            );
-            map.insert("then".into(), json!({ "required": ["reason"] }));
+        "MoveAppointmentInput" if has("action") => {
+            rules.push(when(is("action", "hold"), demand(&["reason"], &[])));
         }
         // A question's fields are those of its type.
-        "QuestionDto" if names.contains("type") => {
-            let only_for = |kind: &str, fields: &[&str]| {
-                let nulls: Map<String, Value> = fields
-                    .iter()
-                    .map(|f| ((*f).to_owned(), json!({ "type": "null" })))
-                    .collect();
-                json!({
-                    "if": { "properties": { "type": { "const": kind } }, "required": ["type"] },
-                    "else": { "properties": nulls },
-                })
-            };
-            let mut choice = only_for("choice", &["options", "multiple"]);
-            choice["then"] = json!({ "required": ["options"], "properties": { "options": { "type": "array" } } });
-            map.insert(
-                "allOf".into(),
-                json!([only_for("number", &["unit", "min", "max"]), choice]),
-            );
+        "QuestionDto" if has("type") => {
+            rules.push(json!({
+                "if": is("type", "number"),
+                "else": demand(&[], &["unit", "min", "max"]),
+            }));
+            rules.push(json!({
+                "if": is("type", "choice"),
+                "then": demand(&["options"], &[]),
+                "else": demand(&[], &["options", "multiple"]),
+            }));
         }
         // A version is expected only of a template that exists.
-        "DefineTemplateInput" if names.contains("expectedVersion") => {
-            map.insert(
-                "if".into(),
-                json!({ "properties": { "expectedVersion": { "type": "integer" } }, "required": ["expectedVersion"] }),
-            );
-            map.insert(
-                "then".into(),
-                json!({ "required": ["templateId"], "properties": { "templateId": { "type": "string" } } }),
-            );
+        "DefineTemplateInput" if has("expectedVersion") => {
+            rules.push(when(given("expectedVersion"), demand(&["templateId"], &[])));
         }
         // A signature has the name printed beside it; nothing else has one.
-        "AttachInput" if names.contains("signedBy") => {
-            map.insert(
-                "if".into(),
-                json!({ "properties": { "kind": { "const": "signature" } }, "required": ["kind"] }),
-            );
-            map.insert(
-                "then".into(),
-                json!({ "required": ["signedBy"], "properties": { "signedBy": { "type": "string" } } }),
-            );
-            map.insert(
-                "else".into(),
-                json!({ "properties": { "signedBy": { "type": "null" } } }),
-            );
-        }
+        "AttachInput" if has("signedBy") => rules.push(json!({
+            "if": is("kind", "signature"),
+            "then": demand(&["signedBy"], &[]),
+            "else": demand(&[], &["signedBy"]),
+        })),
         // A job or a draft, not both.
-        "SuggestSlotsInput" if names.contains("draft") => {
+        "SuggestSlotsInput" if has("draft") => {
             map.insert(
                 "oneOf".into(),
                 json!([
@@ -343,9 +376,111 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
                 ]),
             );
         }
+        // A pricebook line takes its price and kind from the item; a custom line gives them.
+        "QuoteLineInput" if has("itemId") => rules.push(json!({
+            "if": given("itemId"),
+            "then": demand(&[], &["unitPrice", "kind"]),
+            "else": demand(
+                &["description", "unitPrice", "kind"],
+                &["revision", "skillLevel", "laborTime"],
+            ),
+        })),
+        "DiscountInput" if has("type") => {
+            rules.push(when(
+                is("type", "amount"),
+                demand(&["amount"], &["percent"]),
+            ));
+            rules.push(when(
+                is("type", "percent"),
+                demand(&["percent"], &["amount"]),
+            ));
+        }
+        // An item gives exactly the fields of its kind (the converter's own table).
+        "ItemDetailsInput" if has("kind") => {
+            for kind in crate::v1::money::ITEM_KINDS {
+                let (required, optional) = crate::v1::money::item_fields(kind);
+                let others: Vec<&str> = crate::v1::money::ITEM_DETAIL_FIELDS
+                    .into_iter()
+                    .filter(|f| !required.contains(f) && !optional.contains(f))
+                    .collect();
+                let value = serde_json::to_value(kind).unwrap_or_default();
+                rules.push(when(
+                    is("kind", value.as_str().unwrap_or_default()),
+                    demand(required, &others),
+                ));
+            }
+        }
+        "MaterialPricingInput" if has("rule") => {
+            rules.push(when(
+                is("rule", "explicit"),
+                demand(&["price"], &["percent"]),
+            ));
+            rules.push(when(is("rule", "markup"), demand(&["percent"], &["price"])));
+            rules.push(when(
+                is("rule", "tiered"),
+                demand(&[], &["price", "percent"]),
+            ));
+        }
+        "InvoiceFromInput" if has("from") => {
+            rules.push(when(
+                is("from", "approved_estimate"),
+                demand(&[], &["lines", "discount"]),
+            ));
+            rules.push(when(
+                is("from", "actuals"),
+                demand(&[], &["estimateId", "lines", "discount"]),
+            ));
+            rules.push(when(
+                is("from", "lines"),
+                demand(&["lines"], &["estimateId"]),
+            ));
+        }
+        // A new discount replaces the lines too.
+        "UpdateInvoiceInput" if has("discount") => {
+            rules.push(when(given("discount"), demand(&["lines"], &[])));
+        }
+        // An estimate is for a job, or for a customer at one of its properties.
+        "GenerateEstimateInput" if has("jobId") => rules.push(json!({
+            "if": given("jobId"),
+            "else": demand(&["customerId", "propertyId"], &[]),
+        })),
+        // A locality is within a region.
+        "JurisdictionDto" if has("locality") => {
+            rules.push(when(given("locality"), demand(&["region"], &[])));
+        }
         _ => {}
     }
+    if !rules.is_empty() {
+        map.insert("allOf".into(), Value::Array(rules));
+    }
     map.insert("additionalProperties".into(), Value::Bool(false));
+}
+
+/// `if` → `then`.
+fn when(condition: Value, then: Value) -> Value {
+    json!({ "if": condition, "then": then })
+}
+
+/// The condition "`field` is given (and not null)".
+fn given(field: &str) -> Value {
+    json!({ "required": [field], "properties": { field: { "not": { "type": "null" } } } })
+}
+
+/// The condition "`field` is `value`".
+fn is(field: &str, value: &str) -> Value {
+    json!({ "required": [field], "properties": { field: { "const": value } } })
+}
+
+/// `required` are given (not null) and `absent` are absent or null.
+fn demand(required: &[&str], absent: &[&str]) -> Value {
+    let mut properties = Map::new();
+    for field in required {
+        properties.insert((*field).into(), json!({ "not": { "type": "null" } }));
+    }
+    for field in absent {
+        properties.insert((*field).into(), json!({ "type": "null" }));
+    }
+    json!({ "required": required, "properties": properties })
 }
 
 /// Applies a rule to a property: to a string or integer itself, to the items of an array.
@@ -487,6 +622,50 @@ mod tests {
             ("12.34567", false),
         ] {
             assert_eq!(Percent::parse_str(sample).is_ok(), admitted, "{sample:?}");
+        }
+        // MONEY_PATTERN and QUANTITY_PATTERN: what each admits the parsers admit.
+        let usd = hestami_core::org::Currency::parse("USD").unwrap();
+        for (sample, admitted) in [
+            ("0", true),
+            ("12.345678", true),
+            ("12.3456780000", true),
+            ("1000000000000", true),
+            ("1000000000000.000001", false),
+            ("12.3456789", false),
+        ] {
+            let money = hestami_core::money::Money::parse(sample, usd);
+            assert_eq!(money.is_ok(), admitted, "{sample:?}");
+        }
+        for (sample, admitted) in [
+            ("0.0001", true),
+            ("1", true),
+            ("1000000", true),
+            ("1000000.0001", false),
+            ("0.00001", false),
+            ("0", false),
+        ] {
+            let line = hestami_core::pricebook::QuoteLine {
+                source: hestami_core::pricebook::LineSource::Custom {
+                    description: Name::parse("Trip").unwrap(),
+                    unit_price: hestami_core::money::Money::parse("1", usd).unwrap(),
+                    kind: hestami_core::pricebook::ItemKind::Service,
+                },
+                quantity: hestami_core::money::parse_decimal(sample).unwrap(),
+                description: None,
+            };
+            let request = hestami_core::pricebook::QuoteRequest {
+                lines: vec![line],
+                discount: None,
+            };
+            let markup = hestami_core::pricebook::MarkupTiers::default();
+            let ctx = hestami_core::pricebook::PricingContext {
+                currency: usd,
+                items: &[],
+                markup: &markup,
+                taxes: &[],
+            };
+            let quoted = hestami_core::pricebook::quote(&ctx, &request);
+            assert_eq!(quoted.is_ok(), admitted, "{sample:?}");
         }
         let cursor = format!("c1.{}", uuid::Uuid::nil().simple());
         assert!(hestami_store::app::PageRequest::parse(None, Some(&cursor)).is_ok());

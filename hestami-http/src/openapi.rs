@@ -110,6 +110,20 @@ pub fn document() -> OpenApi {
                 .response("409", error("conflict: a state or version conflict, or the same idempotency key still in progress"))
                 .response("422", error("rule_violation: a business rule, or an idempotency key reused with another body"));
         }
+        // A read that refuses by a business rule (a job without a window to judge in, an
+        // unknown trade) answers 422 with the codes it declares.
+        let rules: Vec<&str> = p
+            .errors
+            .iter()
+            .copied()
+            .filter(|c| *c != "NOT_FOUND")
+            .collect();
+        if p.workflow.is_none() && !p.public && !rules.is_empty() {
+            op = op.response(
+                "422",
+                error(&format!("rule_violation: {}", rules.join(", "))),
+            );
+        }
         let retry_after = || {
             let mut header = utoipa::openapi::header::Header::new(
                 utoipa::openapi::Object::with_type(utoipa::openapi::Type::Integer),

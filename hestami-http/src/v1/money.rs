@@ -1517,18 +1517,49 @@ pub fn item_draft(
     }
 }
 
-/// The fields of each kind, in [`ItemDetailsInput`]'s order.
-fn fields_of(kind: ItemKindDto) -> &'static [&'static str] {
+/// Every kind of item, for the document's per-kind rules.
+pub(crate) const ITEM_KINDS: [ItemKindDto; 4] = [
+    ItemKindDto::Service,
+    ItemKindDto::Material,
+    ItemKindDto::Labor,
+    ItemKindDto::Equipment,
+];
+
+/// Every field of [`ItemDetailsInput`] but `kind`, in its order.
+pub(crate) const ITEM_DETAIL_FIELDS: [&str; 12] = [
+    "price",
+    "estimatedLaborHours",
+    "trade",
+    "bundledMaterials",
+    "sku",
+    "unit",
+    "cost",
+    "pricing",
+    "rates",
+    "overtimeMultiplier",
+    "afterHoursMultiplier",
+    "rate",
+];
+
+/// The fields a kind of item requires, and those it may also take; it refuses the others. The
+/// conversion below and the document's rules (`constraints`) both read this table.
+pub(crate) fn item_fields(kind: ItemKindDto) -> (&'static [&'static str], &'static [&'static str]) {
     match kind {
-        ItemKindDto::Service => &["price", "estimatedLaborHours", "trade", "bundledMaterials"],
-        ItemKindDto::Material => &["sku", "unit", "cost", "pricing"],
-        ItemKindDto::Labor => &[
-            "trade",
-            "rates",
-            "overtimeMultiplier",
-            "afterHoursMultiplier",
-        ],
-        ItemKindDto::Equipment => &["unit", "rate"],
+        ItemKindDto::Service => (
+            &["price", "estimatedLaborHours", "trade"],
+            &["bundledMaterials"],
+        ),
+        ItemKindDto::Material => (&["sku", "unit", "cost"], &["pricing"]),
+        ItemKindDto::Labor => (
+            &[
+                "trade",
+                "rates",
+                "overtimeMultiplier",
+                "afterHoursMultiplier",
+            ],
+            &[],
+        ),
+        ItemKindDto::Equipment => (&["unit", "rate"], &[]),
     }
 }
 
@@ -1555,11 +1586,11 @@ fn item_details(
         ("afterHoursMultiplier", d.after_hours_multiplier.is_some()),
         ("rate", d.rate.is_some()),
     ];
-    let own = fields_of(d.kind);
+    let (required, optional) = item_fields(d.kind);
     let kind_name = ItemKind::from(d.kind).as_str();
     let mut refused = false;
     for (name, is_given) in given {
-        if !own.contains(&name) {
+        if !required.contains(&name) && !optional.contains(&name) {
             refused |= refuse_if(
                 v,
                 &field(name),
