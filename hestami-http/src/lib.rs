@@ -22,6 +22,7 @@ macro_rules! mutating {
 
 pub mod blobs;
 mod constraints;
+pub mod contract;
 pub mod error;
 pub mod openapi;
 pub mod rpc;

@@ -31,11 +31,7 @@ pub fn document() -> OpenApi {
     for p in procedures {
         let input = (p.input)(&mut schemas);
         let output = (p.output)(&mut schemas);
-        let mut codes: Vec<&str> = p.errors.to_vec();
-        codes.extend(COMMON_ERRORS);
-        if p.workflow.is_some() {
-            codes.extend(["IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_REQUEST_IN_PROGRESS"]);
-        }
+        let codes = error_codes(&p);
         let description = format!(
             "{}{}\n\nError codes: {}.",
             p.summary,
@@ -349,6 +345,17 @@ fn blob_path(
     let mut item = PathItem::new(HttpMethod::Put, upload.build());
     item.get = Some(download.build());
     item
+}
+
+/// Every error code a procedure may answer: its own, the common ones, and a mutation's
+/// idempotency codes.
+pub fn error_codes(p: &crate::rpc::Procedure) -> Vec<&'static str> {
+    let mut codes: Vec<&str> = p.errors.to_vec();
+    codes.extend(COMMON_ERRORS);
+    if p.workflow.is_some() {
+        codes.extend(["IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_REQUEST_IN_PROGRESS"]);
+    }
+    codes
 }
 
 /// The document as pretty JSON with a trailing newline: exactly the committed file's bytes.
