@@ -61,8 +61,26 @@ struct LimitArgs {
     /// The most database connections the server holds (its pool).
     #[arg(long, env = "HESTAMI_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     db_pool_size: u32,
+    /// Requests a second per token: `RATE` (bursts of twice that) or `RATE/BURST`; `0` for no
+    /// limit. Over it, `429 RATE_LIMITED` with `Retry-After`.
+    #[arg(long, env = "HESTAMI_RATE_LIMIT_TOKEN", default_value = "50/100", value_parser = RateArg::parse)]
+    rate_limit_token: RateArg,
+    /// Requests a second per organization, whoever calls: `RATE` or `RATE/BURST`; `0` for no
+    /// limit.
+    #[arg(long, env = "HESTAMI_RATE_LIMIT_ORGANIZATION", default_value = "200/400", value_parser = RateArg::parse)]
+    rate_limit_organization: RateArg,
     #[command(flatten)]
     blobs: BlobArgs,
+}
+
+/// A rate limit flag: a rate, or none (`0`).
+#[derive(Clone, Copy, Debug)]
+struct RateArg(Option<hestami_http::limits::Rate>);
+
+impl RateArg {
+    fn parse(raw: &str) -> Result<Self, String> {
+        hestami_http::limits::Rate::parse(raw).map(Self)
+    }
 }
 
 /// Where blobs go, and how large they may be.
@@ -354,6 +372,10 @@ async fn serve(
     let config = hestami_http::ServerConfig {
         body_read_timeout: Duration::from_secs(limits.body_read_timeout),
         max_blob_bytes: limits.blobs.max_blob_bytes,
+        rate_limits: hestami_http::limits::RateLimits {
+            per_token: limits.rate_limit_token.0,
+            per_organization: limits.rate_limit_organization.0,
+        },
         ..hestami_http::ServerConfig::with_blobs(blobs)
     };
     let router = hestami_http::router(hestami_http::AppState::new(services.clone(), config));

@@ -283,6 +283,7 @@ pub const COMMON_ERRORS: &[&str] = &[
     "UNSUPPORTED_MEDIA_TYPE",
     "METHOD_NOT_ALLOWED",
     "REQUEST_TIMEOUT",
+    "RATE_LIMITED",
     "INTERNAL",
     "UNAVAILABLE",
 ];

@@ -24,6 +24,7 @@ pub mod blobs;
 mod constraints;
 pub mod contract;
 pub mod error;
+pub mod limits;
 pub mod openapi;
 pub mod rpc;
 pub mod server;

@@ -134,6 +134,12 @@ pub fn document() -> OpenApi {
                 .content("application/json", json(&envelope_name))
                 .build()
         };
+        if !p.public {
+            op = op.response(
+                "429",
+                retry_later("rate_limited: RATE_LIMITED, too many requests for the token or the organization (details.limit); details.retryAfterSeconds and Retry-After say when to retry"),
+            );
+        }
         if p.public {
             // Sign-in: the credentials are in the body, and password attempts are limited.
             op = op
@@ -285,6 +291,7 @@ fn blob_path(
             .response("401", error("unauthenticated: no, unknown, expired or revoked token"))
             .response("403", error("forbidden: not a member, or the role may not attach (upload) or list (download)"))
             .response("408", error("unavailable: REQUEST_TIMEOUT, the body did not arrive in time"))
+            .response("429", error("rate_limited: RATE_LIMITED, too many requests for the token or the organization; details.retryAfterSeconds and Retry-After say when to retry"))
             .response("500", error("internal"))
             .response("503", error("unavailable: the database or the blob store (BLOB_STORE_UNAVAILABLE) did not answer"))
     };
@@ -298,7 +305,7 @@ fn blob_path(
                  HEIC or PDF), never from a name or Content-Type. Allowed to the roles that may call \
                  attachment/v1/attach. Then attach it with attachment/v1/attach.\n\nError codes: \
                  VALIDATION_FAILED (digest_mismatch, invalid_sha256), BLOB_TYPE_NOT_ALLOWED, PAYLOAD_TOO_LARGE, \
-                 UNAUTHENTICATED, NOT_A_MEMBER, FORBIDDEN, BLOB_STORE_UNAVAILABLE.",
+                 UNAUTHENTICATED, NOT_A_MEMBER, FORBIDDEN, RATE_LIMITED, BLOB_STORE_UNAVAILABLE.",
             ))
             .parameter(sha.clone())
             .parameter(string_param("X-Organization-Id", ParameterIn::Header, true, "the organization the blob belongs to", Some(uuid)))
@@ -321,7 +328,7 @@ fn blob_path(
                 "With a bearer token and X-Organization-Id (roles that may call attachment/v1/list; a technician only \
                  what they uploaded or what is attached to their jobs), or with the query of a link from \
                  attachment/v1/downloadLink and no token (a `signature` makes it a link: a link missing a part is not valid). The answer is the bytes, with their type.\n\nError codes: \
-                 VALIDATION_FAILED, NOT_FOUND, UNAUTHENTICATED, NOT_A_MEMBER, FORBIDDEN, BLOB_STORE_UNAVAILABLE.",
+                 VALIDATION_FAILED, NOT_FOUND, UNAUTHENTICATED, NOT_A_MEMBER, FORBIDDEN, RATE_LIMITED (with a token), BLOB_STORE_UNAVAILABLE.",
             ))
             .parameter(sha)
             .parameter(string_param("X-Organization-Id", ParameterIn::Header, false, "the organization, when downloading with a token", Some(uuid)))
@@ -351,7 +358,7 @@ fn blob_path(
 /// idempotency codes.
 pub fn error_codes(p: &crate::rpc::Procedure) -> Vec<&'static str> {
     let mut codes: Vec<&str> = p.errors.to_vec();
-    codes.extend(COMMON_ERRORS);
+    codes.extend(COMMON_ERRORS.iter().filter(|c| !p.errors.contains(c)));
     if p.workflow.is_some() {
         codes.extend(["IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_REQUEST_IN_PROGRESS"]);
     }

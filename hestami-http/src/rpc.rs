@@ -40,6 +40,9 @@ pub struct Ctx {
     pub peer: Option<std::net::IpAddr>,
     /// The request's trace id.
     pub trace_id: String,
+    /// The server's rate limits, for a handler whose request does more than one thing
+    /// (`sync/v1/push`); `None` outside a server.
+    pub(crate) limiter: Option<Arc<crate::limits::Limiter>>,
 }
 
 /// A bearer token, kept for `auth/v1/logout`; its `Debug` hides it.
@@ -53,6 +56,18 @@ impl std::fmt::Debug for Bearer {
 }
 
 impl Ctx {
+    /// Takes `extra` more requests from the caller's rate limits (a batch counts its items).
+    pub(crate) fn charge(&self, extra: u32) -> Result<(), ApiError> {
+        match (&self.limiter, &self.token) {
+            (Some(limiter), Some(token)) if extra > 0 => limiter.take(
+                &token.0,
+                self.caller.as_ref().map(|c| c.organization_id.as_uuid()),
+                extra,
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// The authenticated user.
     pub fn user(&self) -> Result<UserId, ApiError> {
         self.user_id

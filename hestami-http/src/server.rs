@@ -39,6 +39,9 @@ pub struct ServerConfig {
     /// How long a blob upload or download may take (a phone on a slow link sends 25 MiB in
     /// minutes); the procedures keep `request_timeout`.
     pub blob_timeout: Duration,
+    /// Requests a second per token and per organization (none by default here; `hestami
+    /// serve` applies [`RateLimits::SERVE`](crate::limits::RateLimits::SERVE)).
+    pub rate_limits: crate::limits::RateLimits,
 }
 
 impl ServerConfig {
@@ -51,6 +54,7 @@ impl ServerConfig {
             blobs,
             max_blob_bytes: hestami_core::blob::DEFAULT_MAX_BYTES,
             blob_timeout: Duration::from_secs(600),
+            rate_limits: crate::limits::RateLimits::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub struct AppState {
     pub(crate) procedures: Arc<HashMap<(String, String, String), Procedure>>,
     openapi: Arc<String>,
     pub(crate) config: ServerConfig,
+    pub(crate) limiter: Arc<crate::limits::Limiter>,
 }
 
 impl AppState {
@@ -118,6 +123,7 @@ impl AppState {
             services,
             procedures: Arc::new(procedures),
             openapi: Arc::new(crate::openapi::document_json()),
+            limiter: Arc::new(crate::limits::Limiter::new(config.rate_limits)),
             config,
         }
     }
@@ -448,6 +454,7 @@ pub(crate) async fn authorize(
             role: None,
             peer,
             trace_id: trace_id.to_owned(),
+            limiter: None,
         });
     }
     let token = headers
@@ -468,6 +475,16 @@ pub(crate) async fn authorize(
         .authorize(token, organization_id.clone().and_then(Result::ok))
         .await?
         .ok_or_else(|| unauthenticated("the token is unknown, expired or revoked"))?;
+    // Counted once the token is known to be good (an unknown one is `401`, not a bucket) and
+    // before anything is read or written for it.
+    state.limiter.take(
+        token,
+        organization_id
+            .as_ref()
+            .and_then(|o| o.as_ref().ok())
+            .map(|o| o.as_uuid()),
+        1,
+    )?;
     let mut ctx = Ctx {
         services: state.services.clone(),
         user_id: Some(user_id),
@@ -476,6 +493,7 @@ pub(crate) async fn authorize(
         role: None,
         peer,
         trace_id: trace_id.to_owned(),
+        limiter: Some(state.limiter.clone()),
     };
     let Some(organization_id) = organization_id else {
         return Ok(ctx);

@@ -155,6 +155,7 @@ mod tests {
                 role: Some(hestami_core::org::Role::Owner),
                 peer: None,
                 trace_id: "0".repeat(32),
+                limiter: None,
             },
             _db: db,
         }

@@ -257,6 +257,8 @@ async fn push(ctx: Ctx, i: PushInput) -> Result<PushOutput, ApiError> {
             format!("at most {MAX_PUSH_ITEMS} items a push"),
         ));
     }
+    // The push counted as one request; each further item counts as the call it is.
+    ctx.charge(u32::try_from(i.items.len().saturating_sub(1)).unwrap_or(u32::MAX))?;
     let role = ctx
         .role
         .ok_or_else(|| ApiError::internal(&"push without a role"))?;
