@@ -536,7 +536,22 @@ async fn field_moves_carry_the_devices_time_and_place_and_positions_are_kept(s: 
         .iter()
         .map(|p| p["location"]["lat"].as_f64().unwrap())
         .collect();
-    assert_eq!(lats, vec![41.8, 41.7, 41.88, 41.9], "{mine}");
+    // The day's breadcrumbs are those of today in the organization's zone: a move made before
+    // local midnight (the test running just after it) belongs to yesterday.
+    let local_day = |at: chrono::DateTime<chrono::Utc>| {
+        at.with_timezone(&chrono_tz::America::Chicago).date_naive()
+    };
+    let expected: Vec<f64> = [
+        (41.8, now - chrono::Duration::minutes(50)),
+        (41.7, now - chrono::Duration::minutes(30)),
+        (41.88, now - chrono::Duration::minutes(20)),
+        (41.9, now),
+    ]
+    .into_iter()
+    .filter(|(_, at)| local_day(*at) == local_day(now))
+    .map(|(lat, _)| lat)
+    .collect();
+    assert_eq!(lats, expected, "{mine}");
     // The office sees it by naming her; she cannot report or read Bob's; another organization
     // cannot read hers.
     let office = s
