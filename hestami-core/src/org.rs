@@ -371,6 +371,8 @@ const MANAGERS: &[Role] = &[Owner, Admin];
 const OFFICE: &[Role] = &[Owner, Admin, Dispatcher, Office];
 const DISPATCH: &[Role] = &[Owner, Admin, Dispatcher];
 const FIELD: &[Role] = &[Owner, Admin, Dispatcher, Office, Technician];
+/// Everyone who may see all of the organization's records: a technician sees their own work.
+const ALL_RECORDS: &[Role] = &[Owner, Admin, Dispatcher, Office, Viewer];
 
 /// Which roles may call which procedure, by `namespace/version/procedure`. A procedure that is
 /// not listed may be called by nobody: adding a procedure means deciding who may call it.
@@ -498,6 +500,9 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("form/v1/templates", EVERYONE),
     ("form/v1/answer", FIELD),
     ("form/v1/ofJob", EVERYONE),
+    // Every change of every record of the organization (a technician pulls their own through
+    // sync/v1/pull).
+    ("feed/v1/changes", ALL_RECORDS),
     ("sync/v1/pull", EVERYONE),
     // Each item is checked against this table as the call it is.
     ("sync/v1/push", EVERYONE),

@@ -74,6 +74,7 @@ fn rule_for(name: &str) -> Option<Value> {
     let decimal = || json!({ "pattern": hestami_core::money::DECIMAL_PATTERN });
     Some(match name {
         "limit" => json!({ "minimum": 1, "maximum": hestami_store::app::MAX_LIMIT }),
+        "after" => json!({ "minimum": 0 }),
         "withinDays" => json!({ "minimum": 1, "maximum": 365 }),
         "days" => json!({ "minimum": 1, "maximum": hestami_store::app::board::MAX_BOARD_DAYS }),
         "lookaheadDays" => {

@@ -18,6 +18,7 @@ pub mod contractor;
 pub mod customer;
 pub mod dispatch;
 pub mod estimate;
+pub mod feed;
 pub mod form;
 pub mod invoice;
 pub mod job;
@@ -44,6 +45,7 @@ pub fn procedures() -> Vec<Procedure> {
         estimate::procedures(),
         invoice::procedures(),
         workflow::procedures(),
+        feed::procedures(),
         sync::procedures(),
         attachment::procedures(),
         form::procedures(),
