@@ -68,18 +68,7 @@ pub fn breaking_changes(frozen: &Value, current: &Value) -> Vec<String> {
                 .push(format!("{path}: the procedure is removed"));
             continue;
         };
-        let codes = |v: &Value| -> BTreeSet<String> {
-            v["errors"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        for code in codes(old).difference(&codes(new)) {
+        for code in names(&old["errors"]).difference(&names(&new["errors"])) {
             check
                 .found
                 .push(format!("{path}: the error code {code} is removed"));
@@ -109,17 +98,12 @@ fn ref_name(schema: &Value) -> Option<&str> {
 fn types(schema: &Value) -> Option<BTreeSet<String>> {
     match &schema["type"] {
         Value::String(t) => Some(BTreeSet::from([t.clone()])),
-        Value::Array(ts) => Some(
-            ts.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-        ),
+        Value::Array(_) => Some(names(&schema["type"])),
         _ => None,
     }
 }
 
-/// The strings of an array (`required`).
+/// The strings of an array (`required`, `errors`, a list of types).
 fn names(value: &Value) -> BTreeSet<String> {
     value
         .as_array()
