@@ -15,6 +15,7 @@ use hestami_store::engine::EngineConfig;
 use hestami_store::{Backend, Store, StoreOptions, derive_app_url, redact};
 
 mod demo;
+mod mcp;
 mod pricebook;
 mod route;
 
@@ -140,6 +141,9 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Serve the API as Model Context Protocol tools for AI agents, over stdio: each tool calls
+    /// a running server with the given token and organization.
+    Mcp(mcp::McpArgs),
     /// Run a job from creation to closed on a throw-away database, through the real server:
     /// estimate, compliance and eligibility refusals, the visit, invoice and payments; print its
     /// timeline.
@@ -287,6 +291,7 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{}", hestami_http::openapi::document_json());
             Ok(())
         }
+        Command::Mcp(args) => mcp::run(args).await,
         Command::Demo => demo::run().await,
         Command::Pricebook { command } => pricebook::run(command).await,
         // The solve is CPU-bound: keep it off the runtime's worker threads.
