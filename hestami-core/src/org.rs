@@ -714,6 +714,7 @@ mod tests {
             form/v1/templates              owner admin dispatcher office technician viewer
             form/v1/answer                 owner admin dispatcher office technician
             form/v1/ofJob                  owner admin dispatcher office technician viewer
+            feed/v1/changes                owner admin dispatcher office viewer
             sync/v1/pull                   owner admin dispatcher office technician viewer
             sync/v1/push                   owner admin dispatcher office technician viewer
         "#]]
