@@ -1,7 +1,7 @@
 //! Request rate limits over HTTP, on SQLite and on PostgreSQL: a token over its rate gets
 //! `429 RATE_LIMITED` with `Retry-After`, then succeeds once it has waited; a refused mutation's
-//! idempotency key is not spent; an organization's limit holds across its tokens; a push counts
-//! its items.
+//! idempotency key is not spent; an organization's limit holds across its tokens, and a stranger
+//! naming an organization does not spend it; a push counts its items.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -88,6 +88,31 @@ async fn limited_then_served(s: TestServer) {
         &s.call_as(&dispatcher, "customer/v1/list", json!({})).await,
         "organization",
     );
+
+    // A stranger naming org D is refused, and spends only its own token's rate, not org D's.
+    let d = s.new_tenant("Org D", "owner-d@example.com").await;
+    let stranger = support::Tenant {
+        org: d.org.clone(),
+        ..s.new_tenant("Org E", "owner-e@example.com").await
+    };
+    for _ in 0..3 {
+        s.call_as(&stranger, "customer/v1/list", json!({}))
+            .await
+            .assert_error(403, "NOT_A_MEMBER");
+    }
+    assert_limited(
+        &s.call_as(&stranger, "customer/v1/list", json!({})).await,
+        "token",
+    );
+    let d_dispatcher = support::Tenant {
+        token: s
+            .member(&d, "dispatch-d@example.com", Role::Dispatcher)
+            .await,
+        ..d.clone()
+    };
+    for who in [&d, &d, &d, &d_dispatcher] {
+        s.call_as(who, "customer/v1/list", json!({})).await.ok();
+    }
 
     // Org C: a push of six items counts six, more than either bucket holds (the refusal names
     // the one with the longer wait, the organization's); nothing runs.

@@ -476,15 +476,13 @@ pub(crate) async fn authorize(
         .await?
         .ok_or_else(|| unauthenticated("the token is unknown, expired or revoked"))?;
     // Counted once the token is known to be good (an unknown one is `401`, not a bucket) and
-    // before anything is read or written for it.
-    state.limiter.take(
-        token,
-        organization_id
-            .as_ref()
-            .and_then(|o| o.as_ref().ok())
-            .map(|o| o.as_uuid()),
-        1,
-    )?;
+    // before anything is read or written for it. The organization's bucket only for its
+    // members: a stranger naming it (and refused `403`) must not spend its rate.
+    let member_of = match (&organization_id, role) {
+        (Some(Ok(org)), Some(_)) => Some(org.as_uuid()),
+        _ => None,
+    };
+    state.limiter.take(token, member_of, 1)?;
     let mut ctx = Ctx {
         services: state.services.clone(),
         user_id: Some(user_id),
