@@ -251,27 +251,12 @@ async fn job_of_subject(
     to: AttachedTo,
     id: Uuid,
 ) -> Result<Option<JobId>, StoreError> {
-    let org = tx.org();
-    let table = match to {
-        AttachedTo::Job => {
-            let job = JobId::from_uuid(id);
-            super::job::load(tx, job, false).await?;
-            super::job::ensure_visible(tx, job).await?;
-            return Ok(Some(job));
-        }
-        AttachedTo::Appointment => "appointments",
-        AttachedTo::Estimate => "estimates",
-        AttachedTo::Invoice => "invoices",
-    };
-    let row = tx
-        .fetch_optional(
-            &format!("SELECT job_id FROM {table} WHERE organization_id = $1 AND id = $2 LIMIT 1"),
-            args![org, id],
-        )
-        .await?
-        .ok_or_else(|| Failure::not_found(to.as_str()))?;
-    super::visible_subject(tx, subject_of(to, id)).await?;
-    Ok(row.get::<Option<Uuid>>("job_id")?.map(JobId::from_uuid))
+    let job = subject_job(tx, to, id).await?;
+    match to {
+        AttachedTo::Job => super::job::ensure_visible(tx, JobId::from_uuid(id)).await?,
+        _ => super::visible_subject(tx, subject_of(to, id)).await?,
+    }
+    Ok(job)
 }
 
 async fn blob(tx: &mut TenantTx, sha: &Sha256Hex) -> Result<Option<BlobInfo>, StoreError> {
