@@ -40,18 +40,12 @@ use hestami::store::app::{Caller, Services};
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::{TestDb, fixtures};
 use hestami::store::{Backend, Store, StoreOptions};
+use support::env;
 use support::server::{Conn, db_counters, start_server};
 use support::{owner, submit};
 
 const CENTER: (f64, f64) = (41.8781, -87.6298);
 const POSTAL_CODES: usize = 20;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn postal(i: usize) -> String {
     format!("606{:02}", i % POSTAL_CODES + 1)
@@ -466,11 +460,7 @@ async fn bench(db: TestDb, name: &str) {
 
 #[tokio::main]
 async fn main() {
-    assert!(
-        std::path::Path::new(&support::server::bin()).exists(),
-        "{} is missing: cargo build --release -p hestami-cli",
-        support::server::bin()
-    );
+    support::server::require_release_binary();
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
     println!(
         "| backend | call | p50 | p99 | transactions/call | statements/call | floor: the visit query alone, p50 / p99 |"

@@ -396,11 +396,7 @@ async fn main() {
         .map(|c| c.trim().parse().unwrap())
         .collect();
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
-    assert!(
-        std::path::Path::new(&bin()).exists(),
-        "{} is missing: cargo build --release -p hestami-cli",
-        bin()
-    );
+    support::server::require_release_binary();
     println!(
         "server: {}; {seconds} s per row; {orgs} organizations",
         bin()

@@ -40,15 +40,9 @@ use hestami::store::app::{Caller, Services};
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::{TestDb, fixtures};
 use hestami::store::{Backend, Store, StoreOptions};
+use support::env;
 use support::server::{Conn, start_server};
 use support::submit;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn local(date: NaiveDate, minute: i64) -> DateTime<Utc> {
     local_to_utc(
@@ -597,11 +591,7 @@ async fn bench(db: TestDb, name: &str) {
 
 #[tokio::main]
 async fn main() {
-    assert!(
-        std::path::Path::new(&support::server::bin()).exists(),
-        "{} is missing: cargo build --release -p hestami-cli",
-        support::server::bin()
-    );
+    support::server::require_release_binary();
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
     println!("| backend | what | through the API | detail | floor: the plain SQL |");
     println!("| --- | --- | --- | --- | --- |");

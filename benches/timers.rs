@@ -23,14 +23,8 @@ use hestami::store::app::timers::DAILY;
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::TestDb;
 use hestami::store::{Store, StoreOptions};
+use support::env;
 use support::{Tenant, submit, tenant};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Creates jobs from `clients` clients until `stop`; returns the sorted latencies.
 async fn load(

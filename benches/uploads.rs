@@ -26,14 +26,8 @@ use hestami::store::Store;
 use hestami::store::StoreOptions;
 use hestami::store::testing::TestDb;
 use support::Rng;
+use support::env;
 use support::server::{Conn, start_server};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn photo(rng: &mut Rng, bytes: usize) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
@@ -144,11 +138,7 @@ async fn bench(db: TestDb, name: &str, photos: &[(String, Vec<u8>)], bytes: usiz
 
 #[tokio::main]
 async fn main() {
-    assert!(
-        std::path::Path::new(&support::server::bin()).exists(),
-        "{} is missing: cargo build --release -p hestami-cli",
-        support::server::bin()
-    );
+    support::server::require_release_binary();
     let (n, mb) = (env("PHOTOS", 100), env("MB", 3));
     let bytes = mb * 1024 * 1024;
     let mut rng = Rng::new(7);

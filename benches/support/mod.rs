@@ -12,6 +12,14 @@ use hestami::store::app::customer::{CustomerCommand, NewCustomer, NewProperty};
 use hestami::store::app::{Caller, Services};
 use hestami::store::directory::NewOrganization;
 
+/// A count from the environment (`PHOTOS=100`), or `default` when unset or not a number.
+pub fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// splitmix64: a small deterministic generator, so that every run sees the same data.
 pub struct Rng(u64);
 

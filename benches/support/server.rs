@@ -130,6 +130,15 @@ pub fn bin() -> String {
     })
 }
 
+/// Stops the benchmark early when the release binary it measures is not built.
+pub fn require_release_binary() {
+    assert!(
+        std::path::Path::new(&bin()).exists(),
+        "{} is missing: cargo build --release -p hestami-cli",
+        bin()
+    );
+}
+
 pub fn cli(url: &str, args: &[&str]) -> String {
     let out = Command::new(bin())
         .args(args)
