@@ -9,7 +9,9 @@ use std::time::Duration;
 use hestami_core::org::{Currency, OrgKind, Role, TimeZone};
 use hestami_core::text::{Email, OrgName};
 use hestami_store::app::Services;
+use hestami_store::app::delivery::RelaySettings;
 use hestami_store::app::payments::{ManualProvider, PaymentProvider, TestProvider};
+use hestami_store::app::webhooks::WebhookSettings;
 use hestami_store::directory::NewOrganization;
 use hestami_store::engine::EngineConfig;
 use hestami_store::{Backend, Store, StoreOptions, derive_app_url, redact};
@@ -72,6 +74,38 @@ struct LimitArgs {
     rate_limit_organization: RateArg,
     #[command(flatten)]
     blobs: BlobArgs,
+    #[command(flatten)]
+    delivery: DeliveryArgs,
+}
+
+/// What the outbox relay delivers through, and where webhooks may go.
+#[derive(clap::Args, Debug)]
+struct DeliveryArgs {
+    /// The SMTP server e-mail goes through: `smtps://USER:PASS@HOST:465` (TLS),
+    /// `smtp://USER:PASS@HOST:587?tls=required` (STARTTLS) or `smtp://HOST:PORT` (plain, for a
+    /// relay on this machine). Without one, messages wait in the outbox (pending) until a server
+    /// starts with one.
+    #[arg(long, env = "HESTAMI_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The address e-mail is sent from; the organization's name is shown as the sender, and
+    /// replies go to its contact address.
+    #[arg(
+        long,
+        env = "HESTAMI_MAIL_FROM",
+        default_value = "notifications@localhost"
+    )]
+    mail_from: String,
+    /// Let webhooks reach loopback addresses (a receiver on this machine).
+    #[arg(long, env = "HESTAMI_WEBHOOK_ALLOW_LOOPBACK")]
+    webhook_allow_loopback: bool,
+    /// Let webhooks reach private, link-local and other non-public addresses (an internal
+    /// network); by default only public addresses are reached.
+    #[arg(long, env = "HESTAMI_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
+    /// Seconds between two passes of the relay over due outbox messages and webhook
+    /// subscriptions.
+    #[arg(long, env = "HESTAMI_RELAY_INTERVAL", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    relay_interval: u64,
 }
 
 /// A rate limit flag: a rate, or none (`0`).
@@ -308,6 +342,7 @@ async fn serve(
     payment_processor: PaymentProcessor,
     limits: LimitArgs,
 ) -> Result<()> {
+    let delivery = &limits.delivery;
     let _telemetry = hestami_http::telemetry::init("hestami").map_err(anyhow::Error::msg)?;
     let owner_url = db.database_url;
     if !skip_migrate {
@@ -351,7 +386,25 @@ async fn serve(
             ..EngineConfig::default()
         },
         processor,
-    );
+    )
+    .with_relay(RelaySettings {
+        mailer: match &delivery.smtp_url {
+            Some(url) => Some(
+                hestami_store::mail::Mailer::from_url(url, &delivery.mail_from)
+                    .context("the SMTP server (--smtp-url, --mail-from)")?,
+            ),
+            None => None,
+        },
+        webhooks: WebhookSettings {
+            allow_loopback: delivery.webhook_allow_loopback,
+            allow_private: delivery.webhook_allow_private,
+            ..WebhookSettings::default()
+        },
+        ..RelaySettings::default()
+    });
+    if delivery.smtp_url.is_none() {
+        eprintln!("no --smtp-url: e-mail waits in the outbox until a server starts with one");
+    }
     let resumed = services
         .engine()
         .recover(true)
@@ -360,9 +413,10 @@ async fn serve(
     let recovery = services
         .engine()
         .spawn_recovery_loop(Duration::from_secs(5));
-    // Durable timers (the daily compliance expiry scan) are rows; this loop only looks for due
-    // ones, so a restart or a second process loses or repeats nothing.
+    // Durable timers (scans, deadlines, outbox messages, webhooks) are rows; this loop only
+    // looks for due ones, so a restart or a second process loses or repeats nothing.
     let timers = services.spawn_timer_loop(Duration::from_secs(60));
+    let relay = services.spawn_relay_loop(Duration::from_secs(delivery.relay_interval));
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -392,6 +446,7 @@ async fn serve(
     hestami_http::serve_with(listener, router, limits, shutdown_signal()).await?;
     recovery.abort();
     timers.abort();
+    relay.abort();
     services.store().close().await;
     eprintln!("hestami stopped");
     Ok(())

@@ -477,6 +477,7 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("estimate/v1/convertToJob", OFFICE),
     ("estimate/v1/get", EVERYONE),
     ("estimate/v1/list", EVERYONE),
+    ("estimate/v1/pdf", EVERYONE),
     ("invoice/v1/create", OFFICE),
     ("invoice/v1/update", OFFICE),
     ("invoice/v1/issue", OFFICE),
@@ -485,6 +486,7 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("invoice/v1/refund", MANAGERS),
     ("invoice/v1/get", EVERYONE),
     ("invoice/v1/list", EVERYONE),
+    ("invoice/v1/pdf", EVERYONE),
     ("workflow/v1/get", MANAGERS),
     ("workflow/v1/list", MANAGERS),
     ("workflow/v1/cancel", MANAGERS),
@@ -506,6 +508,20 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("sync/v1/pull", EVERYONE),
     // Each item is checked against this table as the call it is.
     ("sync/v1/push", EVERYONE),
+    // What the organization tells people, and the outbox behind it; owners and admins set
+    // templates and re-drive dead messages.
+    ("notification/v1/templates", MANAGERS),
+    ("notification/v1/setTemplate", MANAGERS),
+    ("notification/v1/messages", MANAGERS),
+    ("notification/v1/redrive", MANAGERS),
+    // Webhooks carry every change of the organization to an endpoint: owners and admins only.
+    ("webhook/v1/create", MANAGERS),
+    ("webhook/v1/update", MANAGERS),
+    ("webhook/v1/rotateSecret", MANAGERS),
+    ("webhook/v1/redeliver", MANAGERS),
+    ("webhook/v1/list", MANAGERS),
+    ("webhook/v1/get", MANAGERS),
+    ("webhook/v1/deliveries", MANAGERS),
 ];
 
 /// The same for the version 2 procedures (a table per contract version, so that each
@@ -695,6 +711,7 @@ mod tests {
             estimate/v1/convertToJob       owner admin dispatcher office
             estimate/v1/get                owner admin dispatcher office technician viewer
             estimate/v1/list               owner admin dispatcher office technician viewer
+            estimate/v1/pdf                owner admin dispatcher office technician viewer
             invoice/v1/create              owner admin dispatcher office
             invoice/v1/update              owner admin dispatcher office
             invoice/v1/issue               owner admin dispatcher office
@@ -703,6 +720,7 @@ mod tests {
             invoice/v1/refund              owner admin
             invoice/v1/get                 owner admin dispatcher office technician viewer
             invoice/v1/list                owner admin dispatcher office technician viewer
+            invoice/v1/pdf                 owner admin dispatcher office technician viewer
             workflow/v1/get                owner admin
             workflow/v1/list               owner admin
             workflow/v1/cancel             owner admin
@@ -717,6 +735,17 @@ mod tests {
             feed/v1/changes                owner admin dispatcher office viewer
             sync/v1/pull                   owner admin dispatcher office technician viewer
             sync/v1/push                   owner admin dispatcher office technician viewer
+            notification/v1/templates      owner admin
+            notification/v1/setTemplate    owner admin
+            notification/v1/messages       owner admin
+            notification/v1/redrive        owner admin
+            webhook/v1/create              owner admin
+            webhook/v1/update              owner admin
+            webhook/v1/rotateSecret        owner admin
+            webhook/v1/redeliver           owner admin
+            webhook/v1/list                owner admin
+            webhook/v1/get                 owner admin
+            webhook/v1/deliveries          owner admin
         "#]]
         .assert_eq(&table);
     }

@@ -237,6 +237,16 @@ fn schema_rule(schema: &str, field: &str) -> Option<Value> {
         ("RecordActualsInput", "lines") => json!({ "maxItems": MAX_LINES }),
         // A labour item has a rate for one or more of the five skill levels.
         ("ItemDetailsInput", "rates") => json!({ "minItems": 1, "maxItems": 5 }),
+        ("RedriveInput", "messageIds") => json!({
+            "minItems": 1,
+            "maxItems": hestami_store::app::delivery::MAX_REDRIVE,
+            "uniqueItems": true,
+        }),
+        ("CreateWebhookInput" | "UpdateWebhookInput", "eventTypes") => json!({
+            "minItems": 1,
+            "maxItems": hestami_store::app::webhooks::MAX_EVENT_TYPES,
+            "pattern": crate::v1::webhook::EVENT_TYPE_PATTERN,
+        }),
         _ => return None,
     })
 }

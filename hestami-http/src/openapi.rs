@@ -198,9 +198,20 @@ pub fn document() -> OpenApi {
         "/api/v1/blobs/{sha256}",
         blob_path(&mut schemas, &envelope_name),
     );
-    // Several types may register the same nested schema; keep one of each, sorted by name.
-    let schemas: BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>> =
-        schemas.into_iter().collect();
+    // Several types may register the same nested schema; keep one of each, sorted by name. Two
+    // different types under one name would leave one of them undocumented: refuse that.
+    let mut unique: BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>> = BTreeMap::new();
+    for (name, schema) in schemas {
+        if let Some(seen) = unique.get(&name) {
+            let same = serde_json::to_value(seen).ok() == serde_json::to_value(&schema).ok();
+            assert!(
+                same,
+                "two different types are both named {name} in the document"
+            );
+        }
+        unique.insert(name, schema);
+    }
+    let schemas = unique;
     let components = ComponentsBuilder::new()
         .schemas_from_iter(schemas)
         .security_scheme(

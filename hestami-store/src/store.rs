@@ -129,6 +129,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "attachments",
     "form_templates",
     "form_answers",
+    "delivery_attempts",
+    "notification_settings",
+    "webhook_subscriptions",
+    "webhook_deliveries",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before
@@ -496,19 +500,29 @@ impl TenantTx {
         kind: &str,
         payload: &serde_json::Value,
     ) -> Result<(), StoreError> {
+        let id = new_id();
         let args = args![
             self.org(),
-            new_id(),
+            id,
             kind,
             payload.to_string(),
             self.workflow.map(|w| w.as_uuid()),
-            self.now
+            self.now,
+            crate::app::delivery::ordering_key(kind, payload)
         ];
         self.tx
             .execute(
-                "INSERT INTO outbox (organization_id, id, kind, payload, workflow_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO outbox (organization_id, id, kind, payload, workflow_id, created_at, ordering_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 args,
+            )
+            .await?;
+        // The relay's timer, due at once: the message goes out as soon as this commits.
+        let timer = format!("{}{id}", crate::app::delivery::OUTBOX_TIMER_PREFIX);
+        self.tx
+            .execute(
+                "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3)",
+                args![self.org(), timer, self.now],
             )
             .await?;
         Ok(())

@@ -11,6 +11,7 @@ use std::time::Duration;
 use hestami::core::ids::{OrganizationId, TechnicianId, UserId};
 use hestami::core::org::{Currency, OrgKind, Role, TimeZone};
 use hestami::core::text::{Email, OrgName};
+use hestami::store::app::delivery::RelaySettings;
 use hestami::store::app::payments::TestProvider;
 use hestami::store::app::{Caller, Services};
 use hestami::store::directory::NewOrganization;
@@ -140,6 +141,16 @@ impl TestServer {
         config: hestami::http::ServerConfig,
         limits: hestami::http::ConnectionLimits,
     ) -> Option<Self> {
+        Self::start_relaying(backend, config, limits, RelaySettings::default()).await
+    }
+
+    /// A server whose outbox relay and webhooks deliver through `relay`.
+    pub async fn start_relaying(
+        backend: Backend,
+        config: hestami::http::ServerConfig,
+        limits: hestami::http::ConnectionLimits,
+        relay: RelaySettings,
+    ) -> Option<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = match backend {
             Backend::Sqlite => TestDb::sqlite().await.expect("a SQLite test database"),
@@ -160,7 +171,8 @@ impl TestServer {
         let payments = TestProvider::new();
         let services =
             Services::with_processor(app, EngineConfig::default(), Arc::new(payments.clone()))
-                .with_wait(Duration::from_secs(20));
+                .with_wait(Duration::from_secs(20))
+                .with_relay(relay);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");

@@ -17,17 +17,20 @@ pub mod auth;
 pub mod contractor;
 pub mod customer;
 pub mod dispatch;
+pub mod documents;
 pub mod estimate;
 pub mod feed;
 pub mod form;
 pub mod invoice;
 pub mod job;
 pub mod money;
+pub mod notification;
 pub mod org;
 pub mod plan;
 pub mod pricebook;
 pub mod sync;
 pub mod technician;
+pub mod webhook;
 pub mod workflow;
 
 /// Every v1 procedure.
@@ -49,6 +52,9 @@ pub fn procedures() -> Vec<Procedure> {
         sync::procedures(),
         attachment::procedures(),
         form::procedures(),
+        documents::procedures(),
+        notification::procedures(),
+        webhook::procedures(),
     ]
     .into_iter()
     .flatten()

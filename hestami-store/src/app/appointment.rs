@@ -593,6 +593,12 @@ async fn add(tx: &mut TenantTx, a: AddAppointment) -> Result<JobSchedule, StoreE
     )
     .await?;
     arm_window_timer(tx, &visit).await?;
+    // The customer hears of the visit and its window (from the relay, once this commits).
+    let payload = serde_json::json!({
+        "jobId": job.id, "appointmentId": id, "customerId": job.customer_id,
+        "windowStart": a.window.start(), "windowEnd": a.window.end(),
+    });
+    tx.enqueue("appointment_confirmed", &payload).await?;
     appointments.push(visit);
     job = follow(tx, &job, v2, &appointments).await?;
     Ok(schedule_of(job, breached, appointments))
@@ -754,7 +760,25 @@ async fn field_move(tx: &mut TenantTx, m: MoveAppointment) -> Result<JobSchedule
     {
         check_crew(tx, &loaded.job, visit.id, visit.occupied(), &crew_of(visit)).await?;
     }
+    let on_the_way = matches!(command, AppointmentCommand::StartTravel).then(|| {
+        serde_json::json!({
+            "jobId": loaded.job.id, "appointmentId": visit.id, "customerId": loaded.job.customer_id,
+            "windowStart": visit.window.start(), "windowEnd": visit.window.end(),
+        })
+    });
+    let lead = crew_of(visit)
+        .into_iter()
+        .find(|(_, role)| *role == CrewRole::Lead)
+        .map(|(id, _)| id);
     let schedule = change(tx, loaded, &[command], m.reason, m.device).await?;
+    if let Some(mut payload) = on_the_way {
+        // "On my way", with the name of whoever leads the visit.
+        if let Some(lead) = lead {
+            let technician = super::technician::load(tx, lead, false).await?;
+            payload["technicianName"] = serde_json::json!(technician.name);
+        }
+        tx.enqueue("technician_en_route", &payload).await?;
+    }
     if let Some(device) = m.device
         && let Some(fix) = device.location
         && let Some(actor) = tx.actor()

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use hestami_core::ids::{CustomerId, EstimateId, InvoiceId, JobId, PaymentId};
 use hestami_core::invoice::{
-    self as core_invoice, AgingBucket, Invoice, InvoiceCommand, InvoiceError, InvoiceEvent,
-    InvoiceNumber, InvoiceSource, InvoiceStatus, NewInvoice, PaymentMethod, PaymentTerms,
+    self as core_invoice, AgingBucket, Invoice, InvoiceChange, InvoiceCommand, InvoiceError,
+    InvoiceEvent, InvoiceNumber, InvoiceSource, InvoiceStatus, NewInvoice, PaymentMethod,
+    PaymentTerms,
 };
 use hestami_core::job::{JobCommand, JobStatus};
 use hestami_core::money::Money;
@@ -557,6 +558,28 @@ async fn save(tx: &mut TenantTx, next: &Invoice, event: &InvoiceEvent) -> Result
     )
     .await?;
     insert_event(tx, next.id, event).await?;
+    // The customer hears of an issued invoice and of each payment, from the relay, only if
+    // this transaction commits.
+    match &event.change {
+        InvoiceChange::Issued {
+            number, due_date, ..
+        } => {
+            let payload = serde_json::json!({
+                "invoiceId": next.id, "number": number, "customerId": next.customer_id,
+                "dueDate": due_date, "total": next.total(),
+            });
+            tx.enqueue("invoice_issued", &payload).await?;
+        }
+        InvoiceChange::PaymentRecorded { payment } => {
+            let payload = serde_json::json!({
+                "invoiceId": next.id, "number": next.number, "customerId": next.customer_id,
+                "paymentId": payment.id, "amount": payment.amount, "method": payment.method,
+                "balance": next.balance(),
+            });
+            tx.enqueue("payment_receipt", &payload).await?;
+        }
+        _ => {}
+    }
     tx.record_change(
         "invoice",
         next.id.as_uuid(),

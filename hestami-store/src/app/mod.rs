@@ -24,6 +24,7 @@ pub mod board;
 pub mod compliance_scan;
 pub mod contractor;
 pub mod customer;
+pub mod delivery;
 pub mod dispatch_plan;
 pub mod eligibility;
 pub mod estimate;
@@ -42,6 +43,7 @@ pub mod technician;
 pub mod time;
 pub mod timers;
 pub mod trades;
+pub mod webhooks;
 pub mod workflow;
 pub mod workforce;
 
@@ -215,6 +217,7 @@ impl PageRequest {
 pub struct Services {
     engine: Engine,
     wait: Duration,
+    relay: Arc<delivery::RelaySettings>,
 }
 
 /// Workflows that, once started, must finish: never failed for an internal error, never
@@ -252,6 +255,8 @@ pub fn register_all_with(
         .register(dispatch_plan::WORKFLOW, dispatch_plan::run)
         .register(attachments::WORKFLOW, attachments::run)
         .register(forms::WORKFLOW, forms::run)
+        .register(delivery::WORKFLOW, delivery::run)
+        .register(webhooks::WORKFLOW, webhooks::run)
 }
 
 impl Services {
@@ -271,6 +276,7 @@ impl Services {
         Self {
             engine,
             wait: Duration::from_secs(30),
+            relay: Arc::default(),
         }
     }
 
@@ -280,6 +286,7 @@ impl Services {
         Self {
             engine,
             wait: Duration::from_secs(30),
+            relay: Arc::default(),
         }
     }
 
@@ -287,6 +294,13 @@ impl Services {
     /// [`StoreError::InProgress`].
     pub fn with_wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Sets what the outbox relay and webhooks deliver through (by default: no e-mail channel,
+    /// webhooks to public addresses only).
+    pub fn with_relay(mut self, relay: delivery::RelaySettings) -> Self {
+        self.relay = Arc::new(relay);
         self
     }
 

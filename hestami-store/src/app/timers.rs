@@ -27,8 +27,10 @@ use hestami_core::ids::{AppointmentId, EstimateId, JobId, OrganizationId};
 use super::appointment::{
     CheckSla, CheckWindow, JobV2Command, SLA_TIMER_PREFIX, WINDOW_TIMER_PREFIX,
 };
+use super::delivery::OUTBOX_TIMER_PREFIX;
 use super::estimate::{EXPIRY_TIMER_PREFIX, EstimateCommandInput, ExpireEstimate};
 use super::invoice::{InvoiceCommandInput, OVERDUE_TIMER, OverdueScan};
+use super::webhooks::WEBHOOK_TIMER_PREFIX;
 use super::{Caller, Command, Request, Services, compliance_scan};
 use crate::db::{Backend, args};
 use crate::directory::load_organization;
@@ -39,6 +41,26 @@ pub const TIMER_BATCH: usize = 64;
 
 /// How many timers a pass fires at once.
 pub const TIMER_CONCURRENCY: usize = 4;
+
+/// Which timers a pass takes: the scheduled work, or the relay's deliveries. Two passes over
+/// one table, so that a slow SMTP server or webhook receiver never delays a scan or an SLA
+/// check, and each can run at its own pace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Timers,
+    Relay,
+}
+
+impl Pass {
+    fn filter(self) -> String {
+        let relay =
+            format!("(name LIKE '{OUTBOX_TIMER_PREFIX}%' OR name LIKE '{WEBHOOK_TIMER_PREFIX}%')");
+        match self {
+            Self::Timers => format!("NOT {relay}"),
+            Self::Relay => relay,
+        }
+    }
+}
 
 /// A timer a pass has leased.
 struct ClaimedTimer {
@@ -52,6 +74,18 @@ struct ClaimedTimer {
 
 /// The daily timers every organization has.
 pub const DAILY: [&str; 2] = [compliance_scan::TIMER, OVERDUE_TIMER];
+
+/// SQL for a row's `id` as the hyphenated text timer names use.
+fn uuid_text(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "id::text",
+        // SQLite keeps uuids as 16-byte blobs.
+        Backend::Sqlite => {
+            "lower(substr(hex(id), 1, 8) || '-' || substr(hex(id), 9, 4) || '-' || substr(hex(id), 13, 4) || '-' || \
+             substr(hex(id), 17, 4) || '-' || substr(hex(id), 21, 12))"
+        }
+    }
+}
 
 /// A stable idempotency key for `what` (`invoice_overdue_scan/2026-11-27`).
 pub fn timer_key(what: &str) -> Uuid {
@@ -71,6 +105,10 @@ enum Due {
     JobSla(JobId),
     /// The end of an appointment's window.
     AppointmentWindow(AppointmentId),
+    /// An outbox message to deliver.
+    Outbox(Uuid),
+    /// A webhook subscription to feed.
+    Webhook(Uuid),
     /// A name this version does not know (left alone).
     Unknown,
 }
@@ -89,6 +127,10 @@ fn classify(name: &str) -> Due {
         Due::JobSla(JobId::from_uuid(id))
     } else if let Some(id) = id(WINDOW_TIMER_PREFIX) {
         Due::AppointmentWindow(AppointmentId::from_uuid(id))
+    } else if let Some(id) = id(OUTBOX_TIMER_PREFIX) {
+        Due::Outbox(id)
+    } else if let Some(id) = id(WEBHOOK_TIMER_PREFIX) {
+        Due::Webhook(id)
     } else {
         Due::Unknown
     }
@@ -132,6 +174,28 @@ impl Services {
                     args![org.as_uuid()],
                 )
                 .await?;
+            // Messages still pending (written before the relay existed, or while no channel
+            // was configured) and active subscriptions are queued again.
+            tx.execute(
+                &format!(
+                    "INSERT INTO timers (organization_id, name, due_at) \
+                     SELECT organization_id, '{OUTBOX_TIMER_PREFIX}' || {id}, $2 FROM outbox \
+                     WHERE organization_id = $1 AND status = 'pending' ON CONFLICT DO NOTHING",
+                    id = uuid_text(store.backend())
+                ),
+                args![org.as_uuid(), store.now()],
+            )
+            .await?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO timers (organization_id, name, due_at) \
+                     SELECT organization_id, '{WEBHOOK_TIMER_PREFIX}' || {id}, $2 FROM webhook_subscriptions \
+                     WHERE organization_id = $1 AND active ON CONFLICT DO NOTHING",
+                    id = uuid_text(store.backend())
+                ),
+                args![org.as_uuid(), store.now()],
+            )
+            .await?;
             for chunk in jobs.chunks(300) {
                 let mut sql =
                     String::from("INSERT INTO timers (organization_id, name, due_at) VALUES ");
@@ -159,9 +223,20 @@ impl Services {
     /// retries those once their lease runs out). The bound leaves most of the connection pool to
     /// requests while a morning's scans drain.
     pub async fn fire_due_timers(&self) -> Result<usize, StoreError> {
+        self.pass(Pass::Timers).await
+    }
+
+    /// The relay's pass: delivers due outbox messages and feeds due webhook subscriptions (the
+    /// timers `outbox/…` and `webhook/…`, which [`Services::fire_due_timers`] leaves alone), on
+    /// the same terms — leased, several processes safe; returns how many it handled.
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        self.pass(Pass::Relay).await
+    }
+
+    async fn pass(&self, pass: Pass) -> Result<usize, StoreError> {
         let mut fired = 0;
         loop {
-            let due = self.claim_due_timers().await?;
+            let due = self.claim_due_timers(pass).await?;
             let claimed = due.len();
             let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(TIMER_CONCURRENCY));
             let mut tasks = tokio::task::JoinSet::new();
@@ -190,7 +265,7 @@ impl Services {
 
     /// Claims up to [`TIMER_BATCH`] due timers with a five-minute lease (`FOR UPDATE SKIP
     /// LOCKED` on PostgreSQL, so that several processes share the work).
-    async fn claim_due_timers(&self) -> Result<Vec<ClaimedTimer>, StoreError> {
+    async fn claim_due_timers(&self, pass: Pass) -> Result<Vec<ClaimedTimer>, StoreError> {
         let store = self.store();
         let now = store.now();
         let mut tx = store.shared(true).await?;
@@ -201,7 +276,9 @@ impl Services {
         let rows = tx
             .fetch_all(
                 &format!(
-                    "SELECT organization_id, name FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT {TIMER_BATCH}{lock}"
+                    "SELECT organization_id, name FROM timers WHERE due_at <= $1 AND {which} \
+                     ORDER BY due_at LIMIT {TIMER_BATCH}{lock}",
+                    which = pass.filter()
                 ),
                 args![now],
             )
@@ -365,6 +442,8 @@ impl Services {
                 self.fire_once(caller, key, command).await?;
                 Ok(None)
             }
+            Due::Outbox(id) => self.deliver_message(caller.organization_id, id, now).await,
+            Due::Webhook(id) => self.deliver_webhooks(caller.organization_id, id, now).await,
             Due::Unknown => {
                 tracing::warn!(timer = %name, "a timer this version does not know; leaving it");
                 Ok(Some(now + Duration::days(1)))
@@ -397,6 +476,19 @@ impl Services {
             loop {
                 if let Err(e) = services.fire_due_timers().await {
                     tracing::warn!(error = %e, "timer pass failed");
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+
+    /// Runs the relay's pass every `every` until the task is aborted.
+    pub fn spawn_relay_loop(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let services = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = services.deliver_due().await {
+                    tracing::warn!(error = %e, "relay pass failed");
                 }
                 tokio::time::sleep(every).await;
             }
