@@ -714,6 +714,75 @@ mod two_relays_send_each_message_once {
     }
 }
 
+/// Without a channel, messages wait (pending, with the reason); a server started later with one
+/// queues them again (`ensure_timers`) and sends them.
+async fn messages_wait_for_a_channel(backend: Backend) {
+    if !SmtpServer::available() {
+        return;
+    }
+    let Some(s) = relaying(backend, RelaySettings::default()).await else {
+        return;
+    };
+    let f = setup(&s).await;
+    let estimate = s
+        .mutate(
+            "estimate/v1/generate",
+            json!({ "customerId": f.customer["id"], "propertyId": f.property["id"],
+                    "options": [{ "name": "Standard", "lines": lines() }],
+                    "validUntil": (chrono::Utc::now() + Span::days(14)).to_rfc3339() }),
+        )
+        .await;
+    s.mutate("estimate/v1/send", json!({ "estimateId": estimate["id"] }))
+        .await;
+    s.services.deliver_due().await.unwrap();
+    let waiting = messages(&s, Some("pending")).await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0]["attempts"], 0);
+    assert!(
+        waiting[0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("no e-mail channel"),
+        "{waiting:?}"
+    );
+    // Its timer is gone: passes do not spin on it.
+    assert_eq!(s.services.deliver_due().await.unwrap(), 0);
+
+    let mut smtp = SmtpServer::reserve();
+    smtp.start().await;
+    let restarted = hestami::store::app::Services::new(
+        hestami::store::Store::connect(&s.db.app_url, Default::default())
+            .await
+            .unwrap(),
+        hestami::store::engine::EngineConfig::default(),
+    )
+    .with_relay(RelaySettings {
+        mailer: Some(Mailer::from_url(&smtp.url(), "billing@hestami.test").unwrap()),
+        policy: quick(Span::hours(1)),
+        ..Default::default()
+    });
+    restarted.ensure_timers().await.unwrap();
+    assert_eq!(restarted.deliver_due().await.unwrap(), 1);
+    assert!(all_settled(&s).await);
+    let inbox = smtp.messages();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(
+        inbox[0]["messageId"],
+        format!("<{}@hestami.test>", waiting[0]["id"].as_str().unwrap())
+    );
+}
+
+mod messages_wait_for_a_channel {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::messages_wait_for_a_channel(super::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::messages_wait_for_a_channel(super::Backend::Postgres).await;
+    }
+}
+
 mod email_with_documents {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {

@@ -909,7 +909,7 @@ impl Services {
             if started.elapsed() > PASS_BUDGET {
                 self.advance(&caller, id, &mut target, skipped_through.take(), None)
                     .await?;
-                return Ok(Some(Utc::now()));
+                return Ok(Some(self.store().now()));
             }
             let event_type = format!("{}.{}", change.entity_kind, change.operation);
             if !matches(&target.event_types, &event_type) {
@@ -922,7 +922,7 @@ impl Services {
                     .advance(&caller, id, &mut target, Some(seq), None)
                     .await?
             {
-                return Ok(Some(Utc::now()));
+                return Ok(Some(self.store().now()));
             }
             let message = message_id(id, change.seq);
             let body = serde_json::to_vec(&serde_json::json!({
@@ -930,7 +930,7 @@ impl Services {
                 "timestamp": change.at,
                 "data": change,
             }))?;
-            let at = Utc::now().max(now);
+            let at = self.store().now().max(now);
             let posted = self
                 .post_event(&client, &target, &message, body, at)
                 .await?;
@@ -961,7 +961,7 @@ impl Services {
                         .advance(&caller, id, &mut target, Some(change.seq), Some(log))
                         .await?
                     {
-                        return Ok(Some(Utc::now()));
+                        return Ok(Some(self.store().now()));
                     }
                     if outcome == "dead" {
                         tracing::warn!(organization.id = %organization_id, subscription.id = %id, seq = change.seq, "a webhook event was dead-lettered");
@@ -979,7 +979,7 @@ impl Services {
                 .await?;
         }
         Ok(Some(if full {
-            Utc::now()
+            self.store().now()
         } else {
             now + settings.poll
         }))
