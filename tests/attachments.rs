@@ -495,6 +495,18 @@ async fn a_signature_taken_on_completion_is_on_the_job_and_its_invoice(s: TestSe
         .ok();
     assert_eq!(shown["signature"]["id"], signature["id"]);
     assert_eq!(shown["signature"]["signedBy"], "Ada Lovelace");
+    // The invoice's PDF says who signed (its content streams are plain text).
+    let document = s
+        .call("invoice/v1/pdf", json!({ "invoiceId": invoice["id"] }))
+        .await
+        .ok();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(document["contentBase64"].as_str().unwrap())
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("(Signed by Ada Lovelace on "), "{text}");
+    assert!(text.contains(&sha(&ink)[..16]), "{text}");
 }
 
 /// A real S3-compatible server (moto, from PyPI) on a free port, with one bucket; stopped when

@@ -1,5 +1,5 @@
-//! `hestami mcp`: the API as Model Context Protocol tools for AI agents, over stdio, built on the
-//! official Rust MCP SDK (`rmcp`).
+//! `hestami mcp`: the API as Model Context Protocol tools for AI agents, over stdio or streamable
+//! HTTP, built on the official Rust MCP SDK (`rmcp`).
 //!
 //! Every procedure an authenticated caller may call is a tool, generated from the procedure table
 //! and the OpenAPI document (never a hand list): its name is the procedure's with `_` for `/`
@@ -10,6 +10,13 @@
 //! and error envelope as any other client. A refusal is a tool error whose text is the envelope.
 //! Sign-in procedures and `auth/v1/logout` are not tools: the server acts with the token it was
 //! given.
+//!
+//! Over stdio the tools act with the configured token (`--token`). Over streamable HTTP
+//! (`--listen`, at `/mcp`) each MCP request's own `Authorization` and `X-Organization-Id`
+//! headers are forwarded to the API and no token is configured: every agent acts as itself, and
+//! one without a token gets the API's `401`. rmcp accepts only loopback `Host` headers (DNS
+//! rebinding), so the HTTP transport is for agents on the same machine or behind a proxy that
+//! sets the host.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,12 +37,17 @@ pub struct McpArgs {
     /// The server the tools call, such as `http://127.0.0.1:8080`.
     #[arg(long, env = "HESTAMI_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// The bearer token the tools act with (an integration token, `hestami admin create-token`).
+    /// Over stdio: the bearer token the tools act with (an integration token, `hestami admin
+    /// create-token`). Over HTTP each request's own `Authorization` header is used instead.
     #[arg(long, env = "HESTAMI_TOKEN")]
-    token: String,
-    /// The organization the tools act in.
+    token: Option<String>,
+    /// Over stdio: the organization the tools act in (over HTTP, each request's
+    /// `X-Organization-Id`).
     #[arg(long, env = "HESTAMI_ORGANIZATION_ID")]
     organization: Option<String>,
+    /// Serve MCP over streamable HTTP on this address (at `/mcp`) instead of stdio.
+    #[arg(long, env = "HESTAMI_MCP_LISTEN")]
+    listen: Option<String>,
 }
 
 /// Verbs of the procedures that take something away, for the `destructive` hint.
@@ -155,13 +167,14 @@ fn input_schema(reference: &Value, schemas: &Map<String, Value>) -> Map<String, 
     object
 }
 
+#[derive(Clone)]
 struct Hestami {
-    tools: Vec<Tool>,
-    paths: HashMap<String, String>,
+    tools: Arc<Vec<Tool>>,
+    paths: Arc<HashMap<String, String>>,
     http: reqwest::Client,
     url: String,
-    token: String,
-    organization: Option<String>,
+    /// The token and organization of stdio; `None` over HTTP, where each request brings its own.
+    identity: Option<(String, Option<String>)>,
 }
 
 impl ServerHandler for Hestami {
@@ -180,13 +193,13 @@ impl ServerHandler for Hestami {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.clone()))
+        Ok(ListToolsResult::with_all_items(self.tools.to_vec()))
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let path = self
             .paths
@@ -196,10 +209,26 @@ impl ServerHandler for Hestami {
         let mut call = self
             .http
             .post(format!("{}/api/v1/rpc/{path}", self.url))
-            .bearer_auth(&self.token)
             .json(&body);
-        if let Some(org) = &self.organization {
-            call = call.header("X-Organization-Id", org);
+        match (
+            &self.identity,
+            context.extensions.get::<http::request::Parts>(),
+        ) {
+            (Some((token, organization)), _) => {
+                call = call.bearer_auth(token);
+                if let Some(org) = organization {
+                    call = call.header("X-Organization-Id", org);
+                }
+            }
+            // Over HTTP: the agent's own credentials, as it sent them.
+            (None, Some(parts)) => {
+                for name in ["authorization", "x-organization-id"] {
+                    if let Some(value) = parts.headers.get(name) {
+                        call = call.header(name, value.clone());
+                    }
+                }
+            }
+            (None, None) => {}
         }
         let response = call.send().await.map_err(|e| {
             ErrorData::internal_error(format!("the server did not answer: {e}"), None)
@@ -232,18 +261,52 @@ pub async fn run(args: McpArgs) -> Result<()> {
             (tool, (name, path))
         })
         .unzip();
-    let server = Hestami {
-        tools,
-        paths,
+    let mut server = Hestami {
+        tools: Arc::new(tools),
+        paths: Arc::new(paths),
         http: reqwest::Client::new(),
         url: args.url.trim_end_matches('/').to_owned(),
-        token: args.token,
-        organization: args.organization,
+        identity: None,
     };
+    if let Some(listen) = args.listen {
+        return serve_http(server, &listen).await;
+    }
+    let token = args
+        .token
+        .context("over stdio the tools need a token: --token or HESTAMI_TOKEN")?;
+    server.identity = Some((token, args.organization));
     let running = server
         .serve(rmcp::transport::stdio())
         .await
         .context("starting the MCP session on stdio")?;
     running.waiting().await.context("serving MCP")?;
+    Ok(())
+}
+
+/// Serves the tools over streamable HTTP at `/mcp` until interrupted.
+async fn serve_http(server: Hestami, listen: &str) -> Result<()> {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    eprintln!(
+        "hestami MCP listening on http://{}/mcp",
+        listener.local_addr()?
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving MCP over HTTP")?;
     Ok(())
 }

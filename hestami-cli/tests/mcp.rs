@@ -203,3 +203,86 @@ async fn an_agent_lists_the_tools_and_calls_a_read_and_a_mutation_twice() {
 
     client.cancel().await.unwrap();
 }
+
+/// `hestami mcp --listen`, reached over streamable HTTP by the SDK's HTTP client: each agent
+/// acts with the token it sends, and one without a token gets the API's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_over_http_acts_with_its_own_token() {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let s = server().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut gateway = Command::new(BIN)
+        .args(["mcp", "--url", &s.url, "--listen", &listen])
+        .env_remove("HESTAMI_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&listen).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let endpoint = format!("http://{listen}/mcp");
+    let connect = |token: Option<&str>| {
+        let mut headers = std::collections::HashMap::new();
+        headers.insert(
+            http::HeaderName::from_static("x-organization-id"),
+            http::HeaderValue::from_str(&s.organization).unwrap(),
+        );
+        let mut config =
+            StreamableHttpClientTransportConfig::with_uri(endpoint.clone()).custom_headers(headers);
+        if let Some(token) = token {
+            config = config.auth_header(token.to_owned());
+        }
+        ().serve(StreamableHttpClientTransport::from_config(config))
+    };
+
+    let agent = connect(Some(&s.token)).await.unwrap();
+    let tools = agent.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "customer_v1_create"));
+    let key = uuid::Uuid::new_v4().to_string();
+    let create = || {
+        agent.call_tool(
+            CallToolRequestParams::new("customer_v1_create".to_owned()).with_arguments(arguments(
+                json!({ "idempotencyKey": key, "name": "Grace Hopper" }),
+            )),
+        )
+    };
+    let first = serde_json::to_value(create().await.unwrap()).unwrap();
+    let again = serde_json::to_value(create().await.unwrap()).unwrap();
+    assert_ne!(first["isError"], true, "{first}");
+    assert_eq!(
+        first["structuredContent"]["id"],
+        again["structuredContent"]["id"]
+    );
+    agent.cancel().await.unwrap();
+
+    // No token: the API's own 401, as a tool error.
+    let stranger = connect(None).await.unwrap();
+    let refused = serde_json::to_value(
+        stranger
+            .call_tool(
+                CallToolRequestParams::new("customer_v1_list".to_owned())
+                    .with_arguments(arguments(json!({}))),
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(refused["isError"], true, "{refused}");
+    let envelope: Value =
+        serde_json::from_str(refused["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(envelope["error"]["code"], "UNAUTHENTICATED");
+    stranger.cancel().await.unwrap();
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+}

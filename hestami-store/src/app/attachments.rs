@@ -737,21 +737,25 @@ impl Services {
         caller: &Caller,
         invoice: hestami_core::ids::InvoiceId,
     ) -> Result<Option<Attachment>, StoreError> {
-        self.read(caller, move |tx| {
-            Box::pin(async move {
-                let job = job_of_subject(tx, AttachedTo::Invoice, invoice.as_uuid()).await?;
-                let own = of_subject(tx, AttachedTo::Invoice, invoice.as_uuid())
-                    .await?
-                    .into_iter()
-                    .rev()
-                    .find(|a| a.kind == AttachmentKind::Signature);
-                match (own, job) {
-                    (Some(own), _) => Ok(Some(own)),
-                    (None, Some(job)) => job_signature(tx, job).await,
-                    (None, None) => Ok(None),
-                }
-            })
-        })
-        .await
+        self.read(caller, move |tx| Box::pin(invoice_signature(tx, invoice)))
+            .await
+    }
+}
+
+/// The customer's signature an invoice shows (see [`Services::invoice_signature`]).
+pub(crate) async fn invoice_signature(
+    tx: &mut TenantTx,
+    invoice: hestami_core::ids::InvoiceId,
+) -> Result<Option<Attachment>, StoreError> {
+    let job = job_of_subject(tx, AttachedTo::Invoice, invoice.as_uuid()).await?;
+    let own = of_subject(tx, AttachedTo::Invoice, invoice.as_uuid())
+        .await?
+        .into_iter()
+        .rev()
+        .find(|a| a.kind == AttachmentKind::Signature);
+    match (own, job) {
+        (Some(own), _) => Ok(Some(own)),
+        (None, Some(job)) => job_signature(tx, job).await,
+        (None, None) => Ok(None),
     }
 }

@@ -1,9 +1,9 @@
 //! The outbox relay: delivering what workflows decided to tell people.
 //!
-//! A workflow step writes an `outbox` row in its own transaction ([`crate::store::TenantTx::enqueue`])
+//! A workflow step writes an `outbox` row in its own transaction (`TenantTx::enqueue`)
 //! together with a one-shot timer `outbox/<message id>` due at once; nothing is sent unless the
-//! step commits. The timer pass ([`Services::fire_due_timers`], several processes safe) leases
-//! the timer and calls [`Services::deliver_message`], which
+//! step commits. The relay's pass ([`Services::deliver_due`], several processes safe) leases
+//! the timer and calls `Services::deliver_message`, which
 //!
 //! 1. reads the message and waits (a few seconds) while an older message to the same recipient
 //!    is still pending: one customer's messages arrive in the order they were decided;
@@ -1172,13 +1172,30 @@ pub(crate) async fn invoice_pdf(
         None => None,
     };
     let property = property_of(tx, invoice.customer_id, property_id).await?;
-    let document = crate::documents::invoice_document(
+    let mut document = crate::documents::invoice_document(
         &organization,
         &profile,
         &customer,
         property.as_ref(),
         &invoice,
     );
+    // The customer's signature, when one was captured (on the invoice, or on its job's visit):
+    // who signed and when, and the image's digest, which names its blob.
+    if let Some(signature) = super::attachments::invoice_signature(tx, id).await? {
+        let tz = organization.time_zone.tz();
+        document.footer.push(format!(
+            "Signed by {} on {} (signature image sha256 {})",
+            signature
+                .signed_by
+                .as_ref()
+                .map_or("the customer", |n| n.as_str()),
+            signature
+                .created_at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M %Z"),
+            &signature.sha256.as_str()[..16]
+        ));
+    }
     let name = match &invoice.number {
         Some(number) => format!("invoice-{number}.pdf"),
         None => format!("invoice-draft-{}.pdf", invoice.id),
