@@ -714,8 +714,8 @@ mod two_relays_send_each_message_once {
     }
 }
 
-/// Without a channel, messages wait (pending, with the reason); a server started later with one
-/// queues them again (`ensure_timers`) and sends them.
+/// Without a channel, messages wait, pending and untouched; a server started later with one
+/// (after `ensure_timers`, which repairs any timer lost) sends them.
 async fn messages_wait_for_a_channel(backend: Backend) {
     if !SmtpServer::available() {
         return;
@@ -734,19 +734,12 @@ async fn messages_wait_for_a_channel(backend: Backend) {
         .await;
     s.mutate("estimate/v1/send", json!({ "estimateId": estimate["id"] }))
         .await;
-    s.services.deliver_due().await.unwrap();
+    // A relay without a channel leaves messages to one that has one: nothing is attempted.
+    assert_eq!(s.services.deliver_due().await.unwrap(), 0);
     let waiting = messages(&s, Some("pending")).await;
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0]["attempts"], 0);
-    assert!(
-        waiting[0]["lastError"]
-            .as_str()
-            .unwrap()
-            .contains("no e-mail channel"),
-        "{waiting:?}"
-    );
-    // Its timer is gone: passes do not spin on it.
-    assert_eq!(s.services.deliver_due().await.unwrap(), 0);
+    assert!(waiting[0]["lastError"].is_null(), "{waiting:?}");
 
     let mut smtp = SmtpServer::reserve();
     smtp.start().await;
@@ -780,6 +773,66 @@ mod messages_wait_for_a_channel {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         super::messages_wait_for_a_channel(super::Backend::Postgres).await;
+    }
+}
+
+/// An SMTP server that accepts the connection and then says nothing: the attempt fails after
+/// the mailer's limit and is retried; the relay is not held.
+async fn a_stalled_smtp_server_does_not_hold_the_relay(backend: Backend) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("smtp://{}", silent.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = silent.accept().await {
+            keep.lock().unwrap().push(socket);
+        }
+    });
+    let relay = RelaySettings {
+        mailer: Some(
+            Mailer::from_url(&url, "billing@hestami.test")
+                .unwrap()
+                .with_timeout(Duration::from_millis(500)),
+        ),
+        policy: quick(Span::hours(1)),
+        ..Default::default()
+    };
+    let Some(s) = relaying(backend, relay).await else {
+        return;
+    };
+    let f = setup(&s).await;
+    let estimate = s
+        .mutate(
+            "estimate/v1/generate",
+            json!({ "customerId": f.customer["id"], "propertyId": f.property["id"],
+                    "options": [{ "name": "Standard", "lines": lines() }],
+                    "validUntil": (chrono::Utc::now() + Span::days(14)).to_rfc3339() }),
+        )
+        .await;
+    s.mutate("estimate/v1/send", json!({ "estimateId": estimate["id"] }))
+        .await;
+    let pass = tokio::time::timeout(Duration::from_secs(20), s.services.deliver_due()).await;
+    assert!(pass.is_ok(), "the pass waited on a silent server");
+    let pending = messages(&s, Some("pending")).await;
+    assert_eq!(pending[0]["attempts"], 1, "{pending:?}");
+    assert!(
+        pending[0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within"),
+        "{pending:?}"
+    );
+    assert!(!held.lock().unwrap().is_empty(), "the relay connected");
+}
+
+mod a_stalled_smtp_server_does_not_hold_the_relay {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_stalled_smtp_server_does_not_hold_the_relay(super::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_stalled_smtp_server_does_not_hold_the_relay(super::Backend::Postgres).await;
     }
 }
 
@@ -1084,6 +1137,37 @@ async fn webhooks_survive_a_receiver_outage(backend: Backend) {
     }
     assert_eq!(receiver.accepted().len(), 10);
 
+    // Resumed while its receiver fails, then pointed elsewhere: the new URL starts afresh.
+    receiver.set(Mode::Fail);
+    s.mutate(
+        "webhook/v1/update",
+        json!({ "subscriptionId": subscription["id"], "active": true }),
+    )
+    .await;
+    let get = json!({ "subscriptionId": subscription["id"] });
+    until(&s, "two failures after resuming", || async {
+        s.call("webhook/v1/get", get.clone()).await.ok()["attempts"]
+            .as_i64()
+            .unwrap()
+            >= 2
+    })
+    .await;
+    let moved = s
+        .mutate(
+            "webhook/v1/update",
+            json!({ "subscriptionId": subscription["id"], "url": format!("{}?v=2", receiver.url) }),
+        )
+        .await;
+    assert_eq!(
+        [
+            &moved["attempts"],
+            &moved["failingSince"],
+            &moved["lastError"]
+        ],
+        [&json!(0), &Value::Null, &Value::Null],
+        "{moved}"
+    );
+
     // Another organization's ids are not found; a technician may not subscribe.
     let b = s.new_tenant("Org B", "owner-b@example.com").await;
     s.call_as(
@@ -1128,6 +1212,125 @@ mod webhooks_survive_a_receiver_outage {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         super::webhooks_survive_a_receiver_outage(super::Backend::Postgres).await;
+    }
+}
+
+/// Addresses are checked again at every connection, by a process whose settings are strict,
+/// and a retried `create` is answered from its record even where its URL would now be refused.
+async fn webhook_addresses_are_checked_again_when_delivering(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.set(Mode::Accept);
+    let lenient = RelaySettings {
+        policy: quick(Span::hours(1)),
+        webhooks: WebhookSettings {
+            allow_loopback: true,
+            timeout: Duration::from_millis(500),
+            poll: Span::zero(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let Some(s) = relaying(backend, lenient).await else {
+        return;
+    };
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    let create =
+        json!({ "idempotencyKey": key(), "url": receiver.url, "eventTypes": ["customer.*"] });
+    let literal = s.call("webhook/v1/create", create.clone()).await.ok();
+    let named = s
+        .mutate(
+            "webhook/v1/create",
+            json!({ "url": by_name, "eventTypes": ["customer.*"] }),
+        )
+        .await;
+    // Another process over the same database, allowing public addresses only.
+    let strict = hestami::store::app::Services::new(
+        hestami::store::Store::connect(&s.db.app_url, Default::default())
+            .await
+            .unwrap(),
+        hestami::store::engine::EngineConfig {
+            executor_id: "strict".into(),
+            ..Default::default()
+        },
+    )
+    .with_relay(RelaySettings {
+        policy: quick(Span::hours(1)),
+        webhooks: WebhookSettings {
+            timeout: Duration::from_millis(500),
+            poll: Span::zero(),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    s.mutate("customer/v1/create", json!({ "name": "Someone" }))
+        .await;
+    strict.deliver_due().await.unwrap();
+    assert!(
+        receiver.got().is_empty(),
+        "a strict relay posted to loopback"
+    );
+    for (created, expected) in [
+        (&literal, "127.0.0.1 is not a public address"),
+        (&named, "resolves to no public address"),
+    ] {
+        let state = s
+            .call(
+                "webhook/v1/get",
+                json!({ "subscriptionId": created["subscription"]["id"] }),
+            )
+            .await
+            .ok();
+        assert_eq!(state["attempts"], 1, "{state}");
+        let error = state["lastError"].as_str().unwrap();
+        assert!(error.contains(expected), "{error}");
+    }
+
+    // The strict process answers a retry of the first create from its record.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = hestami::http::router(hestami::http::AppState::new(
+        strict,
+        hestami::http::ServerConfig::default(),
+    ));
+    tokio::spawn(hestami::http::serve_with(
+        listener,
+        router,
+        hestami::http::ConnectionLimits::default(),
+        std::future::pending::<()>(),
+    ));
+    let replay = s
+        .http
+        .post(format!("{base}/api/v1/rpc/webhook/v1/create"))
+        .bearer_auth(&s.a.token)
+        .header("X-Organization-Id", &s.a.org)
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 200);
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(replay["subscription"]["id"], literal["subscription"]["id"]);
+    // A new request with that URL is refused there.
+    let fresh = s
+        .http
+        .post(format!("{base}/api/v1/rpc/webhook/v1/create"))
+        .bearer_auth(&s.a.token)
+        .header("X-Organization-Id", &s.a.org)
+        .json(&json!({ "idempotencyKey": key(), "url": receiver.url, "eventTypes": ["*"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 400);
+}
+
+mod webhook_addresses_are_checked_again_when_delivering {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::webhook_addresses_are_checked_again_when_delivering(super::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::webhook_addresses_are_checked_again_when_delivering(super::Backend::Postgres).await;
     }
 }
 

@@ -85,7 +85,7 @@ struct DeliveryArgs {
     /// `smtp://USER:PASS@HOST:587?tls=required` (STARTTLS) or `smtp://HOST:PORT` (plain, for a
     /// relay on this machine). Without one, messages wait in the outbox (pending) until a server
     /// starts with one.
-    #[arg(long, env = "HESTAMI_SMTP_URL")]
+    #[arg(long, env = "HESTAMI_SMTP_URL", hide_env_values = true)]
     smtp_url: Option<String>,
     /// The address e-mail is sent from; the organization's name is shown as the sender, and
     /// replies go to its contact address.

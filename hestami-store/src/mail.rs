@@ -12,8 +12,17 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::error::StoreError;
 
-/// How long one SMTP conversation may take before the attempt counts as failed.
-pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one message's whole SMTP conversation (connect, TLS, every command and the data)
+/// may take before the attempt counts as failed and is retried. lettre's own timeout covers the
+/// connection only; a server that accepts and then says nothing must not hold the relay.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Replies that refuse the recipient's address itself (551 not local, 553 mailbox name not
+/// allowed): trying again cannot help. Every other reply — 4xx, and 5xx that can come from the
+/// server's own set-up (535 authentication, 530 TLS required, 550 relay denied or no such
+/// mailbox, 554) — is retried until the message has failed for the relay's give-up time, so one
+/// misconfiguration does not dead-letter every message at its first attempt.
+const REFUSES_THE_ADDRESS: [&str; 2] = ["551", "553"];
 
 /// A message ready to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +65,8 @@ pub struct Mailer {
     from: Mailbox,
     /// The domain of message ids (`<id@domain>`).
     domain: String,
+    /// The longest one message's conversation may take.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -81,17 +92,30 @@ impl Mailer {
             transport,
             from,
             domain,
+            timeout: SMTP_TIMEOUT,
         })
+    }
+
+    /// The same mailer with another limit on one message's conversation (tests use a short one).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Sends one message.
     pub async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
         let email = self.build(message)?;
-        match self.transport.send(email).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(SendError {
-                permanent: e.is_permanent(),
+        match tokio::time::timeout(self.timeout, self.transport.send(email)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(SendError {
+                permanent: e
+                    .status()
+                    .is_some_and(|code| REFUSES_THE_ADDRESS.contains(&code.to_string().as_str())),
                 message: format!("SMTP: {e}"),
+            }),
+            Err(_) => Err(SendError {
+                permanent: false,
+                message: format!("SMTP: no answer within {:?}", self.timeout),
             }),
         }
     }

@@ -260,6 +260,26 @@ pub struct DeliveryPage {
     pub next_cursor: Option<String>,
 }
 
+/// Checks a URL against the server's address rules, unless this very request was already
+/// answered: the check reads DNS and the server's flags, which may have changed since, and a
+/// retry must get the recorded answer, not a refusal.
+async fn check_url(ctx: &Ctx, procedure: &str, key: Uuid, url: &str) -> Result<(), ApiError> {
+    match ctx.services.check_webhook_url(url).await {
+        Ok(()) => Ok(()),
+        Err(refused) => {
+            if ctx
+                .services
+                .is_recorded(ctx.caller()?, procedure, key)
+                .await?
+            {
+                Ok(())
+            } else {
+                Err(refused.into())
+            }
+        }
+    }
+}
+
 async fn create(ctx: Ctx, i: CreateWebhookInput) -> Result<WebhookCommand, ApiError> {
     check_event_types(&i.event_types)?;
     if i.after_seq.is_some_and(|s| s < 0) {
@@ -269,7 +289,7 @@ async fn create(ctx: Ctx, i: CreateWebhookInput) -> Result<WebhookCommand, ApiEr
             "afterSeq is a position in the feed, 0 or more",
         ));
     }
-    ctx.services.check_webhook_url(&i.url).await?;
+    check_url(&ctx, "webhook/v1/create", i.idempotency_key, &i.url).await?;
     Ok(WebhookCommand::Create {
         url: i.url,
         event_types: i.event_types,
@@ -282,7 +302,7 @@ async fn update(ctx: Ctx, i: UpdateWebhookInput) -> Result<WebhookCommand, ApiEr
         check_event_types(types)?;
     }
     if let Some(url) = &i.url {
-        ctx.services.check_webhook_url(url).await?;
+        check_url(&ctx, "webhook/v1/update", i.idempotency_key, url).await?;
     }
     Ok(WebhookCommand::Update {
         subscription_id: i.subscription_id,

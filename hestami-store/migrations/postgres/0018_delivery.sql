@@ -14,6 +14,15 @@ ALTER TABLE outbox ADD COLUMN recipient text;
 ALTER TABLE outbox ADD COLUMN last_error text;
 ALTER TABLE outbox ADD COLUMN dead_at timestamptz;
 ALTER TABLE outbox ADD COLUMN failing_since timestamptz;
+-- Messages written before delivery existed are history, not news (an overdue notice for an
+-- invoice paid since, a reminder for a licence renewed since): they are not sent now. They are
+-- dead with the reason, and an operator can re-drive any of them.
+-- The owner migrates, and FORCE ROW LEVEL SECURITY would hide every row from it (no
+-- organization is set): lifted for this one statement.
+ALTER TABLE outbox NO FORCE ROW LEVEL SECURITY;
+UPDATE outbox SET status = 'dead', dead_at = created_at,
+    last_error = 'written before delivery existed; re-drive it to send it';
+ALTER TABLE outbox FORCE ROW LEVEL SECURITY;
 CREATE INDEX outbox_by_order ON outbox (organization_id, ordering_key, created_at);
 CREATE INDEX outbox_by_status ON outbox (organization_id, status, id);
 

@@ -12,6 +12,11 @@ ALTER TABLE outbox ADD COLUMN recipient TEXT;
 ALTER TABLE outbox ADD COLUMN last_error TEXT;
 ALTER TABLE outbox ADD COLUMN dead_at TEXT;
 ALTER TABLE outbox ADD COLUMN failing_since TEXT;
+-- Messages written before delivery existed are history, not news (an overdue notice for an
+-- invoice paid since, a reminder for a licence renewed since): they are not sent now. They are
+-- dead with the reason, and an operator can re-drive any of them.
+UPDATE outbox SET status = 'dead', dead_at = created_at,
+    last_error = 'written before delivery existed; re-drive it to send it';
 CREATE INDEX outbox_by_order ON outbox (organization_id, ordering_key, created_at);
 CREATE INDEX outbox_by_status ON outbox (organization_id, status, id);
 

@@ -17,8 +17,8 @@
 //!
 //! A crash between 3 and 4 sends the message again when the lease runs out, with the same
 //! `Message-ID` (the outbox row's id), so the recipient's mail system sees one message.
-//! `notification/v1/messages` lists messages and their attempts; `notification/v1/redrive`
-//! puts dead ones back in the queue.
+//! `notification/v1/messages` lists messages, their state, attempt count and last error;
+//! `notification/v1/redrive` puts dead ones back in the queue.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -950,6 +950,11 @@ impl Services {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let caller = Caller::new(organization_id, None);
+        // A relay without a channel does not claim messages (`Pass::filter`); called anyway, it
+        // leaves the message for one that has.
+        let Some(mailer) = self.relay.mailer.clone() else {
+            return Ok(Some(now + Duration::minutes(5)));
+        };
         let pending = self
             .read(&caller, move |tx| {
                 Box::pin(async move {
@@ -995,13 +1000,6 @@ impl Services {
         if behind {
             return Ok(Some(now + Duration::seconds(WAIT_BEHIND)));
         }
-        let Some(mailer) = self.relay.mailer.clone() else {
-            // Nothing to send through: the message waits, and `ensure_timers` queues it again
-            // when a server starts with a channel.
-            self.record_attempt(&caller, id, &message, now, None)
-                .await?;
-            return Ok(None);
-        };
         let attempt = match self.compose(&caller, id, &message).await {
             Ok(Ok(outgoing)) => match mailer.send(&outgoing).await {
                 Ok(()) => Attempt::Delivered {
@@ -1021,7 +1019,7 @@ impl Services {
                 recipient: None,
             },
         };
-        self.record_attempt(&caller, id, &message, now, Some(attempt))
+        self.record_attempt(&caller, id, &message, now, attempt)
             .await
     }
 
@@ -1032,22 +1030,13 @@ impl Services {
         id: Uuid,
         message: &Pending,
         now: DateTime<Utc>,
-        attempt: Option<Attempt>,
+        attempt: Attempt,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let policy = self.relay.policy;
         let number = message.attempts + 1;
         let failing_since = message.failing_since.unwrap_or(now);
         let mut tx = self.store().tenant(caller.organization_id, true).await?;
         let org = tx.org();
-        let Some(attempt) = attempt else {
-            tx.execute(
-                "UPDATE outbox SET last_error = $1 WHERE organization_id = $2 AND id = $3 AND status = 'pending'",
-                args!["no e-mail channel is configured (hestami serve --smtp-url)", org, id],
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(None);
-        };
         let (outcome, detail, next, recipient) = match attempt {
             Attempt::Delivered { recipient } => ("delivered", None, None, Some(recipient)),
             Attempt::Failed {
@@ -1105,9 +1094,17 @@ impl Services {
                 .await?
             {
                 let next: Uuid = row.get("id")?;
+                // Only a timer waiting its turn (due within `WAIT_BEHIND`), never one another
+                // pass holds (its lease puts it minutes ahead): that pass sees the turn come.
                 tx.execute(
-                    "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3 AND due_at > $1",
-                    args![now, org, format!("{OUTBOX_TIMER_PREFIX}{next}")],
+                    "UPDATE timers SET due_at = $1 WHERE organization_id = $2 AND name = $3 \
+                     AND due_at > $1 AND due_at <= $4",
+                    args![
+                        now,
+                        org,
+                        format!("{OUTBOX_TIMER_PREFIX}{next}"),
+                        now + Duration::seconds(WAIT_BEHIND)
+                    ],
                 )
                 .await?;
             }

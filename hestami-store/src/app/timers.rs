@@ -52,12 +52,25 @@ enum Pass {
 }
 
 impl Pass {
-    fn filter(self) -> String {
+    /// Which timers it takes. A relay without an e-mail channel leaves outbox messages to
+    /// processes that have one (they stay pending, their timers due).
+    fn filter(self, mail: bool) -> String {
         let relay =
             format!("(name LIKE '{OUTBOX_TIMER_PREFIX}%' OR name LIKE '{WEBHOOK_TIMER_PREFIX}%')");
         match self {
             Self::Timers => format!("NOT {relay}"),
-            Self::Relay => relay,
+            Self::Relay if mail => relay,
+            Self::Relay => format!("name LIKE '{WEBHOOK_TIMER_PREFIX}%'"),
+        }
+    }
+
+    /// How many it claims at once. The relay claims only what it starts at once: a delivery
+    /// can take a minute (an SMTP conversation, a webhook pass), so a claimed timer waiting
+    /// its turn behind others could outlive its lease and be claimed again elsewhere.
+    fn batch(self) -> usize {
+        match self {
+            Self::Timers => TIMER_BATCH,
+            Self::Relay => TIMER_CONCURRENCY,
         }
     }
 }
@@ -174,8 +187,8 @@ impl Services {
                     args![org.as_uuid()],
                 )
                 .await?;
-            // Messages still pending (written before the relay existed, or while no channel
-            // was configured) and active subscriptions are queued again.
+            // Pending messages and active subscriptions have their timers (repairing any a
+            // crash or an older version lost).
             tx.execute(
                 &format!(
                     "INSERT INTO timers (organization_id, name, due_at) \
@@ -257,7 +270,7 @@ impl Services {
                 }
             }
             fired += fired_now;
-            if claimed < TIMER_BATCH || fired_now == 0 {
+            if claimed < pass.batch() || fired_now == 0 {
                 return Ok(fired);
             }
         }
@@ -277,8 +290,9 @@ impl Services {
             .fetch_all(
                 &format!(
                     "SELECT organization_id, name FROM timers WHERE due_at <= $1 AND {which} \
-                     ORDER BY due_at LIMIT {TIMER_BATCH}{lock}",
-                    which = pass.filter()
+                     ORDER BY due_at LIMIT {batch}{lock}",
+                    which = pass.filter(self.relay().mailer.is_some()),
+                    batch = pass.batch()
                 ),
                 args![now],
             )

@@ -3,8 +3,8 @@
 //! A subscription holds a URL, the event types it wants (`job.transitioned`, `invoice.*`, `*`),
 //! a signing secret and a position in the feed (`delivered_through`). It is fed only from the
 //! change feed — the feed has no gaps a reader could skip, so nothing is missed — by a one-shot
-//! timer `webhook/<subscription id>` that the timer pass fires (several processes safe, one
-//! lease per subscription):
+//! timer `webhook/<subscription id>` that the relay's pass (`Services::deliver_due`) fires
+//! (several processes safe, one lease per subscription):
 //!
 //! - it reads the feed after the subscription's position, in order, and posts each matching
 //!   change, one at a time: the receiver sees one subscription's events in feed order;
@@ -121,6 +121,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
                 || (a == 198 && (b == 18 || b == 19))
                 || a >= 240)
         }
@@ -128,13 +129,36 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                IpAddr::V4(std::net::Ipv4Addr::new(
+                    (hi >> 8) as u8,
+                    hi as u8,
+                    (lo >> 8) as u8,
+                    lo as u8,
+                ))
+            };
+            // Translation prefixes reach the IPv4 address they carry: NAT64 (64:ff9b::/96),
+            // 6to4 (2002::/16) and the deprecated IPv4-compatible form (::/96).
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+                return is_public(embedded(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return is_public(embedded(s[1], s[2]));
+            }
+            if s[..6] == [0, 0, 0, 0, 0, 0] {
+                return false;
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0] == 0x64 && s[1] == 0xff9b) // local-use NAT64 (64:ff9b:1::/48)
+                || (s[0] == 0x2001 && s[1] == 0x0000) // Teredo
+                || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0) // benchmarking
+                || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
         }
     }
 }
@@ -223,6 +247,9 @@ pub(crate) fn client(settings: &WebhookSettings) -> Result<reqwest::Client, Stor
     reqwest::Client::builder()
         .timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy from the environment would resolve and reach the target itself, past the
+        // address filter.
+        .no_proxy()
         .dns_resolver(Arc::new(FilteringResolver(Arc::new(settings.clone()))))
         .user_agent("Hestami-Webhooks/1")
         .build()
@@ -550,6 +577,10 @@ async fn operate(
                 check_event_types(types)?;
             }
             let version = current.version + 1;
+            // A new URL, or a subscription resumed, starts its retries afresh: the failures
+            // counted so far were another endpoint's, or from before the pause.
+            let fresh = url.as_ref().is_some_and(|u| *u != current.url)
+                || (active == Some(true) && !current.active);
             let url = url.unwrap_or(current.url);
             let types = event_types.unwrap_or(current.event_types);
             let active = active.unwrap_or(current.active);
@@ -559,6 +590,14 @@ async fn operate(
                 args![version, url, serde_json::to_string(&types)?, active, now, org, subscription_id],
             )
             .await?;
+            if fresh {
+                tx.execute(
+                    "UPDATE webhook_subscriptions SET attempts = 0, failing_since = NULL, last_error = NULL \
+                     WHERE organization_id = $1 AND id = $2",
+                    args![org, subscription_id],
+                )
+                .await?;
+            }
             tx.record_change(
                 "webhook_subscription",
                 subscription_id,
@@ -649,6 +688,9 @@ async fn operate(
 
 /// A subscription as the relay reads it.
 struct Target {
+    /// The subscription's version when read: an operator's change (update, rotation,
+    /// re-delivery) makes the pass stop at its next record.
+    version: i64,
     url: String,
     event_types: Vec<String>,
     secret: String,
@@ -788,12 +830,16 @@ impl Services {
                             if e.is_timeout() {
                                 format!("no answer within {:?}", self.relay.webhooks.timeout)
                             } else {
-                                format!(
-                                    "{e}: {}",
-                                    std::error::Error::source(&e)
-                                        .map(|s| s.to_string())
-                                        .unwrap_or_default()
-                                )
+                                // The whole chain: the cause (a refused address, a
+                                // reset connection) is a few sources down.
+                                let mut text = e.to_string();
+                                let mut cause = std::error::Error::source(&e);
+                                while let Some(c) = cause {
+                                    text.push_str(": ");
+                                    text.push_str(&c.to_string());
+                                    cause = c.source();
+                                }
+                                text
                             }
                         }),
                 }
@@ -848,8 +894,8 @@ impl Services {
                     let org = tx.org();
                     let Some(row) = tx
                         .fetch_optional(
-                            "SELECT url, event_types, secret, previous_secret, previous_secret_expires_at, active, \
-                             delivered_through, attempts, failing_since FROM webhook_subscriptions \
+                            "SELECT version, url, event_types, secret, previous_secret, previous_secret_expires_at, \
+                             active, delivered_through, attempts, failing_since FROM webhook_subscriptions \
                              WHERE organization_id = $1 AND id = $2",
                             args![org, id],
                         )
@@ -862,6 +908,7 @@ impl Services {
                     }
                     let expires: Option<DateTime<Utc>> = row.get("previous_secret_expires_at")?;
                     let target = Target {
+                        version: row.get("version")?,
                         url: row.get("url")?,
                         event_types: serde_json::from_str(&row.get::<String>("event_types")?)?,
                         secret: row.get("secret")?,
@@ -1001,8 +1048,15 @@ impl Services {
         let moved = tx
             .execute(
                 "UPDATE webhook_subscriptions SET delivered_through = $1, attempts = 0, failing_since = NULL, \
-                 last_error = $2 WHERE organization_id = $3 AND id = $4 AND delivered_through = $5",
-                args![seq, log.as_ref().filter(|l| l.outcome == "dead").and_then(|l| l.detail.clone()), org, id, target.delivered_through],
+                 last_error = $2 WHERE organization_id = $3 AND id = $4 AND delivered_through = $5 AND version = $6",
+                args![
+                    seq,
+                    log.as_ref().filter(|l| l.outcome == "dead").and_then(|l| l.detail.clone()),
+                    org,
+                    id,
+                    target.delivered_through,
+                    target.version
+                ],
             )
             .await?;
         if moved == 0 {
@@ -1034,8 +1088,8 @@ impl Services {
         let moved = tx
             .execute(
                 "UPDATE webhook_subscriptions SET attempts = $1, failing_since = $2, last_error = $3 \
-                 WHERE organization_id = $4 AND id = $5 AND delivered_through = $6",
-                args![log.attempt, failing_since, error, org, id, target.delivered_through],
+                 WHERE organization_id = $4 AND id = $5 AND delivered_through = $6 AND version = $7",
+                args![log.attempt, failing_since, error, org, id, target.delivered_through, target.version],
             )
             .await?;
         if moved == 1 {
@@ -1116,10 +1170,24 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "0.0.0.0",
+            "192.0.0.8",
+            "fec0::1",
+            "64:ff9b::a00:5",
+            "64:ff9b:1::1",
+            "2002:a00:5::1",
+            "::a00:5",
+            "2001::1",
+            "2001:2::1",
+            "2001:db8::1",
         ] {
             assert!(!strict.allows(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
             assert!(strict.allows(ip.parse().unwrap()), "{ip}");
         }
         let loopback = WebhookSettings {

@@ -60,6 +60,31 @@ pub struct Change {
 }
 
 impl Services {
+    /// Whether a request of `procedure` with this idempotency key already has an outcome, which
+    /// a replay answers. An input check that depends on the world outside (a webhook URL's DNS)
+    /// asks this before refusing, so a retry of a request that went through is never refused.
+    pub async fn is_recorded(
+        &self,
+        caller: &Caller,
+        procedure: &str,
+        idempotency_key: Uuid,
+    ) -> Result<bool, StoreError> {
+        let id = crate::engine::workflow_id(caller.organization_id, procedure, idempotency_key);
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                Ok(tx
+                    .fetch_optional(
+                        "SELECT status FROM workflows WHERE organization_id = $1 AND id = $2 AND status <> 'pending'",
+                        args![org, id.as_uuid()],
+                    )
+                    .await?
+                    .is_some())
+            })
+        })
+        .await
+    }
+
     /// `workflow/v1/get`.
     pub async fn workflow_get(
         &self,
