@@ -112,6 +112,29 @@ impl Reply {
     }
 }
 
+/// Fails unless `reply`'s error code (if any) is among those documented for `procedure`.
+#[track_caller]
+pub fn documented(procedure: &str, reply: &Reply) {
+    let code = reply.code();
+    if code.is_empty() {
+        return;
+    }
+    static TABLE: std::sync::OnceLock<Vec<(String, Vec<&'static str>)>> =
+        std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        hestami::http::procedures()
+            .iter()
+            .map(|p| (p.path(), hestami::http::openapi::error_codes(p)))
+            .collect()
+    });
+    if let Some((_, codes)) = table.iter().find(|(path, _)| path == procedure) {
+        assert!(
+            codes.contains(&code),
+            "{procedure} answered {code}, which its documented errors do not list ({codes:?}): {reply:?}"
+        );
+    }
+}
+
 /// The SHA-256 of `bytes` in hex: a blob's name.
 pub fn sha(bytes: &[u8]) -> String {
     use sha2::Digest as _;
@@ -287,15 +310,20 @@ impl TestServer {
         Self::reply(response).await
     }
 
-    /// Calls a procedure as `tenant`'s owner.
+    /// Calls a procedure as `tenant`'s owner. Every error code an answer carries must be one
+    /// the OpenAPI document lists for that procedure: the end-to-end suites are the check that
+    /// the documented errors never fall behind what the server answers.
     pub async fn call_as(&self, tenant: &Tenant, procedure: &str, body: Value) -> Reply {
         let auth = format!("Bearer {}", tenant.token);
-        self.send(
-            &format!("/api/v1/rpc/{procedure}"),
-            &[("authorization", &auth), ("x-organization-id", &tenant.org)],
-            serde_json::to_vec(&body).unwrap(),
-        )
-        .await
+        let reply = self
+            .send(
+                &format!("/api/v1/rpc/{procedure}"),
+                &[("authorization", &auth), ("x-organization-id", &tenant.org)],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await;
+        documented(procedure, &reply);
+        reply
     }
 
     /// Calls a procedure as org A's owner.

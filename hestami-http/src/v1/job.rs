@@ -594,6 +594,9 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "VERSION_CONFLICT",
                     "JOB_INVALID_TRANSITION",
                     "COMPLIANCE_REQUIREMENTS_NOT_MET",
+                    // A new window the assigned technician cannot take (rescheduling an
+                    // assigned job checks the technician again).
+                    "TECHNICIAN_INELIGIBLE",
                     "JOB_USES_APPOINTMENTS",
                 ],
             ),
