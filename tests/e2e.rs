@@ -26,7 +26,71 @@ both!(
     compliance_gates_scheduling,
     eligibility_rules_refuse_with_every_reason,
     onboarding_validation_and_other_organizations,
+    workflows_list_in_start_order,
+    an_unknown_field_suggests_the_known_one,
 );
+
+/// `workflow/v1/list` is in the order workflows started, page after page (ids are derived from
+/// requests, so id order would be arbitrary).
+async fn workflows_list_in_start_order(s: TestServer) {
+    let mut started = Vec::new();
+    for k in 0..7 {
+        let customer = s
+            .mutate(
+                "customer/v1/create",
+                json!({ "name": format!("Customer {k}") }),
+            )
+            .await;
+        started.push(customer["id"].clone());
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut body = json!({ "limit": 2, "name": "customer_v1" });
+        if let Some(c) = &cursor {
+            body["cursor"] = json!(c);
+        }
+        let page = s.call("workflow/v1/list", body).await.ok();
+        seen.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let times: Vec<&str> = seen
+        .iter()
+        .map(|w| w["createdAt"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "start order");
+    assert_eq!(seen.len(), 7);
+    let ids: std::collections::HashSet<&str> =
+        seen.iter().map(|w| w["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 7, "every workflow once");
+}
+
+/// An unknown field is refused, naming it and the known field it probably meant.
+async fn an_unknown_field_suggests_the_known_one(s: TestServer) {
+    let reply = s
+        .call(
+            "customer/v1/create",
+            json!({ "idempotencyKey": key(), "nmae": "Ada" }),
+        )
+        .await;
+    reply.assert_error(400, "VALIDATION_FAILED");
+    let error = &reply.json["field_errors"][0];
+    assert_eq!(error["field"], "nmae");
+    assert_eq!(error["code"], "unknown_field");
+    assert_eq!(error["message"], "unknown field nmae; did you mean name?");
+    let reply = s
+        .call("job/v1/get", json!({ "job_id": uuid::Uuid::new_v4() }))
+        .await;
+    assert_eq!(
+        reply.json["field_errors"][0]["message"],
+        "unknown field job_id; did you mean jobId?"
+    );
+}
 
 async fn status_to(s: &TestServer, job: &Value, status: &str) -> Reply {
     s.call(

@@ -230,6 +230,14 @@ pub fn document() -> OpenApi {
                 ))
                 .build(),
         )
+        .servers(Some(vec![
+            utoipa::openapi::server::ServerBuilder::new()
+                .url("http://127.0.0.1:8080")
+                .description(Some(
+                    "`hestami serve` with its default --listen; a deployment serves the same paths at its own origin",
+                ))
+                .build(),
+        ]))
         .paths(paths.build())
         .components(Some(components))
         .security(Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]))

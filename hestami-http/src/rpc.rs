@@ -730,6 +730,46 @@ impl<'de> serde::de::SeqAccess<'de> for StrictSeq<'de> {
     }
 }
 
+/// The known field closest to an unknown one, from serde's "expected one of `a`, `b`" list:
+/// the same name in another case or with underscores (`customer_id` for `customerId`), or one
+/// at most a few edits away.
+fn closest_field(unknown: &str, message: &str) -> Option<String> {
+    let expected = message.split_once("expected ")?.1;
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let fold = |s: &str| s.replace('_', "").to_lowercase();
+    if let Some(same) = known.iter().find(|k| fold(k) == fold(unknown)) {
+        return Some((*same).to_owned());
+    }
+    let limit = match unknown.chars().count() {
+        0..=3 => 1,
+        n => (n / 3).clamp(2, 3),
+    };
+    known
+        .iter()
+        .map(|k| (edit_distance(&fold(k), &fold(unknown)), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, k)| k.to_owned())
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
 fn field_error(path: &str, message: &str) -> FieldErrorBody {
     let base = if path == "." {
         String::new()
@@ -756,10 +796,14 @@ fn field_error(path: &str, message: &str) -> FieldErrorBody {
         } else {
             base.clone()
         };
+        let message = match closest_field(&name, message) {
+            Some(known) => format!("unknown field {name}; did you mean {known}?"),
+            None => format!("unknown field {name}"),
+        };
         return FieldErrorBody {
             field,
             code: "unknown_field".into(),
-            message: format!("unknown field {name}"),
+            message,
         };
     }
     if let Some(name) = quoted("missing field `") {
@@ -850,4 +894,27 @@ where
     T: serde::Deserialize<'de>,
 {
     serde::Deserialize::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_field_names_the_closest_known_one() {
+        let message =
+            "unknown field `nmae`, expected one of `idempotencyKey`, `name`, `email`, `phone`";
+        assert_eq!(closest_field("nmae", message).as_deref(), Some("name"));
+        let message = "unknown field `job_id`, expected `jobId`";
+        assert_eq!(closest_field("job_id", message).as_deref(), Some("jobId"));
+        let message = "unknown field `zzzzzz`, expected one of `name`, `email`";
+        assert_eq!(closest_field("zzzzzz", message), None);
+        let error = field_error(
+            ".",
+            "unknown field `emial`, expected one of `name`, `email`",
+        );
+        assert_eq!(error.field, "emial");
+        assert_eq!(error.message, "unknown field emial; did you mean email?");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }

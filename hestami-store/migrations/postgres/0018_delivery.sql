@@ -102,3 +102,6 @@ BEGIN
             t);
     END LOOP;
 END $$;
+
+-- workflow/v1/list pages in start order.
+CREATE INDEX workflows_by_start ON workflows (organization_id, created_at, id);

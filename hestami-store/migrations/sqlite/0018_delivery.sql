@@ -80,3 +80,6 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_by_seq ON webhook_deliveries (organization_id, subscription_id, seq);
 
+
+-- workflow/v1/list pages in start order.
+CREATE INDEX workflows_by_start ON workflows (organization_id, created_at, id);

@@ -106,7 +106,9 @@ impl Services {
         .await
     }
 
-    /// `workflow/v1/list`: newest first is not offered; by id (start order), filtered.
+    /// `workflow/v1/list`: in start order (then by id, for workflows started in the same
+    /// microsecond), filtered. A workflow's id is derived from its request, so id order is no
+    /// order at all; the cursor names the last workflow, and the page resumes after its start.
     pub async fn workflow_list(
         &self,
         caller: &Caller,
@@ -121,8 +123,10 @@ impl Services {
                     .fetch_all(
                         &format!(
                             "SELECT {COLUMNS} FROM workflows w WHERE w.organization_id = $1 \
-                             AND ($2 IS NULL OR w.id > $2) AND ($3 IS NULL OR w.status = $3) \
-                             AND ($4 IS NULL OR w.name = $4) ORDER BY w.id LIMIT $5"
+                             AND ($2 IS NULL OR (w.created_at, w.id) > \
+                                 (SELECT c.created_at, c.id FROM workflows c WHERE c.organization_id = $1 AND c.id = $2)) \
+                             AND ($3 IS NULL OR w.status = $3) \
+                             AND ($4 IS NULL OR w.name = $4) ORDER BY w.created_at, w.id LIMIT $5"
                         ),
                         args![org, page.after, status, name, i64::from(page.limit) + 1],
                     )
