@@ -106,3 +106,31 @@ fn architecture_explains_every_schemathesis_baseline_entry() {
         assert!(!reason.is_empty(), "no reason given in {row}");
     }
 }
+
+/// The README's table of import columns per item kind names exactly the columns each kind
+/// takes (besides kind, name, description and category), required or optional.
+#[test]
+fn the_readme_lists_the_import_columns_of_each_kind() {
+    use hestami::core::pricebook::ItemKind;
+    use hestami::core::pricebook::import::columns_of;
+    let readme = include_str!("../README.md");
+    let general = ["kind", "name", "description", "category"];
+    for kind in ItemKind::ALL {
+        let text = serde_json::to_value(kind).unwrap();
+        let prefix = format!("| `{}` |", text.as_str().unwrap());
+        let row = readme
+            .lines()
+            .map(str::trim_start)
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("the README has no import row for {prefix}"));
+        let cells: Vec<&str> = row.split('|').collect();
+        // | kind | required | optional | not allowed |
+        let taken: std::collections::BTreeSet<&str> = cells[2..4]
+            .iter()
+            .flat_map(|c| c.split('`').skip(1).step_by(2))
+            .filter(|c| !general.contains(c) && !c.contains(':') && !c.contains(';'))
+            .collect();
+        let expected: std::collections::BTreeSet<&str> = columns_of(kind).iter().copied().collect();
+        assert_eq!(taken, expected, "{prefix}");
+    }
+}

@@ -56,7 +56,11 @@ pub async fn run(command: PricebookCommand) -> Result<()> {
         bail!("--batch-size is 1 to {MAX_BATCH_ROWS}");
     }
     let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    let rows = read_rows(&bytes).with_context(|| format!("parsing {}", file.display()))?;
+    let Read {
+        rows,
+        lines,
+        unreadable,
+    } = read_rows(&bytes).with_context(|| format!("parsing {}", file.display()))?;
     let source = format!("{:x}", Sha256::digest(&bytes));
 
     Store::migrate(&db.database_url)
@@ -92,7 +96,7 @@ pub async fn run(command: PricebookCommand) -> Result<()> {
             .context("progress bar template")?,
     );
     let started = Instant::now();
-    let total_rows = rows.len();
+    let total_rows = rows.len() + unreadable.len();
     let totals = services
         .pricebook_import(&caller, &source, rows, batch_size, |done| {
             bar.set_position(done as u64)
@@ -101,15 +105,21 @@ pub async fn run(command: PricebookCommand) -> Result<()> {
     bar.finish_and_clear();
     let elapsed = started.elapsed();
 
+    let mut refused: Vec<(u64, String)> = unreadable;
     for r in &totals.refusals {
-        // +2: a 1-based line number, after the header line.
-        eprintln!(
-            "line {}: {}: {} ({})",
-            r.row + 2,
-            if r.field.is_empty() { "row" } else { &r.field },
-            r.code,
-            r.message
-        );
+        refused.push((
+            lines.get(r.row).copied().unwrap_or(0),
+            format!(
+                "{}: {} ({})",
+                if r.field.is_empty() { "row" } else { &r.field },
+                r.code,
+                r.message
+            ),
+        ));
+    }
+    refused.sort();
+    for (line, problem) in &refused {
+        eprintln!("line {line}: {problem}");
     }
     println!(
         "{total_rows} rows in {:.1} s ({:.0} rows/s): {} created, {} updated, {} unchanged, {} refused{}",
@@ -118,7 +128,7 @@ pub async fn run(command: PricebookCommand) -> Result<()> {
         totals.created,
         totals.updated,
         totals.unchanged,
-        totals.refused,
+        refused.len(),
         if totals.replayed_batches > 0 {
             format!(
                 " ({} batches already imported by an earlier run)",
@@ -128,11 +138,26 @@ pub async fn run(command: PricebookCommand) -> Result<()> {
             String::new()
         }
     );
+    if !refused.is_empty() {
+        // The summary is printed; the exit status tells a script the file was not all taken.
+        bail!("{} rows refused", refused.len());
+    }
     Ok(())
 }
 
-/// The rows of a CSV file with a header of known column names; empty cells are absent.
-fn read_rows(bytes: &[u8]) -> Result<Vec<ImportRow>> {
+/// What a CSV file holds: the rows that read, each with its line, and the lines that did not
+/// (a ragged line, a cell that is not text), each refused on its own.
+#[derive(Debug)]
+struct Read {
+    rows: Vec<ImportRow>,
+    /// The line of each row (1-based, the header being line 1).
+    lines: Vec<u64>,
+    unreadable: Vec<(u64, String)>,
+}
+
+/// The rows of a CSV file with a header of known column names; empty cells are absent. A line
+/// that cannot be read is refused as its own row; only a bad header stops the file.
+fn read_rows(bytes: &[u8]) -> Result<Read> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(bytes);
@@ -145,11 +170,38 @@ fn read_rows(bytes: &[u8]) -> Result<Vec<ImportRow>> {
             );
         }
     }
-    let mut rows = Vec::new();
-    for (i, record) in reader.deserialize::<ImportRow>().enumerate() {
-        rows.push(record.with_context(|| format!("line {}", i + 2))?);
+    let mut read = Read {
+        rows: Vec::new(),
+        lines: Vec::new(),
+        unreadable: Vec::new(),
+    };
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => match record.deserialize::<ImportRow>(Some(&headers)) {
+                Ok(row) => {
+                    read.rows.push(row);
+                    read.lines.push(line);
+                }
+                Err(e) => read
+                    .unreadable
+                    .push((line, format!("row: unreadable ({e})"))),
+            },
+            Err(e) => {
+                let line = e.position().map_or(line, csv::Position::line);
+                let problem = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!("row: ragged ({len} cells where the header has {expected_len})"),
+                    _ => format!("row: unreadable ({e})"),
+                };
+                read.unreadable.push((line, problem));
+            }
+        }
     }
-    Ok(rows)
+    Ok(read)
 }
 
 #[cfg(test)]
@@ -159,12 +211,32 @@ mod tests {
     #[test]
     fn csv_rows_read_with_empty_cells_absent() {
         let csv = "kind,name,sku,unit,cost,price\nmaterial, Copper pipe ,CU-1,ft,1.10,\nservice,Drain clean,,,,189\n";
-        let rows = read_rows(csv.as_bytes()).expect("valid");
+        let read = read_rows(csv.as_bytes()).expect("valid");
+        let rows = read.rows;
         assert_eq!(rows.len(), 2);
+        assert_eq!(read.lines, [2, 3]);
         assert_eq!(rows[0].name.as_deref(), Some("Copper pipe"));
         assert_eq!(rows[0].price, None);
         assert_eq!(rows[1].sku, None);
         assert_eq!(rows[1].price.as_deref(), Some("189"));
+    }
+
+    #[test]
+    fn a_ragged_line_is_refused_alone() {
+        let csv = "kind,name,price,trade\nservice,A,10,plumbing\nservice,B\nservice,C,12,plumbing,extra\nservice,D,14,plumbing\n";
+        let read = read_rows(csv.as_bytes()).expect("the file reads");
+        let names: Vec<_> = read.rows.iter().map(|r| r.name.clone().unwrap()).collect();
+        assert_eq!(names, ["A", "D"]);
+        assert_eq!(read.lines, [2, 5]);
+        let lines: Vec<u64> = read.unreadable.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [3, 4]);
+        assert!(
+            read.unreadable[0]
+                .1
+                .contains("ragged (2 cells where the header has 4)"),
+            "{:?}",
+            read.unreadable
+        );
     }
 
     #[test]

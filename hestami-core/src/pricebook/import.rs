@@ -105,7 +105,7 @@ pub const COLUMNS: [&str; 14] = [
 ];
 
 /// The columns a kind uses besides `kind`, `name`, `description` and `category`.
-fn columns_of(kind: ItemKind) -> &'static [&'static str] {
+pub fn columns_of(kind: ItemKind) -> &'static [&'static str] {
     match kind {
         ItemKind::Service => &[PRICE, LABOR_HOURS, TRADE],
         ItemKind::Material => &[SKU, UNIT, COST, PRICE, MARKUP_PERCENT],
