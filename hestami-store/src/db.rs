@@ -77,6 +77,39 @@ pub(crate) enum Pool {
 /// SQLite's writers, in the order they asked: one write transaction at a time per pool.
 pub(crate) type WriteQueue = std::sync::Arc<tokio::sync::Mutex<()>>;
 
+/// How long the first connection to PostgreSQL may take before the server's address is
+/// reported as unreachable.
+pub(crate) const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens and closes one connection, so that a wrong address, a server that is down or a refused
+/// login fails within seconds with a message that names where it tried and what to check,
+/// instead of a pool's timeout.
+async fn reach(options: &PgConnectOptions) -> Result<(), StoreError> {
+    use sqlx::ConnectOptions as _;
+    let (host, port) = (options.get_host(), options.get_port());
+    let whom = format!(
+        "PostgreSQL at {host}:{port} (user {}, database {})",
+        options.get_username(),
+        options.get_database().unwrap_or("named after the user")
+    );
+    let hint = format!(
+        "check that the server runs and listens there (pg_isready -h {host} -p {port}) and that the URL's user, password and database are right"
+    );
+    match tokio::time::timeout(REACH_TIMEOUT, options.connect()).await {
+        Ok(Ok(connection)) => {
+            let _ = sqlx::Connection::close(connection).await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(StoreError::Config(format!(
+            "cannot connect to {whom}: {e}; {hint}"
+        ))),
+        Err(_) => Err(StoreError::Config(format!(
+            "no answer from {whom} within {} s; {hint}",
+            REACH_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 impl Pool {
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         match Backend::of_url(url)? {
@@ -95,6 +128,7 @@ impl Pool {
             }
             Backend::Postgres => {
                 let options = PgConnectOptions::from_str(url)?;
+                reach(&options).await?;
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -140,12 +140,13 @@ pub enum StoreError {
     /// A refusal, to be reported to the caller (and recorded by the workflow).
     #[error("{}: {}", .0.code, .0.message)]
     Failure(Failure),
-    /// The database failed or is unreachable.
+    /// The database failed or is unreachable. (The cause is in the message and not also a
+    /// `source`, so that an error chain does not print it twice.)
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A migration failed.
     #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// The store was configured wrongly.
     #[error("configuration error: {0}")]
     Config(String),
@@ -221,5 +222,17 @@ impl StoreError {
     /// Whether the database refused a row because it would break a unique constraint.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(e)
     }
 }
