@@ -107,4 +107,25 @@ async fn rpc_spans_carry_the_procedure_and_the_envelope_trace_id() {
         "the envelope's trace id is the span's"
     );
     assert_eq!(attribute(get, "outcome").as_deref(), Some("not_found"));
+
+    // One log line per request, in its span: method, path, status, duration and trace id.
+    let line = get
+        .events
+        .iter()
+        .find(|e| e.name == "request")
+        .expect("the request's log line");
+    let field = |key: &str| {
+        line.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(field("method").as_deref(), Some("POST"));
+    assert_eq!(
+        field("path").as_deref(),
+        Some("/api/v1/rpc/customer/v1/get")
+    );
+    assert_eq!(field("status").as_deref(), Some("404"));
+    assert_eq!(field("trace_id"), Some(envelope_trace.clone()));
+    assert!(field("duration_ms").is_some());
 }

@@ -201,8 +201,20 @@ async fn trace(mut request: Request, next: Next) -> Response {
     );
     let trace_id = adopt_parent(&span, request.headers());
     request.extensions_mut().insert(TraceId(trace_id.clone()));
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
+    // One line per request at INFO: what, how it ended, how long, and the trace to look up.
+    tracing::info!(
+        parent: &span,
+        method = %method,
+        path = %path,
+        status = status.as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        trace_id = %trace_id,
+        "request"
+    );
     span.record("http.status", status.as_u16());
     span.record(
         "outcome",

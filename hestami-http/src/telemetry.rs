@@ -43,7 +43,10 @@ where
     tracing_opentelemetry::layer().with_tracer(provider.tracer("hestami"))
 }
 
-/// Installs the global subscriber: logs to stderr (filtered by `RUST_LOG`, default `info`), and
+/// The log filter when `RUST_LOG` is not set.
+pub const DEFAULT_FILTER: &str = "info,sqlx::postgres::notice=warn";
+
+/// Installs the global subscriber: logs to stderr (filtered by `RUST_LOG`, default [`DEFAULT_FILTER`]), and
 /// OpenTelemetry spans, exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 ///
 /// # Errors
@@ -65,7 +68,10 @@ pub fn init(service_name: &str) -> Result<Telemetry, String> {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's notices ("relation … already exists, skipping" on every start's migration)
+    // are the database talking to itself: shown only from RUST_LOG=debug (warnings still are).
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     Registry::default()
         .with(otel_layer(&provider))
         .with(
