@@ -907,7 +907,10 @@ async fn invoices_from_actuals(s: TestServer) {
         )
         .await;
     assert_eq!(recorded["actuals"].as_array().unwrap().len(), 3, "added to");
-    assert_eq!(recorded["actuals"][2]["unitPrice"], "45");
+    assert_eq!(
+        recorded["actuals"][2]["unitPrice"], "45.00",
+        "the currency's minor digits"
+    );
     assert_eq!(
         s.call("job/v1/work", json!({ "jobId": job["id"] }))
             .await
@@ -1016,7 +1019,7 @@ async fn pricebook_imports_and_field_errors(s: TestServer) {
         .await
         .ok();
     assert_eq!(services["items"].as_array().unwrap().len(), 1);
-    assert_eq!(services["items"][0]["details"]["price"], "130");
+    assert_eq!(services["items"][0]["details"]["price"], "130.00");
     let materials = s
         .call("pricebook/v1/listItems", json!({ "kind": "material" }))
         .await

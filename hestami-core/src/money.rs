@@ -147,6 +147,17 @@ impl Money {
         self.currency
     }
 
+    /// The amount as it is written out (on the wire, in stored records, on documents): the
+    /// currency's minor digits, and more only where the value has them — `"12.24"` for 12.2400,
+    /// `"89.00"` for 89, `"6.666"` for a unit price of 6.666, `"1500"` in JPY.
+    pub fn amount_text(&self) -> String {
+        let mut value = self.amount.normalize();
+        if value.scale() < self.currency.minor_unit() {
+            value.rescale(self.currency.minor_unit());
+        }
+        value.to_string()
+    }
+
     /// Whether the amount is zero.
     pub fn is_zero(&self) -> bool {
         self.amount.is_zero()
@@ -256,11 +267,17 @@ struct MoneyWire {
     currency: Currency,
 }
 
+#[derive(Serialize)]
+struct MoneyText {
+    amount: String,
+    currency: Currency,
+}
+
 impl Serialize for Money {
     /// `{"amount": "1234.50", "currency": "USD"}`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        MoneyWire {
-            amount: self.amount,
+        MoneyText {
+            amount: self.amount_text(),
             currency: self.currency,
         }
         .serialize(s)
@@ -449,6 +466,26 @@ mod tests {
 
     fn usd() -> Currency {
         Currency::parse("USD").expect("USD is listed")
+    }
+
+    #[test]
+    fn amounts_are_written_with_the_minor_digits_and_more_only_when_needed() {
+        let text = |amount: &str, code: &str| {
+            Money::new(
+                amount.parse().expect("a decimal"),
+                Currency::parse(code).expect("listed"),
+            )
+            .amount_text()
+        };
+        assert_eq!(text("12.2400", "USD"), "12.24");
+        assert_eq!(text("89", "USD"), "89.00");
+        assert_eq!(text("6.666", "USD"), "6.666");
+        assert_eq!(text("0.000", "USD"), "0.00");
+        assert_eq!(text("1500.00", "JPY"), "1500");
+        assert_eq!(text("1.5", "KWD"), "1.500");
+        let json = serde_json::to_value(Money::new("12.2400".parse().expect("decimal"), usd()))
+            .expect("serializes");
+        assert_eq!(json["amount"], "12.24");
     }
 
     #[test]

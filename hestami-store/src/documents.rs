@@ -63,15 +63,7 @@ pub struct Row {
 /// An amount as printed: the record's exact decimal with the currency's minor digits
 /// (`1234.50`), negative for what is taken off.
 pub fn amount(money: &Money) -> String {
-    let minor = money.currency().minor_unit();
-    let value = money.amount();
-    if value.scale() < minor {
-        let mut padded = value;
-        padded.rescale(minor);
-        padded.to_string()
-    } else {
-        value.to_string()
-    }
+    money.amount_text()
 }
 
 fn negative(money: &Money) -> String {

@@ -138,9 +138,10 @@ impl From<TaxableKindsDto> for TaxableKinds {
     }
 }
 
-/// An amount as it goes on the wire: its decimal string, without the currency.
+/// An amount as it goes on the wire: its decimal string (the currency's minor digits, more
+/// only where the value has them), without the currency.
 fn amount_text(m: &Money) -> String {
-    m.amount().to_string()
+    m.amount_text()
 }
 
 /// A percentage as it goes on the wire: `"8.25"`.
@@ -2265,7 +2266,7 @@ mod tests {
         )))
         .expect("serializes");
         assert_eq!(rendered["kind"], "equipment");
-        assert_eq!(rendered["details"]["rate"], "75");
+        assert_eq!(rendered["details"]["rate"], "75.00");
         assert_eq!(rendered["details"]["price"], Value::Null);
         assert_eq!(rendered["details"]["bundledMaterials"], Value::Null);
     }
