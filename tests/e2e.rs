@@ -28,7 +28,81 @@ both!(
     onboarding_validation_and_other_organizations,
     workflows_list_in_start_order,
     an_unknown_field_suggests_the_known_one,
+    jobs_by_customer_and_property_and_customers_by_phone_and_address,
 );
+
+/// `job/v1/list` by customer and by property; `customer/v1/list` finds a customer by phone and
+/// by an address of theirs.
+async fn jobs_by_customer_and_property_and_customers_by_phone_and_address(s: TestServer) {
+    let f = s.fixture().await;
+    let other = s
+        .mutate(
+            "customer/v1/create",
+            json!({ "name": "Charles Babbage", "phone": "+1 312 555 0199" }),
+        )
+        .await;
+    let cottage = s
+        .mutate(
+            "customer/v1/addProperty",
+            json!({ "customerId": other["id"], "address": { "line1": "7 Difference Engine Rd",
+                    "city": "Evanston", "region": "IL", "postalCode": "60201", "country": "US" } }),
+        )
+        .await;
+    let workshop = s
+        .mutate(
+            "customer/v1/addProperty",
+            json!({ "customerId": other["id"], "address": { "line1": "9 Mill St",
+                    "city": "Chicago", "region": "IL", "postalCode": "60602", "country": "US" } }),
+        )
+        .await;
+    let job_at = |customer: &Value, property: &Value| {
+        json!({ "customerId": customer["id"], "propertyId": property["id"], "trade": "plumbing",
+                "priority": "routine", "summary": "Check" })
+    };
+    let ada_job = s
+        .mutate("job/v1/create", job_at(&f.customer, &f.property))
+        .await;
+    let cottage_job = s.mutate("job/v1/create", job_at(&other, &cottage)).await;
+    let workshop_job = s.mutate("job/v1/create", job_at(&other, &workshop)).await;
+    let ids = |page: Value| -> Vec<Value> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].clone())
+            .collect()
+    };
+    let of_other = s
+        .call("job/v1/list", json!({ "customerId": other["id"] }))
+        .await
+        .ok();
+    let mut expected = vec![cottage_job["id"].clone(), workshop_job["id"].clone()];
+    expected.sort_by_key(|v| v.as_str().unwrap().to_owned());
+    assert_eq!(ids(of_other), expected);
+    let at_workshop = s
+        .call("job/v1/list", json!({ "propertyId": workshop["id"] }))
+        .await
+        .ok();
+    assert_eq!(ids(at_workshop), [workshop_job["id"].clone()]);
+    let of_ada = s
+        .call("job/v1/list", json!({ "customerId": f.customer["id"] }))
+        .await
+        .ok();
+    assert_eq!(ids(of_ada), [ada_job["id"].clone()]);
+
+    for query in ["555 0199", "difference engine", "EVANSTON", "60602"] {
+        let found = s
+            .call("customer/v1/list", json!({ "query": query }))
+            .await
+            .ok();
+        assert_eq!(ids(found), [other["id"].clone()], "{query}");
+    }
+    let found = s
+        .call("customer/v1/list", json!({ "query": "1 Main St" }))
+        .await
+        .ok();
+    assert_eq!(ids(found), [f.customer["id"].clone()]);
+}
 
 /// `workflow/v1/list` is in the order workflows started, page after page (ids are derived from
 /// requests, so id order would be arbitrary).

@@ -254,6 +254,9 @@ fn schema_rule(schema: &str, field: &str) -> Option<Value> {
 /// Fields that go together: either both or neither.
 const PAIRS: &[(&str, &str)] = &[("windowStart", "windowEnd"), ("customerId", "propertyId")];
 
+/// Inputs where those fields are independent filters, not a pair.
+const UNPAIRED: &[&str] = &["ListJobsInput"];
+
 /// Applies the rules to every schema an operation's request body reaches.
 pub fn constrain(document: &mut Value) {
     let mut inputs = BTreeSet::new();
@@ -345,7 +348,7 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
     // `dependentRequired` would also let a paired field be null, which the server refuses).
     let mut rules: Vec<Value> = Vec::new();
     for (a, b) in PAIRS {
-        if has(a) && has(b) {
+        if has(a) && has(b) && !UNPAIRED.contains(&schema_name) {
             rules.push(when(given(a), demand(&[b], &[])));
             rules.push(when(given(b), demand(&[a], &[])));
         }

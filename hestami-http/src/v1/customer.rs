@@ -155,7 +155,8 @@ pub struct ListCustomersInput {
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
-    /// Only customers whose name or e-mail contains this (case-insensitive).
+    /// Only customers whose name, e-mail or phone, or one of whose properties' address (street,
+    /// city, postal code), contains this (case-insensitive).
     pub query: Option<String>,
 }
 

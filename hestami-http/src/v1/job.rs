@@ -374,6 +374,10 @@ pub struct ListJobsInput {
     /// Only jobs whose window starts before this.
     #[serde(default, deserialize_with = "crate::wire::option_date_time")]
     pub to: Option<DateTime<Utc>>,
+    /// Only this customer's jobs.
+    pub customer_id: Option<Uuid>,
+    /// Only the jobs at this property.
+    pub property_id: Option<Uuid>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
@@ -531,6 +535,8 @@ async fn list(ctx: Ctx, i: ListJobsInput) -> Result<JobPage, ApiError> {
         technician_id: i.technician_id.map(TechnicianId::from_uuid),
         from: i.from,
         to: i.to,
+        customer_id: i.customer_id.map(hestami_core::ids::CustomerId::from_uuid),
+        property_id: i.property_id.map(hestami_core::ids::PropertyId::from_uuid),
     };
     let page = ctx.services.job_list(ctx.caller()?, filter, page).await?;
     Ok(JobPage {

@@ -352,7 +352,12 @@ impl Services {
                         &format!(
                             "SELECT {COLUMNS} FROM customers WHERE organization_id = $1 \
                              AND ($2 IS NULL OR id > $2) \
-                             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\' OR lower(email) LIKE $3 ESCAPE '\\'){scope} \
+                             AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\' OR lower(email) LIKE $3 ESCAPE '\\' \
+                                  OR lower(phone) LIKE $3 ESCAPE '\\' \
+                                  OR EXISTS (SELECT 1 FROM properties p WHERE p.organization_id = customers.organization_id \
+                                      AND p.customer_id = customers.id AND (lower(p.line1) LIKE $3 ESCAPE '\\' \
+                                      OR lower(COALESCE(p.line2, '')) LIKE $3 ESCAPE '\\' OR lower(p.city) LIKE $3 ESCAPE '\\' \
+                                      OR lower(p.postal_code) LIKE $3 ESCAPE '\\'))){scope} \
                              ORDER BY id LIMIT $4"
                         ),
                         values,

@@ -840,6 +840,10 @@ pub struct JobFilter {
     pub from: Option<DateTime<Utc>>,
     /// Only jobs whose window starts before this.
     pub to: Option<DateTime<Utc>>,
+    /// Only this customer's jobs.
+    pub customer_id: Option<hestami_core::ids::CustomerId>,
+    /// Only the jobs at this property.
+    pub property_id: Option<hestami_core::ids::PropertyId>,
 }
 
 impl Services {
@@ -866,7 +870,9 @@ impl Services {
                     filter.technician_id.map(|t| t.as_uuid()),
                     filter.from,
                     filter.to,
-                    i64::from(page.limit) + 1
+                    i64::from(page.limit) + 1,
+                    filter.customer_id.map(|c| c.as_uuid()),
+                    filter.property_id.map(|p| p.as_uuid())
                 ];
                 let scope = scope_sql(tx, "jobs", &mut values);
                 let rows = tx
@@ -875,7 +881,8 @@ impl Services {
                             "SELECT {COLUMNS} FROM jobs WHERE organization_id = $1 \
                              AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR status = $3) \
                              AND ($4 IS NULL OR technician_id = $4) AND ($5 IS NULL OR window_end > $5) \
-                             AND ($6 IS NULL OR window_start < $6){scope} ORDER BY id LIMIT $7"
+                             AND ($6 IS NULL OR window_start < $6) AND ($8 IS NULL OR customer_id = $8) \
+                             AND ($9 IS NULL OR property_id = $9){scope} ORDER BY id LIMIT $7"
                         ),
                         values,
                     )
