@@ -703,17 +703,6 @@ async fn two_relays_send_each_message_once(backend: Backend) {
     assert_eq!(options, expected);
 }
 
-mod two_relays_send_each_message_once {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::two_relays_send_each_message_once(super::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::two_relays_send_each_message_once(super::Backend::Postgres).await;
-    }
-}
-
 /// Without a channel, messages wait, pending and untouched; a server started later with one
 /// (after `ensure_timers`, which repairs any timer lost) sends them.
 async fn messages_wait_for_a_channel(backend: Backend) {
@@ -765,17 +754,6 @@ async fn messages_wait_for_a_channel(backend: Backend) {
     );
 }
 
-mod messages_wait_for_a_channel {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::messages_wait_for_a_channel(super::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::messages_wait_for_a_channel(super::Backend::Postgres).await;
-    }
-}
-
 /// An SMTP server that accepts the connection and then says nothing: the attempt fails after
 /// the mailer's limit and is retried; the relay is not held.
 async fn a_stalled_smtp_server_does_not_hold_the_relay(backend: Backend) {
@@ -823,39 +801,6 @@ async fn a_stalled_smtp_server_does_not_hold_the_relay(backend: Backend) {
         "{pending:?}"
     );
     assert!(!held.lock().unwrap().is_empty(), "the relay connected");
-}
-
-mod a_stalled_smtp_server_does_not_hold_the_relay {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_stalled_smtp_server_does_not_hold_the_relay(super::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_stalled_smtp_server_does_not_hold_the_relay(super::Backend::Postgres).await;
-    }
-}
-
-mod email_with_documents {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::email_with_documents(super::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::email_with_documents(super::Backend::Postgres).await;
-    }
-}
-
-mod dead_letters_and_redrive {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::dead_letters_and_redrive(super::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::dead_letters_and_redrive(super::Backend::Postgres).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1204,17 +1149,6 @@ async fn webhooks_survive_a_receiver_outage(backend: Backend) {
     .assert_error(403, "FORBIDDEN");
 }
 
-mod webhooks_survive_a_receiver_outage {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::webhooks_survive_a_receiver_outage(super::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::webhooks_survive_a_receiver_outage(super::Backend::Postgres).await;
-    }
-}
-
 /// Addresses are checked again at every connection, by a process whose settings are strict,
 /// and a retried `create` is answered from its record even where its URL would now be refused.
 async fn webhook_addresses_are_checked_again_when_delivering(backend: Backend) {
@@ -1323,17 +1257,6 @@ async fn webhook_addresses_are_checked_again_when_delivering(backend: Backend) {
     assert_eq!(fresh.status(), 400);
 }
 
-mod webhook_addresses_are_checked_again_when_delivering {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::webhook_addresses_are_checked_again_when_delivering(super::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::webhook_addresses_are_checked_again_when_delivering(super::Backend::Postgres).await;
-    }
-}
-
 /// Private, loopback and link-local targets are refused unless the operator allows them; bad
 /// input is refused by field, without spending the key.
 async fn webhook_targets_and_input(s: TestServer) {
@@ -1385,3 +1308,13 @@ async fn webhook_targets_and_input(s: TestServer) {
 }
 
 both!(webhook_targets_and_input);
+
+each_backend!(
+    two_relays_send_each_message_once,
+    messages_wait_for_a_channel,
+    a_stalled_smtp_server_does_not_hold_the_relay,
+    email_with_documents,
+    dead_letters_and_redrive,
+    webhooks_survive_a_receiver_outage,
+    webhook_addresses_are_checked_again_when_delivering,
+);

@@ -46,6 +46,24 @@ macro_rules! both {
     )*};
 }
 
+/// Runs `async fn $name(backend: Backend)` on both backends: for tests that start a server of
+/// their own (its relay, its settings) rather than take the standard one.
+#[macro_export]
+macro_rules! each_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
 /// A tenant: an organization and its owner's token.
 #[derive(Clone, Debug)]
 pub struct Tenant {
