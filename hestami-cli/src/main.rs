@@ -37,7 +37,7 @@ struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct DatabaseArgs {
     /// The database, as its owner: `sqlite://PATH` (created if missing) or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub(crate) database_url: String,
 }
 
@@ -141,7 +141,7 @@ enum Command {
         /// PostgreSQL only: the URL the server itself connects with, as the unprivileged
         /// `hestami_app` role. Default: DATABASE_URL with the user replaced by `hestami_app`
         /// and no password.
-        #[arg(long, env = "HESTAMI_APP_DATABASE_URL")]
+        #[arg(long, env = "HESTAMI_APP_DATABASE_URL", hide_env_values = true)]
         app_database_url: Option<String>,
         /// The address to listen on.
         #[arg(long, env = "HESTAMI_LISTEN", default_value = "127.0.0.1:8080")]

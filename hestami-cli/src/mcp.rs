@@ -39,7 +39,7 @@ pub struct McpArgs {
     url: String,
     /// Over stdio: the bearer token the tools act with (an integration token, `hestami admin
     /// create-token`). Over HTTP each request's own `Authorization` header is used instead.
-    #[arg(long, env = "HESTAMI_TOKEN")]
+    #[arg(long, env = "HESTAMI_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Over stdio: the organization the tools act in (over HTTP, each request's
     /// `X-Organization-Id`).
