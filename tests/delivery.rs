@@ -246,6 +246,26 @@ async fn setup(s: &TestServer) -> Fixture {
     f
 }
 
+/// An estimate of [`lines`] for `customer` at `property`, generated and sent.
+async fn generate_and_send(
+    s: &TestServer,
+    customer: &Value,
+    property: &Value,
+    option: &str,
+) -> Value {
+    let estimate = s
+        .mutate(
+            "estimate/v1/generate",
+            json!({ "customerId": customer["id"], "propertyId": property["id"],
+                    "options": [{ "name": option, "lines": lines() }],
+                    "validUntil": (chrono::Utc::now() + Span::days(14)).to_rfc3339() }),
+        )
+        .await;
+    s.mutate("estimate/v1/send", json!({ "estimateId": estimate["id"] }))
+        .await;
+    estimate
+}
+
 fn lines() -> Value {
     json!([
         { "description": "Water heater install", "kind": "service", "unitPrice": "1249.99", "quantity": "1" },
@@ -529,16 +549,7 @@ async fn dead_letters_and_redrive(backend: Backend) {
         return;
     };
     let f = setup(&s).await;
-    let estimate = s
-        .mutate(
-            "estimate/v1/generate",
-            json!({ "customerId": f.customer["id"], "propertyId": f.property["id"],
-                    "options": [{ "name": "Standard", "lines": lines() }],
-                    "validUntil": (chrono::Utc::now() + Span::days(14)).to_rfc3339() }),
-        )
-        .await;
-    s.mutate("estimate/v1/send", json!({ "estimateId": estimate["id"] }))
-        .await;
+    generate_and_send(&s, &f.customer, &f.property, "Standard").await;
     until(&s, "a dead letter", || async {
         messages(&s, Some("dead")).await.len() == 1
     })
@@ -615,16 +626,7 @@ async fn dead_letters_and_redrive(backend: Backend) {
                     "region": "IL", "postalCode": "60601", "country": "US" } }),
         )
         .await;
-    let estimate = s
-        .mutate(
-            "estimate/v1/generate",
-            json!({ "customerId": nobody["id"], "propertyId": property["id"],
-                    "options": [{ "name": "Standard", "lines": lines() }],
-                    "validUntil": (chrono::Utc::now() + Span::days(14)).to_rfc3339() }),
-        )
-        .await;
-    s.mutate("estimate/v1/send", json!({ "estimateId": estimate["id"] }))
-        .await;
+    generate_and_send(&s, &nobody, &property, "Standard").await;
     until(&s, "a refused message", || async {
         messages(&s, Some("dead")).await.len() == 1
     })
@@ -661,16 +663,8 @@ async fn two_relays_send_each_message_once(backend: Backend) {
     .with_relay(relay);
     let mut ids = Vec::new();
     for k in 0..8 {
-        let estimate = s
-            .mutate(
-                "estimate/v1/generate",
-                json!({ "customerId": f.customer["id"], "propertyId": f.property["id"],
-                        "options": [{ "name": format!("Option {k}"), "lines": lines() }],
-                        "validUntil": (chrono::Utc::now() + Span::days(14)).to_rfc3339() }),
-            )
-            .await;
-        s.mutate("estimate/v1/send", json!({ "estimateId": estimate["id"] }))
-            .await;
+        let estimate =
+            generate_and_send(&s, &f.customer, &f.property, &format!("Option {k}")).await;
         ids.push(estimate["id"].as_str().unwrap().to_owned());
     }
     for _ in 0..150 {
@@ -713,16 +707,7 @@ async fn messages_wait_for_a_channel(backend: Backend) {
         return;
     };
     let f = setup(&s).await;
-    let estimate = s
-        .mutate(
-            "estimate/v1/generate",
-            json!({ "customerId": f.customer["id"], "propertyId": f.property["id"],
-                    "options": [{ "name": "Standard", "lines": lines() }],
-                    "validUntil": (chrono::Utc::now() + Span::days(14)).to_rfc3339() }),
-        )
-        .await;
-    s.mutate("estimate/v1/send", json!({ "estimateId": estimate["id"] }))
-        .await;
+    generate_and_send(&s, &f.customer, &f.property, "Standard").await;
     // A relay without a channel leaves messages to one that has one: nothing is attempted.
     assert_eq!(s.services.deliver_due().await.unwrap(), 0);
     let waiting = messages(&s, Some("pending")).await;
@@ -779,16 +764,7 @@ async fn a_stalled_smtp_server_does_not_hold_the_relay(backend: Backend) {
         return;
     };
     let f = setup(&s).await;
-    let estimate = s
-        .mutate(
-            "estimate/v1/generate",
-            json!({ "customerId": f.customer["id"], "propertyId": f.property["id"],
-                    "options": [{ "name": "Standard", "lines": lines() }],
-                    "validUntil": (chrono::Utc::now() + Span::days(14)).to_rfc3339() }),
-        )
-        .await;
-    s.mutate("estimate/v1/send", json!({ "estimateId": estimate["id"] }))
-        .await;
+    generate_and_send(&s, &f.customer, &f.property, "Standard").await;
     let pass = tokio::time::timeout(Duration::from_secs(20), s.services.deliver_due()).await;
     assert!(pass.is_ok(), "the pass waited on a silent server");
     let pending = messages(&s, Some("pending")).await;
