@@ -20,6 +20,8 @@ both!(
     other_organizations_and_roles,
     concurrent_issues_number_invoices_without_gaps,
     concurrent_card_payments_keep_no_unrecorded_money,
+    credit_notes_and_write_offs,
+    concurrent_credit_notes_are_numbered_without_gaps,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1460,4 +1462,263 @@ async fn concurrent_card_payments_keep_no_unrecorded_money(s: TestServer) {
         1,
         "one charge, nothing to give back"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credit notes and write-offs.
+// ---------------------------------------------------------------------------------------------
+
+async fn job_status(s: &TestServer, job: &Value) -> String {
+    s.call("job/v1/get", json!({ "jobId": job["id"] }))
+        .await
+        .ok()["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn credit_notes_and_write_offs(s: TestServer) {
+    let f = s.fixture().await;
+    let job = s.job(&f).await;
+    complete(&s, &f, &job).await;
+    let issued = issued_invoice(&s, &job, "200.00").await;
+    let paid = pay(&s, &issued, "200.00", "card").await.ok();
+    assert_eq!(job_status(&s, &job).await, "paid");
+    let payment = paid["payments"][0]["id"].clone();
+
+    // Goodwill on a paid invoice: a credit note alone would leave it owing less than nothing.
+    let goodwill = |refund: Option<&Value>| {
+        json!({ "idempotencyKey": key(), "invoiceId": issued["id"], "reason": "Late arrival",
+                "adjustments": [{ "description": "Goodwill", "amount": "50.00" }],
+                "refundPaymentId": refund })
+    };
+    let alone = s.call("invoice/v1/creditNote", goodwill(None)).await;
+    alone.assert_error(422, "CREDIT_EXCEEDS_BALANCE");
+    assert_eq!(alone.json["error"]["details"]["balance"], "0.00");
+    // With its refund, through the processor that took the card, it stays paid and settled.
+    let body = goodwill(Some(&payment));
+    s.payments.script([Behavior::ChargeThenTimeout]);
+    s.call("invoice/v1/creditNote", body.clone())
+        .await
+        .assert_error(503, "PAYMENT_PROVIDER_UNAVAILABLE");
+    assert_eq!(invoice(&s, &issued).await["creditNotes"], json!([]));
+    let credited = s.call("invoice/v1/creditNote", body.clone()).await.ok();
+    assert_eq!(
+        (
+            &credited["status"],
+            &credited["balance"],
+            &credited["credited"],
+            &credited["refunded"]
+        ),
+        (
+            &json!("paid"),
+            &json!("0.00"),
+            &json!("50.00"),
+            &json!("50.00")
+        )
+    );
+    let note = &credited["creditNotes"][0];
+    assert_eq!(
+        (&note["number"], &note["total"]),
+        (&json!("CN-000001"), &json!("50.00"))
+    );
+    assert_eq!(note["refundId"], credited["refunds"][0]["id"]);
+    assert_eq!(note["adjustments"][0]["amount"], "50.00");
+    let refunds: Vec<_> = s
+        .payments
+        .moved()
+        .into_iter()
+        .filter(|m| m.kind == "refund")
+        .collect();
+    assert_eq!(
+        refunds.len(),
+        1,
+        "refunded once across the retry: {refunds:?}"
+    );
+    assert_eq!(refunds[0].amount.amount().to_string(), "50.00");
+    assert_eq!(s.call("invoice/v1/creditNote", body).await.json, credited);
+    assert_eq!(job_status(&s, &job).await, "paid");
+    // The customer hears of it.
+    let messages = s
+        .call("notification/v1/messages", json!({ "limit": 200 }))
+        .await
+        .ok();
+    let notes: Vec<&Value> = messages["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "credit_note_issued")
+        .collect();
+    assert_eq!(notes.len(), 1, "{messages}");
+    assert_eq!(notes[0]["payload"]["creditNoteNumber"], "CN-000001");
+
+    // Half of a line credited at the invoice's price; the rest written off; a credited invoice
+    // cannot be voided.
+    let job2 = s.job(&f).await;
+    complete(&s, &f, &job2).await;
+    let second = issued_invoice(&s, &job2, "80.00").await;
+    let over = s
+        .call(
+            "invoice/v1/creditNote",
+            json!({ "idempotencyKey": key(), "invoiceId": second["id"], "reason": "Returned part",
+                    "lines": [{ "line": 0, "quantity": "2" }] }),
+        )
+        .await;
+    over.assert_error(422, "CREDIT_EXCEEDS_INVOICE");
+    let missing = s
+        .call(
+            "invoice/v1/creditNote",
+            json!({ "idempotencyKey": key(), "invoiceId": second["id"], "reason": "x",
+                    "lines": [{ "line": 3 }] }),
+        )
+        .await;
+    assert_eq!(
+        field_errors(&missing),
+        vec![("lines[0].line".to_owned(), "not_found".to_owned())]
+    );
+    let empty = s
+        .call(
+            "invoice/v1/creditNote",
+            json!({ "idempotencyKey": key(), "invoiceId": second["id"], "reason": "x" }),
+        )
+        .await;
+    assert_eq!(
+        field_errors(&empty),
+        vec![("lines".to_owned(), "required".to_owned())]
+    );
+    let half = s
+        .mutate(
+            "invoice/v1/creditNote",
+            json!({ "invoiceId": second["id"], "reason": "Returned part",
+                    "lines": [{ "line": 0, "quantity": "0.5" }] }),
+        )
+        .await;
+    assert_eq!(
+        (
+            &half["status"],
+            &half["balance"],
+            &half["creditNotes"][0]["number"]
+        ),
+        (&json!("issued"), &json!("40.00"), &json!("CN-000002"))
+    );
+    assert_eq!(half["creditNotes"][0]["lines"][0]["lineTotal"], "40.00");
+    s.call(
+        "invoice/v1/void",
+        json!({ "idempotencyKey": key(), "invoiceId": second["id"], "reason": "Mistake" }),
+    )
+    .await
+    .assert_error(409, "INVOICE_HAS_CREDITS");
+    let too_much = s
+        .call(
+            "invoice/v1/writeOff",
+            json!({ "idempotencyKey": key(), "invoiceId": second["id"], "amount": "40.01",
+                    "reason": "Customer unreachable" }),
+        )
+        .await;
+    too_much.assert_error(422, "WRITE_OFF_EXCEEDS_BALANCE");
+    assert_eq!(too_much.json["error"]["details"]["balance"], "40.00");
+    let list = s
+        .call("invoice/v1/list", json!({ "jobId": job2["id"] }))
+        .await
+        .ok();
+    assert_eq!(list["aging"]["current"], "40.00");
+    let written = s
+        .mutate(
+            "invoice/v1/writeOff",
+            json!({ "invoiceId": second["id"], "amount": "40.00",
+                    "reason": "Customer unreachable" }),
+        )
+        .await;
+    assert_eq!(
+        (
+            &written["status"],
+            &written["balance"],
+            &written["writtenOff"]
+        ),
+        (&json!("paid"), &json!("0.00"), &json!("40.00"))
+    );
+    assert_eq!(job_status(&s, &job2).await, "paid");
+    let list = s
+        .call("invoice/v1/list", json!({ "jobId": job2["id"] }))
+        .await
+        .ok();
+    assert_eq!(list["aging"]["current"], "0.00");
+
+    // Managers only; other organizations see nothing.
+    let office = support::Tenant {
+        token: s.member(&s.a, "office@example.com", Role::Office).await,
+        ..s.a.clone()
+    };
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    for (who, status, code) in [(&office, 403, "FORBIDDEN"), (&b, 404, "NOT_FOUND")] {
+        s.call_as(
+            who,
+            "invoice/v1/writeOff",
+            json!({ "idempotencyKey": key(), "invoiceId": issued["id"], "amount": "1.00",
+                    "reason": "x" }),
+        )
+        .await
+        .assert_error(status, code);
+        s.call_as(
+            who,
+            "invoice/v1/creditNote",
+            json!({ "idempotencyKey": key(), "invoiceId": issued["id"], "reason": "x",
+                    "adjustments": [{ "description": "x", "amount": "1.00" }],
+                    "refundPaymentId": payment }),
+        )
+        .await
+        .assert_error(status, code);
+    }
+}
+
+async fn concurrent_credit_notes_are_numbered_without_gaps(s: TestServer) {
+    const INVOICES: usize = 12;
+    let f = s.fixture().await;
+    let job = s.job(&f).await;
+    let mut invoices = Vec::new();
+    for _ in 0..INVOICES {
+        invoices.push(issued_invoice(&s, &job, "30.00").await);
+    }
+    let server = std::sync::Arc::new(s);
+    // Each invoice gets two credit notes that do not fit together, all at once: one of each pair
+    // is refused, and the refused ones take no number.
+    let mut tasks = tokio::task::JoinSet::new();
+    for invoice in &invoices {
+        for amount in ["10.00", "25.00"] {
+            let (server, id) = (server.clone(), invoice["id"].clone());
+            tasks.spawn(async move {
+                server
+                    .call(
+                        "invoice/v1/creditNote",
+                        json!({ "idempotencyKey": key(), "invoiceId": id, "reason": "Discount",
+                                "adjustments": [{ "description": "Discount", "amount": amount }] }),
+                    )
+                    .await
+            });
+        }
+    }
+    let mut numbers = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.unwrap();
+        if reply.status.as_u16() == 200 {
+            numbers.push(
+                reply.json["creditNotes"][0]["number"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        } else {
+            let code = reply.json["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(
+                ["CREDIT_EXCEEDS_BALANCE", "CREDIT_EXCEEDS_INVOICE"].contains(&code.as_str()),
+                "{reply:?}"
+            );
+        }
+    }
+    numbers.sort();
+    let expected: Vec<String> = (1..=INVOICES).map(|n| format!("CN-{n:06}")).collect();
+    assert_eq!(numbers, expected, "no gap, no duplicate");
 }

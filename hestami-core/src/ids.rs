@@ -117,6 +117,14 @@ id_type!(
     RefundId
 );
 id_type!(
+    /// A credit note against an invoice.
+    CreditNoteId
+);
+id_type!(
+    /// A write-off of (part of) an invoice's balance as bad debt.
+    WriteOffId
+);
+id_type!(
     /// A note on a job or one of its appointments.
     NoteId
 );

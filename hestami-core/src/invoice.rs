@@ -5,8 +5,13 @@
 //! draft ─issue→ issued            (paid at once when the total is 0)
 //! issued ─pay→ issued | paid      (paid when the balance reaches 0)
 //! issued|paid ─refund→ issued
-//! draft|issued ─void→ void        (an issued invoice's number stays used)
+//! issued|paid ─credit→ issued | paid   (a credit note; paid only with its refund, see below)
+//! issued ─write_off→ issued | paid
+//! draft|issued ─void→ void        (an issued invoice's number stays used; not once credited)
 //! ```
+//!
+//! `paid` means nothing is owed: the balance is 0, whether by payments, credit notes or
+//! write-offs (the invoice lists each).
 //!
 //! An invoice holds its [`Quote`] as a value, priced through the same
 //! [`crate::pricebook::quote`] as estimates (from lines, from actuals recorded on the job) or
@@ -19,9 +24,16 @@
 //! concurrency and across crashes. This module never invents one; [`InvoiceCommand::Issue`]
 //! carries it in. A voided invoice keeps its number.
 //!
-//! **Balances.** `balance = total − payments + refunds`. A payment may be partial but never more
-//! than the balance (`PAYMENT_EXCEEDS_BALANCE`); a refund is at most what is left of its payment
-//! (`REFUND_EXCEEDS_PAYMENT`). So the balance is never negative and never above the total.
+//! **Balances.** `balance = total − credited − written off − payments + refunds`. A payment may
+//! be partial but never more than the balance (`PAYMENT_EXCEEDS_BALANCE`); a refund is at most
+//! what is left of its payment (`REFUND_EXCEEDS_PAYMENT`); a credit note or a write-off is at most
+//! the balance (`CREDIT_EXCEEDS_BALANCE`, `WRITE_OFF_EXCEEDS_BALANCE`), except a credit note that
+//! refunds its whole amount, and the credit notes together are at most the total
+//! (`CREDIT_EXCEEDS_INVOICE`). So the balance is never negative and never above the total.
+//!
+//! A refund returns money, so it is owed again; a credit note reduces what is owed. Goodwill on
+//! a paid invoice is a credit note with a refund (see [`credit`]): the money goes back and the
+//! invoice stays paid.
 
 use std::collections::BTreeMap;
 
@@ -31,74 +43,102 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::Invalid;
 use crate::estimate::{Estimate, EstimateStatus};
 use crate::ids::{
-    CustomerId, EstimateId, EstimateOptionId, InvoiceId, JobId, PaymentId, RefundId, UserId,
+    CreditNoteId, CustomerId, EstimateId, EstimateOptionId, InvoiceId, JobId, PaymentId, RefundId,
+    UserId,
 };
 use crate::money::{FieldError, Money};
 use crate::org::Currency;
 use crate::pricebook::Quote;
 use crate::text::{Name, Reason};
 
-/// An invoice number, `INV-` and at least six digits (`INV-000123`, `INV-1234567`), made from
-/// the value of the organization's gapless sequence (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InvoiceNumber(u64);
+pub mod credit;
 
-impl InvoiceNumber {
-    /// The prefix.
-    pub const PREFIX: &'static str = "INV-";
+pub use credit::{CreditNote, CreditRefund, CreditRequest, WriteOff};
 
-    /// The number for sequence value `value` (1 for an organization's first invoice).
-    pub fn from_sequence(value: u64) -> Result<Self, Invalid> {
-        if value == 0 {
-            Err(Invalid::new("out_of_range", "invoice numbers start at 1"))
-        } else {
-            Ok(Self(value))
+/// A document number made from a gapless per-organization sequence: a prefix and at least six
+/// digits (`INV-000123`, `CN-1234567`).
+macro_rules! document_number {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal, $code:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(u64);
+
+        impl $name {
+            /// The prefix.
+            pub const PREFIX: &'static str = $prefix;
+
+            #[doc = concat!("The number for sequence value `value` (1 for an organization's first ", $what, ").")]
+            pub fn from_sequence(value: u64) -> Result<Self, Invalid> {
+                if value == 0 {
+                    Err(Invalid::new("out_of_range", "document numbers start at 1"))
+                } else {
+                    Ok(Self(value))
+                }
+            }
+
+            #[doc = concat!("Parses `", $prefix, "000123`.")]
+            pub fn parse(raw: &str) -> Result<Self, Invalid> {
+                let invalid = || {
+                    Invalid::new(
+                        $code,
+                        format!(concat!("{:?} is not ", $what, " number such as ", $prefix, "000123"), raw),
+                    )
+                };
+                let digits = raw.trim().strip_prefix(Self::PREFIX).ok_or_else(invalid)?;
+                if digits.len() < 6 || !digits.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(invalid());
+                }
+                let value: u64 = digits.parse().map_err(|_| invalid())?;
+                if digits.len() > 6 && digits.starts_with('0') {
+                    return Err(invalid());
+                }
+                Self::from_sequence(value).map_err(|_| invalid())
+            }
+
+            /// The sequence value.
+            pub fn sequence(&self) -> u64 {
+                self.0
+            }
         }
-    }
 
-    /// Parses `INV-000123`.
-    pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let invalid = || {
-            Invalid::new(
-                "invalid_invoice_number",
-                format!("{raw:?} is not an invoice number such as INV-000123"),
-            )
-        };
-        let digits = raw.trim().strip_prefix(Self::PREFIX).ok_or_else(invalid)?;
-        if digits.len() < 6 || !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err(invalid());
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}{:06}", Self::PREFIX, self.0)
+            }
         }
-        let value: u64 = digits.parse().map_err(|_| invalid())?;
-        if digits.len() > 6 && digits.starts_with('0') {
-            return Err(invalid());
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_string())
+            }
         }
-        Self::from_sequence(value).map_err(|_| invalid())
-    }
 
-    /// The sequence value.
-    pub fn sequence(&self) -> u64 {
-        self.0
-    }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for InvoiceNumber {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{:06}", Self::PREFIX, self.0)
-    }
-}
+document_number!(
+    /// An invoice number, `INV-` and at least six digits (`INV-000123`, `INV-1234567`), made from
+    /// the value of the organization's gapless sequence (see the module docs).
+    InvoiceNumber,
+    "INV-",
+    "an invoice",
+    "invalid_invoice_number"
+);
 
-impl Serialize for InvoiceNumber {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for InvoiceNumber {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+document_number!(
+    /// A credit note number, `CN-` and at least six digits (`CN-000012`), from the
+    /// organization's own gapless credit note sequence, separate from the invoices'.
+    CreditNoteNumber,
+    "CN-",
+    "a credit note",
+    "invalid_credit_note_number"
+);
 
 /// Payment terms: due `net_days` days after the issue date (0: due on receipt).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -179,7 +219,7 @@ pub enum InvoiceStatus {
     Draft,
     /// Numbered and sent; a balance is owed.
     Issued,
-    /// The balance is 0.
+    /// Nothing is owed: the balance is 0 (paid, credited or written off).
     Paid,
     /// Cancelled; its number (if it had one) stays used.
     Void,
@@ -231,6 +271,10 @@ pub enum InvoiceAction {
     Pay,
     /// Refund (part of) a payment.
     Refund,
+    /// Issue a credit note against it.
+    Credit,
+    /// Write (part of) the balance off as bad debt.
+    WriteOff,
     /// Cancel it.
     Void,
 }
@@ -243,6 +287,8 @@ impl InvoiceAction {
             Self::Issue => "issue",
             Self::Pay => "pay",
             Self::Refund => "refund",
+            Self::Credit => "credit",
+            Self::WriteOff => "write_off",
             Self::Void => "void",
         }
     }
@@ -261,6 +307,11 @@ pub const TRANSITIONS: &[(InvoiceStatus, InvoiceAction, InvoiceStatus)] = &[
     (S::Issued, A::Pay, S::Paid),
     (S::Issued, A::Refund, S::Issued),
     (S::Paid, A::Refund, S::Issued),
+    (S::Issued, A::Credit, S::Issued),
+    (S::Issued, A::Credit, S::Paid),
+    (S::Paid, A::Credit, S::Paid),
+    (S::Issued, A::WriteOff, S::Issued),
+    (S::Issued, A::WriteOff, S::Paid),
     (S::Draft, A::Void, S::Void),
     (S::Issued, A::Void, S::Void),
 ];
@@ -411,6 +462,12 @@ pub struct Invoice {
     pub payments: Vec<Payment>,
     /// Refunds, in the order made.
     pub refunds: Vec<Refund>,
+    /// Its credit notes, oldest first.
+    #[serde(default)]
+    pub credit_notes: Vec<CreditNote>,
+    /// What was written off, oldest first.
+    #[serde(default)]
+    pub write_offs: Vec<WriteOff>,
     /// Why it was voided.
     pub void_reason: Option<Reason>,
     /// When it was created.
@@ -440,10 +497,24 @@ impl Invoice {
         sum(self.currency(), self.refunds.iter().map(|r| &r.amount))
     }
 
-    /// `total − payments + refunds`; between 0 and the total.
+    /// The sum of the credit notes.
+    pub fn credited(&self) -> Money {
+        sum(self.currency(), self.credit_notes.iter().map(|n| &n.total))
+    }
+
+    /// The sum of the write-offs.
+    pub fn written_off(&self) -> Money {
+        sum(self.currency(), self.write_offs.iter().map(|w| &w.amount))
+    }
+
+    /// `total − credited − written off − payments + refunds`; between 0 and the total.
     pub fn balance(&self) -> Money {
         Money::new(
-            self.total().amount() - self.paid().amount() + self.refunded().amount(),
+            self.total().amount()
+                - self.credited().amount()
+                - self.written_off().amount()
+                - self.paid().amount()
+                + self.refunded().amount(),
             self.currency(),
         )
         .round()
@@ -590,6 +661,24 @@ pub enum InvoiceCommand {
         /// The refund.
         refund: NewRefund,
     },
+    /// Issue a credit note (the store allocates the number), with or without a refund of it.
+    Credit {
+        /// The credit note's id.
+        id: CreditNoteId,
+        /// The next number of the organization's credit note sequence.
+        number: CreditNoteNumber,
+        /// Today in the organization's time zone.
+        issue_date: NaiveDate,
+        /// What it credits.
+        request: CreditRequest,
+        /// Refund its whole amount to a payment of the invoice.
+        refund: Option<CreditRefund>,
+    },
+    /// Write (part of) the balance off.
+    WriteOff {
+        /// The write-off.
+        write_off: WriteOff,
+    },
     /// Cancel it.
     Void {
         /// Why.
@@ -605,6 +694,8 @@ impl InvoiceCommand {
             Self::Issue { .. } => A::Issue,
             Self::Pay { .. } => A::Pay,
             Self::Refund { .. } => A::Refund,
+            Self::Credit { .. } => A::Credit,
+            Self::WriteOff { .. } => A::WriteOff,
             Self::Void { .. } => A::Void,
         }
     }
@@ -648,6 +739,18 @@ pub enum InvoiceChange {
     Refunded {
         /// The refund.
         refund: NewRefund,
+    },
+    /// A credit note was issued, and with it the refund of its amount when it carried one.
+    Credited {
+        /// The credit note.
+        credit_note: Box<CreditNote>,
+        /// Its refund.
+        refund: Option<NewRefund>,
+    },
+    /// (Part of) the balance was written off.
+    WrittenOff {
+        /// The write-off.
+        write_off: WriteOff,
     },
     /// It was voided.
     Voided {
@@ -724,6 +827,36 @@ pub enum InvoiceError {
         /// The net amount paid.
         paid: Money,
     },
+    /// An invoice with credit notes or write-offs cannot be voided: they reduce it already.
+    #[error(
+        "an invoice with credit notes or write-offs cannot be voided; credit what is left instead"
+    )]
+    HasCredits,
+    /// A credit note beyond what is left to credit: a quantity above what is left of a line, or
+    /// credits above the total.
+    #[error("the credit note credits more than the invoice bills: {message}")]
+    CreditExceedsInvoice {
+        /// What is over.
+        message: String,
+    },
+    /// A credit note without a refund above the balance: it would leave a negative balance.
+    #[error(
+        "a credit note of {amount} exceeds the balance of {balance}; refund it to a payment to credit more than is owed"
+    )]
+    CreditExceedsBalance {
+        /// The credit note's total.
+        amount: Money,
+        /// The balance.
+        balance: Money,
+    },
+    /// A write-off above the balance.
+    #[error("a write-off of {amount} exceeds the balance of {balance}")]
+    WriteOffExceedsBalance {
+        /// The write-off.
+        amount: Money,
+        /// The balance.
+        balance: Money,
+    },
     /// The estimate is not approved.
     #[error("only an approved estimate can be invoiced; this one is {status}")]
     EstimateNotApproved {
@@ -748,6 +881,10 @@ impl InvoiceError {
             Self::PaymentNotFound { .. } => "PAYMENT_NOT_FOUND",
             Self::Duplicate { .. } => "PAYMENT_DUPLICATE",
             Self::HasPayments { .. } => "INVOICE_HAS_PAYMENTS",
+            Self::HasCredits => "INVOICE_HAS_CREDITS",
+            Self::CreditExceedsInvoice { .. } => "CREDIT_EXCEEDS_INVOICE",
+            Self::CreditExceedsBalance { .. } => "CREDIT_EXCEEDS_BALANCE",
+            Self::WriteOffExceedsBalance { .. } => "WRITE_OFF_EXCEEDS_BALANCE",
             Self::EstimateNotApproved { .. } => "ESTIMATE_NOT_APPROVED",
             Self::Invalid { .. } => "VALIDATION_FAILED",
         }
@@ -761,6 +898,7 @@ impl InvoiceError {
             Self::InvalidTransition { .. }
                 | Self::EstimateNotApproved { .. }
                 | Self::Duplicate { .. }
+                | Self::HasCredits
         )
     }
 }
@@ -839,6 +977,8 @@ pub fn create(
         due_date: None,
         payments: Vec::new(),
         refunds: Vec::new(),
+        credit_notes: Vec::new(),
+        write_offs: Vec::new(),
         void_reason: None,
         created_at: now,
         updated_at: now,
@@ -866,7 +1006,7 @@ pub fn genesis(id: InvoiceId, event: &InvoiceEvent) -> Option<Invoice> {
         .map(|(invoice, _)| invoice)
 }
 
-fn check_amount(field: &str, amount: &Money, currency: Currency) -> Vec<FieldError> {
+pub(crate) fn check_amount(field: &str, amount: &Money, currency: Currency) -> Vec<FieldError> {
     let mut problems = Vec::new();
     if amount.currency() != currency {
         problems.push(FieldError::new(
@@ -996,7 +1136,95 @@ pub fn decide(
                 S::Issued,
             ))
         }
+        InvoiceCommand::Credit {
+            id,
+            number,
+            issue_date,
+            request,
+            refund,
+        } => {
+            let mut note = credit::price_credit_note(invoice, *id, *number, *issue_date, request)?;
+            let balance = invoice.balance();
+            let refund = match refund {
+                None => {
+                    if note.total.amount() > balance.amount() {
+                        return Err(InvoiceError::CreditExceedsBalance {
+                            amount: note.total,
+                            balance,
+                        });
+                    }
+                    None
+                }
+                Some(r) => {
+                    check_new_id(invoice, r.id.as_uuid())?;
+                    let Some(refundable) = invoice.refundable(r.payment_id) else {
+                        return Err(InvoiceError::PaymentNotFound {
+                            payment_id: r.payment_id,
+                        });
+                    };
+                    if note.total.amount() > refundable.amount() {
+                        return Err(InvoiceError::RefundExceedsPayment {
+                            payment_id: r.payment_id,
+                            amount: note.total,
+                            refundable,
+                        });
+                    }
+                    note.refund_id = Some(r.id);
+                    Some(NewRefund {
+                        id: r.id,
+                        payment_id: r.payment_id,
+                        amount: note.total,
+                        reason: request.reason.clone(),
+                    })
+                }
+            };
+            let refunded = refund
+                .as_ref()
+                .map_or(rust_decimal::Decimal::ZERO, |r| r.amount.amount());
+            let after = balance.amount() - note.total.amount() + refunded;
+            let to = if after.is_zero() { S::Paid } else { S::Issued };
+            Ok((
+                InvoiceChange::Credited {
+                    credit_note: Box::new(note),
+                    refund,
+                },
+                to,
+            ))
+        }
+        InvoiceCommand::WriteOff { write_off } => {
+            let problems = check_amount("amount", &write_off.amount, currency);
+            if !problems.is_empty() {
+                return Err(InvoiceError::Invalid { problems });
+            }
+            if invoice.write_offs.iter().any(|w| w.id == write_off.id) {
+                return Err(InvoiceError::Duplicate {
+                    id: write_off.id.as_uuid(),
+                });
+            }
+            let balance = invoice.balance();
+            let amount = write_off.amount.round();
+            if amount.amount() > balance.amount() {
+                return Err(InvoiceError::WriteOffExceedsBalance { amount, balance });
+            }
+            let to = if amount.amount() == balance.amount() {
+                S::Paid
+            } else {
+                S::Issued
+            };
+            Ok((
+                InvoiceChange::WrittenOff {
+                    write_off: WriteOff {
+                        amount,
+                        ..write_off.clone()
+                    },
+                },
+                to,
+            ))
+        }
         InvoiceCommand::Void { reason } => {
+            if !invoice.credit_notes.is_empty() || !invoice.write_offs.is_empty() {
+                return Err(InvoiceError::HasCredits);
+            }
             let net_paid = Money::new(
                 invoice.paid().amount() - invoice.refunded().amount(),
                 currency,
@@ -1060,6 +1288,22 @@ pub fn evolve(invoice: &Invoice, event: &InvoiceEvent) -> Invoice {
             reason: refund.reason.clone(),
             refunded_at: event.at,
         }),
+        InvoiceChange::Credited {
+            credit_note,
+            refund,
+        } => {
+            next.credit_notes.push(CreditNote::clone(credit_note));
+            if let Some(refund) = refund {
+                next.refunds.push(Refund {
+                    id: refund.id,
+                    payment_id: refund.payment_id,
+                    amount: refund.amount,
+                    reason: refund.reason.clone(),
+                    refunded_at: event.at,
+                });
+            }
+        }
+        InvoiceChange::WrittenOff { write_off } => next.write_offs.push(write_off.clone()),
         InvoiceChange::Voided { reason } => next.void_reason = Some(reason.clone()),
     }
     next

@@ -484,6 +484,8 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("invoice/v1/void", OFFICE),
     ("invoice/v1/collectPayment", FIELD),
     ("invoice/v1/refund", MANAGERS),
+    ("invoice/v1/creditNote", MANAGERS),
+    ("invoice/v1/writeOff", MANAGERS),
     ("invoice/v1/get", EVERYONE),
     ("invoice/v1/list", EVERYONE),
     ("invoice/v1/pdf", EVERYONE),
@@ -718,6 +720,8 @@ mod tests {
             invoice/v1/void                owner admin dispatcher office
             invoice/v1/collectPayment      owner admin dispatcher office technician
             invoice/v1/refund              owner admin
+            invoice/v1/creditNote          owner admin
+            invoice/v1/writeOff            owner admin
             invoice/v1/get                 owner admin dispatcher office technician viewer
             invoice/v1/list                owner admin dispatcher office technician viewer
             invoice/v1/pdf                 owner admin dispatcher office technician viewer

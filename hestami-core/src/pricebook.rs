@@ -1264,21 +1264,43 @@ pub fn quote(ctx: &PricingContext<'_>, request: &QuoteRequest) -> Result<Quote, 
     if !problems.is_empty() {
         return Err(problems);
     }
+    let taxes: Vec<TaxBasis> = ctx
+        .taxes
+        .iter()
+        .map(|rate| TaxBasis {
+            name: rate.name.clone(),
+            percent: rate.percent,
+            taxable: rate.taxable,
+        })
+        .collect();
     summarize(
         ctx.currency,
         lines,
         request.discount.as_ref(),
-        ctx.taxes,
+        &taxes,
         roundings,
     )
 }
 
-/// Totals for lines that are already priced (line totals rounded).
-fn summarize(
+/// What a tax rate contributes to a quote: its name, rate and the kinds it taxes (a
+/// [`TaxRate`] without its jurisdiction, or an invoice's [`TaxLine`] without its amounts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaxBasis {
+    /// The rate's name.
+    pub name: Name,
+    /// The rate.
+    pub percent: Percent,
+    /// What it taxes.
+    pub taxable: TaxableKinds,
+}
+
+/// Totals for lines that are already priced (line totals rounded), by the same rules and
+/// rounding points as [`quote`]: how a credit note prices part of an invoice again.
+pub fn summarize(
     currency: Currency,
     lines: Vec<PricedLine>,
     discount_rule: Option<&Discount>,
-    taxes: &[TaxRate],
+    taxes: &[TaxBasis],
     mut roundings: Vec<Rounding>,
 ) -> Result<Quote, Vec<FieldError>> {
     let mut problems = Vec::new();

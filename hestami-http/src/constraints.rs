@@ -225,7 +225,14 @@ fn schema_rule(schema: &str, field: &str) -> Option<Value> {
         ("AddressDto", "region") => text(Name::MAX_CHARS),
         // A line's description replaces the item's name.
         ("QuoteLineInput", "description") => text(Name::MAX_CHARS),
-        ("QuoteLineInput", "quantity") => json!({ "pattern": QUANTITY_PATTERN }),
+        ("QuoteLineInput" | "CreditLineInput", "quantity") => {
+            json!({ "pattern": QUANTITY_PATTERN })
+        }
+        ("AdjustmentInput", "description") => text(Name::MAX_CHARS),
+        ("CreditNoteInput", "lines") => json!({ "maxItems": MAX_LINES }),
+        ("CreditNoteInput", "adjustments") => {
+            json!({ "maxItems": hestami_core::invoice::credit::MAX_ADJUSTMENTS })
+        }
         ("BundledMaterialInput", "quantity") => json!({ "pattern": POSITIVE_PATTERN }),
         // What is priced has 1 to `MAX_LINES` lines.
         (

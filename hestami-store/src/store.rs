@@ -133,6 +133,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "notification_settings",
     "webhook_subscriptions",
     "webhook_deliveries",
+    "credit_note_sequences",
+    "credit_notes",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

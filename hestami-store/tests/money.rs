@@ -32,6 +32,7 @@ on_every_backend!(
     the_money_path_moves_the_job_to_paid,
     invoice_numbers_are_gapless_across_crashes_and_refusals,
     a_payment_crashing_anywhere_charges_exactly_once,
+    a_goodwill_credit_crashing_anywhere_refunds_once_and_numbers_once,
     declines_and_timeouts_record_nothing_and_charge_once,
     refunds_go_back_through_the_provider,
     estimates_expire_by_their_timer_and_invoices_go_overdue,
@@ -283,6 +284,56 @@ async fn a_payment_crashing_anywhere_charges_exactly_once(fx: Fixture) {
             paid.payments[0].reference.as_ref().map(|r| r.as_str()),
             Some(charge_ref.as_str())
         );
+    }
+}
+
+/// A credit note with its refund (goodwill on a paid invoice), crashed after each of its steps
+/// (reserved, refund journalled, recorded) and inside the refund: recovery finishes it with one
+/// refund at the processor, one credit note, and credit note numbers without a gap.
+async fn a_goodwill_credit_crashing_anywhere_refunds_once_and_numbers_once(fx: Fixture) {
+    let org = fx.org("Goodwill crashes").await;
+    let c = &org.caller;
+    let provider = TestProvider::new();
+    let s = with_processor(&fx, &provider, "credits", None).await;
+    let job = completed_job(&s, c).await;
+    for (i, crash) in [Some(0), Some(1), Some(2), None].into_iter().enumerate() {
+        let draft = draft_invoice(&s, c, &job, "100.00").await;
+        let invoice: Invoice = ok(&s, c, issue(&draft)).await;
+        let paid: Invoice = ok(&s, c, pay(&invoice, "100.00", "card")).await;
+        let before = provider.moved().len();
+        if crash.is_none() {
+            provider.script([Behavior::ChargeThenCrash]);
+        }
+        let crashing = with_processor(&fx, &provider, "credits", crash.map(crash_once_at)).await;
+        let req = request(I::CreditNote(from_json(json!({
+            "invoiceId": paid.id, "refundPaymentId": paid.payments[0].id, "expectedVersion": null,
+            "request": { "lines": [], "reason": "Late arrival",
+                         "adjustments": [{ "description": "Goodwill", "amount": usd("25.00") }] },
+        }))));
+        match crashing.submit(c, req.clone()).await {
+            Err(StoreError::InjectedCrash) => {}
+            other => panic!("crash point {i}: expected a crash, got {other:?}"),
+        }
+        drop(crashing);
+        let restarted = with_processor(&fx, &provider, "credits", None).await;
+        assert_eq!(restarted.engine().recover(true).await.expect("recover"), 1);
+        let replay = restarted.submit(c, req).await.expect("replay");
+        assert!(replay.replayed);
+        let credited: Invoice =
+            serde_json::from_str(replay.outcome.as_ref().expect("credited")).unwrap();
+        assert_eq!(credited.status, InvoiceStatus::Paid, "crash point {i}");
+        assert_eq!(credited.credit_notes.len(), 1, "crash point {i}");
+        assert_eq!(
+            credited.credit_notes[0].number.to_string(),
+            format!("CN-{:06}", i + 1),
+            "crash point {i}: no number lost"
+        );
+        assert_eq!(credited.refunds.len(), 1, "crash point {i}");
+        assert!(credited.balance().is_zero());
+        let moved = provider.moved();
+        assert_eq!(moved.len(), before + 1, "crash point {i}: one refund");
+        assert_eq!(moved[before].kind, "refund");
+        assert_eq!(moved[before].amount.amount().to_string(), "25.00");
     }
 }
 

@@ -279,6 +279,11 @@ fn transition_table_snapshot() {
         issued --pay--> paid
         issued --refund--> issued
         paid --refund--> issued
+        issued --credit--> issued
+        issued --credit--> paid
+        paid --credit--> paid
+        issued --write_off--> issued
+        issued --write_off--> paid
         draft --void--> void
         issued --void--> void
     "#]]
@@ -314,6 +319,9 @@ fn every_command_in_every_state() {
         issue(8),
         pay(3, 100),
         refund(1, 1, 100),
+        credit(1, vec![(0, None)], None, None),
+        credit(2, vec![], Some(100), Some(payment_id(1))),
+        write_off(1, 100),
         InvoiceCommand::Void {
             reason: reason("Mistake"),
         },
@@ -336,26 +344,41 @@ fn every_command_in_every_state() {
         draft issue: ok issued balance 154.13
         draft pay: INVOICE_INVALID_TRANSITION: an invoice in state draft cannot pay; allowed: update, issue, void
         draft refund: INVOICE_INVALID_TRANSITION: an invoice in state draft cannot refund; allowed: update, issue, void
+        draft credit: INVOICE_INVALID_TRANSITION: an invoice in state draft cannot credit; allowed: update, issue, void
+        draft credit: INVOICE_INVALID_TRANSITION: an invoice in state draft cannot credit; allowed: update, issue, void
+        draft write_off: INVOICE_INVALID_TRANSITION: an invoice in state draft cannot write_off; allowed: update, issue, void
         draft void: ok void balance 154.13
-        issued update: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot update; allowed: pay, refund, void
-        issued issue: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot issue; allowed: pay, refund, void
+        issued update: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot update; allowed: pay, refund, credit, write_off, void
+        issued issue: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot issue; allowed: pay, refund, credit, write_off, void
         issued pay: ok issued balance 153.13
         issued refund: PAYMENT_NOT_FOUND: the invoice has no payment 00000000-0000-0000-0000-000000009a01
+        issued credit: ok issued balance 54.13
+        issued credit: PAYMENT_NOT_FOUND: the invoice has no payment 00000000-0000-0000-0000-000000009a01
+        issued write_off: ok issued balance 153.13
         issued void: ok void balance 154.13
-        partly paid update: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot update; allowed: pay, refund, void
-        partly paid issue: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot issue; allowed: pay, refund, void
+        partly paid update: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot update; allowed: pay, refund, credit, write_off, void
+        partly paid issue: INVOICE_INVALID_TRANSITION: an invoice in state issued cannot issue; allowed: pay, refund, credit, write_off, void
         partly paid pay: ok issued balance 143.13
         partly paid refund: ok issued balance 145.13
+        partly paid credit: ok issued balance 44.13
+        partly paid credit: ok issued balance 144.13
+        partly paid write_off: ok issued balance 143.13
         partly paid void: INVOICE_HAS_PAYMENTS: an invoice with 10.00 USD paid cannot be voided; refund the payments first
-        paid update: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot update; allowed: refund
-        paid issue: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot issue; allowed: refund
-        paid pay: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot pay; allowed: refund
+        paid update: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot update; allowed: refund, credit
+        paid issue: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot issue; allowed: refund, credit
+        paid pay: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot pay; allowed: refund, credit
         paid refund: ok issued balance 1.00
-        paid void: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot void; allowed: refund
+        paid credit: CREDIT_EXCEEDS_BALANCE: a credit note of 100.00 USD exceeds the balance of 0.00 USD; refund it to a payment to credit more than is owed
+        paid credit: ok paid balance 0.00
+        paid write_off: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot write_off; allowed: refund, credit
+        paid void: INVOICE_INVALID_TRANSITION: an invoice in state paid cannot void; allowed: refund, credit
         void update: INVOICE_INVALID_TRANSITION: an invoice in state void cannot update; allowed: none
         void issue: INVOICE_INVALID_TRANSITION: an invoice in state void cannot issue; allowed: none
         void pay: INVOICE_INVALID_TRANSITION: an invoice in state void cannot pay; allowed: none
         void refund: INVOICE_INVALID_TRANSITION: an invoice in state void cannot refund; allowed: none
+        void credit: INVOICE_INVALID_TRANSITION: an invoice in state void cannot credit; allowed: none
+        void credit: INVOICE_INVALID_TRANSITION: an invoice in state void cannot credit; allowed: none
+        void write_off: INVOICE_INVALID_TRANSITION: an invoice in state void cannot write_off; allowed: none
         void void: INVOICE_INVALID_TRANSITION: an invoice in state void cannot void; allowed: none
     "#]]
     .assert_eq(&out);
@@ -607,5 +630,386 @@ proptest! {
         prop_assert_eq!(&invoice.quote, &q1);
         prop_assert_eq!(invoice.quote.lines[0].item.map(|r| r.revision), Some(1));
         prop_assert_eq!(invoice.total(), q1.total);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credit notes and write-offs.
+// ---------------------------------------------------------------------------------------------
+
+fn credit_note_id(n: u128) -> crate::ids::CreditNoteId {
+    crate::ids::CreditNoteId::from_uuid(Uuid::from_u128(0xc4ed + n))
+}
+
+fn credit(
+    n: u128,
+    lines: Vec<(u32, Option<Decimal>)>,
+    adjustment: Option<i64>,
+    refund_of: Option<PaymentId>,
+) -> InvoiceCommand {
+    InvoiceCommand::Credit {
+        id: credit_note_id(n),
+        number: CreditNoteNumber::from_sequence(n as u64 + 1).expect("valid"),
+        issue_date: day(2031, 3, 9),
+        request: CreditRequest {
+            lines: lines
+                .into_iter()
+                .map(|(line, quantity)| credit::CreditLineRequest { line, quantity })
+                .collect(),
+            adjustments: adjustment
+                .map(|a| credit::Adjustment {
+                    description: name("Goodwill"),
+                    amount: cents(a),
+                })
+                .into_iter()
+                .collect(),
+            reason: reason("Goodwill"),
+        },
+        refund: refund_of.map(|payment_id| CreditRefund {
+            id: refund_id(0x100 + n),
+            payment_id,
+        }),
+    }
+}
+
+fn write_off(n: u128, amount: i64) -> InvoiceCommand {
+    InvoiceCommand::WriteOff {
+        write_off: WriteOff {
+            id: crate::ids::WriteOffId::from_uuid(Uuid::from_u128(0x3717 + n)),
+            amount: cents(amount),
+            reason: reason("Customer unreachable"),
+        },
+    }
+}
+
+/// The goodwill case a bookkeeper reported: a 50.00 refund alone on a paid invoice puts 50.00
+/// back on the balance; a credit note carrying the refund keeps it paid, and a credit note
+/// alone beyond the balance is refused.
+#[test]
+fn goodwill_is_a_credit_note_with_its_refund() {
+    let paid = run(&run(&draft(), &issue(1)), &pay(1, 15_413));
+    assert_eq!(paid.status, S::Paid);
+
+    let refunded_only = run(&paid, &refund(1, 1, 5_000));
+    assert_eq!(refunded_only.status, S::Issued);
+    assert_eq!(refunded_only.balance(), cents(5_000));
+
+    let alone = execute(&paid, &credit(1, vec![], Some(5_000), None), None, t0());
+    assert_eq!(
+        alone.map(|_| ()).map_err(|e| e.code()),
+        Err("CREDIT_EXCEEDS_BALANCE")
+    );
+
+    let goodwill = run(&paid, &credit(1, vec![], Some(5_000), Some(payment_id(1))));
+    assert_eq!(goodwill.status, S::Paid);
+    assert_eq!(goodwill.balance(), cents(0));
+    assert_eq!(goodwill.credited(), cents(5_000));
+    assert_eq!(goodwill.refunded(), cents(5_000));
+    let note = &goodwill.credit_notes[0];
+    assert_eq!(note.number.to_string(), "CN-000002");
+    assert_eq!(note.refund_id, Some(goodwill.refunds[0].id));
+    assert_eq!(goodwill.refundable(payment_id(1)), Some(cents(10_413)));
+    // Credited, it cannot be voided; written off in part, the rest is still owed.
+    let void = InvoiceCommand::Void {
+        reason: reason("Wrong customer"),
+    };
+    let credited = run(
+        &run(&draft(), &issue(3)),
+        &credit(3, vec![], Some(100), None),
+    );
+    assert_eq!(credited.status, S::Issued);
+    assert_eq!(
+        execute(&credited, &void, None, t0())
+            .map(|_| ())
+            .map_err(|e| e.code()),
+        Err("INVOICE_HAS_CREDITS")
+    );
+    let issued = run(&draft(), &issue(2));
+    let part = run(&issued, &write_off(1, 413));
+    assert_eq!((part.status, part.balance()), (S::Issued, cents(15_000)));
+    let over = execute(&part, &write_off(2, 15_001), None, t0());
+    assert_eq!(
+        over.map(|_| ()).map_err(|e| e.code()),
+        Err("WRITE_OFF_EXCEEDS_BALANCE")
+    );
+    let all = run(&part, &write_off(2, 15_000));
+    assert_eq!((all.status, all.balance()), (S::Paid, cents(0)));
+    assert_eq!(all.written_off(), cents(15_413));
+}
+
+/// Credit notes are refused for lines the invoice does not have, twice the same line, more than
+/// is left of a line, and from a draft or a void invoice.
+#[test]
+fn credit_notes_refuse_what_the_invoice_does_not_bill() {
+    let issued = run(&draft(), &issue(1));
+    let code = |invoice: &Invoice, command: InvoiceCommand| {
+        execute(invoice, &command, None, t0())
+            .map(|_| ())
+            .map_err(|e| e.code())
+    };
+    assert_eq!(
+        code(&issued, credit(1, vec![(2, None)], None, None)),
+        Err("VALIDATION_FAILED")
+    );
+    assert_eq!(
+        code(&issued, credit(1, vec![(0, None), (0, None)], None, None)),
+        Err("VALIDATION_FAILED")
+    );
+    assert_eq!(
+        code(&issued, credit(1, vec![], None, None)),
+        Err("VALIDATION_FAILED")
+    );
+    assert_eq!(
+        code(
+            &issued,
+            credit(1, vec![(0, Some(Decimal::TWO))], None, None)
+        ),
+        Err("CREDIT_EXCEEDS_INVOICE")
+    );
+    let labour = run(&issued, &credit(1, vec![(0, None)], None, None));
+    assert_eq!(labour.credit_notes[0].total, cents(10_000));
+    assert_eq!(
+        code(&labour, credit(2, vec![(0, None)], None, None)),
+        Err("CREDIT_EXCEEDS_INVOICE")
+    );
+    // 50.00 of material and its 8.25 % tax (4.125, rounded to 4.13): the rest of the invoice, exactly.
+    let rest = run(&labour, &credit(2, vec![(1, None)], None, None));
+    assert_eq!(rest.credit_notes[1].total, cents(5_413));
+    assert_eq!((rest.status, rest.balance()), (S::Paid, cents(0)));
+    assert_eq!(
+        code(&rest, credit(3, vec![], Some(1), None)),
+        Err("CREDIT_EXCEEDS_INVOICE")
+    );
+    assert_eq!(
+        code(&draft(), credit(1, vec![(0, None)], None, None)),
+        Err("INVOICE_INVALID_TRANSITION")
+    );
+}
+
+/// Custom lines with quantities, an 8.25 % tax on materials and a 7.5 % tax on everything, and
+/// an amount or percentage discount.
+fn quote_with_quantities(
+    lines: &[(i64, Decimal, ItemKind)],
+    discount: Option<pricebook::Discount>,
+) -> Quote {
+    let us = crate::compliance::Jurisdiction::parse(
+        crate::customer::CountryCode::parse("US").expect("valid"),
+        None,
+        None,
+    )
+    .expect("valid");
+    let taxes = [
+        TaxRate {
+            jurisdiction: us.clone(),
+            name: name("State tax"),
+            percent: crate::money::Percent::parse_str("8.25").expect("valid"),
+            taxable: TaxableKinds {
+                material: true,
+                ..TaxableKinds::default()
+            },
+        },
+        TaxRate {
+            jurisdiction: us,
+            name: name("City tax"),
+            percent: crate::money::Percent::parse_str("7.5").expect("valid"),
+            taxable: TaxableKinds {
+                material: true,
+                service: true,
+                labor: true,
+                equipment: true,
+            },
+        },
+    ];
+    let request = QuoteRequest {
+        lines: lines
+            .iter()
+            .map(|&(price, quantity, kind)| QuoteLine {
+                source: LineSource::Custom {
+                    description: name("Work"),
+                    unit_price: Money::new(Decimal::new(price, 3), usd()),
+                    kind,
+                },
+                quantity,
+                description: None,
+            })
+            .collect(),
+        discount,
+    };
+    let markup = MarkupTiers::default();
+    pricebook::quote(
+        &PricingContext {
+            currency: usd(),
+            items: &[],
+            markup: &markup,
+            taxes: &taxes,
+        },
+        &request,
+    )
+    .expect("prices")
+}
+
+#[derive(Clone, Debug)]
+enum MoneyStep {
+    Pay(i64),
+    Refund(usize, i64),
+    Credit {
+        lines: Vec<(u32, Option<u32>)>,
+        adjustment: Option<i64>,
+        refund_of: Option<usize>,
+    },
+    WriteOff(i64),
+}
+
+fn arb_money_step() -> impl Strategy<Value = MoneyStep> {
+    prop_oneof![
+        (1_i64..40_000).prop_map(MoneyStep::Pay),
+        (0_usize..6, 1_i64..20_000).prop_map(|(p, a)| MoneyStep::Refund(p, a)),
+        (
+            prop::collection::vec((0_u32..6, prop::option::of(1_u32..30_000)), 0..3),
+            prop::option::of(1_i64..20_000),
+            prop::option::of(0_usize..6),
+        )
+            .prop_map(|(lines, adjustment, refund_of)| MoneyStep::Credit {
+                lines,
+                adjustment,
+                refund_of
+            }),
+        (1_i64..40_000).prop_map(MoneyStep::WriteOff),
+    ]
+}
+
+prop_compose! {
+    fn arb_quantity_lines()(lines in prop::collection::vec((1_i64..5_000_000, 1_u32..40_000, prop::sample::select(pricebook::ItemKind::ALL.to_vec())), 1..5)) -> Vec<(i64, Decimal, ItemKind)> {
+        lines.into_iter().map(|(price, q, kind)| (price, Decimal::new(i64::from(q), 3), kind)).collect()
+    }
+}
+
+fn arb_discount() -> impl Strategy<Value = Option<(bool, u32)>> {
+    prop::option::of((any::<bool>(), 0_u32..=100))
+}
+
+fn discount_of(
+    lines: &[(i64, Decimal, ItemKind)],
+    d: Option<(bool, u32)>,
+) -> Option<pricebook::Discount> {
+    d.map(|(percent, share)| {
+        if percent {
+            pricebook::Discount::Percent {
+                percent: crate::money::Percent::parse_str(&share.to_string()).expect("valid"),
+            }
+        } else {
+            // A share of the smallest possible subtotal, so it never exceeds it.
+            let floor: Decimal = lines
+                .iter()
+                .map(|(p, q, _)| (Decimal::new(*p, 3) * q).round_dp(2))
+                .sum();
+            pricebook::Discount::Amount {
+                amount: Money::new(
+                    (floor * Decimal::from(share) / Decimal::ONE_HUNDRED).round_dp(2),
+                    usd(),
+                ),
+            }
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// For any sequence of payments, refunds, credit notes (with or without a refund) and
+    /// write-offs: balance = total − credited − written off − paid + refunded, it is never
+    /// negative nor above the total, the invoice is paid exactly when it is 0, credits never
+    /// exceed the total, and every refusal is one of the documented ones.
+    #[test]
+    fn balance_is_total_less_credits_write_offs_and_net_payments(
+        lines in arb_quantity_lines(),
+        discount in arb_discount(),
+        steps in prop::collection::vec(arb_money_step(), 0..20),
+    ) {
+        let q = quote_with_quantities(&lines, discount_of(&lines, discount));
+        let mut invoice = run(&draft_with(q), &issue(1));
+        for (n, step) in steps.into_iter().enumerate() {
+            let n = n as u128;
+            let payment = |p: usize| invoice.payments.get(p % invoice.payments.len().max(1)).map(|p| p.id);
+            let command = match step {
+                MoneyStep::Pay(amount) => pay(n, amount),
+                MoneyStep::Refund(p, amount) => {
+                    let Some(payment_id) = payment(p) else { continue };
+                    InvoiceCommand::Refund { refund: NewRefund { id: refund_id(n), payment_id, amount: cents(amount), reason: reason("Returned") } }
+                }
+                MoneyStep::Credit { lines, adjustment, refund_of } => credit(
+                    n,
+                    lines.into_iter().map(|(l, q)| (l, q.map(|q| Decimal::new(i64::from(q), 3)))).collect(),
+                    adjustment,
+                    refund_of.and_then(payment),
+                ),
+                MoneyStep::WriteOff(amount) => write_off(n, amount),
+            };
+            match execute(&invoice, &command, None, t0()) {
+                Ok((next, _)) => invoice = next,
+                Err(e) => prop_assert!(
+                    matches!(e.code(), "PAYMENT_EXCEEDS_BALANCE" | "REFUND_EXCEEDS_PAYMENT" | "INVOICE_INVALID_TRANSITION"
+                        | "CREDIT_EXCEEDS_INVOICE" | "CREDIT_EXCEEDS_BALANCE" | "WRITE_OFF_EXCEEDS_BALANCE" | "VALIDATION_FAILED"),
+                    "unexpected refusal {e}"
+                ),
+            }
+            let balance = invoice.balance();
+            prop_assert!(!balance.is_negative(), "negative balance {balance}");
+            prop_assert!(balance.amount() <= invoice.total().amount());
+            prop_assert_eq!(
+                balance.amount(),
+                invoice.total().amount() - invoice.credited().amount() - invoice.written_off().amount()
+                    - invoice.paid().amount() + invoice.refunded().amount()
+            );
+            prop_assert!(invoice.credited().amount() <= invoice.total().amount());
+            prop_assert_eq!(invoice.status == S::Paid, balance.is_zero());
+            for note in &invoice.credit_notes {
+                prop_assert!(!note.total.is_negative());
+                prop_assert!(note.lines.iter().all(|l| !l.line_total.is_negative()));
+            }
+        }
+        let replayed_total: Decimal = invoice.credit_notes.iter().map(|n| n.total.amount()).sum();
+        prop_assert_eq!(replayed_total, invoice.credited().amount());
+    }
+
+    /// Crediting every line in full, split between any number of credit notes in any order,
+    /// gives back the invoice's subtotal, discount, each tax and total exactly.
+    #[test]
+    fn crediting_every_line_in_parts_reverses_the_invoice_exactly(
+        lines in arb_quantity_lines(),
+        discount in arb_discount(),
+        cuts in prop::collection::vec((0_u32..5, 1_u32..1000), 0..12),
+    ) {
+        let q = quote_with_quantities(&lines, discount_of(&lines, discount));
+        let mut invoice = run(&draft_with(q), &issue(1));
+        let line_count = invoice.quote.lines.len() as u32;
+        for (n, (line, per_mille)) in cuts.into_iter().enumerate() {
+            let line = line % line_count;
+            let left = invoice.quote.lines[line as usize].quantity - credit::credited_quantities(&invoice)[line as usize];
+            let part = (left * Decimal::from(per_mille) / Decimal::from(1000)).round_dp(3);
+            if part.is_zero() {
+                continue;
+            }
+            invoice = run(&invoice, &credit(n as u128, vec![(line, Some(part))], None, None));
+        }
+        let rest: Vec<(u32, Option<Decimal>)> = credit::credited_quantities(&invoice)
+            .iter()
+            .zip(&invoice.quote.lines)
+            .enumerate()
+            .filter(|(_, (c, l))| **c < l.quantity)
+            .map(|(i, _)| (i as u32, None))
+            .collect();
+        if !rest.is_empty() {
+            invoice = run(&invoice, &credit(99, rest, None, None));
+        }
+        let sum = |f: &dyn Fn(&CreditNote) -> Decimal| -> Decimal { invoice.credit_notes.iter().map(f).sum() };
+        prop_assert_eq!(sum(&|n| n.subtotal.amount()), invoice.quote.subtotal.amount());
+        prop_assert_eq!(sum(&|n| n.discount.amount()), invoice.quote.discount.amount());
+        for (i, tax) in invoice.quote.tax_lines.iter().enumerate() {
+            prop_assert_eq!(sum(&|n| n.tax_lines[i].tax.amount()), tax.tax.amount());
+        }
+        prop_assert_eq!(sum(&|n| n.total.amount()), invoice.total().amount());
+        prop_assert!(invoice.balance().is_zero());
+        prop_assert_eq!(invoice.status, S::Paid);
     }
 }

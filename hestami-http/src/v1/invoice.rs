@@ -12,15 +12,18 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use hestami_core::ids::{CustomerId, EstimateId, InvoiceId, JobId, PaymentId};
-use hestami_core::invoice::{AgingBucket, Invoice, InvoiceStatus, PaymentMethod, PaymentTerms};
+use hestami_core::invoice::credit::{Adjustment, CreditLineRequest, MAX_ADJUSTMENTS};
+use hestami_core::invoice::{
+    AgingBucket, CreditRequest, Invoice, InvoiceStatus, PaymentMethod, PaymentTerms,
+};
 use hestami_core::money::Money;
 use hestami_core::org::Currency;
 use hestami_core::pricebook::QuoteRequest;
 use hestami_core::text::{Name as Label, Reason};
 use hestami_store::app::PageRequest;
 use hestami_store::app::invoice::{
-    CollectPayment, CreateInvoice, InvoiceCommandInput, InvoiceFilter, InvoiceFrom, IssueInvoice,
-    RefundPayment, UpdateInvoice, VoidInvoice,
+    CollectPayment, CreateInvoice, CreditInvoice, InvoiceCommandInput, InvoiceFilter, InvoiceFrom,
+    IssueInvoice, RefundPayment, UpdateInvoice, VoidInvoice, WriteOffInvoice,
 };
 
 use super::money::{DiscountInput, InvoiceDto, QuoteLineInput, money, quote_request, refuse_if};
@@ -212,6 +215,72 @@ pub struct RefundPaymentInput {
     pub reason: String,
 }
 
+/// One line of the invoice to credit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreditLineInput {
+    /// The line's position on the invoice (`quote.lines`), from 0.
+    pub line: u32,
+    /// How many of its units, a decimal string: more than 0, at most 4 decimals, at most what
+    /// is left to credit of the line. Absent: all that is left.
+    #[serde(default)]
+    pub quantity: Option<String>,
+}
+
+/// An amount credited without a line: untaxed (goodwill, a concession).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdjustmentInput {
+    /// What the customer reads.
+    pub description: String,
+    /// How much, a decimal string: more than 0, in the currency's minor unit.
+    pub amount: String,
+}
+
+/// `invoice/v1/creditNote`: reduce what an issued (or, with a refund, a paid) invoice bills.
+/// Give at least one of `lines` and `adjustments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreditNoteInput {
+    /// Makes the call idempotent (and the refund: a retry never refunds twice).
+    pub idempotency_key: Uuid,
+    /// Which invoice.
+    pub invoice_id: Uuid,
+    /// Invoice lines to credit, each at most once, at the invoice's prices, discount and taxes.
+    #[serde(default)]
+    pub lines: Vec<CreditLineInput>,
+    /// Amounts credited without a line, untaxed.
+    #[serde(default)]
+    pub adjustments: Vec<AdjustmentInput>,
+    /// Why.
+    pub reason: String,
+    /// Refund the credit note's whole amount to this payment of the invoice, through the
+    /// provider that took it: goodwill on a paid invoice, which stays paid. Without it the credit
+    /// note is at most the balance.
+    #[serde(default)]
+    pub refund_payment_id: Option<Uuid>,
+    /// Refuse with `VERSION_CONFLICT` unless the invoice is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
+/// `invoice/v1/writeOff`: give up (part of) an issued invoice's balance as bad debt.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WriteOffInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which invoice.
+    pub invoice_id: Uuid,
+    /// How much, a decimal string: more than 0, at most the balance.
+    pub amount: String,
+    /// Why.
+    pub reason: String,
+    /// Refuse with `VERSION_CONFLICT` unless the invoice is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
 /// `invoice/v1/get`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -250,7 +319,9 @@ mutating!(
     IssueInvoiceInput,
     VoidInvoiceInput,
     CollectPaymentInput,
-    RefundPaymentInput
+    RefundPaymentInput,
+    CreditNoteInput,
+    WriteOffInput
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -475,6 +546,95 @@ fn convert_refund(
     })
 }
 
+fn convert_credit(i: CreditNoteInput, currency: Currency) -> Result<InvoiceCommandInput, ApiError> {
+    validate(|v| {
+        if i.lines.is_empty() && i.adjustments.is_empty() {
+            v.fail(
+                "lines",
+                "required",
+                "a credit note credits at least one line or adjustment",
+            );
+        }
+        if i.lines.len() > hestami_core::pricebook::MAX_LINES {
+            v.fail(
+                "lines",
+                "too_many",
+                &format!("at most {} lines", hestami_core::pricebook::MAX_LINES),
+            );
+        }
+        if i.adjustments.len() > MAX_ADJUSTMENTS {
+            v.fail(
+                "adjustments",
+                "too_many",
+                &format!("at most {MAX_ADJUSTMENTS} adjustments"),
+            );
+        }
+        let lines: Vec<Option<CreditLineRequest>> = i
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(n, l)| {
+                let quantity = match &l.quantity {
+                    None => Some(None),
+                    Some(raw) => v
+                        .check(
+                            &format!("lines[{n}].quantity"),
+                            super::money::positive_quantity(raw),
+                        )
+                        .map(Some),
+                };
+                quantity.map(|quantity| CreditLineRequest {
+                    line: l.line,
+                    quantity,
+                })
+            })
+            .collect();
+        let adjustments: Vec<Option<Adjustment>> = i
+            .adjustments
+            .iter()
+            .enumerate()
+            .map(|(n, a)| {
+                let description = v.check(
+                    &format!("adjustments[{n}].description"),
+                    Label::parse(&a.description),
+                );
+                let amount = money(v, &format!("adjustments[{n}].amount"), &a.amount, currency);
+                Some(Adjustment {
+                    description: description?,
+                    amount: amount?,
+                })
+            })
+            .collect();
+        let reason = v.check("reason", Reason::parse(&i.reason));
+        Some(InvoiceCommandInput::CreditNote(CreditInvoice {
+            invoice_id: InvoiceId::from_uuid(i.invoice_id),
+            request: CreditRequest {
+                lines: lines.into_iter().collect::<Option<_>>()?,
+                adjustments: adjustments.into_iter().collect::<Option<_>>()?,
+                reason: reason?,
+            },
+            refund_payment_id: i.refund_payment_id.map(PaymentId::from_uuid),
+            expected_version: i.expected_version,
+        }))
+    })
+}
+
+fn convert_write_off(
+    i: WriteOffInput,
+    currency: Currency,
+) -> Result<InvoiceCommandInput, ApiError> {
+    validate(|v| {
+        let amount = money(v, "amount", &i.amount, currency);
+        let reason = v.check("reason", Reason::parse(&i.reason));
+        Some(InvoiceCommandInput::WriteOff(WriteOffInvoice {
+            invoice_id: InvoiceId::from_uuid(i.invoice_id),
+            amount: amount?,
+            reason: reason?,
+            expected_version: i.expected_version,
+        }))
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reads.
 // ---------------------------------------------------------------------------------------------
@@ -602,6 +762,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "VERSION_CONFLICT",
                     "INVOICE_INVALID_TRANSITION",
                     "INVOICE_HAS_PAYMENTS",
+                    "INVOICE_HAS_CREDITS",
                     "INVOICE_PAYMENT_PENDING",
                 ],
             ),
@@ -640,6 +801,42 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 ],
             ),
             convert_refund,
+            <InvoiceDto as From<Invoice>>::from,
+        ),
+        mutation_in(
+            name(
+                "creditNote",
+                "Credit lines (at the invoice's prices and taxes) or amounts against an invoice, numbered from the credit note sequence; with refundPaymentId, refund it too (goodwill on a paid invoice)",
+                &[
+                    "NOT_FOUND",
+                    "VERSION_CONFLICT",
+                    "INVOICE_INVALID_TRANSITION",
+                    "CREDIT_EXCEEDS_INVOICE",
+                    "CREDIT_EXCEEDS_BALANCE",
+                    "INVOICE_PAYMENT_PENDING",
+                    "PAYMENT_NOT_FOUND",
+                    "PAYMENT_DUPLICATE",
+                    "REFUND_EXCEEDS_PAYMENT",
+                    "REFUND_DECLINED",
+                    "PAYMENT_PROVIDER_NOT_CONFIGURED",
+                    "PAYMENT_PROVIDER_UNAVAILABLE",
+                ],
+            ),
+            convert_credit,
+            <InvoiceDto as From<Invoice>>::from,
+        ),
+        mutation_in(
+            name(
+                "writeOff",
+                "Write (part of) an issued invoice's balance off as bad debt, with a reason",
+                &[
+                    "NOT_FOUND",
+                    "VERSION_CONFLICT",
+                    "INVOICE_INVALID_TRANSITION",
+                    "WRITE_OFF_EXCEEDS_BALANCE",
+                ],
+            ),
+            convert_write_off,
             <InvoiceDto as From<Invoice>>::from,
         ),
         query(name("get", "An invoice", &["NOT_FOUND"]), get),

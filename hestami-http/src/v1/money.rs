@@ -25,7 +25,7 @@ use uuid::Uuid;
 use hestami_core::Invalid;
 use hestami_core::estimate::{self, Approval, Estimate, EstimateOption, PlannedWork};
 use hestami_core::ids::PricebookItemId;
-use hestami_core::invoice::{self, Invoice, InvoiceSource, Payment, Refund};
+use hestami_core::invoice::{self, CreditNote, Invoice, InvoiceSource, Payment, Refund, WriteOff};
 use hestami_core::money::{FieldError, Money, Percent, Rounding};
 use hestami_core::org::Currency;
 use hestami_core::pricebook::{
@@ -935,6 +935,143 @@ impl From<&Refund> for RefundDto {
     }
 }
 
+/// One credited line: part or all of an invoice line, at its unit price.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditedLineDto {
+    /// The line's position on the invoice, from 0.
+    pub invoice_line: u32,
+    /// What the customer read on the invoice.
+    pub description: String,
+    /// How many units are credited, a decimal string.
+    pub quantity: String,
+    /// The invoice's exact unit price.
+    pub unit_price: String,
+    /// The amount credited for the line.
+    pub line_total: String,
+}
+
+/// The tax a credit note gives back at one of the invoice's rates.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditedTaxDto {
+    /// The rate's name.
+    pub name: String,
+    /// The rate, a decimal string.
+    pub percent: String,
+    /// The taxable amount credited.
+    pub taxable_base: String,
+    /// The tax credited.
+    pub tax: String,
+}
+
+/// An amount credited without a line (untaxed).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdjustmentDto {
+    /// What the customer reads.
+    pub description: String,
+    /// How much.
+    pub amount: String,
+}
+
+/// A credit note: what it credits against the invoice, in positive amounts.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditNoteDto {
+    /// Its id.
+    pub id: Uuid,
+    /// Its number in the organization's gapless credit note sequence (`CN-000012`).
+    pub number: String,
+    /// The day it was issued, in the organization's time zone.
+    pub issue_date: NaiveDate,
+    /// Why.
+    pub reason: String,
+    /// The credited lines.
+    pub lines: Vec<CreditedLineDto>,
+    /// The sum of the credited line totals.
+    pub subtotal: String,
+    /// The part of the invoice's discount that went with the credited lines.
+    pub discount: String,
+    /// The tax credited per rate of the invoice.
+    pub tax_lines: Vec<CreditedTaxDto>,
+    /// The amounts credited without a line.
+    pub adjustments: Vec<AdjustmentDto>,
+    /// `subtotal − discount + taxes + adjustments`.
+    pub total: String,
+    /// Every rounding performed pricing the credited quantities.
+    pub roundings: Vec<RoundingDto>,
+    /// The refund that paid it back (in `refunds`), when it carried one.
+    pub refund_id: Option<Uuid>,
+}
+
+impl From<&CreditNote> for CreditNoteDto {
+    fn from(n: &CreditNote) -> Self {
+        Self {
+            id: n.id.as_uuid(),
+            number: n.number.to_string(),
+            issue_date: n.issue_date,
+            reason: n.reason.as_str().to_owned(),
+            lines: n
+                .lines
+                .iter()
+                .map(|l| CreditedLineDto {
+                    invoice_line: l.invoice_line,
+                    description: l.description.as_str().to_owned(),
+                    quantity: l.quantity.normalize().to_string(),
+                    unit_price: amount_text(&l.unit_price),
+                    line_total: amount_text(&l.line_total),
+                })
+                .collect(),
+            subtotal: amount_text(&n.subtotal),
+            discount: amount_text(&n.discount),
+            tax_lines: n
+                .tax_lines
+                .iter()
+                .map(|t| CreditedTaxDto {
+                    name: t.name.as_str().to_owned(),
+                    percent: percent_text(&t.percent),
+                    taxable_base: amount_text(&t.taxable_base),
+                    tax: amount_text(&t.tax),
+                })
+                .collect(),
+            adjustments: n
+                .adjustments
+                .iter()
+                .map(|a| AdjustmentDto {
+                    description: a.description.as_str().to_owned(),
+                    amount: amount_text(&a.amount),
+                })
+                .collect(),
+            total: amount_text(&n.total),
+            roundings: n.roundings.iter().map(Into::into).collect(),
+            refund_id: n.refund_id.map(|r| r.as_uuid()),
+        }
+    }
+}
+
+/// Bad debt written off.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteOffDto {
+    /// Its id.
+    pub id: Uuid,
+    /// How much.
+    pub amount: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl From<&WriteOff> for WriteOffDto {
+    fn from(w: &WriteOff) -> Self {
+        Self {
+            id: w.id.as_uuid(),
+            amount: amount_text(&w.amount),
+            reason: w.reason.as_str().to_owned(),
+        }
+    }
+}
+
 /// Where an invoice came from; the estimate fields are set only for `estimate`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -1004,17 +1141,25 @@ pub struct InvoiceDto {
     pub due_date: Option<NaiveDate>,
     /// The payments received.
     pub payments: Vec<PaymentDto>,
-    /// The refunds made.
+    /// The refunds made (a credit note's refund among them).
     pub refunds: Vec<RefundDto>,
+    /// Its credit notes, oldest first.
+    pub credit_notes: Vec<CreditNoteDto>,
+    /// What was written off as bad debt.
+    pub write_offs: Vec<WriteOffDto>,
     /// The sum of the payments.
     pub paid: String,
     /// The sum of the refunds.
     pub refunded: String,
-    /// `total − paid + refunded`.
+    /// The sum of the credit notes.
+    pub credited: String,
+    /// The sum of the write-offs.
+    pub written_off: String,
+    /// `total − credited − writtenOff − paid + refunded`; never negative.
     pub balance: String,
     /// Why it was voided.
     pub void_reason: Option<String>,
-    /// update, issue, pay, refund or void: what may be done to it now.
+    /// update, issue, pay, refund, credit, write_off or void: what may be done to it now.
     pub allowed_actions: Vec<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
@@ -1043,8 +1188,12 @@ impl From<&Invoice> for InvoiceDto {
             due_date: i.due_date,
             payments: i.payments.iter().map(Into::into).collect(),
             refunds: i.refunds.iter().map(Into::into).collect(),
+            credit_notes: i.credit_notes.iter().map(Into::into).collect(),
+            write_offs: i.write_offs.iter().map(Into::into).collect(),
             paid: amount_text(&i.paid()),
             refunded: amount_text(&i.refunded()),
+            credited: amount_text(&i.credited()),
+            written_off: amount_text(&i.written_off()),
             balance: amount_text(&i.balance()),
             void_reason: i.void_reason.as_ref().map(|r| r.as_str().to_owned()),
             allowed_actions: invoice::allowed_actions(i.status)
@@ -1094,6 +1243,30 @@ fn decimal(raw: &str) -> Result<Decimal, Invalid> {
         )
     };
     hestami_core::money::parse_decimal(raw).ok_or_else(invalid)
+}
+
+/// A quantity as a line takes it (`constraints::QUANTITY_PATTERN`): a decimal string more than
+/// 0, at most 1,000,000, with at most 4 decimals.
+pub(crate) fn positive_quantity(raw: &str) -> Result<Decimal, Invalid> {
+    let q = decimal(raw)?;
+    if q <= Decimal::ZERO {
+        Err(Invalid::new(
+            "must_be_positive",
+            "quantity must be greater than 0",
+        ))
+    } else if q > Decimal::from(1_000_000) {
+        Err(Invalid::new(
+            "too_large",
+            "quantity must be at most 1000000",
+        ))
+    } else if q.normalize().scale() > 4 {
+        Err(Invalid::new(
+            "too_many_decimals",
+            "quantity has at most 4 decimal places",
+        ))
+    } else {
+        Ok(q)
+    }
 }
 
 /// Records `not_applicable` at `field` when the value was `given`; returns whether it was.
@@ -2473,6 +2646,8 @@ mod tests {
                 received_at: t0(),
             }],
             refunds: vec![],
+            credit_notes: vec![],
+            write_offs: vec![],
             void_reason: None,
             created_at: t0(),
             updated_at: t0(),
@@ -2491,7 +2666,10 @@ mod tests {
             ["100.00", "0.00", "148.99"]
         );
         assert_eq!(got["payments"][0]["method"], "check");
-        assert_eq!(got["allowedActions"], json!(["pay", "refund", "void"]));
+        assert_eq!(
+            got["allowedActions"],
+            json!(["pay", "refund", "credit", "write_off", "void"])
+        );
     }
 
     /// The schema of `T` as JSON, with every schema it refers to named.

@@ -78,6 +78,8 @@ pub enum MessageKindDto {
     InvoiceOverdue,
     /// A payment was recorded (the invoice's PDF attached).
     PaymentReceipt,
+    /// A credit note was issued against an invoice (the invoice's PDF attached).
+    CreditNoteIssued,
     /// A visit was booked, with its window.
     AppointmentConfirmed,
     /// The crew set off for the visit ("on my way").
@@ -99,6 +101,7 @@ impl MessageKindDto {
             Self::InvoiceIssued => "invoice_issued",
             Self::InvoiceOverdue => "invoice_overdue",
             Self::PaymentReceipt => "payment_receipt",
+            Self::CreditNoteIssued => "credit_note_issued",
             Self::AppointmentConfirmed => "appointment_confirmed",
             Self::TechnicianEnRoute => "technician_en_route",
             Self::ExpiryReminder => "expiry_reminder",
@@ -399,6 +402,7 @@ mod tests {
             MessageKindDto::InvoiceIssued,
             MessageKindDto::InvoiceOverdue,
             MessageKindDto::PaymentReceipt,
+            MessageKindDto::CreditNoteIssued,
             MessageKindDto::AppointmentConfirmed,
             MessageKindDto::TechnicianEnRoute,
             MessageKindDto::ExpiryReminder,

@@ -232,6 +232,23 @@ pub const MESSAGE_KINDS: &[MessageKind] = &[
         html: "<p>Hello {{customerName}},</p><p>Thank you: we received {{amount}} ({{method}}) for invoice {{number}}. The balance is now {{balance}}.</p>",
     },
     MessageKind {
+        kind: "credit_note_issued",
+        audience: Audience::Customer,
+        attach: Attach::Invoice,
+        variables: &[
+            "organizationName",
+            "customerName",
+            "invoiceId",
+            "number",
+            "creditNoteNumber",
+            "total",
+            "balance",
+        ],
+        subject: "Credit note {{creditNoteNumber}} for invoice {{number}}",
+        text: "Hello {{customerName}},\n\nWe have credited {{total}} against invoice {{number}} (credit note {{creditNoteNumber}}). The balance is now {{balance}}.\n",
+        html: "<p>Hello {{customerName}},</p><p>We have credited {{total}} against invoice {{number}} (credit note {{creditNoteNumber}}). The balance is now {{balance}}.</p>",
+    },
+    MessageKind {
         kind: "appointment_confirmed",
         audience: Audience::Customer,
         attach: Attach::Nothing,

@@ -14,19 +14,30 @@
 //! between the check and the record (another payment came in), the charge is refunded through the
 //! provider and the refusal is returned: money is never kept without being recorded.
 //!
-//! **The job.** Issuing an invoice moves a completed job to `invoiced`, and the payment that
-//! brings its balance to zero moves it to `paid`, in the same transaction.
+//! **Credit notes and write-offs.** `creditNote` takes the next number of the organization's
+//! own `credit_note_sequences` row the same way, so credit notes are gapless too. With
+//! `refundPaymentId` it is the refund's three steps (reserve, call the provider, record), and the
+//! record step writes the refund and the credit note in one transaction: the invoice never shows
+//! the refunded amount as owed. While such a refund is with the provider, no other credit note of
+//! the invoice is taken (`INVOICE_PAYMENT_PENDING`), so the note the refund pays back cannot be
+//! out-credited in between. `writeOff` is one step. Neither takes what an unfinished payment has
+//! reserved of the balance.
+//!
+//! **The job.** Issuing an invoice moves a completed job to `invoiced`, and the payment (credit
+//! note, write-off) that brings its balance to zero moves it to `paid`, in the same transaction.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use hestami_core::ids::{CustomerId, EstimateId, InvoiceId, JobId, PaymentId};
+use hestami_core::ids::{
+    CreditNoteId, CustomerId, EstimateId, InvoiceId, JobId, PaymentId, WriteOffId,
+};
 use hestami_core::invoice::{
-    self as core_invoice, AgingBucket, Invoice, InvoiceChange, InvoiceCommand, InvoiceError,
-    InvoiceEvent, InvoiceNumber, InvoiceSource, InvoiceStatus, NewInvoice, PaymentMethod,
-    PaymentTerms,
+    self as core_invoice, AgingBucket, CreditNote, CreditNoteNumber, CreditRequest, Invoice,
+    InvoiceChange, InvoiceCommand, InvoiceError, InvoiceEvent, InvoiceNumber, InvoiceSource,
+    InvoiceStatus, NewInvoice, PaymentMethod, PaymentTerms, WriteOff,
 };
 use hestami_core::job::{JobCommand, JobStatus};
 use hestami_core::money::Money;
@@ -152,6 +163,35 @@ pub struct RefundPayment {
     pub reason: Reason,
 }
 
+/// `invoice/v1/creditNote`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditInvoice {
+    /// Which invoice.
+    pub invoice_id: InvoiceId,
+    /// What it credits, and why.
+    pub request: CreditRequest,
+    /// Refund the credit note's whole amount to this payment of the invoice (goodwill on a paid
+    /// invoice).
+    pub refund_payment_id: Option<PaymentId>,
+    /// Fail with `VERSION_CONFLICT` unless the invoice is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `invoice/v1/writeOff`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteOffInvoice {
+    /// Which invoice.
+    pub invoice_id: InvoiceId,
+    /// How much (at most the balance).
+    pub amount: Money,
+    /// Why.
+    pub reason: Reason,
+    /// Fail with `VERSION_CONFLICT` unless the invoice is at this version.
+    pub expected_version: Option<i64>,
+}
+
 /// The daily overdue scan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -182,6 +222,12 @@ pub enum InvoiceCommandInput {
     /// `invoice/v1/refund`.
     #[serde(rename = "invoice/v1/refund")]
     Refund(RefundPayment),
+    /// `invoice/v1/creditNote`.
+    #[serde(rename = "invoice/v1/creditNote")]
+    CreditNote(CreditInvoice),
+    /// `invoice/v1/writeOff`.
+    #[serde(rename = "invoice/v1/writeOff")]
+    WriteOff(WriteOffInvoice),
     /// The daily overdue timer.
     #[serde(rename = "timer/invoice_overdue_scan")]
     OverdueScan(OverdueScan),
@@ -197,6 +243,8 @@ impl Command for InvoiceCommandInput {
             Self::Void(_) => "invoice/v1/void",
             Self::CollectPayment(_) => "invoice/v1/collectPayment",
             Self::Refund(_) => "invoice/v1/refund",
+            Self::CreditNote(_) => "invoice/v1/creditNote",
+            Self::WriteOff(_) => "invoice/v1/writeOff",
             Self::OverdueScan(_) => OVERDUE_PROCEDURE,
         }
     }
@@ -208,8 +256,11 @@ impl Command for InvoiceCommandInput {
             Self::Issue(i) => Some(Invoice(i.invoice_id)),
             Self::Void(v) => Some(Invoice(v.invoice_id)),
             Self::CollectPayment(c) => Some(Invoice(c.invoice_id)),
-            // Refunds and the overdue scan are not a technician's (the permission table).
-            Self::Refund(_) | Self::OverdueScan(_) => None,
+            // Refunds, credits, write-offs and the overdue scan are not a technician's (the
+            // permission table).
+            Self::Refund(_) | Self::CreditNote(_) | Self::WriteOff(_) | Self::OverdueScan(_) => {
+                None
+            }
         }
     }
 }
@@ -238,6 +289,10 @@ pub fn invoice_failure(error: &InvoiceError) -> Failure {
         }
         InvoiceError::RefundExceedsPayment { refundable, .. } => failure
             .with_details(serde_json::json!({ "refundable": refundable.amount().to_string() })),
+        InvoiceError::CreditExceedsBalance { balance, .. }
+        | InvoiceError::WriteOffExceedsBalance { balance, .. } => {
+            failure.with_details(serde_json::json!({ "balance": balance.amount().to_string() }))
+        }
         _ => failure,
     }
 }
@@ -296,8 +351,7 @@ pub(crate) async fn run(
                     )
                     .map_err(|e| invoice_failure(&e))?;
                     let number = next_number(tx).await?;
-                    let org = load_organization(tx, false).await?;
-                    let issue_date = tx.now().with_timezone(&org.time_zone.tz()).date_naive();
+                    let issue_date = local_today(tx).await?;
                     let next =
                         apply(tx, &invoice, InvoiceCommand::Issue { number, issue_date }).await?;
                     sync_job(tx, next.job_id).await?;
@@ -327,7 +381,22 @@ pub(crate) async fn run(
         C::CollectPayment(p) => {
             serde_json::to_value(collect::collect(&mut ctx, p, processor).await?)?
         }
-        C::Refund(r) => serde_json::to_value(collect::refund(&mut ctx, r, processor).await?)?,
+        C::Refund(r) => serde_json::to_value(
+            collect::refund(&mut ctx, collect::RefundOf::Amount(r), processor).await?,
+        )?,
+        C::CreditNote(c) => match c.refund_payment_id {
+            None => serde_json::to_value(
+                ctx.step("credit_invoice", move |tx| Box::pin(credit(tx, c)))
+                    .await?,
+            )?,
+            Some(_) => serde_json::to_value(
+                collect::refund(&mut ctx, collect::RefundOf::Credit(c), processor).await?,
+            )?,
+        },
+        C::WriteOff(w) => serde_json::to_value(
+            ctx.step("write_off_invoice", move |tx| Box::pin(write_off(tx, w)))
+                .await?,
+        )?,
         C::OverdueScan(s) => serde_json::to_value(
             ctx.step("scan_overdue", move |tx| Box::pin(scan_overdue(tx, s.date)))
                 .await?,
@@ -474,6 +543,141 @@ async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreErr
     Ok(invoice)
 }
 
+/// A credit note without a refund: one step.
+async fn credit(tx: &mut TenantTx, c: CreditInvoice) -> Result<Invoice, StoreError> {
+    let invoice = lock_for_change(tx, c.invoice_id).await?;
+    check_version("invoice", c.expected_version, invoice.version)?;
+    refuse_while_credit_refund_pending(tx, invoice.id).await?;
+    let id = CreditNoteId::from_uuid(new_id());
+    let issue_date = local_today(tx).await?;
+    let note = price_credit(&invoice, id, issue_date, &c.request, None)?;
+    let available = collect::unreserved_balance(tx, &invoice).await?;
+    if note.total.amount() > available.amount() {
+        return Err(invoice_failure(&InvoiceError::CreditExceedsBalance {
+            amount: note.total,
+            balance: available,
+        })
+        .into());
+    }
+    let number = next_credit_number(tx).await?;
+    let command = InvoiceCommand::Credit {
+        id,
+        number,
+        issue_date,
+        request: c.request,
+        refund: None,
+    };
+    let next = apply(tx, &invoice, command).await?;
+    record_credit_note(tx, &next).await?;
+    sync_job(tx, next.job_id).await?;
+    Ok(next)
+}
+
+/// Prices a credit note against a locked invoice with a placeholder number, so a refused one
+/// takes no number (as `issue` does).
+pub(super) fn price_credit(
+    invoice: &Invoice,
+    id: CreditNoteId,
+    issue_date: NaiveDate,
+    request: &CreditRequest,
+    refund: Option<core_invoice::CreditRefund>,
+) -> Result<CreditNote, StoreError> {
+    let placeholder = CreditNoteNumber::from_sequence(1)
+        .map_err(|e| StoreError::Internal(format!("credit note number 1: {}", e.message)))?;
+    let command = InvoiceCommand::Credit {
+        id,
+        number: placeholder,
+        issue_date,
+        request: request.clone(),
+        refund,
+    };
+    match core_invoice::decide(invoice, &command).map_err(|e| invoice_failure(&e))? {
+        (InvoiceChange::Credited { credit_note, .. }, _) => Ok(*credit_note),
+        _ => Err(StoreError::Internal(
+            "a credit command decided something else".into(),
+        )),
+    }
+}
+
+/// Refuses a credit note while a refund that pays one back is with the provider.
+pub(super) async fn refuse_while_credit_refund_pending(
+    tx: &mut TenantTx,
+    invoice_id: InvoiceId,
+) -> Result<(), StoreError> {
+    if collect::pending_credit_refunds(tx, invoice_id).await? > 0 {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "INVOICE_PAYMENT_PENDING",
+            "a credit note's refund is in progress on this invoice; credit it again once that is settled",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The organization's today, in its time zone.
+pub(super) async fn local_today(tx: &mut TenantTx) -> Result<NaiveDate, StoreError> {
+    let org = load_organization(tx, false).await?;
+    Ok(tx.now().with_timezone(&org.time_zone.tz()).date_naive())
+}
+
+/// Writes the row of the invoice's latest credit note (unique number, invoice, total).
+pub(super) async fn record_credit_note(
+    tx: &mut TenantTx,
+    invoice: &Invoice,
+) -> Result<(), StoreError> {
+    let note = invoice
+        .credit_notes
+        .last()
+        .ok_or_else(|| StoreError::Internal("a credited invoice without a credit note".into()))?;
+    let org = tx.org();
+    let now = tx.now();
+    tx.execute(
+        "INSERT INTO credit_notes (organization_id, id, invoice_id, number, total, issue_date, refund_id, at)          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args![
+            org,
+            note.id.as_uuid(),
+            invoice.id.as_uuid(),
+            note.number.sequence() as i64,
+            note.total.amount().to_string(),
+            note.issue_date,
+            note.refund_id.map(|r| r.as_uuid()),
+            now
+        ],
+    )
+    .await?;
+    let payload = serde_json::json!({
+        "invoiceId": invoice.id, "number": invoice.number, "customerId": invoice.customer_id,
+        "creditNoteId": note.id, "creditNoteNumber": note.number, "total": note.total,
+        "refunded": note.refund_id.is_some(), "balance": invoice.balance(),
+    });
+    tx.enqueue("credit_note_issued", &payload).await
+}
+
+async fn write_off(tx: &mut TenantTx, w: WriteOffInvoice) -> Result<Invoice, StoreError> {
+    let invoice = lock_for_change(tx, w.invoice_id).await?;
+    check_version("invoice", w.expected_version, invoice.version)?;
+    let command = InvoiceCommand::WriteOff {
+        write_off: WriteOff {
+            id: WriteOffId::from_uuid(new_id()),
+            amount: w.amount,
+            reason: w.reason,
+        },
+    };
+    core_invoice::decide(&invoice, &command).map_err(|e| invoice_failure(&e))?;
+    let available = collect::unreserved_balance(tx, &invoice).await?;
+    if w.amount.round().amount() > available.amount() {
+        return Err(invoice_failure(&InvoiceError::WriteOffExceedsBalance {
+            amount: w.amount.round(),
+            balance: available,
+        })
+        .into());
+    }
+    let next = apply(tx, &invoice, command).await?;
+    sync_job(tx, next.job_id).await?;
+    Ok(next)
+}
+
 fn cancelled() -> Failure {
     Failure::new(
         FailureKind::Conflict,
@@ -507,22 +711,36 @@ async fn price_at(tx: &mut TenantTx, invoice: &Invoice) -> Result<PriceAt, Store
     })
 }
 
-/// The next number of the organization's gapless sequence, taken in the caller's transaction.
-async fn next_number(tx: &mut TenantTx) -> Result<InvoiceNumber, StoreError> {
+/// The next value of one of the organization's gapless sequences (`invoice_sequences`,
+/// `credit_note_sequences`), taken in the caller's transaction.
+async fn next_in(tx: &mut TenantTx, table: &'static str) -> Result<u64, StoreError> {
     let org = tx.org();
     let row = tx
         .fetch_one(
-            "INSERT INTO invoice_sequences (organization_id, last_value) VALUES ($1, 1) \
-             ON CONFLICT (organization_id) DO UPDATE SET last_value = invoice_sequences.last_value + 1 \
-             RETURNING last_value",
+            &format!(
+                "INSERT INTO {table} (organization_id, last_value) VALUES ($1, 1) \
+                 ON CONFLICT (organization_id) DO UPDATE SET last_value = {table}.last_value + 1 \
+                 RETURNING last_value"
+            ),
             args![org],
         )
         .await?;
     let value: i64 = row.get("last_value")?;
-    u64::try_from(value)
-        .ok()
-        .and_then(|v| InvoiceNumber::from_sequence(v).ok())
-        .ok_or_else(|| StoreError::Internal(format!("invoice sequence at {value}")))
+    u64::try_from(value).map_err(|_| StoreError::Internal(format!("{table} at {value}")))
+}
+
+/// The next invoice number.
+async fn next_number(tx: &mut TenantTx) -> Result<InvoiceNumber, StoreError> {
+    let value = next_in(tx, "invoice_sequences").await?;
+    InvoiceNumber::from_sequence(value)
+        .map_err(|_| StoreError::Internal(format!("invoice sequence at {value}")))
+}
+
+/// The next credit note number.
+pub(super) async fn next_credit_number(tx: &mut TenantTx) -> Result<CreditNoteNumber, StoreError> {
+    let value = next_in(tx, "credit_note_sequences").await?;
+    CreditNoteNumber::from_sequence(value)
+        .map_err(|_| StoreError::Internal(format!("credit note sequence at {value}")))
 }
 
 /// Runs a command on a loaded (and locked) invoice and saves the result with its event.

@@ -14,16 +14,18 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use hestami_core::ids::{InvoiceId, PaymentId, RefundId};
+use hestami_core::ids::{CreditNoteId, InvoiceId, PaymentId, RefundId};
 use hestami_core::invoice::{
-    self as core_invoice, Invoice, InvoiceCommand, InvoiceError, NewPayment, NewRefund,
-    PaymentMethod,
+    self as core_invoice, CreditRefund, Invoice, InvoiceCommand, InvoiceError, NewPayment,
+    NewRefund, PaymentMethod,
 };
 use hestami_core::money::Money;
 use hestami_core::text::Name;
 
 use super::{
-    CollectPayment, RefundPayment, invoice_failure, load, lock_for_change, save, sync_job,
+    CollectPayment, CreditInvoice, RefundPayment, check_version, invoice_failure, load,
+    local_today, lock_for_change, next_credit_number, price_credit, record_credit_note,
+    refuse_while_credit_refund_pending, save, sync_job,
 };
 use crate::app::payments::{
     ChargeOutcome, ChargeRequest, ManualProvider, PaymentProvider, ProviderError, is_manual,
@@ -45,6 +47,21 @@ struct Reserved {
     provider: String,
     /// For a refund: the provider's id of the charge.
     original: Option<String>,
+    /// For a credit note's refund: its amount (the note's total) and the note's id. (Absent
+    /// from reservations journalled before credit notes existed.)
+    #[serde(default)]
+    amount: Option<Money>,
+    #[serde(default)]
+    credit_note_id: Option<CreditNoteId>,
+}
+
+/// What a refund gives back.
+#[derive(Clone, Debug)]
+pub(crate) enum RefundOf {
+    /// An amount of a payment (`invoice/v1/refund`): owed again.
+    Amount(RefundPayment),
+    /// A credit note's whole amount (`invoice/v1/creditNote` with `refundPaymentId`).
+    Credit(CreditInvoice),
 }
 
 /// A record step's answer, journalled even when the invoice refused it (money has moved).
@@ -121,6 +138,35 @@ async fn reserved(
         .sum()
 }
 
+/// The balance less what unfinished payments have reserved of it: what a credit note or a
+/// write-off may take without failing a payment that is with the provider.
+pub(crate) async fn unreserved_balance(
+    tx: &mut TenantTx,
+    invoice: &Invoice,
+) -> Result<Money, StoreError> {
+    let held = reserved(tx, invoice.id, "payment", None).await?;
+    Ok(Money::new(
+        invoice.balance().amount() - held,
+        invoice.currency(),
+    ))
+}
+
+/// How many unfinished refunds of an invoice pay back a credit note.
+pub(crate) async fn pending_credit_refunds(
+    tx: &mut TenantTx,
+    invoice_id: InvoiceId,
+) -> Result<i64, StoreError> {
+    let org = tx.org();
+    let row = tx
+        .fetch_one(
+            "SELECT COUNT(*) AS n FROM payments WHERE organization_id = $1 AND invoice_id = $2 \
+             AND state = 'pending' AND credit IS NOT NULL",
+            args![org, invoice_id.as_uuid()],
+        )
+        .await?;
+    row.get("n")
+}
+
 /// How many unfinished payments or refunds an invoice has.
 pub(super) async fn pending_count(
     tx: &mut TenantTx,
@@ -146,12 +192,14 @@ async fn insert_pending(
     method: PaymentMethod,
     reference: Option<&str>,
     provider: &str,
+    credit: Option<&str>,
 ) -> Result<(), StoreError> {
     let org = tx.org();
     let now = tx.now();
     tx.execute(
         "INSERT INTO payments (organization_id, id, invoice_id, kind, payment_id, state, amount, method, \
-         reference, provider, provider_ref, at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, NULL, $10)",
+         reference, provider, provider_ref, at, credit) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, NULL, $10, $11)",
         args![
             org,
             id,
@@ -162,7 +210,8 @@ async fn insert_pending(
             method.as_str(),
             reference,
             provider,
-            now
+            now,
+            credit
         ],
     )
     .await?;
@@ -239,6 +288,7 @@ pub(super) async fn collect(
                     method,
                     check_reference.as_ref().map(|r| r.as_str()),
                     &provider_name,
+                    None,
                 )
                 .await?;
                 Ok(Reserved {
@@ -247,6 +297,8 @@ pub(super) async fn collect(
                     method,
                     provider: provider_name,
                     original: None,
+                    amount: None,
+                    credit_note_id: None,
                 })
             })
         })
@@ -383,16 +435,20 @@ async fn settle_unapplied(
 
 pub(super) async fn refund(
     ctx: &mut WorkflowCtx,
-    r: RefundPayment,
+    what: RefundOf,
     processor: Arc<dyn PaymentProvider>,
 ) -> Result<Invoice, StoreError> {
-    let RefundPayment {
-        payment_id,
-        amount,
-        reason,
-    } = r;
-    let check_reason = reason.clone();
+    let (payment_id, reason) = match &what {
+        RefundOf::Amount(r) => (r.payment_id, r.reason.clone()),
+        RefundOf::Credit(c) => (
+            c.refund_payment_id.ok_or_else(|| {
+                StoreError::Internal("a credit note's refund without a payment".into())
+            })?,
+            c.request.reason.clone(),
+        ),
+    };
     let configured = processor.name().to_owned();
+    let reserve_what = what.clone();
     let reserved_refund: Reserved = ctx
         .step("reserve_refund", move |tx| {
             Box::pin(async move {
@@ -410,6 +466,16 @@ pub(super) async fn refund(
                     serde_json::from_value(serde_json::Value::String(row.get("method")?))?;
                 let provider: String = row.get("provider")?;
                 let original: Option<String> = row.get("provider_ref")?;
+                if let RefundOf::Credit(c) = &reserve_what
+                    && c.invoice_id != invoice_id
+                {
+                    return Err(Failure::validation(vec![crate::error::FieldError {
+                        field: "refundPaymentId".into(),
+                        code: "not_for_this_invoice".into(),
+                        message: "the payment was not made to this invoice".into(),
+                    }])
+                    .into());
+                }
                 // Refused here, before anything is reserved, rather than waiting for a
                 // provider this process will never have.
                 if provider != ManualProvider.name() && provider != configured {
@@ -422,41 +488,82 @@ pub(super) async fn refund(
                     )
                     .into());
                 }
-                let invoice = load(tx, invoice_id, true).await?;
                 let id = new_id();
-                let refund = NewRefund {
-                    id: RefundId::from_uuid(id),
-                    payment_id,
-                    amount,
-                    reason: check_reason,
+                let (invoice, amount, credit_note_id, credit) = match &reserve_what {
+                    RefundOf::Amount(r) => {
+                        let invoice = load(tx, invoice_id, true).await?;
+                        let refund = NewRefund {
+                            id: RefundId::from_uuid(id),
+                            payment_id,
+                            amount: r.amount,
+                            reason: r.reason.clone(),
+                        };
+                        core_invoice::decide(&invoice, &InvoiceCommand::Refund { refund })
+                            .map_err(|e| invoice_failure(&e))?;
+                        (invoice, r.amount.round(), None, None)
+                    }
+                    RefundOf::Credit(c) => {
+                        let invoice = lock_for_change(tx, invoice_id).await?;
+                        check_version("invoice", c.expected_version, invoice.version)?;
+                        refuse_while_credit_refund_pending(tx, invoice_id).await?;
+                        let note_id = CreditNoteId::from_uuid(new_id());
+                        let today = local_today(tx).await?;
+                        let refund = CreditRefund {
+                            id: RefundId::from_uuid(id),
+                            payment_id,
+                        };
+                        let note =
+                            price_credit(&invoice, note_id, today, &c.request, Some(refund))?;
+                        let credit = serde_json::to_string(&c.request)?;
+                        (invoice, note.total, Some(note_id), Some(credit))
+                    }
                 };
-                core_invoice::decide(&invoice, &InvoiceCommand::Refund { refund })
-                    .map_err(|e| invoice_failure(&e))?;
                 let held = reserved(tx, invoice_id, "refund", Some(payment_id)).await?;
                 let left = invoice
                     .refundable(payment_id)
                     .map_or(Decimal::ZERO, |m| m.amount())
                     - held;
-                if amount.round().amount() > left {
+                if amount.amount() > left {
                     return Err(invoice_failure(&InvoiceError::RefundExceedsPayment {
                         payment_id,
-                        amount: amount.round(),
+                        amount,
                         refundable: Money::new(left, invoice.currency()),
                     })
                     .into());
                 }
-                insert_pending(tx, id, invoice_id, Some(payment_id), amount, method, None, &provider)
-                    .await?;
+                insert_pending(
+                    tx,
+                    id,
+                    invoice_id,
+                    Some(payment_id),
+                    amount,
+                    method,
+                    None,
+                    &provider,
+                    credit.as_deref(),
+                )
+                .await?;
                 Ok(Reserved {
                     id,
                     invoice_id,
                     method,
                     provider,
                     original,
+                    amount: Some(amount),
+                    credit_note_id,
                 })
             })
         })
         .await?;
+    let amount = match (&what, reserved_refund.amount) {
+        (_, Some(amount)) => amount,
+        (RefundOf::Amount(r), None) => r.amount,
+        (RefundOf::Credit(_), None) => {
+            return Err(StoreError::Internal(
+                "a credit note's refund reserved without its amount".into(),
+            ));
+        }
+    };
     // Back the way the payment came: the provider that took it.
     let provider = provider_named(&reserved_refund.provider, &processor)?;
     let organization_id = ctx.organization_id();
@@ -493,22 +600,40 @@ pub(super) async fn refund(
             );
         }
     };
+    let credit_note_id = reserved_refund.credit_note_id;
     let recorded: Recorded = ctx
         .step("record_refund", move |tx| {
             Box::pin(async move {
                 let invoice = lock_for_change(tx, invoice_id).await?;
-                let command = InvoiceCommand::Refund {
-                    refund: NewRefund {
-                        id: RefundId::from_uuid(id),
-                        payment_id,
-                        amount,
-                        reason,
+                let command = match (what, credit_note_id) {
+                    (RefundOf::Credit(c), Some(note_id)) => InvoiceCommand::Credit {
+                        id: note_id,
+                        number: next_credit_number(tx).await?,
+                        issue_date: local_today(tx).await?,
+                        request: c.request,
+                        refund: Some(CreditRefund {
+                            id: RefundId::from_uuid(id),
+                            payment_id,
+                        }),
+                    },
+                    _ => InvoiceCommand::Refund {
+                        refund: NewRefund {
+                            id: RefundId::from_uuid(id),
+                            payment_id,
+                            amount,
+                            reason,
+                        },
                     },
                 };
+                let credits = matches!(command, InvoiceCommand::Credit { .. });
                 match core_invoice::execute(&invoice, &command, tx.actor(), tx.now()) {
                     Ok((next, event)) => {
                         save(tx, &next, &event).await?;
                         set_state(tx, id, "applied", Some(&provider_ref)).await?;
+                        if credits {
+                            record_credit_note(tx, &next).await?;
+                            sync_job(tx, next.job_id).await?;
+                        }
                         Ok(Recorded::Recorded {
                             invoice: Box::new(next),
                         })
