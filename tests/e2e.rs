@@ -29,7 +29,181 @@ both!(
     workflows_list_in_start_order,
     an_unknown_field_suggests_the_known_one,
     jobs_by_customer_and_property_and_customers_by_phone_and_address,
+    jobs_are_corrected_and_their_work_recorded_with_who_and_when,
 );
+
+/// `job/v1/update` corrects a job and re-checks what the change affects; `recordActuals`
+/// returns the priced lines, records who and when, and is on the timeline.
+async fn jobs_are_corrected_and_their_work_recorded_with_who_and_when(s: TestServer) {
+    let f = s.fixture().await;
+    let job = s.job(&f).await;
+    let update = |body: Value| {
+        let mut body = body;
+        body["idempotencyKey"] = json!(key());
+        body["jobId"] = job["id"].clone();
+        body
+    };
+    // A new priority moves the deadline (counted from creation); the summary and details change.
+    let created_at =
+        chrono::DateTime::parse_from_rfc3339(job["createdAt"].as_str().unwrap()).unwrap();
+    let edited = s
+        .call(
+            "job/v1/update",
+            update(
+                json!({ "summary": "Replace water heater", "description": "50 gallon, gas",
+                           "priority": "routine", "expectedVersion": 1 }),
+            ),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &edited["summary"],
+            &edited["description"],
+            &edited["priority"],
+            &edited["version"]
+        ),
+        (
+            &json!("Replace water heater"),
+            &json!("50 gallon, gas"),
+            &json!("routine"),
+            &json!(2)
+        )
+    );
+    let deadline =
+        chrono::DateTime::parse_from_rfc3339(edited["slaDeadline"].as_str().unwrap()).unwrap();
+    let org = s.call("org/v1/get", json!({})).await.ok();
+    let routine = org["sla"]["routineMinutes"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{org}"));
+    assert_eq!(deadline - created_at, chrono::Duration::minutes(routine));
+    // Stale versions, unknown trades and empty names are refused, changing nothing.
+    s.call(
+        "job/v1/update",
+        update(json!({ "summary": "x", "expectedVersion": 1 })),
+    )
+    .await
+    .assert_error(409, "VERSION_CONFLICT");
+    s.call("job/v1/update", update(json!({ "trade": "alchemy" })))
+        .await
+        .assert_error(422, "TRADE_UNKNOWN");
+    let cleared = s
+        .call("job/v1/update", update(json!({ "clearDescription": true })))
+        .await
+        .ok();
+    assert_eq!(
+        (&cleared["description"], &cleared["version"]),
+        (&Value::Null, &json!(3))
+    );
+
+    // Assigned to a plumber, the job cannot become an electrical one the plumber cannot do.
+    let (start, end) = TestServer::window();
+    s.mutate(
+        "job/v1/schedule",
+        json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
+    )
+    .await;
+    s.mutate(
+        "dispatch/v1/assignTech",
+        json!({ "jobId": job["id"], "technicianId": f.tech["id"] }),
+    )
+    .await;
+    let refused = s
+        .call(
+            "job/v1/update",
+            update(json!({ "trade": "electrical", "minSkillLevel": 5 })),
+        )
+        .await;
+    refused.assert_error(422, "TECHNICIAN_INELIGIBLE");
+    let current = s
+        .call("job/v1/get", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
+    assert_eq!(
+        (&current["trade"], &current["minSkillLevel"]),
+        (&json!("plumbing"), &json!(1))
+    );
+
+    // Recorded work: priced lines back, who and when kept, an event on the timeline.
+    let recorded = s
+        .mutate(
+            "job/v1/recordActuals",
+            json!({ "jobId": job["id"], "lines": [
+                { "description": "Flex connector", "kind": "material", "unitPrice": "12.50", "quantity": "2" }] }),
+        )
+        .await;
+    assert_eq!(recorded["priced"]["total"], "25.00", "{recorded}");
+    assert_eq!(recorded["recorded"][0]["recordedBy"], json!(s.a.user));
+    let version = recorded["jobVersion"].clone();
+    let timeline = s
+        .call("job/v1/timeline", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
+    let last = timeline["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            &last["kind"],
+            &last["lines"],
+            &last["version"],
+            &last["actorUserId"]
+        ),
+        (
+            &json!("actuals_recorded"),
+            &json!(1),
+            &version,
+            &json!(s.a.user)
+        )
+    );
+    let updated = timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "updated")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        updated["changed"],
+        json!(["summary", "description", "priority"])
+    );
+    let work = s
+        .call("job/v1/work", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
+    assert_eq!(work["recorded"].as_array().map(Vec::len), Some(1));
+    assert!(work.get("priced").is_none());
+
+    // Once on site, who may do it is fixed; a viewer may not edit; another organization sees nothing.
+    for status in ["dispatched", "en_route", "on_site"] {
+        s.mutate(
+            "job/v1/updateStatus",
+            json!({ "jobId": job["id"], "status": status }),
+        )
+        .await;
+    }
+    s.call("job/v1/update", update(json!({ "trade": "hvac" })))
+        .await
+        .assert_error(409, "JOB_VISIT_STARTED");
+    let viewer = support::Tenant {
+        token: s.member(&s.a, "viewer@example.com", Role::Viewer).await,
+        ..s.a.clone()
+    };
+    s.call_as(
+        &viewer,
+        "job/v1/update",
+        update(json!({ "summary": "Mine" })),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    s.call_as(&b, "job/v1/update", update(json!({ "summary": "Mine" })))
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
 
 /// `job/v1/list` by customer and by property; `customer/v1/list` finds a customer by phone and
 /// by an address of theirs.

@@ -476,6 +476,78 @@ pub enum JobCommand {
         /// The id of the new job.
         callback_job_id: JobId,
     },
+    /// Correct what the job is (`job/v1/update`); not a change of state.
+    Update {
+        /// The fields to change.
+        edit: JobEdit,
+        /// The organization's SLA windows, for a new priority's deadline.
+        sla: SlaWindows,
+    },
+    /// Record labour time and materials used (`job/v1/recordActuals`); not a change of state.
+    RecordActuals {
+        /// How many lines.
+        lines: u32,
+    },
+}
+
+/// What `job/v1/update` changes; `None` keeps a field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobEdit {
+    /// A new summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// New details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Description>,
+    /// Remove the details.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clear_description: bool,
+    /// A new priority: a job not yet reached gets the deadline of its new SLA window, counted
+    /// from its creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    /// A new trade (not once the visit started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trade: Option<TradeCode>,
+    /// A new lowest skill level (not once the visit started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_skill_level: Option<SkillLevel>,
+    /// New required certifications (not once the visit started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_certifications: Option<Vec<Name>>,
+}
+
+impl JobEdit {
+    /// Whether it changes who may do the job (trade, skill level or certifications).
+    pub fn changes_requirements(&self) -> bool {
+        self.trade.is_some()
+            || self.min_skill_level.is_some()
+            || self.required_certifications.is_some()
+    }
+
+    /// The camelCase names of the fields it sets, in a fixed order.
+    pub fn fields(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut push = |set: bool, name| {
+            if set {
+                out.push(name);
+            }
+        };
+        push(self.summary.is_some(), "summary");
+        push(
+            self.description.is_some() || self.clear_description,
+            "description",
+        );
+        push(self.priority.is_some(), "priority");
+        push(self.trade.is_some(), "trade");
+        push(self.min_skill_level.is_some(), "minSkillLevel");
+        push(
+            self.required_certifications.is_some(),
+            "requiredCertifications",
+        );
+        out
+    }
 }
 
 impl JobCommand {
@@ -513,7 +585,10 @@ impl JobCommand {
             Self::Resume => A::Resume,
             Self::Cancel => A::Cancel,
             Self::Unassign => A::Unassign,
-            Self::Assign { .. } | Self::Callback { .. } => return None,
+            Self::Assign { .. }
+            | Self::Callback { .. }
+            | Self::Update { .. }
+            | Self::RecordActuals { .. } => return None,
         })
     }
 }
@@ -545,6 +620,19 @@ pub enum JobChange {
     CallbackRaised {
         /// The new job.
         callback_job_id: JobId,
+    },
+    /// Its description was corrected.
+    Updated {
+        /// What changed.
+        edit: JobEdit,
+        /// The new response deadline, when a new priority moved it.
+        #[serde(default)]
+        sla_deadline: Option<DateTime<Utc>>,
+    },
+    /// Labour time or materials were recorded on it.
+    ActualsRecorded {
+        /// How many lines.
+        lines: u32,
     },
 }
 
@@ -610,6 +698,17 @@ pub enum JobError {
         /// The current state.
         status: JobStatus,
     },
+    /// A closed or cancelled job is not changed any more.
+    #[error("a {status} job cannot be changed")]
+    Closed {
+        /// The current state.
+        status: JobStatus,
+    },
+    /// Who may do the job cannot change once its visit started.
+    #[error(
+        "the trade, skill level and certifications of a job cannot change once its visit has started"
+    )]
+    VisitStarted,
     /// A callback can only be raised from a finished job.
     #[error(
         "a callback can only be raised for a completed, invoiced, paid or closed job, not one in state {status}"
@@ -633,6 +732,8 @@ impl JobError {
             Self::BalanceOutstanding => "JOB_BALANCE_OUTSTANDING",
             Self::AssignmentNotAllowed { .. } => "JOB_ASSIGNMENT_NOT_ALLOWED",
             Self::CallbackNotAllowed { .. } => "JOB_CALLBACK_NOT_ALLOWED",
+            Self::Closed { .. } => "JOB_CLOSED",
+            Self::VisitStarted => "JOB_VISIT_STARTED",
         }
     }
 
@@ -645,6 +746,8 @@ impl JobError {
                 | Self::ActionNotAllowed { .. }
                 | Self::AssignmentNotAllowed { .. }
                 | Self::CallbackNotAllowed { .. }
+                | Self::Closed { .. }
+                | Self::VisitStarted
         )
     }
 }
@@ -745,6 +848,30 @@ pub fn decide(job: &Job, command: &JobCommand, guards: &Guards) -> Result<JobCha
                 Err(JobError::AssignmentNotAllowed { status: job.status })
             }
         }
+        JobCommand::Update { edit, sla } => {
+            if matches!(job.status, S::Closed | S::Cancelled) {
+                return Err(JobError::Closed { status: job.status });
+            }
+            if edit.changes_requirements() && job.visit_started_at.is_some() {
+                return Err(JobError::VisitStarted);
+            }
+            let sla_deadline = match edit.priority {
+                Some(priority) if job.visit_started_at.is_none() => {
+                    Some(job.created_at + priority.response_window(sla))
+                }
+                _ => None,
+            };
+            Ok(JobChange::Updated {
+                edit: edit.clone(),
+                sla_deadline,
+            })
+        }
+        JobCommand::RecordActuals { lines } => {
+            if matches!(job.status, S::Closed | S::Cancelled) {
+                return Err(JobError::Closed { status: job.status });
+            }
+            Ok(JobChange::ActualsRecorded { lines: *lines })
+        }
         JobCommand::Callback { callback_job_id } => {
             if CALLBACK_FROM.contains(&job.status) {
                 Ok(JobChange::CallbackRaised {
@@ -818,7 +945,35 @@ pub fn evolve(job: &Job, event: &JobEvent) -> Job {
     next.updated_at = event.at;
     next.status = event.to;
     match &event.change {
-        JobChange::Created { .. } | JobChange::CallbackRaised { .. } => {}
+        JobChange::Created { .. }
+        | JobChange::CallbackRaised { .. }
+        | JobChange::ActualsRecorded { .. } => {}
+        JobChange::Updated { edit, sla_deadline } => {
+            if let Some(summary) = &edit.summary {
+                next.summary = summary.clone();
+            }
+            if edit.clear_description {
+                next.description = None;
+            }
+            if let Some(description) = &edit.description {
+                next.description = Some(description.clone());
+            }
+            if let Some(priority) = edit.priority {
+                next.priority = priority;
+            }
+            if let Some(trade) = &edit.trade {
+                next.trade = trade.clone();
+            }
+            if let Some(level) = edit.min_skill_level {
+                next.min_skill_level = level;
+            }
+            if let Some(certifications) = &edit.required_certifications {
+                next.required_certifications = certifications.clone();
+            }
+            if let Some(deadline) = sla_deadline {
+                next.sla_deadline = *deadline;
+            }
+        }
         JobChange::Assigned { technician_id } => next.technician_id = Some(*technician_id),
         JobChange::Transitioned { action, window } => match action {
             A::Schedule => next.window = *window,

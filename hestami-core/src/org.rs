@@ -443,6 +443,7 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("job/v1/schedule", OFFICE),
     ("job/v1/updateStatus", FIELD),
     ("job/v1/callback", OFFICE),
+    ("job/v1/update", OFFICE),
     ("job/v1/get", EVERYONE),
     ("job/v1/list", EVERYONE),
     ("job/v1/timeline", EVERYONE),
@@ -680,6 +681,7 @@ mod tests {
             job/v1/schedule                owner admin dispatcher office
             job/v1/updateStatus            owner admin dispatcher office technician
             job/v1/callback                owner admin dispatcher office
+            job/v1/update                  owner admin dispatcher office
             job/v1/get                     owner admin dispatcher office technician viewer
             job/v1/list                    owner admin dispatcher office technician viewer
             job/v1/timeline                owner admin dispatcher office technician viewer

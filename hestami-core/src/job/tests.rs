@@ -937,6 +937,10 @@ proptest! {
                             };
                             prop_assert_eq!(&unchanged, &before);
                         }
+                        JobChange::Updated { .. } | JobChange::ActualsRecorded { .. } => {
+                            prop_assert_eq!(event.from, Some(event.to));
+                            prop_assert!(!matches!(before.status, S::Closed | S::Cancelled));
+                        }
                         JobChange::Created { .. } => prop_assert!(false, "a command created a job"),
                     }
                     prop_assert!(reachable.contains(&next.status), "{} is unreachable", next.status);
@@ -1394,4 +1398,75 @@ fn accepted_moves_snapshot() {
         on_hold: [resume -> scheduled, cancel -> cancelled] + []
         cancelled: [] + []
     "#]].assert_eq(&out);
+}
+
+/// `update` corrects what a job is without moving it: a new priority moves the deadline of a
+/// job not yet reached (counted from its creation), who may do it is fixed once the visit
+/// started, and a closed or cancelled job is not changed. Replaying the log gives the same job.
+#[test]
+fn updates_correct_a_job_and_recheck_what_they_affect() {
+    let (job, first) = created();
+    let edit = JobEdit {
+        summary: Some(Summary::parse("Water heater replacement").expect("valid")),
+        clear_description: true,
+        priority: Some(Priority::Emergency),
+        trade: Some(TradeCode::parse("hvac").expect("valid")),
+        ..JobEdit::default()
+    };
+    let (edited, events) = run(
+        &job,
+        &[JobCommand::Update {
+            edit: edit.clone(),
+            sla: sla(),
+        }],
+        &NO_GUARDS,
+    );
+    assert_eq!(edited.status, S::Requested);
+    assert_eq!(edited.summary.as_str(), "Water heater replacement");
+    assert_eq!(edited.description, None);
+    assert_eq!(edited.trade.as_str(), "hvac");
+    assert_eq!(edited.sla_deadline, t0() + Duration::minutes(90));
+    assert_eq!(
+        edit.fields(),
+        ["summary", "description", "priority", "trade"]
+    );
+    let log: Vec<JobEvent> = std::iter::once(first).chain(events).collect();
+    assert_eq!(replay(job.id, &log), Some(edited));
+
+    let on_site = drive_to(S::OnSite);
+    let trade = JobCommand::Update {
+        edit: JobEdit {
+            trade: Some(TradeCode::parse("electrical").expect("valid")),
+            ..JobEdit::default()
+        },
+        sla: sla(),
+    };
+    assert_eq!(
+        refuse(&on_site, &trade, &NO_GUARDS).code(),
+        "JOB_VISIT_STARTED"
+    );
+    // Once reached, a new priority keeps the deadline it was reached by.
+    let (urgent, _) = run(
+        &on_site,
+        &[JobCommand::Update {
+            edit: JobEdit {
+                priority: Some(Priority::Routine),
+                ..JobEdit::default()
+            },
+            sla: sla(),
+        }],
+        &NO_GUARDS,
+    );
+    assert_eq!(urgent.sla_deadline, on_site.sla_deadline);
+    let cancelled = drive_to(S::Cancelled);
+    assert_eq!(refuse(&cancelled, &trade, &NO_GUARDS).code(), "JOB_CLOSED");
+    assert_eq!(
+        refuse(
+            &cancelled,
+            &JobCommand::RecordActuals { lines: 1 },
+            &NO_GUARDS
+        )
+        .code(),
+        "JOB_CLOSED"
+    );
 }

@@ -6,18 +6,20 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use hestami_core::ids::{CustomerId, JobId, PropertyId, TechnicianId};
-use hestami_core::job::{Job, JobChange, JobEvent, JobStatus, NewJob, Priority, TimeWindow};
+use hestami_core::job::{
+    Job, JobChange, JobEdit, JobEvent, JobStatus, NewJob, Priority, TimeWindow,
+};
 use hestami_core::org::Currency;
 use hestami_core::text::{Description, Reason, Summary, TradeCode};
 use hestami_core::workforce::SkillLevel;
 use hestami_store::app::PageRequest;
 use hestami_store::app::job::{
-    JobFilter, JobLifecycleCommand, JobWork, RaiseCallback, RecordActuals, ScheduleJob,
+    JobFilter, JobLifecycleCommand, JobWork, RaiseCallback, RecordActuals, ScheduleJob, UpdateJob,
     UpdateStatus,
 };
 
 use super::contractor::name_list;
-use super::money::{PlannedWorkDto, QuoteLineDto, QuoteLineInput, quote_lines};
+use super::money::{PlannedWorkDto, QuoteDto, QuoteLineDto, QuoteLineInput, quote_lines};
 use super::technician::skill_level;
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Name, Procedure, mutation, mutation_in, query, validate};
@@ -197,7 +199,7 @@ impl From<Job> for JobDto {
 pub struct JobEventDto {
     /// The job's version after the event.
     pub version: i64,
-    /// created, transitioned, assigned or callback_raised.
+    /// created, transitioned, assigned, callback_raised, updated or actuals_recorded.
     pub kind: String,
     /// For transitions: schedule, dispatch, start_travel, arrive, start_work, complete, invoice,
     /// settle, close, hold, resume, cancel or unassign.
@@ -212,6 +214,14 @@ pub struct JobEventDto {
     pub technician_id: Option<Uuid>,
     /// The callback job raised.
     pub callback_job_id: Option<Uuid>,
+    /// For `updated`: the fields it changed (summary, description, priority, trade,
+    /// minSkillLevel, requiredCertifications).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
+    /// For `actuals_recorded`: how many lines were recorded (`job/v1/work` lists them with who
+    /// and when).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u32>,
     /// Who.
     pub actor_user_id: Option<Uuid>,
     /// Why.
@@ -244,6 +254,18 @@ impl From<JobEvent> for JobEventDto {
                 None,
                 Some(callback_job_id.as_uuid()),
             ),
+            JobChange::Updated { .. } => ("updated", None, None, None, None),
+            JobChange::ActualsRecorded { .. } => ("actuals_recorded", None, None, None, None),
+        };
+        let changed = match &e.change {
+            JobChange::Updated { edit, .. } => {
+                Some(edit.fields().into_iter().map(str::to_owned).collect())
+            }
+            _ => None,
+        };
+        let lines = match &e.change {
+            JobChange::ActualsRecorded { lines } => Some(*lines),
+            _ => None,
         };
         Self {
             version: e.version,
@@ -254,6 +276,8 @@ impl From<JobEvent> for JobEventDto {
             window,
             technician_id,
             callback_job_id,
+            changed,
+            lines,
             actor_user_id: e.actor.map(|a| a.as_uuid()),
             reason: e.reason.map(|r| r.as_str().to_owned()),
             at: e.at,
@@ -352,6 +376,43 @@ pub struct RecordActualsInput {
     pub lines: Vec<QuoteLineInput>,
 }
 
+/// `job/v1/update`: correct what a job is. Absent fields are kept. A new trade, skill level or
+/// certifications are checked against the technician or crew already assigned (and the
+/// organization's compliance for the trade), and cannot change once the visit started; a new
+/// priority moves the SLA deadline of a job not yet reached.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateJobInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which job (not closed or cancelled).
+    pub job_id: Uuid,
+    /// A new summary.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// New details.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Remove the details (a `description` given too replaces them).
+    #[serde(default)]
+    pub clear_description: Option<bool>,
+    /// A new priority.
+    #[serde(default)]
+    pub priority: Option<PriorityDto>,
+    /// A new trade, in the organization's trade catalogue.
+    #[serde(default)]
+    pub trade: Option<String>,
+    /// A new lowest skill level, 1 to 5.
+    #[serde(default)]
+    pub min_skill_level: Option<i64>,
+    /// New required certifications (replacing the old ones).
+    #[serde(default)]
+    pub required_certifications: Option<Vec<String>>,
+    /// Refuse with `VERSION_CONFLICT` unless the job is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
 /// `job/v1/get`, `job/v1/timeline` and `job/v1/work`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -413,6 +474,28 @@ pub struct JobWorkDto {
     /// The lines recorded by `job/v1/recordActuals`, oldest first, as given (priced when
     /// invoiced).
     pub actuals: Vec<QuoteLineDto>,
+    /// Who recorded each line of `actuals` and when, in the same order.
+    pub recorded: Vec<RecordedDto>,
+    /// From `job/v1/recordActuals`: the lines just recorded, priced at today's pricebook (an
+    /// invoice from actuals prices them again when it is made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priced: Option<QuoteDto>,
+    /// From `job/v1/recordActuals`: the job's version after it (recording is on the timeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_version: Option<i64>,
+}
+
+/// Who recorded a line of a job's actuals, and when.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedDto {
+    /// The line's id.
+    pub id: Uuid,
+    /// The user who recorded it (null for lines recorded before this was kept, and for
+    /// timers).
+    pub recorded_by: Option<Uuid>,
+    /// When.
+    pub recorded_at: DateTime<Utc>,
 }
 
 impl From<JobWork> for JobWorkDto {
@@ -421,6 +504,17 @@ impl From<JobWork> for JobWorkDto {
             job_id: w.job_id.as_uuid(),
             planned: w.planned.as_ref().map(Into::into),
             actuals: w.actuals.iter().map(Into::into).collect(),
+            recorded: w
+                .recorded
+                .iter()
+                .map(|r| RecordedDto {
+                    id: r.id,
+                    recorded_by: r.recorded_by.map(|u| u.as_uuid()),
+                    recorded_at: r.recorded_at,
+                })
+                .collect(),
+            priced: w.priced.as_ref().map(Into::into),
+            job_version: w.job_version,
         }
     }
 }
@@ -430,7 +524,8 @@ mutating!(
     ScheduleJobInput,
     UpdateStatusInput,
     CallbackInput,
-    RecordActualsInput
+    RecordActualsInput,
+    UpdateJobInput
 );
 
 fn convert_create(i: CreateJobInput) -> Result<JobLifecycleCommand, ApiError> {
@@ -457,6 +552,35 @@ fn convert_create(i: CreateJobInput) -> Result<JobLifecycleCommand, ApiError> {
             callback_of: None,
             min_skill_level: min_skill_level?,
             required_certifications: required_certifications?,
+        }))
+    })
+}
+
+fn convert_update(i: UpdateJobInput) -> Result<JobLifecycleCommand, ApiError> {
+    validate(|v| {
+        let summary = v.optional("summary", i.summary.as_deref(), Summary::parse);
+        let description = v.optional("description", i.description.as_deref(), Description::parse);
+        let trade = v.optional("trade", i.trade.as_deref(), TradeCode::parse);
+        let min_skill_level = match i.min_skill_level {
+            None => Some(None),
+            Some(level) => v.check("minSkillLevel", skill_level(level)).map(Some),
+        };
+        let required_certifications = match &i.required_certifications {
+            None => Some(None),
+            Some(list) => name_list(v, "requiredCertifications", list).map(Some),
+        };
+        Some(JobLifecycleCommand::Update(UpdateJob {
+            job_id: JobId::from_uuid(i.job_id),
+            edit: JobEdit {
+                summary: summary?,
+                description: description?,
+                clear_description: i.clear_description.unwrap_or(false),
+                priority: i.priority.map(Into::into),
+                trade: trade?,
+                min_skill_level: min_skill_level?,
+                required_certifications: required_certifications?,
+            },
+            expected_version: i.expected_version,
         }))
     })
 }
@@ -625,6 +749,23 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 &["NOT_FOUND", "JOB_CALLBACK_NOT_ALLOWED"],
             ),
             convert_callback,
+            <JobDto as From<Job>>::from,
+        ),
+        mutation(
+            name(
+                "update",
+                "Correct a job's summary, description, priority, trade, skill level or certifications",
+                &[
+                    "NOT_FOUND",
+                    "VERSION_CONFLICT",
+                    "JOB_CLOSED",
+                    "JOB_VISIT_STARTED",
+                    "TRADE_UNKNOWN",
+                    "COMPLIANCE_REQUIREMENTS_NOT_MET",
+                    "TECHNICIAN_INELIGIBLE",
+                ],
+            ),
+            convert_update,
             <JobDto as From<Job>>::from,
         ),
         query(name("get", "A job", &["NOT_FOUND"]), get),

@@ -951,7 +951,7 @@ async fn follow(
     Ok(next)
 }
 
-fn crew_of(visit: &Appointment) -> Vec<(TechnicianId, CrewRole)> {
+pub(crate) fn crew_of(visit: &Appointment) -> Vec<(TechnicianId, CrewRole)> {
     visit
         .lead
         .map(|l| (l, CrewRole::Lead))

@@ -343,11 +343,7 @@ impl Services {
                             job_id: id,
                             customer,
                             property,
-                            work: JobWork {
-                                job_id: id,
-                                planned: super::estimate::planned_work_of(tx, id).await?,
-                                actuals: super::invoice::actuals_of(tx, id).await?,
-                            },
+                            work: super::job::work_of(tx, id).await?,
                             notes: super::notes::of_job(tx, id).await?,
                             attachments: super::attachments::of_job(tx, id).await?,
                             forms,

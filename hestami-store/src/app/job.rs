@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use hestami_core::estimate::PlannedWork;
-use hestami_core::ids::{JobId, TechnicianId};
+use hestami_core::ids::{JobId, TechnicianId, UserId};
 use hestami_core::job::{
-    self as core_job, Guards, Job, JobAction, JobChange, JobCommand, JobError, JobEvent, JobStatus,
-    NewJob, Priority, TimeWindow,
+    self as core_job, Guards, Job, JobAction, JobChange, JobCommand, JobEdit, JobError, JobEvent,
+    JobStatus, NewJob, Priority, TimeWindow,
 };
-use hestami_core::pricebook::{MAX_LINES, QuoteLine, QuoteRequest};
+use hestami_core::pricebook::{MAX_LINES, Quote, QuoteLine, QuoteRequest};
 use hestami_core::text::{Description, Reason, Summary, TradeCode};
 use hestami_core::workforce::assignment_refusals;
 
@@ -82,6 +82,30 @@ pub struct RecordActuals {
     pub lines: Vec<QuoteLine>,
 }
 
+/// `job/v1/update`: correct what a job is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateJob {
+    /// Which job.
+    pub job_id: JobId,
+    /// What changes.
+    pub edit: JobEdit,
+    /// Fail with `VERSION_CONFLICT` unless the job is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// Who recorded a line of a job's actuals, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActualRecord {
+    /// The line's id.
+    pub id: uuid::Uuid,
+    /// Who recorded it (unknown for lines recorded before this was kept).
+    pub recorded_by: Option<UserId>,
+    /// When.
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// The work of a job: what its approved estimate planned and what was recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +116,16 @@ pub struct JobWork {
     pub planned: Option<PlannedWork>,
     /// The labour time and materials recorded, oldest first.
     pub actuals: Vec<QuoteLine>,
+    /// Who recorded each line of `actuals` and when, in the same order. (Absent from answers
+    /// journalled before it was kept.)
+    #[serde(default)]
+    pub recorded: Vec<ActualRecord>,
+    /// For `recordActuals`: the lines just recorded, priced at today's pricebook.
+    #[serde(default)]
+    pub priced: Option<Quote>,
+    /// For `recordActuals`: the job's version after it (recording is on its timeline).
+    #[serde(default)]
+    pub job_version: Option<i64>,
 }
 
 /// `dispatch/v1/assignTech`.
@@ -125,6 +159,9 @@ pub enum JobLifecycleCommand {
     /// `job/v1/recordActuals`.
     #[serde(rename = "job/v1/recordActuals")]
     RecordActuals(RecordActuals),
+    /// `job/v1/update`.
+    #[serde(rename = "job/v1/update")]
+    Update(UpdateJob),
 }
 
 impl Command for JobLifecycleCommand {
@@ -136,6 +173,7 @@ impl Command for JobLifecycleCommand {
             Self::UpdateStatus(_) => "job/v1/updateStatus",
             Self::Callback(_) => "job/v1/callback",
             Self::RecordActuals(_) => "job/v1/recordActuals",
+            Self::Update(_) => "job/v1/update",
         }
     }
     fn subject(&self) -> Option<super::Subject> {
@@ -145,6 +183,7 @@ impl Command for JobLifecycleCommand {
             Self::UpdateStatus(u) => Some(super::Subject::Job(u.job_id)),
             Self::Callback(c) => Some(super::Subject::Job(c.job_id)),
             Self::RecordActuals(r) => Some(super::Subject::Job(r.job_id)),
+            Self::Update(u) => Some(super::Subject::Job(u.job_id)),
         }
     }
 }
@@ -216,6 +255,10 @@ async fn run_lifecycle(
         )),
         JobLifecycleCommand::Create(new) => {
             ctx.step("insert_job", move |tx| Box::pin(create(tx, new)))
+                .await
+        }
+        JobLifecycleCommand::Update(u) => {
+            ctx.step("update_job", move |tx| Box::pin(update(tx, u)))
                 .await
         }
         JobLifecycleCommand::Schedule(s) => {
@@ -326,16 +369,74 @@ async fn run_lifecycle(
     }
 }
 
+/// `job/v1/update`: the state machine first (a closed job's refusal is about its state), then
+/// what the change affects: a new trade must be in the catalogue and the organization compliant
+/// for it at the property on the window; new requirements must be met by whoever is already
+/// assigned (the v1 technician, or the crew of every visit not yet over); a new priority moves
+/// the SLA deadline and its timer while the job is not reached.
+async fn update(tx: &mut TenantTx, u: UpdateJob) -> Result<Job, StoreError> {
+    let (job, v2, breached_at) = load_full(tx, u.job_id, true).await?;
+    check_version("job", u.expected_version, job.version)?;
+    if u.edit.fields().is_empty() {
+        // Nothing to change: the job as it is, without an event.
+        return Ok(job);
+    }
+    let org = crate::directory::load_organization(tx, false).await?;
+    let command = JobCommand::Update {
+        edit: u.edit.clone(),
+        sla: org.sla,
+    };
+    let (after, _) = core_job::execute(
+        &job,
+        &command,
+        &Guards::default(),
+        tx.actor(),
+        None,
+        tx.now(),
+    )
+    .map_err(|e| job_failure(&e))?;
+    if let Some(trade) = &u.edit.trade {
+        super::trades::ensure_known(tx, vec![("trade".to_owned(), trade.clone())]).await?;
+    }
+    if u.edit.changes_requirements() {
+        if v2 {
+            use hestami_core::appointment::AppointmentStatus as V;
+            let visits = super::appointment::load_of_job(tx, job.id, false).await?;
+            for visit in visits
+                .iter()
+                .filter(|v| !matches!(v.status, V::Done | V::Cancelled))
+            {
+                super::eligibility::ensure_compliant(tx, &after, visit.window).await?;
+                let crew = super::appointment::crew_of(visit);
+                if !crew.is_empty() {
+                    super::appointment::check_crew(tx, &after, visit.id, visit.occupied(), &crew)
+                        .await?;
+                }
+            }
+        } else if let Some(window) = job.window {
+            super::eligibility::ensure_compliant(tx, &after, window).await?;
+            if let Some(technician) = job.technician_id {
+                super::eligibility::ensure_eligible(tx, &after, technician, window).await?;
+            }
+        }
+    }
+    let next = apply(tx, &job, command, None).await?;
+    if next.sla_deadline != job.sla_deadline && breached_at.is_none() {
+        super::appointment::arm_sla_timer(tx, &next).await?;
+    }
+    Ok(next)
+}
+
 async fn record_actuals(tx: &mut TenantTx, r: RecordActuals) -> Result<JobWork, StoreError> {
     let job = load(tx, r.job_id, true).await?;
-    if matches!(job.status, JobStatus::Closed | JobStatus::Cancelled) {
-        return Err(Failure::new(
-            FailureKind::Conflict,
-            "JOB_CLOSED",
-            format!("work cannot be recorded on a {} job", job.status),
-        )
-        .into());
-    }
+    // Refused for a closed or cancelled job before anything is priced.
+    let lines = u32::try_from(r.lines.len()).unwrap_or(u32::MAX);
+    core_job::decide(
+        &job,
+        &JobCommand::RecordActuals { lines },
+        &Guards::default(),
+    )
+    .map_err(|e| job_failure(&e))?;
     // Price the lines now, so that only lines an invoice can price are recorded (every problem
     // reported at `lines[i]…`); the invoice prices them again when it is made.
     let request = QuoteRequest {
@@ -346,9 +447,8 @@ async fn record_actuals(tx: &mut TenantTx, r: RecordActuals) -> Result<JobWork, 
         customer_id: job.customer_id,
         property_id: job.property_id,
     };
-    super::pricebook::price(tx, Some(at), &request, "").await?;
-    let mut actuals = super::invoice::actuals_of(tx, job.id).await?;
-    let recorded = actuals.len();
+    let priced = super::pricebook::price(tx, Some(at), &request, "").await?;
+    let recorded = super::invoice::actuals_of(tx, job.id).await?.len();
     if recorded + r.lines.len() > MAX_LINES {
         return Err(Failure::new(
             FailureKind::RuleViolation,
@@ -361,23 +461,69 @@ async fn record_actuals(tx: &mut TenantTx, r: RecordActuals) -> Result<JobWork, 
     }
     let org = tx.org();
     let now = tx.now();
+    let actor = tx.actor().map(|a| a.as_uuid());
     let mut changes = Vec::with_capacity(r.lines.len());
     for line in &r.lines {
         let id = new_id();
         tx.execute(
-            "INSERT INTO job_actuals (organization_id, id, job_id, line, recorded_at) VALUES ($1, $2, $3, $4, $5)",
-            args![org, id, job.id.as_uuid(), serde_json::to_string(line)?, now],
+            "INSERT INTO job_actuals (organization_id, id, job_id, line, recorded_at, recorded_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            args![
+                org,
+                id,
+                job.id.as_uuid(),
+                serde_json::to_string(line)?,
+                now,
+                actor
+            ],
         )
         .await?;
         changes.push((id, 1, Operation::Created));
     }
     tx.record_changes("job_actual", &changes).await?;
-    // The new lines come last in `actuals_of`'s order (recorded now, with newer ids).
-    actuals.extend(r.lines);
+    // On the job's timeline, with who and when (nothing recorded, no event).
+    let version = if lines == 0 {
+        job.version
+    } else {
+        apply(tx, &job, JobCommand::RecordActuals { lines }, None)
+            .await?
+            .version
+    };
+    let mut work = work_of(tx, job.id).await?;
+    work.priced = Some(priced);
+    work.job_version = Some(version);
+    Ok(work)
+}
+
+/// What was planned for a job and what was recorded on it, with who recorded each line.
+pub(crate) async fn work_of(tx: &mut TenantTx, job_id: JobId) -> Result<JobWork, StoreError> {
+    let org = tx.org();
+    let rows = tx
+        .fetch_all(
+            "SELECT id, line, recorded_at, recorded_by FROM job_actuals \
+             WHERE organization_id = $1 AND job_id = $2 ORDER BY recorded_at, id",
+            args![org, job_id.as_uuid()],
+        )
+        .await?;
+    let mut actuals = Vec::with_capacity(rows.len());
+    let mut recorded = Vec::with_capacity(rows.len());
+    for row in &rows {
+        actuals.push(serde_json::from_str(&row.get::<String>("line")?)?);
+        recorded.push(ActualRecord {
+            id: row.get("id")?,
+            recorded_by: row
+                .get::<Option<uuid::Uuid>>("recorded_by")?
+                .map(UserId::from_uuid),
+            recorded_at: row.get("recorded_at")?,
+        });
+    }
     Ok(JobWork {
-        job_id: job.id,
-        planned: super::estimate::planned_work_of(tx, job.id).await?,
+        job_id,
+        planned: super::estimate::planned_work_of(tx, job_id).await?,
         actuals,
+        recorded,
+        priced: None,
+        job_version: None,
     })
 }
 
@@ -603,8 +749,10 @@ pub(crate) async fn apply(
     }
     tx.execute(
         "UPDATE jobs SET version = $1, status = $2, held_from = $3, window_start = $4, window_end = $5, \
-         technician_id = $6, visit_started_at = $7, completed_at = $8, updated_at = $9 \
-         WHERE organization_id = $10 AND id = $11",
+         technician_id = $6, visit_started_at = $7, completed_at = $8, updated_at = $9, trade = $10, \
+         priority = $11, summary = $12, description = $13, min_skill_level = $14, \
+         required_certifications = $15, sla_deadline = $16 \
+         WHERE organization_id = $17 AND id = $18",
         args![
             next.version,
             next.status.as_str(),
@@ -615,6 +763,13 @@ pub(crate) async fn apply(
             next.visit_started_at,
             next.completed_at,
             next.updated_at,
+            next.trade.as_str(),
+            next.priority.as_str(),
+            next.summary.as_str(),
+            next.description.as_ref().map(Description::as_str),
+            i64::from(next.min_skill_level.get()),
+            serde_json::to_string(&next.required_certifications)?,
+            next.sla_deadline,
             tx.org(),
             next.id.as_uuid()
         ],
@@ -899,11 +1054,7 @@ impl Services {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 load(tx, id, false).await?;
-                Ok(JobWork {
-                    job_id: id,
-                    planned: super::estimate::planned_work_of(tx, id).await?,
-                    actuals: super::invoice::actuals_of(tx, id).await?,
-                })
+                work_of(tx, id).await
             })
         })
         .await
