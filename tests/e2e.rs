@@ -30,7 +30,122 @@ both!(
     an_unknown_field_suggests_the_known_one,
     jobs_by_customer_and_property_and_customers_by_phone_and_address,
     jobs_are_corrected_and_their_work_recorded_with_who_and_when,
+    properties_are_read_and_corrected,
 );
+
+/// `customer/v1/getProperty` and `customer/v1/updateProperty`: a new address drops the old
+/// coordinates unless new ones come with it; nulls clear; other organizations, viewers and
+/// technicians off the customer's jobs get nothing.
+async fn properties_are_read_and_corrected(s: TestServer) {
+    let f = s.fixture().await;
+    let property = s
+        .mutate(
+            "customer/v1/addProperty",
+            json!({ "customerId": f.customer["id"], "accessNotes": "Gate code 1234",
+                    "location": { "lat": 41.88, "lon": -87.63 },
+                    "address": { "line1": "2 Main St", "city": "Chicago", "region": "IL",
+                                 "postalCode": "60601", "country": "US" } }),
+        )
+        .await;
+    let got = s
+        .call(
+            "customer/v1/getProperty",
+            json!({ "propertyId": property["id"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(got, property);
+    let update = |body: Value| {
+        let mut body = body;
+        body["idempotencyKey"] = json!(key());
+        body["propertyId"] = property["id"].clone();
+        body
+    };
+    let notes_cleared = s
+        .call(
+            "customer/v1/updateProperty",
+            update(json!({ "accessNotes": null, "expectedVersion": 1 })),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &notes_cleared["accessNotes"],
+            &notes_cleared["location"]["lat"],
+            &notes_cleared["version"]
+        ),
+        (&Value::Null, &json!(41.88), &json!(2))
+    );
+    let moved = s
+        .call(
+            "customer/v1/updateProperty",
+            update(
+                json!({ "address": { "line1": "9 Elm St", "city": "Chicago", "region": "IL",
+                                        "postalCode": "60601", "country": "US" } }),
+            ),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &moved["address"]["line1"],
+            &moved["location"],
+            &moved["version"]
+        ),
+        (&json!("9 Elm St"), &Value::Null, &json!(3))
+    );
+    s.call(
+        "customer/v1/updateProperty",
+        update(json!({ "expectedVersion": 1 })),
+    )
+    .await
+    .assert_error(409, "VERSION_CONFLICT");
+    let bad = s
+        .call(
+            "customer/v1/updateProperty",
+            update(json!({ "location": { "lat": 91, "lon": 0 } })),
+        )
+        .await;
+    bad.assert_error(400, "VALIDATION_FAILED");
+    let viewer = support::Tenant {
+        token: s.member(&s.a, "viewer@example.com", Role::Viewer).await,
+        ..s.a.clone()
+    };
+    s.call_as(
+        &viewer,
+        "customer/v1/updateProperty",
+        update(json!({ "accessNotes": "x" })),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    let technician = support::Tenant {
+        token: s.member(&s.a, "tech@example.com", Role::Technician).await,
+        ..s.a.clone()
+    };
+    s.link(&technician, &f.tech).await;
+    s.call_as(
+        &technician,
+        "customer/v1/getProperty",
+        json!({ "propertyId": property["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    s.call_as(
+        &b,
+        "customer/v1/getProperty",
+        json!({ "propertyId": property["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    s.call_as(
+        &b,
+        "customer/v1/updateProperty",
+        update(json!({ "accessNotes": "x" })),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+}
 
 /// `job/v1/update` corrects a job and re-checks what the change affects; `recordActuals`
 /// returns the priced lines, records who and when, and is on the timeline.

@@ -410,6 +410,8 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("customer/v1/update", OFFICE),
     ("customer/v1/addProperty", OFFICE),
     ("customer/v1/listProperties", EVERYONE),
+    ("customer/v1/getProperty", EVERYONE),
+    ("customer/v1/updateProperty", OFFICE),
     ("technician/v1/create", MANAGERS),
     ("technician/v1/get", EVERYONE),
     ("technician/v1/list", EVERYONE),
@@ -650,6 +652,8 @@ mod tests {
             customer/v1/update             owner admin dispatcher office
             customer/v1/addProperty        owner admin dispatcher office
             customer/v1/listProperties     owner admin dispatcher office technician viewer
+            customer/v1/getProperty        owner admin dispatcher office technician viewer
+            customer/v1/updateProperty     owner admin dispatcher office
             technician/v1/create           owner admin
             technician/v1/get              owner admin dispatcher office technician viewer
             technician/v1/list             owner admin dispatcher office technician viewer

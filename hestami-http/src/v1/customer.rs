@@ -6,9 +6,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use hestami_core::customer::{Address, CountryCode, Customer, GeoPoint, PostalCode, Property};
-use hestami_core::ids::CustomerId;
+use hestami_core::ids::{CustomerId, PropertyId};
 use hestami_core::text::{Email, Name as PersonName, Phone};
-use hestami_store::app::customer::{CustomerCommand, CustomerUpdate, NewCustomer, NewProperty};
+use hestami_store::app::customer::{
+    CustomerCommand, CustomerUpdate, NewCustomer, NewProperty, PropertyUpdate,
+};
 use hestami_store::app::{PageRequest, Patch};
 
 use crate::error::ApiError;
@@ -209,6 +211,37 @@ pub struct AddPropertyInput {
     pub access_notes: Option<String>,
 }
 
+/// `customer/v1/getProperty`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetPropertyInput {
+    /// Which property.
+    pub property_id: Uuid,
+}
+
+/// `customer/v1/updateProperty`: absent fields are kept. A new `address` without `location`
+/// clears the stored coordinates (they were the old address's).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePropertyInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Which property.
+    pub property_id: Uuid,
+    /// Refuse with `VERSION_CONFLICT` unless the property is at this version.
+    pub expected_version: Option<i64>,
+    /// A new address.
+    pub address: Option<AddressDto>,
+    /// New coordinates, or null to clear them.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<LocationDto>)]
+    pub location: Option<Option<LocationDto>>,
+    /// New access notes, or null to clear them.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub access_notes: Option<Option<String>>,
+}
+
 /// `customer/v1/listProperties`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -225,7 +258,12 @@ pub struct PropertyList {
     pub items: Vec<PropertyDto>,
 }
 
-mutating!(CreateCustomerInput, UpdateCustomerInput, AddPropertyInput);
+mutating!(
+    CreateCustomerInput,
+    UpdateCustomerInput,
+    AddPropertyInput,
+    UpdatePropertyInput
+);
 
 /// Parses a patch of an optional text field.
 pub(crate) fn patch<T>(
@@ -269,44 +307,89 @@ fn convert_update(i: UpdateCustomerInput) -> Result<CustomerCommand, ApiError> {
     })
 }
 
+/// An address at `address.…`.
+fn address(v: &mut Validator, a: &AddressDto) -> Option<Address> {
+    let line1 = v.check("address.line1", PersonName::parse(&a.line1));
+    let line2 = v.optional("address.line2", a.line2.as_deref(), PersonName::parse);
+    let city = v.check("address.city", PersonName::parse(&a.city));
+    let region = v.check("address.region", PersonName::parse(&a.region));
+    let postal_code = v.check("address.postalCode", PostalCode::parse(&a.postal_code));
+    let country = v.check("address.country", CountryCode::parse(&a.country));
+    Some(Address {
+        line1: line1?,
+        line2: line2?,
+        city: city?,
+        region: region?,
+        postal_code: postal_code?,
+        country: country?,
+    })
+}
+
+/// Coordinates at `location.…`.
+fn location(v: &mut Validator, l: &LocationDto) -> Option<GeoPoint> {
+    match GeoPoint::parse(l.lat, l.lon) {
+        Ok(p) => Some(p),
+        Err((field, invalid)) => {
+            v.fail(&format!("location.{field}"), invalid.code, &invalid.message);
+            None
+        }
+    }
+}
+
 fn convert_add_property(i: AddPropertyInput) -> Result<CustomerCommand, ApiError> {
     validate(|v| {
-        let a = &i.address;
-        let line1 = v.check("address.line1", PersonName::parse(&a.line1));
-        let line2 = v.optional("address.line2", a.line2.as_deref(), PersonName::parse);
-        let city = v.check("address.city", PersonName::parse(&a.city));
-        let region = v.check("address.region", PersonName::parse(&a.region));
-        let postal_code = v.check("address.postalCode", PostalCode::parse(&a.postal_code));
-        let country = v.check("address.country", CountryCode::parse(&a.country));
+        let address = address(v, &i.address);
         let access_notes = v.optional(
             "accessNotes",
             i.access_notes.as_deref(),
             hestami_core::text::Description::parse,
         );
-        let location = match i.location {
+        let location = match &i.location {
             None => Some(None),
-            Some(l) => match GeoPoint::parse(l.lat, l.lon) {
-                Ok(p) => Some(Some(p)),
-                Err((field, invalid)) => {
-                    v.fail(&format!("location.{field}"), invalid.code, &invalid.message);
-                    None
-                }
-            },
+            Some(l) => location(v, l).map(Some),
         };
         Some(CustomerCommand::AddProperty(NewProperty {
             customer_id: CustomerId::from_uuid(i.customer_id),
-            address: Address {
-                line1: line1?,
-                line2: line2?,
-                city: city?,
-                region: region?,
-                postal_code: postal_code?,
-                country: country?,
-            },
+            address: address?,
             location: location?,
             access_notes: access_notes?,
         }))
     })
+}
+
+fn convert_update_property(i: UpdatePropertyInput) -> Result<CustomerCommand, ApiError> {
+    validate(|v| {
+        let address = match &i.address {
+            None => Some(None),
+            Some(a) => address(v, a).map(Some),
+        };
+        let location = match &i.location {
+            None => Some(Patch::Keep),
+            Some(None) => Some(Patch::Clear),
+            Some(Some(l)) => location(v, l).map(Patch::Set),
+        };
+        let access_notes = patch(
+            v,
+            "accessNotes",
+            i.access_notes,
+            hestami_core::text::Description::parse,
+        );
+        Some(CustomerCommand::UpdateProperty(PropertyUpdate {
+            property_id: PropertyId::from_uuid(i.property_id),
+            expected_version: i.expected_version,
+            address: address?,
+            location: location?,
+            access_notes: access_notes?,
+        }))
+    })
+}
+
+async fn get_property(ctx: Ctx, i: GetPropertyInput) -> Result<PropertyDto, ApiError> {
+    Ok(ctx
+        .services
+        .property_get(ctx.caller()?, PropertyId::from_uuid(i.property_id))
+        .await?
+        .into())
 }
 
 async fn get(ctx: Ctx, i: GetCustomerInput) -> Result<CustomerDto, ApiError> {
@@ -390,6 +473,19 @@ pub(crate) fn procedures() -> Vec<Procedure> {
         query(
             name("listProperties", "A customer's properties", &["NOT_FOUND"]),
             list_properties,
+        ),
+        query(
+            name("getProperty", "A property", &["NOT_FOUND"]),
+            get_property,
+        ),
+        mutation(
+            name(
+                "updateProperty",
+                "Change a property's address, coordinates or access notes",
+                &["NOT_FOUND", "VERSION_CONFLICT"],
+            ),
+            convert_update_property,
+            <PropertyDto as From<Property>>::from,
         ),
     ]
 }

@@ -59,6 +59,23 @@ pub struct NewProperty {
     pub access_notes: Option<hestami_core::text::Description>,
 }
 
+/// Changes to a property. A new address without a `location` clears the stored coordinates:
+/// they were the old address's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyUpdate {
+    /// Which property.
+    pub property_id: PropertyId,
+    /// Fail with `VERSION_CONFLICT` unless the property is at this version.
+    pub expected_version: Option<i64>,
+    /// A new address.
+    pub address: Option<Address>,
+    /// New, or no, coordinates.
+    pub location: Patch<GeoPoint>,
+    /// New, or no, access notes.
+    pub access_notes: Patch<hestami_core::text::Description>,
+}
+
 /// The customer namespace's mutating procedures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "procedure", content = "input")]
@@ -72,6 +89,9 @@ pub enum CustomerCommand {
     /// `customer/v1/addProperty`.
     #[serde(rename = "customer/v1/addProperty")]
     AddProperty(NewProperty),
+    /// `customer/v1/updateProperty`.
+    #[serde(rename = "customer/v1/updateProperty")]
+    UpdateProperty(PropertyUpdate),
 }
 
 impl Command for CustomerCommand {
@@ -81,6 +101,7 @@ impl Command for CustomerCommand {
             Self::Create(_) => "customer/v1/create",
             Self::Update(_) => "customer/v1/update",
             Self::AddProperty(_) => "customer/v1/addProperty",
+            Self::UpdateProperty(_) => "customer/v1/updateProperty",
         }
     }
 }
@@ -108,6 +129,14 @@ pub(crate) async fn run(
             let property = ctx
                 .step("insert_property", move |tx| {
                     Box::pin(insert_property(tx, new))
+                })
+                .await?;
+            serde_json::to_value(property)?
+        }
+        CustomerCommand::UpdateProperty(update) => {
+            let property = ctx
+                .step("update_property", move |tx| {
+                    Box::pin(update_property(tx, update))
                 })
                 .await?;
             serde_json::to_value(property)?
@@ -263,6 +292,82 @@ async fn insert_property(tx: &mut TenantTx, new: NewProperty) -> Result<Property
     Ok(property)
 }
 
+async fn update_property(
+    tx: &mut TenantTx,
+    update: PropertyUpdate,
+) -> Result<Property, StoreError> {
+    let current = load_property_by_id(tx, update.property_id, true).await?;
+    check_version("property", update.expected_version, current.version)?;
+    let location = match (&update.address, update.location) {
+        // A new address without coordinates: the old ones described the old address.
+        (Some(_), Patch::Keep) => None,
+        (_, patch) => patch.apply(current.location),
+    };
+    let next = Property {
+        version: current.version + 1,
+        address: update.address.unwrap_or(current.address),
+        location,
+        access_notes: update.access_notes.apply(current.access_notes),
+        updated_at: tx.now(),
+        ..current
+    };
+    let a = &next.address;
+    tx.execute(
+        "UPDATE properties SET version = $1, line1 = $2, line2 = $3, city = $4, region = $5, postal_code = $6, \
+         country = $7, lat = $8, lon = $9, access_notes = $10, updated_at = $11 \
+         WHERE organization_id = $12 AND id = $13",
+        args![
+            next.version,
+            a.line1.as_str(),
+            a.line2.as_ref().map(Name::as_str),
+            a.city.as_str(),
+            a.region.as_str(),
+            a.postal_code.as_str(),
+            a.country.as_str(),
+            next.location.map(|l| l.lat()),
+            next.location.map(|l| l.lon()),
+            next.access_notes.as_ref().map(|n| n.as_str().to_owned()),
+            next.updated_at,
+            tx.org(),
+            next.id.as_uuid()
+        ],
+    )
+    .await?;
+    tx.record_change(
+        "property",
+        next.id.as_uuid(),
+        next.version,
+        Operation::Updated,
+    )
+    .await?;
+    Ok(next)
+}
+
+/// Loads a property by its id alone; `404` unless it exists in this organization (and, for a
+/// technician, belongs to a customer of their jobs).
+async fn load_property_by_id(
+    tx: &mut TenantTx,
+    id: PropertyId,
+    lock: bool,
+) -> Result<Property, StoreError> {
+    let org = tx.org();
+    let row = tx
+        .fetch_optional(
+            &format!(
+                "SELECT {PROPERTY_COLUMNS} FROM properties WHERE organization_id = $1 AND id = $2{}",
+                if lock { tx.for_update() } else { "" }
+            ),
+            args![org, id.as_uuid()],
+        )
+        .await?;
+    let property = row
+        .map(|r| decode_property(&r))
+        .transpose()?
+        .ok_or_else(|| StoreError::from(Failure::not_found("property")))?;
+    super::scope::ensure_customer(tx, property.customer_id).await?;
+    Ok(property)
+}
+
 const PROPERTY_COLUMNS: &str = "id, customer_id, version, line1, line2, city, region, postal_code, country, \
                                 lat, lon, access_notes, created_at, updated_at";
 
@@ -324,6 +429,18 @@ pub(crate) async fn load_property(
 }
 
 impl Services {
+    /// `customer/v1/getProperty`.
+    pub async fn property_get(
+        &self,
+        caller: &Caller,
+        id: PropertyId,
+    ) -> Result<Property, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(load_property_by_id(tx, id, false))
+        })
+        .await
+    }
+
     /// `customer/v1/get`.
     pub async fn customer_get(
         &self,
