@@ -31,7 +31,171 @@ both!(
     jobs_by_customer_and_property_and_customers_by_phone_and_address,
     jobs_are_corrected_and_their_work_recorded_with_who_and_when,
     properties_are_read_and_corrected,
+    members_and_tokens_over_the_api,
 );
+
+/// `member/v1` and `token/v1`: owners and admins invite, list, change and remove members; only an
+/// owner touches the owner role and nobody their own membership; integration tokens show their
+/// secret once, act in this organization only, and stop when revoked or when their member goes.
+async fn members_and_tokens_over_the_api(s: TestServer) {
+    let invited = s
+        .mutate(
+            "member/v1/invite",
+            json!({ "email": "Office@Example.com", "role": "office" }),
+        )
+        .await;
+    assert_eq!(
+        (
+            &invited["member"]["role"],
+            &invited["member"]["hasPassword"]
+        ),
+        (&json!("office"), &json!(false))
+    );
+    assert!(invited["inviteCode"].as_str().unwrap().starts_with("hsi_"));
+    s.call(
+        "member/v1/invite",
+        json!({ "idempotencyKey": key(), "email": "office@example.com", "role": "viewer" }),
+    )
+    .await
+    .assert_error(409, "MEMBER_EXISTS");
+    let members = s.call("member/v1/list", json!({})).await.ok();
+    let roles: Vec<&str> = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["owner", "office"]);
+    let office_id = invited["member"]["userId"].clone();
+
+    // An admin manages members but not owners; nobody changes themselves.
+    let admin = support::Tenant {
+        token: s.member(&s.a, "admin@example.com", Role::Admin).await,
+        ..s.a.clone()
+    };
+    s.call_as(
+        &admin,
+        "member/v1/invite",
+        json!({ "idempotencyKey": key(), "email": "boss@example.com", "role": "owner" }),
+    )
+    .await
+    .assert_error(403, "ROLE_NOT_GRANTABLE");
+    s.call_as(
+        &admin,
+        "member/v1/setRole",
+        json!({ "idempotencyKey": key(), "userId": s.a.user, "role": "viewer" }),
+    )
+    .await
+    .assert_error(403, "ROLE_NOT_GRANTABLE");
+    s.call(
+        "member/v1/setRole",
+        json!({ "idempotencyKey": key(), "userId": s.a.user, "role": "admin" }),
+    )
+    .await
+    .assert_error(409, "MEMBER_IS_SELF");
+    let changed = s
+        .call_as(
+            &admin,
+            "member/v1/setRole",
+            json!({ "idempotencyKey": key(), "userId": office_id, "role": "dispatcher" }),
+        )
+        .await
+        .ok();
+    assert_eq!(changed["role"], "dispatcher");
+
+    // An integration token: its secret once, then it works here and nowhere else.
+    let body = json!({ "idempotencyKey": key(), "name": "Accounting sync", "expiresInDays": 30 });
+    let created = s
+        .call("token/v1/createIntegration", body.clone())
+        .await
+        .ok();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (&created["kind"], &created["name"]),
+        (&json!("integration"), &json!("Accounting sync"))
+    );
+    let replay = s.call("token/v1/createIntegration", body).await.ok();
+    assert_eq!(
+        (&replay["tokenId"], &replay["secret"]),
+        (&created["tokenId"], &Value::Null)
+    );
+    let program = support::Tenant {
+        token: secret,
+        ..s.a.clone()
+    };
+    s.call_as(&program, "job/v1/list", json!({})).await.ok();
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    let elsewhere = support::Tenant {
+        org: b.org.clone(),
+        ..program.clone()
+    };
+    s.call_as(&elsewhere, "job/v1/list", json!({}))
+        .await
+        .assert_error(403, "NOT_A_MEMBER");
+    let tokens = s.call("token/v1/list", json!({})).await.ok();
+    assert!(
+        tokens["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["tokenId"] == created["tokenId"] && t["kind"] == "integration"),
+        "{tokens}"
+    );
+    // Another member's personal token is theirs to revoke.
+    let personal = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "personal" && t["email"] == "admin@example.com")
+        .unwrap()
+        .clone();
+    s.call(
+        "token/v1/revoke",
+        json!({ "idempotencyKey": key(), "tokenId": personal["tokenId"] }),
+    )
+    .await
+    .assert_error(403, "TOKEN_NOT_REVOCABLE");
+    let revoked = s
+        .call(
+            "token/v1/revoke",
+            json!({ "idempotencyKey": key(), "tokenId": created["tokenId"] }),
+        )
+        .await
+        .ok();
+    assert!(revoked["revokedAt"].is_string());
+    s.call_as(&program, "job/v1/list", json!({}))
+        .await
+        .assert_error(401, "UNAUTHENTICATED");
+
+    // Removing a member ends their access here at once.
+    let viewer = support::Tenant {
+        token: s.member(&s.a, "viewer@example.com", Role::Viewer).await,
+        ..s.a.clone()
+    };
+    let who = s.call_as(&viewer, "auth/v1/whoami", json!({})).await.ok();
+    s.call_as(&viewer, "job/v1/list", json!({})).await.ok();
+    s.call_as(&viewer, "member/v1/list", json!({}))
+        .await
+        .assert_error(403, "FORBIDDEN");
+    s.call_as(
+        &b,
+        "member/v1/remove",
+        json!({ "idempotencyKey": key(), "userId": who["user"]["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let removed = s
+        .call(
+            "member/v1/remove",
+            json!({ "idempotencyKey": key(), "userId": who["user"]["id"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(removed["role"], "viewer");
+    s.call_as(&viewer, "job/v1/list", json!({}))
+        .await
+        .assert_error(403, "NOT_A_MEMBER");
+}
 
 /// `customer/v1/getProperty` and `customer/v1/updateProperty`: a new address drops the old
 /// coordinates unless new ones come with it; nulls clear; other organizations, viewers and

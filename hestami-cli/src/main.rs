@@ -486,6 +486,28 @@ async fn admin_store(db: &DatabaseArgs) -> Result<Store> {
         .with_context(|| format!("connecting to {}", redact(&db.database_url)))
 }
 
+/// Services over the application role's connection (derived from the owner's URL on
+/// PostgreSQL), after migrating: what an admin command that runs a workflow uses.
+pub(crate) async fn admin_services(db: &DatabaseArgs, executor: &str) -> Result<Services> {
+    Store::migrate(&db.database_url)
+        .await
+        .with_context(|| format!("migrating {}", redact(&db.database_url)))?;
+    let app_url = match Backend::of_url(&db.database_url)? {
+        Backend::Sqlite => db.database_url.clone(),
+        Backend::Postgres => derive_app_url(&db.database_url)?,
+    };
+    let store = Store::connect(&app_url, StoreOptions::default())
+        .await
+        .with_context(|| format!("connecting to {}", redact(&app_url)))?;
+    Ok(Services::new(
+        store,
+        EngineConfig {
+            executor_id: format!("{executor}-{}", std::process::id()),
+            ..EngineConfig::default()
+        },
+    ))
+}
+
 async fn admin(command: AdminCommand) -> Result<()> {
     match command {
         AdminCommand::CreateOrg {
@@ -525,15 +547,22 @@ async fn admin(command: AdminCommand) -> Result<()> {
         } => {
             let email = parsed("email", Email::parse(&email))?;
             let role = parsed("role", Role::parse(&role))?;
-            let store = admin_store(&db).await?;
-            let user = store
-                .add_member(
-                    hestami_core::ids::OrganizationId::from_uuid(org),
-                    &email,
-                    role,
-                )
-                .await?;
-            println!("{user} is {} of {org}", role.as_str());
+            // The same workflow as `member/v1/invite` and `setRole`, as the operator.
+            let services = admin_services(&db, "add-member").await?;
+            let caller = hestami_store::app::Caller {
+                organization_id: hestami_core::ids::OrganizationId::from_uuid(org),
+                user_id: None,
+                scope: Default::default(),
+            };
+            let put = services.member_put(&caller, email, role).await?;
+            println!("{} is {} of {org}", put.member.user_id, role.as_str());
+            if let Some(invite) = put.invite {
+                println!(
+                    "invitation code {} (until {}; auth/v1/acceptInvite sets their password)",
+                    invite.code,
+                    invite.expires_at.to_rfc3339()
+                );
+            }
             Ok(())
         }
         AdminCommand::CreateToken {

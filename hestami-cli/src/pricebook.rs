@@ -11,9 +11,7 @@ use sha2::{Digest, Sha256};
 
 use hestami_core::ids::OrganizationId;
 use hestami_core::pricebook::import::{COLUMNS, ImportRow, MAX_BATCH_ROWS};
-use hestami_store::app::{Caller, Services};
-use hestami_store::engine::EngineConfig;
-use hestami_store::{Backend, Store, StoreOptions, derive_app_url, redact};
+use hestami_store::app::Caller;
 
 use crate::DatabaseArgs;
 
@@ -63,23 +61,7 @@ pub async fn run(command: PricebookCommand) -> Result<()> {
     } = read_rows(&bytes).with_context(|| format!("parsing {}", file.display()))?;
     let source = format!("{:x}", Sha256::digest(&bytes));
 
-    Store::migrate(&db.database_url)
-        .await
-        .with_context(|| format!("migrating {}", redact(&db.database_url)))?;
-    let app_url = match Backend::of_url(&db.database_url)? {
-        Backend::Sqlite => db.database_url.clone(),
-        Backend::Postgres => derive_app_url(&db.database_url)?,
-    };
-    let store = Store::connect(&app_url, StoreOptions::default())
-        .await
-        .with_context(|| format!("connecting to {}", redact(&app_url)))?;
-    let services = Services::new(
-        store,
-        EngineConfig {
-            executor_id: format!("import-{}", std::process::id()),
-            ..EngineConfig::default()
-        },
-    );
+    let services = crate::admin_services(&db, "import").await?;
     let caller = Caller {
         organization_id: OrganizationId::from_uuid(org),
         user_id: None,

@@ -386,6 +386,13 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("auth/v1/whoami", EVERYONE),
     ("org/v1/get", EVERYONE),
     ("org/v1/update", MANAGERS),
+    ("member/v1/invite", MANAGERS),
+    ("member/v1/list", MANAGERS),
+    ("member/v1/setRole", MANAGERS),
+    ("member/v1/remove", MANAGERS),
+    ("token/v1/list", MANAGERS),
+    ("token/v1/createIntegration", MANAGERS),
+    ("token/v1/revoke", MANAGERS),
     ("contractor/v1/getProfile", EVERYONE),
     ("contractor/v1/updateProfile", MANAGERS),
     ("contractor/v1/addLicense", MANAGERS),
@@ -628,6 +635,13 @@ mod tests {
             auth/v1/whoami                 owner admin dispatcher office technician viewer
             org/v1/get                     owner admin dispatcher office technician viewer
             org/v1/update                  owner admin
+            member/v1/invite               owner admin
+            member/v1/list                 owner admin
+            member/v1/setRole              owner admin
+            member/v1/remove               owner admin
+            token/v1/list                  owner admin
+            token/v1/createIntegration     owner admin
+            token/v1/revoke                owner admin
             contractor/v1/getProfile       owner admin dispatcher office technician viewer
             contractor/v1/updateProfile    owner admin
             contractor/v1/addLicense       owner admin

@@ -253,13 +253,47 @@ where
     })
 }
 
+/// A mutation that hands the caller a secret the server keeps only as a hash (an integration
+/// token). The secret is drawn here and only its hash goes into the command, so neither the
+/// store nor the workflow's recorded outcome holds it. `convert` gets the hash; `render` gets the
+/// secret only when the recorded outcome carries this request's hash (`hash_of`), that is when
+/// this request is the one that ran the workflow: a replay answers the same record without it.
+pub fn mutation_with_secret<I, C, D, O>(
+    name: Name,
+    convert: fn(I, String) -> Result<C, ApiError>,
+    hash_of: fn(&D) -> Option<&str>,
+    render: fn(D, Option<String>) -> O,
+) -> Procedure
+where
+    I: DeserializeOwned + ToSchema + Mutating + Send + 'static,
+    C: Command + Send + 'static,
+    D: DeserializeOwned + 'static,
+    O: Serialize + ToSchema + 'static,
+{
+    procedure::<I, O>(name, Some(C::WORKFLOW), true, move |ctx, body| {
+        Box::pin(async move {
+            let (input, mut value) = parse::<I>(&body)?;
+            let key = input.idempotency_key();
+            normalize_key(&mut value, key);
+            let secret = hestami_store::directory::random_token().map_err(ApiError::from)?;
+            let hash = hestami_store::directory::hash_token(&secret);
+            let command = convert(input, hash.clone())?;
+            submit(ctx, key, &value, command, move |d: D| {
+                let shown = (hash_of(&d) == Some(hash.as_str())).then_some(secret);
+                render(d, shown)
+            })
+            .await
+        })
+    })
+}
+
 /// Runs a command through its workflow and renders the recorded outcome.
 async fn submit<C: Command, D: DeserializeOwned, O: Serialize>(
     ctx: Ctx,
     idempotency_key: Uuid,
     value: &serde_json::Value,
     command: C,
-    render: fn(D) -> O,
+    render: impl FnOnce(D) -> O,
 ) -> Result<Body, ApiError> {
     let caller = *ctx.caller()?;
     let request = Request {

@@ -70,7 +70,8 @@ pub fn hash_token(token: &str) -> String {
         .collect()
 }
 
-pub(crate) fn random_token() -> Result<String, StoreError> {
+/// A new token secret: `hst_` and 32 random bytes from the operating system, hex-encoded.
+pub fn random_token() -> Result<String, StoreError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| StoreError::Internal(format!("the OS random source failed: {e}")))?;

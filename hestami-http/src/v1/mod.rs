@@ -23,6 +23,7 @@ pub mod feed;
 pub mod form;
 pub mod invoice;
 pub mod job;
+pub mod members;
 pub mod money;
 pub mod notification;
 pub mod org;
@@ -55,6 +56,7 @@ pub fn procedures() -> Vec<Procedure> {
         documents::procedures(),
         notification::procedures(),
         webhook::procedures(),
+        members::procedures(),
     ]
     .into_iter()
     .flatten()

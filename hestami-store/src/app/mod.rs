@@ -32,6 +32,7 @@ pub mod field;
 pub mod forms;
 pub mod invoice;
 pub mod job;
+pub mod members;
 pub mod notes;
 pub mod org;
 pub mod payments;
@@ -257,6 +258,7 @@ pub fn register_all_with(
         .register(forms::WORKFLOW, forms::run)
         .register(delivery::WORKFLOW, delivery::run)
         .register(webhooks::WORKFLOW, webhooks::run)
+        .register(members::WORKFLOW, members::run)
 }
 
 impl Services {
