@@ -233,7 +233,7 @@ async fn story(c: &Client) -> Result<()> {
     .await?;
     println!("renewed and re-verified the licence\n");
     c.call("job/v1/schedule", schedule).await?;
-    println!("scheduled for {start}\n");
+    println!("scheduled for {}\n", local(&json!(start)));
 
     // The technician has no shifts yet: assignment runs every eligibility rule.
     refusal(
@@ -301,7 +301,7 @@ async fn story(c: &Client) -> Result<()> {
         println!(
             "  v{:<2} {:<28} {:<12} → {:<12} {}",
             event["version"].as_i64().unwrap_or_default(),
-            event["at"].as_str().unwrap_or_default(),
+            local(&event["at"]),
             event["from"].as_str().unwrap_or("-"),
             event["to"].as_str().unwrap_or_default(),
             what
@@ -321,6 +321,21 @@ async fn story(c: &Client) -> Result<()> {
 /// The demo organization's zone.
 fn chicago_zone() -> Result<TimeZone> {
     TimeZone::parse("America/Chicago").map_err(anyhow::Error::msg)
+}
+
+/// A time the server answered (RFC 3339, in UTC) as the organization reads it: its local date,
+/// time and zone in Chicago. Anything else is shown as it came.
+fn local(value: &Value) -> String {
+    let Some(raw) = value.as_str() else {
+        return value.to_string();
+    };
+    match (chrono::DateTime::parse_from_rfc3339(raw), chicago_zone()) {
+        (Ok(t), Ok(zone)) => t
+            .with_timezone(&zone.tz())
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string(),
+        _ => raw.to_owned(),
+    }
 }
 
 /// `day` in Chicago at `h`:00, as RFC 3339.
@@ -416,7 +431,7 @@ async fn optimize_day(c: &Client, customer: &Value) -> Result<()> {
             };
             println!(
                 "    {}  {:>5.1} km leg, slack {:>4.0} min, {why}",
-                stop["start"].as_str().unwrap_or_default(),
+                local(&stop["start"]),
                 stop["legKm"].as_f64().unwrap_or_default(),
                 stop["slackMinutes"].as_f64().unwrap_or_default()
             );
@@ -501,8 +516,8 @@ async fn dispatch_day(
     for option in slots["options"].as_array().into_iter().flatten() {
         println!(
             "slot       {} → {}  {}  {}",
-            option["window"]["start"].as_str().unwrap_or_default(),
-            option["window"]["end"].as_str().unwrap_or_default(),
+            local(&option["window"]["start"]),
+            local(&option["window"]["end"]),
             option["technicianId"].as_str().unwrap_or_default(),
             option["reasons"]
         );
@@ -518,7 +533,7 @@ async fn dispatch_day(
         .await?;
     println!(
         "booked     {} with a crew of two; job {}",
-        start,
+        local(&json!(start)),
         text(&booked["job"], "status")
     );
     let board = c.call("dispatch/v1/board", json!({ "date": day })).await?;
@@ -544,8 +559,8 @@ async fn dispatch_day(
             };
             println!(
                 "    {} → {}  {:<8} {:<9} {:<28} {leg}; flags {}",
-                stop["window"]["start"].as_str().unwrap_or_default(),
-                stop["window"]["end"].as_str().unwrap_or_default(),
+                local(&stop["window"]["start"]),
+                local(&stop["window"]["end"]),
                 text(stop, "role"),
                 text(stop, "status"),
                 text(stop, "summary"),
