@@ -919,28 +919,8 @@ impl Services {
                         attempts: row.get("attempts")?,
                         failing_since: row.get("failing_since")?,
                     };
-                    let changes = tx
-                        .fetch_all(
-                            "SELECT seq, entity_kind, entity_id, version, operation, actor_user_id, workflow_id, at \
-                             FROM change_feed WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                            args![org, target.delivered_through, BATCH],
-                        )
-                        .await?;
-                    let changes = changes
-                        .iter()
-                        .map(|r| {
-                            Ok(super::workflow::Change {
-                                seq: r.get("seq")?,
-                                entity_kind: r.get("entity_kind")?,
-                                entity_id: r.get("entity_id")?,
-                                version: r.get("version")?,
-                                operation: r.get("operation")?,
-                                actor_user_id: r.get("actor_user_id")?,
-                                workflow_id: r.get("workflow_id")?,
-                                at: r.get("at")?,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    let changes =
+                        super::workflow::changes_after(tx, target.delivered_through, BATCH).await?;
                     Ok(Some((target, changes)))
                 })
             })

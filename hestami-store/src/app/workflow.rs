@@ -146,33 +146,41 @@ impl Services {
         limit: u32,
     ) -> Result<Vec<Change>, StoreError> {
         self.read(caller, move |tx| {
-            Box::pin(async move {
-                let org = tx.org();
-                let rows = tx
-                    .fetch_all(
-                        "SELECT seq, entity_kind, entity_id, version, operation, actor_user_id, workflow_id, at \
-                         FROM change_feed WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                        args![org, after_seq, i64::from(limit)],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(Change {
-                            seq: r.get("seq")?,
-                            entity_kind: r.get("entity_kind")?,
-                            entity_id: r.get("entity_id")?,
-                            version: r.get("version")?,
-                            operation: r.get("operation")?,
-                            actor_user_id: r.get("actor_user_id")?,
-                            workflow_id: r.get("workflow_id")?,
-                            at: r.get("at")?,
-                        })
-                    })
-                    .collect()
-            })
+            Box::pin(changes_after(tx, after_seq, i64::from(limit)))
         })
         .await
     }
+}
+
+/// The organization's change-feed rows after `after_seq`, in order, at most `limit`: what
+/// `feed/v1/changes` pages through and what webhooks deliver.
+pub(crate) async fn changes_after(
+    tx: &mut crate::store::TenantTx,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let org = tx.org();
+    let rows = tx
+        .fetch_all(
+            "SELECT seq, entity_kind, entity_id, version, operation, actor_user_id, workflow_id, at \
+             FROM change_feed WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            args![org, after_seq, limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Change {
+                seq: r.get("seq")?,
+                entity_kind: r.get("entity_kind")?,
+                entity_id: r.get("entity_id")?,
+                version: r.get("version")?,
+                operation: r.get("operation")?,
+                actor_user_id: r.get("actor_user_id")?,
+                workflow_id: r.get("workflow_id")?,
+                at: r.get("at")?,
+            })
+        })
+        .collect()
 }
 
 /// The workflow of operators' actions on workflows.
