@@ -1643,6 +1643,19 @@ async fn credit_notes_and_write_offs(s: TestServer) {
         .await
         .ok();
     assert_eq!(list["aging"]["current"], "0.00");
+    // The customer's PDF lists the credit note and the write-off (its text is uncompressed).
+    let document = s
+        .call("invoice/v1/pdf", json!({ "invoiceId": second["id"] }))
+        .await
+        .ok();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(document["contentBase64"].as_str().unwrap())
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("(Credit note CN-000002 of "), "{text}");
+    assert!(text.contains("Customer unreachable"), "{text}");
+    assert!(text.contains("(Written off "), "{text}");
 
     // Managers only; other organizations see nothing.
     let office = support::Tenant {

@@ -219,7 +219,7 @@ pub fn estimate_document(
 }
 
 /// An invoice as the customer receives it: its lines and totals, the payments received and
-/// what remains due.
+/// refunded, its credit notes and write-offs, and what remains due.
 pub fn invoice_document(
     organization: &Organization,
     profile: &Profile,
@@ -254,6 +254,22 @@ pub fn invoice_document(
             "Refunded {}: {}",
             refund.refunded_at.with_timezone(&tz).format("%Y-%m-%d"),
             amount(&refund.amount)
+        ));
+    }
+    for note in &invoice.credit_notes {
+        footer.push(format!(
+            "Credit note {} of {} ({}): {}",
+            note.number,
+            note.issue_date,
+            note.reason.as_str(),
+            amount(&note.total)
+        ));
+    }
+    for write_off in &invoice.write_offs {
+        footer.push(format!(
+            "Written off ({}): {}",
+            write_off.reason.as_str(),
+            amount(&write_off.amount)
         ));
     }
     footer.push(format!(
