@@ -38,20 +38,46 @@ both!(
 /// owner touches the owner role and nobody their own membership; integration tokens show their
 /// secret once, act in this organization only, and stop when revoked or when their member goes.
 async fn members_and_tokens_over_the_api(s: TestServer) {
-    let invited = s
-        .mutate(
-            "member/v1/invite",
-            json!({ "email": "Office@Example.com", "role": "office" }),
-        )
-        .await;
+    let invite =
+        json!({ "idempotencyKey": key(), "email": "Office@Example.com", "role": "office" });
+    let invited = s.call("member/v1/invite", invite.clone()).await.ok();
     assert_eq!(
         (
             &invited["member"]["role"],
-            &invited["member"]["hasPassword"]
+            &invited["member"]["hasPassword"],
+            &invited["invited"]
         ),
-        (&json!("office"), &json!(false))
+        (&json!("office"), &json!(false), &json!(true))
     );
-    assert!(invited["inviteCode"].as_str().unwrap().starts_with("hsi_"));
+    let code = invited["inviteCode"].as_str().unwrap().to_owned();
+    assert!(code.starts_with("hsi_"));
+    // The code is shown once: a replay answers the same record without it.
+    let replay = s.call("member/v1/invite", invite).await.ok();
+    assert_eq!(
+        (&replay["member"], &replay["invited"], &replay["inviteCode"]),
+        (&invited["member"], &json!(true), &Value::Null)
+    );
+    // Another organization inviting the same person gets no code: with one, its admin could
+    // set the password of an account organization A uses. A's code still works.
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    let also = s
+        .call_as(
+            &b,
+            "member/v1/invite",
+            json!({ "idempotencyKey": key(), "email": "office@example.com", "role": "viewer" }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (&also["invited"], &also["inviteCode"]),
+        (&json!(false), &Value::Null)
+    );
+    s.call(
+        "auth/v1/acceptInvite",
+        json!({ "inviteCode": code, "password": "correct horse battery" }),
+    )
+    .await
+    .ok();
     s.call(
         "member/v1/invite",
         json!({ "idempotencyKey": key(), "email": "office@example.com", "role": "viewer" }),
@@ -124,7 +150,6 @@ async fn members_and_tokens_over_the_api(s: TestServer) {
         ..s.a.clone()
     };
     s.call_as(&program, "job/v1/list", json!({})).await.ok();
-    let b = s.new_tenant("Org B", "owner-b@example.com").await;
     let elsewhere = support::Tenant {
         org: b.org.clone(),
         ..program.clone()
@@ -195,6 +220,64 @@ async fn members_and_tokens_over_the_api(s: TestServer) {
     s.call_as(&viewer, "job/v1/list", json!({}))
         .await
         .assert_error(403, "NOT_A_MEMBER");
+
+    // A technician invitation from B for someone A invited first: B's code cannot set their
+    // password (B's admin holds it); A's can.
+    let pending = s
+        .mutate(
+            "member/v1/invite",
+            json!({ "email": "pending@example.com", "role": "dispatcher" }),
+        )
+        .await;
+    let b_tech = s
+        .call_as(
+            &b,
+            "technician/v1/create",
+            json!({ "idempotencyKey": key(), "name": "Pat", "trades": ["plumbing"] }),
+        )
+        .await
+        .ok();
+    let b_invite = s
+        .call_as(
+            &b,
+            "technician/v1/invite",
+            json!({ "idempotencyKey": key(), "technicianId": b_tech["id"],
+                    "email": "pending@example.com" }),
+        )
+        .await
+        .ok();
+    let taken = s
+        .call(
+            "auth/v1/acceptInvite",
+            json!({ "inviteCode": b_invite["inviteCode"], "password": "mallory's choice" }),
+        )
+        .await;
+    taken.assert_error(401, "INVITE_INVALID");
+    s.call(
+        "auth/v1/acceptInvite",
+        json!({ "inviteCode": pending["inviteCode"], "password": "pat's own choice" }),
+    )
+    .await
+    .ok();
+
+    // Nobody, not even the operator, leaves the organization without an owner.
+    let operator = hestami::store::app::Caller {
+        user_id: None,
+        ..TestServer::caller(&s.a)
+    };
+    let owner = s.call("auth/v1/whoami", json!({})).await.ok();
+    let last = s
+        .services
+        .member_put(
+            &operator,
+            hestami::core::text::Email::parse(owner["user"]["email"].as_str().unwrap()).unwrap(),
+            Role::Admin,
+        )
+        .await;
+    match last {
+        Err(hestami::store::StoreError::Failure(f)) => assert_eq!(f.code, "LAST_OWNER"),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// `customer/v1/getProperty` and `customer/v1/updateProperty`: a new address drops the old

@@ -554,13 +554,12 @@ async fn admin(command: AdminCommand) -> Result<()> {
                 user_id: None,
                 scope: Default::default(),
             };
-            let put = services.member_put(&caller, email, role).await?;
-            println!("{} is {} of {org}", put.member.user_id, role.as_str());
-            if let Some(invite) = put.invite {
+            let (member, invite) = services.member_put(&caller, email, role).await?;
+            println!("{} is {} of {org}", member.user_id, role.as_str());
+            if let Some((code, expires_at)) = invite {
                 println!(
-                    "invitation code {} (until {}; auth/v1/acceptInvite sets their password)",
-                    invite.code,
-                    invite.expires_at.to_rfc3339()
+                    "invitation code {code} (until {}; auth/v1/acceptInvite sets their password)",
+                    expires_at.to_rfc3339()
                 );
             }
             Ok(())

@@ -254,12 +254,13 @@ where
 }
 
 /// A mutation that hands the caller a secret the server keeps only as a hash (an integration
-/// token). The secret is drawn here and only its hash goes into the command, so neither the
+/// token, an invitation code), `prefix` and 32 random bytes in hex. The secret is drawn here and only its hash goes into the command, so neither the
 /// store nor the workflow's recorded outcome holds it. `convert` gets the hash; `render` gets the
 /// secret only when the recorded outcome carries this request's hash (`hash_of`), that is when
 /// this request is the one that ran the workflow: a replay answers the same record without it.
 pub fn mutation_with_secret<I, C, D, O>(
     name: Name,
+    prefix: &'static str,
     convert: fn(I, String) -> Result<C, ApiError>,
     hash_of: fn(&D) -> Option<&str>,
     render: fn(D, Option<String>) -> O,
@@ -275,7 +276,9 @@ where
             let (input, mut value) = parse::<I>(&body)?;
             let key = input.idempotency_key();
             normalize_key(&mut value, key);
-            let secret = hestami_store::directory::random_token().map_err(ApiError::from)?;
+            let secret = hestami_store::directory::random_token()
+                .map_err(ApiError::from)?
+                .replacen("hst_", prefix, 1);
             let hash = hestami_store::directory::hash_token(&secret);
             let command = convert(input, hash.clone())?;
             submit(ctx, key, &value, command, move |d: D| {

@@ -386,22 +386,20 @@ pub(crate) async fn upsert_user(
     email: &Email,
     now: DateTime<Utc>,
 ) -> Result<UserId, StoreError> {
-    if let Some(row) = tx
-        .fetch_optional(
+    // Two organizations inviting a new address at once: one insert wins, both read its id.
+    tx.execute(
+        "INSERT INTO users (id, email, name, created_at) VALUES ($1, $2, NULL, $3) \
+         ON CONFLICT (email) DO NOTHING",
+        args![new_id(), email.as_str(), now],
+    )
+    .await?;
+    let row = tx
+        .fetch_one(
             "SELECT id FROM users WHERE email = $1",
             args![email.as_str()],
         )
-        .await?
-    {
-        return Ok(UserId::from_uuid(row.get("id")?));
-    }
-    let id = UserId::from_uuid(new_id());
-    tx.execute(
-        "INSERT INTO users (id, email, name, created_at) VALUES ($1, $2, NULL, $3)",
-        args![id.as_uuid(), email.as_str(), now],
-    )
-    .await?;
-    Ok(id)
+        .await?;
+    Ok(UserId::from_uuid(row.get("id")?))
 }
 
 async fn insert_token(

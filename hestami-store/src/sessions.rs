@@ -625,6 +625,12 @@ impl Store {
 
     /// `auth/v1/acceptInvite`: sets the invited user's password. Presenting an accepted code
     /// again with the same password answers the same; with another, it is refused.
+    ///
+    /// A password belongs to the person, across every organization, while a code is held by
+    /// the admin of the organization that issued it. So a code sets the password only of
+    /// someone who has none yet and belonged to no other organization when it was issued:
+    /// otherwise one organization's admin could take over an account another organization
+    /// uses. (Someone invited by A and then by B sets it with A's code.)
     pub async fn accept_invite(
         &self,
         code: &str,
@@ -642,8 +648,11 @@ impl Store {
         let mut tx = self.shared(false).await?;
         let row = tx
             .fetch_optional(
-                "SELECT i.user_id, i.expires_at, i.accepted_at, u.password_hash FROM user_invites i \
-                 JOIN users u ON u.id = i.user_id WHERE i.code_hash = $1",
+                "SELECT i.user_id, i.expires_at, i.accepted_at, u.password_hash, \
+                 EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = i.user_id \
+                 AND m.organization_id <> i.organization_id AND m.created_at < i.created_at) \
+                 AS elsewhere \
+                 FROM user_invites i JOIN users u ON u.id = i.user_id WHERE i.code_hash = $1",
                 args![hash_token(code)],
             )
             .await?;
@@ -665,6 +674,23 @@ impl Store {
         if expires_at <= now {
             return Err(invalid());
         }
+        if row.get::<Option<String>>("password_hash")?.is_some() {
+            return Err(Failure::new(
+                FailureKind::Unauthenticated,
+                "INVITE_INVALID",
+                "this person has a password already: they sign in with it",
+            )
+            .into());
+        }
+        if row.get::<bool>("elsewhere")? {
+            return Err(Failure::new(
+                FailureKind::Unauthenticated,
+                "INVITE_INVALID",
+                "this person belonged to another organization before this invitation: they set \
+                 their password with that organization's invitation, then sign in here with it",
+            )
+            .into());
+        }
         let hash = hash_password(password).await?;
         let mut tx = self.shared(true).await?;
         // Only one acceptance wins a race: the row is claimed by the update that sets it.
@@ -677,11 +703,17 @@ impl Store {
         if claimed == 0 {
             return Err(invalid());
         }
-        tx.execute(
-            "UPDATE users SET password_hash = $1, password_set_at = $2 WHERE id = $3",
-            args![hash, now, user_id.as_uuid()],
-        )
-        .await?;
+        // Set only if still unset: two codes racing set it once.
+        let set = tx
+            .execute(
+                "UPDATE users SET password_hash = $1, password_set_at = $2 WHERE id = $3 \
+                 AND password_hash IS NULL",
+                args![hash, now, user_id.as_uuid()],
+            )
+            .await?;
+        if set == 0 {
+            return Err(invalid());
+        }
         tx.commit().await?;
         Ok(user_id)
     }
@@ -689,17 +721,28 @@ impl Store {
 
 /// Issues an invitation for `user` in the transaction's organization (the caller commits).
 pub(crate) async fn create_invite(tx: &mut TenantTx, user: UserId) -> Result<Invite, StoreError> {
-    let now = tx.now();
     let code = random_token()?.replacen("hst_", "hsi_", 1);
+    let expires_at = insert_invite(tx, user, &hash_token(&code)).await?;
+    Ok(Invite { code, expires_at })
+}
+
+/// Records an invitation whose code the caller drew (only its SHA-256 is given); returns when it
+/// expires.
+pub(crate) async fn insert_invite(
+    tx: &mut TenantTx,
+    user: UserId,
+    code_hash: &str,
+) -> Result<DateTime<Utc>, StoreError> {
+    let now = tx.now();
     let expires_at = now + INVITE_TTL;
     let org = tx.org();
     tx.execute(
         "INSERT INTO user_invites (id, organization_id, user_id, code_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-        args![new_id(), org, user.as_uuid(), hash_token(&code), now, expires_at],
+        args![new_id(), org, user.as_uuid(), code_hash, now, expires_at],
     )
     .await?;
-    Ok(Invite { code, expires_at })
+    Ok(expires_at)
 }
 
 /// The devices `user` signed in on, in the transaction's organization, most recent first.

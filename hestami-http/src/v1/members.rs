@@ -149,27 +149,22 @@ impl From<Member> for MemberDto {
     }
 }
 
-/// A new member and, for someone without a password, their invitation.
+/// A new member and, for someone new, their invitation.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvitedMemberDto {
     /// The member.
     pub member: MemberDto,
-    /// The single-use code to hand over (`auth/v1/acceptInvite` sets the password with it);
-    /// null for someone who signs in already. A replay of the request answers the same code.
+    /// Whether an invitation was issued: for someone with no password who belongs to no other
+    /// organization. (Someone with a password signs in with it; someone invited elsewhere sets
+    /// it with that organization's invitation.)
+    pub invited: bool,
+    /// The single-use code to hand over (`auth/v1/acceptInvite` sets the password with it), in
+    /// the answer of the request that issued it only: a replay answers null, and the server
+    /// keeps its SHA-256 alone.
     pub invite_code: Option<String>,
     /// When the code stops working (7 days).
     pub invite_expires_at: Option<DateTime<Utc>>,
-}
-
-impl From<InvitedMember> for InvitedMemberDto {
-    fn from(i: InvitedMember) -> Self {
-        Self {
-            member: i.member.into(),
-            invite_code: i.invite.as_ref().map(|v| v.code.clone()),
-            invite_expires_at: i.invite.map(|v| v.expires_at),
-        }
-    }
 }
 
 /// The members, by when they joined.
@@ -238,14 +233,28 @@ pub struct TokenList {
     pub items: Vec<TokenDto>,
 }
 
-fn convert_invite(i: InviteMemberInput) -> Result<MembershipCommand, ApiError> {
+fn convert_invite(i: InviteMemberInput, code_hash: String) -> Result<MembershipCommand, ApiError> {
     validate(|v| {
         let email = v.check("email", Email::parse(&i.email));
         Some(MembershipCommand::Invite(InviteMember {
             email: email?,
             role: i.role.into(),
+            code_hash,
         }))
     })
+}
+
+fn invite_hash(i: &InvitedMember) -> Option<&str> {
+    i.invite.as_ref().map(|v| v.code_hash.as_str())
+}
+
+fn render_invited(i: InvitedMember, code: Option<String>) -> InvitedMemberDto {
+    InvitedMemberDto {
+        member: i.member.into(),
+        invited: i.invite.is_some(),
+        invite_code: code,
+        invite_expires_at: i.invite.map(|v| v.expires_at),
+    }
 }
 
 fn convert_set_role(i: SetRoleInput) -> Result<MembershipCommand, ApiError> {
@@ -340,15 +349,17 @@ fn name(
 
 pub(crate) fn procedures() -> Vec<Procedure> {
     vec![
-        mutation(
+        mutation_with_secret(
             name(
                 "member",
                 "invite",
                 "Add someone to the organization with a role; an invitation code for a new user",
-                &["MEMBER_EXISTS", "ROLE_NOT_GRANTABLE"],
+                &["MEMBER_EXISTS", "ROLE_NOT_GRANTABLE", "NOT_A_MEMBER"],
             ),
+            "hsi_",
             convert_invite,
-            <InvitedMemberDto as From<InvitedMember>>::from,
+            invite_hash,
+            render_invited,
         ),
         query(
             name(
@@ -364,7 +375,13 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 "member",
                 "setRole",
                 "Change another member's role",
-                &["NOT_FOUND", "MEMBER_IS_SELF", "ROLE_NOT_GRANTABLE"],
+                &[
+                    "NOT_FOUND",
+                    "MEMBER_IS_SELF",
+                    "ROLE_NOT_GRANTABLE",
+                    "LAST_OWNER",
+                    "NOT_A_MEMBER",
+                ],
             ),
             convert_set_role,
             <MemberDto as From<Member>>::from,
@@ -374,7 +391,13 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 "member",
                 "remove",
                 "Remove another member, their tokens bound to the organization and their devices' sessions",
-                &["NOT_FOUND", "MEMBER_IS_SELF", "ROLE_NOT_GRANTABLE"],
+                &[
+                    "NOT_FOUND",
+                    "MEMBER_IS_SELF",
+                    "ROLE_NOT_GRANTABLE",
+                    "LAST_OWNER",
+                    "NOT_A_MEMBER",
+                ],
             ),
             convert_remove,
             <MemberDto as From<Member>>::from,
@@ -395,6 +418,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 "A named token for a program, acting as the caller in this organization, with an expiry",
                 &["NOT_A_MEMBER"],
             ),
+            "hst_",
             convert_create_token,
             token_hash,
             render_created,

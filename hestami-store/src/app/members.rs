@@ -34,7 +34,6 @@ use crate::db::{Row, args};
 use crate::directory::{auth_cache, parse_stored, upsert_user};
 use crate::engine::WorkflowCtx;
 use crate::error::{Failure, FailureKind, StoreError};
-use crate::sessions::Invite;
 use crate::store::{TenantTx, new_id};
 
 /// The workflow behind every member and token change.
@@ -51,6 +50,8 @@ pub struct InviteMember {
     pub email: Email,
     /// With which role.
     pub role: Role,
+    /// The SHA-256 (hex) of the invitation code the caller drew, used if one is issued.
+    pub code_hash: String,
 }
 
 /// `member/v1/setRole`.
@@ -143,15 +144,26 @@ pub struct Member {
     pub created_at: DateTime<Utc>,
 }
 
+/// An invitation issued with the caller's code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedInvite {
+    /// The SHA-256 of the code (the caller holds the code).
+    pub code_hash: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// What `member/v1/invite` made.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvitedMember {
     /// The new member.
     pub member: Member,
-    /// The invitation to hand over, for someone without a password yet (`None` for a user who
-    /// signs in already: they use their password).
-    pub invite: Option<Invite>,
+    /// The invitation, for someone with no password who belongs to no other organization
+    /// (`None` otherwise: they sign in with their password, or set it with the invitation of
+    /// the organization they belong to; see `Store::accept_invite`).
+    pub invite: Option<IssuedInvite>,
 }
 
 /// An API token that can act in the organization.
@@ -184,7 +196,7 @@ pub(crate) async fn run(
     command: MembershipCommand,
 ) -> Result<serde_json::Value, StoreError> {
     use MembershipCommand as C;
-    Ok(match command {
+    let value = match command {
         C::Invite(i) => serde_json::to_value(
             ctx.step("invite_member", move |tx| Box::pin(invite(tx, i)))
                 .await?,
@@ -205,7 +217,45 @@ pub(crate) async fn run(
             ctx.step("revoke_token", move |tx| Box::pin(revoke_token(tx, r)))
                 .await?,
         )?,
-    })
+    };
+    // After the step committed: a request authorized meanwhile from the cache sees the change
+    // from now on (clearing inside the transaction could let it cache the old answer again).
+    auth_cache().clear();
+    Ok(value)
+}
+
+/// Serializes the organization's membership changes (PostgreSQL: the organization's row lock;
+/// SQLite: its single writer), so two owners changing each other cannot both pass the checks.
+async fn lock_organization(tx: &mut TenantTx) -> Result<(), StoreError> {
+    let org = tx.org();
+    let sql = format!(
+        "SELECT id FROM organizations WHERE id = $1{}",
+        tx.for_update()
+    );
+    tx.fetch_optional(&sql, args![org])
+        .await?
+        .ok_or_else(|| StoreError::from(Failure::not_found("organization")))?;
+    Ok(())
+}
+
+/// Refuses a change that would leave the organization without an owner, whoever asks.
+async fn ensure_an_owner(tx: &mut TenantTx) -> Result<(), StoreError> {
+    let org = tx.org();
+    let row = tx
+        .fetch_one(
+            "SELECT COUNT(*) AS n FROM memberships WHERE organization_id = $1 AND role = $2",
+            args![org, Role::Owner.as_str()],
+        )
+        .await?;
+    if row.get::<i64>("n")? == 0 {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "LAST_OWNER",
+            "the organization would have no owner left; make someone else owner first",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn role_not_grantable(message: &str) -> StoreError {
@@ -222,11 +272,20 @@ fn is_self() -> StoreError {
 }
 
 /// The acting member's role; `None` for the operator (the CLI, a timer), who may do anything.
+/// An actor who is not (or no longer) a member is refused.
 async fn actor_role(tx: &mut TenantTx) -> Result<Option<Role>, StoreError> {
     let Some(actor) = tx.actor() else {
         return Ok(None);
     };
-    Ok(member(tx, actor).await?.map(|m| m.role))
+    match member(tx, actor).await? {
+        Some(m) => Ok(Some(m.role)),
+        None => Err(Failure::new(
+            FailureKind::Forbidden,
+            "NOT_A_MEMBER",
+            "the caller is not a member of this organization",
+        )
+        .into()),
+    }
 }
 
 /// Refuses a non-owner touching the owner role (`from` the member's current role, `to` the
@@ -271,6 +330,7 @@ async fn member(tx: &mut TenantTx, user: UserId) -> Result<Option<Member>, Store
 }
 
 async fn invite(tx: &mut TenantTx, i: InviteMember) -> Result<InvitedMember, StoreError> {
+    lock_organization(tx).await?;
     check_owner_rule(tx, None, Some(i.role)).await?;
     let now = tx.now();
     let user = upsert_user(tx, &i.email, now).await?;
@@ -296,12 +356,25 @@ async fn invite(tx: &mut TenantTx, i: InviteMember) -> Result<InvitedMember, Sto
     let member = member(tx, user)
         .await?
         .ok_or_else(|| StoreError::Internal("a membership just written is missing".into()))?;
-    let invite = if member.has_password {
+    // A code sets a password for the person everywhere: only for someone with none who
+    // belongs to no other organization (`Store::accept_invite` checks it again).
+    let elsewhere = tx
+        .fetch_one(
+            "SELECT COUNT(*) AS n FROM memberships WHERE user_id = $1 AND organization_id <> $2",
+            args![user.as_uuid(), org],
+        )
+        .await?
+        .get::<i64>("n")?
+        > 0;
+    let invite = if member.has_password || elsewhere {
         None
     } else {
-        Some(crate::sessions::create_invite(tx, user).await?)
+        let expires_at = crate::sessions::insert_invite(tx, user, &i.code_hash).await?;
+        Some(IssuedInvite {
+            code_hash: i.code_hash,
+            expires_at,
+        })
     };
-    auth_cache().clear();
     Ok(InvitedMember { member, invite })
 }
 
@@ -309,6 +382,7 @@ async fn set_role(tx: &mut TenantTx, s: SetRole) -> Result<Member, StoreError> {
     if tx.actor() == Some(s.user_id) {
         return Err(is_self());
     }
+    lock_organization(tx).await?;
     let current = member(tx, s.user_id)
         .await?
         .ok_or_else(|| StoreError::from(Failure::not_found("member")))?;
@@ -319,7 +393,7 @@ async fn set_role(tx: &mut TenantTx, s: SetRole) -> Result<Member, StoreError> {
         args![s.role.as_str(), org, s.user_id.as_uuid()],
     )
     .await?;
-    auth_cache().clear();
+    ensure_an_owner(tx).await?;
     Ok(Member {
         role: s.role,
         ..current
@@ -330,6 +404,7 @@ async fn remove(tx: &mut TenantTx, r: RemoveMember) -> Result<Member, StoreError
     if tx.actor() == Some(r.user_id) {
         return Err(is_self());
     }
+    lock_organization(tx).await?;
     let current = member(tx, r.user_id)
         .await?
         .ok_or_else(|| StoreError::from(Failure::not_found("member")))?;
@@ -359,7 +434,7 @@ async fn remove(tx: &mut TenantTx, r: RemoveMember) -> Result<Member, StoreError
         args![org, user],
     )
     .await?;
-    auth_cache().clear();
+    ensure_an_owner(tx).await?;
     Ok(current)
 }
 
@@ -406,12 +481,14 @@ async fn revoke_token(tx: &mut TenantTx, r: RevokeToken) -> Result<TokenInfo, St
     let found = token(tx, r.token_id)
         .await?
         .ok_or_else(|| StoreError::from(Failure::not_found("token")))?;
-    if found.kind == "personal" && tx.actor() != Some(found.user_id) && tx.actor().is_some() {
+    // A personal token works in its owner's other organizations too: no one organization
+    // (nor a token bound to one) ends it. Removing the member stops it here.
+    if found.kind == "personal" && tx.actor().is_some() {
         return Err(Failure::new(
             FailureKind::Forbidden,
             "TOKEN_NOT_REVOCABLE",
-            "a personal token works in the member's other organizations too: they revoke it \
-             themselves, or removing them from this organization stops it here",
+            "a personal token works in the member's other organizations too: an operator \
+             revokes it (hestami admin revoke-token); removing the member stops it here",
         )
         .into());
     }
@@ -422,7 +499,6 @@ async fn revoke_token(tx: &mut TenantTx, r: RevokeToken) -> Result<TokenInfo, St
             args![now, r.token_id],
         )
         .await?;
-        auth_cache().clear();
     }
     token(tx, r.token_id)
         .await?
@@ -465,13 +541,14 @@ async fn token(tx: &mut TenantTx, id: Uuid) -> Result<Option<TokenInfo>, StoreEr
 impl Services {
     /// Makes `email` a member with `role`: `member/v1/invite`, or `member/v1/setRole` when they
     /// are a member already; each as its own workflow with a fresh key. What `hestami admin
-    /// add-member` runs, as the operator (`caller.user_id` is `None`).
+    /// add-member` runs, as the operator (`caller.user_id` is `None`). Returns the member and,
+    /// when one was issued, the invitation code (drawn here; only its hash is stored).
     pub async fn member_put(
         &self,
         caller: &Caller,
         email: Email,
         role: Role,
-    ) -> Result<InvitedMember, StoreError> {
+    ) -> Result<(Member, Option<(String, DateTime<Utc>)>), StoreError> {
         let request = |command| {
             let key = Uuid::now_v7();
             super::Request {
@@ -481,14 +558,21 @@ impl Services {
                 command,
             }
         };
+        let code = crate::directory::random_token()?.replacen("hst_", "hsi_", 1);
+        let invite = InviteMember {
+            email,
+            role,
+            code_hash: crate::directory::hash_token(&code),
+        };
         let invited = self
-            .submit(
-                caller,
-                request(MembershipCommand::Invite(InviteMember { email, role })),
-            )
+            .submit(caller, request(MembershipCommand::Invite(invite)))
             .await?;
         let user_id = match invited.outcome {
-            Ok(text) => return Ok(serde_json::from_str(&text)?),
+            Ok(text) => {
+                let invited: InvitedMember = serde_json::from_str(&text)?;
+                let issued = invited.invite.map(|i| (code, i.expires_at));
+                return Ok((invited.member, issued));
+            }
             Err(failure) if failure.code == "MEMBER_EXISTS" => failure
                 .details
                 .as_ref()
@@ -504,10 +588,7 @@ impl Services {
             )
             .await?;
         match changed.outcome {
-            Ok(text) => Ok(InvitedMember {
-                member: serde_json::from_str(&text)?,
-                invite: None,
-            }),
+            Ok(text) => Ok((serde_json::from_str(&text)?, None)),
             Err(failure) => Err(failure.into()),
         }
     }

@@ -401,6 +401,33 @@ pub(super) async fn collect(
     Err(failure.into())
 }
 
+/// A refund that moved money the invoice cannot record: the ledger row `unapplied` and a
+/// `payment_unreconciled` message for the office. Answers the refusal to journal.
+async fn unreconciled(
+    tx: &mut TenantTx,
+    id: uuid::Uuid,
+    invoice_id: InvoiceId,
+    amount: Money,
+    provider_ref: &str,
+    message: &str,
+) -> Result<Recorded, StoreError> {
+    set_state(tx, id, "unapplied", Some(provider_ref)).await?;
+    tx.enqueue(
+        "payment_unreconciled",
+        &serde_json::json!({
+            "ledgerId": id, "invoiceId": invoice_id, "amount": amount, "message": message,
+        }),
+    )
+    .await?;
+    Ok(Recorded::Refused {
+        failure: Failure::new(
+            FailureKind::Conflict,
+            "INVOICE_PAYMENT_PENDING",
+            format!("the refund went back to the customer but could not be recorded: {message}"),
+        ),
+    })
+}
+
 /// After money moved that the invoice could not take: `returned` if the provider gave it
 /// back, otherwise left `unapplied` with a `payment_unreconciled` outbox message.
 async fn settle_unapplied(
@@ -606,16 +633,51 @@ pub(super) async fn refund(
             Box::pin(async move {
                 let invoice = lock_for_change(tx, invoice_id).await?;
                 let command = match (what, credit_note_id) {
-                    (RefundOf::Credit(c), Some(note_id)) => InvoiceCommand::Credit {
-                        id: note_id,
-                        number: next_credit_number(tx).await?,
-                        issue_date: local_today(tx).await?,
-                        request: c.request,
-                        refund: Some(CreditRefund {
+                    (RefundOf::Credit(c), Some(note_id)) => {
+                        let issue_date = local_today(tx).await?;
+                        let refund = Some(CreditRefund {
                             id: RefundId::from_uuid(id),
                             payment_id,
-                        }),
-                    },
+                        });
+                        // Decided before a number is taken (a refused note takes none), and
+                        // for exactly the amount the provider gave back; anything else is
+                        // money to reconcile, not a credit note of another size.
+                        let fits = price_credit(&invoice, note_id, issue_date, &c.request, refund)
+                            .map(|note| note.total == amount);
+                        match fits {
+                            Ok(true) => InvoiceCommand::Credit {
+                                id: note_id,
+                                number: next_credit_number(tx).await?,
+                                issue_date,
+                                request: c.request,
+                                refund,
+                            },
+                            Ok(false) => {
+                                return unreconciled(
+                                    tx,
+                                    id,
+                                    invoice_id,
+                                    amount,
+                                    &provider_ref,
+                                    "the credit note no longer comes to the amount refunded",
+                                )
+                                .await;
+                            }
+                            Err(StoreError::Failure(failure)) => {
+                                return unreconciled(
+                                    tx,
+                                    id,
+                                    invoice_id,
+                                    amount,
+                                    &provider_ref,
+                                    &failure.message,
+                                )
+                                .await
+                                .map(|_| Recorded::Refused { failure });
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
                     _ => InvoiceCommand::Refund {
                         refund: NewRefund {
                             id: RefundId::from_uuid(id),
@@ -641,15 +703,8 @@ pub(super) async fn refund(
                     Err(e) => {
                         // The reservation makes this unreachable; if it happens, the money went
                         // back to the customer and the books must say so.
-                        set_state(tx, id, "unapplied", Some(&provider_ref)).await?;
-                        tx.enqueue(
-                            "payment_unreconciled",
-                            &serde_json::json!({
-                                "ledgerId": id, "invoiceId": invoice_id, "amount": amount,
-                                "message": e.to_string(),
-                            }),
-                        )
-                        .await?;
+                        unreconciled(tx, id, invoice_id, amount, &provider_ref, &e.to_string())
+                            .await?;
                         Ok(Recorded::Refused {
                             failure: invoice_failure(&e),
                         })
