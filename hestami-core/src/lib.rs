@@ -49,6 +49,7 @@ pub mod estimate;
 pub mod field;
 pub mod form;
 pub mod ids;
+pub mod inventory;
 pub mod invoice;
 pub mod job;
 pub mod money;

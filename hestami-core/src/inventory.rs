@@ -1,0 +1,313 @@
+//! Inventory: stock of the pricebook's materials at the organization's locations (warehouses,
+//! trucks), kept by an append-only ledger.
+//!
+//! Every change of stock is a [`Movement`] posted at one location: a receipt, a transfer out or
+//! in, a consumption on a job, a return from a job, or an adjustment (a cycle count's
+//! difference, damage), each with who and why in the store's ledger row. [`post`] decides a
+//! movement against the location's running [`Balance`] and returns the next balance; the store
+//! writes the ledger row and the balance row in one transaction, so the balance is always the
+//! sum of the ledger and is never recomputed from history on read.
+//!
+//! **Never oversell.** A movement that takes stock (a transfer out, a consumption, a negative
+//! adjustment) is refused with [`InventoryError::InsufficientStock`] (and the quantity
+//! available) when it would take the location below zero, unless the location allows negative
+//! stock; then it is posted and the balance is flagged ([`Balance::is_negative`]).
+//!
+//! **Quantities** are decimals with at most [`QUANTITY_SCALE`] places, more than 0 and at most
+//! [`MAX_QUANTITY`] per movement; no float anywhere.
+//!
+//! **Cost** is a moving average per item across the organization ([`ItemCost`]), updated by
+//! receipts: `(on hand × average + quantity × unit cost) ÷ (on hand + quantity)`, kept exact to
+//! [`COST_SCALE`] places. Transfers move stock without changing its cost; a consumption records
+//! the average at that moment, so a job's material cost is known when it is used. Per
+//! organization rather than per location, because a part costs what was paid for it wherever it
+//! sits: a transfer to a truck must not change the job's margin.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::Invalid;
+use crate::ids::JobId;
+use crate::money::Money;
+use crate::org::Currency;
+
+/// The most decimal places of a quantity.
+pub const QUANTITY_SCALE: u32 = 4;
+/// The largest quantity one movement moves.
+pub const MAX_QUANTITY: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+/// The decimal places an average cost is kept to.
+pub const COST_SCALE: u32 = 6;
+
+/// A quantity moved: more than 0, at most [`MAX_QUANTITY`], at most [`QUANTITY_SCALE`] places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "Decimal", into = "Decimal")]
+pub struct Quantity(Decimal);
+
+impl Quantity {
+    /// Accepts a positive quantity within the bounds.
+    pub fn parse(value: Decimal) -> Result<Self, Invalid> {
+        if value <= Decimal::ZERO {
+            Err(Invalid::new(
+                "must_be_positive",
+                "a quantity is more than 0",
+            ))
+        } else if value > MAX_QUANTITY {
+            Err(Invalid::new(
+                "too_large",
+                format!("a quantity is at most {MAX_QUANTITY}"),
+            ))
+        } else if value.normalize().scale() > QUANTITY_SCALE {
+            Err(Invalid::new(
+                "too_many_decimals",
+                format!("a quantity has at most {QUANTITY_SCALE} decimal places"),
+            ))
+        } else {
+            Ok(Self(value.normalize()))
+        }
+    }
+
+    /// The value.
+    pub fn get(self) -> Decimal {
+        self.0
+    }
+}
+
+impl TryFrom<Decimal> for Quantity {
+    type Error = String;
+    fn try_from(value: Decimal) -> Result<Self, Self::Error> {
+        Self::parse(value).map_err(|e| e.message)
+    }
+}
+
+impl From<Quantity> for Decimal {
+    fn from(q: Quantity) -> Self {
+        q.0
+    }
+}
+
+/// A change of stock at one location.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Movement {
+    /// Stock came in (from a supplier, or counted in for the first time).
+    Receipt {
+        /// How much.
+        quantity: Quantity,
+        /// What one unit cost.
+        unit_cost: Money,
+    },
+    /// Stock left for another location.
+    TransferOut {
+        /// How much.
+        quantity: Quantity,
+    },
+    /// Stock arrived from another location.
+    TransferIn {
+        /// How much.
+        quantity: Quantity,
+    },
+    /// Stock was used on a job.
+    Consumption {
+        /// How much.
+        quantity: Quantity,
+        /// The job.
+        job_id: JobId,
+    },
+    /// Stock came back from a job.
+    Return {
+        /// How much.
+        quantity: Quantity,
+        /// The job.
+        job_id: JobId,
+    },
+    /// A correction: a cycle count's difference, damage, loss.
+    Adjustment {
+        /// More (positive) or less (negative) on hand; never 0.
+        #[serde(with = "rust_decimal::serde::str")]
+        delta: Decimal,
+    },
+}
+
+impl Movement {
+    /// The change of on-hand stock it makes: positive in, negative out.
+    pub fn delta(&self) -> Decimal {
+        match self {
+            Self::Receipt { quantity, .. }
+            | Self::TransferIn { quantity }
+            | Self::Return { quantity, .. } => quantity.get(),
+            Self::TransferOut { quantity } | Self::Consumption { quantity, .. } => -quantity.get(),
+            Self::Adjustment { delta } => *delta,
+        }
+    }
+
+    /// The snake_case name of its kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Receipt { .. } => "receipt",
+            Self::TransferOut { .. } => "transfer_out",
+            Self::TransferIn { .. } => "transfer_in",
+            Self::Consumption { .. } => "consumption",
+            Self::Return { .. } => "return",
+            Self::Adjustment { .. } => "adjustment",
+        }
+    }
+}
+
+/// The stock of one item at one location.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Balance {
+    /// What is there.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub on_hand: Decimal,
+}
+
+impl Balance {
+    /// What may still be taken: what is on hand, never less than 0.
+    pub fn available(&self) -> Decimal {
+        self.on_hand.max(Decimal::ZERO)
+    }
+
+    /// Whether the location is below zero (only where negative stock is allowed).
+    pub fn is_negative(&self) -> bool {
+        self.on_hand < Decimal::ZERO
+    }
+}
+
+/// Why a movement was refused. A refusal changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InventoryError {
+    /// Taking this much would take the location below zero.
+    #[error("only {available} is available at the location; {requested} was asked for")]
+    InsufficientStock {
+        /// What is available.
+        available: Decimal,
+        /// What was asked for.
+        requested: Decimal,
+    },
+    /// An adjustment of 0, or one whose size is out of bounds.
+    #[error(
+        "an adjustment changes the quantity on hand by a non-zero amount of at most {MAX_QUANTITY}, with at most {QUANTITY_SCALE} decimal places"
+    )]
+    InvalidAdjustment,
+    /// A receipt's cost is negative, or not in the organization's currency.
+    #[error("a unit cost is at least 0, in {currency}")]
+    InvalidCost {
+        /// The organization's currency.
+        currency: &'static str,
+    },
+}
+
+impl InventoryError {
+    /// The stable code reported to clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
+            Self::InvalidAdjustment | Self::InvalidCost { .. } => "VALIDATION_FAILED",
+        }
+    }
+}
+
+/// Posts `movement` on `balance` at a location that does (or does not) allow negative stock.
+pub fn post(
+    balance: &Balance,
+    movement: &Movement,
+    allow_negative: bool,
+) -> Result<Balance, InventoryError> {
+    if let Movement::Adjustment { delta } = movement
+        && (delta.is_zero()
+            || delta.abs() > MAX_QUANTITY
+            || delta.normalize().scale() > QUANTITY_SCALE)
+    {
+        return Err(InventoryError::InvalidAdjustment);
+    }
+    let delta = movement.delta();
+    let on_hand = balance.on_hand + delta;
+    if delta < Decimal::ZERO && on_hand < Decimal::ZERO && !allow_negative {
+        return Err(InventoryError::InsufficientStock {
+            available: balance.available(),
+            requested: -delta,
+        });
+    }
+    Ok(Balance { on_hand })
+}
+
+/// The organization-wide moving average cost of an item, and the stock it averages over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemCost {
+    /// What is on hand across every location.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub on_hand: Decimal,
+    /// The average cost of one unit, exact to [`COST_SCALE`] places.
+    pub average: Money,
+}
+
+impl ItemCost {
+    /// No stock yet: the average starts at `initial` (the pricebook's cost).
+    pub fn new(initial: Money) -> Self {
+        Self {
+            on_hand: Decimal::ZERO,
+            average: initial,
+        }
+    }
+
+    /// After any movement: receipts move the average, everything changes what is on hand.
+    pub fn after(&self, movement: &Movement) -> Result<Self, InventoryError> {
+        let currency = self.average.currency();
+        let on_hand = self.on_hand + movement.delta();
+        let Movement::Receipt {
+            quantity,
+            unit_cost,
+        } = movement
+        else {
+            return Ok(Self { on_hand, ..*self });
+        };
+        check_cost(unit_cost, currency)?;
+        // Stock below zero (allowed somewhere) has no cost to average with: the receipt's
+        // cost stands for what is now on hand.
+        let held = self.on_hand.max(Decimal::ZERO);
+        let total = held + quantity.get();
+        let average = (held * self.average.amount() + quantity.get() * unit_cost.amount()) / total;
+        Ok(Self {
+            on_hand,
+            average: Money::new(
+                average.round_dp_with_strategy(
+                    COST_SCALE,
+                    rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                ),
+                currency,
+            ),
+        })
+    }
+
+    /// The cost of `quantity` at the average, exact to [`COST_SCALE`] places (not rounded to
+    /// the minor unit: a job's cost is summed first).
+    pub fn cost_of(&self, quantity: Quantity) -> Money {
+        Money::new(
+            (self.average.amount() * quantity.get()).round_dp_with_strategy(
+                COST_SCALE,
+                rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+            ),
+            self.average.currency(),
+        )
+    }
+}
+
+fn check_cost(cost: &Money, currency: Currency) -> Result<(), InventoryError> {
+    if cost.currency() != currency || cost.is_negative() {
+        Err(InventoryError::InvalidCost {
+            currency: currency.code(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
