@@ -125,6 +125,10 @@ id_type!(
     WriteOffId
 );
 id_type!(
+    /// A place stock is kept: a warehouse or a technician's truck.
+    StockLocationId
+);
+id_type!(
     /// A note on a job or one of its appointments.
     NoteId
 );

@@ -393,6 +393,14 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("token/v1/list", MANAGERS),
     ("token/v1/createIntegration", MANAGERS),
     ("token/v1/revoke", MANAGERS),
+    ("inventory/v1/createLocation", OFFICE),
+    ("inventory/v1/listLocations", EVERYONE),
+    ("inventory/v1/receive", OFFICE),
+    ("inventory/v1/transfer", OFFICE),
+    ("inventory/v1/adjust", OFFICE),
+    ("inventory/v1/recordUsage", FIELD),
+    ("inventory/v1/stock", EVERYONE),
+    ("inventory/v1/ledger", EVERYONE),
     ("contractor/v1/getProfile", EVERYONE),
     ("contractor/v1/updateProfile", MANAGERS),
     ("contractor/v1/addLicense", MANAGERS),
@@ -642,6 +650,14 @@ mod tests {
             token/v1/list                  owner admin
             token/v1/createIntegration     owner admin
             token/v1/revoke                owner admin
+            inventory/v1/createLocation    owner admin dispatcher office
+            inventory/v1/listLocations     owner admin dispatcher office technician viewer
+            inventory/v1/receive           owner admin dispatcher office
+            inventory/v1/transfer          owner admin dispatcher office
+            inventory/v1/adjust            owner admin dispatcher office
+            inventory/v1/recordUsage       owner admin dispatcher office technician
+            inventory/v1/stock             owner admin dispatcher office technician viewer
+            inventory/v1/ledger            owner admin dispatcher office technician viewer
             contractor/v1/getProfile       owner admin dispatcher office technician viewer
             contractor/v1/updateProfile    owner admin
             contractor/v1/addLicense       owner admin

@@ -69,6 +69,13 @@ pub const MONEY_PATTERN: &str = "^[0-9]{1,12}(\\.[0-9]{1,6}0{0,10})?$|^100000000
 pub const QUANTITY_PATTERN: &str =
     "^[1-9][0-9]{0,5}(\\.[0-9]{1,4}0{0,16})?$|^0\\.[0-9]{0,3}[1-9]0{0,16}$|^1000000(\\.0{1,16})?$";
 
+/// A stock movement's quantity (`inventory::Quantity`): more than 0, at most 10^9, at most 4
+/// decimals.
+pub const STOCK_QUANTITY_PATTERN: &str = "^[1-9][0-9]{0,8}(\\.[0-9]{1,4}0{0,16})?$|^0\\.[0-9]{0,3}[1-9]0{0,16}$|^1000000000(\\.0{1,16})?$";
+/// An adjustment's quantity: a decimal with at most 4 places, at most 10^9 either way.
+pub const STOCK_ADJUSTMENT_PATTERN: &str =
+    "^-?[0-9]{1,9}(\\.[0-9]{1,4}0{0,16})?$|^-?1000000000(\\.0{1,16})?$";
+
 /// What a field of this name holds, wherever it appears in an input.
 fn rule_for(name: &str) -> Option<Value> {
     let decimal = || json!({ "pattern": hestami_core::money::DECIMAL_PATTERN });
@@ -157,6 +164,10 @@ fn rule_for(name: &str) -> Option<Value> {
             "maximum": hestami_core::area::RadiusKm::MAX,
         }),
         "netDays" => json!({ "minimum": 0, "maximum": 365 }),
+        "expiresInDays" => json!({
+            "minimum": 1,
+            "maximum": hestami_store::app::members::MAX_TOKEN_DAYS,
+        }),
         "lat" => json!({ "minimum": -90, "maximum": 90 }),
         "dailyMinutes" => json!({ "minimum": 1, "maximum": 1440 }),
         "weeklyMinutes" => json!({ "minimum": 1, "maximum": 10080 }),
@@ -229,6 +240,11 @@ fn schema_rule(schema: &str, field: &str) -> Option<Value> {
             json!({ "pattern": QUANTITY_PATTERN })
         }
         ("AdjustmentInput", "description") => text(Name::MAX_CHARS),
+        ("ReceiveInput" | "TransferInput" | "RecordUsageInput", "quantity") => {
+            json!({ "pattern": STOCK_QUANTITY_PATTERN })
+        }
+        ("AdjustInput", "quantity") => json!({ "pattern": STOCK_ADJUSTMENT_PATTERN }),
+        ("ReceiveInput", "unitCost") => json!({ "pattern": MONEY_PATTERN }),
         ("CreditNoteInput", "lines") => json!({ "maxItems": MAX_LINES }),
         ("CreditNoteInput", "adjustments") => {
             json!({ "maxItems": hestami_core::invoice::credit::MAX_ADJUSTMENTS })
@@ -464,6 +480,26 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
         "GenerateEstimateInput" if has("jobId") => rules.push(json!({
             "if": given("jobId"),
             "else": demand(&["customerId", "propertyId"], &[]),
+        })),
+        // A truck belongs to a technician; a warehouse to none.
+        "CreateLocationInput" if has("technicianId") => rules.push(json!({
+            "if": is("kind", "truck"),
+            "then": demand(&["technicianId"], &[]),
+            "else": demand(&[], &["technicianId"]),
+        })),
+        // A credit note credits a line or an amount.
+        "CreditNoteInput" if has("adjustments") => rules.push(json!({
+            "anyOf": [
+                { "required": ["lines"], "properties": { "lines": { "type": "array", "minItems": 1 } } },
+                { "required": ["adjustments"],
+                  "properties": { "adjustments": { "type": "array", "minItems": 1 } } },
+            ]
+        })),
+        // A delta adjustment changes the quantity; a count is 0 or more.
+        "AdjustInput" if has("mode") => rules.push(json!({
+            "if": is("mode", "count"),
+            "then": { "properties": { "quantity": { "not": { "pattern": "^-" } } } },
+            "else": { "properties": { "quantity": { "not": { "pattern": "^-?0*(\\.0*)?$" } } } },
         })),
         // A locality is within a region.
         "JurisdictionDto" if has("locality") => {

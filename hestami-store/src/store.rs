@@ -135,6 +135,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "webhook_deliveries",
     "credit_note_sequences",
     "credit_notes",
+    "stock_locations",
+    "stock_ledger",
+    "stock_balances",
+    "stock_costs",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

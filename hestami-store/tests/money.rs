@@ -33,6 +33,7 @@ on_every_backend!(
     invoice_numbers_are_gapless_across_crashes_and_refusals,
     a_payment_crashing_anywhere_charges_exactly_once,
     a_goodwill_credit_crashing_anywhere_refunds_once_and_numbers_once,
+    stock_movements_crashing_post_once,
     declines_and_timeouts_record_nothing_and_charge_once,
     refunds_go_back_through_the_provider,
     estimates_expire_by_their_timer_and_invoices_go_overdue,
@@ -335,6 +336,90 @@ async fn a_goodwill_credit_crashing_anywhere_refunds_once_and_numbers_once(fx: F
         assert_eq!(moved[before].kind, "refund");
         assert_eq!(moved[before].amount.amount().to_string(), "25.00");
     }
+}
+
+/// Every inventory movement crashed after its step and recovered in a fresh process posts once:
+/// the ledger holds one row per movement (two for the transfer) and the balances are its sums.
+async fn stock_movements_crashing_post_once(fx: Fixture) {
+    use hestami_store::app::inventory::InventoryCommand as V;
+    let org = fx.org("Stock crashes").await;
+    let c = &org.caller;
+    let s = fx.restart(engine_config("stock", None)).await;
+    let job = completed_job(&s, c).await;
+    let item: hestami_core::pricebook::PricebookItem = ok(
+        &s,
+        c,
+        hestami_store::app::pricebook::PricebookCommand::CreateItem(from_json(json!({
+            "name": "Copper fitting",
+            "details": { "kind": "material", "sku": "CU-12", "unit": "each", "cost": usd("3.00"),
+                         "pricing": { "rule": "explicit", "price": usd("9.50") } }
+        }))),
+    )
+    .await;
+    let location = |name: &str| {
+        V::CreateLocation(from_json(json!({
+            "kind": "warehouse", "name": name, "technicianId": null, "allowNegative": false
+        })))
+    };
+    let a: serde_json::Value = ok(&s, c, location("A")).await;
+    let b: serde_json::Value = ok(&s, c, location("B")).await;
+    let movements = [
+        json!({ "procedure": "inventory/v1/receive",
+                "input": { "itemId": item.id, "locationId": a["id"], "quantity": "10", "unitCost": null } }),
+        json!({ "procedure": "inventory/v1/transfer",
+                "input": { "itemId": item.id, "fromLocationId": a["id"], "toLocationId": b["id"], "quantity": "4" } }),
+        json!({ "procedure": "inventory/v1/adjust",
+                "input": { "itemId": item.id, "locationId": b["id"], "by": { "by": "count", "counted": "3" },
+                           "reason": "cycle count" } }),
+        json!({ "procedure": "inventory/v1/recordUsage",
+                "input": { "jobId": job.id, "itemId": item.id, "quantity": "2", "locationId": a["id"] } }),
+    ];
+    for (i, movement) in movements.into_iter().enumerate() {
+        let req = request(from_json::<V>(movement));
+        let crashing = fx
+            .restart(engine_config("stock", Some(crash_once_at(0))))
+            .await;
+        match crashing.submit(c, req.clone()).await {
+            Err(StoreError::InjectedCrash) => {}
+            other => panic!("movement {i}: expected a crash, got {other:?}"),
+        }
+        drop(crashing);
+        let restarted = fx.restart(engine_config("stock", None)).await;
+        restarted.engine().recover(true).await.expect("recover");
+        let replay = restarted.submit(c, req).await.expect("replay");
+        assert!(replay.outcome.is_ok(), "movement {i}: {:?}", replay.outcome);
+    }
+    let ledger = s
+        .inventory_ledger(
+            c,
+            item.id,
+            None,
+            PageRequest::parse(Some(50), None).unwrap(),
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = ledger.items.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "receipt",
+            "transfer_out",
+            "transfer_in",
+            "adjustment",
+            "consumption"
+        ]
+    );
+    let stock = s
+        .inventory_stock(c, hestami_store::app::inventory::StockFilter::default())
+        .await
+        .unwrap();
+    let on_hand: Vec<String> = stock
+        .iter()
+        .map(|l| l.on_hand.normalize().to_string())
+        .collect();
+    assert_eq!(on_hand, ["4", "3"]);
+    let work = s.job_work(c, job.id).await.unwrap();
+    assert_eq!(work.actuals.len(), 1, "the usage is on the actuals once");
 }
 
 async fn declines_and_timeouts_record_nothing_and_charge_once(fx: Fixture) {

@@ -143,6 +143,49 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
     // The money tables: an item and its revision, the pricing settings, an estimate revised,
     // approved and handed to the job, actuals, an invoice issued and paid.
     let money = money_path(s, c, &job).await;
+    // The credit note tables: goodwill refunded on the paid invoice.
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        from_json::<hestami_store::app::invoice::InvoiceCommandInput>(serde_json::json!({
+            "procedure": "invoice/v1/creditNote",
+            "input": { "invoiceId": money.invoice.id, "expectedVersion": null,
+                       "refundPaymentId": money.invoice.payments[0].id,
+                       "request": { "lines": [], "reason": "Goodwill",
+                                    "adjustments": [{ "description": "Goodwill", "amount": usd("1.00") }] } }
+        })),
+    )
+    .await;
+    // The stock tables: a material received into a warehouse.
+    let material: hestami_core::pricebook::PricebookItem = ok(
+        s,
+        c,
+        hestami_store::app::pricebook::PricebookCommand::CreateItem(from_json(serde_json::json!({
+            "name": "Copper fitting",
+            "details": { "kind": "material", "sku": "CU-12", "unit": "each", "cost": usd("3.00"),
+                         "pricing": { "rule": "explicit", "price": usd("9.50") } }
+        }))),
+    )
+    .await;
+    let warehouse: serde_json::Value = ok(
+        s,
+        c,
+        from_json::<hestami_store::app::inventory::InventoryCommand>(serde_json::json!({
+            "procedure": "inventory/v1/createLocation",
+            "input": { "kind": "warehouse", "name": "Main", "technicianId": null, "allowNegative": false }
+        })),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        from_json::<hestami_store::app::inventory::InventoryCommand>(serde_json::json!({
+            "procedure": "inventory/v1/receive",
+            "input": { "itemId": material.id, "locationId": warehouse["id"], "quantity": "5",
+                       "unitCost": null }
+        })),
+    )
+    .await;
     s.fire_due_timers().await.expect("the expiry scan");
     assert!(
         !s.outbox(c).await.expect("outbox").is_empty(),
@@ -485,6 +528,43 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
             "INSERT INTO invoice_sequences (organization_id, last_value) VALUES ($1, 0) \
              ON CONFLICT (organization_id) DO UPDATE SET last_value = invoice_sequences.last_value",
             vec![t.org],
+        ),
+        "credit_note_sequences" => (
+            "INSERT INTO credit_note_sequences (organization_id, last_value) VALUES ($1, 0) \
+             ON CONFLICT (organization_id) DO UPDATE SET last_value = credit_note_sequences.last_value",
+            vec![t.org],
+        ),
+        "credit_notes" => (
+            "INSERT INTO credit_notes (organization_id, id, invoice_id, number, total, issue_date, refund_id, at) \
+             VALUES ($1, $2, $3, (random() * 1e15)::bigint, '1.00', current_date, NULL, now())",
+            vec![t.org, fresh, t.invoice],
+        ),
+        "stock_locations" => (
+            "INSERT INTO stock_locations (organization_id, id, version, kind, name, technician_id, allow_negative, \
+             created_at, updated_at) VALUES ($1, $2, 1, 'warehouse', 'Intruder', NULL, false, now(), now())",
+            vec![t.org, fresh],
+        ),
+        "stock_balances" => (
+            "WITH l AS (INSERT INTO stock_locations (organization_id, id, version, kind, name, technician_id, \
+             allow_negative, created_at, updated_at) VALUES ($1, $2, 1, 'warehouse', 'Shelf', NULL, false, now(), \
+             now()) RETURNING id) \
+             INSERT INTO stock_balances (organization_id, item_id, location_id, on_hand, updated_at) \
+             SELECT $1, $3, l.id, '0', now() FROM l",
+            vec![t.org, fresh, t.item],
+        ),
+        "stock_ledger" => (
+            "WITH l AS (INSERT INTO stock_locations (organization_id, id, version, kind, name, technician_id, \
+             allow_negative, created_at, updated_at) VALUES ($1, $2, 1, 'warehouse', 'Bin', NULL, false, now(), \
+             now()) RETURNING id) \
+             INSERT INTO stock_ledger (organization_id, id, item_id, location_id, kind, delta, unit_cost, \
+             on_hand_after, job_id, counterpart_id, reason, actor_user_id, at) \
+             SELECT $1, $2, $3, l.id, 'receipt', '1', '1.00', '1', NULL, NULL, NULL, NULL, now() FROM l",
+            vec![t.org, fresh, t.item],
+        ),
+        "stock_costs" => (
+            "INSERT INTO stock_costs (organization_id, item_id, on_hand, average) VALUES ($1, $2, '0', '1.00') \
+             ON CONFLICT (organization_id, item_id) DO UPDATE SET on_hand = stock_costs.on_hand",
+            vec![t.org, t.item],
         ),
         "invoices" => (
             "INSERT INTO invoices (organization_id, id, version, status, job_id, customer_id, number, issue_date, \

@@ -21,6 +21,7 @@ pub mod documents;
 pub mod estimate;
 pub mod feed;
 pub mod form;
+pub mod inventory;
 pub mod invoice;
 pub mod job;
 pub mod members;
@@ -57,6 +58,7 @@ pub fn procedures() -> Vec<Procedure> {
         notification::procedures(),
         webhook::procedures(),
         members::procedures(),
+        inventory::procedures(),
     ]
     .into_iter()
     .flatten()

@@ -1235,7 +1235,7 @@ pub fn money(v: &mut Validator, field: &str, raw: &str, currency: Currency) -> O
 
 /// Parses a decimal string such as `"1.5"` or `"-2"`: an optional minus sign, digits and an
 /// optional fraction. Only the syntax is checked; ranges are the core's rules.
-fn decimal(raw: &str) -> Result<Decimal, Invalid> {
+pub(crate) fn decimal(raw: &str) -> Result<Decimal, Invalid> {
     let invalid = || {
         Invalid::new(
             "invalid_decimal",

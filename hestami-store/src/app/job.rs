@@ -427,7 +427,10 @@ async fn update(tx: &mut TenantTx, u: UpdateJob) -> Result<Job, StoreError> {
     Ok(next)
 }
 
-async fn record_actuals(tx: &mut TenantTx, r: RecordActuals) -> Result<JobWork, StoreError> {
+pub(crate) async fn record_actuals(
+    tx: &mut TenantTx,
+    r: RecordActuals,
+) -> Result<JobWork, StoreError> {
     let job = load(tx, r.job_id, true).await?;
     // Refused for a closed or cancelled job before anything is priced.
     let lines = u32::try_from(r.lines.len()).unwrap_or(u32::MAX);

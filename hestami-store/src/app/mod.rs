@@ -30,6 +30,7 @@ pub mod eligibility;
 pub mod estimate;
 pub mod field;
 pub mod forms;
+pub mod inventory;
 pub mod invoice;
 pub mod job;
 pub mod members;
@@ -259,6 +260,7 @@ pub fn register_all_with(
         .register(delivery::WORKFLOW, delivery::run)
         .register(webhooks::WORKFLOW, webhooks::run)
         .register(members::WORKFLOW, members::run)
+        .register(inventory::WORKFLOW, inventory::run)
 }
 
 impl Services {

@@ -1,0 +1,559 @@
+//! `inventory/v1`: stock locations (warehouses, trucks), the stock ledger and what it keeps on
+//! hand, the moving average cost, and materials used on jobs.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use hestami_core::ids::{JobId, PricebookItemId, StockLocationId, TechnicianId};
+use hestami_core::inventory::Quantity;
+use hestami_core::org::Currency;
+use hestami_core::text::{Name as Label, Reason};
+use hestami_store::app::PageRequest;
+use hestami_store::app::inventory::{
+    Adjust, AdjustBy, InventoryCommand, LedgerEntry, Location, LocationKind, NewLocation, Posted,
+    Receive, RecordUsage, StockFilter, StockLevel, Transfer,
+};
+
+use super::Empty;
+use super::money::{decimal, money};
+use crate::error::ApiError;
+use crate::rpc::{Ctx, Name, Procedure, Validator, mutation, mutation_in, query, validate};
+
+/// Warehouse or truck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StockLocationKindDto {
+    /// A warehouse or stockroom.
+    Warehouse,
+    /// A technician's truck.
+    Truck,
+}
+
+/// How an adjustment is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StockAdjustModeDto {
+    /// `quantity` is the change, positive or negative, not 0.
+    Delta,
+    /// `quantity` is what was counted (a cycle count); the difference is posted.
+    Count,
+}
+
+/// `inventory/v1/createLocation`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateLocationInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// warehouse or truck.
+    pub kind: StockLocationKindDto,
+    /// Its name.
+    pub name: String,
+    /// A truck's technician (required for a truck; one truck each); none for a warehouse.
+    #[serde(default)]
+    pub technician_id: Option<Uuid>,
+    /// Whether stock may go below zero here (default false); below zero is flagged.
+    #[serde(default)]
+    pub allow_negative: Option<bool>,
+}
+
+/// `inventory/v1/receive`: stock arrives at a location.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReceiveInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// A material of the pricebook.
+    pub item_id: Uuid,
+    /// Where it arrives.
+    pub location_id: Uuid,
+    /// How much, a decimal string: more than 0, at most 4 decimals.
+    pub quantity: String,
+    /// What one unit cost, a decimal string (default: the pricebook's cost).
+    #[serde(default)]
+    pub unit_cost: Option<String>,
+}
+
+/// `inventory/v1/transfer`: stock moves from one location to another, at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransferInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// A material of the pricebook.
+    pub item_id: Uuid,
+    /// From where.
+    pub from_location_id: Uuid,
+    /// To where: another location.
+    pub to_location_id: Uuid,
+    /// How much, a decimal string: more than 0, at most 4 decimals.
+    pub quantity: String,
+}
+
+/// `inventory/v1/adjust`: a correction or a cycle count, with a reason.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdjustInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// A material of the pricebook.
+    pub item_id: Uuid,
+    /// Where.
+    pub location_id: Uuid,
+    /// delta (default) or count.
+    #[serde(default)]
+    pub mode: Option<StockAdjustModeDto>,
+    /// The change (delta: not 0) or what was counted (count: 0 or more), a decimal string with
+    /// at most 4 decimals.
+    pub quantity: String,
+    /// Why: `cycle count`, `damaged`, `found`.
+    pub reason: String,
+}
+
+/// `inventory/v1/recordUsage`: a material used on a job, taken from stock and recorded on the
+/// job's actuals (what an invoice from actuals bills).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordUsageInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The job (not closed or cancelled).
+    pub job_id: Uuid,
+    /// A material of the pricebook.
+    pub item_id: Uuid,
+    /// How much, a decimal string: more than 0, at most 4 decimals.
+    pub quantity: String,
+    /// From where (default: the truck of the job's technician).
+    #[serde(default)]
+    pub location_id: Option<Uuid>,
+}
+
+/// `inventory/v1/stock`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StockInput {
+    /// Only this material.
+    #[serde(default)]
+    pub item_id: Option<Uuid>,
+    /// Only this location.
+    #[serde(default)]
+    pub location_id: Option<Uuid>,
+}
+
+/// `inventory/v1/ledger`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LedgerInput {
+    /// The material.
+    pub item_id: Uuid,
+    /// Only this location.
+    #[serde(default)]
+    pub location_id: Option<Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+mutating!(
+    CreateLocationInput,
+    ReceiveInput,
+    TransferInput,
+    AdjustInput,
+    RecordUsageInput
+);
+
+/// A stock location.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockLocationDto {
+    /// Its id.
+    pub id: Uuid,
+    /// warehouse or truck.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// A truck's technician.
+    pub technician_id: Option<Uuid>,
+    /// Whether stock may go below zero here.
+    pub allow_negative: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Location> for StockLocationDto {
+    fn from(l: Location) -> Self {
+        Self {
+            id: l.id.as_uuid(),
+            kind: match l.kind {
+                LocationKind::Warehouse => "warehouse",
+                LocationKind::Truck => "truck",
+            }
+            .to_owned(),
+            name: l.name.as_str().to_owned(),
+            technician_id: l.technician_id.map(|t| t.as_uuid()),
+            allow_negative: l.allow_negative,
+            created_at: l.created_at,
+        }
+    }
+}
+
+/// One row of the stock ledger.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockEntryDto {
+    /// Its id.
+    pub id: Uuid,
+    /// The material.
+    pub item_id: Uuid,
+    /// Where.
+    pub location_id: Uuid,
+    /// receipt, transfer_out, transfer_in, consumption, return or adjustment.
+    pub kind: String,
+    /// The change of stock on hand, signed, a decimal string.
+    pub delta: String,
+    /// A receipt's cost, or the average cost the stock moved at (up to 6 decimals).
+    pub unit_cost: String,
+    /// On hand at the location after it.
+    pub on_hand_after: String,
+    /// The job, for a consumption.
+    pub job_id: Option<Uuid>,
+    /// The other half of a transfer.
+    pub counterpart_id: Option<Uuid>,
+    /// Why, for an adjustment.
+    pub reason: Option<String>,
+    /// Who.
+    pub actor_user_id: Option<Uuid>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl From<LedgerEntry> for StockEntryDto {
+    fn from(e: LedgerEntry) -> Self {
+        Self {
+            id: e.id,
+            item_id: e.item_id.as_uuid(),
+            location_id: e.location_id.as_uuid(),
+            kind: e.kind,
+            delta: e.delta.normalize().to_string(),
+            unit_cost: e.unit_cost.amount().normalize().to_string(),
+            on_hand_after: e.on_hand_after.normalize().to_string(),
+            job_id: e.job_id.map(|j| j.as_uuid()),
+            counterpart_id: e.counterpart_id,
+            reason: e.reason,
+            actor_user_id: e.actor_user_id,
+            at: e.at,
+        }
+    }
+}
+
+/// What a movement wrote.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockPostedDto {
+    /// The ledger rows (two for a transfer: out, then in).
+    pub entries: Vec<StockEntryDto>,
+    /// For `recordUsage`: the job's work, the material on its actuals and priced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work: Option<super::job::JobWorkDto>,
+}
+
+impl From<Posted> for StockPostedDto {
+    fn from(p: Posted) -> Self {
+        Self {
+            entries: p.entries.into_iter().map(Into::into).collect(),
+            work: p.work.map(Into::into),
+        }
+    }
+}
+
+/// The locations, by creation.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockLocationList {
+    /// Every location.
+    pub items: Vec<StockLocationDto>,
+}
+
+/// Stock of one material at one location.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockLevelDto {
+    /// The material.
+    pub item_id: Uuid,
+    /// Its name.
+    pub item_name: String,
+    /// Where.
+    pub location_id: Uuid,
+    /// On hand, a decimal string (below 0 only where allowed).
+    pub on_hand: String,
+    /// The material's moving average cost (up to 6 decimals).
+    pub average_cost: String,
+    /// On hand at the average cost, rounded.
+    pub value: String,
+}
+
+impl From<StockLevel> for StockLevelDto {
+    fn from(s: StockLevel) -> Self {
+        Self {
+            item_id: s.item_id.as_uuid(),
+            item_name: s.item_name,
+            location_id: s.location_id.as_uuid(),
+            on_hand: s.on_hand.normalize().to_string(),
+            average_cost: s.average_cost.amount().normalize().to_string(),
+            value: s.value.amount_text(),
+        }
+    }
+}
+
+/// Stock per material and location, and its total value.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockList {
+    /// Each material at each location it has been kept at.
+    pub items: Vec<StockLevelDto>,
+    /// The sum of the values listed (the valuation), rounded.
+    pub value: String,
+}
+
+/// A page of ledger rows.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockLedgerPage {
+    /// The rows, oldest first.
+    pub items: Vec<StockEntryDto>,
+    /// The cursor of the next page, or null on the last.
+    pub next_cursor: Option<String>,
+}
+
+fn quantity(v: &mut Validator, field: &str, raw: &str) -> Option<Quantity> {
+    let parsed = decimal(raw).and_then(Quantity::parse);
+    v.check(field, parsed)
+}
+
+fn convert_create_location(i: CreateLocationInput) -> Result<InventoryCommand, ApiError> {
+    validate(|v| {
+        let name = v.check("name", Label::parse(&i.name));
+        Some(InventoryCommand::CreateLocation(NewLocation {
+            kind: match i.kind {
+                StockLocationKindDto::Warehouse => LocationKind::Warehouse,
+                StockLocationKindDto::Truck => LocationKind::Truck,
+            },
+            name: name?,
+            technician_id: i.technician_id.map(TechnicianId::from_uuid),
+            allow_negative: i.allow_negative.unwrap_or(false),
+        }))
+    })
+}
+
+fn convert_receive(i: ReceiveInput, currency: Currency) -> Result<InventoryCommand, ApiError> {
+    validate(|v| {
+        let q = quantity(v, "quantity", &i.quantity);
+        let cost = match &i.unit_cost {
+            None => Some(None),
+            Some(raw) => money(v, "unitCost", raw, currency).map(Some),
+        };
+        Some(InventoryCommand::Receive(Receive {
+            item_id: PricebookItemId::from_uuid(i.item_id),
+            location_id: StockLocationId::from_uuid(i.location_id),
+            quantity: q?,
+            unit_cost: cost?,
+        }))
+    })
+}
+
+fn convert_transfer(i: TransferInput) -> Result<InventoryCommand, ApiError> {
+    validate(|v| {
+        let q = quantity(v, "quantity", &i.quantity);
+        Some(InventoryCommand::Transfer(Transfer {
+            item_id: PricebookItemId::from_uuid(i.item_id),
+            from_location_id: StockLocationId::from_uuid(i.from_location_id),
+            to_location_id: StockLocationId::from_uuid(i.to_location_id),
+            quantity: q?,
+        }))
+    })
+}
+
+fn convert_adjust(i: AdjustInput) -> Result<InventoryCommand, ApiError> {
+    validate(|v| {
+        let mode = i.mode.unwrap_or(StockAdjustModeDto::Delta);
+        let amount = v.check(
+            "quantity",
+            decimal(&i.quantity).and_then(|d| {
+                let bad = |code: &'static str, message: &str| {
+                    Err(hestami_core::Invalid::new(code, message.to_owned()))
+                };
+                if d.normalize().scale() > hestami_core::inventory::QUANTITY_SCALE {
+                    bad(
+                        "too_many_decimals",
+                        "a quantity has at most 4 decimal places",
+                    )
+                } else if d.abs() > hestami_core::inventory::MAX_QUANTITY {
+                    bad("too_large", "a quantity is at most 1000000000")
+                } else if mode == StockAdjustModeDto::Delta && d.is_zero() {
+                    bad(
+                        "must_not_be_zero",
+                        "an adjustment changes the quantity on hand",
+                    )
+                } else if mode == StockAdjustModeDto::Count && d.is_sign_negative() && !d.is_zero()
+                {
+                    bad("must_not_be_negative", "a count is 0 or more")
+                } else {
+                    Ok(d)
+                }
+            }),
+        );
+        let reason = v.check("reason", Reason::parse(&i.reason));
+        let amount = amount?;
+        Some(InventoryCommand::Adjust(Adjust {
+            item_id: PricebookItemId::from_uuid(i.item_id),
+            location_id: StockLocationId::from_uuid(i.location_id),
+            by: match mode {
+                StockAdjustModeDto::Delta => AdjustBy::Delta { delta: amount },
+                StockAdjustModeDto::Count => AdjustBy::Count { counted: amount },
+            },
+            reason: reason?,
+        }))
+    })
+}
+
+fn convert_record_usage(i: RecordUsageInput) -> Result<InventoryCommand, ApiError> {
+    validate(|v| {
+        let q = quantity(v, "quantity", &i.quantity);
+        Some(InventoryCommand::RecordUsage(RecordUsage {
+            job_id: JobId::from_uuid(i.job_id),
+            item_id: PricebookItemId::from_uuid(i.item_id),
+            quantity: q?,
+            location_id: i.location_id.map(StockLocationId::from_uuid),
+        }))
+    })
+}
+
+async fn list_locations(ctx: Ctx, _: Empty) -> Result<StockLocationList, ApiError> {
+    let items = ctx.services.inventory_locations(ctx.caller()?).await?;
+    Ok(StockLocationList {
+        items: items.into_iter().map(Into::into).collect(),
+    })
+}
+
+async fn stock(ctx: Ctx, i: StockInput) -> Result<StockList, ApiError> {
+    let filter = StockFilter {
+        item_id: i.item_id.map(PricebookItemId::from_uuid),
+        location_id: i.location_id.map(StockLocationId::from_uuid),
+    };
+    let levels = ctx.services.inventory_stock(ctx.caller()?, filter).await?;
+    let total: rust_decimal::Decimal = levels.iter().map(|l| l.value.amount()).sum();
+    let currency = ctx.services.org_get(ctx.caller()?).await?.currency;
+    Ok(StockList {
+        value: hestami_core::money::Money::new(total, currency).amount_text(),
+        items: levels.into_iter().map(Into::into).collect(),
+    })
+}
+
+async fn ledger(ctx: Ctx, i: LedgerInput) -> Result<StockLedgerPage, ApiError> {
+    let page = PageRequest::parse(i.limit, i.cursor.as_deref())?;
+    let entries = ctx
+        .services
+        .inventory_ledger(
+            ctx.caller()?,
+            PricebookItemId::from_uuid(i.item_id),
+            i.location_id.map(StockLocationId::from_uuid),
+            page,
+        )
+        .await?;
+    Ok(StockLedgerPage {
+        items: entries.items.into_iter().map(Into::into).collect(),
+        next_cursor: entries.next_cursor,
+    })
+}
+
+fn name(name: &'static str, summary: &'static str, errors: &'static [&'static str]) -> Name {
+    Name {
+        namespace: "inventory",
+        version: "v1",
+        name,
+        summary,
+        errors,
+    }
+}
+
+pub(crate) fn procedures() -> Vec<Procedure> {
+    vec![
+        mutation(
+            name(
+                "createLocation",
+                "Add a warehouse, or a technician's truck",
+                &["NOT_FOUND", "TRUCK_EXISTS"],
+            ),
+            convert_create_location,
+            <StockLocationDto as From<Location>>::from,
+        ),
+        query(
+            name("listLocations", "The stock locations", &[]),
+            list_locations,
+        ),
+        mutation_in(
+            name(
+                "receive",
+                "Stock arrives at a location; its cost moves the material's average",
+                &["NOT_FOUND", "ITEM_NOT_STOCKED"],
+            ),
+            convert_receive,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        mutation(
+            name(
+                "transfer",
+                "Move stock from one location to another",
+                &["NOT_FOUND", "ITEM_NOT_STOCKED", "INSUFFICIENT_STOCK"],
+            ),
+            convert_transfer,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        mutation(
+            name(
+                "adjust",
+                "Correct stock at a location, or post a cycle count's difference, with a reason",
+                &["NOT_FOUND", "ITEM_NOT_STOCKED", "INSUFFICIENT_STOCK"],
+            ),
+            convert_adjust,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        mutation(
+            name(
+                "recordUsage",
+                "Take a material from stock (the technician's truck by default) and record it on the job's actuals",
+                &[
+                    "NOT_FOUND",
+                    "ITEM_NOT_STOCKED",
+                    "INSUFFICIENT_STOCK",
+                    "LOCATION_REQUIRED",
+                    "JOB_CLOSED",
+                    "JOB_ACTUALS_LIMIT",
+                ],
+            ),
+            convert_record_usage,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        query(
+            name(
+                "stock",
+                "On hand per material and location, at the average cost, and the valuation",
+                &[],
+            ),
+            stock,
+        ),
+        query(
+            name(
+                "ledger",
+                "A material's stock movements, oldest first",
+                &["NOT_FOUND", "ITEM_NOT_STOCKED"],
+            ),
+            ledger,
+        ),
+    ]
+}
