@@ -166,6 +166,22 @@ async fn stock_from_the_warehouse_to_the_truck_to_the_invoice(s: TestServer) {
     )
     .await
     .assert_error(400, "VALIDATION_FAILED");
+    // A count that confirms what is there writes nothing.
+    let confirmed = s
+        .mutate(
+            "inventory/v1/adjust",
+            json!({ "itemId": item["id"], "locationId": truck["id"], "mode": "count",
+                    "quantity": "3.0000", "reason": "cycle count" }),
+        )
+        .await;
+    assert_eq!(confirmed["entries"], json!([]));
+    // Usage is a line of the job's actuals: at most 1,000,000 at once.
+    s.call(
+        "inventory/v1/recordUsage",
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"], "quantity": "1000001" }),
+    )
+    .await
+    .assert_error(400, "VALIDATION_FAILED");
 
     // The ledger is the history, and the balances are its sums.
     let ledger = s

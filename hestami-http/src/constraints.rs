@@ -71,10 +71,10 @@ pub const QUANTITY_PATTERN: &str =
 
 /// A stock movement's quantity (`inventory::Quantity`): more than 0, at most 10^9, at most 4
 /// decimals.
-pub const STOCK_QUANTITY_PATTERN: &str = "^[1-9][0-9]{0,8}(\\.[0-9]{1,4}0{0,16})?$|^0\\.[0-9]{0,3}[1-9]0{0,16}$|^1000000000(\\.0{1,16})?$";
+pub const STOCK_QUANTITY_PATTERN: &str = "^[1-9][0-9]{0,8}(\\.[0-9]{1,4}0{0,15})?$|^0\\.[0-9]{0,3}[1-9]0{0,16}$|^1000000000(\\.0{1,16})?$";
 /// An adjustment's quantity: a decimal with at most 4 places, at most 10^9 either way.
 pub const STOCK_ADJUSTMENT_PATTERN: &str =
-    "^-?[0-9]{1,9}(\\.[0-9]{1,4}0{0,16})?$|^-?1000000000(\\.0{1,16})?$";
+    "^-?[0-9]{1,9}(\\.[0-9]{1,4}0{0,15})?$|^-?1000000000(\\.0{1,16})?$";
 
 /// What a field of this name holds, wherever it appears in an input.
 fn rule_for(name: &str) -> Option<Value> {
@@ -240,9 +240,11 @@ fn schema_rule(schema: &str, field: &str) -> Option<Value> {
             json!({ "pattern": QUANTITY_PATTERN })
         }
         ("AdjustmentInput", "description") => text(Name::MAX_CHARS),
-        ("ReceiveInput" | "TransferInput" | "RecordUsageInput", "quantity") => {
+        ("ReceiveInput" | "TransferInput", "quantity") => {
             json!({ "pattern": STOCK_QUANTITY_PATTERN })
         }
+        // Usage becomes a line of the job's actuals: a line's quantity.
+        ("RecordUsageInput", "quantity") => json!({ "pattern": QUANTITY_PATTERN }),
         ("AdjustInput", "quantity") => json!({ "pattern": STOCK_ADJUSTMENT_PATTERN }),
         ("ReceiveInput", "unitCost") => json!({ "pattern": MONEY_PATTERN }),
         ("CreditNoteInput", "lines") => json!({ "maxItems": MAX_LINES }),
@@ -498,7 +500,7 @@ fn constrain_object(schema_name: &str, schema: &mut Value) {
         // A delta adjustment changes the quantity; a count is 0 or more.
         "AdjustInput" if has("mode") => rules.push(json!({
             "if": is("mode", "count"),
-            "then": { "properties": { "quantity": { "not": { "pattern": "^-" } } } },
+            "then": { "properties": { "quantity": { "not": { "pattern": "^-0*[1-9]|^-0*\\.0*[1-9]" } } } },
             "else": { "properties": { "quantity": { "not": { "pattern": "^-?0*(\\.0*)?$" } } } },
         })),
         // A locality is within a region.

@@ -105,8 +105,8 @@ pub struct AdjustInput {
     /// delta (default) or count.
     #[serde(default)]
     pub mode: Option<StockAdjustModeDto>,
-    /// The change (delta: not 0) or what was counted (count: 0 or more), a decimal string with
-    /// at most 4 decimals.
+    /// The change (delta: not 0) or what was counted (count: 0 or more; a count equal to what
+    /// is on hand writes nothing), a decimal string with at most 4 decimals.
     pub quantity: String,
     /// Why: `cycle count`, `damaged`, `found`.
     pub reason: String,
@@ -123,7 +123,8 @@ pub struct RecordUsageInput {
     pub job_id: Uuid,
     /// A material of the pricebook.
     pub item_id: Uuid,
-    /// How much, a decimal string: more than 0, at most 4 decimals.
+    /// How much, a decimal string: more than 0, at most 1,000,000 (a line of the job's
+    /// actuals), at most 4 decimals.
     pub quantity: String,
     /// From where (default: the truck of the job's technician).
     #[serde(default)]
@@ -403,7 +404,7 @@ fn convert_adjust(i: AdjustInput) -> Result<InventoryCommand, ApiError> {
                 {
                     bad("must_not_be_negative", "a count is 0 or more")
                 } else {
-                    Ok(d)
+                    Ok(d.normalize())
                 }
             }),
         );
@@ -423,7 +424,11 @@ fn convert_adjust(i: AdjustInput) -> Result<InventoryCommand, ApiError> {
 
 fn convert_record_usage(i: RecordUsageInput) -> Result<InventoryCommand, ApiError> {
     validate(|v| {
-        let q = quantity(v, "quantity", &i.quantity);
+        // A line of the job's actuals: at most 1,000,000 (a priced line's bound).
+        let q = v.check(
+            "quantity",
+            super::money::positive_quantity(&i.quantity).and_then(Quantity::parse),
+        );
         Some(InventoryCommand::RecordUsage(RecordUsage {
             job_id: JobId::from_uuid(i.job_id),
             item_id: PricebookItemId::from_uuid(i.item_id),

@@ -364,7 +364,20 @@ async fn create_location(tx: &mut TenantTx, n: NewLocation) -> Result<Location, 
             now
         ],
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        // Two trucks for one technician at once: the unique index decides, and says so.
+        if e.is_unique_violation() {
+            Failure::new(
+                FailureKind::Conflict,
+                "TRUCK_EXISTS",
+                "the technician has a truck already",
+            )
+            .into()
+        } else {
+            e
+        }
+    })?;
     tx.record_change(
         "stock_location",
         location.id.as_uuid(),
@@ -688,6 +701,13 @@ async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
         AdjustBy::Delta { delta } => delta,
         AdjustBy::Count { counted } => counted - balance.on_hand,
     };
+    if delta.is_zero() {
+        // A count that confirms what is on hand changes nothing and writes no row.
+        return Ok(Posted {
+            entries: Vec::new(),
+            work: None,
+        });
+    }
     let entry = post_locked(
         tx,
         a.item_id,
@@ -883,7 +903,8 @@ impl Services {
         self.read(caller, move |tx| {
             Box::pin(async move {
                 let currency = crate::directory::load_organization(tx, false).await?.currency;
-                stocked_item(tx, item_id).await?;
+                // Any item of the organization (an archived material keeps its history).
+                super::pricebook::load_item(tx, item_id, false).await?;
                 let org = tx.org();
                 let rows = tx
                     .fetch_all(
