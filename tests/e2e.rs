@@ -459,17 +459,7 @@ async fn jobs_are_corrected_and_their_work_recorded_with_who_and_when(s: TestSer
     );
 
     // Assigned to a plumber, the job cannot become an electrical one the plumber cannot do.
-    let (start, end) = TestServer::window();
-    s.mutate(
-        "job/v1/schedule",
-        json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
-    )
-    .await;
-    s.mutate(
-        "dispatch/v1/assignTech",
-        json!({ "jobId": job["id"], "technicianId": f.tech["id"] }),
-    )
-    .await;
+    s.schedule_and_assign(&job, &f.tech).await;
     let refused = s
         .call(
             "job/v1/update",

@@ -101,17 +101,7 @@ async fn stock_from_the_warehouse_to_the_truck_to_the_invoice(s: TestServer) {
 
     // Used on the job of the truck's technician: from the truck by default, on the actuals.
     let job = s.job(&f).await;
-    let (start, end) = TestServer::window();
-    s.mutate(
-        "job/v1/schedule",
-        json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
-    )
-    .await;
-    s.mutate(
-        "dispatch/v1/assignTech",
-        json!({ "jobId": job["id"], "technicianId": f.tech["id"] }),
-    )
-    .await;
+    s.schedule_and_assign(&job, &f.tech).await;
     let used = s
         .mutate(
             "inventory/v1/recordUsage",

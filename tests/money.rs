@@ -140,17 +140,7 @@ async fn status_to(s: &TestServer, job: &Value, status: &str) -> Reply {
 
 /// Takes a requested job through scheduling, assignment and the visit to completed.
 async fn complete(s: &TestServer, f: &Fixture, job: &Value) {
-    let (start, end) = TestServer::window();
-    s.mutate(
-        "job/v1/schedule",
-        json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
-    )
-    .await;
-    s.mutate(
-        "dispatch/v1/assignTech",
-        json!({ "jobId": job["id"], "technicianId": f.tech["id"] }),
-    )
-    .await;
+    s.schedule_and_assign(job, &f.tech).await;
     for status in [
         "dispatched",
         "en_route",

@@ -444,6 +444,22 @@ impl TestServer {
         .await
     }
 
+    /// Schedules `job` in [`TestServer::window`] and assigns `technician` to it (as org A's
+    /// owner, both expected to succeed).
+    pub async fn schedule_and_assign(&self, job: &Value, technician: &Value) {
+        let (start, end) = Self::window();
+        self.mutate(
+            "job/v1/schedule",
+            json!({ "jobId": job["id"], "windowStart": start, "windowEnd": end }),
+        )
+        .await;
+        self.mutate(
+            "dispatch/v1/assignTech",
+            json!({ "jobId": job["id"], "technicianId": technician["id"] }),
+        )
+        .await;
+    }
+
     /// A valid window starting tomorrow.
     pub fn window() -> (String, String) {
         let start = chrono::Utc::now() + chrono::Duration::days(1);

@@ -270,8 +270,7 @@ pub(super) async fn collect(
                 };
                 core_invoice::decide(&invoice, &InvoiceCommand::Pay { payment })
                     .map_err(|e| invoice_failure(&e))?;
-                let held = reserved(tx, invoice_id, "payment", None).await?;
-                let available = Money::new(invoice.balance().amount() - held, invoice.currency());
+                let available = unreserved_balance(tx, &invoice).await?;
                 if amount.round().amount() > available.amount() {
                     return Err(invoice_failure(&InvoiceError::PaymentExceedsBalance {
                         amount: amount.round(),
