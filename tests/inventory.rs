@@ -1,6 +1,7 @@
 //! End-to-end tests of inventory over HTTP, on SQLite and on PostgreSQL: receiving, transfers to
 //! a truck, usage on a job billed from its actuals, cycle counts, never overselling under 16
-//! concurrent technicians, and other organizations and roles.
+//! concurrent technicians, purchase orders from supplier to invoice, special orders held for
+//! their job, and other organizations and roles.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -14,6 +15,8 @@ both!(
     stock_from_the_warehouse_to_the_truck_to_the_invoice,
     sixteen_technicians_never_oversell,
     other_organizations_and_roles,
+    a_purchase_order_from_the_supplier_to_the_invoice,
+    special_orders_are_held_for_their_job,
 );
 
 /// A copper fitting at 3.333 a unit in the pricebook, a warehouse, and the fixture technician's
@@ -284,11 +287,482 @@ async fn sixteen_technicians_never_oversell(s: TestServer) {
     assert_eq!(sum, 0, "the balance is the ledger's sum");
 }
 
+async fn supplier_of(s: &TestServer, item: &Value) -> Value {
+    let supplier = s
+        .mutate(
+            "inventory/v1/createSupplier",
+            json!({ "name": "Ferguson", "contactName": "Ana", "email": "orders@ferguson.example",
+                    "paymentTermsDays": 30 }),
+        )
+        .await;
+    s.mutate(
+        "inventory/v1/setSupplierItem",
+        json!({ "supplierId": supplier["id"], "itemId": item["id"], "partNumber": "FG-CU12",
+                "packSize": "10", "lastPrice": "3.00", "leadTimeDays": 2, "preferred": true }),
+    )
+    .await;
+    supplier
+}
+
+async fn a_purchase_order_from_the_supplier_to_the_invoice(s: TestServer) {
+    let f = s.fixture().await;
+    let (item, warehouse, truck) = stockroom(&s, &f).await;
+    let supplier = supplier_of(&s, &item).await;
+    let suppliers = s.call("inventory/v1/listSuppliers", json!({})).await.ok();
+    assert_eq!(
+        (
+            &suppliers["items"][0]["items"][0]["partNumber"],
+            &suppliers["items"][0]["items"][0]["packSize"]
+        ),
+        (&json!("FG-CU12"), &json!("10"))
+    );
+
+    // Ordered at the supplier's last price, sent, received in two parts.
+    let order = s
+        .mutate(
+            "inventory/v1/createPurchaseOrder",
+            json!({ "supplierId": supplier["id"], "locationId": warehouse["id"],
+                    "lines": [{ "itemId": item["id"], "quantity": "10" }] }),
+        )
+        .await;
+    assert_eq!(
+        (
+            &order["number"],
+            &order["status"],
+            &order["lines"][0]["unitCost"],
+            &order["total"]
+        ),
+        (
+            &json!("PO-000001"),
+            &json!("draft"),
+            &json!("3"),
+            &json!("30.00")
+        )
+    );
+    let receive = |quantity: &str| {
+        json!({ "idempotencyKey": key(), "purchaseOrderId": order["id"],
+                "lines": [{ "line": 1, "quantity": quantity }] })
+    };
+    s.call("inventory/v1/receivePurchaseOrder", receive("1"))
+        .await
+        .assert_error(409, "PURCHASE_ORDER_STATE");
+    let sent = s
+        .mutate(
+            "inventory/v1/submitPurchaseOrder",
+            json!({ "purchaseOrderId": order["id"] }),
+        )
+        .await;
+    assert_eq!(sent["status"], "submitted");
+    let part = s
+        .call("inventory/v1/receivePurchaseOrder", receive("6"))
+        .await
+        .ok();
+    assert_eq!(part["purchaseOrder"]["status"], "partially_received");
+    assert_eq!(
+        (
+            &part["entries"][0]["kind"],
+            &part["entries"][0]["purchaseOrderId"]
+        ),
+        (&json!("receipt"), &order["id"])
+    );
+    let over = s
+        .call("inventory/v1/receivePurchaseOrder", receive("5"))
+        .await;
+    over.assert_error(422, "OVER_RECEIPT");
+    assert_eq!(over.json["error"]["details"]["outstanding"], "4");
+    let rest = s
+        .call("inventory/v1/receivePurchaseOrder", receive("4"))
+        .await
+        .ok();
+    assert_eq!(rest["purchaseOrder"]["status"], "received");
+    assert_eq!(on_hand(&s, &item, &warehouse).await, "10");
+
+    // The supplier bills 10 at 3.20: the price differs from the order's, flagged.
+    let bill = json!({ "purchaseOrderId": order["id"], "number": "INV-881",
+                       "lines": [{ "line": 1, "quantity": "10", "unitCost": "3.20" }] });
+    let billed = s
+        .mutate("inventory/v1/recordSupplierBill", bill.clone())
+        .await;
+    assert_eq!(
+        (
+            &billed["matched"],
+            &billed["mismatches"][0]["kind"],
+            &billed["total"]
+        ),
+        (&json!(false), &json!("price"), &json!("32.00"))
+    );
+    let mut again = bill;
+    again["idempotencyKey"] = json!(key());
+    s.call("inventory/v1/recordSupplierBill", again)
+        .await
+        .assert_error(409, "BILL_EXISTS");
+
+    // To the truck through transit.
+    let moving = s
+        .mutate(
+            "inventory/v1/transfer",
+            json!({ "itemId": item["id"], "fromLocationId": warehouse["id"], "toLocationId": truck["id"],
+                    "quantity": "4", "inTransit": true }),
+        )
+        .await;
+    assert_eq!(
+        (
+            &moving["transfer"]["status"],
+            moving["entries"].as_array().map(Vec::len)
+        ),
+        (&json!("in_transit"), Some(1))
+    );
+    let valued = s
+        .call("inventory/v1/stock", json!({ "itemId": item["id"] }))
+        .await
+        .ok();
+    assert_eq!(
+        (&valued["value"], &valued["inTransitValue"]),
+        (&json!("18.00"), &json!("12.00")),
+        "6 in the warehouse and 4 on the road, at 3.00: {valued}"
+    );
+    let in_transit = s
+        .call("inventory/v1/transfers", json!({ "status": "in_transit" }))
+        .await
+        .ok();
+    assert_eq!(in_transit["items"][0]["id"], moving["transfer"]["id"]);
+    let arrive = || json!({ "idempotencyKey": key(), "transferId": moving["transfer"]["id"] });
+    let arrived = s.call("inventory/v1/receiveTransfer", arrive()).await.ok();
+    assert_eq!(arrived["transfer"]["status"], "received");
+    assert_eq!(
+        arrived["entries"][1]["counterpartId"],
+        arrived["entries"][0]["id"]
+    );
+    s.call("inventory/v1/receiveTransfer", arrive())
+        .await
+        .assert_error(409, "TRANSFER_STATE");
+    assert_eq!(on_hand(&s, &item, &truck).await, "4");
+
+    // Used on the job, one returned: the actuals bill what stayed.
+    let job = s.job(&f).await;
+    s.schedule_and_assign(&job, &f.tech).await;
+    s.mutate(
+        "inventory/v1/recordUsage",
+        json!({ "jobId": job["id"], "itemId": item["id"], "quantity": "2" }),
+    )
+    .await;
+    let returned = s
+        .mutate(
+            "inventory/v1/returnUsage",
+            json!({ "jobId": job["id"], "itemId": item["id"], "quantity": "1" }),
+        )
+        .await;
+    assert_eq!(
+        (
+            &returned["entries"][0]["kind"],
+            &returned["entries"][0]["locationId"]
+        ),
+        (&json!("return"), &truck["id"])
+    );
+    assert_eq!(returned["work"]["actuals"][0]["quantity"], "1");
+    s.call(
+        "inventory/v1/returnUsage",
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"], "quantity": "2" }),
+    )
+    .await
+    .assert_error(422, "RETURN_EXCEEDS_USAGE");
+    let usage = s
+        .call("inventory/v1/jobUsage", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
+    assert_eq!(
+        (&usage["items"][0]["quantity"], &usage["cost"]),
+        (&json!("1"), &json!("3.00"))
+    );
+
+    // A cycle count on the truck finds 2 of the 3 there.
+    let counted = s
+        .mutate(
+            "inventory/v1/adjust",
+            json!({ "itemId": item["id"], "locationId": truck["id"], "mode": "count", "quantity": "2",
+                    "reason": "cycle count" }),
+        )
+        .await;
+    assert_eq!(counted["entries"][0]["delta"], "-1");
+    let trucks = s
+        .call(
+            "inventory/v1/stock",
+            json!({ "locationKind": "truck", "technicianId": f.tech["id"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (
+            trucks["items"].as_array().map(Vec::len),
+            &trucks["items"][0]["technicianId"],
+            &trucks["items"][0]["onHand"]
+        ),
+        (Some(1), &f.tech["id"], &json!("2"))
+    );
+
+    // Invoiced from the actuals: the material line is the usage less the return.
+    for status in [
+        "dispatched",
+        "en_route",
+        "on_site",
+        "in_progress",
+        "completed",
+    ] {
+        s.mutate(
+            "job/v1/updateStatus",
+            json!({ "jobId": job["id"], "status": status }),
+        )
+        .await;
+    }
+    let invoice = s
+        .mutate(
+            "invoice/v1/create",
+            json!({ "jobId": job["id"], "from": { "from": "actuals" } }),
+        )
+        .await;
+    let line = &invoice["quote"]["lines"][0];
+    assert_eq!(
+        (&line["itemId"], &line["quantity"]),
+        (&item["id"], &json!("1"))
+    );
+    s.mutate("invoice/v1/issue", json!({ "invoiceId": invoice["id"] }))
+        .await;
+    s.call(
+        "inventory/v1/returnUsage",
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"], "quantity": "1" }),
+    )
+    .await
+    .assert_error(409, "JOB_INVOICED");
+
+    // Nothing more expected: closed, and no longer open.
+    let closed = s
+        .mutate(
+            "inventory/v1/closePurchaseOrder",
+            json!({ "purchaseOrderId": order["id"] }),
+        )
+        .await;
+    assert_eq!(closed["status"], "closed");
+    let open = s
+        .call("inventory/v1/purchaseOrders", json!({ "open": true }))
+        .await
+        .ok();
+    assert_eq!(open["items"], json!([]));
+    let all = s
+        .call(
+            "inventory/v1/purchaseOrders",
+            json!({ "supplierId": supplier["id"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(all["items"][0]["bills"][0]["number"], "INV-881");
+}
+
+async fn special_orders_are_held_for_their_job(s: TestServer) {
+    let f = s.fixture().await;
+    let (item, warehouse, _) = stockroom(&s, &f).await;
+    let supplier = supplier_of(&s, &item).await;
+    let (mine, other) = (s.job(&f).await, s.job(&f).await);
+    let order = s
+        .mutate(
+            "inventory/v1/createPurchaseOrder",
+            json!({ "supplierId": supplier["id"], "locationId": warehouse["id"], "jobId": mine["id"],
+                    "lines": [{ "itemId": item["id"], "quantity": "3", "unitCost": "4.00" }] }),
+        )
+        .await;
+    s.mutate(
+        "inventory/v1/submitPurchaseOrder",
+        json!({ "purchaseOrderId": order["id"] }),
+    )
+    .await;
+    let received = s
+        .mutate(
+            "inventory/v1/receivePurchaseOrder",
+            json!({ "purchaseOrderId": order["id"], "lines": [{ "line": 1, "quantity": "3" }] }),
+        )
+        .await;
+    let kinds: Vec<&str> = received["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["receipt", "reservation"]);
+    let level = s
+        .call("inventory/v1/stock", json!({ "itemId": item["id"] }))
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &level["items"][0]["reserved"],
+            &level["items"][0]["available"]
+        ),
+        (&json!("3"), &json!("0"))
+    );
+
+    // Held: another job can neither use it nor hold it.
+    let use_on = |job: &Value, quantity: &str| {
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"], "quantity": quantity,
+                "locationId": warehouse["id"] })
+    };
+    let refused = s
+        .call("inventory/v1/recordUsage", use_on(&other, "1"))
+        .await;
+    refused.assert_error(422, "INSUFFICIENT_STOCK");
+    assert_eq!(refused.json["error"]["details"]["available"], "0");
+    s.call("inventory/v1/reserve", use_on(&other, "1"))
+        .await
+        .assert_error(422, "INSUFFICIENT_STOCK");
+    // Its job draws on it: released, then used.
+    let used = s
+        .call("inventory/v1/recordUsage", use_on(&mine, "2"))
+        .await
+        .ok();
+    let kinds: Vec<&str> = used["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["release", "consumption"]);
+    let release = |quantity: Option<&str>| {
+        let mut body = json!({ "idempotencyKey": key(), "jobId": mine["id"], "itemId": item["id"],
+                               "locationId": warehouse["id"] });
+        if let Some(q) = quantity {
+            body["quantity"] = json!(q);
+        }
+        body
+    };
+    s.call("inventory/v1/release", release(Some("2")))
+        .await
+        .assert_error(422, "RELEASE_EXCEEDS_RESERVED");
+    let freed = s.call("inventory/v1/release", release(None)).await.ok();
+    assert_eq!(freed["entries"][0]["reservedDelta"], "-1");
+    let nothing = s.call("inventory/v1/release", release(None)).await.ok();
+    assert_eq!(nothing["entries"], json!([]));
+    s.call("inventory/v1/recordUsage", use_on(&other, "1"))
+        .await
+        .ok();
+    // What has arrived cannot be called off.
+    s.call(
+        "inventory/v1/cancelPurchaseOrder",
+        json!({ "idempotencyKey": key(), "purchaseOrderId": order["id"], "reason": "too late" }),
+    )
+    .await
+    .assert_error(409, "PURCHASE_ORDER_STATE");
+}
+
 async fn other_organizations_and_roles(s: TestServer) {
     let f = s.fixture().await;
     let (item, warehouse, truck) = stockroom(&s, &f).await;
     let job = s.job(&f).await;
+    let supplier = supplier_of(&s, &item).await;
+    let order = s
+        .mutate(
+            "inventory/v1/createPurchaseOrder",
+            json!({ "supplierId": supplier["id"], "locationId": warehouse["id"],
+                    "lines": [{ "itemId": item["id"], "quantity": "2" }] }),
+        )
+        .await;
+    s.mutate(
+        "inventory/v1/receive",
+        json!({ "itemId": item["id"], "locationId": warehouse["id"], "quantity": "5" }),
+    )
+    .await;
+    let moving = s
+        .mutate(
+            "inventory/v1/transfer",
+            json!({ "itemId": item["id"], "fromLocationId": warehouse["id"], "toLocationId": truck["id"],
+                    "quantity": "1", "inTransit": true }),
+        )
+        .await;
+    let transfer = &moving["transfer"]["id"];
     let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    for (procedure, body) in [
+        (
+            "inventory/v1/reserve",
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"],
+                    "locationId": warehouse["id"], "quantity": "1" }),
+        ),
+        (
+            "inventory/v1/release",
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"],
+                    "locationId": warehouse["id"] }),
+        ),
+        (
+            "inventory/v1/returnUsage",
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"], "quantity": "1",
+                    "locationId": warehouse["id"] }),
+        ),
+        (
+            "inventory/v1/sendTransfer",
+            json!({ "idempotencyKey": key(), "transferId": transfer }),
+        ),
+        (
+            "inventory/v1/receiveTransfer",
+            json!({ "idempotencyKey": key(), "transferId": transfer }),
+        ),
+        (
+            "inventory/v1/cancelTransfer",
+            json!({ "idempotencyKey": key(), "transferId": transfer }),
+        ),
+        ("inventory/v1/jobUsage", json!({ "jobId": job["id"] })),
+        (
+            "inventory/v1/setSupplierItem",
+            json!({ "idempotencyKey": key(), "supplierId": supplier["id"], "itemId": item["id"] }),
+        ),
+        (
+            "inventory/v1/setReorderPoint",
+            json!({ "idempotencyKey": key(), "itemId": item["id"], "locationId": warehouse["id"],
+                    "min": "1", "max": "2" }),
+        ),
+        (
+            "inventory/v1/createPurchaseOrder",
+            json!({ "idempotencyKey": key(), "supplierId": supplier["id"], "locationId": warehouse["id"],
+                    "lines": [{ "itemId": item["id"], "quantity": "1" }] }),
+        ),
+        (
+            "inventory/v1/submitPurchaseOrder",
+            json!({ "idempotencyKey": key(), "purchaseOrderId": order["id"] }),
+        ),
+        (
+            "inventory/v1/receivePurchaseOrder",
+            json!({ "idempotencyKey": key(), "purchaseOrderId": order["id"],
+                    "lines": [{ "line": 1, "quantity": "1" }] }),
+        ),
+        (
+            "inventory/v1/cancelPurchaseOrder",
+            json!({ "idempotencyKey": key(), "purchaseOrderId": order["id"], "reason": "mine now" }),
+        ),
+        (
+            "inventory/v1/closePurchaseOrder",
+            json!({ "idempotencyKey": key(), "purchaseOrderId": order["id"] }),
+        ),
+        (
+            "inventory/v1/recordSupplierBill",
+            json!({ "idempotencyKey": key(), "purchaseOrderId": order["id"], "number": "X",
+                    "lines": [{ "line": 1, "quantity": "1", "unitCost": "1" }] }),
+        ),
+        (
+            "inventory/v1/getPurchaseOrder",
+            json!({ "purchaseOrderId": order["id"] }),
+        ),
+    ] {
+        s.call_as(&b, procedure, body)
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
+    for (procedure, body) in [
+        ("inventory/v1/listSuppliers", json!({})),
+        ("inventory/v1/reorderPoints", json!({})),
+        ("inventory/v1/transfers", json!({})),
+        (
+            "inventory/v1/purchaseOrders",
+            json!({ "supplierId": supplier["id"] }),
+        ),
+    ] {
+        let listed = s.call_as(&b, procedure, body).await.ok();
+        assert_eq!(listed["items"], json!([]), "{procedure}");
+    }
     for (procedure, body) in [
         (
             "inventory/v1/receive",
@@ -358,12 +832,44 @@ async fn other_organizations_and_roles(s: TestServer) {
         ..s.a.clone()
     };
     s.link(&technician, &f.tech).await;
-    s.call_as(
-        &technician,
-        "inventory/v1/recordUsage",
-        json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"], "quantity": "1",
-                "locationId": warehouse["id"] }),
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
+    for procedure in ["inventory/v1/recordUsage", "inventory/v1/returnUsage"] {
+        s.call_as(
+            &technician,
+            procedure,
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"], "quantity": "1",
+                    "locationId": warehouse["id"] }),
+        )
+        .await
+        .assert_error(404, "NOT_FOUND");
+    }
+    // A technician takes delivery of what comes to their truck; buying is the office's.
+    for (procedure, body) in [
+        (
+            "inventory/v1/createSupplier",
+            json!({ "idempotencyKey": key(), "name": "Mine" }),
+        ),
+        (
+            "inventory/v1/submitPurchaseOrder",
+            json!({ "idempotencyKey": key(), "purchaseOrderId": order["id"] }),
+        ),
+        ("inventory/v1/listSuppliers", json!({})),
+        (
+            "inventory/v1/reserve",
+            json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": item["id"],
+                    "locationId": warehouse["id"], "quantity": "1" }),
+        ),
+    ] {
+        s.call_as(&technician, procedure, body)
+            .await
+            .assert_error(403, "FORBIDDEN");
+    }
+    let arrived = s
+        .call_as(
+            &technician,
+            "inventory/v1/receiveTransfer",
+            json!({ "idempotencyKey": key(), "transferId": transfer }),
+        )
+        .await
+        .ok();
+    assert_eq!(arrived["transfer"]["status"], "received");
 }

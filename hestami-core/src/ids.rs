@@ -129,6 +129,22 @@ id_type!(
     StockLocationId
 );
 id_type!(
+    /// A movement of stock between two locations, possibly in transit.
+    StockTransferId
+);
+id_type!(
+    /// A supplier of materials.
+    SupplierId
+);
+id_type!(
+    /// A purchase order to a supplier.
+    PurchaseOrderId
+);
+id_type!(
+    /// A supplier's bill against a purchase order.
+    SupplierBillId
+);
+id_type!(
     /// A note on a job or one of its appointments.
     NoteId
 );

@@ -2,16 +2,19 @@
 //! trucks), kept by an append-only ledger.
 //!
 //! Every change of stock is a [`Movement`] posted at one location: a receipt, a transfer out or
-//! in, a consumption on a job, a return from a job, or an adjustment (a cycle count's
-//! difference, damage), each with who and why in the store's ledger row. [`post`] decides a
+//! in, a consumption on a job, a return from a job, an adjustment (a cycle count's difference,
+//! damage), or a reservation for a job and its release, each with who and why in the store's
+//! ledger row. [`post`] decides a
 //! movement against the location's running [`Balance`] and returns the next balance; the store
 //! writes the ledger row and the balance row in one transaction, so the balance is always the
 //! sum of the ledger and is never recomputed from history on read.
 //!
-//! **Never oversell.** A movement that takes stock (a transfer out, a consumption, a negative
-//! adjustment) is refused with [`InventoryError::InsufficientStock`] (and the quantity
-//! available) when it would take the location below zero, unless the location allows negative
-//! stock; then it is posted and the balance is flagged ([`Balance::is_negative`]).
+//! **Never oversell.** What is available is what is on hand less what is reserved for jobs. A
+//! movement that takes stock (a transfer out, a consumption, a negative adjustment) is refused
+//! with [`InventoryError::InsufficientStock`] (and the quantity available) when it would take
+//! more than is available, unless the location allows negative stock; then it is posted and the
+//! balance is flagged ([`Balance::is_negative`]). A reservation holds available stock for a job
+//! and is never taken beyond what is available, anywhere.
 //!
 //! **Quantities** are decimals with at most [`QUANTITY_SCALE`] places, more than 0 and at most
 //! [`MAX_QUANTITY`] per movement; no float anywhere.
@@ -19,12 +22,15 @@
 //! **Cost** is a moving average per item across the organization ([`ItemCost`]), updated by
 //! receipts: `(on hand × average + quantity × unit cost) ÷ (on hand + quantity)`, kept exact to
 //! [`COST_SCALE`] places. Transfers move stock without changing its cost; a consumption records
-//! the average at that moment, so a job's material cost is known when it is used. Per
+//! the average at that moment, so a job's material cost is known when it is used. Stock in
+//! transit between two locations stays in the average (it was paid for). Per
 //! organization rather than per location, because a part costs what was paid for it wherever it
 //! sits: a transfer to a truck must not change the job's margin.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+pub mod procurement;
 
 use crate::Invalid;
 use crate::ids::JobId;
@@ -130,6 +136,20 @@ pub enum Movement {
         #[serde(with = "rust_decimal::serde::str")]
         delta: Decimal,
     },
+    /// Stock held for a job: still on hand, no longer available to others.
+    Reservation {
+        /// How much.
+        quantity: Quantity,
+        /// The job.
+        job_id: JobId,
+    },
+    /// Held stock let go (or drawn on by the job's own consumption).
+    Release {
+        /// How much.
+        quantity: Quantity,
+        /// The job.
+        job_id: JobId,
+    },
 }
 
 impl Movement {
@@ -141,6 +161,27 @@ impl Movement {
             | Self::Return { quantity, .. } => quantity.get(),
             Self::TransferOut { quantity } | Self::Consumption { quantity, .. } => -quantity.get(),
             Self::Adjustment { delta } => *delta,
+            Self::Reservation { .. } | Self::Release { .. } => Decimal::ZERO,
+        }
+    }
+
+    /// The change of reserved stock it makes.
+    pub fn reserved_delta(&self) -> Decimal {
+        match self {
+            Self::Reservation { quantity, .. } => quantity.get(),
+            Self::Release { quantity, .. } => -quantity.get(),
+            _ => Decimal::ZERO,
+        }
+    }
+
+    /// The job it is for, if any.
+    pub fn job_id(&self) -> Option<JobId> {
+        match self {
+            Self::Consumption { job_id, .. }
+            | Self::Return { job_id, .. }
+            | Self::Reservation { job_id, .. }
+            | Self::Release { job_id, .. } => Some(*job_id),
+            _ => None,
         }
     }
 
@@ -153,6 +194,8 @@ impl Movement {
             Self::Consumption { .. } => "consumption",
             Self::Return { .. } => "return",
             Self::Adjustment { .. } => "adjustment",
+            Self::Reservation { .. } => "reservation",
+            Self::Release { .. } => "release",
         }
     }
 }
@@ -164,12 +207,15 @@ pub struct Balance {
     /// What is there.
     #[serde(with = "rust_decimal::serde::str")]
     pub on_hand: Decimal,
+    /// What of it is held for jobs.
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub reserved: Decimal,
 }
 
 impl Balance {
-    /// What may still be taken: what is on hand, never less than 0.
+    /// What may still be taken: on hand less reserved, never less than 0.
     pub fn available(&self) -> Decimal {
-        self.on_hand.max(Decimal::ZERO)
+        (self.on_hand - self.reserved).max(Decimal::ZERO)
     }
 
     /// Whether the location is below zero (only where negative stock is allowed).
@@ -195,6 +241,14 @@ pub enum InventoryError {
         "an adjustment changes the quantity on hand by a non-zero amount of at most {MAX_QUANTITY}, with at most {QUANTITY_SCALE} decimal places"
     )]
     InvalidAdjustment,
+    /// A release of more than is held.
+    #[error("only {reserved} is reserved; {requested} cannot be released")]
+    ReleaseExceedsReserved {
+        /// What is reserved.
+        reserved: Decimal,
+        /// What was asked for.
+        requested: Decimal,
+    },
     /// A receipt's cost is negative, or not in the organization's currency.
     #[error("a unit cost is at least 0, in {currency}")]
     InvalidCost {
@@ -208,6 +262,7 @@ impl InventoryError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
+            Self::ReleaseExceedsReserved { .. } => "RELEASE_EXCEEDS_RESERVED",
             Self::InvalidAdjustment | Self::InvalidCost { .. } => "VALIDATION_FAILED",
         }
     }
@@ -227,14 +282,29 @@ pub fn post(
         return Err(InventoryError::InvalidAdjustment);
     }
     let delta = movement.delta();
-    let on_hand = balance.on_hand + delta;
-    if delta < Decimal::ZERO && on_hand < Decimal::ZERO && !allow_negative {
-        return Err(InventoryError::InsufficientStock {
-            available: balance.available(),
-            requested: -delta,
+    let reserved_delta = movement.reserved_delta();
+    let next = Balance {
+        on_hand: balance.on_hand + delta,
+        reserved: balance.reserved + reserved_delta,
+    };
+    if next.reserved < Decimal::ZERO {
+        return Err(InventoryError::ReleaseExceedsReserved {
+            reserved: balance.reserved,
+            requested: -reserved_delta,
         });
     }
-    Ok(Balance { on_hand })
+    // What it takes from what others may use: a take, or a hold (never beyond what is there,
+    // even where negative stock is allowed: nothing can be held that is not on hand).
+    let taken = (-delta).max(reserved_delta);
+    if taken > balance.available()
+        && (reserved_delta > Decimal::ZERO || (delta < Decimal::ZERO && !allow_negative))
+    {
+        return Err(InventoryError::InsufficientStock {
+            available: balance.available(),
+            requested: taken,
+        });
+    }
+    Ok(next)
 }
 
 /// The organization-wide moving average cost of an item, and the stock it averages over.
@@ -257,10 +327,14 @@ impl ItemCost {
         }
     }
 
-    /// After any movement: receipts move the average, everything changes what is on hand.
+    /// After any movement: receipts move the average; what enters or leaves the organization
+    /// changes what is on hand (a transfer does not: stock in transit is still held).
     pub fn after(&self, movement: &Movement) -> Result<Self, InventoryError> {
         let currency = self.average.currency();
-        let on_hand = self.on_hand + movement.delta();
+        let on_hand = match movement {
+            Movement::TransferOut { .. } | Movement::TransferIn { .. } => self.on_hand,
+            _ => self.on_hand + movement.delta(),
+        };
         let Movement::Receipt {
             quantity,
             unit_cost,

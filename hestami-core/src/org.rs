@@ -401,6 +401,27 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("inventory/v1/recordUsage", FIELD),
     ("inventory/v1/stock", EVERYONE),
     ("inventory/v1/ledger", EVERYONE),
+    ("inventory/v1/reserve", OFFICE),
+    ("inventory/v1/release", OFFICE),
+    ("inventory/v1/returnUsage", FIELD),
+    ("inventory/v1/sendTransfer", OFFICE),
+    ("inventory/v1/receiveTransfer", FIELD),
+    ("inventory/v1/cancelTransfer", OFFICE),
+    ("inventory/v1/transfers", EVERYONE),
+    ("inventory/v1/jobUsage", EVERYONE),
+    ("inventory/v1/createSupplier", OFFICE),
+    ("inventory/v1/listSuppliers", OFFICE),
+    ("inventory/v1/setSupplierItem", OFFICE),
+    ("inventory/v1/setReorderPoint", OFFICE),
+    ("inventory/v1/reorderPoints", EVERYONE),
+    ("inventory/v1/createPurchaseOrder", OFFICE),
+    ("inventory/v1/submitPurchaseOrder", OFFICE),
+    ("inventory/v1/receivePurchaseOrder", OFFICE),
+    ("inventory/v1/cancelPurchaseOrder", OFFICE),
+    ("inventory/v1/closePurchaseOrder", OFFICE),
+    ("inventory/v1/recordSupplierBill", OFFICE),
+    ("inventory/v1/getPurchaseOrder", OFFICE),
+    ("inventory/v1/purchaseOrders", OFFICE),
     ("contractor/v1/getProfile", EVERYONE),
     ("contractor/v1/updateProfile", MANAGERS),
     ("contractor/v1/addLicense", MANAGERS),
@@ -658,6 +679,27 @@ mod tests {
             inventory/v1/recordUsage       owner admin dispatcher office technician
             inventory/v1/stock             owner admin dispatcher office technician viewer
             inventory/v1/ledger            owner admin dispatcher office technician viewer
+            inventory/v1/reserve           owner admin dispatcher office
+            inventory/v1/release           owner admin dispatcher office
+            inventory/v1/returnUsage       owner admin dispatcher office technician
+            inventory/v1/sendTransfer      owner admin dispatcher office
+            inventory/v1/receiveTransfer   owner admin dispatcher office technician
+            inventory/v1/cancelTransfer    owner admin dispatcher office
+            inventory/v1/transfers         owner admin dispatcher office technician viewer
+            inventory/v1/jobUsage          owner admin dispatcher office technician viewer
+            inventory/v1/createSupplier    owner admin dispatcher office
+            inventory/v1/listSuppliers     owner admin dispatcher office
+            inventory/v1/setSupplierItem   owner admin dispatcher office
+            inventory/v1/setReorderPoint   owner admin dispatcher office
+            inventory/v1/reorderPoints     owner admin dispatcher office technician viewer
+            inventory/v1/createPurchaseOrder owner admin dispatcher office
+            inventory/v1/submitPurchaseOrder owner admin dispatcher office
+            inventory/v1/receivePurchaseOrder owner admin dispatcher office
+            inventory/v1/cancelPurchaseOrder owner admin dispatcher office
+            inventory/v1/closePurchaseOrder owner admin dispatcher office
+            inventory/v1/recordSupplierBill owner admin dispatcher office
+            inventory/v1/getPurchaseOrder  owner admin dispatcher office
+            inventory/v1/purchaseOrders    owner admin dispatcher office
             contractor/v1/getProfile       owner admin dispatcher office technician viewer
             contractor/v1/updateProfile    owner admin
             contractor/v1/addLicense       owner admin

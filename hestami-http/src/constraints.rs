@@ -76,6 +76,10 @@ pub const STOCK_QUANTITY_PATTERN: &str = "^[1-9][0-9]{0,8}(\\.[0-9]{1,4}0{0,15})
 pub const STOCK_ADJUSTMENT_PATTERN: &str =
     "^-?[0-9]{1,9}(\\.[0-9]{1,4}0{0,15})?$|^-?1000000000(\\.0{1,16})?$";
 
+/// A reorder point's minimum or maximum (`ReorderLevel`): 0 to 10^9, at most 4 decimals.
+pub const REORDER_LEVEL_PATTERN: &str =
+    "^[0-9]{1,9}(\\.[0-9]{1,4}0{0,15})?$|^1000000000(\\.0{1,16})?$";
+
 /// What a field of this name holds, wherever it appears in an input.
 fn rule_for(name: &str) -> Option<Value> {
     let decimal = || json!({ "pattern": hestami_core::money::DECIMAL_PATTERN });
@@ -240,8 +244,30 @@ fn schema_rule(schema: &str, field: &str) -> Option<Value> {
             json!({ "pattern": QUANTITY_PATTERN })
         }
         ("AdjustmentInput", "description") => text(Name::MAX_CHARS),
-        ("ReceiveInput" | "TransferInput", "quantity") => {
-            json!({ "pattern": STOCK_QUANTITY_PATTERN })
+        (
+            "ReceiveInput" | "TransferInput" | "ReserveInput" | "ReleaseInput" | "ReturnUsageInput"
+            | "OrderLineInput" | "ReceiveLineInput" | "BillLineInput",
+            "quantity",
+        )
+        | ("SetSupplierItemInput", "packSize") => json!({ "pattern": STOCK_QUANTITY_PATTERN }),
+        ("OrderLineInput" | "BillLineInput", "unitCost")
+        | ("SetSupplierItemInput", "lastPrice") => {
+            json!({ "pattern": MONEY_PATTERN })
+        }
+        ("SetReorderPointInput", "min" | "max") => json!({ "pattern": REORDER_LEVEL_PATTERN }),
+        ("ReceiveLineInput" | "BillLineInput", "line") => json!({ "minimum": 1 }),
+        (
+            "CreatePurchaseOrderInput" | "ReceivePurchaseOrderInput" | "RecordSupplierBillInput",
+            "lines",
+        ) => json!({
+            "minItems": 1,
+            "maxItems": hestami_store::app::procurement::MAX_ORDER_LINES,
+        }),
+        ("CreateSupplierInput", "paymentTermsDays") | ("SetSupplierItemInput", "leadTimeDays") => {
+            json!({ "minimum": 0, "maximum": 365 })
+        }
+        ("CreateSupplierInput", "contactName") | ("SetSupplierItemInput", "partNumber") => {
+            text(Name::MAX_CHARS)
         }
         // Usage becomes a line of the job's actuals: a line's quantity.
         ("RecordUsageInput", "quantity") => json!({ "pattern": QUANTITY_PATTERN }),

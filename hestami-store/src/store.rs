@@ -139,6 +139,15 @@ pub const TENANT_TABLES: &[&str] = &[
     "stock_ledger",
     "stock_balances",
     "stock_costs",
+    "stock_reservations",
+    "stock_transfers",
+    "suppliers",
+    "supplier_items",
+    "reorder_points",
+    "purchase_order_sequences",
+    "purchase_orders",
+    "purchase_order_lines",
+    "supplier_bills",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

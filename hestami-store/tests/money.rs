@@ -338,10 +338,37 @@ async fn a_goodwill_credit_crashing_anywhere_refunds_once_and_numbers_once(fx: F
     }
 }
 
-/// Every inventory movement crashed after its step and recovered in a fresh process posts once:
-/// the ledger holds one row per movement (two for the transfer) and the balances are its sums.
+/// Crashes `command` after its first step in one process and recovers it in a fresh one; the
+/// replay's outcome.
+async fn crashed_and_recovered<C>(fx: &Fixture, c: &Caller, command: C) -> serde_json::Value
+where
+    C: hestami_store::app::Command + Clone + std::fmt::Debug + serde::Serialize,
+{
+    let described = format!("{command:?}");
+    let req = request(command);
+    let crashing = fx
+        .restart(engine_config("stock", Some(crash_once_at(0))))
+        .await;
+    match crashing.submit(c, req.clone()).await {
+        Err(StoreError::InjectedCrash) => {}
+        other => panic!("{described}: expected a crash, got {other:?}"),
+    }
+    drop(crashing);
+    let restarted = fx.restart(engine_config("stock", None)).await;
+    restarted.engine().recover(true).await.expect("recover");
+    let replay = restarted.submit(c, req).await.expect("replay");
+    match replay.outcome {
+        Ok(value) => serde_json::from_str(&value).expect("an outcome"),
+        Err(e) => panic!("{described}: {e:?}"),
+    }
+}
+
+/// Every inventory and procurement procedure crashed after its step and recovered in a fresh
+/// process takes effect once: the ledger holds one row per movement (two for a transfer), the
+/// balances are its sums, the order is numbered once, sent once and billed once.
 async fn stock_movements_crashing_post_once(fx: Fixture) {
     use hestami_store::app::inventory::InventoryCommand as V;
+    use hestami_store::app::procurement::ProcurementCommand as P;
     let org = fx.org("Stock crashes").await;
     let c = &org.caller;
     let s = fx.restart(engine_config("stock", None)).await;
@@ -361,33 +388,129 @@ async fn stock_movements_crashing_post_once(fx: Fixture) {
             "kind": "warehouse", "name": name, "technicianId": null, "allowNegative": false
         })))
     };
-    let a: serde_json::Value = ok(&s, c, location("A")).await;
+    let a = crashed_and_recovered(&fx, c, location("A")).await;
     let b: serde_json::Value = ok(&s, c, location("B")).await;
-    let movements = [
-        json!({ "procedure": "inventory/v1/receive",
-                "input": { "itemId": item.id, "locationId": a["id"], "quantity": "10", "unitCost": null } }),
-        json!({ "procedure": "inventory/v1/transfer",
-                "input": { "itemId": item.id, "fromLocationId": a["id"], "toLocationId": b["id"], "quantity": "4" } }),
-        json!({ "procedure": "inventory/v1/adjust",
-                "input": { "itemId": item.id, "locationId": b["id"], "by": { "by": "count", "counted": "3" },
-                           "reason": "cycle count" } }),
-        json!({ "procedure": "inventory/v1/recordUsage",
-                "input": { "jobId": job.id, "itemId": item.id, "quantity": "2", "locationId": a["id"] } }),
-    ];
-    for (i, movement) in movements.into_iter().enumerate() {
-        let req = request(from_json::<V>(movement));
-        let crashing = fx
-            .restart(engine_config("stock", Some(crash_once_at(0))))
-            .await;
-        match crashing.submit(c, req.clone()).await {
-            Err(StoreError::InjectedCrash) => {}
-            other => panic!("movement {i}: expected a crash, got {other:?}"),
-        }
-        drop(crashing);
-        let restarted = fx.restart(engine_config("stock", None)).await;
-        restarted.engine().recover(true).await.expect("recover");
-        let replay = restarted.submit(c, req).await.expect("replay");
-        assert!(replay.outcome.is_ok(), "movement {i}: {:?}", replay.outcome);
+    let v = |procedure: &str, input: serde_json::Value| -> V {
+        from_json(json!({ "procedure": procedure, "input": input }))
+    };
+    let p = |procedure: &str, input: serde_json::Value| -> P {
+        from_json(json!({ "procedure": procedure, "input": input }))
+    };
+    for movement in [
+        v(
+            "inventory/v1/receive",
+            json!({ "itemId": item.id, "locationId": a["id"], "quantity": "10", "unitCost": null }),
+        ),
+        v(
+            "inventory/v1/transfer",
+            json!({ "itemId": item.id, "fromLocationId": a["id"], "toLocationId": b["id"], "quantity": "4" }),
+        ),
+        v(
+            "inventory/v1/adjust",
+            json!({ "itemId": item.id, "locationId": b["id"], "by": { "by": "count", "counted": "3" },
+                    "reason": "cycle count" }),
+        ),
+        v(
+            "inventory/v1/recordUsage",
+            json!({ "jobId": job.id, "itemId": item.id, "quantity": "2", "locationId": a["id"] }),
+        ),
+        v(
+            "inventory/v1/reserve",
+            json!({ "jobId": job.id, "itemId": item.id, "locationId": a["id"], "quantity": "1" }),
+        ),
+        v(
+            "inventory/v1/release",
+            json!({ "jobId": job.id, "itemId": item.id, "locationId": a["id"], "quantity": null }),
+        ),
+        v(
+            "inventory/v1/returnUsage",
+            json!({ "jobId": job.id, "itemId": item.id, "quantity": "1", "locationId": a["id"] }),
+        ),
+    ] {
+        crashed_and_recovered(&fx, c, movement).await;
+    }
+    let sent = crashed_and_recovered(
+        &fx,
+        c,
+        v(
+            "inventory/v1/transfer",
+            json!({ "itemId": item.id, "fromLocationId": a["id"], "toLocationId": b["id"], "quantity": "2",
+                    "inTransit": true }),
+        ),
+    )
+    .await;
+    crashed_and_recovered(
+        &fx,
+        c,
+        v(
+            "inventory/v1/receiveTransfer",
+            json!({ "transferId": sent["transfer"]["id"] }),
+        ),
+    )
+    .await;
+    let supplier = crashed_and_recovered(
+        &fx,
+        c,
+        p(
+            "inventory/v1/createSupplier",
+            json!({ "name": "Ferguson", "contactName": null, "email": null, "phone": null,
+                    "paymentTermsDays": 30 }),
+        ),
+    )
+    .await;
+    for command in [
+        p(
+            "inventory/v1/setSupplierItem",
+            json!({ "supplierId": supplier["id"], "itemId": item.id, "partNumber": null, "packSize": null,
+                    "lastPrice": usd("2.50"), "leadTimeDays": null, "preferred": true }),
+        ),
+        p(
+            "inventory/v1/setReorderPoint",
+            json!({ "itemId": item.id, "locationId": a["id"], "level": { "min": "1", "max": "5" },
+                    "sourceLocationId": null }),
+        ),
+    ] {
+        crashed_and_recovered(&fx, c, command).await;
+    }
+    let order_of = |quantity: &str| {
+        p(
+            "inventory/v1/createPurchaseOrder",
+            json!({ "supplierId": supplier["id"], "locationId": a["id"], "jobId": null,
+                    "lines": [{ "itemId": item.id, "quantity": quantity, "unitCost": null }] }),
+        )
+    };
+    let order = crashed_and_recovered(&fx, c, order_of("4")).await;
+    let dropped = crashed_and_recovered(&fx, c, order_of("9")).await;
+    assert_eq!(
+        (&order["number"], &dropped["number"]),
+        (&json!("PO-000001"), &json!("PO-000002")),
+        "numbered once each"
+    );
+    for command in [
+        p(
+            "inventory/v1/submitPurchaseOrder",
+            json!({ "purchaseOrderId": order["id"] }),
+        ),
+        p(
+            "inventory/v1/receivePurchaseOrder",
+            json!({ "purchaseOrderId": order["id"], "locationId": null,
+                    "lines": [{ "line": 1, "quantity": "4" }], "allowOverReceipt": false }),
+        ),
+        p(
+            "inventory/v1/recordSupplierBill",
+            json!({ "purchaseOrderId": order["id"], "number": "B-1",
+                    "lines": [{ "line": 1, "quantity": "4", "unitCost": usd("2.75") }] }),
+        ),
+        p(
+            "inventory/v1/closePurchaseOrder",
+            json!({ "purchaseOrderId": order["id"] }),
+        ),
+        p(
+            "inventory/v1/cancelPurchaseOrder",
+            json!({ "purchaseOrderId": dropped["id"], "reason": "ordered elsewhere" }),
+        ),
+    ] {
+        crashed_and_recovered(&fx, c, command).await;
     }
     let ledger = s
         .inventory_ledger(
@@ -406,7 +529,13 @@ async fn stock_movements_crashing_post_once(fx: Fixture) {
             "transfer_out",
             "transfer_in",
             "adjustment",
-            "consumption"
+            "consumption",
+            "reservation",
+            "release",
+            "return",
+            "transfer_out",
+            "transfer_in",
+            "receipt"
         ]
     );
     let stock = s
@@ -417,9 +546,34 @@ async fn stock_movements_crashing_post_once(fx: Fixture) {
         .iter()
         .map(|l| l.on_hand.normalize().to_string())
         .collect();
-    assert_eq!(on_hand, ["4", "3"]);
+    assert_eq!(on_hand, ["7", "5"]);
     let work = s.job_work(c, job.id).await.unwrap();
     assert_eq!(work.actuals.len(), 1, "the usage is on the actuals once");
+    assert_eq!(work.actuals[0].quantity.to_string(), "1", "less the return");
+    let order = s
+        .purchase_order(
+            c,
+            hestami_core::ids::PurchaseOrderId::from_uuid(
+                order["id"].as_str().unwrap().parse().unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(order.status.as_str(), "closed");
+    assert_eq!(order.bills.len(), 1, "billed once");
+    assert_eq!(
+        order.bills[0].mismatches.len(),
+        1,
+        "the price differs from the order's"
+    );
+    let sent: Vec<_> = s
+        .outbox(c)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(kind, _)| kind == "purchase_order_submitted")
+        .collect();
+    assert_eq!(sent.len(), 1, "sent once");
 }
 
 async fn declines_and_timeouts_record_nothing_and_charge_once(fx: Fixture) {

@@ -186,6 +186,106 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
         })),
     )
     .await;
+    // The procurement tables: a hold for the job, a transfer in transit, a supplier of the
+    // material with a reorder point, and an order received and billed.
+    let inventory = |procedure: &str, input: serde_json::Value| {
+        from_json::<hestami_store::app::inventory::InventoryCommand>(
+            serde_json::json!({ "procedure": procedure, "input": input }),
+        )
+    };
+    let procurement = |procedure: &str, input: serde_json::Value| {
+        from_json::<hestami_store::app::procurement::ProcurementCommand>(
+            serde_json::json!({ "procedure": procedure, "input": input }),
+        )
+    };
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        inventory(
+            "inventory/v1/reserve",
+            serde_json::json!({ "jobId": job.id, "itemId": material.id, "locationId": warehouse["id"],
+                                "quantity": "1" }),
+        ),
+    )
+    .await;
+    let shelf: serde_json::Value = ok(
+        s,
+        c,
+        inventory(
+            "inventory/v1/createLocation",
+            serde_json::json!({ "kind": "warehouse", "name": "Annex", "technicianId": null,
+                                "allowNegative": false }),
+        ),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        inventory(
+            "inventory/v1/transfer",
+            serde_json::json!({ "itemId": material.id, "fromLocationId": warehouse["id"],
+                                "toLocationId": shelf["id"], "quantity": "1", "inTransit": true }),
+        ),
+    )
+    .await;
+    let supplier: serde_json::Value = ok(
+        s,
+        c,
+        procurement(
+            "inventory/v1/createSupplier",
+            serde_json::json!({ "name": "Ferguson", "contactName": null, "email": null, "phone": null,
+                                "paymentTermsDays": 30 }),
+        ),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        procurement(
+            "inventory/v1/setSupplierItem",
+            serde_json::json!({ "supplierId": supplier["id"], "itemId": material.id, "partNumber": null,
+                                "packSize": null, "lastPrice": null, "leadTimeDays": 2, "preferred": true }),
+        ),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        procurement(
+            "inventory/v1/setReorderPoint",
+            serde_json::json!({ "itemId": material.id, "locationId": warehouse["id"],
+                                "level": { "min": "2", "max": "10" }, "sourceLocationId": null }),
+        ),
+    )
+    .await;
+    let order: serde_json::Value = ok(
+        s,
+        c,
+        procurement(
+            "inventory/v1/createPurchaseOrder",
+            serde_json::json!({ "supplierId": supplier["id"], "locationId": warehouse["id"], "jobId": null,
+                                "lines": [{ "itemId": material.id, "quantity": "4", "unitCost": null }] }),
+        ),
+    )
+    .await;
+    for (procedure, input) in [
+        (
+            "inventory/v1/submitPurchaseOrder",
+            serde_json::json!({ "purchaseOrderId": order["id"] }),
+        ),
+        (
+            "inventory/v1/receivePurchaseOrder",
+            serde_json::json!({ "purchaseOrderId": order["id"], "locationId": null,
+                                "lines": [{ "line": 1, "quantity": "4" }], "allowOverReceipt": false }),
+        ),
+        (
+            "inventory/v1/recordSupplierBill",
+            serde_json::json!({ "purchaseOrderId": order["id"], "number": "B-1",
+                                "lines": [{ "line": 1, "quantity": "4", "unitCost": usd("3.00") }] }),
+        ),
+    ] {
+        let _: serde_json::Value = ok(s, c, procurement(procedure, input)).await;
+    }
     s.fire_due_timers().await.expect("the expiry scan");
     assert!(
         !s.outbox(c).await.expect("outbox").is_empty(),
@@ -565,6 +665,65 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
             "INSERT INTO stock_costs (organization_id, item_id, on_hand, average) VALUES ($1, $2, '0', '1.00') \
              ON CONFLICT (organization_id, item_id) DO UPDATE SET on_hand = stock_costs.on_hand",
             vec![t.org, t.item],
+        ),
+        "stock_reservations" => (
+            "WITH l AS (INSERT INTO stock_locations (organization_id, id, version, kind, name, technician_id, \
+             allow_negative, created_at, updated_at) VALUES ($1, $2, 1, 'warehouse', 'Held', NULL, false, now(), \
+             now()) RETURNING id), \
+             b AS (INSERT INTO stock_balances (organization_id, item_id, location_id, on_hand, updated_at) \
+             SELECT $1, $3, l.id, '0', now() FROM l RETURNING location_id) \
+             INSERT INTO stock_reservations (organization_id, item_id, location_id, job_id, quantity, updated_at) \
+             SELECT $1, $3, b.location_id, $4, '1', now() FROM b",
+            vec![t.org, fresh, t.item, t.job],
+        ),
+        "stock_transfers" => (
+            "WITH l AS (INSERT INTO stock_locations (organization_id, id, version, kind, name, technician_id, \
+             allow_negative, created_at, updated_at) VALUES ($1, $2, 1, 'warehouse', 'Dock', NULL, false, now(), \
+             now()) RETURNING id) \
+             INSERT INTO stock_transfers (organization_id, id, version, item_id, from_location_id, to_location_id, \
+             quantity, status, reorder_date, created_at, updated_at) \
+             SELECT $1, $2, 1, $3, l.id, l.id, '1', 'draft', NULL, now(), now() FROM l",
+            vec![t.org, fresh, t.item],
+        ),
+        "suppliers" => (
+            "INSERT INTO suppliers (organization_id, id, version, name, payment_terms_days, created_at, updated_at) \
+             VALUES ($1, $2, 1, 'Intruder', 30, now(), now())",
+            vec![t.org, fresh],
+        ),
+        "supplier_items" => (
+            "WITH s AS (INSERT INTO suppliers (organization_id, id, version, name, payment_terms_days, created_at, \
+             updated_at) VALUES ($1, $2, 1, 'Intruder', 30, now(), now()) RETURNING id) \
+             INSERT INTO supplier_items (organization_id, supplier_id, item_id, preferred, updated_at) \
+             SELECT $1, s.id, $3, false, now() FROM s",
+            vec![t.org, fresh, t.item],
+        ),
+        "reorder_points" => (
+            "WITH l AS (INSERT INTO stock_locations (organization_id, id, version, kind, name, technician_id, \
+             allow_negative, created_at, updated_at) VALUES ($1, $2, 1, 'warehouse', 'Min', NULL, false, now(), \
+             now()) RETURNING id) \
+             INSERT INTO reorder_points (organization_id, id, version, item_id, location_id, min, max, updated_at) \
+             SELECT $1, $2, 1, $3, l.id, '1', '2', now() FROM l",
+            vec![t.org, fresh, t.item],
+        ),
+        "purchase_order_sequences" => (
+            "INSERT INTO purchase_order_sequences (organization_id, last_value) VALUES ($1, 0) \
+             ON CONFLICT (organization_id) DO UPDATE SET last_value = purchase_order_sequences.last_value",
+            vec![t.org],
+        ),
+        "purchase_orders" | "purchase_order_lines" | "supplier_bills" => (
+            "WITH s AS (INSERT INTO suppliers (organization_id, id, version, name, payment_terms_days, created_at, \
+             updated_at) VALUES ($1, $2, 1, 'Intruder', 30, now(), now()) RETURNING id), \
+             l AS (INSERT INTO stock_locations (organization_id, id, version, kind, name, technician_id, \
+             allow_negative, created_at, updated_at) VALUES ($1, $2, 1, 'warehouse', 'PO', NULL, false, now(), \
+             now()) RETURNING id), \
+             o AS (INSERT INTO purchase_orders (organization_id, id, version, number, supplier_id, location_id, \
+             status, created_at, updated_at) SELECT $1, $2, 1, 'PO-X' || $2::text, s.id, l.id, 'draft', now(), now() \
+             FROM s, l RETURNING id), \
+             ln AS (INSERT INTO purchase_order_lines (organization_id, purchase_order_id, line, item_id, quantity, \
+             unit_cost, received, billed) SELECT $1, o.id, 1, $3, '1', '1', '0', '0' FROM o RETURNING purchase_order_id) \
+             INSERT INTO supplier_bills (organization_id, id, purchase_order_id, number, lines, total, mismatches, \
+             created_at) SELECT $1, $2, ln.purchase_order_id, 'B', '[]', '0', '[]', now() FROM ln",
+            vec![t.org, fresh, t.item],
         ),
         "invoices" => (
             "INSERT INTO invoices (organization_id, id, version, status, job_id, customer_id, number, issue_date, \

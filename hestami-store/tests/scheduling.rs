@@ -25,6 +25,7 @@ on_every_backend!(
     an_sla_breach_is_recorded_once_across_processes_and_a_restart,
     a_missed_window_is_recorded_once_and_rescheduling_or_arriving_disarms_it,
     jobs_without_an_sla_timer_get_one_when_the_timers_start,
+    the_reorder_pass_drafts_once_a_day_across_processes,
 );
 
 #[derive(Debug)]
@@ -342,4 +343,190 @@ async fn owner_execute(fx: &Fixture, sql: &str, binds: &[Bind<'_>]) -> u64 {
             n
         }
     }
+}
+
+/// The daily reorder pass, fired by two processes at once and again later the same day, drafts
+/// one purchase order per preferred supplier and one replenishment transfer for the truck; the
+/// next day orders nothing more (what was ordered is on its way), and an order called off is
+/// ordered again the day after.
+async fn the_reorder_pass_drafts_once_a_day_across_processes(fx: Fixture) {
+    use hestami_store::app::inventory::InventoryCommand as V;
+    use hestami_store::app::procurement::{OrderFilter, ProcurementCommand as P};
+    let start = truncate_micros(Utc::now());
+    let clock = Arc::new(ManualClock(Mutex::new(start)));
+    let first = process(&fx, &clock).await;
+    let second = process(&fx, &clock).await;
+    let org = fx.org("Reorders").await;
+    let c = &org.caller;
+    let tech: Technician = ok(&first, c, new_technician("Sam", None, &["plumbing"])).await;
+    let v = |procedure: &str, input: serde_json::Value| -> V {
+        from_json(serde_json::json!({ "procedure": procedure, "input": input }))
+    };
+    let p = |procedure: &str, input: serde_json::Value| -> P {
+        from_json(serde_json::json!({ "procedure": procedure, "input": input }))
+    };
+    let mut items = Vec::new();
+    for (name, sku) in [
+        ("Pipe", "P-1"),
+        ("Valve", "V-1"),
+        ("Filter", "F-1"),
+        ("Tape", "T-1"),
+    ] {
+        let item: hestami_core::pricebook::PricebookItem = ok(
+            &first,
+            c,
+            hestami_store::app::pricebook::PricebookCommand::CreateItem(from_json(serde_json::json!({
+                "name": name,
+                "details": { "kind": "material", "sku": sku, "unit": "each", "cost": usd("2.00"),
+                             "pricing": { "rule": "explicit", "price": usd("5.00") } }
+            }))),
+        )
+        .await;
+        items.push(item.id);
+    }
+    let [pipe, valve, filter, tape] = [items[0], items[1], items[2], items[3]];
+    let warehouse: serde_json::Value = ok(
+        &first,
+        c,
+        v(
+            "inventory/v1/createLocation",
+            serde_json::json!({ "kind": "warehouse", "name": "Main", "technicianId": null, "allowNegative": false }),
+        ),
+    )
+    .await;
+    let truck: serde_json::Value = ok(
+        &first,
+        c,
+        v(
+            "inventory/v1/createLocation",
+            serde_json::json!({ "kind": "truck", "name": "Van", "technicianId": tech.id, "allowNegative": false }),
+        ),
+    )
+    .await;
+    let supplier = |name: &str| {
+        p(
+            "inventory/v1/createSupplier",
+            serde_json::json!({ "name": name, "contactName": null, "email": "orders@example.com",
+                                "phone": null, "paymentTermsDays": 30 }),
+        )
+    };
+    let x: serde_json::Value = ok(&first, c, supplier("Ferguson")).await;
+    let y: serde_json::Value = ok(&first, c, supplier("Grainger")).await;
+    for (supplier, item, pack) in [(&x, pipe, Some("6")), (&x, valve, None), (&y, filter, None)] {
+        let _: serde_json::Value = ok(
+            &first,
+            c,
+            p(
+                "inventory/v1/setSupplierItem",
+                serde_json::json!({ "supplierId": supplier["id"], "itemId": item, "partNumber": null,
+                                    "packSize": pack, "lastPrice": null, "leadTimeDays": 3, "preferred": true }),
+            ),
+        )
+        .await;
+    }
+    for (item, location, min, max, source) in [
+        (pipe, &warehouse, "5", "10", None),
+        (valve, &warehouse, "2", "4", None),
+        (filter, &warehouse, "1", "3", None),
+        (tape, &truck, "2", "5", Some(&warehouse)),
+    ] {
+        let _: serde_json::Value = ok(
+            &first,
+            c,
+            p(
+                "inventory/v1/setReorderPoint",
+                serde_json::json!({ "itemId": item, "locationId": location["id"],
+                                    "level": { "min": min, "max": max },
+                                    "sourceLocationId": source.map(|s| &s["id"]) }),
+            ),
+        )
+        .await;
+    }
+    let page = || hestami_store::app::PageRequest::parse(Some(50), None).expect("page");
+    let orders = |services: Services| async move {
+        services
+            .purchase_orders(c, OrderFilter::default(), page())
+            .await
+            .expect("orders")
+            .items
+    };
+    let drafted_transfers = |services: Services| async move {
+        services
+            .inventory_transfers(c, None, page())
+            .await
+            .expect("transfers")
+            .items
+    };
+
+    // The next morning, two processes fire at once.
+    clock.set(start + Duration::hours(25));
+    let (a, b) = tokio::join!(first.fire_due_timers(), second.fire_due_timers());
+    a.expect("first pass");
+    b.expect("second pass");
+    let drafted = orders(first.clone()).await;
+    assert_eq!(
+        drafted.len(),
+        2,
+        "one order per preferred supplier: {drafted:?}"
+    );
+    let lines = |o: &hestami_store::app::procurement::PurchaseOrder| -> Vec<(hestami_core::ids::PricebookItemId, String)> {
+        o.lines
+            .iter()
+            .map(|l| (l.item_id, l.quantity.get().to_string()))
+            .collect()
+    };
+    let of = |supplier: &serde_json::Value| {
+        drafted
+            .iter()
+            .find(|o| o.supplier_id.to_string() == supplier["id"].as_str().unwrap_or_default())
+            .expect("an order for the supplier")
+            .clone()
+    };
+    assert_eq!(
+        lines(&of(&x)),
+        [(pipe, "12".to_owned()), (valve, "4".to_owned())],
+        "up to max, in whole packs"
+    );
+    assert_eq!(lines(&of(&y)), [(filter, "3".to_owned())]);
+    assert!(
+        drafted
+            .iter()
+            .all(|o| o.status.as_str() == "draft" && o.reorder_date.is_some())
+    );
+    let transfers = drafted_transfers(first.clone()).await;
+    assert_eq!(transfers.len(), 1);
+    assert_eq!(
+        (
+            transfers[0].item_id,
+            transfers[0].quantity.get().to_string()
+        ),
+        (tape, "5".to_owned())
+    );
+
+    // Again the same day, and the next day: nothing more (it is on its way).
+    assert_eq!(second.fire_due_timers().await.expect("pass"), 0);
+    clock.set(start + Duration::hours(49));
+    let (a, b) = tokio::join!(first.fire_due_timers(), second.fire_due_timers());
+    a.expect("first pass");
+    b.expect("second pass");
+    assert_eq!(orders(second.clone()).await.len(), 2);
+    assert_eq!(drafted_transfers(second.clone()).await.len(), 1);
+
+    // Called off: the day after, it is ordered again.
+    let _: serde_json::Value = ok(
+        &first,
+        c,
+        p(
+            "inventory/v1/cancelPurchaseOrder",
+            serde_json::json!({ "purchaseOrderId": of(&y).id, "reason": "wrong supplier" }),
+        ),
+    )
+    .await;
+    clock.set(start + Duration::hours(73));
+    let (a, b) = tokio::join!(first.fire_due_timers(), second.fire_due_timers());
+    a.expect("first pass");
+    b.expect("second pass");
+    let after = orders(first.clone()).await;
+    assert_eq!(after.len(), 3, "the called-off order is drafted again");
+    assert_eq!(lines(&after[2]), [(filter, "3".to_owned())]);
 }

@@ -161,7 +161,15 @@ fn arb_movement() -> impl Strategy<Value = Movement> {
             quantity,
             job_id: job()
         }),
-        quantity.prop_map(|quantity| Movement::Return {
+        quantity.clone().prop_map(|quantity| Movement::Return {
+            quantity,
+            job_id: job()
+        }),
+        quantity.clone().prop_map(|quantity| Movement::Reservation {
+            quantity,
+            job_id: job()
+        }),
+        quantity.prop_map(|quantity| Movement::Release {
             quantity,
             job_id: job()
         }),
@@ -186,11 +194,18 @@ proptest! {
         let mut balance = Balance::default();
         let mut cost = ItemCost::new(Money::new(Decimal::new(500, 2), usd()));
         let mut ledger = Decimal::ZERO;
+        let mut reserved = Decimal::ZERO;
+        // What the organization holds: transfers move stock, they do not add or remove it.
+        let mut held = Decimal::ZERO;
         let (mut low, mut high) = (cost.average.amount(), cost.average.amount());
         for m in &movements {
             match post(&balance, m, allow_negative) {
                 Ok(next) => {
                     ledger += m.delta();
+                    reserved += m.reserved_delta();
+                    if !matches!(m, Movement::TransferOut { .. } | Movement::TransferIn { .. }) {
+                        held += m.delta();
+                    }
                     balance = next;
                     cost = cost.after(m).expect("a cost in the currency");
                     if let Movement::Receipt { unit_cost, .. } = m {
@@ -199,19 +214,77 @@ proptest! {
                     }
                 }
                 Err(InventoryError::InsufficientStock { available, requested }) => {
-                    prop_assert!(!allow_negative);
+                    let holds = matches!(m, Movement::Reservation { .. });
+                    prop_assert!(!allow_negative || holds);
                     prop_assert_eq!(available, balance.available());
                     prop_assert!(requested > available);
                 }
                 Err(InventoryError::InvalidAdjustment) => {
                     prop_assert_eq!(m, &Movement::Adjustment { delta: Decimal::ZERO });
                 }
+                Err(InventoryError::ReleaseExceedsReserved { reserved, requested }) => {
+                    prop_assert_eq!(reserved, balance.reserved);
+                    prop_assert!(requested > reserved);
+                }
                 Err(e) => prop_assert!(false, "unexpected refusal {e}"),
             }
             prop_assert_eq!(balance.on_hand, ledger);
-            prop_assert_eq!(cost.on_hand, ledger);
+            prop_assert_eq!(balance.reserved, reserved);
+            prop_assert_eq!(cost.on_hand, held);
+            prop_assert!(balance.reserved >= Decimal::ZERO);
             prop_assert!(allow_negative || !balance.is_negative());
+            prop_assert!(allow_negative || balance.reserved <= balance.on_hand);
             prop_assert!(cost.average.amount() >= low && cost.average.amount() <= high);
         }
     }
+}
+
+/// A reservation holds stock for a job: others cannot take it, the job's release gives it back,
+/// and nothing is held that is not on hand, even where negative stock is allowed.
+#[test]
+fn reservations_hold_available_stock() {
+    let held = Balance {
+        on_hand: "10".parse().expect("decimal"),
+        reserved: "0".parse().expect("decimal"),
+    };
+    let reserve = |raw: &str| Movement::Reservation {
+        quantity: q(raw),
+        job_id: job(),
+    };
+    let held = post(&held, &reserve("8"), false).expect("8 of 10");
+    assert_eq!(held.available().to_string(), "2");
+    let take = Movement::Consumption {
+        quantity: q("3"),
+        job_id: job(),
+    };
+    assert_eq!(
+        post(&held, &take, false),
+        Err(InventoryError::InsufficientStock {
+            available: "2".parse().expect("decimal"),
+            requested: "3".parse().expect("decimal"),
+        })
+    );
+    for allow_negative in [false, true] {
+        assert!(matches!(
+            post(&held, &reserve("3"), allow_negative),
+            Err(InventoryError::InsufficientStock { .. })
+        ));
+    }
+    let release = |raw: &str| Movement::Release {
+        quantity: q(raw),
+        job_id: job(),
+    };
+    assert!(matches!(
+        post(&held, &release("9"), false),
+        Err(InventoryError::ReleaseExceedsReserved { .. })
+    ));
+    let freed = post(&held, &release("8"), false).expect("all of it");
+    assert_eq!(freed.available().to_string(), "10");
+    // A transfer keeps the organization's stock, and with it the average.
+    let cost = ItemCost {
+        on_hand: "10".parse().expect("decimal"),
+        average: dollars("2"),
+    };
+    let out = Movement::TransferOut { quantity: q("4") };
+    assert_eq!(cost.after(&out).expect("a transfer"), cost);
 }

@@ -6,14 +6,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use hestami_core::ids::{JobId, PricebookItemId, StockLocationId, TechnicianId};
+use hestami_core::ids::{JobId, PricebookItemId, StockLocationId, StockTransferId, TechnicianId};
 use hestami_core::inventory::Quantity;
 use hestami_core::org::Currency;
 use hestami_core::text::{Name as Label, Reason};
 use hestami_store::app::PageRequest;
 use hestami_store::app::inventory::{
-    Adjust, AdjustBy, InventoryCommand, LedgerEntry, Location, LocationKind, NewLocation, Posted,
-    Receive, RecordUsage, StockFilter, StockLevel, Transfer,
+    Adjust, AdjustBy, Hold, InventoryCommand, JobUsage, LedgerEntry, Location, LocationKind,
+    NewLocation, Posted, Receive, RecordUsage, ReturnUsage, StockFilter, StockLevel, StockTransfer,
+    Transfer, TransferRef, TransferStatus,
 };
 
 use super::Empty;
@@ -90,6 +91,121 @@ pub struct TransferInput {
     pub to_location_id: Uuid,
     /// How much, a decimal string: more than 0, at most 4 decimals.
     pub quantity: String,
+    /// Whether it leaves now and arrives later, with `receiveTransfer` (default false: it
+    /// arrives at once).
+    #[serde(default)]
+    pub in_transit: Option<bool>,
+}
+
+/// `inventory/v1/reserve`: hold available stock at a location for a job.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReserveInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The job (not closed or cancelled).
+    pub job_id: Uuid,
+    /// A material of the pricebook.
+    pub item_id: Uuid,
+    /// Where.
+    pub location_id: Uuid,
+    /// How much, a decimal string: more than 0, at most 4 decimals, at most what is available.
+    pub quantity: String,
+}
+
+/// `inventory/v1/release`: let go of what a job holds at a location.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The job.
+    pub job_id: Uuid,
+    /// A material of the pricebook.
+    pub item_id: Uuid,
+    /// Where.
+    pub location_id: Uuid,
+    /// How much (default: all the job holds there; nothing held writes nothing), a decimal
+    /// string: more than 0, at most 4 decimals.
+    #[serde(default)]
+    pub quantity: Option<String>,
+}
+
+/// `inventory/v1/returnUsage`: material used on a job comes back to stock and off the job's
+/// actuals.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReturnUsageInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The job (not invoiced, closed or cancelled).
+    pub job_id: Uuid,
+    /// A material of the pricebook.
+    pub item_id: Uuid,
+    /// How much, a decimal string: more than 0, at most 4 decimals, at most what the job used
+    /// and has not returned.
+    pub quantity: String,
+    /// To where (default: the truck of the job's technician).
+    #[serde(default)]
+    pub location_id: Option<Uuid>,
+}
+
+/// `inventory/v1/sendTransfer`, `receiveTransfer` and `cancelTransfer`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransferRefInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The transfer.
+    pub transfer_id: Uuid,
+}
+
+/// Where a transfer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StockTransferStatusDto {
+    /// Drafted by the reorder pass; nothing has moved.
+    Draft,
+    /// Left its origin, not yet arrived.
+    InTransit,
+    /// Arrived.
+    Received,
+    /// Called off.
+    Cancelled,
+}
+
+impl From<TransferStatus> for StockTransferStatusDto {
+    fn from(s: TransferStatus) -> Self {
+        match s {
+            TransferStatus::Draft => Self::Draft,
+            TransferStatus::InTransit => Self::InTransit,
+            TransferStatus::Received => Self::Received,
+            TransferStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// `inventory/v1/transfers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransfersInput {
+    /// Only transfers in this status.
+    #[serde(default)]
+    pub status: Option<StockTransferStatusDto>,
+    /// Page size, 1 to 200 (default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `inventory/v1/jobUsage`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobUsageInput {
+    /// The job.
+    pub job_id: Uuid,
 }
 
 /// `inventory/v1/adjust`: a correction or a cycle count, with a reason.
@@ -141,6 +257,12 @@ pub struct StockInput {
     /// Only this location.
     #[serde(default)]
     pub location_id: Option<Uuid>,
+    /// Only warehouses, or only trucks.
+    #[serde(default)]
+    pub location_kind: Option<StockLocationKindDto>,
+    /// Only this technician's truck (truck stock per technician).
+    #[serde(default)]
+    pub technician_id: Option<Uuid>,
 }
 
 /// `inventory/v1/ledger`.
@@ -165,7 +287,11 @@ mutating!(
     ReceiveInput,
     TransferInput,
     AdjustInput,
-    RecordUsageInput
+    RecordUsageInput,
+    ReserveInput,
+    ReleaseInput,
+    ReturnUsageInput,
+    TransferRefInput
 );
 
 /// A stock location.
@@ -213,18 +339,25 @@ pub struct StockEntryDto {
     pub item_id: Uuid,
     /// Where.
     pub location_id: Uuid,
-    /// receipt, transfer_out, transfer_in, consumption, return or adjustment.
+    /// receipt, transfer_out, transfer_in, consumption, return, adjustment, reservation or
+    /// release.
     pub kind: String,
-    /// The change of stock on hand, signed, a decimal string.
+    /// The change of stock on hand, signed, a decimal string (0 for a reservation or release).
     pub delta: String,
+    /// The change of stock reserved for jobs, signed (a reservation or release; else 0).
+    pub reserved_delta: String,
     /// A receipt's cost, or the average cost the stock moved at (up to 6 decimals).
     pub unit_cost: String,
     /// On hand at the location after it.
     pub on_hand_after: String,
-    /// The job, for a consumption.
+    /// The job, for a consumption, return, reservation or release.
     pub job_id: Option<Uuid>,
     /// The other half of a transfer.
     pub counterpart_id: Option<Uuid>,
+    /// The transfer it belongs to.
+    pub transfer_id: Option<Uuid>,
+    /// The purchase order a receipt is against.
+    pub purchase_order_id: Option<Uuid>,
     /// Why, for an adjustment.
     pub reason: Option<String>,
     /// Who.
@@ -241,13 +374,59 @@ impl From<LedgerEntry> for StockEntryDto {
             location_id: e.location_id.as_uuid(),
             kind: e.kind,
             delta: e.delta.normalize().to_string(),
+            reserved_delta: e.reserved_delta.normalize().to_string(),
             unit_cost: e.unit_cost.amount().normalize().to_string(),
             on_hand_after: e.on_hand_after.normalize().to_string(),
             job_id: e.job_id.map(|j| j.as_uuid()),
             counterpart_id: e.counterpart_id,
+            transfer_id: e.transfer_id.map(|t| t.as_uuid()),
+            purchase_order_id: e.purchase_order_id.map(|p| p.as_uuid()),
             reason: e.reason,
             actor_user_id: e.actor_user_id,
             at: e.at,
+        }
+    }
+}
+
+/// A movement of stock between two locations.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockTransferDto {
+    /// Its id.
+    pub id: Uuid,
+    /// Bumped by each change.
+    pub version: i64,
+    /// The material.
+    pub item_id: Uuid,
+    /// From where.
+    pub from_location_id: Uuid,
+    /// To where.
+    pub to_location_id: Uuid,
+    /// How much, a decimal string.
+    pub quantity: String,
+    /// draft, in_transit, received or cancelled.
+    pub status: StockTransferStatusDto,
+    /// The day of the reorder pass that drafted it.
+    pub reorder_date: Option<chrono::NaiveDate>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<StockTransfer> for StockTransferDto {
+    fn from(t: StockTransfer) -> Self {
+        Self {
+            id: t.id.as_uuid(),
+            version: t.version,
+            item_id: t.item_id.as_uuid(),
+            from_location_id: t.from_location_id.as_uuid(),
+            to_location_id: t.to_location_id.as_uuid(),
+            quantity: t.quantity.get().normalize().to_string(),
+            status: t.status.into(),
+            reorder_date: t.reorder_date,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
         }
     }
 }
@@ -256,11 +435,15 @@ impl From<LedgerEntry> for StockEntryDto {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockPostedDto {
-    /// The ledger rows (two for a transfer: out, then in).
+    /// The ledger rows: two for a transfer that arrives at once (out, then in), a release
+    /// before a consumption that draws on the job's reservation.
     pub entries: Vec<StockEntryDto>,
-    /// For `recordUsage`: the job's work, the material on its actuals and priced.
+    /// For `recordUsage` and `returnUsage`: the job's work, with the material on its actuals.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub work: Option<super::job::JobWorkDto>,
+    /// For a transfer: the transfer after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<StockTransferDto>,
 }
 
 impl From<Posted> for StockPostedDto {
@@ -268,6 +451,62 @@ impl From<Posted> for StockPostedDto {
         Self {
             entries: p.entries.into_iter().map(Into::into).collect(),
             work: p.work.map(Into::into),
+            transfer: p.transfer.map(Into::into),
+        }
+    }
+}
+
+/// A page of transfers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockTransferPage {
+    /// The transfers, oldest first.
+    pub items: Vec<StockTransferDto>,
+    /// The cursor of the next page, or null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// One material a job used, net of returns, at cost.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobUsageItemDto {
+    /// The material.
+    pub item_id: Uuid,
+    /// Used less returned, a decimal string.
+    pub quantity: String,
+    /// What it cost at the averages it left at, rounded.
+    pub cost: String,
+}
+
+/// A job's materials from stock, at cost.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobUsageDto {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its consumptions and returns, oldest first.
+    pub entries: Vec<StockEntryDto>,
+    /// Per material.
+    pub items: Vec<JobUsageItemDto>,
+    /// The materials' cost, rounded (beside the price its actuals bill: a job's margin).
+    pub cost: String,
+}
+
+impl From<JobUsage> for JobUsageDto {
+    fn from(u: JobUsage) -> Self {
+        Self {
+            job_id: u.job_id.as_uuid(),
+            entries: u.entries.into_iter().map(Into::into).collect(),
+            items: u
+                .items
+                .into_iter()
+                .map(|i| JobUsageItemDto {
+                    item_id: i.item_id.as_uuid(),
+                    quantity: i.quantity.normalize().to_string(),
+                    cost: i.cost.amount_text(),
+                })
+                .collect(),
+            cost: u.cost.amount_text(),
         }
     }
 }
@@ -290,8 +529,18 @@ pub struct StockLevelDto {
     pub item_name: String,
     /// Where.
     pub location_id: Uuid,
+    /// The location's name.
+    pub location_name: String,
+    /// warehouse or truck.
+    pub location_kind: StockLocationKindDto,
+    /// A truck's technician.
+    pub technician_id: Option<Uuid>,
     /// On hand, a decimal string (below 0 only where allowed).
     pub on_hand: String,
+    /// Of it, held for jobs.
+    pub reserved: String,
+    /// On hand less reserved, never below 0.
+    pub available: String,
     /// The material's moving average cost (up to 6 decimals).
     pub average_cost: String,
     /// On hand at the average cost, rounded.
@@ -304,6 +553,17 @@ impl From<StockLevel> for StockLevelDto {
             item_id: s.item_id.as_uuid(),
             item_name: s.item_name,
             location_id: s.location_id.as_uuid(),
+            location_name: s.location_name,
+            location_kind: match s.location_kind {
+                LocationKind::Warehouse => StockLocationKindDto::Warehouse,
+                LocationKind::Truck => StockLocationKindDto::Truck,
+            },
+            technician_id: s.technician_id.map(|t| t.as_uuid()),
+            reserved: s.reserved.normalize().to_string(),
+            available: (s.on_hand - s.reserved)
+                .max(rust_decimal::Decimal::ZERO)
+                .normalize()
+                .to_string(),
             on_hand: s.on_hand.normalize().to_string(),
             average_cost: s.average_cost.amount().normalize().to_string(),
             value: s.value.amount_text(),
@@ -311,14 +571,31 @@ impl From<StockLevel> for StockLevelDto {
     }
 }
 
-/// Stock per material and location, and its total value.
+/// The value of the stock at one location.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationValueDto {
+    /// The location.
+    pub location_id: Uuid,
+    /// Its name.
+    pub location_name: String,
+    /// The sum of its materials' values, rounded.
+    pub value: String,
+}
+
+/// Stock per material and location, and its valuation.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockList {
     /// Each material at each location it has been kept at.
     pub items: Vec<StockLevelDto>,
-    /// The sum of the values listed (the valuation), rounded.
+    /// The sum of the values listed, rounded.
     pub value: String,
+    /// The valuation by location (of the rows listed).
+    pub by_location: Vec<LocationValueDto>,
+    /// The value of the stock in transit between locations (of the material asked for, or
+    /// all), at the average cost, rounded; not in `value`.
+    pub in_transit_value: String,
 }
 
 /// A page of ledger rows.
@@ -375,8 +652,66 @@ fn convert_transfer(i: TransferInput) -> Result<InventoryCommand, ApiError> {
             from_location_id: StockLocationId::from_uuid(i.from_location_id),
             to_location_id: StockLocationId::from_uuid(i.to_location_id),
             quantity: q?,
+            in_transit: i.in_transit.unwrap_or(false),
         }))
     })
+}
+
+fn convert_reserve(i: ReserveInput) -> Result<InventoryCommand, ApiError> {
+    validate(|v| {
+        let q = quantity(v, "quantity", &i.quantity);
+        Some(InventoryCommand::Reserve(Hold {
+            job_id: JobId::from_uuid(i.job_id),
+            item_id: PricebookItemId::from_uuid(i.item_id),
+            location_id: StockLocationId::from_uuid(i.location_id),
+            quantity: Some(q?),
+        }))
+    })
+}
+
+fn convert_release(i: ReleaseInput) -> Result<InventoryCommand, ApiError> {
+    validate(|v| {
+        let q = match &i.quantity {
+            None => Some(None),
+            Some(raw) => quantity(v, "quantity", raw).map(Some),
+        };
+        Some(InventoryCommand::Release(Hold {
+            job_id: JobId::from_uuid(i.job_id),
+            item_id: PricebookItemId::from_uuid(i.item_id),
+            location_id: StockLocationId::from_uuid(i.location_id),
+            quantity: q?,
+        }))
+    })
+}
+
+fn convert_return_usage(i: ReturnUsageInput) -> Result<InventoryCommand, ApiError> {
+    validate(|v| {
+        let q = quantity(v, "quantity", &i.quantity);
+        Some(InventoryCommand::ReturnUsage(ReturnUsage {
+            job_id: JobId::from_uuid(i.job_id),
+            item_id: PricebookItemId::from_uuid(i.item_id),
+            quantity: q?,
+            location_id: i.location_id.map(StockLocationId::from_uuid),
+        }))
+    })
+}
+
+fn transfer_ref(i: &TransferRefInput) -> TransferRef {
+    TransferRef {
+        transfer_id: StockTransferId::from_uuid(i.transfer_id),
+    }
+}
+
+fn convert_send_transfer(i: TransferRefInput) -> Result<InventoryCommand, ApiError> {
+    Ok(InventoryCommand::SendTransfer(transfer_ref(&i)))
+}
+
+fn convert_receive_transfer(i: TransferRefInput) -> Result<InventoryCommand, ApiError> {
+    Ok(InventoryCommand::ReceiveTransfer(transfer_ref(&i)))
+}
+
+fn convert_cancel_transfer(i: TransferRefInput) -> Result<InventoryCommand, ApiError> {
+    Ok(InventoryCommand::CancelTransfer(transfer_ref(&i)))
 }
 
 fn convert_adjust(i: AdjustInput) -> Result<InventoryCommand, ApiError> {
@@ -449,14 +784,68 @@ async fn stock(ctx: Ctx, i: StockInput) -> Result<StockList, ApiError> {
     let filter = StockFilter {
         item_id: i.item_id.map(PricebookItemId::from_uuid),
         location_id: i.location_id.map(StockLocationId::from_uuid),
+        location_kind: i.location_kind.map(|k| match k {
+            StockLocationKindDto::Warehouse => LocationKind::Warehouse,
+            StockLocationKindDto::Truck => LocationKind::Truck,
+        }),
+        technician_id: i.technician_id.map(TechnicianId::from_uuid),
     };
     let levels = ctx.services.inventory_stock(ctx.caller()?, filter).await?;
-    let total: rust_decimal::Decimal = levels.iter().map(|l| l.value.amount()).sum();
+    let in_transit = ctx
+        .services
+        .inventory_in_transit(ctx.caller()?, filter.item_id)
+        .await?;
     let currency = ctx.services.org_get(ctx.caller()?).await?.currency;
+    let money = |d: rust_decimal::Decimal| hestami_core::money::Money::new(d, currency);
+    let total: rust_decimal::Decimal = levels.iter().map(|l| l.value.amount()).sum();
+    let mut by_location: Vec<LocationValueDto> = Vec::new();
+    for l in &levels {
+        let id = l.location_id.as_uuid();
+        match by_location.iter_mut().find(|b| b.location_id == id) {
+            Some(b) => {
+                let sum: rust_decimal::Decimal = b.value.parse().unwrap_or_default();
+                b.value = money(sum + l.value.amount()).amount_text();
+            }
+            None => by_location.push(LocationValueDto {
+                location_id: id,
+                location_name: l.location_name.clone(),
+                value: l.value.amount_text(),
+            }),
+        }
+    }
+    by_location.sort_by_key(|b| b.location_id);
     Ok(StockList {
-        value: hestami_core::money::Money::new(total, currency).amount_text(),
+        value: money(total).amount_text(),
+        by_location,
+        in_transit_value: in_transit.value.amount_text(),
         items: levels.into_iter().map(Into::into).collect(),
     })
+}
+
+async fn transfers(ctx: Ctx, i: TransfersInput) -> Result<StockTransferPage, ApiError> {
+    let page = PageRequest::parse(i.limit, i.cursor.as_deref())?;
+    let status = i.status.map(|s| match s {
+        StockTransferStatusDto::Draft => TransferStatus::Draft,
+        StockTransferStatusDto::InTransit => TransferStatus::InTransit,
+        StockTransferStatusDto::Received => TransferStatus::Received,
+        StockTransferStatusDto::Cancelled => TransferStatus::Cancelled,
+    });
+    let found = ctx
+        .services
+        .inventory_transfers(ctx.caller()?, status, page)
+        .await?;
+    Ok(StockTransferPage {
+        items: found.items.into_iter().map(Into::into).collect(),
+        next_cursor: found.next_cursor,
+    })
+}
+
+async fn job_usage(ctx: Ctx, i: JobUsageInput) -> Result<JobUsageDto, ApiError> {
+    let usage = ctx
+        .services
+        .inventory_job_usage(ctx.caller()?, JobId::from_uuid(i.job_id))
+        .await?;
+    Ok(usage.into())
 }
 
 async fn ledger(ctx: Ctx, i: LedgerInput) -> Result<StockLedgerPage, ApiError> {
@@ -513,10 +902,73 @@ pub(crate) fn procedures() -> Vec<Procedure> {
         mutation(
             name(
                 "transfer",
-                "Move stock from one location to another",
+                "Move stock from one location to another, at once or through transit",
                 &["NOT_FOUND", "ITEM_NOT_STOCKED", "INSUFFICIENT_STOCK"],
             ),
             convert_transfer,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        mutation(
+            name(
+                "sendTransfer",
+                "A drafted transfer leaves its origin (then it is in transit)",
+                &[
+                    "NOT_FOUND",
+                    "ITEM_NOT_STOCKED",
+                    "INSUFFICIENT_STOCK",
+                    "TRANSFER_STATE",
+                ],
+            ),
+            convert_send_transfer,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        mutation(
+            name(
+                "receiveTransfer",
+                "A transfer in transit arrives at its destination",
+                &["NOT_FOUND", "ITEM_NOT_STOCKED", "TRANSFER_STATE"],
+            ),
+            convert_receive_transfer,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        mutation(
+            name(
+                "cancelTransfer",
+                "Call off a drafted transfer, or one in transit (its stock goes back to its origin)",
+                &["NOT_FOUND", "ITEM_NOT_STOCKED", "TRANSFER_STATE"],
+            ),
+            convert_cancel_transfer,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        query(
+            name(
+                "transfers",
+                "Transfers, in a status or all, oldest first",
+                &[],
+            ),
+            transfers,
+        ),
+        mutation(
+            name(
+                "reserve",
+                "Hold available stock at a location for a job",
+                &[
+                    "NOT_FOUND",
+                    "ITEM_NOT_STOCKED",
+                    "INSUFFICIENT_STOCK",
+                    "JOB_CLOSED",
+                ],
+            ),
+            convert_reserve,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        mutation(
+            name(
+                "release",
+                "Let go of stock held for a job",
+                &["NOT_FOUND", "ITEM_NOT_STOCKED", "RELEASE_EXCEEDS_RESERVED"],
+            ),
+            convert_release,
             <StockPostedDto as From<Posted>>::from,
         ),
         mutation(
@@ -544,10 +996,34 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             convert_record_usage,
             <StockPostedDto as From<Posted>>::from,
         ),
+        mutation(
+            name(
+                "returnUsage",
+                "Bring material used on a job back to stock (the technician's truck by default) and off the job's actuals",
+                &[
+                    "NOT_FOUND",
+                    "ITEM_NOT_STOCKED",
+                    "LOCATION_REQUIRED",
+                    "RETURN_EXCEEDS_USAGE",
+                    "JOB_CLOSED",
+                    "JOB_INVOICED",
+                ],
+            ),
+            convert_return_usage,
+            <StockPostedDto as From<Posted>>::from,
+        ),
+        query(
+            name(
+                "jobUsage",
+                "A job's materials from stock, used and returned, at cost",
+                &["NOT_FOUND"],
+            ),
+            job_usage,
+        ),
         query(
             name(
                 "stock",
-                "On hand per material and location, at the average cost, and the valuation",
+                "On hand, reserved and available per material and location, at the average cost; the valuation by location and in transit",
                 &[],
             ),
             stock,

@@ -30,6 +30,7 @@ pub mod notification;
 pub mod org;
 pub mod plan;
 pub mod pricebook;
+pub mod procurement;
 pub mod sync;
 pub mod technician;
 pub mod webhook;
@@ -59,6 +60,7 @@ pub fn procedures() -> Vec<Procedure> {
         webhook::procedures(),
         members::procedures(),
         inventory::procedures(),
+        procurement::procedures(),
     ]
     .into_iter()
     .flatten()

@@ -92,6 +92,8 @@ pub enum MessageKindDto {
     SlaBreached,
     /// A visit's arrival window closed with nobody on site.
     AppointmentWindowMissed,
+    /// A purchase order was sent to its supplier (to the office, with the supplier's address).
+    PurchaseOrderSubmitted,
 }
 
 impl MessageKindDto {
@@ -108,6 +110,7 @@ impl MessageKindDto {
             Self::PaymentUnreconciled => "payment_unreconciled",
             Self::SlaBreached => "sla_breached",
             Self::AppointmentWindowMissed => "appointment_window_missed",
+            Self::PurchaseOrderSubmitted => "purchase_order_submitted",
         }
     }
 }
@@ -409,6 +412,7 @@ mod tests {
             MessageKindDto::PaymentUnreconciled,
             MessageKindDto::SlaBreached,
             MessageKindDto::AppointmentWindowMissed,
+            MessageKindDto::PurchaseOrderSubmitted,
         ];
         let kinds: Vec<&str> = hestami_store::app::delivery::MESSAGE_KINDS
             .iter()

@@ -343,6 +343,24 @@ pub const MESSAGE_KINDS: &[MessageKind] = &[
         text: "{{organizationName}}: the window of appointment {{appointmentId}} (job {{jobId}}) ended at {{windowEnd}} with nobody on site.\n",
         html: "<p>{{organizationName}}: the window of appointment {{appointmentId}} (job {{jobId}}) ended at {{windowEnd}} with nobody on site.</p>",
     },
+    MessageKind {
+        kind: "purchase_order_submitted",
+        audience: Audience::Organization,
+        attach: Attach::Nothing,
+        variables: &[
+            "organizationName",
+            "purchaseOrderId",
+            "number",
+            "supplierId",
+            "supplierName",
+            "supplierEmail",
+            "lines",
+            "total",
+        ],
+        subject: "Purchase order {{number}} for {{supplierName}}",
+        text: "{{organizationName}}: purchase order {{number}} to {{supplierName}} ({{supplierEmail}}), {{total}}:\n\n{{lines}}\n",
+        html: "<p>{{organizationName}}: purchase order {{number}} to {{supplierName}} ({{supplierEmail}}), {{total}}:</p><p>{{lines}}</p>",
+    },
 ];
 
 /// The kind named `kind`.

@@ -21,7 +21,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use hestami_core::ids::{JobId, PricebookItemId, StockLocationId, TechnicianId};
+use hestami_core::ids::{
+    JobId, PricebookItemId, PurchaseOrderId, StockLocationId, StockTransferId, TechnicianId,
+};
 use hestami_core::inventory::{self as core_inv, Balance, ItemCost, Movement, Quantity};
 use hestami_core::money::Money;
 use hestami_core::pricebook::{ItemDetails, LineSource, PricebookItem, QuoteLine};
@@ -116,6 +118,110 @@ pub struct Transfer {
     pub to_location_id: StockLocationId,
     /// How much.
     pub quantity: Quantity,
+    /// Whether it leaves now and arrives later (`receiveTransfer`); otherwise it arrives at
+    /// once.
+    #[serde(default)]
+    pub in_transit: bool,
+}
+
+/// `inventory/v1/reserve` and `inventory/v1/release`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    /// The job it is held for.
+    pub job_id: JobId,
+    /// The material.
+    pub item_id: PricebookItemId,
+    /// Where.
+    pub location_id: StockLocationId,
+    /// How much (a release: default all the job holds there).
+    pub quantity: Option<Quantity>,
+}
+
+/// `inventory/v1/returnUsage`: material used on a job comes back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnUsage {
+    /// The job.
+    pub job_id: JobId,
+    /// The material.
+    pub item_id: PricebookItemId,
+    /// How much (at most what the job used and has not returned).
+    pub quantity: Quantity,
+    /// To where (default: the truck of the job's technician).
+    pub location_id: Option<StockLocationId>,
+}
+
+/// `inventory/v1/sendTransfer`, `receiveTransfer` and `cancelTransfer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferRef {
+    /// The transfer.
+    pub transfer_id: StockTransferId,
+}
+
+/// Where a transfer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferStatus {
+    /// Drafted by the reorder pass; nothing has moved.
+    Draft,
+    /// Left its origin, not yet arrived.
+    InTransit,
+    /// Arrived.
+    Received,
+    /// Called off (in transit: the stock went back to its origin).
+    Cancelled,
+}
+
+impl TransferStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::InTransit => "in_transit",
+            Self::Received => "received",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self, StoreError> {
+        [
+            Self::Draft,
+            Self::InTransit,
+            Self::Received,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+        .ok_or_else(|| StoreError::Internal(format!("stored transfer status {raw}")))
+    }
+}
+
+/// A movement of stock between two locations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockTransfer {
+    /// Its id.
+    pub id: StockTransferId,
+    /// Bumped by each change.
+    pub version: i64,
+    /// The material.
+    pub item_id: PricebookItemId,
+    /// From where.
+    pub from_location_id: StockLocationId,
+    /// To where.
+    pub to_location_id: StockLocationId,
+    /// How much.
+    pub quantity: Quantity,
+    /// Where it is.
+    pub status: TransferStatus,
+    /// The reorder pass's day that drafted it.
+    pub reorder_date: Option<chrono::NaiveDate>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// How an adjustment says what changed.
@@ -183,6 +289,24 @@ pub enum InventoryCommand {
     /// `inventory/v1/recordUsage`.
     #[serde(rename = "inventory/v1/recordUsage")]
     RecordUsage(RecordUsage),
+    /// `inventory/v1/returnUsage`.
+    #[serde(rename = "inventory/v1/returnUsage")]
+    ReturnUsage(ReturnUsage),
+    /// `inventory/v1/reserve`.
+    #[serde(rename = "inventory/v1/reserve")]
+    Reserve(Hold),
+    /// `inventory/v1/release`.
+    #[serde(rename = "inventory/v1/release")]
+    Release(Hold),
+    /// `inventory/v1/sendTransfer`.
+    #[serde(rename = "inventory/v1/sendTransfer")]
+    SendTransfer(TransferRef),
+    /// `inventory/v1/receiveTransfer`.
+    #[serde(rename = "inventory/v1/receiveTransfer")]
+    ReceiveTransfer(TransferRef),
+    /// `inventory/v1/cancelTransfer`.
+    #[serde(rename = "inventory/v1/cancelTransfer")]
+    CancelTransfer(TransferRef),
 }
 
 impl Command for InventoryCommand {
@@ -194,12 +318,19 @@ impl Command for InventoryCommand {
             Self::Transfer(_) => "inventory/v1/transfer",
             Self::Adjust(_) => "inventory/v1/adjust",
             Self::RecordUsage(_) => "inventory/v1/recordUsage",
+            Self::ReturnUsage(_) => "inventory/v1/returnUsage",
+            Self::Reserve(_) => "inventory/v1/reserve",
+            Self::Release(_) => "inventory/v1/release",
+            Self::SendTransfer(_) => "inventory/v1/sendTransfer",
+            Self::ReceiveTransfer(_) => "inventory/v1/receiveTransfer",
+            Self::CancelTransfer(_) => "inventory/v1/cancelTransfer",
         }
     }
     fn subject(&self) -> Option<super::Subject> {
         match self {
-            // A technician records what they used on their own jobs only.
+            // A technician records (and returns) what they used on their own jobs only.
             Self::RecordUsage(u) => Some(super::Subject::Job(u.job_id)),
+            Self::ReturnUsage(u) => Some(super::Subject::Job(u.job_id)),
             _ => None,
         }
     }
@@ -235,6 +366,15 @@ pub struct LedgerEntry {
     pub actor_user_id: Option<uuid::Uuid>,
     /// When.
     pub at: DateTime<Utc>,
+    /// The change of stock reserved for jobs (a reservation or a release), signed.
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub reserved_delta: Decimal,
+    /// The transfer it belongs to.
+    #[serde(default)]
+    pub transfer_id: Option<StockTransferId>,
+    /// The purchase order a receipt is against.
+    #[serde(default)]
+    pub purchase_order_id: Option<PurchaseOrderId>,
 }
 
 /// What a movement did: its ledger rows (two for a transfer) and, for usage, the job's work.
@@ -243,9 +383,12 @@ pub struct LedgerEntry {
 pub struct Posted {
     /// The ledger rows written.
     pub entries: Vec<LedgerEntry>,
-    /// For `recordUsage`: the job's work with the material on its actuals.
+    /// For `recordUsage` and `returnUsage`: the job's work with the material on its actuals.
     #[serde(default)]
     pub work: Option<super::job::JobWork>,
+    /// For a transfer: the transfer.
+    #[serde(default)]
+    pub transfer: Option<StockTransfer>,
 }
 
 /// The stock of one item at one location, with its value at the average cost.
@@ -258,9 +401,18 @@ pub struct StockLevel {
     pub item_name: String,
     /// Where.
     pub location_id: StockLocationId,
+    /// The location's name.
+    pub location_name: String,
+    /// Warehouse or truck.
+    pub location_kind: LocationKind,
+    /// A truck's technician.
+    pub technician_id: Option<TechnicianId>,
     /// On hand (may be below zero only where allowed).
     #[serde(with = "rust_decimal::serde::str")]
     pub on_hand: Decimal,
+    /// Of it, held for jobs.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub reserved: Decimal,
     /// The item's average cost.
     pub average_cost: Money,
     /// `on hand × average cost`, rounded to the minor unit.
@@ -294,6 +446,36 @@ pub(crate) async fn run(
         C::RecordUsage(u) => serde_json::to_value(
             ctx.step("record_usage", move |tx| Box::pin(record_usage(tx, u)))
                 .await?,
+        )?,
+        C::ReturnUsage(u) => serde_json::to_value(
+            ctx.step("return_usage", move |tx| Box::pin(return_usage(tx, u)))
+                .await?,
+        )?,
+        C::Reserve(h) => serde_json::to_value(
+            ctx.step("reserve", move |tx| Box::pin(reserve(tx, h)))
+                .await?,
+        )?,
+        C::Release(h) => serde_json::to_value(
+            ctx.step("release", move |tx| Box::pin(release(tx, h)))
+                .await?,
+        )?,
+        C::SendTransfer(t) => serde_json::to_value(
+            ctx.step("send_transfer", move |tx| {
+                Box::pin(move_transfer(tx, t.transfer_id, TransferStep::Send))
+            })
+            .await?,
+        )?,
+        C::ReceiveTransfer(t) => serde_json::to_value(
+            ctx.step("receive_transfer", move |tx| {
+                Box::pin(move_transfer(tx, t.transfer_id, TransferStep::Receive))
+            })
+            .await?,
+        )?,
+        C::CancelTransfer(t) => serde_json::to_value(
+            ctx.step("cancel_transfer", move |tx| {
+                Box::pin(move_transfer(tx, t.transfer_id, TransferStep::Cancel))
+            })
+            .await?,
         )?,
     })
 }
@@ -407,7 +589,10 @@ fn decode_location(row: &Row) -> Result<Location, StoreError> {
     })
 }
 
-async fn load_location(tx: &mut TenantTx, id: StockLocationId) -> Result<Location, StoreError> {
+pub(crate) async fn load_location(
+    tx: &mut TenantTx,
+    id: StockLocationId,
+) -> Result<Location, StoreError> {
     let org = tx.org();
     tx.fetch_optional(
         &format!(
@@ -422,7 +607,7 @@ async fn load_location(tx: &mut TenantTx, id: StockLocationId) -> Result<Locatio
 }
 
 /// A live material of the pricebook and its cost; others are not stocked.
-async fn stocked_item(
+pub(crate) async fn stocked_item(
     tx: &mut TenantTx,
     id: PricebookItemId,
 ) -> Result<(PricebookItem, Money), StoreError> {
@@ -440,7 +625,7 @@ async fn stocked_item(
 }
 
 /// Locks (creating at 0) the balance of `item` at `location`.
-async fn lock_balance(
+pub(crate) async fn lock_balance(
     tx: &mut TenantTx,
     item: PricebookItemId,
     location: StockLocationId,
@@ -448,15 +633,15 @@ async fn lock_balance(
     let org = tx.org();
     let now = tx.now();
     tx.execute(
-        "INSERT INTO stock_balances (organization_id, item_id, location_id, on_hand, updated_at) \
-         VALUES ($1, $2, $3, '0', $4) ON CONFLICT (organization_id, item_id, location_id) DO NOTHING",
+        "INSERT INTO stock_balances (organization_id, item_id, location_id, on_hand, reserved, updated_at) \
+         VALUES ($1, $2, $3, '0', '0', $4) ON CONFLICT (organization_id, item_id, location_id) DO NOTHING",
         args![org, item.as_uuid(), location.as_uuid(), now],
     )
     .await?;
     let row = tx
         .fetch_one(
             &format!(
-                "SELECT on_hand FROM stock_balances WHERE organization_id = $1 AND item_id = $2 \
+                "SELECT on_hand, reserved FROM stock_balances WHERE organization_id = $1 AND item_id = $2 \
                  AND location_id = $3{}",
                 tx.for_update()
             ),
@@ -465,6 +650,7 @@ async fn lock_balance(
         .await?;
     Ok(Balance {
         on_hand: decimal(&row, "on_hand")?,
+        reserved: decimal(&row, "reserved")?,
     })
 }
 
@@ -496,45 +682,61 @@ async fn lock_cost(
     })
 }
 
-fn decimal(row: &Row, column: &str) -> Result<Decimal, StoreError> {
+pub(crate) fn decimal(row: &Row, column: &str) -> Result<Decimal, StoreError> {
     row.get::<String>(column)?
         .parse()
         .map_err(|e| StoreError::Internal(format!("stored {column}: {e}")))
 }
 
+/// What a ledger row names besides its movement.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Links<'a> {
+    /// The other half of a transfer.
+    pub counterpart_id: Option<uuid::Uuid>,
+    /// Why (an adjustment).
+    pub reason: Option<&'a Reason>,
+    /// The transfer.
+    pub transfer_id: Option<StockTransferId>,
+    /// The purchase order a receipt is against.
+    pub purchase_order_id: Option<PurchaseOrderId>,
+}
+
+fn inventory_failure(e: core_inv::InventoryError, location: StockLocationId) -> StoreError {
+    let kind = match e.code() {
+        "INSUFFICIENT_STOCK" | "RELEASE_EXCEEDS_RESERVED" => FailureKind::RuleViolation,
+        _ => FailureKind::Validation,
+    };
+    let f = Failure::new(kind, e.code(), e.to_string());
+    match e {
+        core_inv::InventoryError::InsufficientStock { available, .. } => {
+            StoreError::from(f.with_details(serde_json::json!({
+                "available": available.normalize().to_string(),
+                "locationId": location,
+            })))
+        }
+        core_inv::InventoryError::ReleaseExceedsReserved { reserved, .. } => {
+            StoreError::from(f.with_details(serde_json::json!({
+                "reserved": reserved.normalize().to_string(),
+                "locationId": location,
+            })))
+        }
+        _ => StoreError::from(f),
+    }
+}
+
 /// Posts `movement` of `item` at `location` (its balance locked already): the ledger row, the
-/// balance and the cost. Returns the ledger row.
-#[allow(clippy::too_many_arguments)]
-async fn post_locked(
+/// balance and the cost. Returns the ledger row and the balance after it.
+pub(crate) async fn post_locked(
     tx: &mut TenantTx,
     item: PricebookItemId,
     initial_cost: Money,
     location: &Location,
     balance: Balance,
     movement: Movement,
-    counterpart_id: Option<uuid::Uuid>,
-    reason: Option<&Reason>,
-) -> Result<LedgerEntry, StoreError> {
-    let next = core_inv::post(&balance, &movement, location.allow_negative).map_err(|e| {
-        let f = Failure::new(
-            if e.code() == "INSUFFICIENT_STOCK" {
-                FailureKind::RuleViolation
-            } else {
-                FailureKind::Validation
-            },
-            e.code(),
-            e.to_string(),
-        );
-        match e {
-            core_inv::InventoryError::InsufficientStock { available, .. } => {
-                StoreError::from(f.with_details(serde_json::json!({
-                    "available": available.normalize().to_string(),
-                    "locationId": location.id,
-                })))
-            }
-            _ => StoreError::from(f),
-        }
-    })?;
+    links: Links<'_>,
+) -> Result<(LedgerEntry, Balance), StoreError> {
+    let next = core_inv::post(&balance, &movement, location.allow_negative)
+        .map_err(|e| inventory_failure(e, location.id))?;
     let cost = lock_cost(tx, item, initial_cost).await?;
     let after = cost.after(&movement).map_err(|e| {
         StoreError::from(Failure::new(
@@ -547,10 +749,7 @@ async fn post_locked(
         Movement::Receipt { unit_cost, .. } => *unit_cost,
         _ => cost.average,
     };
-    let job_id = match &movement {
-        Movement::Consumption { job_id, .. } | Movement::Return { job_id, .. } => Some(*job_id),
-        _ => None,
-    };
+    let job_id = movement.job_id();
     let org = tx.org();
     let now = tx.now();
     let entry = LedgerEntry {
@@ -562,14 +761,18 @@ async fn post_locked(
         unit_cost,
         on_hand_after: next.on_hand,
         job_id,
-        counterpart_id,
-        reason: reason.map(|r| r.as_str().to_owned()),
+        counterpart_id: links.counterpart_id,
+        reason: links.reason.map(|r| r.as_str().to_owned()),
         actor_user_id: tx.actor().map(|a| a.as_uuid()),
         at: now,
+        reserved_delta: movement.reserved_delta(),
+        transfer_id: links.transfer_id,
+        purchase_order_id: links.purchase_order_id,
     };
     tx.execute(
         "INSERT INTO stock_ledger (organization_id, id, item_id, location_id, kind, delta, unit_cost, on_hand_after, \
-         job_id, counterpart_id, reason, actor_user_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         job_id, counterpart_id, reason, actor_user_id, at, reserved_delta, transfer_id, purchase_order_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         args![
             org,
             entry.id,
@@ -580,17 +783,27 @@ async fn post_locked(
             unit_cost.amount().to_string(),
             next.on_hand.to_string(),
             job_id.map(|j| j.as_uuid()),
-            counterpart_id,
+            entry.counterpart_id,
             entry.reason.as_deref(),
             entry.actor_user_id,
-            now
+            now,
+            entry.reserved_delta.to_string(),
+            entry.transfer_id.map(|t| t.as_uuid()),
+            entry.purchase_order_id.map(|p| p.as_uuid())
         ],
     )
     .await?;
     tx.execute(
-        "UPDATE stock_balances SET on_hand = $1, updated_at = $2 WHERE organization_id = $3 AND item_id = $4 \
-         AND location_id = $5",
-        args![next.on_hand.to_string(), now, org, item.as_uuid(), location.id.as_uuid()],
+        "UPDATE stock_balances SET on_hand = $1, reserved = $2, updated_at = $3 WHERE organization_id = $4 \
+         AND item_id = $5 AND location_id = $6",
+        args![
+            next.on_hand.to_string(),
+            next.reserved.to_string(),
+            now,
+            org,
+            item.as_uuid(),
+            location.id.as_uuid()
+        ],
     )
     .await?;
     tx.execute(
@@ -603,9 +816,79 @@ async fn post_locked(
         ],
     )
     .await?;
+    if let Some(job) = job_id
+        && !entry.reserved_delta.is_zero()
+    {
+        hold_for_job(tx, item, location.id, job, entry.reserved_delta).await?;
+    }
     tx.record_change("stock_entry", entry.id, 1, Operation::Created)
         .await?;
-    Ok(entry)
+    Ok((entry, next))
+}
+
+/// Keeps the job's reservation row the sum of its reservations and releases.
+async fn hold_for_job(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+    location: StockLocationId,
+    job: JobId,
+    change: Decimal,
+) -> Result<(), StoreError> {
+    let org = tx.org();
+    let now = tx.now();
+    let held = held_by_job(tx, item, location, job).await?;
+    let next = held + change;
+    if next.is_zero() {
+        tx.execute(
+            "DELETE FROM stock_reservations WHERE organization_id = $1 AND item_id = $2 AND location_id = $3 \
+             AND job_id = $4",
+            args![org, item.as_uuid(), location.as_uuid(), job.as_uuid()],
+        )
+        .await?;
+    } else {
+        tx.execute(
+            "INSERT INTO stock_reservations (organization_id, item_id, location_id, job_id, quantity, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (organization_id, item_id, location_id, job_id) \
+             DO UPDATE SET quantity = excluded.quantity, updated_at = excluded.updated_at",
+            args![
+                org,
+                item.as_uuid(),
+                location.as_uuid(),
+                job.as_uuid(),
+                next.to_string(),
+                now
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What `job` holds of `item` at `location` (read under the balance's lock).
+async fn held_by_job(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+    location: StockLocationId,
+    job: JobId,
+) -> Result<Decimal, StoreError> {
+    let org = tx.org();
+    tx.fetch_optional(
+        "SELECT quantity FROM stock_reservations WHERE organization_id = $1 AND item_id = $2 \
+         AND location_id = $3 AND job_id = $4",
+        args![org, item.as_uuid(), location.as_uuid(), job.as_uuid()],
+    )
+    .await?
+    .map(|r| decimal(&r, "quantity"))
+    .transpose()
+    .map(Option::unwrap_or_default)
+}
+
+fn posted(entries: Vec<LedgerEntry>) -> Posted {
+    Posted {
+        entries,
+        work: None,
+        transfer: None,
+    }
 }
 
 async fn receive(tx: &mut TenantTx, r: Receive) -> Result<Posted, StoreError> {
@@ -617,14 +900,34 @@ async fn receive(tx: &mut TenantTx, r: Receive) -> Result<Posted, StoreError> {
         quantity: r.quantity,
         unit_cost,
     };
-    let entry = post_locked(
-        tx, r.item_id, cost, &location, balance, movement, None, None,
+    let (entry, _) = post_locked(
+        tx,
+        r.item_id,
+        cost,
+        &location,
+        balance,
+        movement,
+        Links::default(),
     )
     .await?;
-    Ok(Posted {
-        entries: vec![entry],
-        work: None,
-    })
+    Ok(posted(vec![entry]))
+}
+
+/// Locks the balances of `item` at two locations in location order (see the module docs);
+/// returns them in the order asked.
+async fn lock_two(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+    a: StockLocationId,
+    b: StockLocationId,
+) -> Result<(Balance, Balance), StoreError> {
+    if a <= b {
+        let first = lock_balance(tx, item, a).await?;
+        Ok((first, lock_balance(tx, item, b).await?))
+    } else {
+        let second = lock_balance(tx, item, b).await?;
+        Ok((lock_balance(tx, item, a).await?, second))
+    }
 }
 
 async fn transfer(tx: &mut TenantTx, t: Transfer) -> Result<Posted, StoreError> {
@@ -639,20 +942,22 @@ async fn transfer(tx: &mut TenantTx, t: Transfer) -> Result<Posted, StoreError> 
         }])
         .into());
     }
-    // Both balances in location order, then the cost (see the module docs).
-    let (first, second) = if from.id <= to.id {
-        (from.id, to.id)
-    } else {
-        (to.id, from.id)
+    let (from_balance, to_balance) = lock_two(tx, t.item_id, from.id, to.id).await?;
+    let transfer = insert_transfer(
+        tx,
+        t.item_id,
+        from.id,
+        to.id,
+        t.quantity,
+        TransferStatus::InTransit,
+        None,
+    )
+    .await?;
+    let links = Links {
+        transfer_id: Some(transfer.id),
+        ..Links::default()
     };
-    let first_balance = lock_balance(tx, t.item_id, first).await?;
-    let second_balance = lock_balance(tx, t.item_id, second).await?;
-    let (from_balance, to_balance) = if first == from.id {
-        (first_balance, second_balance)
-    } else {
-        (second_balance, first_balance)
-    };
-    let out = post_locked(
+    let (out, _) = post_locked(
         tx,
         t.item_id,
         cost,
@@ -661,21 +966,46 @@ async fn transfer(tx: &mut TenantTx, t: Transfer) -> Result<Posted, StoreError> 
         Movement::TransferOut {
             quantity: t.quantity,
         },
-        None,
-        None,
+        links,
     )
     .await?;
-    let inward = post_locked(
+    if t.in_transit {
+        return Ok(Posted {
+            transfer: Some(transfer),
+            ..posted(vec![out])
+        });
+    }
+    let (out, inward) = arrive(tx, &transfer, cost, &to, to_balance, out).await?;
+    let transfer = set_transfer_status(tx, &transfer, TransferStatus::Received).await?;
+    Ok(Posted {
+        transfer: Some(transfer),
+        ..posted(vec![out, inward])
+    })
+}
+
+/// Posts a transfer's arrival at `to` and ties its two ledger rows together.
+async fn arrive(
+    tx: &mut TenantTx,
+    transfer: &StockTransfer,
+    cost: Money,
+    to: &Location,
+    to_balance: Balance,
+    out: LedgerEntry,
+) -> Result<(LedgerEntry, LedgerEntry), StoreError> {
+    let (inward, _) = post_locked(
         tx,
-        t.item_id,
+        transfer.item_id,
         cost,
-        &to,
+        to,
         to_balance,
         Movement::TransferIn {
-            quantity: t.quantity,
+            quantity: transfer.quantity,
         },
-        Some(out.id),
-        None,
+        Links {
+            counterpart_id: Some(out.id),
+            transfer_id: Some(transfer.id),
+            ..Links::default()
+        },
     )
     .await?;
     tx.execute(
@@ -687,10 +1017,224 @@ async fn transfer(tx: &mut TenantTx, t: Transfer) -> Result<Posted, StoreError> 
         counterpart_id: Some(inward.id),
         ..out
     };
-    Ok(Posted {
-        entries: vec![out, inward],
-        work: None,
+    Ok((out, inward))
+}
+
+pub(crate) async fn insert_transfer(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+    from: StockLocationId,
+    to: StockLocationId,
+    quantity: Quantity,
+    status: TransferStatus,
+    reorder_date: Option<chrono::NaiveDate>,
+) -> Result<StockTransfer, StoreError> {
+    let now = tx.now();
+    let transfer = StockTransfer {
+        id: StockTransferId::from_uuid(new_id()),
+        version: 1,
+        item_id: item,
+        from_location_id: from,
+        to_location_id: to,
+        quantity,
+        status,
+        reorder_date,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.execute(
+        "INSERT INTO stock_transfers (organization_id, id, version, item_id, from_location_id, to_location_id, \
+         quantity, status, reorder_date, created_at, updated_at) VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9)",
+        args![
+            tx.org(),
+            transfer.id.as_uuid(),
+            item.as_uuid(),
+            from.as_uuid(),
+            to.as_uuid(),
+            quantity.get().to_string(),
+            status.as_str(),
+            reorder_date,
+            now
+        ],
+    )
+    .await?;
+    tx.record_change(
+        "stock_transfer",
+        transfer.id.as_uuid(),
+        1,
+        Operation::Created,
+    )
+    .await?;
+    Ok(transfer)
+}
+
+async fn set_transfer_status(
+    tx: &mut TenantTx,
+    transfer: &StockTransfer,
+    status: TransferStatus,
+) -> Result<StockTransfer, StoreError> {
+    let now = tx.now();
+    let version = transfer.version + 1;
+    tx.execute(
+        "UPDATE stock_transfers SET status = $1, version = $2, updated_at = $3 WHERE organization_id = $4 AND id = $5",
+        args![status.as_str(), version, now, tx.org(), transfer.id.as_uuid()],
+    )
+    .await?;
+    tx.record_change(
+        "stock_transfer",
+        transfer.id.as_uuid(),
+        version,
+        Operation::Transitioned,
+    )
+    .await?;
+    Ok(StockTransfer {
+        status,
+        version,
+        updated_at: now,
+        ..transfer.clone()
     })
+}
+
+const TRANSFER_COLUMNS: &str = "id, version, item_id, from_location_id, to_location_id, quantity, status, \
+     reorder_date, created_at, updated_at";
+
+fn decode_transfer(row: &Row) -> Result<StockTransfer, StoreError> {
+    Ok(StockTransfer {
+        id: StockTransferId::from_uuid(row.get("id")?),
+        version: row.get("version")?,
+        item_id: PricebookItemId::from_uuid(row.get("item_id")?),
+        from_location_id: StockLocationId::from_uuid(row.get("from_location_id")?),
+        to_location_id: StockLocationId::from_uuid(row.get("to_location_id")?),
+        quantity: Quantity::parse(decimal(row, "quantity")?)
+            .map_err(|e| StoreError::Internal(format!("stored quantity: {}", e.message)))?,
+        status: TransferStatus::parse(&row.get::<String>("status")?)?,
+        reorder_date: row.get("reorder_date")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+async fn load_transfer(
+    tx: &mut TenantTx,
+    id: StockTransferId,
+) -> Result<StockTransfer, StoreError> {
+    let org = tx.org();
+    tx.fetch_optional(
+        &format!(
+            "SELECT {TRANSFER_COLUMNS} FROM stock_transfers WHERE organization_id = $1 AND id = $2{}",
+            tx.for_update()
+        ),
+        args![org, id.as_uuid()],
+    )
+    .await?
+    .map(|r| decode_transfer(&r))
+    .transpose()?
+    .ok_or_else(|| Failure::not_found("stock transfer").into())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TransferStep {
+    Send,
+    Receive,
+    Cancel,
+}
+
+/// A drafted transfer leaves (`Send`), one in transit arrives (`Receive`), or either is called
+/// off (`Cancel`: stock in transit goes back to its origin).
+async fn move_transfer(
+    tx: &mut TenantTx,
+    id: StockTransferId,
+    step: TransferStep,
+) -> Result<Posted, StoreError> {
+    let transfer = load_transfer(tx, id).await?;
+    let (_, cost) = stocked_item(tx, transfer.item_id).await?;
+    let from = load_location(tx, transfer.from_location_id).await?;
+    let to = load_location(tx, transfer.to_location_id).await?;
+    let (from_balance, to_balance) = lock_two(tx, transfer.item_id, from.id, to.id).await?;
+    let links = Links {
+        transfer_id: Some(transfer.id),
+        ..Links::default()
+    };
+    let (entries, status) = match (transfer.status, step) {
+        (TransferStatus::Draft, TransferStep::Send) => {
+            let (out, _) = post_locked(
+                tx,
+                transfer.item_id,
+                cost,
+                &from,
+                from_balance,
+                Movement::TransferOut {
+                    quantity: transfer.quantity,
+                },
+                links,
+            )
+            .await?;
+            (vec![out], TransferStatus::InTransit)
+        }
+        (TransferStatus::InTransit, TransferStep::Receive) => {
+            let out = transfer_out_entry(tx, transfer.id).await?;
+            let (out, inward) = arrive(tx, &transfer, cost, &to, to_balance, out).await?;
+            (vec![out, inward], TransferStatus::Received)
+        }
+        (TransferStatus::Draft, TransferStep::Cancel) => (Vec::new(), TransferStatus::Cancelled),
+        (TransferStatus::InTransit, TransferStep::Cancel) => {
+            // Back where it came from.
+            let (back, _) = post_locked(
+                tx,
+                transfer.item_id,
+                cost,
+                &from,
+                from_balance,
+                Movement::TransferIn {
+                    quantity: transfer.quantity,
+                },
+                links,
+            )
+            .await?;
+            (vec![back], TransferStatus::Cancelled)
+        }
+        (status, _) => {
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                "TRANSFER_STATE",
+                format!(
+                    "the transfer is {}; it cannot be {}",
+                    status.as_str(),
+                    match step {
+                        TransferStep::Send => "sent (only a draft is)",
+                        TransferStep::Receive => "received (only one in transit is)",
+                        TransferStep::Cancel => "cancelled (only a draft or one in transit is)",
+                    }
+                ),
+            )
+            .into());
+        }
+    };
+    let transfer = set_transfer_status(tx, &transfer, status).await?;
+    Ok(Posted {
+        transfer: Some(transfer),
+        ..posted(entries)
+    })
+}
+
+async fn transfer_out_entry(
+    tx: &mut TenantTx,
+    transfer: StockTransferId,
+) -> Result<LedgerEntry, StoreError> {
+    let currency = crate::directory::load_organization(tx, false)
+        .await?
+        .currency;
+    let org = tx.org();
+    let row = tx
+        .fetch_one(
+            &format!(
+                "SELECT {ENTRY_COLUMNS} FROM stock_ledger l WHERE l.organization_id = $1 AND l.transfer_id = $2 \
+                 AND l.kind = 'transfer_out' ORDER BY l.id DESC LIMIT 1"
+            ),
+            args![org, transfer.as_uuid()],
+        )
+        .await?;
+    decode_entry(&row, currency)
 }
 
 async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
@@ -703,79 +1247,106 @@ async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
     };
     if delta.is_zero() {
         // A count that confirms what is on hand changes nothing and writes no row.
-        return Ok(Posted {
-            entries: Vec::new(),
-            work: None,
-        });
+        return Ok(posted(Vec::new()));
     }
-    let entry = post_locked(
+    let (entry, _) = post_locked(
         tx,
         a.item_id,
         cost,
         &location,
         balance,
         Movement::Adjustment { delta },
-        None,
-        Some(&a.reason),
+        Links {
+            reason: Some(&a.reason),
+            ..Links::default()
+        },
     )
     .await?;
-    Ok(Posted {
-        entries: vec![entry],
-        work: None,
+    Ok(posted(vec![entry]))
+}
+
+/// The location a job's material comes from or goes back to: the one named, or the truck of
+/// the job's technician.
+async fn job_location(
+    tx: &mut TenantTx,
+    job: &hestami_core::job::Job,
+    named: Option<StockLocationId>,
+) -> Result<Location, StoreError> {
+    if let Some(id) = named {
+        return load_location(tx, id).await;
+    }
+    let Some(technician) = job.technician_id else {
+        return Err(failure(
+            "LOCATION_REQUIRED",
+            "the job has no technician whose truck to use; name the location",
+        ));
+    };
+    let org = tx.org();
+    tx.fetch_optional(
+        &format!(
+            "SELECT {LOCATION_COLUMNS} FROM stock_locations WHERE organization_id = $1 AND technician_id = $2"
+        ),
+        args![org, technician.as_uuid()],
+    )
+    .await?
+    .map(|r| decode_location(&r))
+    .transpose()?
+    .ok_or_else(|| {
+        failure(
+            "LOCATION_REQUIRED",
+            "the job's technician has no truck; name the location",
+        )
     })
+}
+
+fn item_line(item_id: PricebookItemId, quantity: Decimal) -> QuoteLine {
+    QuoteLine {
+        source: LineSource::Item {
+            item_id,
+            revision: None,
+            skill_level: None,
+            labor_time: None,
+        },
+        quantity,
+        description: None,
+    }
 }
 
 async fn record_usage(tx: &mut TenantTx, u: RecordUsage) -> Result<Posted, StoreError> {
     let (_, cost) = stocked_item(tx, u.item_id).await?;
     // The job first (locked; a closed job refuses), as every job change takes it.
     let job = super::job::load(tx, u.job_id, true).await?;
-    let location = match u.location_id {
-        Some(id) => load_location(tx, id).await?,
-        None => {
-            let Some(technician) = job.technician_id else {
-                return Err(failure(
-                    "LOCATION_REQUIRED",
-                    "the job has no technician whose truck to take it from; name the location",
-                ));
-            };
-            let org = tx.org();
-            tx.fetch_optional(
-                &format!(
-                    "SELECT {LOCATION_COLUMNS} FROM stock_locations WHERE organization_id = $1 AND technician_id = $2"
-                ),
-                args![org, technician.as_uuid()],
-            )
-            .await?
-            .map(|r| decode_location(&r))
-            .transpose()?
-            .ok_or_else(|| {
-                failure(
-                    "LOCATION_REQUIRED",
-                    "the job's technician has no truck; name the location",
-                )
-            })?
-        }
-    };
-    let line = QuoteLine {
-        source: LineSource::Item {
-            item_id: u.item_id,
-            revision: None,
-            skill_level: None,
-            labor_time: None,
-        },
-        quantity: u.quantity.get(),
-        description: None,
-    };
+    let location = job_location(tx, &job, u.location_id).await?;
     let work = super::job::record_actuals(
         tx,
         super::job::RecordActuals {
             job_id: job.id,
-            lines: vec![line],
+            lines: vec![item_line(u.item_id, u.quantity.get())],
         },
     )
     .await?;
-    let balance = lock_balance(tx, u.item_id, location.id).await?;
-    let entry = post_locked(
+    let mut balance = lock_balance(tx, u.item_id, location.id).await?;
+    let mut entries = Vec::with_capacity(2);
+    // What the job holds there is used first: released, then taken.
+    let held = held_by_job(tx, u.item_id, location.id, job.id).await?;
+    if let Ok(drawn) = Quantity::parse(held.min(u.quantity.get())) {
+        let (release, after) = post_locked(
+            tx,
+            u.item_id,
+            cost,
+            &location,
+            balance,
+            Movement::Release {
+                quantity: drawn,
+                job_id: job.id,
+            },
+            Links::default(),
+        )
+        .await?;
+        entries.push(release);
+        balance = after;
+    }
+    let (entry, _) = post_locked(
         tx,
         u.item_id,
         cost,
@@ -785,18 +1356,234 @@ async fn record_usage(tx: &mut TenantTx, u: RecordUsage) -> Result<Posted, Store
             quantity: u.quantity,
             job_id: job.id,
         },
-        None,
-        None,
+        Links::default(),
     )
     .await?;
+    entries.push(entry);
     Ok(Posted {
-        entries: vec![entry],
         work: Some(work),
+        ..posted(entries)
     })
 }
 
+/// What `job` has used of `item` and not returned, by the ledger.
+async fn used_by_job(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+    job: JobId,
+) -> Result<Decimal, StoreError> {
+    let org = tx.org();
+    let rows = tx
+        .fetch_all(
+            "SELECT delta FROM stock_ledger WHERE organization_id = $1 AND job_id = $2 AND item_id = $3 \
+             AND kind IN ('consumption', 'return')",
+            args![org, job.as_uuid(), item.as_uuid()],
+        )
+        .await?;
+    let mut used = Decimal::ZERO;
+    for row in &rows {
+        used -= decimal(row, "delta")?;
+    }
+    Ok(used)
+}
+
+async fn return_usage(tx: &mut TenantTx, u: ReturnUsage) -> Result<Posted, StoreError> {
+    let (_, cost) = stocked_item(tx, u.item_id).await?;
+    let job = super::job::load(tx, u.job_id, true).await?;
+    use hestami_core::job::JobStatus as S;
+    match job.status {
+        S::Closed | S::Cancelled => {
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                "JOB_CLOSED",
+                "the job is closed; nothing on it changes",
+            )
+            .into());
+        }
+        S::Invoiced | S::Paid => {
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                "JOB_INVOICED",
+                "the job's materials are invoiced: credit the invoice, then adjust the stock back in",
+            )
+            .into());
+        }
+        _ => {}
+    }
+    let used = used_by_job(tx, u.item_id, job.id).await?;
+    if u.quantity.get() > used {
+        return Err(failure(
+            "RETURN_EXCEEDS_USAGE",
+            format!(
+                "the job has used {} of the material and not returned it; {} cannot come back",
+                used.normalize(),
+                u.quantity.get()
+            ),
+        ));
+    }
+    let location = job_location(tx, &job, u.location_id).await?;
+    // Off the job's actuals, newest lines first, so the invoice bills what stayed.
+    let org = tx.org();
+    let rows = tx
+        .fetch_all(
+            "SELECT id, line, recorded_at, recorded_by FROM job_actuals WHERE organization_id = $1 \
+             AND job_id = $2 ORDER BY recorded_at DESC, id DESC",
+            args![org, job.id.as_uuid()],
+        )
+        .await?;
+    let mut left = u.quantity.get();
+    let mut changes = Vec::new();
+    for row in &rows {
+        if left.is_zero() {
+            break;
+        }
+        let mut line: QuoteLine = serde_json::from_str(&row.get::<String>("line")?)?;
+        let LineSource::Item { item_id, .. } = &line.source else {
+            continue;
+        };
+        if *item_id != u.item_id {
+            continue;
+        }
+        // The line goes; what stays of it is a new line in its place (same time, same author),
+        // so every change-feed entry names a version once.
+        let id: uuid::Uuid = row.get("id")?;
+        tx.execute(
+            "DELETE FROM job_actuals WHERE organization_id = $1 AND id = $2",
+            args![org, id],
+        )
+        .await?;
+        changes.push((id, 2, Operation::Deleted));
+        if line.quantity <= left {
+            left -= line.quantity;
+        } else {
+            line.quantity -= left;
+            left = Decimal::ZERO;
+            let kept = new_id();
+            tx.execute(
+                "INSERT INTO job_actuals (organization_id, id, job_id, line, recorded_at, recorded_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args![
+                    org,
+                    kept,
+                    job.id.as_uuid(),
+                    serde_json::to_string(&line)?,
+                    row.get::<DateTime<Utc>>("recorded_at")?,
+                    row.get::<Option<uuid::Uuid>>("recorded_by")?
+                ],
+            )
+            .await?;
+            changes.push((kept, 1, Operation::Created));
+        }
+    }
+    tx.record_changes("job_actual", &changes).await?;
+    let balance = lock_balance(tx, u.item_id, location.id).await?;
+    let (entry, _) = post_locked(
+        tx,
+        u.item_id,
+        cost,
+        &location,
+        balance,
+        Movement::Return {
+            quantity: u.quantity,
+            job_id: job.id,
+        },
+        Links::default(),
+    )
+    .await?;
+    let work = super::job::work_of(tx, job.id).await?;
+    Ok(Posted {
+        work: Some(work),
+        ..posted(vec![entry])
+    })
+}
+
+async fn reserve(tx: &mut TenantTx, h: Hold) -> Result<Posted, StoreError> {
+    let (_, cost) = stocked_item(tx, h.item_id).await?;
+    let job = super::job::load(tx, h.job_id, true).await?;
+    if matches!(
+        job.status,
+        hestami_core::job::JobStatus::Closed | hestami_core::job::JobStatus::Cancelled
+    ) {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "JOB_CLOSED",
+            "the job is closed; nothing is held for it",
+        )
+        .into());
+    }
+    let location = load_location(tx, h.location_id).await?;
+    let quantity = h.quantity.ok_or_else(|| {
+        StoreError::from(Failure::validation(vec![crate::error::FieldError {
+            field: "quantity".into(),
+            code: "required".into(),
+            message: "say how much to hold".into(),
+        }]))
+    })?;
+    let balance = lock_balance(tx, h.item_id, location.id).await?;
+    let (entry, _) = post_locked(
+        tx,
+        h.item_id,
+        cost,
+        &location,
+        balance,
+        Movement::Reservation {
+            quantity,
+            job_id: job.id,
+        },
+        Links::default(),
+    )
+    .await?;
+    Ok(posted(vec![entry]))
+}
+
+async fn release(tx: &mut TenantTx, h: Hold) -> Result<Posted, StoreError> {
+    let (_, cost) = stocked_item(tx, h.item_id).await?;
+    super::job::load(tx, h.job_id, false).await?;
+    let location = load_location(tx, h.location_id).await?;
+    let balance = lock_balance(tx, h.item_id, location.id).await?;
+    let held = held_by_job(tx, h.item_id, location.id, h.job_id).await?;
+    let quantity = match h.quantity {
+        Some(q) => q,
+        None => match Quantity::parse(held) {
+            Ok(q) => q,
+            // Nothing held: nothing to let go.
+            Err(_) => return Ok(posted(Vec::new())),
+        },
+    };
+    if quantity.get() > held {
+        return Err(Failure::new(
+            FailureKind::RuleViolation,
+            "RELEASE_EXCEEDS_RESERVED",
+            format!(
+                "the job holds {} here; {} cannot be released",
+                held.normalize(),
+                quantity.get()
+            ),
+        )
+        .with_details(serde_json::json!({
+            "reserved": held.normalize().to_string(),
+            "locationId": location.id,
+        }))
+        .into());
+    }
+    let (entry, _) = post_locked(
+        tx,
+        h.item_id,
+        cost,
+        &location,
+        balance,
+        Movement::Release {
+            quantity,
+            job_id: h.job_id,
+        },
+        Links::default(),
+    )
+    .await?;
+    Ok(posted(vec![entry]))
+}
+
 const ENTRY_COLUMNS: &str = "l.id, l.item_id, l.location_id, l.kind, l.delta, l.unit_cost, l.on_hand_after, \
-     l.job_id, l.counterpart_id, l.reason, l.actor_user_id, l.at";
+     l.job_id, l.counterpart_id, l.reason, l.actor_user_id, l.at, l.reserved_delta, l.transfer_id, l.purchase_order_id";
 
 fn decode_entry(
     row: &Row,
@@ -817,6 +1604,13 @@ fn decode_entry(
         reason: row.get("reason")?,
         actor_user_id: row.get("actor_user_id")?,
         at: row.get("at")?,
+        reserved_delta: decimal(row, "reserved_delta")?,
+        transfer_id: row
+            .get::<Option<uuid::Uuid>>("transfer_id")?
+            .map(StockTransferId::from_uuid),
+        purchase_order_id: row
+            .get::<Option<uuid::Uuid>>("purchase_order_id")?
+            .map(PurchaseOrderId::from_uuid),
     })
 }
 
@@ -827,6 +1621,48 @@ pub struct StockFilter {
     pub item_id: Option<PricebookItemId>,
     /// Only this location.
     pub location_id: Option<StockLocationId>,
+    /// Only warehouses, or only trucks.
+    pub location_kind: Option<LocationKind>,
+    /// Only this technician's truck.
+    pub technician_id: Option<TechnicianId>,
+}
+
+/// Stock on its way between two locations, at the average cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InTransit {
+    /// The transfers in transit.
+    pub transfers: Vec<StockTransfer>,
+    /// Their value at the average cost, rounded.
+    pub value: Money,
+}
+
+/// A job's materials from stock: each consumption and return, at the cost it moved at, beside
+/// the price its actuals bill.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobUsage {
+    /// The job.
+    pub job_id: JobId,
+    /// The ledger rows (consumptions and returns), oldest first.
+    pub entries: Vec<LedgerEntry>,
+    /// Per material: used less returned, its cost at the moving average, and the price billed.
+    pub items: Vec<JobUsageItem>,
+    /// The materials' cost, rounded.
+    pub cost: Money,
+}
+
+/// One material of [`JobUsage`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobUsageItem {
+    /// The material.
+    pub item_id: PricebookItemId,
+    /// Used less returned.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    /// What it cost at the averages it left at, rounded.
+    pub cost: Money,
 }
 
 impl Services {
@@ -860,15 +1696,20 @@ impl Services {
                 let org = tx.org();
                 let rows = tx
                     .fetch_all(
-                        "SELECT b.item_id, i.name, b.location_id, b.on_hand, c.average FROM stock_balances b \
+                        "SELECT b.item_id, i.name, b.location_id, l.name AS location_name, l.kind, l.technician_id, \
+                         b.on_hand, b.reserved, c.average FROM stock_balances b \
                          JOIN stock_costs c ON c.organization_id = b.organization_id AND c.item_id = b.item_id \
                          JOIN pricebook_items i ON i.organization_id = b.organization_id AND i.id = b.item_id \
+                         JOIN stock_locations l ON l.organization_id = b.organization_id AND l.id = b.location_id \
                          WHERE b.organization_id = $1 AND ($2 IS NULL OR b.item_id = $2) \
-                         AND ($3 IS NULL OR b.location_id = $3) ORDER BY b.item_id, b.location_id",
+                         AND ($3 IS NULL OR b.location_id = $3) AND ($4 IS NULL OR l.kind = $4) \
+                         AND ($5 IS NULL OR l.technician_id = $5) ORDER BY b.item_id, b.location_id",
                         args![
                             org,
                             filter.item_id.map(|i| i.as_uuid()),
-                            filter.location_id.map(|l| l.as_uuid())
+                            filter.location_id.map(|l| l.as_uuid()),
+                            filter.location_kind.map(LocationKind::as_str),
+                            filter.technician_id.map(|t| t.as_uuid())
                         ],
                     )
                     .await?;
@@ -880,7 +1721,17 @@ impl Services {
                             item_id: PricebookItemId::from_uuid(r.get("item_id")?),
                             item_name: r.get("name")?,
                             location_id: StockLocationId::from_uuid(r.get("location_id")?),
+                            location_name: r.get("location_name")?,
+                            location_kind: if r.get::<String>("kind")? == "truck" {
+                                LocationKind::Truck
+                            } else {
+                                LocationKind::Warehouse
+                            },
+                            technician_id: r
+                                .get::<Option<uuid::Uuid>>("technician_id")?
+                                .map(TechnicianId::from_uuid),
                             on_hand,
+                            reserved: decimal(r, "reserved")?,
                             average_cost: average,
                             value: Money::new(on_hand * average.amount(), currency).round(),
                         })
@@ -926,6 +1777,133 @@ impl Services {
                     .map(|r| decode_entry(r, currency))
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 Ok(page.page(items, |e| e.id))
+            })
+        })
+        .await
+    }
+
+    /// `inventory/v1/transfers`: transfers (in a status, or all), newest first, paged.
+    pub async fn inventory_transfers(
+        &self,
+        caller: &Caller,
+        status: Option<TransferStatus>,
+        page: PageRequest,
+    ) -> Result<Page<StockTransfer>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        &format!(
+                            "SELECT {TRANSFER_COLUMNS} FROM stock_transfers WHERE organization_id = $1 \
+                             AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+                        ),
+                        args![
+                            org,
+                            status.map(TransferStatus::as_str),
+                            page.after,
+                            i64::from(page.limit) + 1
+                        ],
+                    )
+                    .await?;
+                let items = rows
+                    .iter()
+                    .map(decode_transfer)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Ok(page.page(items, |t| t.id.as_uuid()))
+            })
+        })
+        .await
+    }
+
+    /// The stock in transit (of one material, or all) and its value (part of the valuation).
+    pub async fn inventory_in_transit(
+        &self,
+        caller: &Caller,
+        item_id: Option<PricebookItemId>,
+    ) -> Result<InTransit, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let currency = crate::directory::load_organization(tx, false).await?.currency;
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        "SELECT t.id, t.version, t.item_id, t.from_location_id, t.to_location_id, t.quantity, t.status, \
+                         t.reorder_date, t.created_at, t.updated_at, c.average FROM stock_transfers t \
+                         JOIN stock_costs c ON c.organization_id = t.organization_id AND c.item_id = t.item_id \
+                         WHERE t.organization_id = $1 AND t.status = 'in_transit' AND ($2 IS NULL OR t.item_id = $2) \
+                         ORDER BY t.id",
+                        args![org, item_id.map(|i| i.as_uuid())],
+                    )
+                    .await?;
+                let mut value = Decimal::ZERO;
+                let mut transfers = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let t = decode_transfer(row)?;
+                    value += t.quantity.get() * decimal(row, "average")?;
+                    transfers.push(t);
+                }
+                Ok(InTransit {
+                    transfers,
+                    value: Money::new(value, currency).round(),
+                })
+            })
+        })
+        .await
+    }
+
+    /// `inventory/v1/jobUsage`: what a job took from stock and gave back, at cost.
+    pub async fn inventory_job_usage(
+        &self,
+        caller: &Caller,
+        job_id: JobId,
+    ) -> Result<JobUsage, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let currency = crate::directory::load_organization(tx, false).await?.currency;
+                super::job::load(tx, job_id, false).await?;
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        &format!(
+                            "SELECT {ENTRY_COLUMNS} FROM stock_ledger l WHERE l.organization_id = $1 AND l.job_id = $2 \
+                             AND l.kind IN ('consumption', 'return') ORDER BY l.id"
+                        ),
+                        args![org, job_id.as_uuid()],
+                    )
+                    .await?;
+                let entries = rows
+                    .iter()
+                    .map(|r| decode_entry(r, currency))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let mut items: Vec<JobUsageItem> = Vec::new();
+                let mut cost = Decimal::ZERO;
+                for e in &entries {
+                    // Used is positive: a consumption's delta is negative.
+                    let quantity = -e.delta;
+                    let line_cost = quantity * e.unit_cost.amount();
+                    cost += line_cost;
+                    match items.iter_mut().find(|i| i.item_id == e.item_id) {
+                        Some(i) => {
+                            i.quantity += quantity;
+                            i.cost = Money::new(i.cost.amount() + line_cost, currency);
+                        }
+                        None => items.push(JobUsageItem {
+                            item_id: e.item_id,
+                            quantity,
+                            cost: Money::new(line_cost, currency),
+                        }),
+                    }
+                }
+                for i in &mut items {
+                    i.cost = i.cost.round();
+                }
+                Ok(JobUsage {
+                    job_id,
+                    entries,
+                    items,
+                    cost: Money::new(cost, currency).round(),
+                })
             })
         })
         .await

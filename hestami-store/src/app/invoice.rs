@@ -713,7 +713,7 @@ async fn price_at(tx: &mut TenantTx, invoice: &Invoice) -> Result<PriceAt, Store
 
 /// The next value of one of the organization's gapless sequences (`invoice_sequences`,
 /// `credit_note_sequences`), taken in the caller's transaction.
-async fn next_in(tx: &mut TenantTx, table: &'static str) -> Result<u64, StoreError> {
+pub(crate) async fn next_in(tx: &mut TenantTx, table: &'static str) -> Result<u64, StoreError> {
     let org = tx.org();
     let row = tx
         .fetch_one(

@@ -39,6 +39,7 @@ pub mod org;
 pub mod payments;
 pub mod pricebook;
 pub mod pricebook_import;
+pub mod procurement;
 mod scope;
 pub mod sync;
 pub mod technician;
@@ -261,6 +262,7 @@ pub fn register_all_with(
         .register(webhooks::WORKFLOW, webhooks::run)
         .register(members::WORKFLOW, members::run)
         .register(inventory::WORKFLOW, inventory::run)
+        .register(procurement::WORKFLOW, procurement::run)
 }
 
 impl Services {

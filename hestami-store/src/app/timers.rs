@@ -3,8 +3,9 @@
 //!
 //! Two kinds exist:
 //!
-//! - **daily scans**, one row per organization and scan ([`DAILY`]): the compliance expiry scan
-//!   and the invoice overdue scan, each due at 06:00 in the organization's time zone;
+//! - **daily scans**, one row per organization and scan ([`DAILY`]): the compliance expiry scan,
+//!   the invoice overdue scan and the inventory reorder pass, each due at 06:00 in the
+//!   organization's time zone;
 //! - **one-shot timers**, set and removed by the workflow that owns them, in the same
 //!   transaction as the change that made them due or moot: an estimate's expiry at its
 //!   `validUntil` (`estimate_expiry/<id>`), a job's SLA deadline (`job_sla/<id>`, set when the
@@ -31,7 +32,7 @@ use super::delivery::OUTBOX_TIMER_PREFIX;
 use super::estimate::{EXPIRY_TIMER_PREFIX, EstimateCommandInput, ExpireEstimate};
 use super::invoice::{InvoiceCommandInput, OVERDUE_TIMER, OverdueScan};
 use super::webhooks::WEBHOOK_TIMER_PREFIX;
-use super::{Caller, Command, Request, Services, compliance_scan};
+use super::{Caller, Command, Request, Services, compliance_scan, procurement};
 use crate::db::{Backend, args};
 use crate::directory::load_organization;
 use crate::error::StoreError;
@@ -86,7 +87,11 @@ struct ClaimedTimer {
 }
 
 /// The daily timers every organization has.
-pub const DAILY: [&str; 2] = [compliance_scan::TIMER, OVERDUE_TIMER];
+pub const DAILY: [&str; 3] = [
+    compliance_scan::TIMER,
+    OVERDUE_TIMER,
+    procurement::REORDER_TIMER,
+];
 
 /// SQL for a row's `id` as the hyphenated text timer names use.
 fn uuid_text(backend: Backend) -> &'static str {
@@ -394,6 +399,11 @@ impl Services {
                 if timer == compliance_scan::TIMER {
                     let command = compliance_scan::ScanCommand { date };
                     self.fire_once(caller, compliance_scan::scan_key(date), command)
+                        .await?;
+                } else if timer == procurement::REORDER_TIMER {
+                    let command =
+                        procurement::ProcurementCommand::Reorder(procurement::ReorderPass { date });
+                    self.fire_once(caller, timer_key(&format!("{timer}/{date}")), command)
                         .await?;
                 } else {
                     let command = InvoiceCommandInput::OverdueScan(OverdueScan { date });
