@@ -17,6 +17,7 @@ both!(
     other_organizations_and_roles,
     a_purchase_order_from_the_supplier_to_the_invoice,
     special_orders_are_held_for_their_job,
+    serial_numbers_follow_each_unit_to_the_property,
 );
 
 /// A copper fitting at 3.333 a unit in the pricebook, a warehouse, and the fixture technician's
@@ -651,6 +652,205 @@ async fn special_orders_are_held_for_their_job(s: TestServer) {
     .assert_error(409, "PURCHASE_ORDER_STATE");
 }
 
+async fn serial_numbers_follow_each_unit_to_the_property(s: TestServer) {
+    let f = s.fixture().await;
+    let (_, warehouse, truck) = stockroom(&s, &f).await;
+    let heater = s
+        .mutate(
+            "pricebook/v1/createItem",
+            json!({ "name": "Water heater 50 gal",
+                    "details": { "kind": "material", "sku": "WH-50", "unit": "each", "cost": "600",
+                                 "pricing": { "rule": "explicit", "price": "1100" } } }),
+        )
+        .await;
+    let tracked = s
+        .mutate(
+            "inventory/v1/setTracking",
+            json!({ "itemId": heater["id"], "tracking": "serial" }),
+        )
+        .await;
+    assert_eq!(tracked["tracking"], "serial");
+    let receive = |quantity: &str, serials: Value| {
+        json!({ "idempotencyKey": key(), "itemId": heater["id"], "locationId": warehouse["id"],
+                "quantity": quantity, "serials": serials })
+    };
+    let received = s
+        .call(
+            "inventory/v1/receive",
+            receive("2", json!(["WH-1", "WH-2"])),
+        )
+        .await
+        .ok();
+    assert_eq!(received["entries"][0]["serials"], json!(["WH-1", "WH-2"]));
+    s.call("inventory/v1/receive", receive("1", json!(["WH-1"])))
+        .await
+        .assert_error(409, "SERIAL_EXISTS");
+    let uncounted = s
+        .call("inventory/v1/receive", receive("2", json!(["WH-3"])))
+        .await;
+    uncounted.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(uncounted.json["field_errors"][0]["field"], "serials");
+    s.call("inventory/v1/receive", receive("1", json!(["WH 3"])))
+        .await
+        .assert_error(400, "VALIDATION_FAILED");
+    s.call(
+        "inventory/v1/setTracking",
+        json!({ "idempotencyKey": key(), "itemId": heater["id"], "tracking": "none" }),
+    )
+    .await
+    .assert_error(409, "TRACKING_IN_USE");
+
+    // WH-2 rides to the truck; it is on the road until it arrives.
+    let moving = s
+        .mutate(
+            "inventory/v1/transfer",
+            json!({ "itemId": heater["id"], "fromLocationId": warehouse["id"], "toLocationId": truck["id"],
+                    "quantity": "1", "inTransit": true, "serials": ["WH-2"] }),
+        )
+        .await;
+    let where_is = |serial: &'static str| {
+        let (s, heater) = (&s, &heater);
+        async move {
+            let found = s
+                .call("inventory/v1/serials", json!({ "itemId": heater["id"] }))
+                .await
+                .ok();
+            found["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["serial"] == serial)
+                .cloned()
+                .unwrap()
+        }
+    };
+    assert_eq!(where_is("WH-2").await["status"], "in_transit");
+    s.mutate(
+        "inventory/v1/receiveTransfer",
+        json!({ "transferId": moving["transfer"]["id"] }),
+    )
+    .await;
+    let on_truck = where_is("WH-2").await;
+    assert_eq!(
+        (&on_truck["status"], &on_truck["locationId"]),
+        (&json!("in_stock"), &truck["id"])
+    );
+
+    // Installed on the job from the truck: WH-1 is not there; WH-2 is, and follows the job to
+    // the property.
+    let job = s.job(&f).await;
+    s.schedule_and_assign(&job, &f.tech).await;
+    let install = |serial: &str| {
+        json!({ "idempotencyKey": key(), "jobId": job["id"], "itemId": heater["id"], "quantity": "1",
+                "serials": [serial] })
+    };
+    let elsewhere = s.call("inventory/v1/recordUsage", install("WH-1")).await;
+    elsewhere.assert_error(422, "SERIAL_NOT_AVAILABLE");
+    assert_eq!(elsewhere.json["error"]["details"]["serial"], "WH-1");
+    s.call("inventory/v1/recordUsage", install("WH-2"))
+        .await
+        .ok();
+    let installed = s
+        .call(
+            "inventory/v1/serials",
+            json!({ "propertyId": job["propertyId"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &installed["items"][0]["serial"],
+            &installed["items"][0]["status"],
+            &installed["items"][0]["jobId"]
+        ),
+        (&json!("WH-2"), &json!("used"), &job["id"])
+    );
+    // Taken back out: in stock on the truck again.
+    s.mutate(
+        "inventory/v1/returnUsage",
+        json!({ "jobId": job["id"], "itemId": heater["id"], "quantity": "1", "serials": ["WH-2"] }),
+    )
+    .await;
+    assert_eq!(where_is("WH-2").await["status"], "in_stock");
+
+    // Serial-tracked stock is adjusted by its serials, never counted.
+    s.call(
+        "inventory/v1/adjust",
+        json!({ "idempotencyKey": key(), "itemId": heater["id"], "locationId": warehouse["id"],
+                "mode": "count", "quantity": "0", "reason": "cycle count" }),
+    )
+    .await
+    .assert_error(400, "VALIDATION_FAILED");
+    s.mutate(
+        "inventory/v1/adjust",
+        json!({ "itemId": heater["id"], "locationId": warehouse["id"], "quantity": "-1",
+                "reason": "dropped off the lift", "serials": ["WH-1"] }),
+    )
+    .await;
+    assert_eq!(where_is("WH-1").await["status"], "removed");
+
+    // A purchase order's receipt names its serials too.
+    let supplier = supplier_of(&s, &heater).await;
+    let order = s
+        .mutate(
+            "inventory/v1/createPurchaseOrder",
+            json!({ "supplierId": supplier["id"], "locationId": warehouse["id"],
+                    "lines": [{ "itemId": heater["id"], "quantity": "1" }] }),
+        )
+        .await;
+    s.mutate(
+        "inventory/v1/submitPurchaseOrder",
+        json!({ "purchaseOrderId": order["id"] }),
+    )
+    .await;
+    let bare = s
+        .call(
+            "inventory/v1/receivePurchaseOrder",
+            json!({ "idempotencyKey": key(), "purchaseOrderId": order["id"],
+                    "lines": [{ "line": 1, "quantity": "1" }] }),
+        )
+        .await;
+    bare.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(bare.json["field_errors"][0]["field"], "lines[0].serials");
+    s.mutate(
+        "inventory/v1/receivePurchaseOrder",
+        json!({ "purchaseOrderId": order["id"], "lines": [{ "line": 1, "quantity": "1", "serials": ["WH-3"] }] }),
+    )
+    .await;
+    assert_eq!(where_is("WH-3").await["locationId"], warehouse["id"]);
+
+    // Lots: named on receipt, carried on the ledger.
+    let fittings = s
+        .mutate(
+            "pricebook/v1/createItem",
+            json!({ "name": "PEX fitting", "details": { "kind": "material", "sku": "PX-1", "unit": "each",
+                    "cost": "0.80", "pricing": { "rule": "explicit", "price": "2.00" } } }),
+        )
+        .await;
+    s.mutate(
+        "inventory/v1/setTracking",
+        json!({ "itemId": fittings["id"], "tracking": "lot" }),
+    )
+    .await;
+    let unlotted = s
+        .call(
+            "inventory/v1/receive",
+            json!({ "idempotencyKey": key(), "itemId": fittings["id"], "locationId": warehouse["id"],
+                    "quantity": "100" }),
+        )
+        .await;
+    unlotted.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(unlotted.json["field_errors"][0]["field"], "lot");
+    let lot = s
+        .mutate(
+            "inventory/v1/receive",
+            json!({ "itemId": fittings["id"], "locationId": warehouse["id"], "quantity": "100",
+                    "lot": "L-2026-48" }),
+        )
+        .await;
+    assert_eq!(lot["entries"][0]["lot"], "L-2026-48");
+}
+
 async fn other_organizations_and_roles(s: TestServer) {
     let f = s.fixture().await;
     let (item, warehouse, truck) = stockroom(&s, &f).await;
@@ -706,6 +906,11 @@ async fn other_organizations_and_roles(s: TestServer) {
             json!({ "idempotencyKey": key(), "transferId": transfer }),
         ),
         ("inventory/v1/jobUsage", json!({ "jobId": job["id"] })),
+        (
+            "inventory/v1/setTracking",
+            json!({ "idempotencyKey": key(), "itemId": item["id"], "tracking": "serial" }),
+        ),
+        ("inventory/v1/serials", json!({ "itemId": item["id"] })),
         (
             "inventory/v1/setSupplierItem",
             json!({ "idempotencyKey": key(), "supplierId": supplier["id"], "itemId": item["id"] }),

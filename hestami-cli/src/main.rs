@@ -17,6 +17,7 @@ use hestami_store::engine::EngineConfig;
 use hestami_store::{Backend, Store, StoreOptions, derive_app_url, redact};
 
 mod demo;
+mod inventory;
 mod mcp;
 mod pricebook;
 mod route;
@@ -187,6 +188,11 @@ enum Command {
         #[command(subcommand)]
         command: pricebook::PricebookCommand,
     },
+    /// Inventory: export the stock or its valuation as CSV.
+    Inventory {
+        #[command(subcommand)]
+        command: inventory::InventoryCommand,
+    },
     /// Route optimisation: solve a vehicle-routing instance file.
     Route {
         #[command(subcommand)]
@@ -328,6 +334,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Mcp(args) => mcp::run(args).await,
         Command::Demo => demo::run().await,
         Command::Pricebook { command } => pricebook::run(command).await,
+        Command::Inventory { command } => inventory::run(command).await,
         // The solve is CPU-bound: keep it off the runtime's worker threads.
         Command::Route { command } => tokio::task::block_in_place(|| route::run(command)),
     }

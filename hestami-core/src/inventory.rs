@@ -43,6 +43,8 @@ pub const QUANTITY_SCALE: u32 = 4;
 pub const MAX_QUANTITY: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
 /// The decimal places an average cost is kept to.
 pub const COST_SCALE: u32 = 6;
+/// The most serial numbers one movement names.
+pub const MAX_SERIALS: usize = 1000;
 
 /// A quantity moved: more than 0, at most [`MAX_QUANTITY`], at most [`QUANTITY_SCALE`] places.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -305,6 +307,183 @@ pub fn post(
         });
     }
     Ok(next)
+}
+
+/// How a material's units are told apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tracking {
+    /// They are not: a quantity is all there is.
+    #[default]
+    None,
+    /// Each unit has its own serial number (a water heater), which follows it from receipt to
+    /// the job and the property it is installed at.
+    Serial,
+    /// Units arrive in lots (a batch of fittings); a receipt names its lot, and the movements
+    /// after it may, so a recall finds the jobs.
+    Lot,
+}
+
+impl Tracking {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Serial => "serial",
+            Self::Lot => "lot",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::None, Self::Serial, Self::Lot]
+            .into_iter()
+            .find(|t| t.as_str() == raw)
+    }
+}
+
+/// A serial or lot number: 1 to 64 characters, letters, digits and `._/-`, starting with a
+/// letter or digit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TrackingCode(String);
+
+impl TrackingCode {
+    /// The pattern a code matches.
+    pub const PATTERN: &'static str = "^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$";
+
+    /// Accepts a code of the documented shape.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(Invalid::new(
+                "invalid",
+                "a serial or lot number is 1 to 64 letters, digits and ._/-, starting with a letter or digit",
+            ))
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TrackingCode {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value).map_err(|e| e.message)
+    }
+}
+
+impl From<TrackingCode> for String {
+    fn from(c: TrackingCode) -> Self {
+        c.0
+    }
+}
+
+/// What a movement says of the units it moves.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Units {
+    /// The serial numbers of the units (a serial-tracked material: one per unit).
+    #[serde(default)]
+    pub serials: Vec<TrackingCode>,
+    /// The lot (a lot-tracked material).
+    #[serde(default)]
+    pub lot: Option<TrackingCode>,
+}
+
+/// Why a movement's units do not fit the material's tracking.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnitsError {
+    /// Serial numbers or a lot for a material that is not tracked that way.
+    #[error("the material is not tracked by {0}")]
+    NotTracked(&'static str),
+    /// A serial-tracked movement of a fraction of a unit.
+    #[error("a serial-tracked material moves in whole units")]
+    Fraction,
+    /// Not one serial per unit.
+    #[error("{quantity} units need {quantity} serial numbers; {given} were given")]
+    SerialCount {
+        /// The units moved.
+        quantity: Decimal,
+        /// The serials given.
+        given: usize,
+    },
+    /// A serial listed twice.
+    #[error("serial {0} is listed twice")]
+    Duplicate(String),
+    /// A receipt of a lot-tracked material without its lot.
+    #[error("a receipt of a lot-tracked material names its lot")]
+    LotRequired,
+}
+
+impl UnitsError {
+    /// The field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::NotTracked("lot") | Self::LotRequired => "lot",
+            Self::Fraction => "quantity",
+            _ => "serials",
+        }
+    }
+}
+
+/// Checks the units of a movement of `quantity` of a material tracked by `tracking`; a
+/// receipt (`inbound`) of a lot-tracked material must name its lot.
+pub fn check_units(
+    tracking: Tracking,
+    quantity: Decimal,
+    units: &Units,
+    inbound: bool,
+) -> Result<(), UnitsError> {
+    if tracking != Tracking::Serial && !units.serials.is_empty() {
+        return Err(UnitsError::NotTracked("serial"));
+    }
+    if tracking != Tracking::Lot && units.lot.is_some() {
+        return Err(UnitsError::NotTracked("lot"));
+    }
+    match tracking {
+        Tracking::None => Ok(()),
+        Tracking::Lot if inbound && units.lot.is_none() => Err(UnitsError::LotRequired),
+        Tracking::Lot => Ok(()),
+        Tracking::Serial => {
+            if !quantity.fract().is_zero() {
+                return Err(UnitsError::Fraction);
+            }
+            if units.serials.len() > MAX_SERIALS {
+                return Err(UnitsError::SerialCount {
+                    quantity: quantity.abs(),
+                    given: units.serials.len(),
+                });
+            }
+            if Decimal::from(units.serials.len()) != quantity.abs() {
+                return Err(UnitsError::SerialCount {
+                    quantity: quantity.abs(),
+                    given: units.serials.len(),
+                });
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for s in &units.serials {
+                if !seen.insert(s.as_str()) {
+                    return Err(UnitsError::Duplicate(s.as_str().to_owned()));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The organization-wide moving average cost of an item, and the stock it averages over.

@@ -409,6 +409,8 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("inventory/v1/cancelTransfer", OFFICE),
     ("inventory/v1/transfers", EVERYONE),
     ("inventory/v1/jobUsage", EVERYONE),
+    ("inventory/v1/setTracking", OFFICE),
+    ("inventory/v1/serials", EVERYONE),
     ("inventory/v1/createSupplier", OFFICE),
     ("inventory/v1/listSuppliers", OFFICE),
     ("inventory/v1/setSupplierItem", OFFICE),
@@ -687,6 +689,8 @@ mod tests {
             inventory/v1/cancelTransfer    owner admin dispatcher office
             inventory/v1/transfers         owner admin dispatcher office technician viewer
             inventory/v1/jobUsage          owner admin dispatcher office technician viewer
+            inventory/v1/setTracking       owner admin dispatcher office
+            inventory/v1/serials           owner admin dispatcher office technician viewer
             inventory/v1/createSupplier    owner admin dispatcher office
             inventory/v1/listSuppliers     owner admin dispatcher office
             inventory/v1/setSupplierItem   owner admin dispatcher office

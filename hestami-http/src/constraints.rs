@@ -255,6 +255,20 @@ fn schema_rule(schema: &str, field: &str) -> Option<Value> {
             json!({ "pattern": MONEY_PATTERN })
         }
         ("SetReorderPointInput", "min" | "max") => json!({ "pattern": REORDER_LEVEL_PATTERN }),
+        (
+            "ReceiveInput" | "TransferInput" | "AdjustInput" | "RecordUsageInput"
+            | "ReturnUsageInput" | "SendTransferInput" | "ReceiveLineInput",
+            "serials",
+        ) => json!({
+            "pattern": hestami_core::inventory::TrackingCode::PATTERN,
+            "uniqueItems": true,
+            "maxItems": hestami_core::inventory::MAX_SERIALS,
+        }),
+        (
+            "ReceiveInput" | "TransferInput" | "AdjustInput" | "RecordUsageInput"
+            | "ReturnUsageInput" | "SendTransferInput" | "ReceiveLineInput",
+            "lot",
+        ) => json!({ "pattern": hestami_core::inventory::TrackingCode::PATTERN }),
         ("ReceiveLineInput" | "BillLineInput", "line") => json!({ "minimum": 1 }),
         (
             "CreatePurchaseOrderInput" | "ReceivePurchaseOrderInput" | "RecordSupplierBillInput",

@@ -148,6 +148,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "purchase_orders",
     "purchase_order_lines",
     "supplier_bills",
+    "stock_items",
+    "stock_serials",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before

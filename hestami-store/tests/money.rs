@@ -512,6 +512,103 @@ async fn stock_movements_crashing_post_once(fx: Fixture) {
     ] {
         crashed_and_recovered(&fx, c, command).await;
     }
+    // The reorder pass drafts B's replenishment from A; sent and received, each once.
+    crashed_and_recovered(
+        &fx,
+        c,
+        p(
+            "inventory/v1/setReorderPoint",
+            json!({ "itemId": item.id, "locationId": b["id"], "level": { "min": "10", "max": "12" },
+                    "sourceLocationId": a["id"] }),
+        ),
+    )
+    .await;
+    let today = chrono::Utc::now().date_naive();
+    let report = crashed_and_recovered(
+        &fx,
+        c,
+        P::Reorder(hestami_store::app::procurement::ReorderPass { date: today }),
+    )
+    .await;
+    assert_eq!(report["transfers"].as_array().map(Vec::len), Some(1));
+    for procedure in ["inventory/v1/sendTransfer", "inventory/v1/receiveTransfer"] {
+        crashed_and_recovered(
+            &fx,
+            c,
+            v(procedure, json!({ "transferId": report["transfers"][0] })),
+        )
+        .await;
+    }
+    // A serial-tracked material: tracked, received, sent off and called back, each once.
+    let heater: hestami_core::pricebook::PricebookItem = ok(
+        &s,
+        c,
+        hestami_store::app::pricebook::PricebookCommand::CreateItem(from_json(json!({
+            "name": "Water heater",
+            "details": { "kind": "material", "sku": "WH-50", "unit": "each", "cost": usd("600.00"),
+                         "pricing": { "rule": "explicit", "price": usd("1100.00") } }
+        }))),
+    )
+    .await;
+    for command in [
+        v(
+            "inventory/v1/setTracking",
+            json!({ "itemId": heater.id, "tracking": "serial" }),
+        ),
+        v(
+            "inventory/v1/receive",
+            json!({ "itemId": heater.id, "locationId": a["id"], "quantity": "2", "unitCost": null,
+                    "units": { "serials": ["WH-1", "WH-2"] } }),
+        ),
+    ] {
+        crashed_and_recovered(&fx, c, command).await;
+    }
+    let away = crashed_and_recovered(
+        &fx,
+        c,
+        v(
+            "inventory/v1/transfer",
+            json!({ "itemId": heater.id, "fromLocationId": a["id"], "toLocationId": b["id"], "quantity": "1",
+                    "inTransit": true, "units": { "serials": ["WH-2"] } }),
+        ),
+    )
+    .await;
+    crashed_and_recovered(
+        &fx,
+        c,
+        v(
+            "inventory/v1/cancelTransfer",
+            json!({ "transferId": away["transfer"]["id"] }),
+        ),
+    )
+    .await;
+    let units = s
+        .inventory_serials(
+            c,
+            hestami_store::app::inventory::SerialFilter {
+                item_id: Some(heater.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let placed: Vec<(String, &str)> = units
+        .iter()
+        .map(|u| (u.serial.as_str().to_owned(), u.status.as_str()))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("WH-1".to_owned(), "in_stock"),
+            ("WH-2".to_owned(), "in_stock")
+        ]
+    );
+    assert!(
+        units
+            .iter()
+            .all(|u| u.location_id.map(|l| l.to_string()) == a["id"].as_str().map(str::to_owned))
+    );
+
     let ledger = s
         .inventory_ledger(
             c,
@@ -535,7 +632,9 @@ async fn stock_movements_crashing_post_once(fx: Fixture) {
             "return",
             "transfer_out",
             "transfer_in",
-            "receipt"
+            "receipt",
+            "transfer_out",
+            "transfer_in"
         ]
     );
     let stock = s
@@ -546,7 +645,11 @@ async fn stock_movements_crashing_post_once(fx: Fixture) {
         .iter()
         .map(|l| l.on_hand.normalize().to_string())
         .collect();
-    assert_eq!(on_hand, ["7", "5"]);
+    assert_eq!(
+        on_hand,
+        ["0", "12", "2", "0"],
+        "A and B, then the heaters at A and B"
+    );
     let work = s.job_work(c, job.id).await.unwrap();
     assert_eq!(work.actuals.len(), 1, "the usage is on the actuals once");
     assert_eq!(work.actuals[0].quantity.to_string(), "1", "less the return");

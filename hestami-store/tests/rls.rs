@@ -198,6 +198,29 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
             serde_json::json!({ "procedure": procedure, "input": input }),
         )
     };
+    let heater: hestami_core::pricebook::PricebookItem = ok(
+        s,
+        c,
+        hestami_store::app::pricebook::PricebookCommand::CreateItem(from_json(serde_json::json!({
+            "name": "Water heater",
+            "details": { "kind": "material", "sku": "WH-50", "unit": "each", "cost": usd("600.00"),
+                         "pricing": { "rule": "explicit", "price": usd("1100.00") } }
+        }))),
+    )
+    .await;
+    for (procedure, input) in [
+        (
+            "inventory/v1/setTracking",
+            serde_json::json!({ "itemId": heater.id, "tracking": "serial" }),
+        ),
+        (
+            "inventory/v1/receive",
+            serde_json::json!({ "itemId": heater.id, "locationId": warehouse["id"], "quantity": "1",
+                                "unitCost": null, "units": { "serials": ["WH-0001"] } }),
+        ),
+    ] {
+        let _: serde_json::Value = ok(s, c, inventory(procedure, input)).await;
+    }
     let _: serde_json::Value = ok(
         s,
         c,
@@ -684,6 +707,16 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
              quantity, status, reorder_date, created_at, updated_at) \
              SELECT $1, $2, 1, $3, l.id, l.id, '1', 'draft', NULL, now(), now() FROM l",
             vec![t.org, fresh, t.item],
+        ),
+        "stock_items" => (
+            "INSERT INTO stock_items (organization_id, item_id, version, tracking, updated_at) \
+             VALUES ($1, $2, 1, 'none', now()) ON CONFLICT (organization_id, item_id) DO UPDATE SET version = stock_items.version",
+            vec![t.org, t.item],
+        ),
+        "stock_serials" => (
+            "INSERT INTO stock_serials (organization_id, item_id, serial, status, updated_at) \
+             VALUES ($1, $2, 'X-' || $3::text, 'removed', now())",
+            vec![t.org, t.item, fresh],
         ),
         "suppliers" => (
             "INSERT INTO suppliers (organization_id, id, version, name, payment_terms_days, created_at, updated_at) \

@@ -288,3 +288,63 @@ fn reservations_hold_available_stock() {
     let out = Movement::TransferOut { quantity: q("4") };
     assert_eq!(cost.after(&out).expect("a transfer"), cost);
 }
+
+fn code(raw: &str) -> TrackingCode {
+    TrackingCode::parse(raw).expect("a code")
+}
+
+/// Serial-tracked materials move in whole units, one distinct serial each; lots are named on
+/// receipt; an untracked material takes neither.
+#[test]
+fn units_fit_the_tracking() {
+    let serials = |codes: &[&str]| Units {
+        serials: codes.iter().map(|c| code(c)).collect(),
+        lot: None,
+    };
+    let d = |raw: &str| -> Decimal { raw.parse().expect("decimal") };
+    assert_eq!(
+        check_units(Tracking::Serial, d("2"), &serials(&["WH-1", "WH-2"]), true),
+        Ok(())
+    );
+    assert_eq!(
+        check_units(Tracking::Serial, d("-1"), &serials(&["WH-1"]), false),
+        Ok(()),
+        "a negative adjustment names what left"
+    );
+    assert_eq!(
+        check_units(Tracking::Serial, d("1.5"), &serials(&["WH-1"]), true),
+        Err(UnitsError::Fraction)
+    );
+    assert!(matches!(
+        check_units(Tracking::Serial, d("2"), &serials(&["WH-1"]), true),
+        Err(UnitsError::SerialCount { given: 1, .. })
+    ));
+    assert_eq!(
+        check_units(Tracking::Serial, d("2"), &serials(&["WH-1", "WH-1"]), true),
+        Err(UnitsError::Duplicate("WH-1".into()))
+    );
+    assert_eq!(
+        check_units(Tracking::None, d("1"), &serials(&["WH-1"]), true),
+        Err(UnitsError::NotTracked("serial"))
+    );
+    let lot = Units {
+        serials: vec![],
+        lot: Some(code("L-2026-11")),
+    };
+    assert_eq!(check_units(Tracking::Lot, d("40"), &lot, true), Ok(()));
+    assert_eq!(
+        check_units(Tracking::Lot, d("40"), &Units::default(), true),
+        Err(UnitsError::LotRequired)
+    );
+    assert_eq!(
+        check_units(Tracking::Lot, d("4"), &Units::default(), false),
+        Ok(())
+    );
+    assert_eq!(
+        check_units(Tracking::None, d("4"), &lot, false).map_err(|e| e.field()),
+        Err("lot")
+    );
+    for bad in ["", "-A", "a b", &"x".repeat(65)] {
+        assert!(TrackingCode::parse(bad).is_err(), "{bad:?}");
+    }
+}

@@ -7,14 +7,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use hestami_core::ids::{JobId, PricebookItemId, StockLocationId, StockTransferId, TechnicianId};
-use hestami_core::inventory::Quantity;
+use hestami_core::inventory::{Quantity, Tracking, TrackingCode, Units};
 use hestami_core::org::Currency;
 use hestami_core::text::{Name as Label, Reason};
 use hestami_store::app::PageRequest;
 use hestami_store::app::inventory::{
     Adjust, AdjustBy, Hold, InventoryCommand, JobUsage, LedgerEntry, Location, LocationKind,
-    NewLocation, Posted, Receive, RecordUsage, ReturnUsage, StockFilter, StockLevel, StockTransfer,
-    Transfer, TransferRef, TransferStatus,
+    NewLocation, Posted, Receive, RecordUsage, ReturnUsage, SerialFilter, SerialUnit, SetTracking,
+    StockFilter, StockLevel, StockTransfer, Transfer, TransferRef, TransferStatus,
 };
 
 use super::Empty;
@@ -75,6 +75,13 @@ pub struct ReceiveInput {
     /// What one unit cost, a decimal string (default: the pricebook's cost).
     #[serde(default)]
     pub unit_cost: Option<String>,
+    /// Serial numbers of the units, one per unit, for a serial-tracked material (whole
+    /// units); none otherwise.
+    #[serde(default)]
+    pub serials: Option<Vec<String>>,
+    /// The lot, for a lot-tracked material (required on receipt); none otherwise.
+    #[serde(default)]
+    pub lot: Option<String>,
 }
 
 /// `inventory/v1/transfer`: stock moves from one location to another, at once.
@@ -95,6 +102,13 @@ pub struct TransferInput {
     /// arrives at once).
     #[serde(default)]
     pub in_transit: Option<bool>,
+    /// Serial numbers of the units, one per unit, for a serial-tracked material (whole
+    /// units); none otherwise.
+    #[serde(default)]
+    pub serials: Option<Vec<String>>,
+    /// The lot, for a lot-tracked material (required on receipt); none otherwise.
+    #[serde(default)]
+    pub lot: Option<String>,
 }
 
 /// `inventory/v1/reserve`: hold available stock at a location for a job.
@@ -148,9 +162,16 @@ pub struct ReturnUsageInput {
     /// To where (default: the truck of the job's technician).
     #[serde(default)]
     pub location_id: Option<Uuid>,
+    /// Serial numbers of the units, one per unit, for a serial-tracked material (whole
+    /// units); none otherwise.
+    #[serde(default)]
+    pub serials: Option<Vec<String>>,
+    /// The lot, for a lot-tracked material (required on receipt); none otherwise.
+    #[serde(default)]
+    pub lot: Option<String>,
 }
 
-/// `inventory/v1/sendTransfer`, `receiveTransfer` and `cancelTransfer`.
+/// `inventory/v1/receiveTransfer` and `cancelTransfer`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TransferRefInput {
@@ -158,6 +179,103 @@ pub struct TransferRefInput {
     pub idempotency_key: Uuid,
     /// The transfer.
     pub transfer_id: Uuid,
+}
+
+/// `inventory/v1/sendTransfer`: a drafted transfer leaves, naming its units.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendTransferInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The transfer (a draft).
+    pub transfer_id: Uuid,
+    /// Serial numbers of the units, one per unit, for a serial-tracked material (whole
+    /// units); none otherwise.
+    #[serde(default)]
+    pub serials: Option<Vec<String>>,
+    /// The lot, for a lot-tracked material (required on receipt); none otherwise.
+    #[serde(default)]
+    pub lot: Option<String>,
+}
+
+/// How a material's units are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StockTrackingDto {
+    /// They are not.
+    None,
+    /// A serial number per unit.
+    Serial,
+    /// A lot per receipt.
+    Lot,
+}
+
+/// `inventory/v1/setTracking`: whether a material's units carry serial numbers or lots (only
+/// while none of it is on hand or in transit).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetTrackingInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// A material of the pricebook.
+    pub item_id: Uuid,
+    /// none, serial or lot.
+    pub tracking: StockTrackingDto,
+}
+
+/// A material's tracking.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockTrackingOutput {
+    /// The material.
+    pub item_id: Uuid,
+    /// none, serial or lot.
+    pub tracking: StockTrackingDto,
+}
+
+/// `inventory/v1/serials`: where serial-numbered units are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SerialsInput {
+    /// Only this material's.
+    #[serde(default)]
+    pub item_id: Option<Uuid>,
+    /// Only those used on this job.
+    #[serde(default)]
+    pub job_id: Option<Uuid>,
+    /// Only those installed at this property.
+    #[serde(default)]
+    pub property_id: Option<Uuid>,
+}
+
+/// A serial-numbered unit and where it is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SerialUnitDto {
+    /// The material.
+    pub item_id: Uuid,
+    /// Its serial number.
+    pub serial: String,
+    /// in_stock, in_transit, used or removed.
+    pub status: String,
+    /// Its location (in stock), or the one it left (in transit).
+    pub location_id: Option<Uuid>,
+    /// The job it was used on.
+    pub job_id: Option<Uuid>,
+    /// The property it was installed at.
+    pub property_id: Option<Uuid>,
+    /// The transfer carrying it.
+    pub transfer_id: Option<Uuid>,
+    /// When it last moved.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Serial-numbered units, by material and serial (at most 500).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SerialUnitList {
+    /// The units.
+    pub items: Vec<SerialUnitDto>,
 }
 
 /// Where a transfer is.
@@ -226,6 +344,13 @@ pub struct AdjustInput {
     pub quantity: String,
     /// Why: `cycle count`, `damaged`, `found`.
     pub reason: String,
+    /// Serial numbers of the units, one per unit, for a serial-tracked material (whole
+    /// units); none otherwise.
+    #[serde(default)]
+    pub serials: Option<Vec<String>>,
+    /// The lot, for a lot-tracked material (required on receipt); none otherwise.
+    #[serde(default)]
+    pub lot: Option<String>,
 }
 
 /// `inventory/v1/recordUsage`: a material used on a job, taken from stock and recorded on the
@@ -245,6 +370,13 @@ pub struct RecordUsageInput {
     /// From where (default: the truck of the job's technician).
     #[serde(default)]
     pub location_id: Option<Uuid>,
+    /// Serial numbers of the units, one per unit, for a serial-tracked material (whole
+    /// units); none otherwise.
+    #[serde(default)]
+    pub serials: Option<Vec<String>>,
+    /// The lot, for a lot-tracked material (required on receipt); none otherwise.
+    #[serde(default)]
+    pub lot: Option<String>,
 }
 
 /// `inventory/v1/stock`.
@@ -291,7 +423,9 @@ mutating!(
     ReserveInput,
     ReleaseInput,
     ReturnUsageInput,
-    TransferRefInput
+    TransferRefInput,
+    SendTransferInput,
+    SetTrackingInput
 );
 
 /// A stock location.
@@ -358,6 +492,10 @@ pub struct StockEntryDto {
     pub transfer_id: Option<Uuid>,
     /// The purchase order a receipt is against.
     pub purchase_order_id: Option<Uuid>,
+    /// The serial numbers of the units it moved.
+    pub serials: Vec<String>,
+    /// The lot it moved.
+    pub lot: Option<String>,
     /// Why, for an adjustment.
     pub reason: Option<String>,
     /// Who.
@@ -381,6 +519,8 @@ impl From<LedgerEntry> for StockEntryDto {
             counterpart_id: e.counterpart_id,
             transfer_id: e.transfer_id.map(|t| t.as_uuid()),
             purchase_order_id: e.purchase_order_id.map(|p| p.as_uuid()),
+            serials: e.serials.iter().map(|c| c.as_str().to_owned()).collect(),
+            lot: e.lot.map(String::from),
             reason: e.reason,
             actor_user_id: e.actor_user_id,
             at: e.at,
@@ -408,6 +548,10 @@ pub struct StockTransferDto {
     pub status: StockTransferStatusDto,
     /// The day of the reorder pass that drafted it.
     pub reorder_date: Option<chrono::NaiveDate>,
+    /// The serial numbers it carries.
+    pub serials: Vec<String>,
+    /// The lot it carries.
+    pub lot: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -425,6 +569,13 @@ impl From<StockTransfer> for StockTransferDto {
             quantity: t.quantity.get().normalize().to_string(),
             status: t.status.into(),
             reorder_date: t.reorder_date,
+            serials: t
+                .units
+                .serials
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            lot: t.units.lot.map(String::from),
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -608,6 +759,34 @@ pub struct StockLedgerPage {
     pub next_cursor: Option<String>,
 }
 
+/// The `serials` and `lot` of an input, each checked at its own field.
+pub(crate) fn units(
+    v: &mut Validator,
+    prefix: &str,
+    serials: &Option<Vec<String>>,
+    lot: &Option<String>,
+) -> Option<Units> {
+    let mut codes = Vec::new();
+    let mut ok = true;
+    for (i, raw) in serials.iter().flatten().enumerate() {
+        match v.check(&format!("{prefix}serials[{i}]"), TrackingCode::parse(raw)) {
+            Some(code) => codes.push(code),
+            None => ok = false,
+        }
+    }
+    let lot = match lot {
+        None => Some(None),
+        Some(raw) => v
+            .check(&format!("{prefix}lot"), TrackingCode::parse(raw))
+            .map(Some),
+    };
+    let lot = lot?;
+    ok.then_some(Units {
+        serials: codes,
+        lot,
+    })
+}
+
 fn quantity(v: &mut Validator, field: &str, raw: &str) -> Option<Quantity> {
     let parsed = decimal(raw).and_then(Quantity::parse);
     v.check(field, parsed)
@@ -635,11 +814,13 @@ fn convert_receive(i: ReceiveInput, currency: Currency) -> Result<InventoryComma
             None => Some(None),
             Some(raw) => money(v, "unitCost", raw, currency).map(Some),
         };
+        let units = units(v, "", &i.serials, &i.lot);
         Some(InventoryCommand::Receive(Receive {
             item_id: PricebookItemId::from_uuid(i.item_id),
             location_id: StockLocationId::from_uuid(i.location_id),
             quantity: q?,
             unit_cost: cost?,
+            units: units?,
         }))
     })
 }
@@ -647,12 +828,14 @@ fn convert_receive(i: ReceiveInput, currency: Currency) -> Result<InventoryComma
 fn convert_transfer(i: TransferInput) -> Result<InventoryCommand, ApiError> {
     validate(|v| {
         let q = quantity(v, "quantity", &i.quantity);
+        let units = units(v, "", &i.serials, &i.lot);
         Some(InventoryCommand::Transfer(Transfer {
             item_id: PricebookItemId::from_uuid(i.item_id),
             from_location_id: StockLocationId::from_uuid(i.from_location_id),
             to_location_id: StockLocationId::from_uuid(i.to_location_id),
             quantity: q?,
             in_transit: i.in_transit.unwrap_or(false),
+            units: units?,
         }))
     })
 }
@@ -687,11 +870,13 @@ fn convert_release(i: ReleaseInput) -> Result<InventoryCommand, ApiError> {
 fn convert_return_usage(i: ReturnUsageInput) -> Result<InventoryCommand, ApiError> {
     validate(|v| {
         let q = quantity(v, "quantity", &i.quantity);
+        let units = units(v, "", &i.serials, &i.lot);
         Some(InventoryCommand::ReturnUsage(ReturnUsage {
             job_id: JobId::from_uuid(i.job_id),
             item_id: PricebookItemId::from_uuid(i.item_id),
             quantity: q?,
             location_id: i.location_id.map(StockLocationId::from_uuid),
+            units: units?,
         }))
     })
 }
@@ -699,11 +884,74 @@ fn convert_return_usage(i: ReturnUsageInput) -> Result<InventoryCommand, ApiErro
 fn transfer_ref(i: &TransferRefInput) -> TransferRef {
     TransferRef {
         transfer_id: StockTransferId::from_uuid(i.transfer_id),
+        units: Units::default(),
     }
 }
 
-fn convert_send_transfer(i: TransferRefInput) -> Result<InventoryCommand, ApiError> {
-    Ok(InventoryCommand::SendTransfer(transfer_ref(&i)))
+fn convert_send_transfer(i: SendTransferInput) -> Result<InventoryCommand, ApiError> {
+    validate(|v| {
+        let units = units(v, "", &i.serials, &i.lot)?;
+        Some(InventoryCommand::SendTransfer(TransferRef {
+            transfer_id: StockTransferId::from_uuid(i.transfer_id),
+            units,
+        }))
+    })
+}
+
+fn tracking_dto(t: Tracking) -> StockTrackingDto {
+    match t {
+        Tracking::None => StockTrackingDto::None,
+        Tracking::Serial => StockTrackingDto::Serial,
+        Tracking::Lot => StockTrackingDto::Lot,
+    }
+}
+
+fn convert_set_tracking(i: SetTrackingInput) -> Result<InventoryCommand, ApiError> {
+    Ok(InventoryCommand::SetTracking(SetTracking {
+        item_id: PricebookItemId::from_uuid(i.item_id),
+        tracking: match i.tracking {
+            StockTrackingDto::None => Tracking::None,
+            StockTrackingDto::Serial => Tracking::Serial,
+            StockTrackingDto::Lot => Tracking::Lot,
+        },
+    }))
+}
+
+fn render_tracking(t: SetTracking) -> StockTrackingOutput {
+    StockTrackingOutput {
+        item_id: t.item_id.as_uuid(),
+        tracking: tracking_dto(t.tracking),
+    }
+}
+
+impl From<SerialUnit> for SerialUnitDto {
+    fn from(u: SerialUnit) -> Self {
+        Self {
+            item_id: u.item_id.as_uuid(),
+            serial: u.serial.as_str().to_owned(),
+            status: u.status.as_str().to_owned(),
+            location_id: u.location_id.map(|l| l.as_uuid()),
+            job_id: u.job_id.map(|j| j.as_uuid()),
+            property_id: u.property_id.map(|p| p.as_uuid()),
+            transfer_id: u.transfer_id.map(|t| t.as_uuid()),
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+async fn serials(ctx: Ctx, i: SerialsInput) -> Result<SerialUnitList, ApiError> {
+    let filter = SerialFilter {
+        item_id: i.item_id.map(PricebookItemId::from_uuid),
+        job_id: i.job_id.map(JobId::from_uuid),
+        property_id: i.property_id.map(hestami_core::ids::PropertyId::from_uuid),
+    };
+    let units = ctx
+        .services
+        .inventory_serials(ctx.caller()?, filter)
+        .await?;
+    Ok(SerialUnitList {
+        items: units.into_iter().map(Into::into).collect(),
+    })
 }
 
 fn convert_receive_transfer(i: TransferRefInput) -> Result<InventoryCommand, ApiError> {
@@ -744,8 +992,10 @@ fn convert_adjust(i: AdjustInput) -> Result<InventoryCommand, ApiError> {
             }),
         );
         let reason = v.check("reason", Reason::parse(&i.reason));
+        let units = units(v, "", &i.serials, &i.lot);
         let amount = amount?;
         Some(InventoryCommand::Adjust(Adjust {
+            units: units?,
             item_id: PricebookItemId::from_uuid(i.item_id),
             location_id: StockLocationId::from_uuid(i.location_id),
             by: match mode {
@@ -764,11 +1014,13 @@ fn convert_record_usage(i: RecordUsageInput) -> Result<InventoryCommand, ApiErro
             "quantity",
             super::money::positive_quantity(&i.quantity).and_then(Quantity::parse),
         );
+        let units = units(v, "", &i.serials, &i.lot);
         Some(InventoryCommand::RecordUsage(RecordUsage {
             job_id: JobId::from_uuid(i.job_id),
             item_id: PricebookItemId::from_uuid(i.item_id),
             quantity: q?,
             location_id: i.location_id.map(StockLocationId::from_uuid),
+            units: units?,
         }))
     })
 }
@@ -894,7 +1146,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "receive",
                 "Stock arrives at a location; its cost moves the material's average",
-                &["NOT_FOUND", "ITEM_NOT_STOCKED"],
+                &["NOT_FOUND", "ITEM_NOT_STOCKED", "SERIAL_EXISTS"],
             ),
             convert_receive,
             <StockPostedDto as From<Posted>>::from,
@@ -903,7 +1155,12 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "transfer",
                 "Move stock from one location to another, at once or through transit",
-                &["NOT_FOUND", "ITEM_NOT_STOCKED", "INSUFFICIENT_STOCK"],
+                &[
+                    "NOT_FOUND",
+                    "ITEM_NOT_STOCKED",
+                    "INSUFFICIENT_STOCK",
+                    "SERIAL_NOT_AVAILABLE",
+                ],
             ),
             convert_transfer,
             <StockPostedDto as From<Posted>>::from,
@@ -917,6 +1174,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "ITEM_NOT_STOCKED",
                     "INSUFFICIENT_STOCK",
                     "TRANSFER_STATE",
+                    "SERIAL_NOT_AVAILABLE",
                 ],
             ),
             convert_send_transfer,
@@ -926,7 +1184,12 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "receiveTransfer",
                 "A transfer in transit arrives at its destination",
-                &["NOT_FOUND", "ITEM_NOT_STOCKED", "TRANSFER_STATE"],
+                &[
+                    "NOT_FOUND",
+                    "ITEM_NOT_STOCKED",
+                    "TRANSFER_STATE",
+                    "SERIAL_NOT_AVAILABLE",
+                ],
             ),
             convert_receive_transfer,
             <StockPostedDto as From<Posted>>::from,
@@ -935,7 +1198,12 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "cancelTransfer",
                 "Call off a drafted transfer, or one in transit (its stock goes back to its origin)",
-                &["NOT_FOUND", "ITEM_NOT_STOCKED", "TRANSFER_STATE"],
+                &[
+                    "NOT_FOUND",
+                    "ITEM_NOT_STOCKED",
+                    "TRANSFER_STATE",
+                    "SERIAL_NOT_AVAILABLE",
+                ],
             ),
             convert_cancel_transfer,
             <StockPostedDto as From<Posted>>::from,
@@ -947,6 +1215,23 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 &[],
             ),
             transfers,
+        ),
+        mutation(
+            name(
+                "setTracking",
+                "Say whether a material's units carry serial numbers, lots, or neither",
+                &["NOT_FOUND", "ITEM_NOT_STOCKED", "TRACKING_IN_USE"],
+            ),
+            convert_set_tracking,
+            render_tracking,
+        ),
+        query(
+            name(
+                "serials",
+                "Serial-numbered units: where each is, or the job and property it was installed at",
+                &["NOT_FOUND"],
+            ),
+            serials,
         ),
         mutation(
             name(
@@ -975,7 +1260,13 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             name(
                 "adjust",
                 "Correct stock at a location, or post a cycle count's difference, with a reason",
-                &["NOT_FOUND", "ITEM_NOT_STOCKED", "INSUFFICIENT_STOCK"],
+                &[
+                    "NOT_FOUND",
+                    "ITEM_NOT_STOCKED",
+                    "INSUFFICIENT_STOCK",
+                    "SERIAL_EXISTS",
+                    "SERIAL_NOT_AVAILABLE",
+                ],
             ),
             convert_adjust,
             <StockPostedDto as From<Posted>>::from,
@@ -991,6 +1282,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "LOCATION_REQUIRED",
                     "JOB_CLOSED",
                     "JOB_ACTUALS_LIMIT",
+                    "SERIAL_NOT_AVAILABLE",
                 ],
             ),
             convert_record_usage,
@@ -1007,6 +1299,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "RETURN_EXCEEDS_USAGE",
                     "JOB_CLOSED",
                     "JOB_INVOICED",
+                    "SERIAL_NOT_AVAILABLE",
                 ],
             ),
             convert_return_usage,

@@ -163,6 +163,12 @@ pub struct ReceiveLineInput {
     pub line: u32,
     /// How much arrived, a decimal string: more than 0, at most 4 decimals.
     pub quantity: String,
+    /// Serial numbers of the units, one per unit, for a serial-tracked material.
+    #[serde(default)]
+    pub serials: Option<Vec<String>>,
+    /// The lot, for a lot-tracked material (required).
+    #[serde(default)]
+    pub lot: Option<String>,
 }
 
 /// `inventory/v1/receivePurchaseOrder`: all or part of an order arrives.
@@ -763,12 +769,15 @@ fn convert_receive(i: ReceivePurchaseOrderInput) -> Result<ProcurementCommand, A
         let mut lines = Vec::with_capacity(i.lines.len());
         let mut ok = true;
         for (n, l) in i.lines.iter().enumerate() {
-            match quantity(v, &format!("lines[{n}].quantity"), &l.quantity) {
-                Some(quantity) => lines.push(ReceivedLine {
+            let q = quantity(v, &format!("lines[{n}].quantity"), &l.quantity);
+            let units = super::inventory::units(v, &format!("lines[{n}]."), &l.serials, &l.lot);
+            match (q, units) {
+                (Some(quantity), Some(units)) => lines.push(ReceivedLine {
                     line: l.line,
                     quantity,
+                    units,
                 }),
-                None => ok = false,
+                _ => ok = false,
             }
         }
         ok.then(|| {
@@ -931,6 +940,7 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "ITEM_NOT_STOCKED",
                     "PURCHASE_ORDER_STATE",
                     "OVER_RECEIPT",
+                    "SERIAL_EXISTS",
                 ],
             ),
             convert_receive,

@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use hestami_core::ids::{
     JobId, PricebookItemId, PurchaseOrderId, StockLocationId, StockTransferId, TechnicianId,
 };
-use hestami_core::inventory::{self as core_inv, Balance, ItemCost, Movement, Quantity};
+use hestami_core::inventory::{
+    self as core_inv, Balance, ItemCost, Movement, Quantity, Tracking, TrackingCode, Units,
+};
 use hestami_core::money::Money;
 use hestami_core::pricebook::{ItemDetails, LineSource, PricebookItem, QuoteLine};
 use hestami_core::text::{Name, Reason};
@@ -104,6 +106,9 @@ pub struct Receive {
     pub quantity: Quantity,
     /// What one unit cost (default: the pricebook's cost).
     pub unit_cost: Option<Money>,
+    /// Serial numbers (one per unit of a serial-tracked material) or a lot.
+    #[serde(default)]
+    pub units: Units,
 }
 
 /// `inventory/v1/transfer`.
@@ -122,6 +127,9 @@ pub struct Transfer {
     /// once.
     #[serde(default)]
     pub in_transit: bool,
+    /// Serial numbers (one per unit of a serial-tracked material) or a lot.
+    #[serde(default)]
+    pub units: Units,
 }
 
 /// `inventory/v1/reserve` and `inventory/v1/release`.
@@ -150,15 +158,101 @@ pub struct ReturnUsage {
     pub quantity: Quantity,
     /// To where (default: the truck of the job's technician).
     pub location_id: Option<StockLocationId>,
+    /// Serial numbers (one per unit of a serial-tracked material) or a lot.
+    #[serde(default)]
+    pub units: Units,
 }
 
 /// `inventory/v1/sendTransfer`, `receiveTransfer` and `cancelTransfer`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferRef {
     /// The transfer.
     pub transfer_id: StockTransferId,
+    /// Sending a drafted transfer of a serial-tracked material: the serials that leave (or a
+    /// lot-tracked one's lot).
+    #[serde(default)]
+    pub units: Units,
 }
+
+/// `inventory/v1/setTracking`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetTracking {
+    /// The material.
+    pub item_id: PricebookItemId,
+    /// none, serial or lot.
+    pub tracking: Tracking,
+}
+
+/// Where a serial-numbered unit is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SerialStatus {
+    /// At a location.
+    InStock,
+    /// On its way between two locations.
+    InTransit,
+    /// Installed on a job, at its property.
+    Used,
+    /// Adjusted out (lost, damaged).
+    Removed,
+}
+
+impl SerialStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InStock => "in_stock",
+            Self::InTransit => "in_transit",
+            Self::Used => "used",
+            Self::Removed => "removed",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self, StoreError> {
+        [Self::InStock, Self::InTransit, Self::Used, Self::Removed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| StoreError::Internal(format!("stored serial status {raw}")))
+    }
+}
+
+/// A serial-numbered unit and where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SerialUnit {
+    /// The material.
+    pub item_id: PricebookItemId,
+    /// Its serial number.
+    pub serial: TrackingCode,
+    /// Where it is.
+    pub status: SerialStatus,
+    /// Its location (in stock), or the one it left (in transit).
+    pub location_id: Option<StockLocationId>,
+    /// The job it was used on.
+    pub job_id: Option<JobId>,
+    /// The property it was installed at.
+    pub property_id: Option<hestami_core::ids::PropertyId>,
+    /// The transfer carrying it.
+    pub transfer_id: Option<StockTransferId>,
+    /// When it last moved.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What `inventory/v1/serials` finds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SerialFilter {
+    /// Only this material's.
+    pub item_id: Option<PricebookItemId>,
+    /// Used on this job.
+    pub job_id: Option<JobId>,
+    /// Installed at this property.
+    pub property_id: Option<hestami_core::ids::PropertyId>,
+}
+
+/// The most serial-numbered units `inventory/v1/serials` lists at once.
+pub const MAX_SERIALS_LISTED: usize = 500;
 
 /// Where a transfer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +312,9 @@ pub struct StockTransfer {
     pub status: TransferStatus,
     /// The reorder pass's day that drafted it.
     pub reorder_date: Option<chrono::NaiveDate>,
+    /// The serials (or lot) it carries.
+    #[serde(default)]
+    pub units: Units,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -254,6 +351,9 @@ pub struct Adjust {
     pub by: AdjustBy,
     /// Why (a reason code and a word: `cycle count`, `damaged`).
     pub reason: Reason,
+    /// Serial numbers (one per unit of a serial-tracked material) or a lot.
+    #[serde(default)]
+    pub units: Units,
 }
 
 /// `inventory/v1/recordUsage`.
@@ -268,6 +368,9 @@ pub struct RecordUsage {
     pub quantity: Quantity,
     /// From where (default: the truck of the job's technician).
     pub location_id: Option<StockLocationId>,
+    /// Serial numbers (one per unit of a serial-tracked material) or a lot.
+    #[serde(default)]
+    pub units: Units,
 }
 
 /// The inventory namespace's mutating procedures.
@@ -307,6 +410,9 @@ pub enum InventoryCommand {
     /// `inventory/v1/cancelTransfer`.
     #[serde(rename = "inventory/v1/cancelTransfer")]
     CancelTransfer(TransferRef),
+    /// `inventory/v1/setTracking`.
+    #[serde(rename = "inventory/v1/setTracking")]
+    SetTracking(SetTracking),
 }
 
 impl Command for InventoryCommand {
@@ -324,6 +430,7 @@ impl Command for InventoryCommand {
             Self::SendTransfer(_) => "inventory/v1/sendTransfer",
             Self::ReceiveTransfer(_) => "inventory/v1/receiveTransfer",
             Self::CancelTransfer(_) => "inventory/v1/cancelTransfer",
+            Self::SetTracking(_) => "inventory/v1/setTracking",
         }
     }
     fn subject(&self) -> Option<super::Subject> {
@@ -375,6 +482,12 @@ pub struct LedgerEntry {
     /// The purchase order a receipt is against.
     #[serde(default)]
     pub purchase_order_id: Option<PurchaseOrderId>,
+    /// The serial numbers of the units it moved.
+    #[serde(default)]
+    pub serials: Vec<TrackingCode>,
+    /// The lot it moved.
+    #[serde(default)]
+    pub lot: Option<TrackingCode>,
 }
 
 /// What a movement did: its ledger rows (two for a transfer) and, for usage, the job's work.
@@ -461,21 +574,25 @@ pub(crate) async fn run(
         )?,
         C::SendTransfer(t) => serde_json::to_value(
             ctx.step("send_transfer", move |tx| {
-                Box::pin(move_transfer(tx, t.transfer_id, TransferStep::Send))
+                Box::pin(move_transfer(tx, t, TransferStep::Send))
             })
             .await?,
         )?,
         C::ReceiveTransfer(t) => serde_json::to_value(
             ctx.step("receive_transfer", move |tx| {
-                Box::pin(move_transfer(tx, t.transfer_id, TransferStep::Receive))
+                Box::pin(move_transfer(tx, t, TransferStep::Receive))
             })
             .await?,
         )?,
         C::CancelTransfer(t) => serde_json::to_value(
             ctx.step("cancel_transfer", move |tx| {
-                Box::pin(move_transfer(tx, t.transfer_id, TransferStep::Cancel))
+                Box::pin(move_transfer(tx, t, TransferStep::Cancel))
             })
             .await?,
+        )?,
+        C::SetTracking(t) => serde_json::to_value(
+            ctx.step("set_tracking", move |tx| Box::pin(set_tracking(tx, t)))
+                .await?,
         )?,
     })
 }
@@ -699,6 +816,8 @@ pub(crate) struct Links<'a> {
     pub transfer_id: Option<StockTransferId>,
     /// The purchase order a receipt is against.
     pub purchase_order_id: Option<PurchaseOrderId>,
+    /// The serials or lot moved.
+    pub units: Option<&'a Units>,
 }
 
 fn inventory_failure(e: core_inv::InventoryError, location: StockLocationId) -> StoreError {
@@ -768,11 +887,16 @@ pub(crate) async fn post_locked(
         reserved_delta: movement.reserved_delta(),
         transfer_id: links.transfer_id,
         purchase_order_id: links.purchase_order_id,
+        serials: links.units.map(|u| u.serials.clone()).unwrap_or_default(),
+        lot: links.units.and_then(|u| u.lot.clone()),
     };
+    let serials = (!entry.serials.is_empty())
+        .then(|| serde_json::to_string(&entry.serials))
+        .transpose()?;
     tx.execute(
         "INSERT INTO stock_ledger (organization_id, id, item_id, location_id, kind, delta, unit_cost, on_hand_after, \
-         job_id, counterpart_id, reason, actor_user_id, at, reserved_delta, transfer_id, purchase_order_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         job_id, counterpart_id, reason, actor_user_id, at, reserved_delta, transfer_id, purchase_order_id, \
+         serials, lot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         args![
             org,
             entry.id,
@@ -789,7 +913,9 @@ pub(crate) async fn post_locked(
             now,
             entry.reserved_delta.to_string(),
             entry.transfer_id.map(|t| t.as_uuid()),
-            entry.purchase_order_id.map(|p| p.as_uuid())
+            entry.purchase_order_id.map(|p| p.as_uuid()),
+            serials,
+            entry.lot.as_ref().map(|l| l.as_str())
         ],
     )
     .await?;
@@ -891,11 +1017,271 @@ fn posted(entries: Vec<LedgerEntry>) -> Posted {
     }
 }
 
+/// The material's tracking (none unless set).
+pub(crate) async fn tracking_of(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+) -> Result<Tracking, StoreError> {
+    let org = tx.org();
+    let row = tx
+        .fetch_optional(
+            "SELECT tracking FROM stock_items WHERE organization_id = $1 AND item_id = $2",
+            args![org, item.as_uuid()],
+        )
+        .await?;
+    match row {
+        None => Ok(Tracking::None),
+        Some(r) => {
+            let raw: String = r.get("tracking")?;
+            Tracking::parse(&raw)
+                .ok_or_else(|| StoreError::Internal(format!("stored tracking {raw}")))
+        }
+    }
+}
+
+/// Checks a movement's units against the material's tracking (`quantity` signed for an
+/// adjustment; `inbound`: a receipt, where a lot must be named).
+pub(crate) async fn check_units(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+    quantity: Decimal,
+    units: &Units,
+    inbound: bool,
+) -> Result<Tracking, StoreError> {
+    let tracking = tracking_of(tx, item).await?;
+    core_inv::check_units(tracking, quantity, units, inbound).map_err(|e| {
+        StoreError::from(Failure::validation(vec![crate::error::FieldError {
+            field: e.field().into(),
+            code: "tracking".into(),
+            message: e.to_string(),
+        }]))
+    })?;
+    Ok(tracking)
+}
+
+/// Where serial-numbered units must be for a movement to take them.
+#[derive(Clone, Copy)]
+enum Expect {
+    InStockAt(StockLocationId),
+    InTransit(StockTransferId),
+    UsedOn(JobId),
+}
+
+/// Locks each serial's row and checks it is where `expect` says (taken before the cost row,
+/// after the balances: see the module docs).
+async fn take_serials(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+    serials: &[TrackingCode],
+    expect: Expect,
+) -> Result<(), StoreError> {
+    let org = tx.org();
+    for serial in serials {
+        let row = tx
+            .fetch_optional(
+                &format!(
+                    "SELECT status, location_id, job_id, transfer_id FROM stock_serials WHERE organization_id = $1 \
+                     AND item_id = $2 AND serial = $3{}",
+                    tx.for_update()
+                ),
+                args![org, item.as_uuid(), serial.as_str()],
+            )
+            .await?;
+        let here = match &row {
+            None => false,
+            Some(r) => {
+                let status = SerialStatus::parse(&r.get::<String>("status")?)?;
+                let location: Option<uuid::Uuid> = r.get("location_id")?;
+                let job: Option<uuid::Uuid> = r.get("job_id")?;
+                let transfer: Option<uuid::Uuid> = r.get("transfer_id")?;
+                match expect {
+                    Expect::InStockAt(l) => {
+                        status == SerialStatus::InStock && location == Some(l.as_uuid())
+                    }
+                    Expect::InTransit(t) => {
+                        status == SerialStatus::InTransit && transfer == Some(t.as_uuid())
+                    }
+                    Expect::UsedOn(j) => status == SerialStatus::Used && job == Some(j.as_uuid()),
+                }
+            }
+        };
+        if !here {
+            let (what, id) = match expect {
+                Expect::InStockAt(l) => ("in stock at the location", l.as_uuid()),
+                Expect::InTransit(t) => ("on the transfer", t.as_uuid()),
+                Expect::UsedOn(j) => ("used on the job", j.as_uuid()),
+            };
+            return Err(Failure::new(
+                FailureKind::RuleViolation,
+                "SERIAL_NOT_AVAILABLE",
+                format!("serial {} is not {what}", serial.as_str()),
+            )
+            .with_details(serde_json::json!({ "serial": serial.as_str(), "expectedAt": id }))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// New units arrive in stock at `location`: each serial is new (or was adjusted out before).
+pub(crate) async fn add_serials(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+    serials: &[TrackingCode],
+    location: StockLocationId,
+) -> Result<(), StoreError> {
+    let org = tx.org();
+    let now = tx.now();
+    for serial in serials {
+        let row = tx
+            .fetch_optional(
+                &format!(
+                    "SELECT status FROM stock_serials WHERE organization_id = $1 AND item_id = $2 AND serial = $3{}",
+                    tx.for_update()
+                ),
+                args![org, item.as_uuid(), serial.as_str()],
+            )
+            .await?;
+        if let Some(r) = row
+            && r.get::<String>("status")? != SerialStatus::Removed.as_str()
+        {
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                "SERIAL_EXISTS",
+                format!("serial {} is known already", serial.as_str()),
+            )
+            .with_details(serde_json::json!({ "serial": serial.as_str() }))
+            .into());
+        }
+        tx.execute(
+            "INSERT INTO stock_serials (organization_id, item_id, serial, status, location_id, updated_at) \
+             VALUES ($1, $2, $3, 'in_stock', $4, $5) ON CONFLICT (organization_id, item_id, serial) DO UPDATE \
+             SET status = 'in_stock', location_id = excluded.location_id, job_id = NULL, property_id = NULL, \
+             transfer_id = NULL, updated_at = excluded.updated_at",
+            args![
+                org,
+                item.as_uuid(),
+                serial.as_str(),
+                location.as_uuid(),
+                now
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                Failure::new(
+                    FailureKind::Conflict,
+                    "SERIAL_EXISTS",
+                    format!("serial {} is known already", serial.as_str()),
+                )
+                .into()
+            } else {
+                e
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Where units are after a movement.
+#[derive(Clone, Copy, Default)]
+struct Place {
+    location: Option<StockLocationId>,
+    job: Option<JobId>,
+    property: Option<hestami_core::ids::PropertyId>,
+    transfer: Option<StockTransferId>,
+}
+
+async fn set_serials(
+    tx: &mut TenantTx,
+    item: PricebookItemId,
+    serials: &[TrackingCode],
+    status: SerialStatus,
+    place: Place,
+) -> Result<(), StoreError> {
+    let org = tx.org();
+    let now = tx.now();
+    for serial in serials {
+        tx.execute(
+            "UPDATE stock_serials SET status = $1, location_id = $2, job_id = $3, property_id = $4, transfer_id = $5, \
+             updated_at = $6 WHERE organization_id = $7 AND item_id = $8 AND serial = $9",
+            args![
+                status.as_str(),
+                place.location.map(|l| l.as_uuid()),
+                place.job.map(|j| j.as_uuid()),
+                place.property.map(|p| p.as_uuid()),
+                place.transfer.map(|t| t.as_uuid()),
+                now,
+                org,
+                item.as_uuid(),
+                serial.as_str()
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn set_tracking(tx: &mut TenantTx, t: SetTracking) -> Result<SetTracking, StoreError> {
+    stocked_item(tx, t.item_id).await?;
+    let org = tx.org();
+    let now = tx.now();
+    // Units already in stock were counted without it: the change waits until none are.
+    let held = tx
+        .fetch_all(
+            "SELECT on_hand FROM stock_balances WHERE organization_id = $1 AND item_id = $2",
+            args![org, t.item_id.as_uuid()],
+        )
+        .await?;
+    let mut in_stock = false;
+    for row in &held {
+        in_stock |= !decimal(row, "on_hand")?.is_zero();
+    }
+    let moving = tx
+        .fetch_optional(
+            "SELECT id FROM stock_transfers WHERE organization_id = $1 AND item_id = $2 AND status = 'in_transit'",
+            args![org, t.item_id.as_uuid()],
+        )
+        .await?
+        .is_some();
+    if (in_stock || moving) && tracking_of(tx, t.item_id).await? != t.tracking {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "TRACKING_IN_USE",
+            "the material has stock on hand or in transit; its tracking changes once none is left",
+        )
+        .into());
+    }
+    let version: i64 = tx
+        .fetch_one(
+            "INSERT INTO stock_items (organization_id, item_id, version, tracking, updated_at) VALUES ($1, $2, 1, $3, $4) \
+             ON CONFLICT (organization_id, item_id) DO UPDATE SET tracking = excluded.tracking, \
+             version = stock_items.version + 1, updated_at = excluded.updated_at RETURNING version",
+            args![org, t.item_id.as_uuid(), t.tracking.as_str(), now],
+        )
+        .await?
+        .get("version")?;
+    tx.record_change(
+        "stock_item",
+        t.item_id.as_uuid(),
+        version,
+        if version == 1 {
+            Operation::Created
+        } else {
+            Operation::Updated
+        },
+    )
+    .await?;
+    Ok(t)
+}
+
 async fn receive(tx: &mut TenantTx, r: Receive) -> Result<Posted, StoreError> {
     let (_, cost) = stocked_item(tx, r.item_id).await?;
     let location = load_location(tx, r.location_id).await?;
+    check_units(tx, r.item_id, r.quantity.get(), &r.units, true).await?;
     let unit_cost = r.unit_cost.unwrap_or(cost);
     let balance = lock_balance(tx, r.item_id, location.id).await?;
+    add_serials(tx, r.item_id, &r.units.serials, location.id).await?;
     let movement = Movement::Receipt {
         quantity: r.quantity,
         unit_cost,
@@ -907,7 +1293,10 @@ async fn receive(tx: &mut TenantTx, r: Receive) -> Result<Posted, StoreError> {
         &location,
         balance,
         movement,
-        Links::default(),
+        Links {
+            units: Some(&r.units),
+            ..Links::default()
+        },
     )
     .await?;
     Ok(posted(vec![entry]))
@@ -942,7 +1331,9 @@ async fn transfer(tx: &mut TenantTx, t: Transfer) -> Result<Posted, StoreError> 
         }])
         .into());
     }
+    check_units(tx, t.item_id, t.quantity.get(), &t.units, false).await?;
     let (from_balance, to_balance) = lock_two(tx, t.item_id, from.id, to.id).await?;
+    take_serials(tx, t.item_id, &t.units.serials, Expect::InStockAt(from.id)).await?;
     let transfer = insert_transfer(
         tx,
         t.item_id,
@@ -951,10 +1342,12 @@ async fn transfer(tx: &mut TenantTx, t: Transfer) -> Result<Posted, StoreError> 
         t.quantity,
         TransferStatus::InTransit,
         None,
+        t.units,
     )
     .await?;
     let links = Links {
         transfer_id: Some(transfer.id),
+        units: Some(&transfer.units),
         ..Links::default()
     };
     let (out, _) = post_locked(
@@ -970,6 +1363,19 @@ async fn transfer(tx: &mut TenantTx, t: Transfer) -> Result<Posted, StoreError> 
     )
     .await?;
     if t.in_transit {
+        let place = Place {
+            location: Some(from.id),
+            transfer: Some(transfer.id),
+            ..Place::default()
+        };
+        set_serials(
+            tx,
+            t.item_id,
+            &transfer.units.serials,
+            SerialStatus::InTransit,
+            place,
+        )
+        .await?;
         return Ok(Posted {
             transfer: Some(transfer),
             ..posted(vec![out])
@@ -1004,8 +1410,21 @@ async fn arrive(
         Links {
             counterpart_id: Some(out.id),
             transfer_id: Some(transfer.id),
+            units: Some(&transfer.units),
             ..Links::default()
         },
+    )
+    .await?;
+    let place = Place {
+        location: Some(to.id),
+        ..Place::default()
+    };
+    set_serials(
+        tx,
+        transfer.item_id,
+        &transfer.units.serials,
+        SerialStatus::InStock,
+        place,
     )
     .await?;
     tx.execute(
@@ -1020,6 +1439,7 @@ async fn arrive(
     Ok((out, inward))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_transfer(
     tx: &mut TenantTx,
     item: PricebookItemId,
@@ -1028,6 +1448,7 @@ pub(crate) async fn insert_transfer(
     quantity: Quantity,
     status: TransferStatus,
     reorder_date: Option<chrono::NaiveDate>,
+    units: Units,
 ) -> Result<StockTransfer, StoreError> {
     let now = tx.now();
     let transfer = StockTransfer {
@@ -1039,12 +1460,17 @@ pub(crate) async fn insert_transfer(
         quantity,
         status,
         reorder_date,
+        units,
         created_at: now,
         updated_at: now,
     };
+    let serials = (!transfer.units.serials.is_empty())
+        .then(|| serde_json::to_string(&transfer.units.serials))
+        .transpose()?;
     tx.execute(
         "INSERT INTO stock_transfers (organization_id, id, version, item_id, from_location_id, to_location_id, \
-         quantity, status, reorder_date, created_at, updated_at) VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9)",
+         quantity, status, reorder_date, created_at, updated_at, serials, lot) \
+         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)",
         args![
             tx.org(),
             transfer.id.as_uuid(),
@@ -1054,7 +1480,9 @@ pub(crate) async fn insert_transfer(
             quantity.get().to_string(),
             status.as_str(),
             reorder_date,
-            now
+            now,
+            serials,
+            transfer.units.lot.as_ref().map(|l| l.as_str())
         ],
     )
     .await?;
@@ -1096,7 +1524,7 @@ async fn set_transfer_status(
 }
 
 const TRANSFER_COLUMNS: &str = "id, version, item_id, from_location_id, to_location_id, quantity, status, \
-     reorder_date, created_at, updated_at";
+     reorder_date, created_at, updated_at, serials, lot";
 
 fn decode_transfer(row: &Row) -> Result<StockTransfer, StoreError> {
     Ok(StockTransfer {
@@ -1109,8 +1537,22 @@ fn decode_transfer(row: &Row) -> Result<StockTransfer, StoreError> {
             .map_err(|e| StoreError::Internal(format!("stored quantity: {}", e.message)))?,
         status: TransferStatus::parse(&row.get::<String>("status")?)?,
         reorder_date: row.get("reorder_date")?,
+        units: Units {
+            serials: decode_serials(row)?,
+            lot: row
+                .get::<Option<String>>("lot")?
+                .map(|l| parse_stored(&l, TrackingCode::parse))
+                .transpose()?,
+        },
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
+    })
+}
+
+fn decode_serials(row: &Row) -> Result<Vec<TrackingCode>, StoreError> {
+    Ok(match row.get::<Option<String>>("serials")? {
+        Some(raw) => serde_json::from_str(&raw)?,
+        None => Vec::new(),
     })
 }
 
@@ -1143,20 +1585,56 @@ enum TransferStep {
 /// off (`Cancel`: stock in transit goes back to its origin).
 async fn move_transfer(
     tx: &mut TenantTx,
-    id: StockTransferId,
+    r: TransferRef,
     step: TransferStep,
 ) -> Result<Posted, StoreError> {
-    let transfer = load_transfer(tx, id).await?;
+    let mut transfer = load_transfer(tx, r.transfer_id).await?;
     let (_, cost) = stocked_item(tx, transfer.item_id).await?;
     let from = load_location(tx, transfer.from_location_id).await?;
     let to = load_location(tx, transfer.to_location_id).await?;
+    let sending = transfer.status == TransferStatus::Draft && step == TransferStep::Send;
+    if sending {
+        // A draft names no units: they are named when it leaves.
+        check_units(
+            tx,
+            transfer.item_id,
+            transfer.quantity.get(),
+            &r.units,
+            false,
+        )
+        .await?;
+    } else if r.units != Units::default() {
+        return Err(Failure::validation(vec![crate::error::FieldError {
+            field: "serials".into(),
+            code: "not_applicable".into(),
+            message: "units are named when a drafted transfer is sent, and only then".into(),
+        }])
+        .into());
+    }
     let (from_balance, to_balance) = lock_two(tx, transfer.item_id, from.id, to.id).await?;
-    let links = Links {
-        transfer_id: Some(transfer.id),
-        ..Links::default()
-    };
     let (entries, status) = match (transfer.status, step) {
         (TransferStatus::Draft, TransferStep::Send) => {
+            take_serials(
+                tx,
+                transfer.item_id,
+                &r.units.serials,
+                Expect::InStockAt(from.id),
+            )
+            .await?;
+            let serials = (!r.units.serials.is_empty())
+                .then(|| serde_json::to_string(&r.units.serials))
+                .transpose()?;
+            tx.execute(
+                "UPDATE stock_transfers SET serials = $1, lot = $2 WHERE organization_id = $3 AND id = $4",
+                args![
+                    serials,
+                    r.units.lot.as_ref().map(|l| l.as_str()),
+                    tx.org(),
+                    transfer.id.as_uuid()
+                ],
+            )
+            .await?;
+            transfer.units = r.units;
             let (out, _) = post_locked(
                 tx,
                 transfer.item_id,
@@ -1166,12 +1644,36 @@ async fn move_transfer(
                 Movement::TransferOut {
                     quantity: transfer.quantity,
                 },
-                links,
+                Links {
+                    transfer_id: Some(transfer.id),
+                    units: Some(&transfer.units),
+                    ..Links::default()
+                },
+            )
+            .await?;
+            let place = Place {
+                location: Some(from.id),
+                transfer: Some(transfer.id),
+                ..Place::default()
+            };
+            set_serials(
+                tx,
+                transfer.item_id,
+                &transfer.units.serials,
+                SerialStatus::InTransit,
+                place,
             )
             .await?;
             (vec![out], TransferStatus::InTransit)
         }
         (TransferStatus::InTransit, TransferStep::Receive) => {
+            take_serials(
+                tx,
+                transfer.item_id,
+                &transfer.units.serials,
+                Expect::InTransit(transfer.id),
+            )
+            .await?;
             let out = transfer_out_entry(tx, transfer.id).await?;
             let (out, inward) = arrive(tx, &transfer, cost, &to, to_balance, out).await?;
             (vec![out, inward], TransferStatus::Received)
@@ -1179,6 +1681,13 @@ async fn move_transfer(
         (TransferStatus::Draft, TransferStep::Cancel) => (Vec::new(), TransferStatus::Cancelled),
         (TransferStatus::InTransit, TransferStep::Cancel) => {
             // Back where it came from.
+            take_serials(
+                tx,
+                transfer.item_id,
+                &transfer.units.serials,
+                Expect::InTransit(transfer.id),
+            )
+            .await?;
             let (back, _) = post_locked(
                 tx,
                 transfer.item_id,
@@ -1188,7 +1697,23 @@ async fn move_transfer(
                 Movement::TransferIn {
                     quantity: transfer.quantity,
                 },
-                links,
+                Links {
+                    transfer_id: Some(transfer.id),
+                    units: Some(&transfer.units),
+                    ..Links::default()
+                },
+            )
+            .await?;
+            let place = Place {
+                location: Some(from.id),
+                ..Place::default()
+            };
+            set_serials(
+                tx,
+                transfer.item_id,
+                &transfer.units.serials,
+                SerialStatus::InStock,
+                place,
             )
             .await?;
             (vec![back], TransferStatus::Cancelled)
@@ -1240,14 +1765,49 @@ async fn transfer_out_entry(
 async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
     let (_, cost) = stocked_item(tx, a.item_id).await?;
     let location = load_location(tx, a.location_id).await?;
+    if matches!(a.by, AdjustBy::Count { .. })
+        && tracking_of(tx, a.item_id).await? == Tracking::Serial
+    {
+        return Err(Failure::validation(vec![crate::error::FieldError {
+            field: "mode".into(),
+            code: "serial_tracked".into(),
+            message: "a serial-tracked material is adjusted by its serials (delta), not counted"
+                .into(),
+        }])
+        .into());
+    }
     let balance = lock_balance(tx, a.item_id, location.id).await?;
     let delta = match a.by {
         AdjustBy::Delta { delta } => delta,
         AdjustBy::Count { counted } => counted - balance.on_hand,
     };
-    if delta.is_zero() {
+    if delta.is_zero() && a.units == Units::default() {
         // A count that confirms what is on hand changes nothing and writes no row.
         return Ok(posted(Vec::new()));
+    }
+    check_units(tx, a.item_id, delta, &a.units, delta > Decimal::ZERO).await?;
+    if delta > Decimal::ZERO {
+        add_serials(tx, a.item_id, &a.units.serials, location.id).await?;
+    } else {
+        take_serials(
+            tx,
+            a.item_id,
+            &a.units.serials,
+            Expect::InStockAt(location.id),
+        )
+        .await?;
+        let place = Place {
+            location: Some(location.id),
+            ..Place::default()
+        };
+        set_serials(
+            tx,
+            a.item_id,
+            &a.units.serials,
+            SerialStatus::Removed,
+            place,
+        )
+        .await?;
     }
     let (entry, _) = post_locked(
         tx,
@@ -1258,6 +1818,7 @@ async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
         Movement::Adjustment { delta },
         Links {
             reason: Some(&a.reason),
+            units: Some(&a.units),
             ..Links::default()
         },
     )
@@ -1317,6 +1878,7 @@ async fn record_usage(tx: &mut TenantTx, u: RecordUsage) -> Result<Posted, Store
     // The job first (locked; a closed job refuses), as every job change takes it.
     let job = super::job::load(tx, u.job_id, true).await?;
     let location = job_location(tx, &job, u.location_id).await?;
+    check_units(tx, u.item_id, u.quantity.get(), &u.units, false).await?;
     let work = super::job::record_actuals(
         tx,
         super::job::RecordActuals {
@@ -1326,6 +1888,20 @@ async fn record_usage(tx: &mut TenantTx, u: RecordUsage) -> Result<Posted, Store
     )
     .await?;
     let mut balance = lock_balance(tx, u.item_id, location.id).await?;
+    take_serials(
+        tx,
+        u.item_id,
+        &u.units.serials,
+        Expect::InStockAt(location.id),
+    )
+    .await?;
+    // Installed: the serials follow the job to its property.
+    let place = Place {
+        job: Some(job.id),
+        property: Some(job.property_id),
+        ..Place::default()
+    };
+    set_serials(tx, u.item_id, &u.units.serials, SerialStatus::Used, place).await?;
     let mut entries = Vec::with_capacity(2);
     // What the job holds there is used first: released, then taken.
     let held = held_by_job(tx, u.item_id, location.id, job.id).await?;
@@ -1356,7 +1932,10 @@ async fn record_usage(tx: &mut TenantTx, u: RecordUsage) -> Result<Posted, Store
             quantity: u.quantity,
             job_id: job.id,
         },
-        Links::default(),
+        Links {
+            units: Some(&u.units),
+            ..Links::default()
+        },
     )
     .await?;
     entries.push(entry);
@@ -1410,6 +1989,7 @@ async fn return_usage(tx: &mut TenantTx, u: ReturnUsage) -> Result<Posted, Store
         }
         _ => {}
     }
+    check_units(tx, u.item_id, u.quantity.get(), &u.units, false).await?;
     let used = used_by_job(tx, u.item_id, job.id).await?;
     if u.quantity.get() > used {
         return Err(failure(
@@ -1477,6 +2057,19 @@ async fn return_usage(tx: &mut TenantTx, u: ReturnUsage) -> Result<Posted, Store
     }
     tx.record_changes("job_actual", &changes).await?;
     let balance = lock_balance(tx, u.item_id, location.id).await?;
+    take_serials(tx, u.item_id, &u.units.serials, Expect::UsedOn(job.id)).await?;
+    let place = Place {
+        location: Some(location.id),
+        ..Place::default()
+    };
+    set_serials(
+        tx,
+        u.item_id,
+        &u.units.serials,
+        SerialStatus::InStock,
+        place,
+    )
+    .await?;
     let (entry, _) = post_locked(
         tx,
         u.item_id,
@@ -1487,7 +2080,10 @@ async fn return_usage(tx: &mut TenantTx, u: ReturnUsage) -> Result<Posted, Store
             quantity: u.quantity,
             job_id: job.id,
         },
-        Links::default(),
+        Links {
+            units: Some(&u.units),
+            ..Links::default()
+        },
     )
     .await?;
     let work = super::job::work_of(tx, job.id).await?;
@@ -1583,7 +2179,8 @@ async fn release(tx: &mut TenantTx, h: Hold) -> Result<Posted, StoreError> {
 }
 
 const ENTRY_COLUMNS: &str = "l.id, l.item_id, l.location_id, l.kind, l.delta, l.unit_cost, l.on_hand_after, \
-     l.job_id, l.counterpart_id, l.reason, l.actor_user_id, l.at, l.reserved_delta, l.transfer_id, l.purchase_order_id";
+     l.job_id, l.counterpart_id, l.reason, l.actor_user_id, l.at, l.reserved_delta, l.transfer_id, l.purchase_order_id, \
+     l.serials, l.lot";
 
 fn decode_entry(
     row: &Row,
@@ -1611,6 +2208,11 @@ fn decode_entry(
         purchase_order_id: row
             .get::<Option<uuid::Uuid>>("purchase_order_id")?
             .map(PurchaseOrderId::from_uuid),
+        serials: decode_serials(row)?,
+        lot: row
+            .get::<Option<String>>("lot")?
+            .map(|l| parse_stored(&l, TrackingCode::parse))
+            .transpose()?,
     })
 }
 
@@ -1829,7 +2431,7 @@ impl Services {
                 let rows = tx
                     .fetch_all(
                         "SELECT t.id, t.version, t.item_id, t.from_location_id, t.to_location_id, t.quantity, t.status, \
-                         t.reorder_date, t.created_at, t.updated_at, c.average FROM stock_transfers t \
+                         t.reorder_date, t.created_at, t.updated_at, t.serials, t.lot, c.average FROM stock_transfers t \
                          JOIN stock_costs c ON c.organization_id = t.organization_id AND c.item_id = t.item_id \
                          WHERE t.organization_id = $1 AND t.status = 'in_transit' AND ($2 IS NULL OR t.item_id = $2) \
                          ORDER BY t.id",
@@ -1904,6 +2506,77 @@ impl Services {
                     items,
                     cost: Money::new(cost, currency).round(),
                 })
+            })
+        })
+        .await
+    }
+
+    /// `inventory/v1/serials`: serial-numbered units, by material and serial (at most
+    /// [`MAX_SERIALS_LISTED`]): where each is, or the job and property it was installed at.
+    pub async fn inventory_serials(
+        &self,
+        caller: &Caller,
+        filter: SerialFilter,
+    ) -> Result<Vec<SerialUnit>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                if let Some(item) = filter.item_id {
+                    super::pricebook::load_item(tx, item, false).await?;
+                }
+                if let Some(job) = filter.job_id {
+                    super::job::load(tx, job, false).await?;
+                }
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        "SELECT item_id, serial, status, location_id, job_id, property_id, transfer_id, updated_at \
+                         FROM stock_serials WHERE organization_id = $1 AND ($2 IS NULL OR item_id = $2) \
+                         AND ($3 IS NULL OR job_id = $3) AND ($4 IS NULL OR property_id = $4) \
+                         ORDER BY item_id, serial LIMIT $5",
+                        args![
+                            org,
+                            filter.item_id.map(|i| i.as_uuid()),
+                            filter.job_id.map(|j| j.as_uuid()),
+                            filter.property_id.map(|p| p.as_uuid()),
+                            i64::try_from(MAX_SERIALS_LISTED).unwrap_or(i64::MAX)
+                        ],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SerialUnit {
+                            item_id: PricebookItemId::from_uuid(r.get("item_id")?),
+                            serial: parse_stored(&r.get::<String>("serial")?, TrackingCode::parse)?,
+                            status: SerialStatus::parse(&r.get::<String>("status")?)?,
+                            location_id: r
+                                .get::<Option<uuid::Uuid>>("location_id")?
+                                .map(StockLocationId::from_uuid),
+                            job_id: r.get::<Option<uuid::Uuid>>("job_id")?.map(JobId::from_uuid),
+                            property_id: r
+                                .get::<Option<uuid::Uuid>>("property_id")?
+                                .map(hestami_core::ids::PropertyId::from_uuid),
+                            transfer_id: r
+                                .get::<Option<uuid::Uuid>>("transfer_id")?
+                                .map(StockTransferId::from_uuid),
+                            updated_at: r.get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    /// The materials' tracking (those set; the others are `none`).
+    pub async fn inventory_tracking(
+        &self,
+        caller: &Caller,
+        item_id: PricebookItemId,
+    ) -> Result<Tracking, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                super::pricebook::load_item(tx, item_id, false).await?;
+                tracking_of(tx, item_id).await
             })
         })
         .await

@@ -28,7 +28,7 @@ use hestami_core::ids::{
 use hestami_core::inventory::procurement::{
     self as rules, Mismatch, PurchaseOrderAction, PurchaseOrderStatus, ReorderLevel,
 };
-use hestami_core::inventory::{Movement, Quantity};
+use hestami_core::inventory::{Movement, Quantity, Units};
 use hestami_core::money::Money;
 use hestami_core::org::Currency;
 use hestami_core::text::{Email, Name, Phone, Reason};
@@ -193,13 +193,16 @@ pub struct CancelOrder {
 }
 
 /// One line received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceivedLine {
     /// The order's line number.
     pub line: u32,
     /// How much arrived.
     pub quantity: Quantity,
+    /// The serial numbers (a serial-tracked material) or the lot (a lot-tracked one).
+    #[serde(default)]
+    pub units: Units,
 }
 
 /// `inventory/v1/receivePurchaseOrder`.
@@ -867,6 +870,7 @@ async fn reorder(tx: &mut TenantTx, date: NaiveDate) -> Result<ReorderReport, St
                 quantity,
                 TransferStatus::Draft,
                 Some(date),
+                Units::default(),
             )
             .await?;
             report.transfers.push(transfer.id);
@@ -1006,6 +1010,19 @@ async fn create_order(
     tx.record_change("purchase_order", id.as_uuid(), 1, Operation::Created)
         .await?;
     load_order(tx, id, false).await
+}
+
+/// A validation failure of a line's field, named under the line (`lines[2].serials`).
+fn at_field(e: StoreError, prefix: &str) -> StoreError {
+    match e {
+        StoreError::Failure(mut f) => {
+            for fe in &mut f.field_errors {
+                fe.field = format!("{prefix}.{}", fe.field);
+            }
+            StoreError::Failure(f)
+        }
+        e => e,
+    }
 }
 
 fn at_line(e: StoreError, i: usize) -> StoreError {
@@ -1155,19 +1172,28 @@ async fn submit_order(tx: &mut TenantTx, id: PurchaseOrderId) -> Result<Purchase
         .map_err(order_failure)?;
     let supplier = load_supplier(tx, order.supplier_id, false).await?;
     set_status(tx, &order, next).await?;
-    let lines: Vec<String> = order
-        .lines
-        .iter()
-        .map(|l| {
-            format!(
-                "{}. {} × item {} at {}",
-                l.line,
-                l.quantity.get(),
-                l.item_id,
-                l.unit_cost.amount_text()
+    // What the supplier reads: its own part number where it has one, and the material's name.
+    let org = tx.org();
+    let mut lines = Vec::with_capacity(order.lines.len());
+    for l in &order.lines {
+        let item = super::pricebook::load_item(tx, l.item_id, false).await?;
+        let part = tx
+            .fetch_optional(
+                "SELECT part_number FROM supplier_items WHERE organization_id = $1 AND supplier_id = $2 \
+                 AND item_id = $3",
+                args![org, order.supplier_id.as_uuid(), l.item_id.as_uuid()],
             )
-        })
-        .collect();
+            .await?
+            .and_then(|r| r.get::<Option<String>>("part_number").ok().flatten());
+        lines.push(format!(
+            "{}. {} × {}{} at {}",
+            l.line,
+            l.quantity.get(),
+            item.name.as_str(),
+            part.map(|p| format!(" ({p})")).unwrap_or_default(),
+            l.unit_cost.amount_text()
+        ));
+    }
     // Delivered to the office today (to forward); to the supplier with the integrations work.
     tx.enqueue(
         "purchase_order_submitted",
@@ -1245,6 +1271,9 @@ async fn receive_order(tx: &mut TenantTx, r: ReceiveOrder) -> Result<Received, S
                 ),
             )
         })?;
+        super::inventory::check_units(tx, o.item_id, l.quantity.get(), &l.units, true)
+            .await
+            .map_err(|e| at_field(e, &format!("lines[{i}]")))?;
         received.push((at, after));
     }
     // A special order's job is taken before any stock, as every job change takes it.
@@ -1265,6 +1294,11 @@ async fn receive_order(tx: &mut TenantTx, r: ReceiveOrder) -> Result<Received, S
     for item in &items {
         balances.push((*item, lock_balance(tx, *item, location.id).await?));
     }
+    // The serials, before any cost row is locked (see the inventory module's lock order).
+    for (l, (at, _)) in r.lines.iter().zip(&received) {
+        super::inventory::add_serials(tx, order.lines[*at].item_id, &l.units.serials, location.id)
+            .await?;
+    }
     let org = tx.org();
     let mut entries = Vec::new();
     for (l, (at, after)) in r.lines.iter().zip(&received) {
@@ -1276,6 +1310,7 @@ async fn receive_order(tx: &mut TenantTx, r: ReceiveOrder) -> Result<Received, S
             .ok_or_else(|| StoreError::Internal("a balance locked above".into()))?;
         let links = Links {
             purchase_order_id: Some(order.id),
+            units: Some(&l.units),
             ..Links::default()
         };
         let (entry, balance) = post_locked(
