@@ -643,6 +643,47 @@ async fn special_orders_are_held_for_their_job(s: TestServer) {
     s.call("inventory/v1/recordUsage", use_on(&other, "1"))
         .await
         .ok();
+    // A count below what is held: the stock is not there, so the job lets go of the rest.
+    s.mutate(
+        "inventory/v1/receive",
+        json!({ "itemId": item["id"], "locationId": warehouse["id"], "quantity": "4" }),
+    )
+    .await;
+    s.call("inventory/v1/reserve", use_on(&mine, "3"))
+        .await
+        .ok();
+    let counted = s
+        .mutate(
+            "inventory/v1/adjust",
+            json!({ "itemId": item["id"], "locationId": warehouse["id"], "mode": "count", "quantity": "1",
+                    "reason": "cycle count" }),
+        )
+        .await;
+    let moves: Vec<(&str, &str, &str)> = counted["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["delta"].as_str().unwrap(),
+                e["reservedDelta"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(moves, [("adjustment", "-3", "0"), ("release", "0", "-2")]);
+    let level = s
+        .call("inventory/v1/stock", json!({ "itemId": item["id"] }))
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &level["items"][0]["onHand"],
+            &level["items"][0]["reserved"],
+            &level["items"][0]["available"]
+        ),
+        (&json!("1"), &json!("1"), &json!("0"))
+    );
     // What has arrived cannot be called off.
     s.call(
         "inventory/v1/cancelPurchaseOrder",

@@ -10,11 +10,13 @@
 //! sum of the ledger and is never recomputed from history on read.
 //!
 //! **Never oversell.** What is available is what is on hand less what is reserved for jobs. A
-//! movement that takes stock (a transfer out, a consumption, a negative adjustment) is refused
-//! with [`InventoryError::InsufficientStock`] (and the quantity available) when it would take
-//! more than is available, unless the location allows negative stock; then it is posted and the
+//! movement that takes stock (a transfer out, a consumption) is refused with
+//! [`InventoryError::InsufficientStock`] (and the quantity available) when it would take more
+//! than is available, unless the location allows negative stock; then it is posted and the
 //! balance is flagged ([`Balance::is_negative`]). A reservation holds available stock for a job
-//! and is never taken beyond what is available, anywhere.
+//! and is never taken beyond what is available, anywhere. A negative adjustment records stock
+//! that is not there (a count, damage): it may take held stock, never below zero unless
+//! allowed, and the store then releases what the jobs can no longer hold.
 //!
 //! **Quantities** are decimals with at most [`QUANTITY_SCALE`] places, more than 0 and at most
 //! [`MAX_QUANTITY`] per movement; no float anywhere.
@@ -294,6 +296,18 @@ pub fn post(
             reserved: balance.reserved,
             requested: -reserved_delta,
         });
+    }
+    // An adjustment records what is (or is not) there: it may take held stock too (the store
+    // then releases what the jobs can no longer hold), never below zero unless allowed.
+    if let Movement::Adjustment { .. } = movement {
+        let there = balance.on_hand.max(Decimal::ZERO);
+        if -delta > there && !allow_negative {
+            return Err(InventoryError::InsufficientStock {
+                available: there,
+                requested: -delta,
+            });
+        }
+        return Ok(next);
     }
     // What it takes from what others may use: a take, or a hold (never beyond what is there,
     // even where negative stock is allowed: nothing can be held that is not on hand).

@@ -33,34 +33,36 @@ impl ReorderLevel {
     /// Accepts `0 ≤ min ≤ max`, each with at most [`super::QUANTITY_SCALE`] places and at most
     /// [`super::MAX_QUANTITY`].
     pub fn new(min: Decimal, max: Decimal) -> Result<Self, crate::Invalid> {
-        for v in [min, max] {
-            if v.is_sign_negative() && !v.is_zero() {
-                return Err(crate::Invalid::new(
-                    "must_not_be_negative",
-                    "a reorder level is 0 or more",
-                ));
-            }
-            if v > super::MAX_QUANTITY || v.normalize().scale() > super::QUANTITY_SCALE {
-                return Err(crate::Invalid::new(
-                    "out_of_range",
-                    format!(
-                        "a reorder level is at most {} with at most {} decimal places",
-                        super::MAX_QUANTITY,
-                        super::QUANTITY_SCALE
-                    ),
-                ));
-            }
-        }
+        let (min, max) = (Self::bound(min)?, Self::bound(max)?);
         if max < min {
             return Err(crate::Invalid::new(
                 "max_below_min",
                 "the maximum is at least the minimum",
             ));
         }
-        Ok(Self {
-            min: min.normalize(),
-            max: max.normalize(),
-        })
+        Ok(Self { min, max })
+    }
+
+    /// One bound on its own: 0 to [`super::MAX_QUANTITY`], at most
+    /// [`super::QUANTITY_SCALE`] places.
+    pub fn bound(value: Decimal) -> Result<Decimal, crate::Invalid> {
+        if value.is_sign_negative() && !value.is_zero() {
+            return Err(crate::Invalid::new(
+                "must_not_be_negative",
+                "a reorder level is 0 or more",
+            ));
+        }
+        if value > super::MAX_QUANTITY || value.normalize().scale() > super::QUANTITY_SCALE {
+            return Err(crate::Invalid::new(
+                "out_of_range",
+                format!(
+                    "a reorder level is at most {} with at most {} decimal places",
+                    super::MAX_QUANTITY,
+                    super::QUANTITY_SCALE
+                ),
+            ));
+        }
+        Ok(value.normalize())
     }
 }
 

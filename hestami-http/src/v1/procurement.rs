@@ -553,6 +553,8 @@ pub struct PurchaseOrderDto {
     pub created_at: DateTime<Utc>,
     /// When it was sent to the supplier.
     pub submitted_at: Option<DateTime<Utc>>,
+    /// Why it was called off.
+    pub cancel_reason: Option<String>,
 }
 
 impl From<PurchaseOrder> for PurchaseOrderDto {
@@ -583,6 +585,7 @@ impl From<PurchaseOrder> for PurchaseOrderDto {
             bills: o.bills.into_iter().map(Into::into).collect(),
             created_at: o.created_at,
             submitted_at: o.submitted_at,
+            cancel_reason: o.cancel_reason,
         }
     }
 }
@@ -691,8 +694,8 @@ fn convert_set_supplier_item(
 
 fn convert_set_reorder_point(i: SetReorderPointInput) -> Result<ProcurementCommand, ApiError> {
     validate(|v| {
-        let min = v.check("min", decimal(&i.min));
-        let max = v.check("max", decimal(&i.max));
+        let min = v.check("min", decimal(&i.min).and_then(ReorderLevel::bound));
+        let max = v.check("max", decimal(&i.max).and_then(ReorderLevel::bound));
         let level = v.check("max", ReorderLevel::new(min?, max?))?;
         Some(ProcurementCommand::SetReorderPoint(SetReorderPoint {
             item_id: PricebookItemId::from_uuid(i.item_id),

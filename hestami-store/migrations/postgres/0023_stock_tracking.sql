@@ -38,6 +38,9 @@ ALTER TABLE stock_ledger ADD COLUMN lot text;
 ALTER TABLE stock_transfers ADD COLUMN serials text;
 ALTER TABLE stock_transfers ADD COLUMN lot text;
 
+-- Why a purchase order was called off.
+ALTER TABLE purchase_orders ADD COLUMN cancel_reason text;
+
 DO $$
 DECLARE
     t text;

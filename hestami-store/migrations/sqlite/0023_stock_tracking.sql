@@ -34,3 +34,6 @@ ALTER TABLE stock_ledger ADD COLUMN serials TEXT;
 ALTER TABLE stock_ledger ADD COLUMN lot TEXT;
 ALTER TABLE stock_transfers ADD COLUMN serials TEXT;
 ALTER TABLE stock_transfers ADD COLUMN lot TEXT;
+
+-- Why a purchase order was called off.
+ALTER TABLE purchase_orders ADD COLUMN cancel_reason TEXT;

@@ -741,6 +741,18 @@ pub(crate) async fn stocked_item(
     }
 }
 
+/// A material's pricebook cost, archived or not (stock already moving finishes moving).
+async fn item_cost(tx: &mut TenantTx, id: PricebookItemId) -> Result<Money, StoreError> {
+    let item = super::pricebook::load_item(tx, id, false).await?;
+    match &item.details {
+        ItemDetails::Material { cost, .. } => Ok(*cost),
+        _ => Err(failure(
+            "ITEM_NOT_STOCKED",
+            "only a material of the pricebook is kept in stock",
+        )),
+    }
+}
+
 /// Locks (creating at 0) the balance of `item` at `location`.
 pub(crate) async fn lock_balance(
     tx: &mut TenantTx,
@@ -1017,26 +1029,36 @@ fn posted(entries: Vec<LedgerEntry>) -> Posted {
     }
 }
 
-/// The material's tracking (none unless set).
+/// The material's tracking (none unless set), its row held (`FOR SHARE` on PostgreSQL) until
+/// the movement commits, so that `setTracking` waits for movements in flight and movements
+/// wait for it: no unit is ever moved under a tracking that is changing.
 pub(crate) async fn tracking_of(
     tx: &mut TenantTx,
     item: PricebookItemId,
 ) -> Result<Tracking, StoreError> {
     let org = tx.org();
+    let now = tx.now();
+    tx.execute(
+        "INSERT INTO stock_items (organization_id, item_id, version, tracking, updated_at) \
+         VALUES ($1, $2, 0, 'none', $3) ON CONFLICT (organization_id, item_id) DO NOTHING",
+        args![org, item.as_uuid(), now],
+    )
+    .await?;
+    let share = if tx.for_update().is_empty() {
+        ""
+    } else {
+        " FOR SHARE"
+    };
     let row = tx
-        .fetch_optional(
-            "SELECT tracking FROM stock_items WHERE organization_id = $1 AND item_id = $2",
+        .fetch_one(
+            &format!(
+                "SELECT tracking FROM stock_items WHERE organization_id = $1 AND item_id = $2{share}"
+            ),
             args![org, item.as_uuid()],
         )
         .await?;
-    match row {
-        None => Ok(Tracking::None),
-        Some(r) => {
-            let raw: String = r.get("tracking")?;
-            Tracking::parse(&raw)
-                .ok_or_else(|| StoreError::Internal(format!("stored tracking {raw}")))
-        }
-    }
+    let raw: String = row.get("tracking")?;
+    Tracking::parse(&raw).ok_or_else(|| StoreError::Internal(format!("stored tracking {raw}")))
 }
 
 /// Checks a movement's units against the material's tracking (`quantity` signed for an
@@ -1076,7 +1098,10 @@ async fn take_serials(
     expect: Expect,
 ) -> Result<(), StoreError> {
     let org = tx.org();
-    for serial in serials {
+    // In one order, so that two movements naming the same units never wait on each other.
+    let mut sorted: Vec<&TrackingCode> = serials.iter().collect();
+    sorted.sort();
+    for serial in sorted {
         let row = tx
             .fetch_optional(
                 &format!(
@@ -1124,6 +1149,7 @@ async fn take_serials(
 }
 
 /// New units arrive in stock at `location`: each serial is new (or was adjusted out before).
+/// The upsert decides, so two receipts of one new serial at once cannot both take it.
 pub(crate) async fn add_serials(
     tx: &mut TenantTx,
     item: PricebookItemId,
@@ -1132,19 +1158,25 @@ pub(crate) async fn add_serials(
 ) -> Result<(), StoreError> {
     let org = tx.org();
     let now = tx.now();
-    for serial in serials {
-        let row = tx
-            .fetch_optional(
-                &format!(
-                    "SELECT status FROM stock_serials WHERE organization_id = $1 AND item_id = $2 AND serial = $3{}",
-                    tx.for_update()
-                ),
-                args![org, item.as_uuid(), serial.as_str()],
+    let mut sorted: Vec<&TrackingCode> = serials.iter().collect();
+    sorted.sort();
+    for serial in sorted {
+        let taken = tx
+            .execute(
+                "INSERT INTO stock_serials (organization_id, item_id, serial, status, location_id, updated_at) \
+                 VALUES ($1, $2, $3, 'in_stock', $4, $5) ON CONFLICT (organization_id, item_id, serial) DO UPDATE \
+                 SET status = 'in_stock', location_id = excluded.location_id, job_id = NULL, property_id = NULL, \
+                 transfer_id = NULL, updated_at = excluded.updated_at WHERE stock_serials.status = 'removed'",
+                args![
+                    org,
+                    item.as_uuid(),
+                    serial.as_str(),
+                    location.as_uuid(),
+                    now
+                ],
             )
             .await?;
-        if let Some(r) = row
-            && r.get::<String>("status")? != SerialStatus::Removed.as_str()
-        {
+        if taken == 0 {
             return Err(Failure::new(
                 FailureKind::Conflict,
                 "SERIAL_EXISTS",
@@ -1153,32 +1185,6 @@ pub(crate) async fn add_serials(
             .with_details(serde_json::json!({ "serial": serial.as_str() }))
             .into());
         }
-        tx.execute(
-            "INSERT INTO stock_serials (organization_id, item_id, serial, status, location_id, updated_at) \
-             VALUES ($1, $2, $3, 'in_stock', $4, $5) ON CONFLICT (organization_id, item_id, serial) DO UPDATE \
-             SET status = 'in_stock', location_id = excluded.location_id, job_id = NULL, property_id = NULL, \
-             transfer_id = NULL, updated_at = excluded.updated_at",
-            args![
-                org,
-                item.as_uuid(),
-                serial.as_str(),
-                location.as_uuid(),
-                now
-            ],
-        )
-        .await
-        .map_err(|e| {
-            if e.is_unique_violation() {
-                Failure::new(
-                    FailureKind::Conflict,
-                    "SERIAL_EXISTS",
-                    format!("serial {} is known already", serial.as_str()),
-                )
-                .into()
-            } else {
-                e
-            }
-        })?;
     }
     Ok(())
 }
@@ -1226,38 +1232,69 @@ async fn set_tracking(tx: &mut TenantTx, t: SetTracking) -> Result<SetTracking, 
     stocked_item(tx, t.item_id).await?;
     let org = tx.org();
     let now = tx.now();
-    // Units already in stock were counted without it: the change waits until none are.
-    let held = tx
-        .fetch_all(
-            "SELECT on_hand FROM stock_balances WHERE organization_id = $1 AND item_id = $2",
+    // The material's row first, exclusively: movements in flight hold it shared (see
+    // `tracking_of`), so this waits for them, and new ones wait for this.
+    tx.execute(
+        "INSERT INTO stock_items (organization_id, item_id, version, tracking, updated_at) \
+         VALUES ($1, $2, 0, 'none', $3) ON CONFLICT (organization_id, item_id) DO NOTHING",
+        args![org, t.item_id.as_uuid(), now],
+    )
+    .await?;
+    let current = tx
+        .fetch_one(
+            &format!(
+                "SELECT tracking FROM stock_items WHERE organization_id = $1 AND item_id = $2{}",
+                tx.for_update()
+            ),
             args![org, t.item_id.as_uuid()],
         )
         .await?;
-    let mut in_stock = false;
-    for row in &held {
-        in_stock |= !decimal(row, "on_hand")?.is_zero();
-    }
-    let moving = tx
-        .fetch_optional(
-            "SELECT id FROM stock_transfers WHERE organization_id = $1 AND item_id = $2 AND status = 'in_transit'",
-            args![org, t.item_id.as_uuid()],
-        )
-        .await?
-        .is_some();
-    if (in_stock || moving) && tracking_of(tx, t.item_id).await? != t.tracking {
-        return Err(Failure::new(
-            FailureKind::Conflict,
-            "TRACKING_IN_USE",
-            "the material has stock on hand or in transit; its tracking changes once none is left",
-        )
-        .into());
+    let current: String = current.get("tracking")?;
+    if current != t.tracking.as_str() {
+        // Units counted without it cannot acquire it: on hand, on the road, or used on a job
+        // and still returnable all keep the tracking they moved under.
+        let balances = tx
+            .fetch_all(
+                "SELECT on_hand FROM stock_balances WHERE organization_id = $1 AND item_id = $2",
+                args![org, t.item_id.as_uuid()],
+            )
+            .await?;
+        let mut held = false;
+        for row in &balances {
+            held |= !decimal(row, "on_hand")?.is_zero();
+        }
+        let moving = tx
+            .fetch_optional(
+                "SELECT id FROM stock_transfers WHERE organization_id = $1 AND item_id = $2 AND status = 'in_transit'",
+                args![org, t.item_id.as_uuid()],
+            )
+            .await?
+            .is_some();
+        let usage = tx
+            .fetch_all(
+                "SELECT delta FROM stock_ledger WHERE organization_id = $1 AND item_id = $2 \
+                 AND kind IN ('consumption', 'return')",
+                args![org, t.item_id.as_uuid()],
+            )
+            .await?;
+        let mut used = Decimal::ZERO;
+        for row in &usage {
+            used += decimal(row, "delta")?;
+        }
+        if held || moving || !used.is_zero() {
+            return Err(Failure::new(
+                FailureKind::Conflict,
+                "TRACKING_IN_USE",
+                "the material has stock on hand, in transit, or used on jobs and returnable; its tracking changes once none is left",
+            )
+            .into());
+        }
     }
     let version: i64 = tx
         .fetch_one(
-            "INSERT INTO stock_items (organization_id, item_id, version, tracking, updated_at) VALUES ($1, $2, 1, $3, $4) \
-             ON CONFLICT (organization_id, item_id) DO UPDATE SET tracking = excluded.tracking, \
-             version = stock_items.version + 1, updated_at = excluded.updated_at RETURNING version",
-            args![org, t.item_id.as_uuid(), t.tracking.as_str(), now],
+            "UPDATE stock_items SET tracking = $1, version = version + 1, updated_at = $2 \
+             WHERE organization_id = $3 AND item_id = $4 RETURNING version",
+            args![t.tracking.as_str(), now, org, t.item_id.as_uuid()],
         )
         .await?
         .get("version")?;
@@ -1278,9 +1315,9 @@ async fn set_tracking(tx: &mut TenantTx, t: SetTracking) -> Result<SetTracking, 
 async fn receive(tx: &mut TenantTx, r: Receive) -> Result<Posted, StoreError> {
     let (_, cost) = stocked_item(tx, r.item_id).await?;
     let location = load_location(tx, r.location_id).await?;
-    check_units(tx, r.item_id, r.quantity.get(), &r.units, true).await?;
     let unit_cost = r.unit_cost.unwrap_or(cost);
     let balance = lock_balance(tx, r.item_id, location.id).await?;
+    check_units(tx, r.item_id, r.quantity.get(), &r.units, true).await?;
     add_serials(tx, r.item_id, &r.units.serials, location.id).await?;
     let movement = Movement::Receipt {
         quantity: r.quantity,
@@ -1331,8 +1368,8 @@ async fn transfer(tx: &mut TenantTx, t: Transfer) -> Result<Posted, StoreError> 
         }])
         .into());
     }
-    check_units(tx, t.item_id, t.quantity.get(), &t.units, false).await?;
     let (from_balance, to_balance) = lock_two(tx, t.item_id, from.id, to.id).await?;
+    check_units(tx, t.item_id, t.quantity.get(), &t.units, false).await?;
     take_serials(tx, t.item_id, &t.units.serials, Expect::InStockAt(from.id)).await?;
     let transfer = insert_transfer(
         tx,
@@ -1589,10 +1626,20 @@ async fn move_transfer(
     step: TransferStep,
 ) -> Result<Posted, StoreError> {
     let mut transfer = load_transfer(tx, r.transfer_id).await?;
-    let (_, cost) = stocked_item(tx, transfer.item_id).await?;
+    // An archived material's transfers still arrive (or go back).
+    let cost = item_cost(tx, transfer.item_id).await?;
     let from = load_location(tx, transfer.from_location_id).await?;
     let to = load_location(tx, transfer.to_location_id).await?;
     let sending = transfer.status == TransferStatus::Draft && step == TransferStep::Send;
+    if !sending && r.units != Units::default() {
+        return Err(Failure::validation(vec![crate::error::FieldError {
+            field: "serials".into(),
+            code: "not_applicable".into(),
+            message: "units are named when a drafted transfer is sent, and only then".into(),
+        }])
+        .into());
+    }
+    let (from_balance, to_balance) = lock_two(tx, transfer.item_id, from.id, to.id).await?;
     if sending {
         // A draft names no units: they are named when it leaves.
         check_units(
@@ -1603,15 +1650,7 @@ async fn move_transfer(
             false,
         )
         .await?;
-    } else if r.units != Units::default() {
-        return Err(Failure::validation(vec![crate::error::FieldError {
-            field: "serials".into(),
-            code: "not_applicable".into(),
-            message: "units are named when a drafted transfer is sent, and only then".into(),
-        }])
-        .into());
     }
-    let (from_balance, to_balance) = lock_two(tx, transfer.item_id, from.id, to.id).await?;
     let (entries, status) = match (transfer.status, step) {
         (TransferStatus::Draft, TransferStep::Send) => {
             take_serials(
@@ -1688,6 +1727,7 @@ async fn move_transfer(
                 Expect::InTransit(transfer.id),
             )
             .await?;
+            let out = transfer_out_entry(tx, transfer.id).await?;
             let (back, _) = post_locked(
                 tx,
                 transfer.item_id,
@@ -1698,10 +1738,16 @@ async fn move_transfer(
                     quantity: transfer.quantity,
                 },
                 Links {
+                    counterpart_id: Some(out.id),
                     transfer_id: Some(transfer.id),
                     units: Some(&transfer.units),
                     ..Links::default()
                 },
+            )
+            .await?;
+            tx.execute(
+                "UPDATE stock_ledger SET counterpart_id = $1 WHERE organization_id = $2 AND id = $3",
+                args![back.id, tx.org(), out.id],
             )
             .await?;
             let place = Place {
@@ -1765,6 +1811,7 @@ async fn transfer_out_entry(
 async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
     let (_, cost) = stocked_item(tx, a.item_id).await?;
     let location = load_location(tx, a.location_id).await?;
+    let balance = lock_balance(tx, a.item_id, location.id).await?;
     if matches!(a.by, AdjustBy::Count { .. })
         && tracking_of(tx, a.item_id).await? == Tracking::Serial
     {
@@ -1776,14 +1823,25 @@ async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
         }])
         .into());
     }
-    let balance = lock_balance(tx, a.item_id, location.id).await?;
     let delta = match a.by {
         AdjustBy::Delta { delta } => delta,
         AdjustBy::Count { counted } => counted - balance.on_hand,
     };
-    if delta.is_zero() && a.units == Units::default() {
+    if delta.is_zero() {
         // A count that confirms what is on hand changes nothing and writes no row.
         return Ok(posted(Vec::new()));
+    }
+    if delta.abs() > core_inv::MAX_QUANTITY {
+        return Err(Failure::validation(vec![crate::error::FieldError {
+            field: "quantity".into(),
+            code: "too_large".into(),
+            message: format!(
+                "an adjustment changes the quantity on hand by at most {}; this count differs by {}",
+                core_inv::MAX_QUANTITY,
+                delta.normalize()
+            ),
+        }])
+        .into());
     }
     check_units(tx, a.item_id, delta, &a.units, delta > Decimal::ZERO).await?;
     if delta > Decimal::ZERO {
@@ -1809,7 +1867,7 @@ async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
         )
         .await?;
     }
-    let (entry, _) = post_locked(
+    let (entry, mut after) = post_locked(
         tx,
         a.item_id,
         cost,
@@ -1823,7 +1881,42 @@ async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
         },
     )
     .await?;
-    Ok(posted(vec![entry]))
+    let mut entries = vec![entry];
+    // Stock that is not there cannot be held: the jobs holding more than is left let go of
+    // the difference, the latest holds first.
+    let org = tx.org();
+    let holds = tx
+        .fetch_all(
+            "SELECT job_id, quantity FROM stock_reservations WHERE organization_id = $1 AND item_id = $2 \
+             AND location_id = $3 ORDER BY updated_at DESC, job_id",
+            args![org, a.item_id.as_uuid(), location.id.as_uuid()],
+        )
+        .await?;
+    for hold in &holds {
+        let excess = after.reserved - after.on_hand.max(Decimal::ZERO);
+        let Ok(excess) = Quantity::parse(excess.min(decimal(hold, "quantity")?)) else {
+            break;
+        };
+        let (release, next) = post_locked(
+            tx,
+            a.item_id,
+            cost,
+            &location,
+            after,
+            Movement::Release {
+                quantity: excess,
+                job_id: JobId::from_uuid(hold.get("job_id")?),
+            },
+            Links {
+                reason: Some(&a.reason),
+                ..Links::default()
+            },
+        )
+        .await?;
+        entries.push(release);
+        after = next;
+    }
+    Ok(posted(entries))
 }
 
 /// The location a job's material comes from or goes back to: the one named, or the truck of
@@ -1878,7 +1971,6 @@ async fn record_usage(tx: &mut TenantTx, u: RecordUsage) -> Result<Posted, Store
     // The job first (locked; a closed job refuses), as every job change takes it.
     let job = super::job::load(tx, u.job_id, true).await?;
     let location = job_location(tx, &job, u.location_id).await?;
-    check_units(tx, u.item_id, u.quantity.get(), &u.units, false).await?;
     let work = super::job::record_actuals(
         tx,
         super::job::RecordActuals {
@@ -1888,6 +1980,7 @@ async fn record_usage(tx: &mut TenantTx, u: RecordUsage) -> Result<Posted, Store
     )
     .await?;
     let mut balance = lock_balance(tx, u.item_id, location.id).await?;
+    check_units(tx, u.item_id, u.quantity.get(), &u.units, false).await?;
     take_serials(
         tx,
         u.item_id,
@@ -1989,7 +2082,6 @@ async fn return_usage(tx: &mut TenantTx, u: ReturnUsage) -> Result<Posted, Store
         }
         _ => {}
     }
-    check_units(tx, u.item_id, u.quantity.get(), &u.units, false).await?;
     let used = used_by_job(tx, u.item_id, job.id).await?;
     if u.quantity.get() > used {
         return Err(failure(
@@ -2057,6 +2149,7 @@ async fn return_usage(tx: &mut TenantTx, u: ReturnUsage) -> Result<Posted, Store
     }
     tx.record_changes("job_actual", &changes).await?;
     let balance = lock_balance(tx, u.item_id, location.id).await?;
+    check_units(tx, u.item_id, u.quantity.get(), &u.units, false).await?;
     take_serials(tx, u.item_id, &u.units.serials, Expect::UsedOn(job.id)).await?;
     let place = Place {
         location: Some(location.id),
@@ -2562,21 +2655,6 @@ impl Services {
                         })
                     })
                     .collect()
-            })
-        })
-        .await
-    }
-
-    /// The materials' tracking (those set; the others are `none`).
-    pub async fn inventory_tracking(
-        &self,
-        caller: &Caller,
-        item_id: PricebookItemId,
-    ) -> Result<Tracking, StoreError> {
-        self.read(caller, move |tx| {
-            Box::pin(async move {
-                super::pricebook::load_item(tx, item_id, false).await?;
-                tracking_of(tx, item_id).await
             })
         })
         .await

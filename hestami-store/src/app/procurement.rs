@@ -385,6 +385,9 @@ pub struct PurchaseOrder {
     pub created_at: DateTime<Utc>,
     /// When it was sent to the supplier.
     pub submitted_at: Option<DateTime<Utc>>,
+    /// Why it was called off.
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
 }
 
 /// What a receipt did.
@@ -455,11 +458,19 @@ pub(crate) async fn run(
         )?,
         C::CancelPurchaseOrder(c) => serde_json::to_value(
             ctx.step("cancel_purchase_order", move |tx| {
-                Box::pin(end_order(
-                    tx,
-                    c.purchase_order_id,
-                    PurchaseOrderAction::Cancel,
-                ))
+                Box::pin(async move {
+                    let order = end_order(tx, c.purchase_order_id, PurchaseOrderAction::Cancel)
+                        .await?;
+                    tx.execute(
+                        "UPDATE purchase_orders SET cancel_reason = $1 WHERE organization_id = $2 AND id = $3",
+                        args![c.reason.as_str(), tx.org(), order.id.as_uuid()],
+                    )
+                    .await?;
+                    Ok(PurchaseOrder {
+                        cancel_reason: Some(c.reason.as_str().to_owned()),
+                        ..order
+                    })
+                })
             })
             .await?,
         )?,
@@ -674,22 +685,24 @@ async fn set_supplier_item(tx: &mut TenantTx, i: SupplierItem) -> Result<Supplie
             e
         }
     })?;
+    bump_supplier(tx, i.supplier_id).await?;
+    Ok(i)
+}
+
+/// A change to what a supplier sells: its version and the change feed.
+async fn bump_supplier(tx: &mut TenantTx, id: SupplierId) -> Result<(), StoreError> {
+    let org = tx.org();
+    let now = tx.now();
     let version: i64 = tx
         .fetch_one(
             "UPDATE suppliers SET version = version + 1, updated_at = $1 WHERE organization_id = $2 AND id = $3 \
              RETURNING version",
-            args![now, org, i.supplier_id.as_uuid()],
+            args![now, org, id.as_uuid()],
         )
         .await?
         .get("version")?;
-    tx.record_change(
-        "supplier",
-        i.supplier_id.as_uuid(),
-        version,
-        Operation::Updated,
-    )
-    .await?;
-    Ok(i)
+    tx.record_change("supplier", id.as_uuid(), version, Operation::Updated)
+        .await
 }
 
 async fn check_cost(tx: &mut TenantTx, cost: &Money, field: &str) -> Result<(), StoreError> {
@@ -783,8 +796,8 @@ async fn positions(
              LEFT JOIN supplier_items s ON s.organization_id = p.organization_id AND s.item_id = p.item_id \
                AND s.preferred = $4 \
              WHERE p.organization_id = $1 AND ($2 IS NULL OR p.item_id = $2) AND ($3 IS NULL OR p.location_id = $3) \
-             ORDER BY p.item_id, p.location_id",
-            args![org, item, location, true],
+             AND i.archived = $5 ORDER BY p.item_id, p.location_id",
+            args![org, item, location, true, false],
         )
         .await?;
     // What is on its way to each location: open order lines and transfers not yet arrived.
@@ -793,6 +806,7 @@ async fn positions(
             "SELECT l.item_id, o.location_id, l.quantity, l.received FROM purchase_order_lines l \
              JOIN purchase_orders o ON o.organization_id = l.organization_id AND o.id = l.purchase_order_id \
              WHERE l.organization_id = $1 AND o.status IN ('draft', 'submitted', 'partially_received') \
+             AND o.job_id IS NULL \
              UNION ALL \
              SELECT item_id, to_location_id, quantity, '0' FROM stock_transfers \
              WHERE organization_id = $1 AND status IN ('draft', 'in_transit')",
@@ -1042,7 +1056,7 @@ fn at_line(e: StoreError, i: usize) -> StoreError {
 }
 
 const ORDER_COLUMNS: &str = "id, version, number, supplier_id, location_id, job_id, status, reorder_date, \
-     created_at, submitted_at";
+     created_at, submitted_at, cancel_reason";
 
 async fn load_order(
     tx: &mut TenantTx,
@@ -1129,6 +1143,7 @@ fn decode_order(row: &Row, currency: Currency) -> Result<PurchaseOrder, StoreErr
         bills: Vec::new(),
         created_at: row.get("created_at")?,
         submitted_at: row.get("submitted_at")?,
+        cancel_reason: row.get("cancel_reason")?,
     })
 }
 
@@ -1271,9 +1286,6 @@ async fn receive_order(tx: &mut TenantTx, r: ReceiveOrder) -> Result<Received, S
                 ),
             )
         })?;
-        super::inventory::check_units(tx, o.item_id, l.quantity.get(), &l.units, true)
-            .await
-            .map_err(|e| at_field(e, &format!("lines[{i}]")))?;
         received.push((at, after));
     }
     // A special order's job is taken before any stock, as every job change takes it.
@@ -1294,25 +1306,29 @@ async fn receive_order(tx: &mut TenantTx, r: ReceiveOrder) -> Result<Received, S
     for item in &items {
         balances.push((*item, lock_balance(tx, *item, location.id).await?));
     }
-    // The serials, before any cost row is locked (see the inventory module's lock order).
-    for (l, (at, _)) in r.lines.iter().zip(&received) {
-        super::inventory::add_serials(tx, order.lines[*at].item_id, &l.units.serials, location.id)
-            .await?;
+    // Each line's tracking and serials, before any cost row is locked (the inventory
+    // module's lock order: balances, tracking, serials, costs), then the lines posted in item
+    // order, so two receipts of overlapping orders lock costs in one order too.
+    let mut posting: Vec<usize> = (0..r.lines.len()).collect();
+    posting.sort_by_key(|k| (order.lines[received[*k].0].item_id, *k));
+    for k in &posting {
+        let (l, o) = (&r.lines[*k], &order.lines[received[*k].0]);
+        super::inventory::check_units(tx, o.item_id, l.quantity.get(), &l.units, true)
+            .await
+            .map_err(|e| at_field(e, &format!("lines[{k}]")))?;
+        super::inventory::add_serials(tx, o.item_id, &l.units.serials, location.id).await?;
     }
     let org = tx.org();
+    let now = tx.now();
     let mut entries = Vec::new();
-    for (l, (at, after)) in r.lines.iter().zip(&received) {
+    for k in posting {
+        let (l, (at, after)) = (&r.lines[k], &received[k]);
         let o = &order.lines[*at];
         let (_, pricebook_cost) = super::inventory::stocked_item(tx, o.item_id).await?;
         let slot = balances
             .iter_mut()
             .find(|(item, _)| *item == o.item_id)
             .ok_or_else(|| StoreError::Internal("a balance locked above".into()))?;
-        let links = Links {
-            purchase_order_id: Some(order.id),
-            units: Some(&l.units),
-            ..Links::default()
-        };
         let (entry, balance) = post_locked(
             tx,
             o.item_id,
@@ -1323,17 +1339,26 @@ async fn receive_order(tx: &mut TenantTx, r: ReceiveOrder) -> Result<Received, S
                 quantity: l.quantity,
                 unit_cost: o.unit_cost,
             },
-            links,
+            Links {
+                purchase_order_id: Some(order.id),
+                units: Some(&l.units),
+                ..Links::default()
+            },
         )
         .await?;
         slot.1 = balance;
         entries.push(entry);
-        if let Some(job) = job.as_ref().filter(|j| {
+        // A special order's receipt is held for its job (as much as is available: where
+        // negative stock is allowed, some of it may fill a hole first).
+        let open_job = job.as_ref().filter(|j| {
             !matches!(
                 j.status,
                 hestami_core::job::JobStatus::Closed | hestami_core::job::JobStatus::Cancelled
             )
-        }) {
+        });
+        if let Some(job) = open_job
+            && let Ok(held) = Quantity::parse(l.quantity.get().min(slot.1.available()))
+        {
             let (hold, balance) = post_locked(
                 tx,
                 o.item_id,
@@ -1341,10 +1366,13 @@ async fn receive_order(tx: &mut TenantTx, r: ReceiveOrder) -> Result<Received, S
                 &location,
                 slot.1,
                 Movement::Reservation {
-                    quantity: l.quantity,
+                    quantity: held,
                     job_id: job.id,
                 },
-                links,
+                Links {
+                    purchase_order_id: Some(order.id),
+                    ..Links::default()
+                },
             )
             .await?;
             slot.1 = balance;
@@ -1356,18 +1384,27 @@ async fn receive_order(tx: &mut TenantTx, r: ReceiveOrder) -> Result<Received, S
             args![after.to_string(), org, order.id.as_uuid(), i64::from(o.line)],
         )
         .await?;
-        tx.execute(
-            "UPDATE supplier_items SET last_price = $1, updated_at = $2 WHERE organization_id = $3 \
-             AND supplier_id = $4 AND item_id = $5",
-            args![
-                o.unit_cost.amount().to_string(),
-                tx.now(),
-                org,
-                order.supplier_id.as_uuid(),
-                o.item_id.as_uuid()
-            ],
-        )
-        .await?;
+    }
+    // What the supplier charged is its last price for each material it sells.
+    let mut repriced = false;
+    for o in received.iter().map(|(at, _)| &order.lines[*at]) {
+        repriced |= tx
+            .execute(
+                "UPDATE supplier_items SET last_price = $1, updated_at = $2 WHERE organization_id = $3 \
+                 AND supplier_id = $4 AND item_id = $5 AND (last_price IS NULL OR last_price <> $1)",
+                args![
+                    o.unit_cost.amount().to_string(),
+                    now,
+                    org,
+                    order.supplier_id.as_uuid(),
+                    o.item_id.as_uuid()
+                ],
+            )
+            .await?
+            > 0;
+    }
+    if repriced {
+        bump_supplier(tx, order.supplier_id).await?;
     }
     let state: Vec<(Decimal, Decimal)> = order
         .lines
@@ -1493,6 +1530,20 @@ async fn record_bill(tx: &mut TenantTx, b: NewBill) -> Result<SupplierBill, Stor
     })?;
     tx.record_change("supplier_bill", bill.id.as_uuid(), 1, Operation::Created)
         .await?;
+    // The order's lines now say what is billed: a new version of the order.
+    let version = order.version + 1;
+    tx.execute(
+        "UPDATE purchase_orders SET version = $1, updated_at = $2 WHERE organization_id = $3 AND id = $4",
+        args![version, bill.created_at, org, order.id.as_uuid()],
+    )
+    .await?;
+    tx.record_change(
+        "purchase_order",
+        order.id.as_uuid(),
+        version,
+        Operation::Updated,
+    )
+    .await?;
     Ok(bill)
 }
 
