@@ -52,6 +52,7 @@ pub mod ids;
 pub mod inventory;
 pub mod invoice;
 pub mod job;
+pub mod maintenance;
 pub mod money;
 pub mod org;
 pub mod pricebook;
