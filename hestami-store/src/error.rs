@@ -103,6 +103,19 @@ impl Failure {
         }
     }
 
+    /// `400 VALIDATION_FAILED` naming one field.
+    pub fn invalid_field(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::validation(vec![FieldError {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }])
+    }
+
     /// `409 VERSION_CONFLICT`: the caller's `expectedVersion` is stale.
     pub fn version_conflict(what: &str, expected: i64, current: i64) -> Self {
         Self {

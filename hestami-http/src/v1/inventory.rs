@@ -787,7 +787,7 @@ pub(crate) fn units(
     })
 }
 
-fn quantity(v: &mut Validator, field: &str, raw: &str) -> Option<Quantity> {
+pub(crate) fn quantity(v: &mut Validator, field: &str, raw: &str) -> Option<Quantity> {
     let parsed = decimal(raw).and_then(Quantity::parse);
     v.check(field, parsed)
 }

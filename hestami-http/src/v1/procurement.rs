@@ -19,7 +19,7 @@ use hestami_store::app::procurement::{
 };
 
 use super::Empty;
-use super::inventory::StockEntryDto;
+use super::inventory::{StockEntryDto, quantity};
 use super::money::{decimal, money};
 use crate::error::ApiError;
 use crate::rpc::{Ctx, Name, Procedure, Validator, mutation, mutation_in, query, validate};
@@ -618,10 +618,6 @@ pub struct PurchaseOrderPage {
     pub items: Vec<PurchaseOrderDto>,
     /// The cursor of the next page, or null on the last.
     pub next_cursor: Option<String>,
-}
-
-fn quantity(v: &mut Validator, field: &str, raw: &str) -> Option<Quantity> {
-    v.check(field, decimal(raw).and_then(Quantity::parse))
 }
 
 fn optional<T>(

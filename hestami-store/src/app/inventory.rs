@@ -623,19 +623,19 @@ async fn create_location(tx: &mut TenantTx, n: NewLocation) -> Result<Location, 
             }
         }
         (LocationKind::Truck, None) => {
-            return Err(Failure::validation(vec![crate::error::FieldError {
-                field: "technicianId".into(),
-                code: "required".into(),
-                message: "a truck belongs to a technician".into(),
-            }])
+            return Err(Failure::invalid_field(
+                "technicianId",
+                "required",
+                "a truck belongs to a technician",
+            )
             .into());
         }
         (LocationKind::Warehouse, Some(_)) => {
-            return Err(Failure::validation(vec![crate::error::FieldError {
-                field: "technicianId".into(),
-                code: "not_applicable".into(),
-                message: "a warehouse belongs to no technician".into(),
-            }])
+            return Err(Failure::invalid_field(
+                "technicianId",
+                "not_applicable",
+                "a warehouse belongs to no technician",
+            )
             .into());
         }
         (LocationKind::Warehouse, None) => {}
@@ -1072,11 +1072,7 @@ pub(crate) async fn check_units(
 ) -> Result<Tracking, StoreError> {
     let tracking = tracking_of(tx, item).await?;
     core_inv::check_units(tracking, quantity, units, inbound).map_err(|e| {
-        StoreError::from(Failure::validation(vec![crate::error::FieldError {
-            field: e.field().into(),
-            code: "tracking".into(),
-            message: e.to_string(),
-        }]))
+        StoreError::from(Failure::invalid_field(e.field(), "tracking", e.to_string()))
     })?;
     Ok(tracking)
 }
@@ -1361,11 +1357,11 @@ async fn transfer(tx: &mut TenantTx, t: Transfer) -> Result<Posted, StoreError> 
     let from = load_location(tx, t.from_location_id).await?;
     let to = load_location(tx, t.to_location_id).await?;
     if from.id == to.id {
-        return Err(Failure::validation(vec![crate::error::FieldError {
-            field: "toLocationId".into(),
-            code: "same_location".into(),
-            message: "a transfer goes to another location".into(),
-        }])
+        return Err(Failure::invalid_field(
+            "toLocationId",
+            "same_location",
+            "a transfer goes to another location",
+        )
         .into());
     }
     let (from_balance, to_balance) = lock_two(tx, t.item_id, from.id, to.id).await?;
@@ -1632,11 +1628,11 @@ async fn move_transfer(
     let to = load_location(tx, transfer.to_location_id).await?;
     let sending = transfer.status == TransferStatus::Draft && step == TransferStep::Send;
     if !sending && r.units != Units::default() {
-        return Err(Failure::validation(vec![crate::error::FieldError {
-            field: "serials".into(),
-            code: "not_applicable".into(),
-            message: "units are named when a drafted transfer is sent, and only then".into(),
-        }])
+        return Err(Failure::invalid_field(
+            "serials",
+            "not_applicable",
+            "units are named when a drafted transfer is sent, and only then",
+        )
         .into());
     }
     let (from_balance, to_balance) = lock_two(tx, transfer.item_id, from.id, to.id).await?;
@@ -1815,12 +1811,11 @@ async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
     if matches!(a.by, AdjustBy::Count { .. })
         && tracking_of(tx, a.item_id).await? == Tracking::Serial
     {
-        return Err(Failure::validation(vec![crate::error::FieldError {
-            field: "mode".into(),
-            code: "serial_tracked".into(),
-            message: "a serial-tracked material is adjusted by its serials (delta), not counted"
-                .into(),
-        }])
+        return Err(Failure::invalid_field(
+            "mode",
+            "serial_tracked",
+            "a serial-tracked material is adjusted by its serials (delta), not counted",
+        )
         .into());
     }
     let delta = match a.by {
@@ -1832,15 +1827,11 @@ async fn adjust(tx: &mut TenantTx, a: Adjust) -> Result<Posted, StoreError> {
         return Ok(posted(Vec::new()));
     }
     if delta.abs() > core_inv::MAX_QUANTITY {
-        return Err(Failure::validation(vec![crate::error::FieldError {
-            field: "quantity".into(),
-            code: "too_large".into(),
-            message: format!(
+        return Err(Failure::invalid_field("quantity", "too_large", format!(
                 "an adjustment changes the quantity on hand by at most {}; this count differs by {}",
                 core_inv::MAX_QUANTITY,
                 delta.normalize()
-            ),
-        }])
+            ))
         .into());
     }
     check_units(tx, a.item_id, delta, &a.units, delta > Decimal::ZERO).await?;
@@ -2202,11 +2193,11 @@ async fn reserve(tx: &mut TenantTx, h: Hold) -> Result<Posted, StoreError> {
     }
     let location = load_location(tx, h.location_id).await?;
     let quantity = h.quantity.ok_or_else(|| {
-        StoreError::from(Failure::validation(vec![crate::error::FieldError {
-            field: "quantity".into(),
-            code: "required".into(),
-            message: "say how much to hold".into(),
-        }]))
+        StoreError::from(Failure::invalid_field(
+            "quantity",
+            "required",
+            "say how much to hold",
+        ))
     })?;
     let balance = lock_balance(tx, h.item_id, location.id).await?;
     let (entry, _) = post_locked(

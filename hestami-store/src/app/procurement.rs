@@ -497,15 +497,6 @@ pub(crate) async fn run(
     })
 }
 
-fn field_error(field: impl Into<String>, code: &str, message: impl Into<String>) -> StoreError {
-    Failure::validation(vec![FieldError {
-        field: field.into(),
-        code: code.into(),
-        message: message.into(),
-    }])
-    .into()
-}
-
 fn order_failure(e: rules::PurchaseOrderError) -> StoreError {
     let kind = match e {
         rules::PurchaseOrderError::InvalidTransition { .. } => FailureKind::Conflict,
@@ -708,11 +699,11 @@ async fn bump_supplier(tx: &mut TenantTx, id: SupplierId) -> Result<(), StoreErr
 async fn check_cost(tx: &mut TenantTx, cost: &Money, field: &str) -> Result<(), StoreError> {
     let currency = currency(tx).await?;
     if cost.currency() != currency || cost.is_negative() {
-        return Err(field_error(
+        return Err(StoreError::from(Failure::invalid_field(
             field,
             "invalid",
             format!("a unit cost is at least 0, in {}", currency.code()),
-        ));
+        )));
     }
     Ok(())
 }
@@ -727,11 +718,11 @@ async fn set_reorder_point(
     super::inventory::load_location(tx, p.location_id).await?;
     if let Some(source) = p.source_location_id {
         if source == p.location_id {
-            return Err(field_error(
+            return Err(StoreError::from(Failure::invalid_field(
                 "sourceLocationId",
                 "same_location",
                 "a location is replenished from another location",
-            ));
+            )));
         }
         super::inventory::load_location(tx, source).await?;
     }
@@ -942,11 +933,11 @@ async fn create_order(
     reorder_date: Option<NaiveDate>,
 ) -> Result<PurchaseOrder, StoreError> {
     if n.lines.is_empty() || n.lines.len() > MAX_ORDER_LINES {
-        return Err(field_error(
+        return Err(StoreError::from(Failure::invalid_field(
             "lines",
             "length",
             format!("an order has 1 to {MAX_ORDER_LINES} lines"),
-        ));
+        )));
     }
     load_supplier(tx, n.supplier_id, false).await?;
     super::inventory::load_location(tx, n.location_id).await?;
@@ -1244,28 +1235,28 @@ async fn receive_order(tx: &mut TenantTx, r: ReceiveOrder) -> Result<Received, S
         .decide(PurchaseOrderAction::Receive)
         .map_err(order_failure)?;
     if r.lines.is_empty() || r.lines.len() > MAX_ORDER_LINES {
-        return Err(field_error(
+        return Err(StoreError::from(Failure::invalid_field(
             "lines",
             "length",
             format!("a receipt has 1 to {MAX_ORDER_LINES} lines"),
-        ));
+        )));
     }
     // Every line checked before anything moves.
     let mut received: Vec<(usize, Decimal)> = Vec::with_capacity(r.lines.len());
     for (i, l) in r.lines.iter().enumerate() {
         let Some(at) = order.lines.iter().position(|o| o.line == l.line) else {
-            return Err(field_error(
+            return Err(StoreError::from(Failure::invalid_field(
                 format!("lines[{i}].line"),
                 "unknown_line",
                 format!("the order has no line {}", l.line),
-            ));
+            )));
         };
         if received.iter().any(|(j, _)| *j == at) {
-            return Err(field_error(
+            return Err(StoreError::from(Failure::invalid_field(
                 format!("lines[{i}].line"),
                 "duplicate",
                 format!("line {} is listed twice", l.line),
-            ));
+            )));
         }
         let o = &order.lines[at];
         let after = rules::receive_line(
@@ -1432,11 +1423,11 @@ async fn record_bill(tx: &mut TenantTx, b: NewBill) -> Result<SupplierBill, Stor
         .decide(PurchaseOrderAction::Bill)
         .map_err(order_failure)?;
     if b.lines.is_empty() || b.lines.len() > MAX_ORDER_LINES {
-        return Err(field_error(
+        return Err(StoreError::from(Failure::invalid_field(
             "lines",
             "length",
             format!("a bill has 1 to {MAX_ORDER_LINES} lines"),
-        ));
+        )));
     }
     if order.bills.iter().any(|x| x.number == b.number.as_str()) {
         return Err(Failure::new(
@@ -1456,18 +1447,18 @@ async fn record_bill(tx: &mut TenantTx, b: NewBill) -> Result<SupplierBill, Stor
     let mut total = Decimal::ZERO;
     for (i, l) in b.lines.iter().enumerate() {
         let Some(o) = order.lines.iter().find(|o| o.line == l.line) else {
-            return Err(field_error(
+            return Err(StoreError::from(Failure::invalid_field(
                 format!("lines[{i}].line"),
                 "unknown_line",
                 format!("the order has no line {}", l.line),
-            ));
+            )));
         };
         if seen.contains(&l.line) {
-            return Err(field_error(
+            return Err(StoreError::from(Failure::invalid_field(
                 format!("lines[{i}].line"),
                 "duplicate",
                 format!("line {} is listed twice", l.line),
-            ));
+            )));
         }
         seen.push(l.line);
         check_cost(tx, &l.unit_cost, &format!("lines[{i}].unitCost")).await?;
