@@ -156,3 +156,11 @@ id_type!(
     /// A form template (the same id across its versions).
     FormTemplateId
 );
+id_type!(
+    /// A maintenance plan: the template agreements are written on.
+    MaintenancePlanId
+);
+id_type!(
+    /// A customer's maintenance agreement.
+    AgreementId
+);

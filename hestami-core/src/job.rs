@@ -784,6 +784,19 @@ pub fn create(
     actor: Option<UserId>,
 ) -> (Job, JobEvent) {
     let sla_deadline = now + new_job.priority.response_window(sla);
+    create_due(id, new_job, sla_deadline, now, actor)
+}
+
+/// Creates a job that must be reached by `sla_deadline` rather than by its priority's response
+/// window: a maintenance visit generated weeks ahead is due at its own date, not three days
+/// after it was generated.
+pub fn create_due(
+    id: JobId,
+    new_job: NewJob,
+    sla_deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+    actor: Option<UserId>,
+) -> (Job, JobEvent) {
     let event = JobEvent {
         version: 1,
         change: JobChange::Created {

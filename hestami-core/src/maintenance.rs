@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::Invalid;
 use crate::money::Money;
 
+pub mod agreement;
+
 /// The most occurrences a schedule is asked for at once.
 pub const MAX_OCCURRENCES: u32 = 10_000;
 

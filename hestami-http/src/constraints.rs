@@ -287,6 +287,18 @@ fn schema_rule(schema: &str, field: &str) -> Option<Value> {
         ("RecordUsageInput", "quantity") => json!({ "pattern": QUANTITY_PATTERN }),
         ("AdjustInput", "quantity") => json!({ "pattern": STOCK_ADJUSTMENT_PATTERN }),
         ("ReceiveInput", "unitCost") => json!({ "pattern": MONEY_PATTERN }),
+        ("CreateContractInput", "propertyIds") => json!({
+            "minItems": 1,
+            "maxItems": hestami_store::app::maintenance::MAX_PROPERTIES,
+            "uniqueItems": true,
+        }),
+        // A visit's window is one day's: it ends by 23:59.
+        ("DayWindowDto", "end") => json!({ "pattern": START_CLOCK_PATTERN }),
+        ("PlanServiceDto", "quantity") => json!({ "pattern": STOCK_QUANTITY_PATTERN }),
+        ("BenefitsInput", "discountPercent") => json!({ "pattern": PERCENT_100_PATTERN }),
+        ("PricesDto", "monthly" | "quarterly" | "annually") => {
+            json!({ "pattern": MONEY_PATTERN })
+        }
         ("CreditNoteInput", "lines") => json!({ "maxItems": MAX_LINES }),
         ("CreditNoteInput", "adjustments") => {
             json!({ "maxItems": hestami_core::invoice::credit::MAX_ADJUSTMENTS })

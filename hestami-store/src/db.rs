@@ -112,6 +112,20 @@ async fn reach(options: &PgConnectOptions) -> Result<(), StoreError> {
 
 impl Pool {
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_checked(url, max_connections, true).await
+    }
+
+    /// Like [`Pool::connect`]; on SQLite, `foreign_keys` says whether the connections enforce
+    /// foreign keys. Migrations run without: SQLite changes a column's constraints only by
+    /// rebuilding its table (a new one, the rows copied, the old one dropped, the new one
+    /// renamed), which enforcement forbids while other tables refer to it, and the pragma
+    /// cannot change inside the transaction a migration runs in. The migrator checks the
+    /// foreign keys itself afterwards.
+    pub(crate) async fn connect_checked(
+        url: &str,
+        max_connections: u32,
+        foreign_keys: bool,
+    ) -> Result<Self, StoreError> {
         match Backend::of_url(url)? {
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)?
@@ -119,7 +133,7 @@ impl Pool {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(30))
-                    .foreign_keys(true);
+                    .foreign_keys(foreign_keys);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .connect_with(options)

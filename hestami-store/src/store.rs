@@ -150,6 +150,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "supplier_bills",
     "stock_items",
     "stock_serials",
+    "maintenance_plans",
+    "maintenance_agreements",
+    "maintenance_visits",
+    "agreement_invoices",
 ];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before
@@ -187,9 +191,12 @@ impl Store {
     /// creates the [`APP_ROLE`] role if it is missing and grants it exactly what the server
     /// needs.
     pub async fn migrate(url: &str) -> Result<(), StoreError> {
-        let pool = Pool::connect(url, 2).await?;
+        let pool = Pool::connect_checked(url, 1, false).await?;
         let result = match &pool {
-            Pool::Sqlite(p, _) => SQLITE_MIGRATIONS.run(p).await.map_err(StoreError::from),
+            Pool::Sqlite(p, _) => match SQLITE_MIGRATIONS.run(p).await {
+                Ok(()) => foreign_key_check(p).await,
+                Err(e) => Err(e.into()),
+            },
             Pool::Postgres(p) => match POSTGRES_MIGRATIONS.run(p).await {
                 Ok(()) => grant_app_role(p).await,
                 Err(e) => Err(e.into()),
@@ -288,6 +295,22 @@ impl Store {
         let mut tx = self.begin(false, None).await?;
         tx.fetch_one("SELECT 1 AS one", Vec::new()).await?;
         tx.commit().await
+    }
+}
+
+/// Refuses a SQLite database whose rows break a foreign key (migrations run without
+/// enforcement: see [`Pool::connect_checked`]).
+async fn foreign_key_check(pool: &sqlx::SqlitePool) -> Result<(), StoreError> {
+    let broken = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(pool)
+        .await?;
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "the migrated database has {} rows that break a foreign key",
+            broken.len()
+        )))
     }
 }
 

@@ -309,6 +309,49 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
     ] {
         let _: serde_json::Value = ok(s, c, procurement(procedure, input)).await;
     }
+    // The maintenance tables: a plan, an agreement on it from today, active; the timer pass
+    // below generates its first visits and bills its first period.
+    let maintenance = |procedure: &str, input: serde_json::Value| {
+        from_json::<hestami_store::app::maintenance::MaintenanceCommand>(
+            serde_json::json!({ "procedure": procedure, "input": input }),
+        )
+    };
+    let plan: serde_json::Value = ok(
+        s,
+        c,
+        maintenance(
+            "maintenance/v1/createPlan",
+            serde_json::json!({ "name": "Weekly pool care", "description": null,
+                "visits": [{ "name": "Pool service", "trade": "plumbing", "startMonth": null,
+                             "rule": { "kind": "weekly", "every": 1, "weekday": "Mon" },
+                             "window": { "start": "09:00:00", "end": "10:00:00" },
+                             "durationMinutes": 45, "services": [] }],
+                "benefits": { "discount": null, "priority": null, "waiveTripFee": false },
+                "prices": [{ "frequency": "monthly", "amount": usd("120.00") }] }),
+        ),
+    )
+    .await;
+    let agreement: serde_json::Value = ok(
+        s,
+        c,
+        maintenance(
+            "maintenance/v1/createContract",
+            serde_json::json!({ "customerId": job.customer_id, "propertyIds": [job.property_id],
+                                "planId": plan["id"], "startDate": today, "termMonths": 12,
+                                "billing": "monthly", "autoRenew": true, "leadDays": 14 }),
+        ),
+    )
+    .await;
+    let _: serde_json::Value = ok(
+        s,
+        c,
+        maintenance(
+            "maintenance/v1/activate",
+            serde_json::json!({ "agreementId": agreement["id"], "signedBy": "Ada",
+                                "signature": null, "expectedVersion": null }),
+        ),
+    )
+    .await;
     s.fire_due_timers().await.expect("the expiry scan");
     assert!(
         !s.outbox(c).await.expect("outbox").is_empty(),
@@ -757,6 +800,24 @@ fn valid_insert(table: &str, t: &Tenant) -> Option<(&'static str, Vec<Uuid>)> {
              INSERT INTO supplier_bills (organization_id, id, purchase_order_id, number, lines, total, mismatches, \
              created_at) SELECT $1, $2, ln.purchase_order_id, 'B', '[]', '0', '[]', now() FROM ln",
             vec![t.org, fresh, t.item],
+        ),
+        "maintenance_plans" => (
+            "INSERT INTO maintenance_plans (organization_id, id, version, name, active, body, created_at, updated_at) \
+             VALUES ($1, $2, 1, 'Intruder ' || $2::text, true, '{}', now(), now())",
+            vec![t.org, fresh],
+        ),
+        "maintenance_agreements" | "maintenance_visits" | "agreement_invoices" => (
+            "WITH p AS (INSERT INTO maintenance_plans (organization_id, id, version, name, active, body, created_at, \
+             updated_at) VALUES ($1, $2, 1, 'Intruder ' || $2::text, true, '{}', now(), now()) RETURNING id), \
+             a AS (INSERT INTO maintenance_agreements (organization_id, id, version, plan_id, customer_id, status, \
+             start_date, term_end, next_attention, body, created_at, updated_at) SELECT $1, $2, 1, p.id, $3, 'draft', \
+             '2027-01-01', '2028-01-01', NULL, '{}', now(), now() FROM p RETURNING id), \
+             v AS (INSERT INTO maintenance_visits (organization_id, agreement_id, slot, revision, occurrence, \
+             property_id, due_on, job_id, generated_on, late, created_at) SELECT $1, a.id, 0, 0, 0, $4, '2027-01-04', \
+             $5, '2026-12-05', false, now() FROM a RETURNING agreement_id) \
+             INSERT INTO agreement_invoices (organization_id, agreement_id, period_start, period_end, invoice_id, \
+             created_at) SELECT $1, v.agreement_id, '2027-01-01', '2027-02-01', $6, now() FROM v",
+            vec![t.org, fresh, t.customer, t.property, t.job, t.invoice],
         ),
         "invoices" => (
             "INSERT INTO invoices (organization_id, id, version, status, job_id, customer_id, number, issue_date, \

@@ -17,7 +17,7 @@ use hestami::store::app::{Caller, Services};
 use hestami::store::directory::NewOrganization;
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::TestDb;
-use hestami::store::{Store, StoreOptions};
+use hestami::store::{Clock, Store, StoreOptions, SystemClock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -192,6 +192,29 @@ impl TestServer {
         limits: hestami::http::ConnectionLimits,
         relay: RelaySettings,
     ) -> Option<Self> {
+        Self::start_full(backend, config, limits, relay, Arc::new(SystemClock)).await
+    }
+
+    /// A server whose store reads the time from `clock` (a simulated year in seconds: the test
+    /// moves the clock and runs the timer pass, `services.fire_due_timers()`).
+    pub async fn start_at(backend: Backend, clock: Arc<dyn Clock>) -> Option<Self> {
+        Self::start_full(
+            backend,
+            hestami::http::ServerConfig::default(),
+            hestami::http::ConnectionLimits::default(),
+            RelaySettings::default(),
+            clock,
+        )
+        .await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        config: hestami::http::ServerConfig,
+        limits: hestami::http::ConnectionLimits,
+        relay: RelaySettings,
+        clock: Arc<dyn Clock>,
+    ) -> Option<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = match backend {
             Backend::Sqlite => TestDb::sqlite().await.expect("a SQLite test database"),
@@ -206,9 +229,15 @@ impl TestServer {
         )
         .await
         .expect("connect as owner");
-        let app = Store::connect(&db.app_url, StoreOptions::default())
-            .await
-            .expect("connect as the app role");
+        let app = Store::connect(
+            &db.app_url,
+            StoreOptions {
+                clock,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("connect as the app role");
         let payments = TestProvider::new();
         let services =
             Services::with_processor(app, EngineConfig::default(), Arc::new(payments.clone()))

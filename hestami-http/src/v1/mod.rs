@@ -24,6 +24,7 @@ pub mod form;
 pub mod inventory;
 pub mod invoice;
 pub mod job;
+pub mod maintenance;
 pub mod members;
 pub mod money;
 pub mod notification;
@@ -61,6 +62,7 @@ pub fn procedures() -> Vec<Procedure> {
         members::procedures(),
         inventory::procedures(),
         procurement::procedures(),
+        maintenance::procedures(),
     ]
     .into_iter()
     .flatten()

@@ -503,7 +503,6 @@ async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreErr
         None => PaymentTerms::net(DEFAULT_NET_DAYS)
             .map_err(|e| StoreError::Internal(format!("default terms: {}", e.message)))?,
     };
-    let id = InvoiceId::from_uuid(new_id());
     let new_invoice = NewInvoice {
         job_id: Some(job.id),
         customer_id: job.customer_id,
@@ -511,6 +510,12 @@ async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreErr
         quote,
         terms,
     };
+    insert_new(tx, new_invoice).await
+}
+
+/// Creates the draft invoice `new` (its row, its first event, its change).
+async fn insert_new(tx: &mut TenantTx, new_invoice: NewInvoice) -> Result<Invoice, StoreError> {
+    let id = InvoiceId::from_uuid(new_id());
     let (invoice, event) =
         core_invoice::create(id, new_invoice, tx.now(), tx.actor()).map_err(|p| invalid("", p))?;
     let org = tx.org();
@@ -523,7 +528,7 @@ async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreErr
             invoice.id.as_uuid(),
             invoice.version,
             invoice.status.as_str(),
-            job.id.as_uuid(),
+            invoice.job_id.map(|j| j.as_uuid()),
             invoice.customer_id.as_uuid(),
             invoice.total().amount().to_string(),
             invoice.balance().amount().to_string(),
@@ -701,14 +706,41 @@ pub(crate) async fn lock_for_change(
 }
 
 async fn price_at(tx: &mut TenantTx, invoice: &Invoice) -> Result<PriceAt, StoreError> {
-    let job_id = invoice
-        .job_id
-        .ok_or_else(|| StoreError::Internal("an invoice without a job".into()))?;
+    let Some(job_id) = invoice.job_id else {
+        // An agreement's period: priced at the agreement's first property.
+        return super::maintenance::price_at_of_invoice(tx, invoice).await;
+    };
     let job = super::job::load(tx, job_id, false).await?;
     Ok(PriceAt {
         customer_id: job.customer_id,
         property_id: job.property_id,
     })
+}
+
+/// Creates and issues an invoice without a job (an agreement's billing period), priced at
+/// `at`, numbered from the organization's gapless sequence, issued on `issue_date`.
+pub(crate) async fn issue_unattached(
+    tx: &mut TenantTx,
+    at: PriceAt,
+    request: &QuoteRequest,
+    issue_date: NaiveDate,
+) -> Result<Invoice, StoreError> {
+    let quote = price(tx, Some(at), request, "").await?;
+    let terms = PaymentTerms::net(DEFAULT_NET_DAYS)
+        .map_err(|e| StoreError::Internal(format!("default terms: {}", e.message)))?;
+    let draft = insert_new(
+        tx,
+        NewInvoice {
+            job_id: None,
+            customer_id: at.customer_id,
+            source: InvoiceSource::Lines,
+            quote,
+            terms,
+        },
+    )
+    .await?;
+    let number = next_number(tx).await?;
+    apply(tx, &draft, InvoiceCommand::Issue { number, issue_date }).await
 }
 
 /// The next value of one of the organization's gapless sequences (`invoice_sequences`,

@@ -632,6 +632,15 @@ fn command_for_target(job: &Job, target: JobStatus) -> Result<JobCommand, StoreE
 }
 
 pub(crate) async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreError> {
+    create_due(tx, new, None).await
+}
+
+/// Creates a job; with `deadline`, due then instead of by its priority's response window.
+pub(crate) async fn create_due(
+    tx: &mut TenantTx,
+    new: NewJob,
+    deadline: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Job, StoreError> {
     // What the job needs, in one query: the trade catalogue (no row: the default one), the
     // organization (its SLA windows) and whether the property is the customer's.
     let catalogue = super::trades::CATALOGUE;
@@ -661,7 +670,10 @@ pub(crate) async fn create(tx: &mut TenantTx, new: NewJob) -> Result<Job, StoreE
         return Err(Failure::not_found("property").into());
     }
     let id = JobId::from_uuid(new_id());
-    let (job, event) = core_job::create(id, new, &org.sla, tx.now(), tx.actor());
+    let (job, event) = match deadline {
+        Some(deadline) => core_job::create_due(id, new, deadline, tx.now(), tx.actor()),
+        None => core_job::create(id, new, &org.sla, tx.now(), tx.actor()),
+    };
     tx.execute(
         "INSERT INTO jobs (organization_id, id, version, status, held_from, customer_id, property_id, trade, \
          priority, summary, description, window_start, window_end, technician_id, sla_deadline, \

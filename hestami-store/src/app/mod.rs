@@ -33,6 +33,7 @@ pub mod forms;
 pub mod inventory;
 pub mod invoice;
 pub mod job;
+pub mod maintenance;
 pub mod members;
 pub mod notes;
 pub mod org;
@@ -263,6 +264,7 @@ pub fn register_all_with(
         .register(members::WORKFLOW, members::run)
         .register(inventory::WORKFLOW, inventory::run)
         .register(procurement::WORKFLOW, procurement::run)
+        .register(maintenance::WORKFLOW, maintenance::run)
 }
 
 impl Services {

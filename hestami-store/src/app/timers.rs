@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use hestami_core::ids::{AppointmentId, EstimateId, JobId, OrganizationId};
+use hestami_core::ids::{AgreementId, AppointmentId, EstimateId, JobId, OrganizationId};
 
 use super::appointment::{
     CheckSla, CheckWindow, JobV2Command, SLA_TIMER_PREFIX, WINDOW_TIMER_PREFIX,
@@ -32,7 +32,7 @@ use super::delivery::OUTBOX_TIMER_PREFIX;
 use super::estimate::{EXPIRY_TIMER_PREFIX, EstimateCommandInput, ExpireEstimate};
 use super::invoice::{InvoiceCommandInput, OVERDUE_TIMER, OverdueScan};
 use super::webhooks::WEBHOOK_TIMER_PREFIX;
-use super::{Caller, Command, Request, Services, compliance_scan, procurement};
+use super::{Caller, Command, Request, Services, compliance_scan, maintenance, procurement};
 use crate::db::{Backend, args};
 use crate::directory::load_organization;
 use crate::error::StoreError;
@@ -127,6 +127,8 @@ enum Due {
     Outbox(Uuid),
     /// A webhook subscription to feed.
     Webhook(Uuid),
+    /// A maintenance agreement needing attention.
+    Agreement(AgreementId),
     /// A name this version does not know (left alone).
     Unknown,
 }
@@ -149,6 +151,8 @@ fn classify(name: &str) -> Due {
         Due::Outbox(id)
     } else if let Some(id) = id(WEBHOOK_TIMER_PREFIX) {
         Due::Webhook(id)
+    } else if let Some(id) = maintenance::timer_agreement(name) {
+        Due::Agreement(id)
     } else {
         Due::Unknown
     }
@@ -465,6 +469,39 @@ impl Services {
                 });
                 self.fire_once(caller, key, command).await?;
                 Ok(None)
+            }
+            Due::Agreement(agreement_id) => {
+                // Keyed by the agreement's version and the local date: two processes firing at
+                // once share one workflow; a tick of a later date or after a change is a new one,
+                // and finds only what is left (the agreement's row is locked and its cursors
+                // say what is generated and billed).
+                let state = self
+                    .read(caller, move |tx| {
+                        Box::pin(maintenance::timer_state(tx, agreement_id))
+                    })
+                    .await?;
+                let Some((version, attention)) = state else {
+                    return Ok(None);
+                };
+                let tz = self
+                    .read(caller, |tx| Box::pin(load_organization(tx, false)))
+                    .await?
+                    .time_zone
+                    .tz();
+                let date = now.with_timezone(&tz).date_naive();
+                if attention > date {
+                    return Ok(Some(maintenance::fire_at(tz, attention)));
+                }
+                let key = timer_key(&format!("{name}/{version}/{date}"));
+                let command =
+                    maintenance::MaintenanceCommand::Tick(maintenance::Tick { agreement_id, date });
+                self.fire_once(caller, key, command).await?;
+                let after = self
+                    .read(caller, move |tx| {
+                        Box::pin(maintenance::timer_state(tx, agreement_id))
+                    })
+                    .await?;
+                Ok(after.map(|(_, attention)| maintenance::fire_at(tz, attention)))
             }
             Due::Outbox(id) => self.deliver_message(caller.organization_id, id, now).await,
             Due::Webhook(id) => self.deliver_webhooks(caller.organization_id, id, now).await,

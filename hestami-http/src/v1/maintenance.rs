@@ -1,0 +1,1296 @@
+//! `maintenance/v1`: plans, agreements on them, the visits they generate and the invoices of
+//! their billing periods.
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use hestami_core::ids::{AgreementId, CustomerId, MaintenancePlanId, PricebookItemId, PropertyId};
+use hestami_core::maintenance::agreement::{MAX_LEAD_DAYS, MAX_TERM_MONTHS};
+use hestami_core::maintenance::{AgreementStatus, BillingFrequency, DayWindow, Nth, Recurrence};
+use hestami_core::money::Percent;
+use hestami_core::org::Currency;
+use hestami_core::text::{Description, Name as Label, Reason, TradeCode};
+use hestami_core::workforce::SkillLevel;
+use hestami_store::app::PageRequest;
+use hestami_store::app::maintenance::{
+    ActivateAgreement, Agreement, AgreementFilter, AgreementSchedule, AgreementVisit, Benefits,
+    ChangeSchedule, ChangeStatus, DEFAULT_LEAD_DAYS, MAX_PLAN_VISITS, MAX_PROPERTIES,
+    MAX_VISIT_SERVICES, MaintenanceCommand, NewAgreement, NewPlan, PeriodInvoice, Plan, PlanPrice,
+    PlanService, PlanVisit,
+};
+
+use super::job::PriorityDto;
+use super::money::{decimal, money};
+use super::technician::WeekdayDto;
+use crate::error::ApiError;
+use crate::rpc::{Ctx, Name, Procedure, Validator, mutation, mutation_in, query, validate};
+
+/// Which weekday of the month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NthDto {
+    /// The first.
+    First,
+    /// The second.
+    Second,
+    /// The third.
+    Third,
+    /// The fourth.
+    Fourth,
+    /// The last.
+    Last,
+}
+
+/// How a plan's visit recurs, by `kind`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RecurrenceDto {
+    /// Every `every` months on `day` of the month (a shorter month's last day when it has no
+    /// such day).
+    MonthlyOnDay {
+        /// Months between visits.
+        #[schema(minimum = 1, maximum = 24)]
+        every: u8,
+        /// The day of the month.
+        #[schema(minimum = 1, maximum = 31)]
+        day: u8,
+    },
+    /// Every `every` months on the `nth` `weekday` ("quarterly on the first Monday").
+    MonthlyOnWeekday {
+        /// Months between visits.
+        #[schema(minimum = 1, maximum = 24)]
+        every: u8,
+        /// Which one in the month.
+        nth: NthDto,
+        /// The weekday.
+        weekday: WeekdayDto,
+    },
+    /// Every `every` weeks on `weekday`.
+    Weekly {
+        /// Weeks between visits.
+        #[schema(minimum = 1, maximum = 52)]
+        every: u8,
+        /// The weekday.
+        weekday: WeekdayDto,
+    },
+}
+
+fn weekday(d: WeekdayDto) -> Weekday {
+    match d {
+        WeekdayDto::Mon => Weekday::Mon,
+        WeekdayDto::Tue => Weekday::Tue,
+        WeekdayDto::Wed => Weekday::Wed,
+        WeekdayDto::Thu => Weekday::Thu,
+        WeekdayDto::Fri => Weekday::Fri,
+        WeekdayDto::Sat => Weekday::Sat,
+        WeekdayDto::Sun => Weekday::Sun,
+    }
+}
+
+fn weekday_dto(d: Weekday) -> WeekdayDto {
+    match d {
+        Weekday::Mon => WeekdayDto::Mon,
+        Weekday::Tue => WeekdayDto::Tue,
+        Weekday::Wed => WeekdayDto::Wed,
+        Weekday::Thu => WeekdayDto::Thu,
+        Weekday::Fri => WeekdayDto::Fri,
+        Weekday::Sat => WeekdayDto::Sat,
+        Weekday::Sun => WeekdayDto::Sun,
+    }
+}
+
+impl From<RecurrenceDto> for Recurrence {
+    fn from(r: RecurrenceDto) -> Self {
+        let nth = |n: NthDto| match n {
+            NthDto::First => Nth::First,
+            NthDto::Second => Nth::Second,
+            NthDto::Third => Nth::Third,
+            NthDto::Fourth => Nth::Fourth,
+            NthDto::Last => Nth::Last,
+        };
+        match r {
+            RecurrenceDto::MonthlyOnDay { every, day } => Self::MonthlyOnDay { every, day },
+            RecurrenceDto::MonthlyOnWeekday {
+                every,
+                nth: n,
+                weekday: w,
+            } => Self::MonthlyOnWeekday {
+                every,
+                nth: nth(n),
+                weekday: weekday(w),
+            },
+            RecurrenceDto::Weekly { every, weekday: w } => Self::Weekly {
+                every,
+                weekday: weekday(w),
+            },
+        }
+    }
+}
+
+impl From<Recurrence> for RecurrenceDto {
+    fn from(r: Recurrence) -> Self {
+        let nth = |n: Nth| match n {
+            Nth::First => NthDto::First,
+            Nth::Second => NthDto::Second,
+            Nth::Third => NthDto::Third,
+            Nth::Fourth => NthDto::Fourth,
+            Nth::Last => NthDto::Last,
+        };
+        match r {
+            Recurrence::MonthlyOnDay { every, day } => Self::MonthlyOnDay { every, day },
+            Recurrence::MonthlyOnWeekday {
+                every,
+                nth: n,
+                weekday: w,
+            } => Self::MonthlyOnWeekday {
+                every,
+                nth: nth(n),
+                weekday: weekday_dto(w),
+            },
+            Recurrence::Weekly { every, weekday: w } => Self::Weekly {
+                every,
+                weekday: weekday_dto(w),
+            },
+        }
+    }
+}
+
+/// A preferred local time of day.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DayWindowDto {
+    /// From, `HH:MM`.
+    pub start: String,
+    /// Until, `HH:MM`, after `start`.
+    pub end: String,
+}
+
+fn hh_mm(raw: &str) -> Result<NaiveTime, hestami_core::Invalid> {
+    let parsed = (raw.len() == 5)
+        .then(|| NaiveTime::parse_from_str(raw, "%H:%M").ok())
+        .flatten();
+    parsed.ok_or_else(|| {
+        hestami_core::Invalid::new("invalid_time", "a time is HH:MM, 00:00 to 23:59")
+    })
+}
+
+fn day_window(v: &mut Validator, field: &str, w: &DayWindowDto) -> Option<DayWindow> {
+    let start = v.check(&format!("{field}.start"), hh_mm(&w.start));
+    let end = v.check(&format!("{field}.end"), hh_mm(&w.end));
+    v.check(&format!("{field}.end"), DayWindow::new(start?, end?))
+}
+
+fn window_dto(w: DayWindow) -> DayWindowDto {
+    DayWindowDto {
+        start: w.start.format("%H:%M").to_string(),
+        end: w.end.format("%H:%M").to_string(),
+    }
+}
+
+/// A service a plan's visit performs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanServiceDto {
+    /// A service of the pricebook.
+    pub item_id: Uuid,
+    /// How many, a decimal string: more than 0.
+    pub quantity: String,
+}
+
+/// A visit a plan includes.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanVisitInput {
+    /// Its name ("Spring tune-up").
+    pub name: String,
+    /// The trade it needs.
+    pub trade: String,
+    /// How it recurs.
+    pub rule: RecurrenceDto,
+    /// For monthly rules: the month (1–12) the cycle runs through ("every 6 months starting
+    /// April": `every` 6, `startMonth` 4). Absent: the cycle counts from the agreement's start.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 12)]
+    pub start_month: Option<u8>,
+    /// The preferred local time of day.
+    pub window: DayWindowDto,
+    /// How long it takes, 1 to 1440 minutes.
+    #[schema(minimum = 1, maximum = 1440)]
+    pub duration_minutes: u16,
+    /// The lowest skill level it needs (default 1).
+    #[serde(default)]
+    pub min_skill_level: Option<u8>,
+    /// The pricebook services it performs, at most 20.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub services: Vec<PlanServiceDto>,
+}
+
+/// What members get.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BenefitsInput {
+    /// A discount on other work, a percentage 0 to 100.
+    #[serde(default)]
+    pub discount_percent: Option<String>,
+    /// The priority their visits get.
+    #[serde(default)]
+    pub priority: Option<PriorityDto>,
+    /// Whether the trip fee is waived (default false).
+    #[serde(default)]
+    pub waive_trip_fee: Option<bool>,
+}
+
+/// A plan's price per billing period, for the frequencies it is sold at (at least one).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(min_properties = 1)]
+pub struct PricesDto {
+    /// A month's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<String>,
+    /// A quarter's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarterly: Option<String>,
+    /// A year's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annually: Option<String>,
+}
+
+/// `maintenance/v1/createPlan`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePlanInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// Its name, unique in the organization.
+    pub name: String,
+    /// What it offers, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The visits it includes, 1 to 12.
+    #[schema(min_items = 1, max_items = 12)]
+    pub visits: Vec<PlanVisitInput>,
+    /// What members get.
+    #[serde(default)]
+    pub benefits: Option<BenefitsInput>,
+    /// Its prices.
+    pub prices: PricesDto,
+}
+
+/// A billing frequency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingDto {
+    /// Each calendar month.
+    Monthly,
+    /// Each three months from the start's month.
+    Quarterly,
+    /// Each twelve months from the start's month.
+    Annually,
+}
+
+impl From<BillingDto> for BillingFrequency {
+    fn from(b: BillingDto) -> Self {
+        match b {
+            BillingDto::Monthly => Self::Monthly,
+            BillingDto::Quarterly => Self::Quarterly,
+            BillingDto::Annually => Self::Annually,
+        }
+    }
+}
+
+fn billing_name(b: BillingFrequency) -> &'static str {
+    match b {
+        BillingFrequency::Monthly => "monthly",
+        BillingFrequency::Quarterly => "quarterly",
+        BillingFrequency::Annually => "annually",
+        BillingFrequency::PerVisit => "per_visit",
+    }
+}
+
+/// `maintenance/v1/createContract`: a draft agreement.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateContractInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// Their properties it covers, 1 to 20, each once.
+    pub property_ids: Vec<Uuid>,
+    /// The plan.
+    pub plan_id: Uuid,
+    /// Its first day.
+    pub start_date: NaiveDate,
+    /// Its term, 1 to 60 months.
+    #[schema(minimum = 1, maximum = 60)]
+    pub term_months: u32,
+    /// How it is billed; the plan must have a price for it.
+    pub billing: BillingDto,
+    /// Whether it renews at the term's end (default false).
+    #[serde(default)]
+    pub auto_renew: Option<bool>,
+    /// Days before a visit its job is generated, 0 to 180 (default 30).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 180)]
+    pub lead_days: Option<u32>,
+}
+
+/// `maintenance/v1/activate`: the customer signed; visits and billing start.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivateInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The agreement (a draft).
+    pub agreement_id: Uuid,
+    /// Who signed.
+    pub signed_by: String,
+    /// The signature as captured (a typed name, or a reference to a stored image).
+    #[serde(default)]
+    pub signature: Option<String>,
+    /// Refuse with `VERSION_CONFLICT` unless the agreement is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
+/// `maintenance/v1/suspend` and `cancel`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndAgreementInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The agreement.
+    pub agreement_id: Uuid,
+    /// Why.
+    pub reason: String,
+    /// Refuse with `VERSION_CONFLICT` unless the agreement is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
+/// `maintenance/v1/resume`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResumeInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The agreement (suspended).
+    pub agreement_id: Uuid,
+    /// Refuse with `VERSION_CONFLICT` unless the agreement is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
+/// `maintenance/v1/changeSchedule`: a plan visit recurs differently from now on; visits already
+/// generated stay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeScheduleInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The agreement.
+    pub agreement_id: Uuid,
+    /// Which of the plan's visits (its index).
+    #[schema(minimum = 0, maximum = 11)]
+    pub slot: u32,
+    /// How it recurs now.
+    pub rule: RecurrenceDto,
+    /// The month a monthly cycle runs through.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 12)]
+    pub start_month: Option<u8>,
+    /// The preferred local time of day.
+    pub window: DayWindowDto,
+    /// Refuse with `VERSION_CONFLICT` unless the agreement is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
+mutating!(
+    CreatePlanInput,
+    CreateContractInput,
+    ActivateInput,
+    EndAgreementInput,
+    ResumeInput,
+    ChangeScheduleInput,
+);
+
+/// `maintenance/v1/getPlan`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetMaintenancePlanInput {
+    /// The plan.
+    pub plan_id: Uuid,
+}
+
+/// `maintenance/v1/get`, `visits` and `invoices`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgreementRefInput {
+    /// The agreement.
+    pub agreement_id: Uuid,
+}
+
+/// An agreement's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgreementStatusDto {
+    /// Written, not yet signed.
+    Draft,
+    /// In force.
+    Active,
+    /// Paused.
+    Suspended,
+    /// Its term ended without renewal.
+    Expired,
+    /// Ended early.
+    Cancelled,
+}
+
+impl From<AgreementStatus> for AgreementStatusDto {
+    fn from(s: AgreementStatus) -> Self {
+        match s {
+            AgreementStatus::Draft => Self::Draft,
+            AgreementStatus::Active => Self::Active,
+            AgreementStatus::Suspended => Self::Suspended,
+            AgreementStatus::Expired => Self::Expired,
+            AgreementStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<AgreementStatusDto> for AgreementStatus {
+    fn from(s: AgreementStatusDto) -> Self {
+        match s {
+            AgreementStatusDto::Draft => Self::Draft,
+            AgreementStatusDto::Active => Self::Active,
+            AgreementStatusDto::Suspended => Self::Suspended,
+            AgreementStatusDto::Expired => Self::Expired,
+            AgreementStatusDto::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// `maintenance/v1/list`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListAgreementsInput {
+    /// Only in this status.
+    #[serde(default)]
+    pub status: Option<AgreementStatusDto>,
+    /// Only this customer's.
+    #[serde(default)]
+    pub customer_id: Option<Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// From `nextCursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// A plan's visit as stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanVisitDto {
+    /// Its index in the plan (an agreement's `slot`).
+    pub slot: u32,
+    /// Its name.
+    pub name: String,
+    /// The trade it needs.
+    pub trade: String,
+    /// How it recurs.
+    pub rule: RecurrenceDto,
+    /// The month a monthly cycle runs through.
+    pub start_month: Option<u8>,
+    /// The preferred local time of day.
+    pub window: DayWindowDto,
+    /// How long it takes.
+    pub duration_minutes: u16,
+    /// The lowest skill level it needs.
+    pub min_skill_level: u8,
+    /// The services it performs.
+    pub services: Vec<PlanServiceDto>,
+}
+
+/// What members get.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BenefitsDto {
+    /// A discount on other work, a percentage.
+    pub discount_percent: Option<String>,
+    /// The priority their visits get.
+    pub priority: Option<PriorityDto>,
+    /// Whether the trip fee is waived.
+    pub waive_trip_fee: bool,
+}
+
+/// A plan.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenancePlanDto {
+    /// Its id.
+    pub id: Uuid,
+    /// 1 on creation.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// What it offers.
+    pub description: Option<String>,
+    /// The visits it includes.
+    pub visits: Vec<PlanVisitDto>,
+    /// What members get.
+    pub benefits: BenefitsDto,
+    /// Its prices.
+    pub prices: PricesDto,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+fn priority_dto(p: hestami_core::job::Priority) -> PriorityDto {
+    match p {
+        hestami_core::job::Priority::Emergency => PriorityDto::Emergency,
+        hestami_core::job::Priority::Urgent => PriorityDto::Urgent,
+        hestami_core::job::Priority::Routine => PriorityDto::Routine,
+    }
+}
+
+impl From<Plan> for MaintenancePlanDto {
+    fn from(p: Plan) -> Self {
+        let mut prices = PricesDto::default();
+        for price in &p.prices {
+            let text = Some(price.amount.amount_text());
+            match price.frequency {
+                BillingFrequency::Monthly => prices.monthly = text,
+                BillingFrequency::Quarterly => prices.quarterly = text,
+                BillingFrequency::Annually => prices.annually = text,
+                BillingFrequency::PerVisit => {}
+            }
+        }
+        Self {
+            id: p.id.as_uuid(),
+            version: p.version,
+            name: p.name.as_str().to_owned(),
+            description: p.description.map(|d| d.as_str().to_owned()),
+            visits: p
+                .visits
+                .iter()
+                .enumerate()
+                .map(|(slot, v)| PlanVisitDto {
+                    slot: u32::try_from(slot).unwrap_or(u32::MAX),
+                    name: v.name.as_str().to_owned(),
+                    trade: v.trade.as_str().to_owned(),
+                    rule: v.rule.into(),
+                    start_month: v.start_month,
+                    window: window_dto(v.window),
+                    duration_minutes: v.duration_minutes,
+                    min_skill_level: v.min_skill_level.get(),
+                    services: v
+                        .services
+                        .iter()
+                        .map(|s| PlanServiceDto {
+                            item_id: s.item_id.as_uuid(),
+                            quantity: s.quantity.normalize().to_string(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            benefits: BenefitsDto {
+                discount_percent: p.benefits.discount.map(|d| d.value().to_string()),
+                priority: p.benefits.priority.map(priority_dto),
+                waive_trip_fee: p.benefits.waive_trip_fee,
+            },
+            prices,
+            created_at: p.created_at,
+        }
+    }
+}
+
+/// Plans.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenancePlanList {
+    /// By name.
+    pub items: Vec<MaintenancePlanDto>,
+}
+
+/// One schedule of an agreement.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementScheduleDto {
+    /// The plan visit.
+    pub slot: u32,
+    /// 0 for the original schedule, +1 per change.
+    pub revision: u32,
+    /// The day the rule counts from.
+    pub start: NaiveDate,
+    /// How it recurs.
+    pub rule: RecurrenceDto,
+    /// The preferred local time of day.
+    pub window: DayWindowDto,
+    /// How many of its visits are generated.
+    pub generated: u32,
+    /// The next visit's date, if one is left in the term.
+    pub next_visit_on: Option<NaiveDate>,
+    /// Replaced by a later revision.
+    pub replaced: bool,
+}
+
+/// The customer's signature.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureDto {
+    /// Who signed.
+    pub signed_by: String,
+    /// The signature as captured.
+    pub signature: Option<String>,
+    /// When.
+    pub signed_at: DateTime<Utc>,
+}
+
+/// An agreement.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementDto {
+    /// Its id.
+    pub id: Uuid,
+    /// 1 on creation, +1 on each change (a tick that generates or bills included).
+    pub version: i64,
+    /// The plan.
+    pub plan_id: Uuid,
+    /// The plan's name.
+    pub plan_name: String,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The properties it covers.
+    pub property_ids: Vec<Uuid>,
+    /// Where it is in its life.
+    pub status: AgreementStatusDto,
+    /// Its first day.
+    pub start_date: NaiveDate,
+    /// The term's length in months.
+    pub term_months: u32,
+    /// The day after the current term's last day.
+    pub term_end: NaiveDate,
+    /// How it is billed: monthly, quarterly or annually.
+    pub billing: String,
+    /// The price of a whole period.
+    pub price: String,
+    /// The currency.
+    pub currency: String,
+    /// Whether it renews at the term's end.
+    pub auto_renew: bool,
+    /// Days before a visit its job is generated.
+    pub lead_days: u32,
+    /// Its schedules.
+    pub schedules: Vec<AgreementScheduleDto>,
+    /// The day after the last billed period.
+    pub billed_until: Option<NaiveDate>,
+    /// How many times it renewed.
+    pub renewals: u32,
+    /// The customer's signature, once active.
+    pub signature: Option<SignatureDto>,
+    /// Why it was suspended or cancelled.
+    pub reason: Option<String>,
+    /// The next local date its timer runs (null when it is not in force).
+    pub next_attention: Option<NaiveDate>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+fn schedule_dto(s: &AgreementSchedule, term_end: NaiveDate) -> AgreementScheduleDto {
+    AgreementScheduleDto {
+        slot: s.slot,
+        revision: s.revision,
+        start: s.schedule.start,
+        rule: s.schedule.rule.into(),
+        window: window_dto(s.schedule.window),
+        generated: s.next,
+        next_visit_on: (!s.replaced)
+            .then(|| s.schedule.occurrence(s.next))
+            .flatten()
+            .filter(|d| *d < term_end),
+        replaced: s.replaced,
+    }
+}
+
+impl From<Agreement> for AgreementDto {
+    fn from(a: Agreement) -> Self {
+        Self {
+            id: a.id.as_uuid(),
+            version: a.version,
+            plan_id: a.plan_id.as_uuid(),
+            plan_name: a.plan_name.as_str().to_owned(),
+            customer_id: a.customer_id.as_uuid(),
+            property_ids: a.property_ids.iter().map(|p| p.as_uuid()).collect(),
+            status: a.status.into(),
+            start_date: a.start_date,
+            term_months: a.term_months,
+            term_end: a.term_end,
+            billing: billing_name(a.billing).to_owned(),
+            price: a.price.amount_text(),
+            currency: a.price.currency().code().to_owned(),
+            auto_renew: a.auto_renew,
+            lead_days: a.lead_days,
+            schedules: a
+                .schedules
+                .iter()
+                .map(|s| schedule_dto(s, a.term_end))
+                .collect(),
+            billed_until: a.billed_until,
+            renewals: a.renewals,
+            signature: a.signature.map(|s| SignatureDto {
+                signed_by: s.signed_by.as_str().to_owned(),
+                signature: s.signature.map(|d| d.as_str().to_owned()),
+                signed_at: s.signed_at,
+            }),
+            reason: a.reason.map(|r| r.as_str().to_owned()),
+            next_attention: a.next_attention,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// A page of agreements.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementPage {
+    /// Oldest first.
+    pub items: Vec<AgreementDto>,
+    /// The cursor of the next page, or null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A visit an agreement generated.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementVisitDto {
+    /// The plan visit.
+    pub slot: u32,
+    /// The schedule's revision.
+    pub revision: u32,
+    /// The occurrence's index in that schedule.
+    pub occurrence: u32,
+    /// Where.
+    pub property_id: Uuid,
+    /// The local date it falls on.
+    pub due_on: NaiveDate,
+    /// Its job.
+    pub job_id: Uuid,
+    /// Its job's status.
+    pub job_status: String,
+    /// The local date it was generated.
+    pub generated_on: NaiveDate,
+    /// Generated after its lead time began (the server was down): caught up.
+    pub late: bool,
+    /// Due before today and not done.
+    pub overdue: bool,
+}
+
+impl From<AgreementVisit> for AgreementVisitDto {
+    fn from(v: AgreementVisit) -> Self {
+        Self {
+            slot: v.visit.slot,
+            revision: v.visit.revision,
+            occurrence: v.visit.occurrence,
+            property_id: v.visit.property_id.as_uuid(),
+            due_on: v.visit.due_on,
+            job_id: v.visit.job_id.as_uuid(),
+            job_status: v.job_status,
+            generated_on: v.visit.generated_on,
+            late: v.visit.late,
+            overdue: v.overdue,
+        }
+    }
+}
+
+/// An agreement's visits.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementVisitList {
+    /// By date.
+    pub items: Vec<AgreementVisitDto>,
+}
+
+/// An invoice of a billing period.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeriodInvoiceDto {
+    /// The period's first day.
+    pub period_start: NaiveDate,
+    /// The day after its last.
+    pub period_end: NaiveDate,
+    /// The invoice (`invoice/v1/get`).
+    pub invoice_id: Uuid,
+}
+
+impl From<PeriodInvoice> for PeriodInvoiceDto {
+    fn from(p: PeriodInvoice) -> Self {
+        Self {
+            period_start: p.period_start,
+            period_end: p.period_end,
+            invoice_id: p.invoice_id.as_uuid(),
+        }
+    }
+}
+
+/// An agreement's period invoices.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeriodInvoiceList {
+    /// By period.
+    pub items: Vec<PeriodInvoiceDto>,
+}
+
+fn optional<T>(
+    v: &mut Validator,
+    field: &str,
+    raw: &Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, hestami_core::Invalid>,
+) -> Option<Option<T>> {
+    match raw {
+        None => Some(None),
+        Some(raw) => v.check(field, parse(raw)).map(Some),
+    }
+}
+
+fn plan_visit(v: &mut Validator, n: usize, i: &PlanVisitInput) -> Option<PlanVisit> {
+    let at = |f: &str| format!("visits[{n}].{f}");
+    let name = v.check(&at("name"), Label::parse(&i.name));
+    let trade = v.check(&at("trade"), TradeCode::parse(&i.trade));
+    let rule: Recurrence = i.rule.into();
+    let rule_ok = v.check(&at("rule"), rule.validate());
+    let window = day_window(v, &at("window"), &i.window);
+    let start_month = match i.start_month {
+        Some(m) if !(1..=12).contains(&m) => v.check(
+            &at("startMonth"),
+            Err(hestami_core::Invalid::new(
+                "out_of_range",
+                "a month is 1 to 12",
+            )),
+        ),
+        other => Some(other),
+    };
+    let duration = if (1..=1440).contains(&i.duration_minutes) {
+        Some(i.duration_minutes)
+    } else {
+        v.check(
+            &at("durationMinutes"),
+            Err(hestami_core::Invalid::new(
+                "out_of_range",
+                "a visit takes 1 to 1440 minutes",
+            )),
+        )
+    };
+    let skill = match i.min_skill_level {
+        None => Some(SkillLevel::default()),
+        Some(level) => v.check(&at("minSkillLevel"), SkillLevel::parse(level)),
+    };
+    if i.services.len() > MAX_VISIT_SERVICES {
+        v.fail(
+            &at("services"),
+            "too_many",
+            &format!("a visit lists at most {MAX_VISIT_SERVICES} services"),
+        );
+    }
+    let mut services = Vec::with_capacity(i.services.len());
+    for (k, s) in i.services.iter().enumerate() {
+        let field = at(&format!("services[{k}].quantity"));
+        let quantity = v.check(
+            &field,
+            decimal(&s.quantity)
+                .and_then(|q| hestami_core::inventory::Quantity::parse(q).map(|q| q.get())),
+        );
+        services.push(quantity.map(|quantity| PlanService {
+            item_id: PricebookItemId::from_uuid(s.item_id),
+            quantity,
+        }));
+    }
+    let services: Option<Vec<PlanService>> = services.into_iter().collect();
+    rule_ok?;
+    Some(PlanVisit {
+        name: name?,
+        trade: trade?,
+        rule,
+        start_month: start_month?,
+        window: window?,
+        duration_minutes: duration?,
+        min_skill_level: skill?,
+        services: services?,
+    })
+}
+
+fn convert_create_plan(
+    i: CreatePlanInput,
+    currency: Currency,
+) -> Result<MaintenanceCommand, ApiError> {
+    validate(|v| {
+        let name = v.check("name", Label::parse(&i.name));
+        let description = optional(v, "description", &i.description, Description::parse);
+        if i.visits.is_empty() || i.visits.len() > MAX_PLAN_VISITS {
+            v.fail(
+                "visits",
+                "out_of_range",
+                &format!("a plan includes 1 to {MAX_PLAN_VISITS} visits"),
+            );
+        }
+        let visits: Vec<Option<PlanVisit>> = i
+            .visits
+            .iter()
+            .enumerate()
+            .map(|(n, visit)| plan_visit(v, n, visit))
+            .collect();
+        let benefits = i.benefits.unwrap_or_default();
+        let discount = optional(
+            v,
+            "benefits.discountPercent",
+            &benefits.discount_percent,
+            |raw| {
+                Percent::parse_str(raw).and_then(|p| {
+                    if p.value() <= rust_decimal::Decimal::ONE_HUNDRED {
+                        Ok(p)
+                    } else {
+                        Err(hestami_core::Invalid::new(
+                            "out_of_range",
+                            "a discount is at most 100 percent",
+                        ))
+                    }
+                })
+            },
+        );
+        let mut prices = Vec::new();
+        let mut priced = true;
+        for (field, frequency, raw) in [
+            (
+                "prices.monthly",
+                BillingFrequency::Monthly,
+                &i.prices.monthly,
+            ),
+            (
+                "prices.quarterly",
+                BillingFrequency::Quarterly,
+                &i.prices.quarterly,
+            ),
+            (
+                "prices.annually",
+                BillingFrequency::Annually,
+                &i.prices.annually,
+            ),
+        ] {
+            if let Some(raw) = raw {
+                match money(v, field, raw, currency) {
+                    Some(amount) => prices.push(PlanPrice { frequency, amount }),
+                    None => priced = false,
+                }
+            }
+        }
+        if priced && prices.is_empty() {
+            v.fail(
+                "prices",
+                "required",
+                "a plan has a price for at least one billing frequency",
+            );
+        }
+        let visits: Option<Vec<PlanVisit>> = visits.into_iter().collect();
+        Some(MaintenanceCommand::CreatePlan(NewPlan {
+            name: name?,
+            description: description?,
+            visits: visits?,
+            benefits: Benefits {
+                discount: discount?,
+                priority: benefits.priority.map(Into::into),
+                waive_trip_fee: benefits.waive_trip_fee.unwrap_or(false),
+            },
+            prices,
+        }))
+    })
+}
+
+fn convert_create_contract(i: CreateContractInput) -> Result<MaintenanceCommand, ApiError> {
+    validate(|v| {
+        if i.property_ids.is_empty() || i.property_ids.len() > MAX_PROPERTIES {
+            v.fail(
+                "propertyIds",
+                "out_of_range",
+                &format!("an agreement covers 1 to {MAX_PROPERTIES} properties"),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        if !i.property_ids.iter().all(|p| seen.insert(*p)) {
+            v.fail("propertyIds", "duplicate", "each property once");
+        }
+        let lead_days = i.lead_days.unwrap_or(DEFAULT_LEAD_DAYS);
+        if !(1..=MAX_TERM_MONTHS).contains(&i.term_months) {
+            v.fail(
+                "termMonths",
+                "out_of_range",
+                &format!("a term is 1 to {MAX_TERM_MONTHS} months"),
+            );
+        }
+        if lead_days > MAX_LEAD_DAYS {
+            v.fail(
+                "leadDays",
+                "out_of_range",
+                &format!("a lead time is 0 to {MAX_LEAD_DAYS} days"),
+            );
+        }
+        Some(MaintenanceCommand::CreateContract(NewAgreement {
+            customer_id: CustomerId::from_uuid(i.customer_id),
+            property_ids: i
+                .property_ids
+                .iter()
+                .map(|p| PropertyId::from_uuid(*p))
+                .collect(),
+            plan_id: MaintenancePlanId::from_uuid(i.plan_id),
+            start_date: i.start_date,
+            term_months: i.term_months,
+            billing: i.billing.into(),
+            auto_renew: i.auto_renew.unwrap_or(false),
+            lead_days,
+        }))
+    })
+}
+
+fn convert_activate(i: ActivateInput) -> Result<MaintenanceCommand, ApiError> {
+    validate(|v| {
+        let signed_by = v.check("signedBy", Label::parse(&i.signed_by));
+        let signature = optional(v, "signature", &i.signature, Description::parse);
+        Some(MaintenanceCommand::Activate(ActivateAgreement {
+            agreement_id: AgreementId::from_uuid(i.agreement_id),
+            signed_by: signed_by?,
+            signature: signature?,
+            expected_version: i.expected_version,
+        }))
+    })
+}
+
+fn end_input(i: EndAgreementInput) -> Result<ChangeStatus, ApiError> {
+    validate(|v| {
+        let reason = v.check("reason", Reason::parse(&i.reason));
+        Some(ChangeStatus {
+            agreement_id: AgreementId::from_uuid(i.agreement_id),
+            reason: Some(reason?),
+            expected_version: i.expected_version,
+        })
+    })
+}
+
+fn convert_suspend(i: EndAgreementInput) -> Result<MaintenanceCommand, ApiError> {
+    end_input(i).map(MaintenanceCommand::Suspend)
+}
+
+fn convert_cancel(i: EndAgreementInput) -> Result<MaintenanceCommand, ApiError> {
+    end_input(i).map(MaintenanceCommand::Cancel)
+}
+
+fn convert_resume(i: ResumeInput) -> Result<MaintenanceCommand, ApiError> {
+    Ok(MaintenanceCommand::Resume(ChangeStatus {
+        agreement_id: AgreementId::from_uuid(i.agreement_id),
+        reason: None,
+        expected_version: i.expected_version,
+    }))
+}
+
+fn convert_change_schedule(i: ChangeScheduleInput) -> Result<MaintenanceCommand, ApiError> {
+    validate(|v| {
+        let rule: Recurrence = i.rule.into();
+        let rule_ok = v.check("rule", rule.validate());
+        let window = day_window(v, "window", &i.window);
+        let start_month = match i.start_month {
+            Some(m) if !(1..=12).contains(&m) => v.check(
+                "startMonth",
+                Err(hestami_core::Invalid::new(
+                    "out_of_range",
+                    "a month is 1 to 12",
+                )),
+            ),
+            other => Some(other),
+        };
+        rule_ok?;
+        Some(MaintenanceCommand::ChangeSchedule(ChangeSchedule {
+            agreement_id: AgreementId::from_uuid(i.agreement_id),
+            slot: i.slot,
+            rule,
+            start_month: start_month?,
+            window: window?,
+            expected_version: i.expected_version,
+        }))
+    })
+}
+
+async fn get_plan(ctx: Ctx, i: GetMaintenancePlanInput) -> Result<MaintenancePlanDto, ApiError> {
+    let plan = ctx
+        .services
+        .maintenance_plan(ctx.caller()?, MaintenancePlanId::from_uuid(i.plan_id))
+        .await?;
+    Ok(plan.into())
+}
+
+async fn list_plans(ctx: Ctx, _: super::Empty) -> Result<MaintenancePlanList, ApiError> {
+    let plans = ctx.services.maintenance_plans(ctx.caller()?).await?;
+    Ok(MaintenancePlanList {
+        items: plans.into_iter().map(Into::into).collect(),
+    })
+}
+
+async fn get_agreement(ctx: Ctx, i: AgreementRefInput) -> Result<AgreementDto, ApiError> {
+    let agreement = ctx
+        .services
+        .agreement(ctx.caller()?, AgreementId::from_uuid(i.agreement_id))
+        .await?;
+    Ok(agreement.into())
+}
+
+async fn list_agreements(ctx: Ctx, i: ListAgreementsInput) -> Result<AgreementPage, ApiError> {
+    let page = PageRequest::parse(i.limit, i.cursor.as_deref())?;
+    let filter = AgreementFilter {
+        status: i.status.map(Into::into),
+        customer_id: i.customer_id.map(CustomerId::from_uuid),
+    };
+    let found = ctx.services.agreements(ctx.caller()?, filter, page).await?;
+    Ok(AgreementPage {
+        items: found.items.into_iter().map(Into::into).collect(),
+        next_cursor: found.next_cursor,
+    })
+}
+
+async fn visits(ctx: Ctx, i: AgreementRefInput) -> Result<AgreementVisitList, ApiError> {
+    let visits = ctx
+        .services
+        .agreement_visits(ctx.caller()?, AgreementId::from_uuid(i.agreement_id))
+        .await?;
+    Ok(AgreementVisitList {
+        items: visits.into_iter().map(Into::into).collect(),
+    })
+}
+
+async fn invoices(ctx: Ctx, i: AgreementRefInput) -> Result<PeriodInvoiceList, ApiError> {
+    let invoices = ctx
+        .services
+        .agreement_invoices(ctx.caller()?, AgreementId::from_uuid(i.agreement_id))
+        .await?;
+    Ok(PeriodInvoiceList {
+        items: invoices.into_iter().map(Into::into).collect(),
+    })
+}
+
+fn name(name: &'static str, summary: &'static str, errors: &'static [&'static str]) -> Name {
+    Name {
+        namespace: "maintenance",
+        version: "v1",
+        name,
+        summary,
+        errors,
+    }
+}
+
+pub(crate) fn procedures() -> Vec<Procedure> {
+    vec![
+        mutation_in(
+            name(
+                "createPlan",
+                "Add a maintenance plan: its visits and how they recur, member benefits, prices",
+                &["PLAN_EXISTS"],
+            ),
+            convert_create_plan,
+            <MaintenancePlanDto as From<Plan>>::from,
+        ),
+        query(
+            name("getPlan", "A maintenance plan", &["NOT_FOUND"]),
+            get_plan,
+        ),
+        query(
+            name("listPlans", "The maintenance plans, by name", &[]),
+            list_plans,
+        ),
+        mutation(
+            name(
+                "createContract",
+                "Write a customer's agreement on a plan (a draft until it is signed)",
+                &["NOT_FOUND"],
+            ),
+            convert_create_contract,
+            <AgreementDto as From<Agreement>>::from,
+        ),
+        mutation(
+            name(
+                "activate",
+                "Record the customer's signature and put the agreement in force",
+                &["NOT_FOUND", "AGREEMENT_STATE", "VERSION_CONFLICT"],
+            ),
+            convert_activate,
+            <AgreementDto as From<Agreement>>::from,
+        ),
+        mutation(
+            name(
+                "suspend",
+                "Pause an agreement: no visits are generated and no periods billed",
+                &["NOT_FOUND", "AGREEMENT_STATE", "VERSION_CONFLICT"],
+            ),
+            convert_suspend,
+            <AgreementDto as From<Agreement>>::from,
+        ),
+        mutation(
+            name(
+                "resume",
+                "Resume a suspended agreement (what fell due meanwhile is caught up)",
+                &["NOT_FOUND", "AGREEMENT_STATE", "VERSION_CONFLICT"],
+            ),
+            convert_resume,
+            <AgreementDto as From<Agreement>>::from,
+        ),
+        mutation(
+            name(
+                "cancel",
+                "End an agreement early: nothing more is generated or billed",
+                &["NOT_FOUND", "AGREEMENT_STATE", "VERSION_CONFLICT"],
+            ),
+            convert_cancel,
+            <AgreementDto as From<Agreement>>::from,
+        ),
+        mutation(
+            name(
+                "changeSchedule",
+                "Re-plan one of an agreement's visits: future, not yet generated visits follow the new rule",
+                &["NOT_FOUND", "AGREEMENT_STATE", "VERSION_CONFLICT"],
+            ),
+            convert_change_schedule,
+            <AgreementDto as From<Agreement>>::from,
+        ),
+        query(
+            name("get", "An agreement with its schedules", &["NOT_FOUND"]),
+            get_agreement,
+        ),
+        query(
+            name(
+                "list",
+                "Agreements, oldest first, by status and customer",
+                &[],
+            ),
+            list_agreements,
+        ),
+        query(
+            name(
+                "visits",
+                "The visits an agreement generated, their jobs' status, late and overdue ones",
+                &["NOT_FOUND"],
+            ),
+            visits,
+        ),
+        query(
+            name(
+                "invoices",
+                "The invoices of an agreement's billing periods",
+                &["NOT_FOUND"],
+            ),
+            invoices,
+        ),
+    ]
+}

@@ -1,0 +1,1426 @@
+//! Maintenance agreements (`maintenance/v1`, workflow `maintenance_contract_v1`): plans, the
+//! agreements customers sign on them, the visits their schedules generate as jobs ahead of
+//! time, and the invoices of their billing periods. The rules — recurrence, calendar billing
+//! periods, proration, the agreement's life — are `hestami_core::maintenance`.
+//!
+//! **One timer per agreement** (`maintenance/<id>`), due at 05:00 local time on the first
+//! date the agreement needs attention: a visit entering its lead time, a billing period
+//! starting, the term ending. Each firing runs a *tick* for the organization's local date, a
+//! workflow of three steps, each its own transaction with the agreement's row locked:
+//!
+//! 1. **generate visits**: every occurrence dated up to `date + leadDays` (and before the
+//!    term's end) that is not yet generated becomes a `requested` job per property, its SLA
+//!    deadline the end of the visit's preferred window; the occurrence's identity (agreement,
+//!    plan visit, schedule revision, index, property) is the primary key of
+//!    `maintenance_visits`, and the schedule's cursor moves past it in the same transaction;
+//! 2. **bill periods**: every billing period that has started and is not yet billed gets its
+//!    invoice, issued through the invoice path (gapless numbers, the period on the line); the
+//!    period's first day is the key of `agreement_invoices`;
+//! 3. **close the term**: at its end an auto-renewing agreement renews (a new term at the
+//!    plan's current price), another expires; the timer is armed for the next attention date,
+//!    or removed.
+//!
+//! Exactly once does not rest on the tick's idempotency key: two processes firing the same
+//! timer, a retry after a crash, a tick of a later date all lock the same row and read the same
+//! cursors, so an occurrence is generated and a period billed once however the ticks overlap.
+//! **A server that was down catches up**: the tick generates every occurrence whose lead time
+//! has passed, marks those it generated after their intended day as `late`, and reports how
+//! many it caught up.
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use hestami_core::ids::{
+    AgreementId, CustomerId, InvoiceId, JobId, MaintenancePlanId, PricebookItemId, PropertyId,
+};
+use hestami_core::job::{NewJob, Priority};
+use hestami_core::maintenance::agreement::{self as rules, BillingPeriod, Cursor};
+use hestami_core::maintenance::{
+    AgreementAction, AgreementStatus, BillingFrequency, DayWindow, Recurrence, Schedule,
+};
+use hestami_core::money::{Money, Percent};
+use hestami_core::pricebook::{ItemKind, LineSource, QuoteLine, QuoteRequest};
+use hestami_core::text::{Description, Name, Reason, Summary, TradeCode};
+use hestami_core::workforce::SkillLevel;
+
+use super::pricebook::PriceAt;
+use super::{Caller, Command, Page, PageRequest, Services, check_version, load_body};
+use crate::db::args;
+use crate::directory::load_organization;
+use crate::engine::WorkflowCtx;
+use crate::error::{Failure, FailureKind, StoreError};
+use crate::store::{Operation, TenantTx, new_id};
+
+/// The workflow behind every agreement change and tick.
+pub const WORKFLOW: &str = "maintenance_contract_v1";
+/// An agreement's timer: `maintenance/<agreement id>`.
+pub const TIMER_PREFIX: &str = "maintenance/";
+const TICK_PROCEDURE: &str = "timer/maintenance";
+/// The most visits a plan includes.
+pub const MAX_PLAN_VISITS: usize = 12;
+/// The most services a plan's visit lists.
+pub const MAX_VISIT_SERVICES: usize = 20;
+/// The most properties an agreement covers.
+pub const MAX_PROPERTIES: usize = 20;
+/// The lead time when none is given.
+pub const DEFAULT_LEAD_DAYS: u32 = 30;
+/// The local time an agreement's timer fires on its attention date.
+const TICK_AT: NaiveTime = match NaiveTime::from_hms_opt(5, 0, 0) {
+    Some(t) => t,
+    None => NaiveTime::MIN,
+};
+
+/// A service a plan's visit performs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanService {
+    /// A service of the pricebook.
+    pub item_id: PricebookItemId,
+    /// How many.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+}
+
+/// A visit a plan includes: what is done, by whom, and when it recurs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanVisit {
+    /// Its name ("Spring tune-up").
+    pub name: Name,
+    /// The trade it needs.
+    pub trade: TradeCode,
+    /// How it recurs.
+    pub rule: Recurrence,
+    /// For monthly rules: the month (1–12) the cycle is aligned to ("every 6 months starting
+    /// April").
+    pub start_month: Option<u8>,
+    /// The preferred local time of day.
+    pub window: DayWindow,
+    /// How long it takes, in minutes.
+    pub duration_minutes: u16,
+    /// The lowest skill level it needs.
+    #[serde(default)]
+    pub min_skill_level: SkillLevel,
+    /// The pricebook services it performs.
+    pub services: Vec<PlanService>,
+}
+
+/// What members get.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Benefits {
+    /// A discount on other work.
+    pub discount: Option<Percent>,
+    /// The priority their visits (and calls) get.
+    pub priority: Option<Priority>,
+    /// Whether the trip fee is waived.
+    pub waive_trip_fee: bool,
+}
+
+/// A plan's price per billing period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanPrice {
+    /// The billing frequency.
+    pub frequency: BillingFrequency,
+    /// The price of one whole period.
+    pub amount: Money,
+}
+
+/// `maintenance/v1/createPlan`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewPlan {
+    /// Its name, unique in the organization.
+    pub name: Name,
+    /// What it offers, for people.
+    pub description: Option<Description>,
+    /// The visits it includes, 1 to [`MAX_PLAN_VISITS`].
+    pub visits: Vec<PlanVisit>,
+    /// What members get.
+    pub benefits: Benefits,
+    /// Its prices, one per billing frequency offered.
+    pub prices: Vec<PlanPrice>,
+}
+
+/// A plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Its id.
+    pub id: MaintenancePlanId,
+    /// 1 on creation.
+    pub version: i64,
+    /// Its name.
+    pub name: Name,
+    /// What it offers.
+    pub description: Option<Description>,
+    /// The visits it includes.
+    pub visits: Vec<PlanVisit>,
+    /// What members get.
+    pub benefits: Benefits,
+    /// Its prices.
+    pub prices: Vec<PlanPrice>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Plan {
+    fn price(&self, frequency: BillingFrequency) -> Option<Money> {
+        self.prices
+            .iter()
+            .find(|p| p.frequency == frequency)
+            .map(|p| p.amount)
+    }
+}
+
+/// `maintenance/v1/createContract`: a draft agreement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAgreement {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// Their properties it covers, 1 to [`MAX_PROPERTIES`].
+    pub property_ids: Vec<PropertyId>,
+    /// The plan.
+    pub plan_id: MaintenancePlanId,
+    /// Its first day.
+    pub start_date: NaiveDate,
+    /// Its term in months.
+    pub term_months: u32,
+    /// How it is billed (the plan must have a price for it).
+    pub billing: BillingFrequency,
+    /// Whether it renews at the term's end.
+    pub auto_renew: bool,
+    /// Days before a visit its job is generated.
+    pub lead_days: u32,
+}
+
+/// The customer's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signature {
+    /// Who signed.
+    pub signed_by: Name,
+    /// The signature as captured (a typed name, or a reference to a stored image).
+    pub signature: Option<Description>,
+    /// When.
+    pub signed_at: DateTime<Utc>,
+}
+
+/// One schedule of an agreement: a plan visit's recurrence from a date, and how far its visits
+/// are generated. Re-planning ends one revision and starts the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementSchedule {
+    /// The plan visit (its index in the plan).
+    pub slot: u32,
+    /// 0 for the schedule the agreement started with, +1 on each change.
+    pub revision: u32,
+    /// When its visits fall.
+    pub schedule: Schedule,
+    /// The first occurrence not yet generated.
+    pub next: u32,
+    /// Set when a change replaced it: no more visits are generated from it.
+    pub replaced: bool,
+}
+
+/// An agreement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agreement {
+    /// Its id.
+    pub id: AgreementId,
+    /// 1 on creation, +1 on each change.
+    pub version: i64,
+    /// The plan.
+    pub plan_id: MaintenancePlanId,
+    /// The plan's name.
+    pub plan_name: Name,
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// The properties it covers.
+    pub property_ids: Vec<PropertyId>,
+    /// Where it is in its life.
+    pub status: AgreementStatus,
+    /// Its first day.
+    pub start_date: NaiveDate,
+    /// The term's length.
+    pub term_months: u32,
+    /// The day after the current term's last day.
+    pub term_end: NaiveDate,
+    /// How it is billed.
+    pub billing: BillingFrequency,
+    /// The price of a whole period.
+    pub price: Money,
+    /// Whether it renews.
+    pub auto_renew: bool,
+    /// Days before a visit its job is generated.
+    pub lead_days: u32,
+    /// Its schedules.
+    pub schedules: Vec<AgreementSchedule>,
+    /// The day after the last billed period (`None`: nothing billed yet).
+    pub billed_until: Option<NaiveDate>,
+    /// How many times it renewed.
+    pub renewals: u32,
+    /// The customer's signature, once activated.
+    pub signature: Option<Signature>,
+    /// Why it was suspended or cancelled.
+    pub reason: Option<Reason>,
+    /// The first local date it needs its timer (`None` when it is not in force).
+    pub next_attention: Option<NaiveDate>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Agreement {
+    fn cursors(&self) -> Vec<Cursor> {
+        self.schedules
+            .iter()
+            .filter(|s| !s.replaced)
+            .map(|s| Cursor {
+                schedule: s.schedule,
+                next: s.next,
+            })
+            .collect()
+    }
+
+    /// The periods of the current term not yet billed.
+    fn unbilled(&self) -> Vec<BillingPeriod> {
+        let from = self.billed_until.unwrap_or(self.start_date);
+        rules::billing_periods(self.start_date, self.term_end, self.billing)
+            .into_iter()
+            .filter(|p| p.start >= from)
+            .collect()
+    }
+
+    fn attention(&self) -> Option<NaiveDate> {
+        if !self.status.is_in_force() {
+            return None;
+        }
+        rules::next_attention(
+            &self.cursors(),
+            self.lead_days,
+            self.unbilled().first().copied(),
+            None,
+            self.term_end,
+        )
+    }
+}
+
+/// `maintenance/v1/activate`: the customer signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivateAgreement {
+    /// Which agreement.
+    pub agreement_id: AgreementId,
+    /// Who signed.
+    pub signed_by: Name,
+    /// The signature as captured.
+    pub signature: Option<Description>,
+    /// Fail with `VERSION_CONFLICT` unless the agreement is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `maintenance/v1/suspend`, `resume` and `cancel`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeStatus {
+    /// Which agreement.
+    pub agreement_id: AgreementId,
+    /// Why (required to suspend or cancel).
+    pub reason: Option<Reason>,
+    /// Fail with `VERSION_CONFLICT` unless the agreement is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `maintenance/v1/changeSchedule`: a plan visit recurs differently from now on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeSchedule {
+    /// Which agreement.
+    pub agreement_id: AgreementId,
+    /// Which plan visit.
+    pub slot: u32,
+    /// How it recurs now.
+    pub rule: Recurrence,
+    /// The month a monthly cycle is aligned to.
+    pub start_month: Option<u8>,
+    /// The preferred local time of day.
+    pub window: DayWindow,
+    /// Fail with `VERSION_CONFLICT` unless the agreement is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// What an agreement's timer runs for the organization's local `date`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tick {
+    /// Which agreement.
+    pub agreement_id: AgreementId,
+    /// The local date it runs for.
+    pub date: NaiveDate,
+}
+
+/// A command of `maintenance_contract_v1`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "procedure", content = "input")]
+pub enum MaintenanceCommand {
+    /// `maintenance/v1/createPlan`.
+    #[serde(rename = "maintenance/v1/createPlan")]
+    CreatePlan(NewPlan),
+    /// `maintenance/v1/createContract`.
+    #[serde(rename = "maintenance/v1/createContract")]
+    CreateContract(NewAgreement),
+    /// `maintenance/v1/activate`.
+    #[serde(rename = "maintenance/v1/activate")]
+    Activate(ActivateAgreement),
+    /// `maintenance/v1/suspend`.
+    #[serde(rename = "maintenance/v1/suspend")]
+    Suspend(ChangeStatus),
+    /// `maintenance/v1/resume`.
+    #[serde(rename = "maintenance/v1/resume")]
+    Resume(ChangeStatus),
+    /// `maintenance/v1/cancel`.
+    #[serde(rename = "maintenance/v1/cancel")]
+    Cancel(ChangeStatus),
+    /// `maintenance/v1/changeSchedule`.
+    #[serde(rename = "maintenance/v1/changeSchedule")]
+    ChangeSchedule(ChangeSchedule),
+    /// The agreement's timer.
+    #[serde(rename = "timer/maintenance")]
+    Tick(Tick),
+}
+
+impl Command for MaintenanceCommand {
+    const WORKFLOW: &'static str = WORKFLOW;
+    fn procedure(&self) -> &'static str {
+        match self {
+            Self::CreatePlan(_) => "maintenance/v1/createPlan",
+            Self::CreateContract(_) => "maintenance/v1/createContract",
+            Self::Activate(_) => "maintenance/v1/activate",
+            Self::Suspend(_) => "maintenance/v1/suspend",
+            Self::Resume(_) => "maintenance/v1/resume",
+            Self::Cancel(_) => "maintenance/v1/cancel",
+            Self::ChangeSchedule(_) => "maintenance/v1/changeSchedule",
+            Self::Tick(_) => TICK_PROCEDURE,
+        }
+    }
+}
+
+/// A visit an agreement generated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Visit {
+    /// The plan visit.
+    pub slot: u32,
+    /// The schedule's revision.
+    pub revision: u32,
+    /// The occurrence's index in it.
+    pub occurrence: u32,
+    /// Where.
+    pub property_id: PropertyId,
+    /// The local date it falls on.
+    pub due_on: NaiveDate,
+    /// Its job.
+    pub job_id: JobId,
+    /// The local date it was generated.
+    pub generated_on: NaiveDate,
+    /// Generated after the day its lead time began (the server was down): caught up.
+    pub late: bool,
+}
+
+/// An invoice of a billing period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeriodInvoice {
+    /// The period's first day.
+    pub period_start: NaiveDate,
+    /// The day after its last.
+    pub period_end: NaiveDate,
+    /// The invoice.
+    pub invoice_id: InvoiceId,
+}
+
+/// What a tick did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickReport {
+    /// The agreement.
+    pub agreement_id: AgreementId,
+    /// The date it ran for.
+    pub date: NaiveDate,
+    /// The visits it generated.
+    pub visits: Vec<Visit>,
+    /// How many of them were caught up (their lead time began before `date`).
+    pub caught_up: u32,
+    /// The periods it billed.
+    pub invoices: Vec<PeriodInvoice>,
+    /// The agreement's status after it.
+    pub status: AgreementStatus,
+}
+
+pub(crate) async fn run(
+    mut ctx: WorkflowCtx,
+    command: MaintenanceCommand,
+) -> Result<serde_json::Value, StoreError> {
+    use MaintenanceCommand as C;
+    Ok(match command {
+        C::CreatePlan(p) => serde_json::to_value(
+            ctx.step("create_plan", move |tx| Box::pin(create_plan(tx, p)))
+                .await?,
+        )?,
+        C::CreateContract(a) => serde_json::to_value(
+            ctx.step("create_agreement", move |tx| {
+                Box::pin(create_agreement(tx, a))
+            })
+            .await?,
+        )?,
+        C::Activate(a) => serde_json::to_value(
+            ctx.step("activate_agreement", move |tx| Box::pin(activate(tx, a)))
+                .await?,
+        )?,
+        C::Suspend(c) => serde_json::to_value(
+            ctx.step("suspend_agreement", move |tx| {
+                Box::pin(change_status(tx, c, AgreementAction::Suspend))
+            })
+            .await?,
+        )?,
+        C::Resume(c) => serde_json::to_value(
+            ctx.step("resume_agreement", move |tx| {
+                Box::pin(change_status(tx, c, AgreementAction::Resume))
+            })
+            .await?,
+        )?,
+        C::Cancel(c) => serde_json::to_value(
+            ctx.step("cancel_agreement", move |tx| {
+                Box::pin(change_status(tx, c, AgreementAction::Cancel))
+            })
+            .await?,
+        )?,
+        C::ChangeSchedule(c) => serde_json::to_value(
+            ctx.step("change_schedule", move |tx| {
+                Box::pin(change_schedule(tx, c))
+            })
+            .await?,
+        )?,
+        C::Tick(t) => {
+            let visits = ctx
+                .step("generate_visits", move |tx| {
+                    Box::pin(generate_visits(tx, t))
+                })
+                .await?;
+            let invoices = ctx
+                .step("bill_periods", move |tx| Box::pin(bill_periods(tx, t)))
+                .await?;
+            let status = ctx
+                .step("close_term", move |tx| Box::pin(close_term(tx, t)))
+                .await?;
+            let caught_up = u32::try_from(visits.iter().filter(|v: &&Visit| v.late).count())
+                .unwrap_or(u32::MAX);
+            serde_json::to_value(TickReport {
+                agreement_id: t.agreement_id,
+                date: t.date,
+                visits,
+                caught_up,
+                invoices,
+                status,
+            })?
+        }
+    })
+}
+
+async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> {
+    let org = load_organization(tx, false).await?;
+    if let Some(n) = p
+        .prices
+        .iter()
+        .position(|price| price.amount.currency() != org.currency)
+    {
+        return Err(Failure::invalid_field(
+            format!("prices[{n}].amount"),
+            "currency_mismatch",
+            "a plan is priced in the organization's currency",
+        )
+        .into());
+    }
+    // Each visit's services are services of the pricebook.
+    let wanted: Vec<Uuid> = p
+        .visits
+        .iter()
+        .flat_map(|v| v.services.iter().map(|s| s.item_id.as_uuid()))
+        .collect();
+    let services = services_in(tx, &wanted).await?;
+    for (n, visit) in p.visits.iter().enumerate() {
+        for (k, service) in visit.services.iter().enumerate() {
+            if !services.contains(&service.item_id.as_uuid()) {
+                return Err(Failure::invalid_field(
+                    format!("visits[{n}].services[{k}].itemId"),
+                    "not_a_service",
+                    "no service of the pricebook has this id",
+                )
+                .into());
+            }
+        }
+    }
+    super::trades::ensure_known(
+        tx,
+        p.visits
+            .iter()
+            .enumerate()
+            .map(|(n, v)| (format!("visits[{n}].trade"), v.trade.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    let orgid = tx.org();
+    let taken = tx
+        .fetch_optional(
+            "SELECT id FROM maintenance_plans WHERE organization_id = $1 AND name = $2",
+            args![orgid, p.name.as_str()],
+        )
+        .await?;
+    if taken.is_some() {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "PLAN_EXISTS",
+            "a plan with this name exists",
+        )
+        .into());
+    }
+    let plan = Plan {
+        id: MaintenancePlanId::from_uuid(new_id()),
+        version: 1,
+        name: p.name,
+        description: p.description,
+        visits: p.visits,
+        benefits: p.benefits,
+        prices: p.prices,
+        created_at: tx.now(),
+    };
+    tx.execute(
+        "INSERT INTO maintenance_plans (organization_id, id, version, name, active, body, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        args![
+            orgid,
+            plan.id.as_uuid(),
+            plan.version,
+            plan.name.as_str(),
+            true,
+            serde_json::to_string(&plan)?,
+            plan.created_at
+        ],
+    )
+    .await?;
+    tx.record_change(
+        "maintenance_plan",
+        plan.id.as_uuid(),
+        plan.version,
+        Operation::Created,
+    )
+    .await?;
+    Ok(plan)
+}
+
+/// Which of `ids` are services of the pricebook.
+async fn services_in(tx: &mut TenantTx, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+    let mut found = Vec::new();
+    let org = tx.org();
+    for chunk in ids.chunks(200) {
+        let mut sql = String::from(
+            "SELECT id FROM pricebook_items WHERE organization_id = $1 AND kind = 'service' AND id IN (",
+        );
+        let mut values = args![org];
+        for (k, id) in chunk.iter().enumerate() {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", k + 2));
+            values.extend(args![*id]);
+        }
+        sql.push(')');
+        for row in tx.fetch_all(&sql, values).await? {
+            found.push(row.get("id")?);
+        }
+    }
+    Ok(found)
+}
+
+async fn load_plan(tx: &mut TenantTx, id: MaintenancePlanId) -> Result<Plan, StoreError> {
+    load_body(
+        tx,
+        "maintenance_plans",
+        id.as_uuid(),
+        false,
+        "maintenance plan",
+    )
+    .await
+}
+
+async fn load_agreement(
+    tx: &mut TenantTx,
+    id: AgreementId,
+    lock: bool,
+) -> Result<Agreement, StoreError> {
+    load_body(
+        tx,
+        "maintenance_agreements",
+        id.as_uuid(),
+        lock,
+        "agreement",
+    )
+    .await
+}
+
+async fn create_agreement(tx: &mut TenantTx, a: NewAgreement) -> Result<Agreement, StoreError> {
+    let plan = load_plan(tx, a.plan_id).await?;
+    let price = plan.price(a.billing).ok_or_else(|| {
+        Failure::invalid_field(
+            "billing",
+            "no_price",
+            "the plan has no price for this billing frequency",
+        )
+    })?;
+    let org = tx.org();
+    let customer = tx
+        .fetch_optional(
+            "SELECT id FROM customers WHERE organization_id = $1 AND id = $2",
+            args![org, a.customer_id.as_uuid()],
+        )
+        .await?;
+    if customer.is_none() {
+        return Err(Failure::not_found("customer").into());
+    }
+    for (n, property) in a.property_ids.iter().enumerate() {
+        let found = tx
+            .fetch_optional(
+                "SELECT id FROM properties WHERE organization_id = $1 AND customer_id = $2 AND id = $3",
+                args![org, a.customer_id.as_uuid(), property.as_uuid()],
+            )
+            .await?;
+        if found.is_none() {
+            return Err(Failure::invalid_field(
+                format!("propertyIds[{n}]"),
+                "not_the_customers",
+                "no property of this customer has this id",
+            )
+            .into());
+        }
+    }
+    let term_end = rules::term_end(a.start_date, a.term_months).ok_or_else(|| {
+        Failure::invalid_field("termMonths", "out_of_range", "the term is too long")
+    })?;
+    let schedules = plan
+        .visits
+        .iter()
+        .enumerate()
+        .map(|(slot, visit)| AgreementSchedule {
+            slot: u32::try_from(slot).unwrap_or(u32::MAX),
+            revision: 0,
+            schedule: rules::schedule_from(
+                a.start_date,
+                visit.rule,
+                visit.start_month,
+                visit.window,
+            ),
+            next: 0,
+            replaced: false,
+        })
+        .collect();
+    let now = tx.now();
+    let agreement = Agreement {
+        id: AgreementId::from_uuid(new_id()),
+        version: 1,
+        plan_id: plan.id,
+        plan_name: plan.name,
+        customer_id: a.customer_id,
+        property_ids: a.property_ids,
+        status: AgreementStatus::Draft,
+        start_date: a.start_date,
+        term_months: a.term_months,
+        term_end,
+        billing: a.billing,
+        price,
+        auto_renew: a.auto_renew,
+        lead_days: a.lead_days,
+        schedules,
+        billed_until: None,
+        renewals: 0,
+        signature: None,
+        reason: None,
+        next_attention: None,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.execute(
+        "INSERT INTO maintenance_agreements (organization_id, id, version, plan_id, customer_id, status, \
+         start_date, term_end, next_attention, body, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $10)",
+        args![
+            org,
+            agreement.id.as_uuid(),
+            agreement.version,
+            agreement.plan_id.as_uuid(),
+            agreement.customer_id.as_uuid(),
+            status_str(agreement.status),
+            agreement.start_date,
+            agreement.term_end,
+            serde_json::to_string(&agreement)?,
+            now
+        ],
+    )
+    .await?;
+    tx.record_change(
+        "agreement",
+        agreement.id.as_uuid(),
+        agreement.version,
+        Operation::Created,
+    )
+    .await?;
+    Ok(agreement)
+}
+
+fn status_str(status: AgreementStatus) -> &'static str {
+    match status {
+        AgreementStatus::Draft => "draft",
+        AgreementStatus::Active => "active",
+        AgreementStatus::Suspended => "suspended",
+        AgreementStatus::Expired => "expired",
+        AgreementStatus::Cancelled => "cancelled",
+    }
+}
+
+/// Saves a changed agreement (its version bumped here), arms or removes its timer, and records
+/// the change.
+async fn save(tx: &mut TenantTx, mut next: Agreement) -> Result<Agreement, StoreError> {
+    next.version += 1;
+    next.updated_at = tx.now();
+    let org = load_organization(tx, false).await?;
+    // Something already due is due today.
+    let today = tx.now().with_timezone(&org.time_zone.tz()).date_naive();
+    next.next_attention = next.attention().map(|date| date.max(today));
+    let orgid = tx.org();
+    tx.execute(
+        "UPDATE maintenance_agreements SET version = $1, status = $2, term_end = $3, next_attention = $4, \
+         body = $5, updated_at = $6 WHERE organization_id = $7 AND id = $8",
+        args![
+            next.version,
+            status_str(next.status),
+            next.term_end,
+            next.next_attention,
+            serde_json::to_string(&next)?,
+            next.updated_at,
+            orgid,
+            next.id.as_uuid()
+        ],
+    )
+    .await?;
+    let name = format!("{TIMER_PREFIX}{}", next.id);
+    match next.next_attention {
+        Some(date) => {
+            tx.execute(
+                "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (organization_id, name) DO UPDATE SET due_at = excluded.due_at",
+                args![orgid, name, due_at(org.time_zone.tz(), date)],
+            )
+            .await?;
+        }
+        None => {
+            tx.execute(
+                "DELETE FROM timers WHERE organization_id = $1 AND name = $2",
+                args![orgid, name],
+            )
+            .await?;
+        }
+    }
+    tx.record_change(
+        "agreement",
+        next.id.as_uuid(),
+        next.version,
+        Operation::Updated,
+    )
+    .await?;
+    Ok(next)
+}
+
+/// When an agreement's timer fires for its attention `date`.
+fn due_at(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    hestami_core::schedule::local_to_utc(tz, date.and_time(TICK_AT))
+}
+
+fn transition(
+    agreement: &Agreement,
+    action: AgreementAction,
+) -> Result<AgreementStatus, StoreError> {
+    agreement.status.decide(action).map_err(|e| {
+        Failure::new(FailureKind::Conflict, "AGREEMENT_STATE", e.to_string())
+            .with_details(serde_json::json!({ "status": status_str(agreement.status) }))
+            .into()
+    })
+}
+
+async fn activate(tx: &mut TenantTx, a: ActivateAgreement) -> Result<Agreement, StoreError> {
+    let agreement = load_agreement(tx, a.agreement_id, true).await?;
+    check_version("agreement", a.expected_version, agreement.version)?;
+    let status = transition(&agreement, AgreementAction::Activate)?;
+    let signed_at = tx.now();
+    save(
+        tx,
+        Agreement {
+            status,
+            signature: Some(Signature {
+                signed_by: a.signed_by,
+                signature: a.signature,
+                signed_at,
+            }),
+            ..agreement
+        },
+    )
+    .await
+}
+
+async fn change_status(
+    tx: &mut TenantTx,
+    c: ChangeStatus,
+    action: AgreementAction,
+) -> Result<Agreement, StoreError> {
+    let agreement = load_agreement(tx, c.agreement_id, true).await?;
+    check_version("agreement", c.expected_version, agreement.version)?;
+    let status = transition(&agreement, action)?;
+    let reason = match action {
+        AgreementAction::Resume => None,
+        _ => c.reason,
+    };
+    save(
+        tx,
+        Agreement {
+            status,
+            reason,
+            ..agreement
+        },
+    )
+    .await
+}
+
+async fn change_schedule(tx: &mut TenantTx, c: ChangeSchedule) -> Result<Agreement, StoreError> {
+    let mut agreement = load_agreement(tx, c.agreement_id, true).await?;
+    check_version("agreement", c.expected_version, agreement.version)?;
+    if matches!(
+        agreement.status,
+        AgreementStatus::Expired | AgreementStatus::Cancelled
+    ) {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "AGREEMENT_STATE",
+            "an agreement that has ended keeps its schedules",
+        )
+        .into());
+    }
+    let Some(current) = agreement
+        .schedules
+        .iter_mut()
+        .find(|s| s.slot == c.slot && !s.replaced)
+    else {
+        return Err(Failure::invalid_field(
+            "slot",
+            "no_such_visit",
+            "the agreement's plan has no visit at this index",
+        )
+        .into());
+    };
+    // The new rule counts from the day after the last visit generated (or the old schedule's
+    // start if none was), and never from before today: what is generated stays, what is not
+    // is planned by the new rule.
+    let today = super::invoice::local_today(tx).await?;
+    let last_generated = current
+        .next
+        .checked_sub(1)
+        .and_then(|i| current.schedule.occurrence(i));
+    let from = last_generated
+        .and_then(|d| d.succ_opt())
+        .unwrap_or(current.schedule.start)
+        .max(today);
+    current.replaced = true;
+    let revision = current.revision + 1;
+    agreement.schedules.push(AgreementSchedule {
+        slot: c.slot,
+        revision,
+        schedule: rules::schedule_from(from, c.rule, c.start_month, c.window),
+        next: 0,
+        replaced: false,
+    });
+    save(tx, agreement).await
+}
+
+async fn generate_visits(tx: &mut TenantTx, t: Tick) -> Result<Vec<Visit>, StoreError> {
+    let mut agreement = load_agreement(tx, t.agreement_id, true).await?;
+    if !agreement.status.is_in_force() {
+        return Ok(Vec::new());
+    }
+    let plan = load_plan(tx, agreement.plan_id).await?;
+    let tz = load_organization(tx, false).await?.time_zone.tz();
+    let lead = Duration::days(i64::from(agreement.lead_days));
+    // A visit whose lead time began before the agreement was signed is not late: it is
+    // generated on the first tick, as it should be.
+    let signed_on = agreement
+        .signature
+        .as_ref()
+        .map(|s| s.signed_at.with_timezone(&tz).date_naive())
+        .unwrap_or(agreement.start_date);
+    let mut generated = Vec::new();
+    let orgid = tx.org();
+    for schedule in agreement.schedules.iter_mut().filter(|s| !s.replaced) {
+        let Some(visit) = plan.visits.get(schedule.slot as usize) else {
+            continue;
+        };
+        let due = hestami_core::maintenance::due_occurrences(
+            &schedule.schedule,
+            schedule.next,
+            t.date,
+            agreement.lead_days,
+            agreement.term_end,
+        );
+        for (index, date) in due {
+            let deadline = schedule
+                .schedule
+                .window(tz, index)
+                .map(|(_, end)| end)
+                .unwrap_or_else(|| due_at(tz, date));
+            let lead_began = date.checked_sub_signed(lead).unwrap_or(date);
+            let late = lead_began < t.date && lead_began >= signed_on;
+            for property_id in &agreement.property_ids {
+                let job = super::job::create_due(
+                    tx,
+                    NewJob {
+                        customer_id: agreement.customer_id,
+                        property_id: *property_id,
+                        trade: visit.trade.clone(),
+                        priority: plan.benefits.priority.unwrap_or(Priority::Routine),
+                        summary: summary(&agreement.plan_name, &visit.name),
+                        description: Some(work(visit, date)?),
+                        callback_of: None,
+                        min_skill_level: visit.min_skill_level,
+                        required_certifications: Vec::new(),
+                    },
+                    Some(deadline),
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO maintenance_visits (organization_id, agreement_id, slot, revision, occurrence, \
+                     property_id, due_on, job_id, generated_on, late, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    args![
+                        orgid,
+                        agreement.id.as_uuid(),
+                        i64::from(schedule.slot),
+                        i64::from(schedule.revision),
+                        i64::from(index),
+                        property_id.as_uuid(),
+                        date,
+                        job.id.as_uuid(),
+                        t.date,
+                        late,
+                        tx.now()
+                    ],
+                )
+                .await?;
+                generated.push(Visit {
+                    slot: schedule.slot,
+                    revision: schedule.revision,
+                    occurrence: index,
+                    property_id: *property_id,
+                    due_on: date,
+                    job_id: job.id,
+                    generated_on: t.date,
+                    late,
+                });
+            }
+            schedule.next = index + 1;
+        }
+    }
+    if generated.is_empty() {
+        return Ok(generated);
+    }
+    if generated.iter().any(|v| v.late) {
+        tracing::warn!(
+            agreement.id = %agreement.id,
+            caught_up = generated.iter().filter(|v| v.late).count(),
+            "maintenance visits generated late: the timer caught up"
+        );
+    }
+    save(tx, agreement).await?;
+    Ok(generated)
+}
+
+/// "Gold HVAC: Spring tune-up", cut to a summary's length.
+fn summary(plan: &Name, visit: &Name) -> Summary {
+    let text: String = format!("{}: {}", plan.as_str(), visit.as_str())
+        .chars()
+        .take(200)
+        .collect();
+    Summary::parse(&text).unwrap_or_else(|_| {
+        Summary::parse("Maintenance visit").unwrap_or_else(|_| unreachable!("a valid summary"))
+    })
+}
+
+/// The work a visit's job carries: its date, window, duration and services.
+fn work(visit: &PlanVisit, date: NaiveDate) -> Result<Description, StoreError> {
+    let mut text = format!(
+        "Maintenance visit due {date}, preferred {}–{}, about {} minutes.",
+        visit.window.start.format("%H:%M"),
+        visit.window.end.format("%H:%M"),
+        visit.duration_minutes
+    );
+    for service in &visit.services {
+        text.push_str(&format!(
+            "\n- {} × service {}",
+            service.quantity.normalize(),
+            service.item_id
+        ));
+    }
+    Description::parse(&text).map_err(|e| StoreError::Internal(format!("visit work: {e}")))
+}
+
+async fn bill_periods(tx: &mut TenantTx, t: Tick) -> Result<Vec<PeriodInvoice>, StoreError> {
+    let mut agreement = load_agreement(tx, t.agreement_id, true).await?;
+    if !agreement.status.is_in_force() {
+        return Ok(Vec::new());
+    }
+    let due: Vec<BillingPeriod> = agreement
+        .unbilled()
+        .into_iter()
+        .filter(|p| p.start <= t.date)
+        .collect();
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at = PriceAt {
+        customer_id: agreement.customer_id,
+        property_id: *agreement
+            .property_ids
+            .first()
+            .ok_or_else(|| StoreError::Internal("an agreement without a property".into()))?,
+    };
+    let orgid = tx.org();
+    let mut billed = Vec::with_capacity(due.len());
+    for period in due {
+        let last_day = period.end.pred_opt().unwrap_or(period.end);
+        let label = format!(
+            "{} — {} to {}{}",
+            agreement.plan_name.as_str(),
+            period.start,
+            last_day,
+            if period.is_partial() {
+                " (prorated)"
+            } else {
+                ""
+            }
+        );
+        let description = Name::parse(&label.chars().take(200).collect::<String>())
+            .map_err(|e| StoreError::Internal(format!("period label: {e}")))?;
+        let request = QuoteRequest {
+            lines: vec![QuoteLine {
+                source: LineSource::Custom {
+                    description,
+                    unit_price: period.amount(agreement.price),
+                    kind: ItemKind::Service,
+                },
+                quantity: Decimal::ONE,
+                description: None,
+            }],
+            discount: None,
+        };
+        let invoice = super::invoice::issue_unattached(tx, at, &request, t.date).await?;
+        tx.execute(
+            "INSERT INTO agreement_invoices (organization_id, agreement_id, period_start, period_end, \
+             invoice_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            args![
+                orgid,
+                agreement.id.as_uuid(),
+                period.start,
+                period.end,
+                invoice.id.as_uuid(),
+                tx.now()
+            ],
+        )
+        .await?;
+        agreement.billed_until = Some(period.end);
+        billed.push(PeriodInvoice {
+            period_start: period.start,
+            period_end: period.end,
+            invoice_id: invoice.id,
+        });
+    }
+    save(tx, agreement).await?;
+    Ok(billed)
+}
+
+/// At the term's end: renew (a new term at the plan's current price) or expire. Either way
+/// the timer is armed for the next attention date, or removed.
+async fn close_term(tx: &mut TenantTx, t: Tick) -> Result<AgreementStatus, StoreError> {
+    let agreement = load_agreement(tx, t.agreement_id, true).await?;
+    if !agreement.status.is_in_force() || t.date < agreement.term_end {
+        return Ok(agreement.status);
+    }
+    let next = if agreement.auto_renew {
+        let plan = load_plan(tx, agreement.plan_id).await?;
+        let term_end = rules::term_end(agreement.term_end, agreement.term_months)
+            .ok_or_else(|| StoreError::Internal("a term past the calendar".into()))?;
+        Agreement {
+            status: transition(&agreement, AgreementAction::Renew)?,
+            price: plan.price(agreement.billing).unwrap_or(agreement.price),
+            term_end,
+            renewals: agreement.renewals + 1,
+            ..agreement
+        }
+    } else {
+        Agreement {
+            status: transition(&agreement, AgreementAction::Expire)?,
+            ..agreement
+        }
+    };
+    Ok(save(tx, next).await?.status)
+}
+
+/// Where a job-less invoice (an agreement's period) is priced: the agreement's first property.
+pub(crate) async fn price_at_of_invoice(
+    tx: &mut TenantTx,
+    invoice: &hestami_core::invoice::Invoice,
+) -> Result<PriceAt, StoreError> {
+    let org = tx.org();
+    let row = tx
+        .fetch_optional(
+            "SELECT agreement_id FROM agreement_invoices WHERE organization_id = $1 AND invoice_id = $2",
+            args![org, invoice.id.as_uuid()],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Internal("an invoice without a job or an agreement".into()))?;
+    let agreement =
+        load_agreement(tx, AgreementId::from_uuid(row.get("agreement_id")?), false).await?;
+    Ok(PriceAt {
+        customer_id: agreement.customer_id,
+        property_id: *agreement
+            .property_ids
+            .first()
+            .ok_or_else(|| StoreError::Internal("an agreement without a property".into()))?,
+    })
+}
+
+/// Which agreement a timer name is for.
+pub(crate) fn timer_agreement(name: &str) -> Option<AgreementId> {
+    name.strip_prefix(TIMER_PREFIX)
+        .and_then(|id| Uuid::try_parse(id).ok())
+        .map(AgreementId::from_uuid)
+}
+
+/// What an agreement's timer needs to decide: whether it is in force, its version and its
+/// next attention date.
+pub(crate) async fn timer_state(
+    tx: &mut TenantTx,
+    id: AgreementId,
+) -> Result<Option<(i64, NaiveDate)>, StoreError> {
+    let org = tx.org();
+    let row = tx
+        .fetch_optional(
+            "SELECT version, next_attention FROM maintenance_agreements \
+             WHERE organization_id = $1 AND id = $2 AND status = 'active'",
+            args![org, id.as_uuid()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let attention: Option<NaiveDate> = row.get("next_attention")?;
+    Ok(attention.map(|a| (row.get::<i64>("version").unwrap_or_default(), a)))
+}
+
+/// The time an agreement's timer should next fire for `date`.
+pub(crate) fn fire_at(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    due_at(tz, date)
+}
+
+/// Filters of `maintenance/v1/list`.
+#[derive(Clone, Debug, Default)]
+pub struct AgreementFilter {
+    /// Only in this status.
+    pub status: Option<AgreementStatus>,
+    /// Only this customer's.
+    pub customer_id: Option<CustomerId>,
+}
+
+/// An agreement's visits and where each stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementVisit {
+    /// The visit.
+    #[serde(flatten)]
+    pub visit: Visit,
+    /// Its job's status.
+    pub job_status: String,
+    /// Due before today and not completed.
+    pub overdue: bool,
+}
+
+impl Services {
+    /// `maintenance/v1/getPlan`.
+    pub async fn maintenance_plan(
+        &self,
+        caller: &Caller,
+        id: MaintenancePlanId,
+    ) -> Result<Plan, StoreError> {
+        self.read(caller, move |tx| Box::pin(load_plan(tx, id)))
+            .await
+    }
+
+    /// `maintenance/v1/listPlans`: every plan, by name.
+    pub async fn maintenance_plans(&self, caller: &Caller) -> Result<Vec<Plan>, StoreError> {
+        self.read(caller, |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        "SELECT body FROM maintenance_plans WHERE organization_id = $1 ORDER BY name",
+                        args![org],
+                    )
+                    .await?;
+                rows.iter().map(super::decode_body).collect()
+            })
+        })
+        .await
+    }
+
+    /// `maintenance/v1/get`.
+    pub async fn agreement(
+        &self,
+        caller: &Caller,
+        id: AgreementId,
+    ) -> Result<Agreement, StoreError> {
+        self.read(caller, move |tx| Box::pin(load_agreement(tx, id, false)))
+            .await
+    }
+
+    /// `maintenance/v1/list`: agreements, oldest first, by status and customer.
+    pub async fn agreements(
+        &self,
+        caller: &Caller,
+        filter: AgreementFilter,
+        page: PageRequest,
+    ) -> Result<Page<Agreement>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        "SELECT body FROM maintenance_agreements WHERE organization_id = $1 \
+                         AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR customer_id = $3) \
+                         AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5",
+                        args![
+                            org,
+                            filter.status.map(status_str),
+                            filter.customer_id.map(|c| c.as_uuid()),
+                            page.after,
+                            i64::from(page.limit) + 1
+                        ],
+                    )
+                    .await?;
+                let items = rows
+                    .iter()
+                    .map(super::decode_body)
+                    .collect::<Result<Vec<Agreement>, _>>()?;
+                Ok(page.page(items, |a| a.id.as_uuid()))
+            })
+        })
+        .await
+    }
+
+    /// `maintenance/v1/visits`: the visits an agreement generated, by date, with their jobs'
+    /// status; overdue when due before `today` (the organization's) and not done.
+    pub async fn agreement_visits(
+        &self,
+        caller: &Caller,
+        id: AgreementId,
+    ) -> Result<Vec<AgreementVisit>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                load_agreement(tx, id, false).await?;
+                let today = super::invoice::local_today(tx).await?;
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        "SELECT v.slot, v.revision, v.occurrence, v.property_id, v.due_on, v.job_id, \
+                         v.generated_on, v.late, j.status FROM maintenance_visits v \
+                         JOIN jobs j ON j.organization_id = v.organization_id AND j.id = v.job_id \
+                         WHERE v.organization_id = $1 AND v.agreement_id = $2 \
+                         ORDER BY v.due_on, v.slot, v.revision, v.occurrence, v.property_id",
+                        args![org, id.as_uuid()],
+                    )
+                    .await?;
+                let mut visits = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let number = |column: &str| -> Result<u32, StoreError> {
+                        u32::try_from(row.get::<i64>(column)?)
+                            .map_err(|_| StoreError::Internal(format!("stored {column}")))
+                    };
+                    let due_on: NaiveDate = row.get("due_on")?;
+                    let job_status: String = row.get("status")?;
+                    let done = !matches!(
+                        job_status.as_str(),
+                        "requested" | "scheduled" | "dispatched" | "en_route" | "on_site"
+                            | "in_progress" | "on_hold"
+                    );
+                    visits.push(AgreementVisit {
+                        visit: Visit {
+                            slot: number("slot")?,
+                            revision: number("revision")?,
+                            occurrence: number("occurrence")?,
+                            property_id: PropertyId::from_uuid(row.get("property_id")?),
+                            due_on,
+                            job_id: JobId::from_uuid(row.get("job_id")?),
+                            generated_on: row.get("generated_on")?,
+                            late: row.get("late")?,
+                        },
+                        overdue: due_on < today && !done,
+                        job_status,
+                    });
+                }
+                Ok(visits)
+            })
+        })
+        .await
+    }
+
+    /// `maintenance/v1/invoices`: the invoices of an agreement's billing periods, in order.
+    pub async fn agreement_invoices(
+        &self,
+        caller: &Caller,
+        id: AgreementId,
+    ) -> Result<Vec<PeriodInvoice>, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                load_agreement(tx, id, false).await?;
+                let org = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        "SELECT period_start, period_end, invoice_id FROM agreement_invoices \
+                         WHERE organization_id = $1 AND agreement_id = $2 ORDER BY period_start",
+                        args![org, id.as_uuid()],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(PeriodInvoice {
+                            period_start: row.get("period_start")?,
+                            period_end: row.get("period_end")?,
+                            invoice_id: InvoiceId::from_uuid(row.get("invoice_id")?),
+                        })
+                    })
+                    .collect()
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,241 @@
+//! Maintenance agreements' timers on every backend, through the public API: two processes
+//! firing every morning of a year generate each visit and bill each period once; a crash after
+//! each step of a tick recovers with each effect once.
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::json;
+
+use hestami_store::app::invoice::InvoiceFilter;
+use hestami_store::app::job::JobFilter;
+use hestami_store::app::maintenance::{Agreement, MaintenanceCommand, Plan};
+use hestami_store::app::{Caller, PageRequest, Services};
+use hestami_store::engine::{EngineConfig, FaultHook};
+use hestami_store::{Clock, Store, StoreOptions};
+
+use common::*;
+
+on_every_backend!(
+    two_processes_generate_and_bill_once,
+    a_crash_after_each_tick_step_recovers_with_each_effect_once,
+);
+
+#[derive(Debug)]
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    fn set(&self, to: DateTime<Utc>) {
+        *self.0.lock().expect("clock lock") = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock lock")
+    }
+}
+
+/// Services over a new pool on the same database: another process.
+async fn process(fx: &Fixture, clock: &Arc<ManualClock>, config: EngineConfig) -> Services {
+    let store = Store::connect(
+        &fx.db.app_url,
+        StoreOptions {
+            max_connections: 4,
+            clock: clock.clone(),
+        },
+    )
+    .await
+    .expect("connect");
+    Services::new(store, config)
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+/// 06:00 in Chicago (the fixture organizations' time zone) on `day`.
+fn morning(day: NaiveDate) -> DateTime<Utc> {
+    chrono_tz::America::Chicago
+        .from_local_datetime(&day.and_hms_opt(6, 0, 0).unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A plan (tune-ups on 15 April and October, filter changes on the first Monday of each
+/// quarter), a customer with a property, and an agreement on it from 1 January 2027 for a
+/// year, billed monthly, active.
+async fn active_agreement(services: &Services, c: &Caller) -> Agreement {
+    let plan: Plan = ok(
+        services,
+        c,
+        MaintenanceCommand::CreatePlan(from_json(json!({
+            "name": "Gold comfort",
+            "visits": [
+                { "name": "Tune-up", "trade": "hvac",
+                  "rule": { "kind": "monthly_on_day", "every": 6, "day": 15 }, "startMonth": 4,
+                  "window": { "start": "09:00:00", "end": "11:00:00" }, "durationMinutes": 90,
+                  "services": [] },
+                { "name": "Filter change", "trade": "hvac",
+                  "rule": { "kind": "monthly_on_weekday", "every": 3, "nth": "first", "weekday": "Mon" },
+                  "startMonth": 1, "window": { "start": "08:00:00", "end": "10:00:00" },
+                  "durationMinutes": 30, "services": [] }
+            ],
+            "benefits": { "discount": null, "priority": null, "waiveTripFee": false },
+            "prices": [{ "frequency": "monthly", "amount": usd("31.00") }]
+        }))),
+    )
+    .await;
+    let (customer, property) = customer_with_property(services, c, "Ada Member").await;
+    let draft: Agreement = ok(
+        services,
+        c,
+        MaintenanceCommand::CreateContract(from_json(json!({
+            "customerId": customer.id, "propertyIds": [property.id], "planId": plan.id,
+            "startDate": "2027-01-01", "termMonths": 12, "billing": "monthly",
+            "autoRenew": false, "leadDays": 30
+        }))),
+    )
+    .await;
+    ok(
+        services,
+        c,
+        MaintenanceCommand::Activate(from_json(json!({
+            "agreementId": draft.id, "signedBy": "Ada Member", "signature": null,
+            "expectedVersion": null
+        }))),
+    )
+    .await
+}
+
+/// How many visits, jobs, period invoices and invoices the agreement's organization has.
+async fn effects(
+    services: &Services,
+    c: &Caller,
+    agreement: &Agreement,
+) -> (usize, usize, usize, usize) {
+    let page = PageRequest::parse(Some(200), None).unwrap();
+    let visits = services.agreement_visits(c, agreement.id).await.unwrap();
+    let jobs = services
+        .job_list(c, JobFilter::default(), page)
+        .await
+        .unwrap()
+        .items;
+    let periods = services.agreement_invoices(c, agreement.id).await.unwrap();
+    let invoices = services
+        .invoice_list(c, InvoiceFilter::default(), page)
+        .await
+        .unwrap()
+        .page
+        .items;
+    (visits.len(), jobs.len(), periods.len(), invoices.len())
+}
+
+async fn two_processes_generate_and_bill_once(fx: Fixture) {
+    let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
+    let first = process(&fx, &clock, EngineConfig::default()).await;
+    let second = process(&fx, &clock, EngineConfig::default()).await;
+    let org = fx.org("Members").await;
+    let c = &org.caller;
+    let agreement = active_agreement(&first, c).await;
+    let mut day = date(2027, 1, 1);
+    while day < date(2028, 1, 5) {
+        clock.set(morning(day));
+        let (a, b) = tokio::join!(first.fire_due_timers(), second.fire_due_timers());
+        a.unwrap();
+        b.unwrap();
+        day = day.succ_opt().unwrap();
+    }
+    // Four filter changes and two tune-ups; twelve months.
+    assert_eq!(effects(&first, c, &agreement).await, (6, 6, 12, 12));
+    let visits = first.agreement_visits(c, agreement.id).await.unwrap();
+    assert!(visits.iter().all(|v| !v.visit.late));
+    let now = first.agreement(c, agreement.id).await.unwrap();
+    assert_eq!(
+        now.status,
+        hestami_core::maintenance::AgreementStatus::Expired
+    );
+}
+
+/// A fault that crashes the run right after the step named `step` commits, once.
+fn crash_after(step: &'static str) -> FaultHook {
+    let fired = Arc::new(AtomicBool::new(false));
+    Arc::new(move |_, _, name| name == step && !fired.swap(true, Ordering::SeqCst))
+}
+
+async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture) {
+    for step in ["generate_visits", "bill_periods", "close_term"] {
+        let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
+        let setup = process(&fx, &clock, EngineConfig::default()).await;
+        let org = fx.org(&format!("Crash {step}")).await;
+        let c = &org.caller;
+        let agreement = active_agreement(&setup, c).await;
+        // The first tick generates the 4 January filter change and bills January.
+        let crashing = process(
+            &fx,
+            &clock,
+            EngineConfig {
+                executor_id: format!("crashing-{step}"),
+                fault: Some(crash_after(step)),
+                ..EngineConfig::default()
+            },
+        )
+        .await;
+        crashing.fire_due_timers().await.unwrap();
+        // The crash stopped the tick where asked: what its earlier steps did is there.
+        let partial = match step {
+            "generate_visits" => (1, 1, 0, 0),
+            _ => (1, 1, 1, 1),
+        };
+        assert_eq!(
+            effects(&crashing, c, &agreement).await,
+            partial,
+            "crash after {step}"
+        );
+        drop(crashing);
+        // The same process, restarted: it takes back its own unfinished workflows.
+        let restarted = process(
+            &fx,
+            &clock,
+            EngineConfig {
+                executor_id: format!("crashing-{step}"),
+                ..EngineConfig::default()
+            },
+        )
+        .await;
+        // The crashed tick is resumed from its journal (the step it crashed after is not run
+        // again).
+        assert_eq!(
+            restarted.engine().recover(true).await.unwrap(),
+            1,
+            "crash after {step}"
+        );
+        // Past the crashed pass's lease: the timer is fired again.
+        clock.set(morning(date(2027, 1, 1)) + chrono::Duration::minutes(6));
+        restarted.fire_due_timers().await.unwrap();
+        clock.set(morning(date(2027, 1, 2)));
+        restarted.fire_due_timers().await.unwrap();
+        assert_eq!(
+            effects(&restarted, c, &agreement).await,
+            (1, 1, 1, 1),
+            "crash after {step}"
+        );
+        let now = restarted.agreement(c, agreement.id).await.unwrap();
+        assert_eq!(
+            now.billed_until,
+            Some(date(2027, 2, 1)),
+            "crash after {step}"
+        );
+        // Next: the February invoice on 1 February (the April visits' lead begins later).
+        assert_eq!(
+            now.next_attention,
+            Some(date(2027, 2, 1)),
+            "crash after {step}"
+        );
+    }
+}

@@ -1,0 +1,592 @@
+//! End-to-end tests of maintenance agreements over HTTP, on SQLite and on PostgreSQL, with the
+//! store's clock moved a day at a time and the timer pass run as a server would: two years of
+//! visits generated once each, at the right local dates across both daylight-saving changes in
+//! America/New_York; a ten-day outage caught up and reported; twelve monthly invoices in a year
+//! and a prorated first month; suspension, cancellation and re-planning; other organizations
+//! and roles.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use hestami::core::org::Role;
+use hestami::store::Clock;
+use support::{Backend, TestServer, key};
+
+each_backend!(
+    two_years_of_visits_and_invoices_once_each,
+    suspend_resume_cancel_and_replan,
+    other_organizations_and_roles,
+);
+
+#[derive(Debug)]
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    fn set(&self, to: DateTime<Utc>) {
+        *self.0.lock().unwrap() = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+/// 06:00 in New York on `day` (after the agreements' 05:00 timers).
+fn morning(day: NaiveDate) -> DateTime<Utc> {
+    chrono_tz::America::New_York
+        .from_local_datetime(&day.and_hms_opt(6, 0, 0).unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn server_at(backend: Backend, start: NaiveDate) -> Option<(TestServer, Arc<ManualClock>)> {
+    let clock = Arc::new(ManualClock(Mutex::new(morning(start))));
+    let s = TestServer::start_at(backend, clock.clone()).await?;
+    s.mutate("org/v1/update", json!({ "timeZone": "America/New_York" }))
+        .await;
+    Some((s, clock))
+}
+
+/// Runs the timer pass every morning from `from` up to, not including, `until`.
+async fn days(s: &TestServer, clock: &ManualClock, from: NaiveDate, until: NaiveDate) {
+    let mut day = from;
+    while day < until {
+        clock.set(morning(day));
+        s.services.fire_due_timers().await.unwrap();
+        day = day.succ_opt().unwrap();
+    }
+}
+
+/// A plan with a spring and autumn tune-up and a quarterly filter change.
+async fn gold_plan(s: &TestServer) -> Value {
+    let service = s
+        .mutate(
+            "pricebook/v1/createItem",
+            json!({ "name": "HVAC tune-up",
+                    "details": { "kind": "service", "price": "149.00", "estimatedLaborHours": "1.5",
+                                 "trade": "hvac" } }),
+        )
+        .await;
+    s.mutate(
+        "maintenance/v1/createPlan",
+        json!({
+            "name": "Gold comfort",
+            "visits": [
+                { "name": "Tune-up", "trade": "hvac",
+                  "rule": { "kind": "monthly_on_day", "every": 6, "day": 15 }, "startMonth": 4,
+                  "window": { "start": "09:00", "end": "11:00" }, "durationMinutes": 90,
+                  "services": [{ "itemId": service["id"], "quantity": "1" }] },
+                { "name": "Filter change", "trade": "hvac",
+                  "rule": { "kind": "monthly_on_weekday", "every": 3, "nth": "first", "weekday": "mon" },
+                  "startMonth": 1, "window": { "start": "08:00", "end": "10:00" }, "durationMinutes": 30 }
+            ],
+            "benefits": { "discountPercent": "10", "priority": "urgent", "waiveTripFee": true },
+            "prices": { "monthly": "31.00", "annually": "330.00" }
+        }),
+    )
+    .await
+}
+
+async fn customer(s: &TestServer) -> (Value, Value) {
+    let customer = s
+        .mutate("customer/v1/create", json!({ "name": "Ada Lovelace" }))
+        .await;
+    let property = s
+        .mutate(
+            "customer/v1/addProperty",
+            json!({ "customerId": customer["id"], "address": { "line1": "1 Main St", "city": "Albany",
+                    "region": "NY", "postalCode": "12207", "country": "US" } }),
+        )
+        .await;
+    (customer, property)
+}
+
+async fn agreement(
+    s: &TestServer,
+    plan: &Value,
+    customer: &Value,
+    property: &Value,
+    start: NaiveDate,
+    term_months: u32,
+) -> Value {
+    let agreement = s
+        .mutate(
+            "maintenance/v1/createContract",
+            json!({ "customerId": customer["id"], "propertyIds": [property["id"]], "planId": plan["id"],
+                    "startDate": start, "termMonths": term_months, "billing": "monthly", "leadDays": 30 }),
+        )
+        .await;
+    s.mutate(
+        "maintenance/v1/activate",
+        json!({ "agreementId": agreement["id"], "signedBy": "Ada Lovelace", "signature": "typed: Ada Lovelace" }),
+    )
+    .await
+}
+
+async fn visits(s: &TestServer, agreement: &Value) -> Vec<Value> {
+    s.call(
+        "maintenance/v1/visits",
+        json!({ "agreementId": agreement["id"] }),
+    )
+    .await
+    .ok()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn invoices(s: &TestServer, agreement: &Value) -> Vec<Value> {
+    s.call(
+        "maintenance/v1/invoices",
+        json!({ "agreementId": agreement["id"] }),
+    )
+    .await
+    .ok()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn two_years_of_visits_and_invoices_once_each(backend: Backend) {
+    let start = date(2027, 1, 1);
+    let Some((s, clock)) = server_at(backend, start).await else {
+        return;
+    };
+    let plan = gold_plan(&s).await;
+    let (customer, property) = customer(&s).await;
+
+    // Created twice with one key: one agreement.
+    let body = json!({ "idempotencyKey": key(), "customerId": customer["id"],
+                       "propertyIds": [property["id"]], "planId": plan["id"], "startDate": start,
+                       "termMonths": 24, "billing": "monthly", "leadDays": 30 });
+    let first = s
+        .call("maintenance/v1/createContract", body.clone())
+        .await
+        .ok();
+    let again = s.call("maintenance/v1/createContract", body).await.ok();
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(first["status"], "draft");
+    let listed = s.call("maintenance/v1/list", json!({})).await.ok();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let active = s
+        .mutate(
+            "maintenance/v1/activate",
+            json!({ "agreementId": first["id"], "signedBy": "Ada Lovelace" }),
+        )
+        .await;
+    assert_eq!(active["status"], "active");
+    assert_eq!(active["nextAttention"], json!(start));
+
+    // A second agreement starting mid-month: its first month is prorated.
+    let mid = agreement(&s, &plan, &customer, &property, date(2027, 3, 15), 12).await;
+
+    // A year, with the server down from 1 to 10 June (the July filter change's lead time
+    // begins on 5 June).
+    days(&s, &clock, start, date(2027, 6, 1)).await;
+    days(&s, &clock, date(2027, 6, 11), date(2028, 1, 1)).await;
+    assert_eq!(
+        invoices(&s, &first).await.len(),
+        12,
+        "twelve monthly invoices in 2027"
+    );
+    days(&s, &clock, date(2028, 1, 1), date(2029, 1, 10)).await;
+
+    // Filter changes on the first Monday of each quarter, tune-ups on 15 April and October.
+    let expected: Vec<NaiveDate> = vec![
+        date(2027, 1, 4),
+        date(2027, 4, 5),
+        date(2027, 4, 15),
+        date(2027, 7, 5),
+        date(2027, 10, 4),
+        date(2027, 10, 15),
+        date(2028, 1, 3),
+        date(2028, 4, 3),
+        date(2028, 4, 15),
+        date(2028, 7, 3),
+        date(2028, 10, 2),
+        date(2028, 10, 15),
+    ];
+    let generated = visits(&s, &first).await;
+    let dates: Vec<NaiveDate> = generated
+        .iter()
+        .map(|v| serde_json::from_value(v["dueOn"].clone()).unwrap())
+        .collect();
+    assert_eq!(dates, expected, "each visit once, none after the term");
+    for (visit, due) in generated.iter().zip(&expected) {
+        let generated_on: NaiveDate = serde_json::from_value(visit["generatedOn"].clone()).unwrap();
+        let job = s
+            .call("job/v1/get", json!({ "jobId": visit["jobId"] }))
+            .await
+            .ok();
+        assert_eq!(job["priority"], "urgent", "the plan's priority");
+        assert_eq!(job["trade"], "hvac");
+        // The visit's window ends at 11:00 or 10:00 New York time, EST or EDT alike.
+        let deadline: DateTime<Utc> = serde_json::from_value(job["slaDeadline"].clone()).unwrap();
+        let local = deadline.with_timezone(&chrono_tz::America::New_York);
+        assert_eq!(local.date_naive(), *due);
+        let end_hour = if visit["slot"] == 0 { 11 } else { 10 };
+        assert_eq!(
+            chrono::Timelike::hour(&local),
+            end_hour,
+            "{due}: {deadline}"
+        );
+        if *due == date(2027, 7, 5) {
+            // Its lead time began on 5 June, while the server was down: caught up on 11 June.
+            assert_eq!(generated_on, date(2027, 6, 11));
+            assert_eq!(visit["late"], true);
+        } else if *due == date(2027, 1, 4) {
+            // Its lead time began before the agreement was signed: generated on the first tick.
+            assert_eq!(generated_on, start);
+            assert_eq!(visit["late"], false);
+        } else {
+            assert_eq!(generated_on, *due - Duration::days(30), "{due}");
+            assert_eq!(visit["late"], false);
+        }
+    }
+    assert_eq!(
+        generated.iter().filter(|v| v["overdue"] == true).count(),
+        12,
+        "nobody went: every visit is overdue now"
+    );
+
+    // 24 monthly invoices, each once, numbered from the gapless sequence, the period on the line.
+    let billed = invoices(&s, &first).await;
+    assert_eq!(billed.len(), 24);
+    let mut numbers = Vec::new();
+    for (n, period) in billed.iter().enumerate() {
+        let invoice = s
+            .call(
+                "invoice/v1/get",
+                json!({ "invoiceId": period["invoiceId"] }),
+            )
+            .await
+            .ok();
+        assert_eq!(invoice["status"], "issued");
+        assert_eq!(invoice["jobId"], Value::Null);
+        assert_eq!(invoice["quote"]["total"], "31.00");
+        let from = start + chrono::Months::new(u32::try_from(n).unwrap());
+        assert_eq!(period["periodStart"], json!(from));
+        let label = invoice["quote"]["lines"][0]["description"]
+            .as_str()
+            .unwrap();
+        assert!(label.contains(&from.to_string()), "{label}");
+        numbers.push(invoice["number"].as_str().unwrap().to_owned());
+    }
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 24);
+
+    // The mid-month agreement: 17 of March's 31 days, then whole months, then 14 days.
+    let billed = invoices(&s, &mid).await;
+    assert_eq!(billed.len(), 13);
+    let first_invoice = s
+        .call(
+            "invoice/v1/get",
+            json!({ "invoiceId": billed[0]["invoiceId"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(first_invoice["quote"]["total"], "17.00");
+    let label = first_invoice["quote"]["lines"][0]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        label.contains("2027-03-15 to 2027-03-31 (prorated)"),
+        "{label}"
+    );
+    let last = s
+        .call(
+            "invoice/v1/get",
+            json!({ "invoiceId": billed[12]["invoiceId"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        last["quote"]["total"], "14.00",
+        "1 to 14 March 2028: 14 of 31 days"
+    );
+
+    // Both terms are over: neither renews, both expired, their timers gone.
+    for a in [&first, &mid] {
+        let now = s
+            .call("maintenance/v1/get", json!({ "agreementId": a["id"] }))
+            .await
+            .ok();
+        assert_eq!(now["status"], "expired");
+        assert_eq!(now["nextAttention"], Value::Null);
+    }
+    let before = visits(&s, &first).await.len();
+    days(&s, &clock, date(2029, 1, 10), date(2029, 1, 20)).await;
+    assert_eq!(visits(&s, &first).await.len(), before);
+}
+
+async fn suspend_resume_cancel_and_replan(backend: Backend) {
+    let start = date(2027, 1, 1);
+    let Some((s, clock)) = server_at(backend, start).await else {
+        return;
+    };
+    let plan = gold_plan(&s).await;
+    let (customer, property) = customer(&s).await;
+    let a = agreement(&s, &plan, &customer, &property, start, 12).await;
+    days(&s, &clock, start, date(2027, 2, 1)).await;
+    assert_eq!(visits(&s, &a).await.len(), 1, "the January filter change");
+
+    // Suspended through April: nothing generated or billed; resumed, it catches up.
+    let suspended = s
+        .mutate(
+            "maintenance/v1/suspend",
+            json!({ "agreementId": a["id"], "reason": "card declined" }),
+        )
+        .await;
+    assert_eq!(suspended["status"], "suspended");
+    assert_eq!(suspended["nextAttention"], Value::Null);
+    days(&s, &clock, date(2027, 2, 1), date(2027, 4, 1)).await;
+    assert_eq!(visits(&s, &a).await.len(), 1);
+    assert_eq!(invoices(&s, &a).await.len(), 1);
+    s.call(
+        "maintenance/v1/activate",
+        json!({ "idempotencyKey": key(), "agreementId": a["id"], "signedBy": "Ada" }),
+    )
+    .await
+    .assert_error(409, "AGREEMENT_STATE");
+    let resumed = s
+        .mutate("maintenance/v1/resume", json!({ "agreementId": a["id"] }))
+        .await;
+    assert_eq!(resumed["status"], "active");
+    days(&s, &clock, date(2027, 4, 1), date(2027, 4, 2)).await;
+    let caught_up = visits(&s, &a).await;
+    // The April filter change (5 April) and tune-up (15 April), both within 30 days; the
+    // filter change's lead time began while suspended: late.
+    assert_eq!(caught_up.len(), 3);
+    assert_eq!(caught_up[1]["late"], true);
+    assert_eq!(
+        invoices(&s, &a).await.len(),
+        4,
+        "February to April billed on resuming"
+    );
+
+    // Re-plan the tune-up from now: monthly on the 20th. The April one stays generated.
+    let now = s
+        .call("maintenance/v1/get", json!({ "agreementId": a["id"] }))
+        .await
+        .ok();
+    let replanned = s
+        .mutate(
+            "maintenance/v1/changeSchedule",
+            json!({ "agreementId": a["id"], "slot": 0, "expectedVersion": now["version"],
+                    "rule": { "kind": "monthly_on_day", "every": 1, "day": 20 },
+                    "window": { "start": "13:00", "end": "15:00" } }),
+        )
+        .await;
+    let schedules = replanned["schedules"].as_array().unwrap();
+    assert_eq!(schedules.len(), 3);
+    assert_eq!(schedules[0]["replaced"], true);
+    assert_eq!(schedules[2]["revision"], 1);
+    // The first visit of the new rule falls after the last generated one (15 April).
+    assert_eq!(schedules[2]["nextVisitOn"], json!(date(2027, 4, 20)));
+    days(&s, &clock, date(2027, 4, 2), date(2027, 5, 1)).await;
+    let tune_ups: Vec<NaiveDate> = visits(&s, &a)
+        .await
+        .iter()
+        .filter(|v| v["slot"] == 0)
+        .map(|v| serde_json::from_value(v["dueOn"].clone()).unwrap())
+        .collect();
+    assert_eq!(
+        tune_ups,
+        vec![date(2027, 4, 15), date(2027, 4, 20), date(2027, 5, 20)]
+    );
+    // A stale version is refused.
+    s.call(
+        "maintenance/v1/changeSchedule",
+        json!({ "idempotencyKey": key(), "agreementId": a["id"], "slot": 0, "expectedVersion": now["version"],
+                "rule": { "kind": "weekly", "every": 4, "weekday": "tue" },
+                "window": { "start": "13:00", "end": "15:00" } }),
+    )
+    .await
+    .assert_error(409, "VERSION_CONFLICT");
+
+    // Cancelled: nothing more, ever.
+    let cancelled = s
+        .mutate(
+            "maintenance/v1/cancel",
+            json!({ "agreementId": a["id"], "reason": "moved away" }),
+        )
+        .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    let (v, i) = (visits(&s, &a).await.len(), invoices(&s, &a).await.len());
+    days(&s, &clock, date(2027, 5, 1), date(2027, 8, 1)).await;
+    assert_eq!(
+        (visits(&s, &a).await.len(), invoices(&s, &a).await.len()),
+        (v, i)
+    );
+    s.call(
+        "maintenance/v1/resume",
+        json!({ "idempotencyKey": key(), "agreementId": a["id"] }),
+    )
+    .await
+    .assert_error(409, "AGREEMENT_STATE");
+
+    // Bad input names its field and burns no key.
+    let k = key();
+    let bad = s
+        .call(
+            "maintenance/v1/createContract",
+            json!({ "idempotencyKey": k, "customerId": customer["id"], "propertyIds": [property["id"]],
+                    "planId": plan["id"], "startDate": start, "termMonths": 61, "billing": "monthly" }),
+        )
+        .await;
+    bad.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(bad.json["field_errors"][0]["field"], "termMonths");
+    let good = s
+        .call(
+            "maintenance/v1/createContract",
+            json!({ "idempotencyKey": k, "customerId": customer["id"], "propertyIds": [property["id"]],
+                    "planId": plan["id"], "startDate": start, "termMonths": 12, "billing": "monthly" }),
+        )
+        .await
+        .ok();
+    assert_eq!(good["status"], "draft");
+    // A billing frequency the plan has no price for.
+    s.call(
+        "maintenance/v1/createContract",
+        json!({ "idempotencyKey": key(), "customerId": customer["id"], "propertyIds": [property["id"]],
+                "planId": plan["id"], "startDate": start, "termMonths": 12, "billing": "quarterly" }),
+    )
+    .await
+    .assert_error(400, "VALIDATION_FAILED");
+    // A window that ends before it starts.
+    let refused = s
+        .call(
+            "maintenance/v1/changeSchedule",
+            json!({ "idempotencyKey": key(), "agreementId": good["id"], "slot": 1,
+                    "rule": { "kind": "weekly", "every": 4, "weekday": "tue" },
+                    "window": { "start": "15:00", "end": "13:00" } }),
+        )
+        .await;
+    refused.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(refused.json["field_errors"][0]["field"], "window.end");
+}
+
+async fn other_organizations_and_roles(backend: Backend) {
+    let start = date(2027, 1, 1);
+    let Some((s, _clock)) = server_at(backend, start).await else {
+        return;
+    };
+    let plan = gold_plan(&s).await;
+    let (customer, property) = customer(&s).await;
+    let a = agreement(&s, &plan, &customer, &property, start, 12).await;
+    let b = s.new_tenant("Org B", "owner-b@example.com").await;
+    for (procedure, body) in [
+        ("maintenance/v1/get", json!({ "agreementId": a["id"] })),
+        ("maintenance/v1/visits", json!({ "agreementId": a["id"] })),
+        ("maintenance/v1/invoices", json!({ "agreementId": a["id"] })),
+        ("maintenance/v1/getPlan", json!({ "planId": plan["id"] })),
+        (
+            "maintenance/v1/suspend",
+            json!({ "idempotencyKey": key(), "agreementId": a["id"], "reason": "x" }),
+        ),
+        (
+            "maintenance/v1/cancel",
+            json!({ "idempotencyKey": key(), "agreementId": a["id"], "reason": "x" }),
+        ),
+        (
+            "maintenance/v1/resume",
+            json!({ "idempotencyKey": key(), "agreementId": a["id"] }),
+        ),
+        (
+            "maintenance/v1/changeSchedule",
+            json!({ "idempotencyKey": key(), "agreementId": a["id"], "slot": 0,
+                    "rule": { "kind": "weekly", "every": 4, "weekday": "tue" },
+                    "window": { "start": "13:00", "end": "15:00" } }),
+        ),
+        (
+            "maintenance/v1/activate",
+            json!({ "idempotencyKey": key(), "agreementId": a["id"], "signedBy": "Mallory" }),
+        ),
+    ] {
+        s.call_as(&b, procedure, body)
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
+    // Org B's agreement on org A's plan, customer and property: refused, not found.
+    let own = s
+        .call_as(
+            &b,
+            "customer/v1/create",
+            json!({ "idempotencyKey": key(), "name": "Bob" }),
+        )
+        .await
+        .ok();
+    s.call_as(
+        &b,
+        "maintenance/v1/createContract",
+        json!({ "idempotencyKey": key(), "customerId": own["id"], "propertyIds": [property["id"]],
+                "planId": plan["id"], "startDate": start, "termMonths": 12, "billing": "monthly" }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    let listed = s.call_as(&b, "maintenance/v1/list", json!({})).await.ok();
+    assert!(listed["items"].as_array().unwrap().is_empty());
+    let plans = s
+        .call_as(&b, "maintenance/v1/listPlans", json!({}))
+        .await
+        .ok();
+    assert!(plans["items"].as_array().unwrap().is_empty());
+
+    // A technician neither writes nor reads agreements; the office does not write plans.
+    let tech_token = s.member(&s.a, "tech@example.com", Role::Technician).await;
+    let tech = support::Tenant {
+        token: tech_token,
+        ..s.a.clone()
+    };
+    s.call_as(
+        &tech,
+        "maintenance/v1/cancel",
+        json!({ "idempotencyKey": key(), "agreementId": a["id"], "reason": "x" }),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    s.call_as(
+        &tech,
+        "maintenance/v1/get",
+        json!({ "agreementId": a["id"] }),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    let office_token = s.member(&s.a, "office@example.com", Role::Office).await;
+    let office = support::Tenant {
+        token: office_token,
+        ..s.a.clone()
+    };
+    s.call_as(
+        &office,
+        "maintenance/v1/createPlan",
+        json!({ "idempotencyKey": key(), "name": "Silver", "visits": [
+                    { "name": "Tune-up", "trade": "hvac", "rule": { "kind": "weekly", "every": 4, "weekday": "tue" },
+                      "window": { "start": "09:00", "end": "11:00" }, "durationMinutes": 60 }],
+                "prices": { "monthly": "10.00" } }),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    // A plan's name is unique.
+    s.call(
+        "maintenance/v1/createPlan",
+        json!({ "idempotencyKey": key(), "name": "Gold comfort", "visits": [
+                    { "name": "Tune-up", "trade": "hvac", "rule": { "kind": "weekly", "every": 4, "weekday": "tue" },
+                      "window": { "start": "09:00", "end": "11:00" }, "durationMinutes": 60 }],
+                "prices": { "monthly": "10.00" } }),
+    )
+    .await
+    .assert_error(409, "PLAN_EXISTS");
+}
