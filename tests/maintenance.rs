@@ -15,10 +15,12 @@ use serde_json::{Value, json};
 
 use hestami::core::org::Role;
 use hestami::store::Clock;
+use hestami::store::app::payments::Behavior;
 use support::{Backend, TestServer, key};
 
 each_backend!(
     two_years_of_visits_and_invoices_once_each,
+    declines_are_retried_then_suspend_and_renewals_take_the_new_price,
     suspend_resume_cancel_and_replan,
     other_organizations_and_roles,
 );
@@ -589,4 +591,170 @@ async fn other_organizations_and_roles(backend: Backend) {
     )
     .await
     .assert_error(409, "PLAN_EXISTS");
+}
+
+/// The outbox messages of `kind` org A wrote, their payloads.
+async fn messages(s: &TestServer, kind: &str) -> Vec<Value> {
+    s.services
+        .outbox(&TestServer::caller(&s.a))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, payload)| payload)
+        .collect()
+}
+
+async fn declines_are_retried_then_suspend_and_renewals_take_the_new_price(backend: Backend) {
+    let start = date(2027, 1, 1);
+    let Some((s, clock)) = server_at(backend, start).await else {
+        return;
+    };
+    let plan = gold_plan(&s).await;
+    let (customer, property) = customer(&s).await;
+
+    // Paid by card: January's invoice is charged as it is issued.
+    let draft = s
+        .mutate(
+            "maintenance/v1/createContract",
+            json!({ "customerId": customer["id"], "propertyIds": [property["id"]], "planId": plan["id"],
+                    "startDate": start, "termMonths": 12, "billing": "monthly", "autoRenew": true,
+                    "cardToken": "tok_visa" }),
+        )
+        .await;
+    assert_eq!(draft["autopay"], true);
+    assert_eq!(
+        draft["renewsOn"],
+        json!(date(2027, 12, 2)),
+        "30 days before the term ends"
+    );
+    let a = s
+        .mutate(
+            "maintenance/v1/activate",
+            json!({ "agreementId": draft["id"], "signedBy": "Ada Lovelace" }),
+        )
+        .await;
+    days(&s, &clock, start, date(2027, 1, 2)).await;
+    let billed = invoices(&s, &a).await;
+    let january = s
+        .call(
+            "invoice/v1/get",
+            json!({ "invoiceId": billed[0]["invoiceId"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(january["status"], "paid");
+    assert_eq!(s.payments.moved().len(), 1);
+
+    // February's charge is declined three times, three days apart: the office hears each
+    // time, and the third suspends the agreement.
+    s.payments.script([
+        Behavior::Decline("insufficient_funds".into()),
+        Behavior::Decline("insufficient_funds".into()),
+        Behavior::Decline("card_declined".into()),
+    ]);
+    days(&s, &clock, date(2027, 1, 2), date(2027, 2, 2)).await;
+    let now = s
+        .call("maintenance/v1/get", json!({ "agreementId": a["id"] }))
+        .await
+        .ok();
+    assert_eq!(now["failedCharges"], 1);
+    assert_eq!(now["retryOn"], json!(date(2027, 2, 4)));
+    days(&s, &clock, date(2027, 2, 2), date(2027, 2, 4)).await;
+    assert_eq!(
+        messages(&s, "agreement_payment_failed").await.len(),
+        1,
+        "not tried again before the retry date"
+    );
+    days(&s, &clock, date(2027, 2, 4), date(2027, 2, 8)).await;
+    let failed = messages(&s, "agreement_payment_failed").await;
+    assert_eq!(failed.len(), 3);
+    assert_eq!(failed[0]["attempts"], 1);
+    assert_eq!(failed[0]["retryOn"], json!(date(2027, 2, 4)));
+    assert_eq!(failed[2]["attempts"], 3);
+    assert_eq!(failed[2]["suspended"], true);
+    assert_eq!(failed[2]["code"], "card_declined");
+    let suspended = s
+        .call("maintenance/v1/get", json!({ "agreementId": a["id"] }))
+        .await
+        .ok();
+    assert_eq!(suspended["status"], "suspended");
+    assert_eq!(suspended["nextAttention"], Value::Null);
+    assert_eq!(s.payments.moved().len(), 1, "nothing more was charged");
+    let report = s.call("maintenance/v1/report", json!({})).await.ok();
+    assert_eq!(
+        (report["active"].clone(), report["suspended"].clone()),
+        (json!(0), json!(1))
+    );
+
+    // A new card, resumed: February is charged on the next tick, March on the 1st.
+    s.mutate(
+        "maintenance/v1/setAutopay",
+        json!({ "agreementId": a["id"], "cardToken": "tok_mastercard" }),
+    )
+    .await;
+    s.mutate("maintenance/v1/resume", json!({ "agreementId": a["id"] }))
+        .await;
+    days(&s, &clock, date(2027, 2, 8), date(2027, 3, 2)).await;
+    for period in invoices(&s, &a).await {
+        let invoice = s
+            .call(
+                "invoice/v1/get",
+                json!({ "invoiceId": period["invoiceId"] }),
+            )
+            .await
+            .ok();
+        assert_eq!(invoice["status"], "paid", "{}", period["periodStart"]);
+    }
+    assert_eq!(s.payments.moved().len(), 3);
+
+    // The plan's price rises; the agreement keeps its own until it renews on 2 December, and
+    // the customer is told. December is billed at the old price, January 2028 at the new.
+    let current = s
+        .call("maintenance/v1/getPlan", json!({ "planId": plan["id"] }))
+        .await
+        .ok();
+    s.mutate(
+        "maintenance/v1/setPlanPrices",
+        json!({ "planId": plan["id"], "expectedVersion": current["version"],
+                "prices": { "monthly": "35.00" } }),
+    )
+    .await;
+    let report = s
+        .call("maintenance/v1/report", json!({ "withinDays": 365 }))
+        .await
+        .ok();
+    assert_eq!(report["active"], 1);
+    assert_eq!(report["monthlyEquivalent"], "31.00");
+    assert_eq!(
+        report["renewalsDue"][0]["renewsOn"],
+        json!(date(2027, 12, 2))
+    );
+    days(&s, &clock, date(2027, 3, 2), date(2028, 1, 2)).await;
+    let renewed = s
+        .call("maintenance/v1/get", json!({ "agreementId": a["id"] }))
+        .await
+        .ok();
+    assert_eq!(renewed["status"], "active");
+    assert_eq!(renewed["renewals"], 1);
+    assert_eq!(renewed["termEnd"], json!(date(2029, 1, 1)));
+    assert_eq!(renewed["price"], "35.00");
+    let told = messages(&s, "agreement_renewed").await;
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["termEnd"], json!(date(2028, 12, 31)));
+    assert_eq!(told[0]["price"], "35.00");
+    let billed = invoices(&s, &a).await;
+    assert_eq!(billed.len(), 13);
+    let total = |n: usize| {
+        let id = billed[n]["invoiceId"].clone();
+        let s = &s;
+        async move {
+            s.call("invoice/v1/get", json!({ "invoiceId": id }))
+                .await
+                .ok()["quote"]["total"]
+                .clone()
+        }
+    };
+    assert_eq!(total(11).await, "31.00", "December 2027");
+    assert_eq!(total(12).await, "35.00", "January 2028");
 }

@@ -425,6 +425,7 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("inventory/v1/getPurchaseOrder", OFFICE),
     ("inventory/v1/purchaseOrders", OFFICE),
     ("maintenance/v1/createPlan", MANAGERS),
+    ("maintenance/v1/setPlanPrices", MANAGERS),
     ("maintenance/v1/getPlan", ALL_RECORDS),
     ("maintenance/v1/listPlans", ALL_RECORDS),
     ("maintenance/v1/createContract", OFFICE),
@@ -433,10 +434,12 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("maintenance/v1/resume", OFFICE),
     ("maintenance/v1/cancel", OFFICE),
     ("maintenance/v1/changeSchedule", OFFICE),
+    ("maintenance/v1/setAutopay", OFFICE),
     ("maintenance/v1/get", ALL_RECORDS),
     ("maintenance/v1/list", ALL_RECORDS),
     ("maintenance/v1/visits", ALL_RECORDS),
     ("maintenance/v1/invoices", ALL_RECORDS),
+    ("maintenance/v1/report", ALL_RECORDS),
     ("contractor/v1/getProfile", EVERYONE),
     ("contractor/v1/updateProfile", MANAGERS),
     ("contractor/v1/addLicense", MANAGERS),
@@ -718,6 +721,7 @@ mod tests {
             inventory/v1/getPurchaseOrder  owner admin dispatcher office
             inventory/v1/purchaseOrders    owner admin dispatcher office
             maintenance/v1/createPlan      owner admin
+            maintenance/v1/setPlanPrices   owner admin
             maintenance/v1/getPlan         owner admin dispatcher office viewer
             maintenance/v1/listPlans       owner admin dispatcher office viewer
             maintenance/v1/createContract  owner admin dispatcher office
@@ -726,10 +730,12 @@ mod tests {
             maintenance/v1/resume          owner admin dispatcher office
             maintenance/v1/cancel          owner admin dispatcher office
             maintenance/v1/changeSchedule  owner admin dispatcher office
+            maintenance/v1/setAutopay      owner admin dispatcher office
             maintenance/v1/get             owner admin dispatcher office viewer
             maintenance/v1/list            owner admin dispatcher office viewer
             maintenance/v1/visits          owner admin dispatcher office viewer
             maintenance/v1/invoices        owner admin dispatcher office viewer
+            maintenance/v1/report          owner admin dispatcher office viewer
             contractor/v1/getProfile       owner admin dispatcher office technician viewer
             contractor/v1/updateProfile    owner admin
             contractor/v1/addLicense       owner admin

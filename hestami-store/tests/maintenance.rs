@@ -15,6 +15,7 @@ use serde_json::json;
 use hestami_store::app::invoice::InvoiceFilter;
 use hestami_store::app::job::JobFilter;
 use hestami_store::app::maintenance::{Agreement, MaintenanceCommand, Plan};
+use hestami_store::app::payments::TestProvider;
 use hestami_store::app::{Caller, PageRequest, Services};
 use hestami_store::engine::{EngineConfig, FaultHook};
 use hestami_store::{Clock, Store, StoreOptions};
@@ -41,8 +42,14 @@ impl Clock for ManualClock {
     }
 }
 
-/// Services over a new pool on the same database: another process.
-async fn process(fx: &Fixture, clock: &Arc<ManualClock>, config: EngineConfig) -> Services {
+/// Services over a new pool on the same database: another process, charging cards through
+/// `processor` (the outside world, which every process of a test shares).
+async fn process(
+    fx: &Fixture,
+    clock: &Arc<ManualClock>,
+    config: EngineConfig,
+    processor: &TestProvider,
+) -> Services {
     let store = Store::connect(
         &fx.db.app_url,
         StoreOptions {
@@ -52,7 +59,7 @@ async fn process(fx: &Fixture, clock: &Arc<ManualClock>, config: EngineConfig) -
     )
     .await
     .expect("connect");
-    Services::new(store, config)
+    Services::with_processor(store, config, Arc::new(processor.clone()))
 }
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -98,7 +105,7 @@ async fn active_agreement(services: &Services, c: &Caller) -> Agreement {
         MaintenanceCommand::CreateContract(from_json(json!({
             "customerId": customer.id, "propertyIds": [property.id], "planId": plan.id,
             "startDate": "2027-01-01", "termMonths": 12, "billing": "monthly",
-            "autoRenew": false, "leadDays": 30
+            "autoRenew": false, "leadDays": 30, "cardToken": "tok_visa"
         }))),
     )
     .await;
@@ -133,13 +140,19 @@ async fn effects(
         .unwrap()
         .page
         .items;
-    (visits.len(), jobs.len(), periods.len(), invoices.len())
+    (
+        visits.items.len(),
+        jobs.len(),
+        periods.len(),
+        invoices.len(),
+    )
 }
 
 async fn two_processes_generate_and_bill_once(fx: Fixture) {
+    let processor = TestProvider::new();
     let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
-    let first = process(&fx, &clock, EngineConfig::default()).await;
-    let second = process(&fx, &clock, EngineConfig::default()).await;
+    let first = process(&fx, &clock, EngineConfig::default(), &processor).await;
+    let second = process(&fx, &clock, EngineConfig::default(), &processor).await;
     let org = fx.org("Members").await;
     let c = &org.caller;
     let agreement = active_agreement(&first, c).await;
@@ -153,8 +166,17 @@ async fn two_processes_generate_and_bill_once(fx: Fixture) {
     }
     // Four filter changes and two tune-ups; twelve months.
     assert_eq!(effects(&first, c, &agreement).await, (6, 6, 12, 12));
+    // Each month charged to the card once.
+    assert_eq!(
+        processor
+            .moved()
+            .iter()
+            .filter(|m| m.kind == "charge")
+            .count(),
+        12
+    );
     let visits = first.agreement_visits(c, agreement.id).await.unwrap();
-    assert!(visits.iter().all(|v| !v.visit.late));
+    assert!(visits.items.iter().all(|v| !v.visit.late));
     let now = first.agreement(c, agreement.id).await.unwrap();
     assert_eq!(
         now.status,
@@ -169,13 +191,28 @@ fn crash_after(step: &'static str) -> FaultHook {
 }
 
 async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture) {
-    for step in ["generate_visits", "bill_periods", "close_term"] {
+    let processor = TestProvider::new();
+    for step in [
+        "generate_visits",
+        "bill_periods",
+        "due_charges",
+        "reserve_payment",
+        "charge",
+        "record_payment",
+        "charges_approved",
+        "close_term",
+    ] {
         let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
-        let setup = process(&fx, &clock, EngineConfig::default()).await;
+        let setup = process(&fx, &clock, EngineConfig::default(), &processor).await;
         let org = fx.org(&format!("Crash {step}")).await;
         let c = &org.caller;
         let agreement = active_agreement(&setup, c).await;
-        // The first tick generates the 4 January filter change and bills January.
+        // The first tick generates the 4 January filter change, bills January and charges it.
+        let charged = processor
+            .moved()
+            .iter()
+            .filter(|m| m.kind == "charge")
+            .count();
         let crashing = process(
             &fx,
             &clock,
@@ -184,6 +221,7 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
                 fault: Some(crash_after(step)),
                 ..EngineConfig::default()
             },
+            &processor,
         )
         .await;
         crashing.fire_due_timers().await.unwrap();
@@ -206,6 +244,7 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
                 executor_id: format!("crashing-{step}"),
                 ..EngineConfig::default()
             },
+            &processor,
         )
         .await;
         // The crashed tick is resumed from its journal (the step it crashed after is not run
@@ -223,6 +262,18 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
         assert_eq!(
             effects(&restarted, c, &agreement).await,
             (1, 1, 1, 1),
+            "crash after {step}"
+        );
+        let moved = processor.moved();
+        assert_eq!(
+            moved.iter().filter(|m| m.kind == "charge").count(),
+            charged + 1,
+            "crash after {step}: one charge"
+        );
+        let invoice = restarted.agreement_invoices(c, agreement.id).await.unwrap()[0].invoice_id;
+        assert_eq!(
+            restarted.invoice_get(c, invoice).await.unwrap().status,
+            hestami_core::invoice::InvoiceStatus::Paid,
             "crash after {step}"
         );
         let now = restarted.agreement(c, agreement.id).await.unwrap();

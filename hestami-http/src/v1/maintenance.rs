@@ -18,7 +18,7 @@ use hestami_store::app::maintenance::{
     ActivateAgreement, Agreement, AgreementFilter, AgreementSchedule, AgreementVisit, Benefits,
     ChangeSchedule, ChangeStatus, DEFAULT_LEAD_DAYS, MAX_PLAN_VISITS, MAX_PROPERTIES,
     MAX_VISIT_SERVICES, MaintenanceCommand, NewAgreement, NewPlan, PeriodInvoice, Plan, PlanPrice,
-    PlanService, PlanVisit,
+    PlanService, PlanVisit, SetAutopay, SetPlanPrices,
 };
 
 use super::job::PriorityDto;
@@ -337,6 +337,52 @@ pub struct CreateContractInput {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 180)]
     pub lead_days: Option<u32>,
+    /// A card (the payment processor's token) each period's invoice is charged to when it is
+    /// issued; a declined charge is tried again 3 days later, and the third decline in a row
+    /// suspends the agreement.
+    #[serde(default)]
+    pub card_token: Option<String>,
+}
+
+/// `maintenance/v1/setAutopay`: charge each period's invoice to a card, or stop (null).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetAutopayInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The agreement (not ended).
+    pub agreement_id: Uuid,
+    /// The processor's card token; null stops charging. A new card is tried on the next tick.
+    pub card_token: Option<String>,
+    /// Refuse with `VERSION_CONFLICT` unless the agreement is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
+/// `maintenance/v1/setPlanPrices`: a plan's prices from now on; agreements keep theirs until
+/// they renew.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetPlanPricesInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The plan.
+    pub plan_id: Uuid,
+    /// Its prices.
+    pub prices: PricesDto,
+    /// Refuse with `VERSION_CONFLICT` unless the plan is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
+/// `maintenance/v1/report`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportInput {
+    /// The horizon of upcoming visits and renewals due, 1 to 365 days (default 30).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
+    pub within_days: Option<u32>,
 }
 
 /// `maintenance/v1/activate`: the customer signed; visits and billing start.
@@ -411,6 +457,8 @@ pub struct ChangeScheduleInput {
 }
 
 mutating!(
+    SetAutopayInput,
+    SetPlanPricesInput,
     CreatePlanInput,
     CreateContractInput,
     ActivateInput,
@@ -692,6 +740,14 @@ pub struct AgreementDto {
     pub billed_until: Option<NaiveDate>,
     /// How many times it renewed.
     pub renewals: u32,
+    /// When it renews on its own (null: it does not).
+    pub renews_on: Option<NaiveDate>,
+    /// Whether each period's invoice is charged to a card.
+    pub autopay: bool,
+    /// Declined charges in a row.
+    pub failed_charges: u32,
+    /// When a declined charge is tried again.
+    pub retry_on: Option<NaiveDate>,
     /// The customer's signature, once active.
     pub signature: Option<SignatureDto>,
     /// Why it was suspended or cancelled.
@@ -745,6 +801,10 @@ impl From<Agreement> for AgreementDto {
                 .collect(),
             billed_until: a.billed_until,
             renewals: a.renewals,
+            renews_on: a.renewal_on(),
+            autopay: a.autopay.is_some(),
+            failed_charges: a.failed_charges,
+            retry_on: a.retry_on,
             signature: a.signature.map(|s| SignatureDto {
                 signed_by: s.signed_by.as_str().to_owned(),
                 signature: s.signature.map(|d| d.as_str().to_owned()),
@@ -817,6 +877,70 @@ impl From<AgreementVisit> for AgreementVisitDto {
 pub struct AgreementVisitList {
     /// By date.
     pub items: Vec<AgreementVisitDto>,
+    /// How many were generated.
+    pub generated: u32,
+    /// How many of those are done (their job completed or later).
+    pub completed: u32,
+    /// How many are overdue.
+    pub overdue: u32,
+    /// How many are still to come in the current term, not yet generated.
+    pub remaining: u32,
+}
+
+/// Recurring revenue of one billing frequency.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecurringRevenueDto {
+    /// monthly, quarterly or annually.
+    pub billing: String,
+    /// Active agreements billed so.
+    pub agreements: u32,
+    /// What they bill per period, together.
+    pub per_period: String,
+}
+
+/// An agreement whose term ends soon.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewalDueDto {
+    /// The agreement.
+    pub agreement_id: Uuid,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The plan's name.
+    pub plan_name: String,
+    /// Active or suspended.
+    pub status: AgreementStatusDto,
+    /// Its term's last day.
+    pub last_day: NaiveDate,
+    /// When it renews on its own; null: it expires unless renewed by the office.
+    pub renews_on: Option<NaiveDate>,
+}
+
+/// The agreements in force and what they bring.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceReportDto {
+    /// The organization's today.
+    pub today: NaiveDate,
+    /// Active agreements.
+    pub active: u32,
+    /// Suspended agreements.
+    pub suspended: u32,
+    /// Recurring revenue by billing frequency.
+    pub recurring: Vec<RecurringRevenueDto>,
+    /// All of it per month.
+    pub monthly_equivalent: String,
+    /// Visits generated (active and suspended agreements).
+    pub generated: u32,
+    /// Of which done.
+    pub completed: u32,
+    /// Of which overdue.
+    pub overdue: u32,
+    /// Visits within the horizon not yet generated.
+    pub upcoming: u32,
+    /// Terms ending within the horizon, soonest first.
+    pub renewals_due: Vec<RenewalDueDto>,
 }
 
 /// An invoice of a billing period.
@@ -965,39 +1089,7 @@ fn convert_create_plan(
                 })
             },
         );
-        let mut prices = Vec::new();
-        let mut priced = true;
-        for (field, frequency, raw) in [
-            (
-                "prices.monthly",
-                BillingFrequency::Monthly,
-                &i.prices.monthly,
-            ),
-            (
-                "prices.quarterly",
-                BillingFrequency::Quarterly,
-                &i.prices.quarterly,
-            ),
-            (
-                "prices.annually",
-                BillingFrequency::Annually,
-                &i.prices.annually,
-            ),
-        ] {
-            if let Some(raw) = raw {
-                match money(v, field, raw, currency) {
-                    Some(amount) => prices.push(PlanPrice { frequency, amount }),
-                    None => priced = false,
-                }
-            }
-        }
-        if priced && prices.is_empty() {
-            v.fail(
-                "prices",
-                "required",
-                "a plan has a price for at least one billing frequency",
-            );
-        }
+        let prices = plan_prices(v, &i.prices, currency);
         let visits: Option<Vec<PlanVisit>> = visits.into_iter().collect();
         Some(MaintenanceCommand::CreatePlan(NewPlan {
             name: name?,
@@ -1008,13 +1100,77 @@ fn convert_create_plan(
                 priority: benefits.priority.map(Into::into),
                 waive_trip_fee: benefits.waive_trip_fee.unwrap_or(false),
             },
+            prices: prices?,
+        }))
+    })
+}
+
+fn plan_prices(
+    v: &mut Validator,
+    prices: &PricesDto,
+    currency: Currency,
+) -> Option<Vec<PlanPrice>> {
+    let mut out = Vec::new();
+    let mut priced = true;
+    for (field, frequency, raw) in [
+        ("prices.monthly", BillingFrequency::Monthly, &prices.monthly),
+        (
+            "prices.quarterly",
+            BillingFrequency::Quarterly,
+            &prices.quarterly,
+        ),
+        (
+            "prices.annually",
+            BillingFrequency::Annually,
+            &prices.annually,
+        ),
+    ] {
+        if let Some(raw) = raw {
+            match money(v, field, raw, currency) {
+                Some(amount) => out.push(PlanPrice { frequency, amount }),
+                None => priced = false,
+            }
+        }
+    }
+    if priced && out.is_empty() {
+        v.fail(
+            "prices",
+            "required",
+            "a plan has a price for at least one billing frequency",
+        );
+        return None;
+    }
+    priced.then_some(out)
+}
+
+fn convert_set_plan_prices(
+    i: SetPlanPricesInput,
+    currency: Currency,
+) -> Result<MaintenanceCommand, ApiError> {
+    validate(|v| {
+        let prices = plan_prices(v, &i.prices, currency)?;
+        Some(MaintenanceCommand::SetPlanPrices(SetPlanPrices {
+            plan_id: MaintenancePlanId::from_uuid(i.plan_id),
             prices,
+            expected_version: i.expected_version,
+        }))
+    })
+}
+
+fn convert_set_autopay(i: SetAutopayInput) -> Result<MaintenanceCommand, ApiError> {
+    validate(|v| {
+        let card_token = optional(v, "cardToken", &i.card_token, Label::parse);
+        Some(MaintenanceCommand::SetAutopay(SetAutopay {
+            agreement_id: AgreementId::from_uuid(i.agreement_id),
+            card_token: card_token?,
+            expected_version: i.expected_version,
         }))
     })
 }
 
 fn convert_create_contract(i: CreateContractInput) -> Result<MaintenanceCommand, ApiError> {
     validate(|v| {
+        let card_token = optional(v, "cardToken", &i.card_token, Label::parse);
         if i.property_ids.is_empty() || i.property_ids.len() > MAX_PROPERTIES {
             v.fail(
                 "propertyIds",
@@ -1054,6 +1210,7 @@ fn convert_create_contract(i: CreateContractInput) -> Result<MaintenanceCommand,
             billing: i.billing.into(),
             auto_renew: i.auto_renew.unwrap_or(false),
             lead_days,
+            card_token: card_token?,
         }))
     })
 }
@@ -1167,7 +1324,56 @@ async fn visits(ctx: Ctx, i: AgreementRefInput) -> Result<AgreementVisitList, Ap
         .agreement_visits(ctx.caller()?, AgreementId::from_uuid(i.agreement_id))
         .await?;
     Ok(AgreementVisitList {
-        items: visits.into_iter().map(Into::into).collect(),
+        items: visits.items.into_iter().map(Into::into).collect(),
+        generated: visits.generated,
+        completed: visits.completed,
+        overdue: visits.overdue,
+        remaining: visits.remaining,
+    })
+}
+
+async fn report(ctx: Ctx, i: ReportInput) -> Result<MaintenanceReportDto, ApiError> {
+    let within = i.within_days.unwrap_or(30);
+    if !(1..=365).contains(&within) {
+        return validate(|v| {
+            v.fail("withinDays", "out_of_range", "a horizon is 1 to 365 days");
+            None
+        });
+    }
+    let r = ctx
+        .services
+        .maintenance_report(ctx.caller()?, within)
+        .await?;
+    Ok(MaintenanceReportDto {
+        today: r.today,
+        active: r.active,
+        suspended: r.suspended,
+        recurring: r
+            .recurring
+            .iter()
+            .map(|x| RecurringRevenueDto {
+                billing: billing_name(x.billing).to_owned(),
+                agreements: x.agreements,
+                per_period: x.per_period.amount_text(),
+            })
+            .collect(),
+        monthly_equivalent: r.monthly_equivalent.amount_text(),
+        generated: r.generated,
+        completed: r.completed,
+        overdue: r.overdue,
+        upcoming: r.upcoming,
+        renewals_due: r
+            .renewals_due
+            .into_iter()
+            .map(|d| RenewalDueDto {
+                agreement_id: d.agreement_id.as_uuid(),
+                customer_id: d.customer_id.as_uuid(),
+                plan_name: d.plan_name.as_str().to_owned(),
+                status: d.status.into(),
+                last_day: d.last_day,
+                renews_on: d.renews_on,
+            })
+            .collect(),
     })
 }
 
@@ -1200,6 +1406,15 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 &["PLAN_EXISTS"],
             ),
             convert_create_plan,
+            <MaintenancePlanDto as From<Plan>>::from,
+        ),
+        mutation_in(
+            name(
+                "setPlanPrices",
+                "Change a plan's prices; agreements keep theirs until they renew",
+                &["NOT_FOUND", "VERSION_CONFLICT"],
+            ),
+            convert_set_plan_prices,
             <MaintenancePlanDto as From<Plan>>::from,
         ),
         query(
@@ -1264,6 +1479,15 @@ pub(crate) fn procedures() -> Vec<Procedure> {
             convert_change_schedule,
             <AgreementDto as From<Agreement>>::from,
         ),
+        mutation(
+            name(
+                "setAutopay",
+                "Charge each period's invoice to a card (retried, then suspended after three declines), or stop",
+                &["NOT_FOUND", "AGREEMENT_STATE", "VERSION_CONFLICT"],
+            ),
+            convert_set_autopay,
+            <AgreementDto as From<Agreement>>::from,
+        ),
         query(
             name("get", "An agreement with its schedules", &["NOT_FOUND"]),
             get_agreement,
@@ -1291,6 +1515,14 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 &["NOT_FOUND"],
             ),
             invoices,
+        ),
+        query(
+            name(
+                "report",
+                "Agreements in force, their recurring revenue, their visits, and the renewals due",
+                &[],
+            ),
+            report,
         ),
     ]
 }

@@ -94,6 +94,10 @@ pub enum MessageKindDto {
     AppointmentWindowMissed,
     /// A purchase order was sent to its supplier (to the office, with the supplier's address).
     PurchaseOrderSubmitted,
+    /// A maintenance agreement's card was declined (to the office; suspended after three).
+    AgreementPaymentFailed,
+    /// A maintenance agreement renewed for another term (to the customer).
+    AgreementRenewed,
 }
 
 impl MessageKindDto {
@@ -111,6 +115,8 @@ impl MessageKindDto {
             Self::SlaBreached => "sla_breached",
             Self::AppointmentWindowMissed => "appointment_window_missed",
             Self::PurchaseOrderSubmitted => "purchase_order_submitted",
+            Self::AgreementPaymentFailed => "agreement_payment_failed",
+            Self::AgreementRenewed => "agreement_renewed",
         }
     }
 }
@@ -413,6 +419,8 @@ mod tests {
             MessageKindDto::SlaBreached,
             MessageKindDto::AppointmentWindowMissed,
             MessageKindDto::PurchaseOrderSubmitted,
+            MessageKindDto::AgreementPaymentFailed,
+            MessageKindDto::AgreementRenewed,
         ];
         let kinds: Vec<&str> = hestami_store::app::delivery::MESSAGE_KINDS
             .iter()

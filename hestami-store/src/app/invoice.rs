@@ -56,7 +56,7 @@ use crate::engine::WorkflowCtx;
 use crate::error::{Failure, FailureKind, FieldError, StoreError};
 use crate::store::{Operation, TenantTx, new_id};
 
-mod collect;
+pub(crate) mod collect;
 
 /// The workflow of every invoice change and payment.
 pub const WORKFLOW: &str = "invoice_payment_v1";

@@ -27,6 +27,8 @@
 //! has passed, marks those it generated after their intended day as `late`, and reports how
 //! many it caught up.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
@@ -36,6 +38,7 @@ use uuid::Uuid;
 use hestami_core::ids::{
     AgreementId, CustomerId, InvoiceId, JobId, MaintenancePlanId, PricebookItemId, PropertyId,
 };
+use hestami_core::invoice::PaymentMethod;
 use hestami_core::job::{NewJob, Priority};
 use hestami_core::maintenance::agreement::{self as rules, BillingPeriod, Cursor};
 use hestami_core::maintenance::{
@@ -46,6 +49,7 @@ use hestami_core::pricebook::{ItemKind, LineSource, QuoteLine, QuoteRequest};
 use hestami_core::text::{Description, Name, Reason, Summary, TradeCode};
 use hestami_core::workforce::SkillLevel;
 
+use super::payments::PaymentProvider;
 use super::pricebook::PriceAt;
 use super::{Caller, Command, Page, PageRequest, Services, check_version, load_body};
 use crate::db::args;
@@ -67,6 +71,12 @@ pub const MAX_VISIT_SERVICES: usize = 20;
 pub const MAX_PROPERTIES: usize = 20;
 /// The lead time when none is given.
 pub const DEFAULT_LEAD_DAYS: u32 = 30;
+/// Days before the term's end an auto-renewing agreement renews (half the term, if shorter).
+pub const RENEWAL_NOTICE_DAYS: i64 = 30;
+/// How many declined charges in a row suspend an agreement.
+pub const CHARGE_ATTEMPTS: u32 = 3;
+/// Days between a declined charge and the next attempt.
+pub const RETRY_DAYS: u32 = 3;
 /// The local time an agreement's timer fires on its attention date.
 const TICK_AT: NaiveTime = match NaiveTime::from_hms_opt(5, 0, 0) {
     Some(t) => t,
@@ -197,6 +207,9 @@ pub struct NewAgreement {
     pub auto_renew: bool,
     /// Days before a visit its job is generated.
     pub lead_days: u32,
+    /// A card to charge each period's invoice to when it is issued (a processor's token).
+    #[serde(default)]
+    pub card_token: Option<Name>,
 }
 
 /// The customer's signature.
@@ -228,6 +241,16 @@ pub struct AgreementSchedule {
     pub replaced: bool,
 }
 
+/// A price an agreement had before a renewal changed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlierPrice {
+    /// It applied to periods starting before this day (the renewed term's first).
+    pub until: NaiveDate,
+    /// The price of a whole period.
+    pub price: Money,
+}
+
 /// An agreement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -254,8 +277,11 @@ pub struct Agreement {
     pub term_end: NaiveDate,
     /// How it is billed.
     pub billing: BillingFrequency,
-    /// The price of a whole period.
+    /// The price of a whole period (the current term's).
     pub price: Money,
+    /// The prices of earlier terms, when a renewal changed it.
+    #[serde(default)]
+    pub earlier_prices: Vec<EarlierPrice>,
     /// Whether it renews.
     pub auto_renew: bool,
     /// Days before a visit its job is generated.
@@ -266,6 +292,15 @@ pub struct Agreement {
     pub billed_until: Option<NaiveDate>,
     /// How many times it renewed.
     pub renewals: u32,
+    /// The card each period's invoice is charged to, if any.
+    #[serde(default)]
+    pub autopay: Option<Name>,
+    /// Declined charges in a row (reset by an approved one).
+    #[serde(default)]
+    pub failed_charges: u32,
+    /// When a declined charge is tried again.
+    #[serde(default)]
+    pub retry_on: Option<NaiveDate>,
     /// The customer's signature, once activated.
     pub signature: Option<Signature>,
     /// Why it was suspended or cancelled.
@@ -303,13 +338,38 @@ impl Agreement {
         if !self.status.is_in_force() {
             return None;
         }
-        rules::next_attention(
+        let retry = self.retry_on.filter(|_| self.autopay.is_some());
+        let renewal = self.renewal_on();
+        let earliest = rules::next_attention(
             &self.cursors(),
             self.lead_days,
             self.unbilled().first().copied(),
-            None,
+            retry,
             self.term_end,
-        )
+        );
+        earliest.into_iter().chain(renewal).min()
+    }
+
+    /// The price of a whole period starting on `date`.
+    pub fn price_on(&self, date: NaiveDate) -> Money {
+        self.earlier_prices
+            .iter()
+            .find(|p| date < p.until)
+            .map_or(self.price, |p| p.price)
+    }
+
+    /// When an auto-renewing agreement renews: [`RENEWAL_NOTICE_DAYS`] before its term ends,
+    /// or halfway through a shorter term.
+    pub fn renewal_on(&self) -> Option<NaiveDate> {
+        if !self.auto_renew {
+            return None;
+        }
+        let term_start = self
+            .term_end
+            .checked_sub_months(chrono::Months::new(self.term_months))
+            .unwrap_or(self.start_date);
+        let notice = RENEWAL_NOTICE_DAYS.min((self.term_end - term_start).num_days() / 2);
+        self.term_end.checked_sub_signed(Duration::days(notice))
     }
 }
 
@@ -357,6 +417,31 @@ pub struct ChangeSchedule {
     pub expected_version: Option<i64>,
 }
 
+/// `maintenance/v1/setPlanPrices`: a plan's prices from now on. Agreements keep theirs until
+/// they renew.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetPlanPrices {
+    /// Which plan.
+    pub plan_id: MaintenancePlanId,
+    /// Its prices, one per billing frequency offered.
+    pub prices: Vec<PlanPrice>,
+    /// Fail with `VERSION_CONFLICT` unless the plan is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `maintenance/v1/setAutopay`: charge each period's invoice to a card, or stop.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetAutopay {
+    /// Which agreement.
+    pub agreement_id: AgreementId,
+    /// The processor's card token; `None` stops charging.
+    pub card_token: Option<Name>,
+    /// Fail with `VERSION_CONFLICT` unless the agreement is at this version.
+    pub expected_version: Option<i64>,
+}
+
 /// What an agreement's timer runs for the organization's local `date`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -374,6 +459,9 @@ pub enum MaintenanceCommand {
     /// `maintenance/v1/createPlan`.
     #[serde(rename = "maintenance/v1/createPlan")]
     CreatePlan(NewPlan),
+    /// `maintenance/v1/setPlanPrices`.
+    #[serde(rename = "maintenance/v1/setPlanPrices")]
+    SetPlanPrices(SetPlanPrices),
     /// `maintenance/v1/createContract`.
     #[serde(rename = "maintenance/v1/createContract")]
     CreateContract(NewAgreement),
@@ -392,6 +480,9 @@ pub enum MaintenanceCommand {
     /// `maintenance/v1/changeSchedule`.
     #[serde(rename = "maintenance/v1/changeSchedule")]
     ChangeSchedule(ChangeSchedule),
+    /// `maintenance/v1/setAutopay`.
+    #[serde(rename = "maintenance/v1/setAutopay")]
+    SetAutopay(SetAutopay),
     /// The agreement's timer.
     #[serde(rename = "timer/maintenance")]
     Tick(Tick),
@@ -402,12 +493,14 @@ impl Command for MaintenanceCommand {
     fn procedure(&self) -> &'static str {
         match self {
             Self::CreatePlan(_) => "maintenance/v1/createPlan",
+            Self::SetPlanPrices(_) => "maintenance/v1/setPlanPrices",
             Self::CreateContract(_) => "maintenance/v1/createContract",
             Self::Activate(_) => "maintenance/v1/activate",
             Self::Suspend(_) => "maintenance/v1/suspend",
             Self::Resume(_) => "maintenance/v1/resume",
             Self::Cancel(_) => "maintenance/v1/cancel",
             Self::ChangeSchedule(_) => "maintenance/v1/changeSchedule",
+            Self::SetAutopay(_) => "maintenance/v1/setAutopay",
             Self::Tick(_) => TICK_PROCEDURE,
         }
     }
@@ -447,6 +540,20 @@ pub struct PeriodInvoice {
     pub invoice_id: InvoiceId,
 }
 
+/// A charge of a period's invoice to the agreement's card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargeAttempt {
+    /// The invoice.
+    pub invoice_id: InvoiceId,
+    /// How much.
+    pub amount: Money,
+    /// Whether the processor approved it.
+    pub approved: bool,
+    /// The processor's code when it declined.
+    pub code: Option<String>,
+}
+
 /// What a tick did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -461,6 +568,8 @@ pub struct TickReport {
     pub caught_up: u32,
     /// The periods it billed.
     pub invoices: Vec<PeriodInvoice>,
+    /// The charges it tried.
+    pub charges: Vec<ChargeAttempt>,
     /// The agreement's status after it.
     pub status: AgreementStatus,
 }
@@ -468,12 +577,19 @@ pub struct TickReport {
 pub(crate) async fn run(
     mut ctx: WorkflowCtx,
     command: MaintenanceCommand,
+    processor: Arc<dyn PaymentProvider>,
 ) -> Result<serde_json::Value, StoreError> {
     use MaintenanceCommand as C;
     Ok(match command {
         C::CreatePlan(p) => serde_json::to_value(
             ctx.step("create_plan", move |tx| Box::pin(create_plan(tx, p)))
                 .await?,
+        )?,
+        C::SetPlanPrices(p) => serde_json::to_value(
+            ctx.step("set_plan_prices", move |tx| {
+                Box::pin(set_plan_prices(tx, p))
+            })
+            .await?,
         )?,
         C::CreateContract(a) => serde_json::to_value(
             ctx.step("create_agreement", move |tx| {
@@ -509,6 +625,10 @@ pub(crate) async fn run(
             })
             .await?,
         )?,
+        C::SetAutopay(a) => serde_json::to_value(
+            ctx.step("set_autopay", move |tx| Box::pin(set_autopay(tx, a)))
+                .await?,
+        )?,
         C::Tick(t) => {
             let visits = ctx
                 .step("generate_visits", move |tx| {
@@ -518,6 +638,7 @@ pub(crate) async fn run(
             let invoices = ctx
                 .step("bill_periods", move |tx| Box::pin(bill_periods(tx, t)))
                 .await?;
+            let charges = charge(&mut ctx, t, processor).await?;
             let status = ctx
                 .step("close_term", move |tx| Box::pin(close_term(tx, t)))
                 .await?;
@@ -529,6 +650,7 @@ pub(crate) async fn run(
                 visits,
                 caught_up,
                 invoices,
+                charges,
                 status,
             })?
         }
@@ -536,19 +658,7 @@ pub(crate) async fn run(
 }
 
 async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> {
-    let org = load_organization(tx, false).await?;
-    if let Some(n) = p
-        .prices
-        .iter()
-        .position(|price| price.amount.currency() != org.currency)
-    {
-        return Err(Failure::invalid_field(
-            format!("prices[{n}].amount"),
-            "currency_mismatch",
-            "a plan is priced in the organization's currency",
-        )
-        .into());
-    }
+    check_currency(&p.prices, load_organization(tx, false).await?.currency)?;
     // Each visit's services are services of the pricebook.
     let wanted: Vec<Uuid> = p
         .visits
@@ -624,6 +734,60 @@ async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> 
     )
     .await?;
     Ok(plan)
+}
+
+fn check_currency(
+    prices: &[PlanPrice],
+    currency: hestami_core::org::Currency,
+) -> Result<(), StoreError> {
+    match prices.iter().position(|p| p.amount.currency() != currency) {
+        Some(n) => Err(Failure::invalid_field(
+            format!("prices[{n}].amount"),
+            "currency_mismatch",
+            "a plan is priced in the organization's currency",
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+async fn set_plan_prices(tx: &mut TenantTx, p: SetPlanPrices) -> Result<Plan, StoreError> {
+    let plan: Plan = load_body(
+        tx,
+        "maintenance_plans",
+        p.plan_id.as_uuid(),
+        true,
+        "maintenance plan",
+    )
+    .await?;
+    check_version("maintenance plan", p.expected_version, plan.version)?;
+    check_currency(&p.prices, load_organization(tx, false).await?.currency)?;
+    let next = Plan {
+        version: plan.version + 1,
+        prices: p.prices,
+        ..plan
+    };
+    let org = tx.org();
+    tx.execute(
+        "UPDATE maintenance_plans SET version = $1, body = $2, updated_at = $3 \
+         WHERE organization_id = $4 AND id = $5",
+        args![
+            next.version,
+            serde_json::to_string(&next)?,
+            tx.now(),
+            org,
+            next.id.as_uuid()
+        ],
+    )
+    .await?;
+    tx.record_change(
+        "maintenance_plan",
+        next.id.as_uuid(),
+        next.version,
+        Operation::Updated,
+    )
+    .await?;
+    Ok(next)
 }
 
 /// Which of `ids` are services of the pricebook.
@@ -745,11 +909,15 @@ async fn create_agreement(tx: &mut TenantTx, a: NewAgreement) -> Result<Agreemen
         term_end,
         billing: a.billing,
         price,
+        earlier_prices: Vec::new(),
         auto_renew: a.auto_renew,
         lead_days: a.lead_days,
         schedules,
         billed_until: None,
         renewals: 0,
+        autopay: a.card_token,
+        failed_charges: 0,
+        retry_on: None,
         signature: None,
         reason: None,
         next_attention: None,
@@ -956,6 +1124,217 @@ async fn change_schedule(tx: &mut TenantTx, c: ChangeSchedule) -> Result<Agreeme
     save(tx, agreement).await
 }
 
+async fn set_autopay(tx: &mut TenantTx, a: SetAutopay) -> Result<Agreement, StoreError> {
+    let agreement = load_agreement(tx, a.agreement_id, true).await?;
+    check_version("agreement", a.expected_version, agreement.version)?;
+    if matches!(
+        agreement.status,
+        AgreementStatus::Expired | AgreementStatus::Cancelled
+    ) {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "AGREEMENT_STATE",
+            "an agreement that has ended charges nothing",
+        )
+        .into());
+    }
+    // A new card starts afresh: what is unpaid is tried on the next tick.
+    let retry_on = match a.card_token {
+        Some(_) => Some(super::invoice::local_today(tx).await?),
+        None => None,
+    };
+    save(
+        tx,
+        Agreement {
+            autopay: a.card_token,
+            failed_charges: 0,
+            retry_on,
+            ..agreement
+        },
+    )
+    .await
+}
+
+/// Charges the agreement's card for its issued, unpaid period invoices (each through the
+/// invoice path's `collectPayment` steps: reserve, charge with the processor's idempotency
+/// key, record). A decline counts: the next attempt is [`RETRY_DAYS`] later, and the
+/// [`CHARGE_ATTEMPTS`]th in a row suspends the agreement; the office hears of each through the
+/// outbox (`agreement_payment_failed`). What to charge is decided by a step of its own, so a
+/// replay after a crash charges the same invoices in the same order.
+async fn charge(
+    ctx: &mut WorkflowCtx,
+    t: Tick,
+    processor: Arc<dyn PaymentProvider>,
+) -> Result<Vec<ChargeAttempt>, StoreError> {
+    let due: Option<(Name, Vec<(InvoiceId, Money)>)> = ctx
+        .step("due_charges", move |tx| Box::pin(due_charges(tx, t)))
+        .await?;
+    let Some((token, due)) = due else {
+        return Ok(Vec::new());
+    };
+    let mut attempts = Vec::with_capacity(due.len());
+    for (invoice_id, amount) in due {
+        let payment = super::invoice::CollectPayment {
+            invoice_id,
+            amount,
+            method: PaymentMethod::Card,
+            reference: Some(token.clone()),
+        };
+        match super::invoice::collect::collect(ctx, payment, processor.clone()).await {
+            Ok(_) => attempts.push(ChargeAttempt {
+                invoice_id,
+                amount,
+                approved: true,
+                code: None,
+            }),
+            Err(StoreError::Failure(f)) if f.code == "PAYMENT_DECLINED" => {
+                let code = f
+                    .details
+                    .as_ref()
+                    .and_then(|d| d["providerCode"].as_str())
+                    .map(str::to_owned);
+                let reported = code.clone();
+                ctx.step("charge_declined", move |tx| {
+                    Box::pin(charge_declined(tx, t, invoice_id, amount, reported))
+                })
+                .await?;
+                attempts.push(ChargeAttempt {
+                    invoice_id,
+                    amount,
+                    approved: false,
+                    code,
+                });
+                // One decline is enough for today: the rest wait for the retry.
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if attempts.iter().all(|a| a.approved) {
+        ctx.step("charges_approved", move |tx| {
+            Box::pin(async move {
+                let agreement = load_agreement(tx, t.agreement_id, true).await?;
+                if agreement.failed_charges > 0 || agreement.retry_on.is_some() {
+                    save(
+                        tx,
+                        Agreement {
+                            failed_charges: 0,
+                            retry_on: None,
+                            ..agreement
+                        },
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    }
+    Ok(attempts)
+}
+
+/// The agreement's card and its issued period invoices with a balance, oldest first, when the
+/// card is due to be charged today; clears a retry date with nothing left to retry.
+async fn due_charges(
+    tx: &mut TenantTx,
+    t: Tick,
+) -> Result<Option<(Name, Vec<(InvoiceId, Money)>)>, StoreError> {
+    let agreement = load_agreement(tx, t.agreement_id, true).await?;
+    let Some(token) = agreement.autopay.clone() else {
+        return Ok(None);
+    };
+    if !agreement.status.is_in_force() || agreement.retry_on.is_some_and(|on| on > t.date) {
+        return Ok(None);
+    }
+    let org = tx.org();
+    let rows = tx
+        .fetch_all(
+            "SELECT i.id FROM agreement_invoices a JOIN invoices i \
+             ON i.organization_id = a.organization_id AND i.id = a.invoice_id \
+             WHERE a.organization_id = $1 AND a.agreement_id = $2 AND i.status = 'issued' \
+             ORDER BY a.period_start",
+            args![org, agreement.id.as_uuid()],
+        )
+        .await?;
+    let mut due = Vec::with_capacity(rows.len());
+    for row in rows {
+        let invoice = super::invoice::load(tx, InvoiceId::from_uuid(row.get("id")?), false).await?;
+        // What a payment in progress has not already claimed.
+        let open = super::invoice::collect::unreserved_balance(tx, &invoice).await?;
+        if open.amount() > Decimal::ZERO {
+            due.push((invoice.id, open));
+        }
+    }
+    if due.is_empty() {
+        if agreement.retry_on.is_some() {
+            save(
+                tx,
+                Agreement {
+                    failed_charges: 0,
+                    retry_on: None,
+                    ..agreement
+                },
+            )
+            .await?;
+        }
+        return Ok(None);
+    }
+    Ok(Some((token, due)))
+}
+
+async fn charge_declined(
+    tx: &mut TenantTx,
+    t: Tick,
+    invoice_id: InvoiceId,
+    amount: Money,
+    code: Option<String>,
+) -> Result<(), StoreError> {
+    let agreement = load_agreement(tx, t.agreement_id, true).await?;
+    let failed = agreement.failed_charges + 1;
+    let suspend = failed >= CHARGE_ATTEMPTS && agreement.status.is_in_force();
+    let retry_on = t
+        .date
+        .checked_add_signed(Duration::days(i64::from(RETRY_DAYS)))
+        .unwrap_or(t.date);
+    let invoice = super::invoice::load(tx, invoice_id, false).await?;
+    tx.enqueue(
+        "agreement_payment_failed",
+        &serde_json::json!({
+            "agreementId": agreement.id,
+            "planName": agreement.plan_name.as_str(),
+            "customerId": agreement.customer_id,
+            "invoiceId": invoice_id,
+            "number": invoice.number,
+            "amount": amount,
+            "attempts": failed,
+            "code": code,
+            "suspended": suspend,
+            "retryOn": (!suspend).then_some(retry_on),
+        }),
+    )
+    .await?;
+    let next = if suspend {
+        Agreement {
+            status: transition(&agreement, AgreementAction::Suspend)?,
+            reason: Reason::parse(&format!(
+                "the card was declined {failed} times in a row; suspended until it is paid"
+            ))
+            .ok(),
+            failed_charges: failed,
+            retry_on: None,
+            ..agreement
+        }
+    } else {
+        Agreement {
+            failed_charges: failed,
+            retry_on: Some(retry_on),
+            ..agreement
+        }
+    };
+    save(tx, next).await?;
+    Ok(())
+}
+
 async fn generate_visits(tx: &mut TenantTx, t: Tick) -> Result<Vec<Visit>, StoreError> {
     let mut agreement = load_agreement(tx, t.agreement_id, true).await?;
     if !agreement.status.is_in_force() {
@@ -1126,7 +1505,7 @@ async fn bill_periods(tx: &mut TenantTx, t: Tick) -> Result<Vec<PeriodInvoice>, 
             lines: vec![QuoteLine {
                 source: LineSource::Custom {
                     description,
-                    unit_price: period.amount(agreement.price),
+                    unit_price: period.amount(agreement.price_on(period.start)),
                     kind: ItemKind::Service,
                 },
                 quantity: Decimal::ONE,
@@ -1159,29 +1538,54 @@ async fn bill_periods(tx: &mut TenantTx, t: Tick) -> Result<Vec<PeriodInvoice>, 
     Ok(billed)
 }
 
-/// At the term's end: renew (a new term at the plan's current price) or expire. Either way
-/// the timer is armed for the next attention date, or removed.
+/// Renewal and the term's end: an auto-renewing agreement renews on its renewal date (a new
+/// term, at the plan's price of the day from the new term's first period, the customer told
+/// through the outbox); another expires at its term's end. Either way the timer is armed for
+/// the next attention date, or removed.
 async fn close_term(tx: &mut TenantTx, t: Tick) -> Result<AgreementStatus, StoreError> {
     let agreement = load_agreement(tx, t.agreement_id, true).await?;
-    if !agreement.status.is_in_force() || t.date < agreement.term_end {
+    if !agreement.status.is_in_force() {
         return Ok(agreement.status);
     }
-    let next = if agreement.auto_renew {
-        let plan = load_plan(tx, agreement.plan_id).await?;
-        let term_end = rules::term_end(agreement.term_end, agreement.term_months)
-            .ok_or_else(|| StoreError::Internal("a term past the calendar".into()))?;
-        Agreement {
-            status: transition(&agreement, AgreementAction::Renew)?,
-            price: plan.price(agreement.billing).unwrap_or(agreement.price),
-            term_end,
-            renewals: agreement.renewals + 1,
-            ..agreement
+    let next = match agreement.renewal_on() {
+        Some(on) if on <= t.date => {
+            let plan = load_plan(tx, agreement.plan_id).await?;
+            let term_end = rules::term_end(agreement.term_end, agreement.term_months)
+                .ok_or_else(|| StoreError::Internal("a term past the calendar".into()))?;
+            let price = plan.price(agreement.billing).unwrap_or(agreement.price);
+            let mut earlier_prices = agreement.earlier_prices.clone();
+            if price != agreement.price {
+                earlier_prices.push(EarlierPrice {
+                    until: agreement.term_end,
+                    price: agreement.price,
+                });
+            }
+            tx.enqueue(
+                "agreement_renewed",
+                &serde_json::json!({
+                    "agreementId": agreement.id,
+                    "customerId": agreement.customer_id,
+                    "planName": agreement.plan_name.as_str(),
+                    "termEnd": term_end.pred_opt().unwrap_or(term_end),
+                    "price": price.amount_text(),
+                    "billing": agreement.billing,
+                }),
+            )
+            .await?;
+            Agreement {
+                status: transition(&agreement, AgreementAction::Renew)?,
+                price,
+                earlier_prices,
+                term_end,
+                renewals: agreement.renewals + 1,
+                ..agreement
+            }
         }
-    } else {
-        Agreement {
+        _ if t.date >= agreement.term_end => Agreement {
             status: transition(&agreement, AgreementAction::Expire)?,
             ..agreement
-        }
+        },
+        _ => return Ok(agreement.status),
     };
     Ok(save(tx, next).await?.status)
 }
@@ -1265,7 +1669,211 @@ pub struct AgreementVisit {
     pub overdue: bool,
 }
 
+/// An agreement's visits and their counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementVisits {
+    /// Each generated visit, by date.
+    pub items: Vec<AgreementVisit>,
+    /// How many were generated.
+    pub generated: u32,
+    /// How many of those are done (completed or later).
+    pub completed: u32,
+    /// How many are overdue.
+    pub overdue: u32,
+    /// How many are still to come in the current term, not yet generated (per property).
+    pub remaining: u32,
+}
+
+/// The recurring revenue of one billing frequency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecurringRevenue {
+    /// The billing frequency.
+    pub billing: BillingFrequency,
+    /// How many active agreements are billed so.
+    pub agreements: u32,
+    /// What they bill per period, together.
+    pub per_period: Money,
+}
+
+/// `maintenance/v1/report`: the agreements in force and what they bring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceReport {
+    /// The organization's today.
+    pub today: NaiveDate,
+    /// Active agreements.
+    pub active: u32,
+    /// Suspended agreements.
+    pub suspended: u32,
+    /// By billing frequency (active agreements).
+    pub recurring: Vec<RecurringRevenue>,
+    /// All of it as a monthly figure (a quarter's price ÷ 3, a year's ÷ 12, rounded).
+    pub monthly_equivalent: Money,
+    /// Visits of active and suspended agreements generated so far.
+    pub generated: u32,
+    /// Of which done.
+    pub completed: u32,
+    /// Of which overdue.
+    pub overdue: u32,
+    /// Visits falling within the next `withinDays` days not yet generated (active agreements).
+    pub upcoming: u32,
+    /// Active or suspended agreements whose term ends within `withinDays` days.
+    pub renewals_due: Vec<RenewalDue>,
+}
+
+/// An agreement whose term ends soon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewalDue {
+    /// The agreement.
+    pub agreement_id: AgreementId,
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// The plan's name.
+    pub plan_name: Name,
+    /// Active or suspended.
+    pub status: AgreementStatus,
+    /// Its term's last day.
+    pub last_day: NaiveDate,
+    /// When it renews on its own (`None`: it expires unless the office renews it).
+    pub renews_on: Option<NaiveDate>,
+}
+
+/// Whether a job's status means the visit is done.
+fn visit_done(job_status: &str) -> bool {
+    !matches!(
+        job_status,
+        "requested"
+            | "scheduled"
+            | "dispatched"
+            | "en_route"
+            | "on_site"
+            | "in_progress"
+            | "on_hold"
+    )
+}
+
+/// Occurrences of the agreement's current schedules from their cursors, before `until` and the
+/// term's end, per property.
+fn remaining(agreement: &Agreement, until: NaiveDate) -> u32 {
+    let end = until.min(agreement.term_end);
+    let per_property: usize = agreement
+        .cursors()
+        .iter()
+        .map(|c| {
+            (c.next
+                ..c.next
+                    .saturating_add(hestami_core::maintenance::MAX_OCCURRENCES))
+                .map_while(|i| c.schedule.occurrence(i).filter(|d| *d < end))
+                .count()
+        })
+        .sum();
+    u32::try_from(per_property * agreement.property_ids.len()).unwrap_or(u32::MAX)
+}
+
 impl Services {
+    /// `maintenance/v1/report`: active and suspended agreements, their recurring revenue, their
+    /// visits, and the renewals due within `within_days`.
+    pub async fn maintenance_report(
+        &self,
+        caller: &Caller,
+        within_days: u32,
+    ) -> Result<MaintenanceReport, StoreError> {
+        self.read(caller, move |tx| {
+            Box::pin(async move {
+                let org = load_organization(tx, false).await?;
+                let today = tx.now().with_timezone(&org.time_zone.tz()).date_naive();
+                let horizon = today
+                    .checked_add_signed(Duration::days(i64::from(within_days)))
+                    .unwrap_or(today);
+                let orgid = tx.org();
+                let rows = tx
+                    .fetch_all(
+                        "SELECT body FROM maintenance_agreements WHERE organization_id = $1 \
+                         AND status IN ('active', 'suspended') ORDER BY id",
+                        args![orgid],
+                    )
+                    .await?;
+                let agreements = rows
+                    .iter()
+                    .map(super::decode_body)
+                    .collect::<Result<Vec<Agreement>, _>>()?;
+                let zero = Money::zero(org.currency);
+                let mut report = MaintenanceReport {
+                    today,
+                    active: 0,
+                    suspended: 0,
+                    recurring: Vec::new(),
+                    monthly_equivalent: zero,
+                    generated: 0,
+                    completed: 0,
+                    overdue: 0,
+                    upcoming: 0,
+                    renewals_due: Vec::new(),
+                };
+                let mut monthly = Decimal::ZERO;
+                for a in &agreements {
+                    if a.status == AgreementStatus::Suspended {
+                        report.suspended += 1;
+                    } else {
+                        report.active += 1;
+                        let price = a.price_on(today);
+                        match report.recurring.iter_mut().find(|r| r.billing == a.billing) {
+                            Some(r) => {
+                                r.agreements += 1;
+                                r.per_period = Money::new(
+                                    r.per_period.amount() + price.amount(),
+                                    price.currency(),
+                                );
+                            }
+                            None => report.recurring.push(RecurringRevenue {
+                                billing: a.billing,
+                                agreements: 1,
+                                per_period: price,
+                            }),
+                        }
+                        if let Some(months) = a.billing.months() {
+                            monthly += price.amount() / Decimal::from(months);
+                        }
+                        report.upcoming += remaining(a, horizon.succ_opt().unwrap_or(horizon));
+                    }
+                    if a.term_end.pred_opt().unwrap_or(a.term_end) <= horizon {
+                        report.renewals_due.push(RenewalDue {
+                            agreement_id: a.id,
+                            customer_id: a.customer_id,
+                            plan_name: a.plan_name.clone(),
+                            status: a.status,
+                            last_day: a.term_end.pred_opt().unwrap_or(a.term_end),
+                            renews_on: a.renewal_on(),
+                        });
+                    }
+                }
+                report.renewals_due.sort_by_key(|r| r.last_day);
+                report.monthly_equivalent = Money::new(monthly, org.currency).round();
+                let visits = tx
+                    .fetch_all(
+                        "SELECT v.due_on, j.status FROM maintenance_visits v \
+                         JOIN maintenance_agreements a ON a.organization_id = v.organization_id AND a.id = v.agreement_id \
+                         JOIN jobs j ON j.organization_id = v.organization_id AND j.id = v.job_id \
+                         WHERE v.organization_id = $1 AND a.status IN ('active', 'suspended')",
+                        args![orgid],
+                    )
+                    .await?;
+                for row in visits {
+                    let due_on: NaiveDate = row.get("due_on")?;
+                    let done = visit_done(&row.get::<String>("status")?);
+                    report.generated += 1;
+                    report.completed += u32::from(done);
+                    report.overdue += u32::from(!done && due_on < today);
+                }
+                Ok(report)
+            })
+        })
+        .await
+    }
+
     /// `maintenance/v1/getPlan`.
     pub async fn maintenance_plan(
         &self,
@@ -1343,10 +1951,10 @@ impl Services {
         &self,
         caller: &Caller,
         id: AgreementId,
-    ) -> Result<Vec<AgreementVisit>, StoreError> {
+    ) -> Result<AgreementVisits, StoreError> {
         self.read(caller, move |tx| {
             Box::pin(async move {
-                load_agreement(tx, id, false).await?;
+                let agreement = load_agreement(tx, id, false).await?;
                 let today = super::invoice::local_today(tx).await?;
                 let org = tx.org();
                 let rows = tx
@@ -1367,11 +1975,7 @@ impl Services {
                     };
                     let due_on: NaiveDate = row.get("due_on")?;
                     let job_status: String = row.get("status")?;
-                    let done = !matches!(
-                        job_status.as_str(),
-                        "requested" | "scheduled" | "dispatched" | "en_route" | "on_site"
-                            | "in_progress" | "on_hold"
-                    );
+                    let done = visit_done(&job_status);
                     visits.push(AgreementVisit {
                         visit: Visit {
                             slot: number("slot")?,
@@ -1387,7 +1991,22 @@ impl Services {
                         job_status,
                     });
                 }
-                Ok(visits)
+                let count = |f: &dyn Fn(&AgreementVisit) -> bool| {
+                    u32::try_from(visits.iter().filter(|v| f(v)).count()).unwrap_or(u32::MAX)
+                };
+                Ok(AgreementVisits {
+                    generated: count(&|_| true),
+                    completed: count(&|v| visit_done(&v.job_status)),
+                    overdue: count(&|v| v.overdue),
+                    remaining: if agreement.status.is_in_force()
+                        || agreement.status == AgreementStatus::Suspended
+                    {
+                        remaining(&agreement, agreement.term_end)
+                    } else {
+                        0
+                    },
+                    items: visits,
+                })
             })
         })
         .await

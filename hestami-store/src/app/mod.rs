@@ -240,6 +240,7 @@ pub fn register_all_with(
     builder: EngineBuilder,
     processor: Arc<dyn PaymentProvider>,
 ) -> EngineBuilder {
+    let charges = processor.clone();
     builder
         .register(pricebook::WORKFLOW, pricebook::run)
         .register(estimate::WORKFLOW, estimate::run)
@@ -264,7 +265,9 @@ pub fn register_all_with(
         .register(members::WORKFLOW, members::run)
         .register(inventory::WORKFLOW, inventory::run)
         .register(procurement::WORKFLOW, procurement::run)
-        .register(maintenance::WORKFLOW, maintenance::run)
+        .register(maintenance::WORKFLOW, move |ctx, command| {
+            maintenance::run(ctx, command, charges.clone())
+        })
 }
 
 impl Services {

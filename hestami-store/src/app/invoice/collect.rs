@@ -243,7 +243,7 @@ async fn decline(ctx: &mut WorkflowCtx, id: uuid::Uuid) -> Result<(), StoreError
     .await
 }
 
-pub(super) async fn collect(
+pub(crate) async fn collect(
     ctx: &mut WorkflowCtx,
     p: CollectPayment,
     processor: Arc<dyn PaymentProvider>,
