@@ -344,7 +344,8 @@ async fn suspend_resume_cancel_and_replan(backend: Backend) {
     days(&s, &clock, start, date(2027, 2, 1)).await;
     assert_eq!(visits(&s, &a).await.len(), 1, "the January filter change");
 
-    // Suspended through April: nothing generated or billed; resumed, it catches up.
+    // Suspended through March: nothing generated or billed; resumed, what falls from then on
+    // is.
     let suspended = s
         .mutate(
             "maintenance/v1/suspend",
@@ -372,11 +373,26 @@ async fn suspend_resume_cancel_and_replan(backend: Backend) {
     // filter change's lead time began while suspended: late.
     assert_eq!(caught_up.len(), 3);
     assert_eq!(caught_up[1]["late"], true);
+    // The service was paused: February and March up to the 31st, when it resumed, are not
+    // billed; 31 March is (a day of 31), and April.
+    let billed = invoices(&s, &a).await;
+    let starts: Vec<Value> = billed.iter().map(|p| p["periodStart"].clone()).collect();
     assert_eq!(
-        invoices(&s, &a).await.len(),
-        4,
-        "February to April billed on resuming"
+        starts,
+        vec![
+            json!(date(2027, 1, 1)),
+            json!(date(2027, 3, 31)),
+            json!(date(2027, 4, 1))
+        ]
     );
+    let one_day = s
+        .call(
+            "invoice/v1/get",
+            json!({ "invoiceId": billed[1]["invoiceId"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(one_day["quote"]["total"], "1.00");
 
     // Re-plan the tune-up from now: monthly on the 20th. The April one stays generated.
     let now = s
@@ -438,6 +454,27 @@ async fn suspend_resume_cancel_and_replan(backend: Backend) {
     )
     .await
     .assert_error(409, "AGREEMENT_STATE");
+
+    // Signed on 31 July for a term from 1 January: no visits in the past, the months since
+    // January billed.
+    let back_dated = agreement(&s, &plan, &customer, &property, start, 12).await;
+    let next: Vec<Value> = back_dated["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["nextVisitOn"].clone())
+        .collect();
+    assert_eq!(
+        next,
+        vec![json!(date(2027, 10, 15)), json!(date(2027, 10, 4))]
+    );
+    days(&s, &clock, date(2027, 8, 1), date(2027, 8, 2)).await;
+    assert!(visits(&s, &back_dated).await.is_empty());
+    assert_eq!(
+        invoices(&s, &back_dated).await.len(),
+        8,
+        "January to August"
+    );
 
     // Bad input names its field and burns no key.
     let k = key();

@@ -127,7 +127,10 @@ async fn drive(url: &str) -> Result<()> {
         token: created.token,
         org: created.organization_id.to_string(),
     };
-    let outcome = story(&client).await;
+    let outcome = match story(&client).await {
+        Ok(()) => agreement(&client, &services).await,
+        Err(e) => Err(e),
+    };
     let _ = stop.send(());
     let _ = server.await;
     services.store().close().await;
@@ -316,6 +319,106 @@ async fn story(c: &Client) -> Result<()> {
     );
     dispatch_day(c, &customer, &property, &tech, start).await?;
     optimize_day(c, &customer).await
+}
+
+/// A maintenance agreement: a plan, a customer's agreement on it signed today, and the timer
+/// pass (`hestami serve` runs it every minute, and at once after a signature) generating its
+/// first visit and billing its first month.
+async fn agreement(c: &Client, services: &Services) -> Result<()> {
+    println!("\n— a maintenance agreement —\n");
+    let plan = c
+        .call(
+            "maintenance/v1/createPlan",
+            json!({ "name": "Water heater care",
+                    "visits": [{ "name": "Flush and inspect", "trade": "plumbing",
+                                 "rule": { "kind": "monthly_on_day", "every": 6, "day": 28 },
+                                 "window": { "start": "09:00", "end": "11:00" }, "durationMinutes": 60 }],
+                    "benefits": { "discountPercent": "10", "priority": "urgent", "waiveTripFee": true },
+                    "prices": { "monthly": "12.00", "annually": "129.00" } }),
+        )
+        .await?;
+    let customer = c
+        .call(
+            "customer/v1/create",
+            json!({ "name": "Charles Babbage", "email": "charles@example.com" }),
+        )
+        .await?;
+    let property = c
+        .call(
+            "customer/v1/addProperty",
+            json!({ "customerId": customer["id"], "address": { "line1": "1 Difference Engine Row",
+                    "city": "Chicago", "region": "IL", "postalCode": "60601", "country": "US" } }),
+        )
+        .await?;
+    let today = chrono::Utc::now()
+        .with_timezone(&chicago_zone()?.tz())
+        .date_naive();
+    let draft = c
+        .call(
+            "maintenance/v1/createContract",
+            json!({ "customerId": customer["id"], "propertyIds": [property["id"]], "planId": plan["id"],
+                    "startDate": today, "termMonths": 12, "billing": "monthly", "autoRenew": true,
+                    "leadDays": 35 }),
+        )
+        .await?;
+    let active = c
+        .call(
+            "maintenance/v1/activate",
+            json!({ "agreementId": draft["id"], "signedBy": "Charles Babbage" }),
+        )
+        .await?;
+    println!(
+        "agreement  {} on \"{}\": {} from {}, renews on {}, {} {} a month",
+        text(&active, "id"),
+        text(&plan, "name"),
+        text(&active, "status"),
+        text(&active, "startDate"),
+        text(&active, "renewsOn"),
+        text(&active, "price"),
+        text(&active, "currency")
+    );
+    let fired = services.fire_due_timers().await?;
+    let visits = c
+        .call(
+            "maintenance/v1/visits",
+            json!({ "agreementId": active["id"] }),
+        )
+        .await?;
+    println!("timer pass: {fired} timers fired");
+    for visit in visits["items"].as_array().into_iter().flatten() {
+        println!(
+            "  visit due {} → job {} ({}), generated {}",
+            text(visit, "dueOn"),
+            text(visit, "jobId"),
+            text(visit, "jobStatus"),
+            text(visit, "generatedOn")
+        );
+    }
+    let invoices = c
+        .call(
+            "maintenance/v1/invoices",
+            json!({ "agreementId": active["id"] }),
+        )
+        .await?;
+    for period in invoices["items"].as_array().into_iter().flatten() {
+        let invoice = c
+            .call(
+                "invoice/v1/get",
+                json!({ "invoiceId": period["invoiceId"] }),
+            )
+            .await?;
+        println!(
+            "  invoice {} for {} to {}: {} ({})",
+            text(&invoice, "number"),
+            text(period, "periodStart"),
+            text(period, "periodEnd"),
+            invoice["quote"]["total"].as_str().unwrap_or_default(),
+            invoice["quote"]["lines"][0]["description"]
+                .as_str()
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// The demo organization's zone.

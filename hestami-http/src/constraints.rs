@@ -138,6 +138,7 @@ fn rule_for(name: &str) -> Option<Value> {
         "items" => json!({ "maxItems": crate::v1::sync::MAX_PUSH_ITEMS }),
         "since" => json!({ "pattern": crate::v1::sync::SYNC_CURSOR_PATTERN }),
         "name"
+        | "cardToken"
         | "signedBy"
         | "issuer"
         | "number"

@@ -159,7 +159,8 @@ pub fn billing_periods(
         return Vec::new();
     };
     let mut out = Vec::new();
-    for index in 0..=(MAX_TERM_MONTHS * 2) {
+    // Renewals extend `end` term after term: bounded by the calendar, not by one term.
+    for index in 0..super::MAX_OCCURRENCES {
         let (Some(full_start), Some(full_end)) = (
             anchor.checked_add_months(Months::new(index * step)),
             anchor.checked_add_months(Months::new((index + 1) * step)),

@@ -248,14 +248,17 @@ pub struct BenefitsInput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(min_properties = 1)]
 pub struct PricesDto {
-    /// A month's price.
+    /// A month's price (absent: not sold monthly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub monthly: Option<String>,
-    /// A quarter's price.
+    /// A quarter's price (absent: not sold quarterly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub quarterly: Option<String>,
-    /// A year's price.
+    /// A year's price (absent: not sold annually).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub annually: Option<String>,
 }
 
@@ -1127,6 +1130,10 @@ fn plan_prices(
     ] {
         if let Some(raw) = raw {
             match money(v, field, raw, currency) {
+                Some(amount) if amount.amount() < rust_decimal::Decimal::ZERO => {
+                    v.fail(field, "must_not_be_negative", "a price is 0 or more");
+                    priced = false;
+                }
                 Some(amount) => out.push(PlanPrice { frequency, amount }),
                 None => priced = false,
             }

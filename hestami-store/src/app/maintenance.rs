@@ -325,12 +325,17 @@ impl Agreement {
             .collect()
     }
 
-    /// The periods of the current term not yet billed.
+    /// What is not yet billed up to the term's end: whole periods, and the rest of a period a
+    /// renewal extended after its first part was billed (`billed_until` inside it), prorated.
     fn unbilled(&self) -> Vec<BillingPeriod> {
         let from = self.billed_until.unwrap_or(self.start_date);
         rules::billing_periods(self.start_date, self.term_end, self.billing)
             .into_iter()
-            .filter(|p| p.start >= from)
+            .filter(|p| p.end > from)
+            .map(|p| BillingPeriod {
+                start: p.start.max(from),
+                ..p
+            })
             .collect()
     }
 
@@ -503,6 +508,12 @@ impl Command for MaintenanceCommand {
             Self::SetAutopay(_) => "maintenance/v1/setAutopay",
             Self::Tick(_) => TICK_PROCEDURE,
         }
+    }
+    fn wakes_timers(&self) -> bool {
+        matches!(
+            self,
+            Self::Activate(_) | Self::Resume(_) | Self::ChangeSchedule(_) | Self::SetAutopay(_)
+        )
     }
 }
 
@@ -1031,14 +1042,31 @@ fn transition(
     })
 }
 
+/// Moves each current schedule's cursor past the occurrences dated before `today`.
+fn skip_past_visits(schedules: &mut [AgreementSchedule], today: NaiveDate) {
+    for s in schedules.iter_mut().filter(|s| !s.replaced) {
+        while s.next < hestami_core::maintenance::MAX_OCCURRENCES
+            && s.schedule.occurrence(s.next).is_some_and(|d| d < today)
+        {
+            s.next += 1;
+        }
+    }
+}
+
 async fn activate(tx: &mut TenantTx, a: ActivateAgreement) -> Result<Agreement, StoreError> {
     let agreement = load_agreement(tx, a.agreement_id, true).await?;
     check_version("agreement", a.expected_version, agreement.version)?;
     let status = transition(&agreement, AgreementAction::Activate)?;
     let signed_at = tx.now();
+    // An agreement signed after its start date has no visits in the past: each schedule starts
+    // at its first occurrence from today. (Its periods from the start date are billed.)
+    let today = super::invoice::local_today(tx).await?;
+    let mut schedules = agreement.schedules.clone();
+    skip_past_visits(&mut schedules, today);
     save(
         tx,
         Agreement {
+            schedules,
             status,
             signature: Some(Signature {
                 signed_by: a.signed_by,
@@ -1059,19 +1087,24 @@ async fn change_status(
     let agreement = load_agreement(tx, c.agreement_id, true).await?;
     check_version("agreement", c.expected_version, agreement.version)?;
     let status = transition(&agreement, action)?;
-    let reason = match action {
-        AgreementAction::Resume => None,
-        _ => c.reason,
+    let mut next = Agreement {
+        status,
+        reason: c.reason,
+        ..agreement
     };
-    save(
-        tx,
-        Agreement {
-            status,
-            reason,
-            ..agreement
-        },
-    )
-    .await
+    if action == AgreementAction::Resume {
+        // A suspension pauses the service: visits that fell during it are not generated
+        // afterwards, and the days it lasted are not billed. What falls from today on is: the
+        // visits whose lead time began meanwhile (marked late), and the current period from
+        // today, prorated.
+        let today = super::invoice::local_today(tx).await?;
+        skip_past_visits(&mut next.schedules, today);
+        next.billed_until = Some(next.billed_until.unwrap_or(next.start_date).max(today));
+        next.reason = None;
+        next.failed_charges = 0;
+        next.retry_on = None;
+    }
+    save(tx, next).await
 }
 
 async fn change_schedule(tx: &mut TenantTx, c: ChangeSchedule) -> Result<Agreement, StoreError> {
@@ -1550,8 +1583,13 @@ async fn close_term(tx: &mut TenantTx, t: Tick) -> Result<AgreementStatus, Store
     let next = match agreement.renewal_on() {
         Some(on) if on <= t.date => {
             let plan = load_plan(tx, agreement.plan_id).await?;
-            let term_end = rules::term_end(agreement.term_end, agreement.term_months)
-                .ok_or_else(|| StoreError::Internal("a term past the calendar".into()))?;
+            // Counted from the start, not from the last term's end: no drift at month ends
+            // (31 January, 28 February, 31 March).
+            let term_end = rules::term_end(
+                agreement.start_date,
+                agreement.term_months * (agreement.renewals + 2),
+            )
+            .ok_or_else(|| StoreError::Internal("a term past the calendar".into()))?;
             let price = plan.price(agreement.billing).unwrap_or(agreement.price);
             let mut earlier_prices = agreement.earlier_prices.clone();
             if price != agreement.price {

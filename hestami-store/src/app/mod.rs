@@ -114,6 +114,11 @@ pub trait Command: Serialize {
     fn subject(&self) -> Option<Subject> {
         None
     }
+    /// Whether it may leave a timer due now (an agreement put in force): the process's timer
+    /// loop is woken rather than waiting for its next minute.
+    fn wakes_timers(&self) -> bool {
+        false
+    }
 }
 
 /// A change to an optional field: leave it, clear it, or set it. Unlike `Option<Option<T>>`, it
@@ -222,11 +227,13 @@ pub struct Services {
     engine: Engine,
     wait: Duration,
     relay: Arc<delivery::RelaySettings>,
+    /// Wakes [`Services::spawn_timer_loop`] early.
+    timers_due: Arc<tokio::sync::Notify>,
 }
 
 /// Workflows that, once started, must finish: never failed for an internal error, never
 /// cancelled by an operator (their external steps may have moved money).
-pub const MUST_FINISH: &[&str] = &[invoice::WORKFLOW];
+pub const MUST_FINISH: &[&str] = &[invoice::WORKFLOW, maintenance::WORKFLOW];
 
 /// Registers every workflow of the application on `builder`, with the [`ManualProvider`] for
 /// card and ACH payments (which refuses them).
@@ -268,6 +275,8 @@ pub fn register_all_with(
         .register(maintenance::WORKFLOW, move |ctx, command| {
             maintenance::run(ctx, command, charges.clone())
         })
+        // A tick charges cards through the invoice path's external steps.
+        .never_give_up(MUST_FINISH[1])
 }
 
 impl Services {
@@ -288,6 +297,7 @@ impl Services {
             engine,
             wait: Duration::from_secs(30),
             relay: Arc::default(),
+            timers_due: Arc::default(),
         }
     }
 
@@ -298,6 +308,7 @@ impl Services {
             engine,
             wait: Duration::from_secs(30),
             relay: Arc::default(),
+            timers_due: Arc::default(),
         }
     }
 
@@ -342,7 +353,9 @@ impl Services {
                 .await?;
         }
         let input = serde_json::to_value(&request.command)?;
-        self.engine
+        let wakes = request.command.wakes_timers();
+        let completed = self
+            .engine
             .run(Start {
                 organization_id: caller.organization_id,
                 actor: caller.user_id,
@@ -354,7 +367,16 @@ impl Services {
                 trace_id: request.trace_id,
                 wait: self.wait,
             })
-            .await
+            .await?;
+        if wakes && completed.outcome.is_ok() {
+            self.timers_due.notify_one();
+        }
+        Ok(completed)
+    }
+
+    /// Wakes this process's timer loop now.
+    pub(crate) fn timers_due(&self) -> &tokio::sync::Notify {
+        &self.timers_due
     }
 
     /// What a member with the `technician` role may see: the work of the technician linked to

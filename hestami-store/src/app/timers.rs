@@ -495,7 +495,18 @@ impl Services {
                 let key = timer_key(&format!("{name}/{version}/{date}"));
                 let command =
                     maintenance::MaintenanceCommand::Tick(maintenance::Tick { agreement_id, date });
-                self.fire_once(caller, key, command).await?;
+                let request = Request {
+                    idempotency_key: key,
+                    fingerprint: key.to_string(),
+                    trace_id: None,
+                    command,
+                };
+                if let Err(failure) = self.submit(caller, request).await?.outcome {
+                    // A refusal would be answered the same all day (the key holds it): try
+                    // again tomorrow, under a new key, rather than every pass.
+                    tracing::warn!(agreement.id = %agreement_id, code = %failure.code, error = %failure.message, "an agreement's tick was refused; retrying tomorrow");
+                    return Ok(Some(compliance_scan::next_due(tz, now)));
+                }
                 let after = self
                     .read(caller, move |tx| {
                         Box::pin(maintenance::timer_state(tx, agreement_id))
@@ -527,7 +538,8 @@ impl Services {
         self.submit(caller, request).await.map(|_| ())
     }
 
-    /// Fires due timers every `every` until the task is aborted.
+    /// Fires due timers every `every` (and when a request in this process left one due now)
+    /// until the task is aborted.
     pub fn spawn_timer_loop(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let services = self.clone();
         tokio::spawn(async move {
@@ -538,7 +550,11 @@ impl Services {
                 if let Err(e) = services.fire_due_timers().await {
                     tracing::warn!(error = %e, "timer pass failed");
                 }
-                tokio::time::sleep(every).await;
+                // Every `every`, or as soon as a request left a timer due now.
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = services.timers_due().notified() => {}
+                }
             }
         })
     }
