@@ -20,7 +20,6 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::Invalid;
-use crate::money::Money;
 
 pub mod agreement;
 
@@ -255,63 +254,6 @@ impl BillingFrequency {
             Self::PerVisit => None,
         }
     }
-}
-
-/// A billing period: from `start` up to, not including, `end`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Period {
-    /// Its number, from 0.
-    pub index: u32,
-    /// Its first day.
-    pub start: NaiveDate,
-    /// The day after its last.
-    pub end: NaiveDate,
-}
-
-/// The billing periods of a term of `term_months` from `start`, each anchored to the start (no
-/// drift at month ends), the last one cut at the term's end. Empty for per-visit billing.
-pub fn periods(start: NaiveDate, term_months: u32, frequency: BillingFrequency) -> Vec<Period> {
-    let Some(step) = frequency.months() else {
-        return Vec::new();
-    };
-    let Some(term_end) = start.checked_add_months(Months::new(term_months)) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut index = 0u32;
-    while let Some(from) = start.checked_add_months(Months::new(index * step)) {
-        if from >= term_end {
-            break;
-        }
-        let to = start
-            .checked_add_months(Months::new((index + 1) * step))
-            .unwrap_or(term_end)
-            .min(term_end);
-        out.push(Period {
-            index,
-            start: from,
-            end: to,
-        });
-        index += 1;
-    }
-    out
-}
-
-/// What a period costs from `from` (a mid-period start, or up to a cancellation): the price ×
-/// the days covered ÷ the period's days, rounded half to even to the currency's minor unit.
-/// The whole price when `from` is at or before the period's start; nothing at or after its end.
-pub fn prorate(price: Money, period: Period, from: NaiveDate) -> Money {
-    let days = (period.end - period.start).num_days();
-    let covered = (period.end - from.max(period.start)).num_days().max(0);
-    if days <= 0 || covered >= days {
-        return price;
-    }
-    Money::new(
-        price.amount() * rust_decimal::Decimal::from(covered) / rust_decimal::Decimal::from(days),
-        price.currency(),
-    )
-    .round()
 }
 
 /// Where an agreement is in its life.

@@ -533,6 +533,33 @@ impl TenantTx {
         self.tx.fetch_one(sql, args).await
     }
 
+    /// Sets the organization's timer `name` to fire at `due_at`, whether or not it was armed.
+    pub(crate) async fn arm_timer(
+        &mut self,
+        name: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (organization_id, name) DO UPDATE SET due_at = excluded.due_at",
+                args![self.org(), name, due_at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the organization's timer `name`, if it is armed.
+    pub(crate) async fn disarm_timer(&mut self, name: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "DELETE FROM timers WHERE organization_id = $1 AND name = $2",
+                args![self.org(), name],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Writes a message to the organization's outbox, to be delivered after this transaction
     /// commits (and only if it does).
     pub(crate) async fn enqueue(

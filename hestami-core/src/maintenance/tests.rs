@@ -5,7 +5,6 @@ use super::*;
 use chrono::{TimeZone, Timelike};
 use proptest::prelude::*;
 
-use crate::org::Currency;
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a date")
@@ -159,36 +158,6 @@ fn a_week_down_catches_up_every_missed_visit() {
 }
 
 #[test]
-fn twelve_monthly_periods_and_a_prorated_first() {
-    let ps = periods(date(2027, 1, 31), 12, BillingFrequency::Monthly);
-    assert_eq!(ps.len(), 12);
-    assert_eq!(
-        (ps[0].start, ps[0].end, ps[1].end, ps[11].end),
-        (
-            date(2027, 1, 31),
-            date(2027, 2, 28),
-            date(2027, 3, 31),
-            date(2028, 1, 31)
-        )
-    );
-    assert!(periods(date(2027, 1, 1), 12, BillingFrequency::PerVisit).is_empty());
-    let usd = Currency::parse("USD").expect("listed");
-    let price = Money::new("30.00".parse().expect("decimal"), usd);
-    let june = Period {
-        index: 0,
-        start: date(2027, 6, 1),
-        end: date(2027, 7, 1),
-    };
-    // From 16 June: 15 of 30 days.
-    assert_eq!(
-        prorate(price, june, date(2027, 6, 16)).amount_text(),
-        "15.00"
-    );
-    assert_eq!(prorate(price, june, date(2027, 5, 1)), price);
-    assert_eq!(prorate(price, june, date(2027, 7, 1)).amount_text(), "0.00");
-}
-
-#[test]
 fn an_agreement_lives_as_documented() {
     use AgreementAction as A;
     use AgreementStatus as S;
@@ -282,34 +251,5 @@ proptest! {
         prop_assert_eq!(local.date_naive(), s.occurrence(index).expect("a date"));
         prop_assert_eq!(to.with_timezone(&tz).hour(), 11);
         prop_assert_eq!(tz.from_local_datetime(&local.naive_local()).single().map(|t| t.with_timezone(&Utc)), Some(from));
-    }
-
-    /// Periods tile the term exactly, each anchored to the start.
-    #[test]
-    fn periods_tile_the_term(start in arb_start(), term in 1u32..=36, f in 0u8..3) {
-        let frequency = [BillingFrequency::Monthly, BillingFrequency::Quarterly, BillingFrequency::Annually][usize::from(f)];
-        let ps = periods(start, term, frequency);
-        prop_assert_eq!(ps.first().map(|p| p.start), Some(start));
-        prop_assert_eq!(ps.last().map(|p| p.end), start.checked_add_months(Months::new(term)));
-        for w in ps.windows(2) {
-            prop_assert_eq!(w[0].end, w[1].start);
-            prop_assert!(w[0].start < w[0].end);
-        }
-        let step = frequency.months().expect("periodic");
-        prop_assert_eq!(ps.len() as u32, term.div_ceil(step));
-    }
-
-    /// A prorated charge is never more than the price, never negative, and shrinks as the
-    /// start moves later.
-    #[test]
-    fn proration_is_bounded_and_monotone(cents in 0i64..1_000_000, offset in 0i64..40, later in 0i64..10) {
-        let usd = Currency::parse("USD").expect("listed");
-        let price = Money::new(rust_decimal::Decimal::new(cents, 2), usd);
-        let p = Period { index: 0, start: date(2027, 3, 1), end: date(2027, 4, 1) };
-        let from = date(2027, 2, 25) + Duration::days(offset);
-        let a = prorate(price, p, from);
-        let b = prorate(price, p, from + Duration::days(later));
-        prop_assert!(a.amount() <= price.amount() && !a.is_negative());
-        prop_assert!(b.amount() <= a.amount());
     }
 }

@@ -620,18 +620,6 @@ pub struct PurchaseOrderPage {
     pub next_cursor: Option<String>,
 }
 
-fn optional<T>(
-    v: &mut Validator,
-    field: &str,
-    raw: &Option<String>,
-    parse: impl FnOnce(&str) -> Result<T, hestami_core::Invalid>,
-) -> Option<Option<T>> {
-    match raw {
-        None => Some(None),
-        Some(raw) => v.check(field, parse(raw)).map(Some),
-    }
-}
-
 fn days(v: &mut Validator, field: &str, value: Option<u16>) -> Option<Option<u16>> {
     match value {
         Some(d) if d > 365 => v.check::<Option<u16>>(
@@ -648,9 +636,9 @@ fn days(v: &mut Validator, field: &str, value: Option<u16>) -> Option<Option<u16
 fn convert_create_supplier(i: CreateSupplierInput) -> Result<ProcurementCommand, ApiError> {
     validate(|v| {
         let name = v.check("name", Label::parse(&i.name));
-        let contact = optional(v, "contactName", &i.contact_name, Label::parse);
-        let email = optional(v, "email", &i.email, Email::parse);
-        let phone = optional(v, "phone", &i.phone, Phone::parse);
+        let contact = v.optional("contactName", i.contact_name.as_deref(), Label::parse);
+        let email = v.optional("email", i.email.as_deref(), Email::parse);
+        let phone = v.optional("phone", i.phone.as_deref(), Phone::parse);
         let terms = days(v, "paymentTermsDays", i.payment_terms_days);
         Some(ProcurementCommand::CreateSupplier(NewSupplier {
             name: name?,
@@ -667,8 +655,8 @@ fn convert_set_supplier_item(
     currency: Currency,
 ) -> Result<ProcurementCommand, ApiError> {
     validate(|v| {
-        let part = optional(v, "partNumber", &i.part_number, Label::parse);
-        let pack = optional(v, "packSize", &i.pack_size, |raw| {
+        let part = v.optional("partNumber", i.part_number.as_deref(), Label::parse);
+        let pack = v.optional("packSize", i.pack_size.as_deref(), |raw| {
             decimal(raw).and_then(Quantity::parse)
         });
         let price = match &i.last_price {

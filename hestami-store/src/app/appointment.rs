@@ -1205,43 +1205,20 @@ async fn open_window(
 
 /// Arms the job's SLA timer (at creation).
 pub(crate) async fn arm_sla_timer(tx: &mut TenantTx, job: &Job) -> Result<(), StoreError> {
-    let org = tx.org();
-    tx.execute(
-        "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (organization_id, name) DO UPDATE SET due_at = excluded.due_at",
-        args![
-            org,
-            format!("{SLA_TIMER_PREFIX}{}", job.id),
-            job.sla_deadline
-        ],
-    )
-    .await?;
-    Ok(())
+    tx.arm_timer(&format!("{SLA_TIMER_PREFIX}{}", job.id), job.sla_deadline)
+        .await
 }
 
 async fn arm_window_timer(tx: &mut TenantTx, visit: &Appointment) -> Result<(), StoreError> {
-    let org = tx.org();
-    tx.execute(
-        "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (organization_id, name) DO UPDATE SET due_at = excluded.due_at",
-        args![
-            org,
-            format!("{WINDOW_TIMER_PREFIX}{}", visit.id),
-            visit.window.end()
-        ],
+    tx.arm_timer(
+        &format!("{WINDOW_TIMER_PREFIX}{}", visit.id),
+        visit.window.end(),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 async fn disarm_window_timer(tx: &mut TenantTx, id: AppointmentId) -> Result<(), StoreError> {
-    let org = tx.org();
-    tx.execute(
-        "DELETE FROM timers WHERE organization_id = $1 AND name = $2",
-        args![org, format!("{WINDOW_TIMER_PREFIX}{id}")],
-    )
-    .await?;
-    Ok(())
+    tx.disarm_timer(&format!("{WINDOW_TIMER_PREFIX}{id}")).await
 }
 
 async fn event(

@@ -764,12 +764,8 @@ pub(crate) async fn run(
                             args![org, id],
                         )
                         .await?;
-                        tx.execute(
-                            "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3) \
-                             ON CONFLICT (organization_id, name) DO UPDATE SET due_at = excluded.due_at",
-                            args![org, format!("{OUTBOX_TIMER_PREFIX}{id}"), now],
-                        )
-                        .await?;
+                        tx.arm_timer(&format!("{OUTBOX_TIMER_PREFIX}{id}"), now)
+                            .await?;
                         let row = tx
                             .fetch_one(
                                 &format!("SELECT {MESSAGE_COLUMNS} FROM outbox WHERE organization_id = $1 AND id = $2"),

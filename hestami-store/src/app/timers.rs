@@ -32,7 +32,9 @@ use super::delivery::OUTBOX_TIMER_PREFIX;
 use super::estimate::{EXPIRY_TIMER_PREFIX, EstimateCommandInput, ExpireEstimate};
 use super::invoice::{InvoiceCommandInput, OVERDUE_TIMER, OverdueScan};
 use super::webhooks::WEBHOOK_TIMER_PREFIX;
-use super::{Caller, Command, Request, Services, compliance_scan, maintenance, procurement};
+use super::{
+    Caller, Command, Completed, Request, Services, compliance_scan, maintenance, procurement,
+};
 use crate::db::{Backend, args};
 use crate::directory::load_organization;
 use crate::error::StoreError;
@@ -495,13 +497,7 @@ impl Services {
                 let key = timer_key(&format!("{name}/{version}/{date}"));
                 let command =
                     maintenance::MaintenanceCommand::Tick(maintenance::Tick { agreement_id, date });
-                let request = Request {
-                    idempotency_key: key,
-                    fingerprint: key.to_string(),
-                    trace_id: None,
-                    command,
-                };
-                if let Err(failure) = self.submit(caller, request).await?.outcome {
+                if let Err(failure) = self.fire_once(caller, key, command).await?.outcome {
                     // A refusal would be answered the same all day (the key holds it): try
                     // again tomorrow, under a new key, rather than every pass.
                     tracing::warn!(agreement.id = %agreement_id, code = %failure.code, error = %failure.message, "an agreement's tick was refused; retrying tomorrow");
@@ -512,7 +508,16 @@ impl Services {
                         Box::pin(maintenance::timer_state(tx, agreement_id))
                     })
                     .await?;
-                Ok(after.map(|(_, attention)| maintenance::fire_at(tz, attention)))
+                // A tick leaves the agreement's attention after `date`; if it did not (a rule
+                // this version gets wrong), the next morning rather than every pass.
+                Ok(after.map(|(_, attention)| {
+                    if attention > date {
+                        maintenance::fire_at(tz, attention)
+                    } else {
+                        tracing::warn!(agreement.id = %agreement_id, %attention, "an agreement still needs attention after its tick; retrying tomorrow");
+                        compliance_scan::next_due(tz, now)
+                    }
+                }))
             }
             Due::Outbox(id) => self.deliver_message(caller.organization_id, id, now).await,
             Due::Webhook(id) => self.deliver_webhooks(caller.organization_id, id, now).await,
@@ -523,19 +528,20 @@ impl Services {
         }
     }
 
+    /// Submits `command` under `key`: every process firing the same timer shares its workflow.
     async fn fire_once<C: Command>(
         &self,
         caller: &Caller,
         key: Uuid,
         command: C,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Completed, StoreError> {
         let request = Request {
             idempotency_key: key,
             fingerprint: key.to_string(),
             trace_id: None,
             command,
         };
-        self.submit(caller, request).await.map(|_| ())
+        self.submit(caller, request).await
     }
 
     /// Fires due timers every `every` (and when a request in this process left one due now)

@@ -505,14 +505,8 @@ async fn feed_end(tx: &mut TenantTx) -> Result<i64, StoreError> {
 }
 
 async fn schedule(tx: &mut TenantTx, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
-    let org = tx.org();
-    tx.execute(
-        "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (organization_id, name) DO UPDATE SET due_at = excluded.due_at",
-        args![org, format!("{WEBHOOK_TIMER_PREFIX}{id}"), at],
-    )
-    .await?;
-    Ok(())
+    tx.arm_timer(&format!("{WEBHOOK_TIMER_PREFIX}{id}"), at)
+        .await
 }
 
 pub(crate) async fn run(

@@ -160,6 +160,24 @@ proptest! {
         }
     }
 
+    /// A prorated period is never more than the price, never negative, and costs less as its
+    /// first day moves later.
+    #[test]
+    fn proration_is_bounded_and_monotone(cents in 0i64..1_000_000, first in 1u32..=31, later in 0u32..10) {
+        let price = Money::new(Decimal::new(cents, 2), Currency::parse("USD").expect("USD"));
+        let march = |day: u32| BillingPeriod {
+            index: 0,
+            start: date(2027, 3, day.min(31)),
+            end: date(2027, 4, 1),
+            full_start: date(2027, 3, 1),
+            full_end: date(2027, 4, 1),
+        };
+        let a = march(first).amount(price);
+        let b = march(first + later).amount(price);
+        prop_assert!(a.amount() <= price.amount() && !a.is_negative());
+        prop_assert!(b.amount() <= a.amount());
+    }
+
     /// A plan's visit aligned to a start month falls on or after the agreement's start, in a
     /// month `startMonth + k × every`, and is the earliest such.
     #[test]
