@@ -23,6 +23,7 @@ each_backend!(
     declines_are_retried_then_suspend_and_renewals_take_the_new_price,
     suspend_resume_cancel_and_replan,
     other_organizations_and_roles,
+    members_get_their_discount_and_priority,
 );
 
 #[derive(Debug)]
@@ -794,4 +795,177 @@ async fn declines_are_retried_then_suspend_and_renewals_take_the_new_price(backe
     };
     assert_eq!(total(11).await, "31.00", "December 2027");
     assert_eq!(total(12).await, "35.00", "January 2028");
+}
+
+/// The job's response window: its SLA deadline less its creation.
+fn window_hours(job: &Value) -> i64 {
+    let at = |f: &str| serde_json::from_value::<DateTime<Utc>>(job[f].clone()).unwrap();
+    (at("slaDeadline") - at("createdAt")).num_hours()
+}
+
+async fn members_get_their_discount_and_priority(backend: Backend) {
+    let start = date(2027, 1, 1);
+    let Some((s, clock)) = server_at(backend, start).await else {
+        return;
+    };
+    let plan = gold_plan(&s).await;
+    let (member, home) = customer(&s).await;
+    let (other, other_home) = customer(&s).await;
+    let lines = json!([{ "description": "Thermostat", "kind": "material", "unitPrice": "33.33",
+                         "quantity": "1" }]);
+    let quote = |c: &Value, p: &Value| {
+        json!({ "customerId": c["id"], "propertyId": p["id"], "lines": lines,
+                "discount": { "type": "amount", "amount": "3.00" } })
+    };
+    let job = |c: &Value, p: &Value, priority: &str| {
+        json!({ "customerId": c["id"], "propertyId": p["id"], "trade": "hvac",
+                "priority": priority, "summary": "No heat" })
+    };
+
+    // A draft agreement gives nothing yet.
+    let draft = s
+        .mutate(
+            "maintenance/v1/createContract",
+            json!({ "customerId": member["id"], "propertyIds": [home["id"]], "planId": plan["id"],
+                    "startDate": start, "termMonths": 12, "billing": "monthly" }),
+        )
+        .await;
+    let before = s
+        .call("pricebook/v1/quote", quote(&member, &home))
+        .await
+        .ok();
+    assert_eq!(before["memberDiscount"], Value::Null);
+    assert_eq!(before["total"], "30.33");
+    let agreement = s
+        .mutate(
+            "maintenance/v1/activate",
+            json!({ "agreementId": draft["id"], "signedBy": "Ada Lovelace" }),
+        )
+        .await;
+    days(&s, &clock, start, date(2027, 1, 2)).await;
+
+    // The member's quote: 10 % of what the 3.00 discount left, as its own adjustment, its
+    // rounding logged; the other customer pays the full price.
+    let priced = s
+        .call("pricebook/v1/quote", quote(&member, &home))
+        .await
+        .ok();
+    assert_eq!(
+        priced["memberDiscount"],
+        json!({ "agreementId": agreement["id"], "percent": "10", "amount": "3.03" })
+    );
+    assert_eq!(
+        (&priced["subtotal"], &priced["discount"], &priced["total"]),
+        (&json!("33.33"), &json!("3.00"), &json!("27.30"))
+    );
+    let rounded: Vec<&Value> = priced["roundings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["at"] == "memberDiscount")
+        .collect();
+    assert_eq!(rounded.len(), 1, "{priced}");
+    assert_eq!(
+        (&rounded[0]["before"], &rounded[0]["after"]),
+        (&json!("3.0330"), &json!("3.03"))
+    );
+    let full = s
+        .call("pricebook/v1/quote", quote(&other, &other_home))
+        .await
+        .ok();
+    assert_eq!(full["memberDiscount"], Value::Null);
+    assert_eq!(full["total"], "30.33");
+
+    // Estimates and invoices price through the same path.
+    let estimate = s
+        .mutate(
+            "estimate/v1/generate",
+            json!({ "customerId": member["id"], "propertyId": home["id"],
+                    "options": [{ "name": "Replace", "lines": lines }],
+                    "validUntil": morning(date(2027, 1, 20)) }),
+        )
+        .await;
+    assert_eq!(
+        estimate["options"][0]["quote"]["memberDiscount"]["amount"],
+        "3.33"
+    );
+    assert_eq!(estimate["options"][0]["quote"]["total"], "30.00");
+
+    // A member's routine call is answered within the urgent window (24 h, not 72 h); an
+    // emergency keeps its own, shorter one; another customer's routine call gets 72 h.
+    let routine = s
+        .mutate("job/v1/create", job(&member, &home, "routine"))
+        .await;
+    assert_eq!(window_hours(&routine), 24);
+    let emergency = s
+        .mutate("job/v1/create", job(&member, &home, "emergency"))
+        .await;
+    assert_eq!(window_hours(&emergency), 2);
+    let theirs = s
+        .mutate("job/v1/create", job(&other, &other_home, "routine"))
+        .await;
+    assert_eq!(window_hours(&theirs), 72);
+    // Editing the priority keeps the cap.
+    let edited = s
+        .mutate(
+            "job/v1/update",
+            json!({ "jobId": emergency["id"], "priority": "routine" }),
+        )
+        .await;
+    assert_eq!(window_hours(&edited), 24);
+
+    // The invoice carries the discount, and a credit note takes its share back with the line.
+    let draft_invoice = s
+        .mutate(
+            "invoice/v1/create",
+            json!({ "jobId": routine["id"], "from": { "from": "lines", "lines": lines } }),
+        )
+        .await;
+    assert_eq!(draft_invoice["quote"]["memberDiscount"]["amount"], "3.33");
+    let issued = s
+        .mutate(
+            "invoice/v1/issue",
+            json!({ "invoiceId": draft_invoice["id"] }),
+        )
+        .await;
+    let credited = s
+        .mutate(
+            "invoice/v1/creditNote",
+            json!({ "invoiceId": issued["id"], "reason": "Returned", "lines": [{ "line": 0 }] }),
+        )
+        .await;
+    let note = &credited["creditNotes"][0];
+    assert_eq!(
+        (&note["subtotal"], &note["memberDiscount"], &note["total"]),
+        (&json!("33.33"), &json!("3.33"), &json!("30.00"))
+    );
+
+    // Suspended, the member gets nothing until it is paid.
+    s.mutate(
+        "maintenance/v1/suspend",
+        json!({ "agreementId": agreement["id"], "reason": "Card expired" }),
+    )
+    .await;
+    let suspended = s
+        .call("pricebook/v1/quote", quote(&member, &home))
+        .await
+        .ok();
+    assert_eq!(suspended["memberDiscount"], Value::Null);
+    let later = s
+        .mutate("job/v1/create", job(&member, &home, "routine"))
+        .await;
+    assert_eq!(window_hours(&later), 72);
+    // The agreement's own period invoice was never discounted.
+    let billed = invoices(&s, &agreement).await;
+    assert_eq!(billed.len(), 1, "January");
+    for period in billed {
+        let invoice = s
+            .call(
+                "invoice/v1/get",
+                json!({ "invoiceId": period["invoiceId"] }),
+            )
+            .await
+            .ok();
+        assert_eq!(invoice["quote"]["memberDiscount"], Value::Null);
+    }
 }

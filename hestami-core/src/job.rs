@@ -111,6 +111,21 @@ impl JobStatus {
     }
 }
 
+impl JobStatus {
+    /// Whether the work was done: completed, and whatever billing followed.
+    pub fn is_work_done(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Invoiced | Self::Paid | Self::Closed
+        )
+    }
+
+    /// Whether the work is still ahead: open, or on hold (a cancelled job's never is).
+    pub fn is_pending(self) -> bool {
+        self.is_open() || self == Self::OnHold
+    }
+}
+
 impl std::fmt::Display for JobStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

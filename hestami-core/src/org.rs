@@ -248,6 +248,19 @@ impl SlaWindows {
     }
 }
 
+impl SlaWindows {
+    /// The windows of a member whose maintenance plan promises `priority`: none longer than
+    /// that priority's (an emergency keeps its own, shorter one).
+    pub fn for_member(self, priority: crate::job::Priority) -> Self {
+        let cap = u32::try_from(priority.response_window(&self).num_minutes()).unwrap_or(u32::MAX);
+        Self {
+            emergency_minutes: self.emergency_minutes.min(cap),
+            urgent_minutes: self.urgent_minutes.min(cap),
+            routine_minutes: self.routine_minutes.min(cap),
+        }
+    }
+}
+
 impl Default for SlaWindows {
     /// Two hours for emergencies, one working day for urgent jobs, three days for routine ones.
     fn default() -> Self {
@@ -655,6 +668,23 @@ mod tests {
             fields(SlaWindows::parse(300, 240, 1440)),
             Some(vec![("urgentMinutes", "out_of_order")])
         );
+    }
+
+    #[test]
+    fn a_member_priority_caps_every_window_at_its_own() {
+        use crate::job::Priority;
+        let sla = SlaWindows::parse(120, 1440, 4320).expect("ordered");
+        let urgent = sla.for_member(Priority::Urgent);
+        assert_eq!(
+            (
+                urgent.emergency_minutes,
+                urgent.urgent_minutes,
+                urgent.routine_minutes
+            ),
+            (120, 1440, 1440)
+        );
+        assert_eq!(sla.for_member(Priority::Routine), sla);
+        assert_eq!(sla.for_member(Priority::Emergency).routine_minutes, 120);
     }
 
     #[test]

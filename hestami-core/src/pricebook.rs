@@ -16,15 +16,19 @@
 //!
 //! 1. each line total (`quantity × unit price`; unit prices themselves are exact);
 //! 2. a percentage discount;
-//! 3. each rate's taxable base, when a discount is spread over the taxable lines;
-//! 4. the tax of each rate;
-//! 5. the total (a no-op by construction: every part is already rounded; it is kept as the
+//! 3. a member's discount (`memberDiscount`): a customer with an active maintenance agreement
+//!    gets its plan's percentage off what is left after the discount, as an adjustment of its
+//!    own ([`MemberAdjustment`]) so that the customer sees what membership saved;
+//! 4. each rate's taxable base, when a discount is spread over the taxable lines;
+//! 5. the tax of each rate;
+//! 6. the total (a no-op by construction: every part is already rounded; it is kept as the
 //!    documented last point so that a change above cannot leak sub-cent totals).
 //!
-//! So `total = Σ line totals − discount + Σ taxes`, exactly.
+//! So `total = Σ line totals − discount − member discount + Σ taxes`, exactly.
 //!
-//! The discount is taken before tax: each rate's taxable base is reduced by the discount's share
-//! of it (`base × discount / subtotal`), as most sales-tax rules require for a seller's discount.
+//! Discounts are taken before tax: each rate's taxable base is reduced by the discounts' share
+//! of it (`base × (discount + member discount) / subtotal`), as most sales-tax rules require for
+//! a seller's discount.
 
 use std::collections::BTreeSet;
 
@@ -34,7 +38,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Invalid;
 use crate::compliance::Jurisdiction;
-use crate::ids::PricebookItemId;
+use crate::ids::{AgreementId, PricebookItemId};
 use crate::money::{FieldError, MAX_AMOUNT, Money, MoneyError, Percent, Rounding};
 use crate::org::Currency;
 use crate::text::{Description, Name, TradeCode};
@@ -814,6 +818,28 @@ pub enum Discount {
     },
 }
 
+/// A member's discount: the percentage an active maintenance agreement's plan takes off the
+/// customer's other work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberDiscount {
+    /// The agreement that makes the customer a member.
+    pub agreement_id: AgreementId,
+    /// The percentage, at most 100.
+    pub percent: Percent,
+}
+
+/// A member's discount as taken on a quote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberAdjustment {
+    /// The agreement and its percentage.
+    #[serde(flatten)]
+    pub rule: MemberDiscount,
+    /// `(subtotal − discount) × percent`, rounded (logged as `memberDiscount`).
+    pub amount: Money,
+}
+
 /// What [`quote`] prices.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -841,6 +867,8 @@ pub struct PricingContext<'a> {
     pub markup: &'a MarkupTiers,
     /// The tax rates that apply at the property (see [`TaxRates::applicable`]).
     pub taxes: &'a [TaxRate],
+    /// The customer's member discount, when an active agreement gives one.
+    pub member: Option<MemberDiscount>,
 }
 
 /// An item and the revision a line was priced from.
@@ -958,11 +986,14 @@ pub struct Quote {
     pub discount_rule: Option<Discount>,
     /// The discount taken (0 when none).
     pub discount: Money,
+    /// The member's discount taken after it, when the customer is a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_discount: Option<MemberAdjustment>,
     /// One line per tax rate.
     pub tax_lines: Vec<TaxLine>,
     /// The sum of the taxes.
     pub tax_total: Money,
-    /// `subtotal − discount + tax_total`.
+    /// `subtotal − discount − member discount + tax_total`.
     pub total: Money,
     /// Every rounding that changed a value, in the order performed.
     pub roundings: Vec<Rounding>,
@@ -1277,6 +1308,7 @@ pub fn quote(ctx: &PricingContext<'_>, request: &QuoteRequest) -> Result<Quote, 
         ctx.currency,
         lines,
         request.discount.as_ref(),
+        ctx.member.as_ref(),
         &taxes,
         roundings,
     )
@@ -1300,6 +1332,7 @@ pub fn summarize(
     currency: Currency,
     lines: Vec<PricedLine>,
     discount_rule: Option<&Discount>,
+    member: Option<&MemberDiscount>,
     taxes: &[TaxBasis],
     mut roundings: Vec<Rounding>,
 ) -> Result<Quote, Vec<FieldError>> {
@@ -1352,6 +1385,17 @@ pub fn summarize(
     if !problems.is_empty() {
         return Err(problems);
     }
+    // At most 100 % of what the discount left: never more than the subtotal in all.
+    let member_discount = member.map(|rule| MemberAdjustment {
+        rule: *rule,
+        amount: Money::new(
+            (subtotal.amount() - discount.amount()) * rule.percent.fraction().min(Decimal::ONE),
+            currency,
+        )
+        .round_logged("memberDiscount", &mut roundings),
+    });
+    let reductions =
+        discount.amount() + member_discount.map_or(Decimal::ZERO, |m| m.amount.amount());
     let mut tax_lines = Vec::with_capacity(taxes.len());
     for (i, rate) in taxes.iter().enumerate() {
         let gross: Decimal = lines
@@ -1359,10 +1403,10 @@ pub fn summarize(
             .filter(|l| rate.taxable.taxes(l.kind))
             .map(|l| l.line_total.amount())
             .sum();
-        let base = if discount.is_zero() || subtotal.is_zero() {
+        let base = if reductions.is_zero() || subtotal.is_zero() {
             Money::new(gross, currency).round()
         } else {
-            let share = discount.amount() * gross / subtotal.amount();
+            let share = reductions * gross / subtotal.amount();
             Money::new(gross - share, currency)
                 .round_logged(format!("taxLines[{i}].taxableBase"), &mut roundings)
         };
@@ -1378,7 +1422,7 @@ pub fn summarize(
     }
     let tax_total = Money::new(tax_lines.iter().map(|t| t.tax.amount()).sum(), currency).round();
     let total = Money::new(
-        subtotal.amount() - discount.amount() + tax_total.amount(),
+        subtotal.amount() - reductions + tax_total.amount(),
         currency,
     )
     .round_logged("total", &mut roundings);
@@ -1388,6 +1432,7 @@ pub fn summarize(
         subtotal,
         discount_rule: discount_rule.cloned(),
         discount,
+        member_discount,
         tax_lines,
         tax_total,
         total,
@@ -1418,6 +1463,14 @@ impl Quote {
         }
         out.push_str(&format!("subtotal {}\n", self.subtotal.amount()));
         out.push_str(&format!("discount {}\n", self.discount.amount()));
+        if let Some(m) = &self.member_discount {
+            out.push_str(&format!(
+                "member discount {} ({}) {}\n",
+                m.rule.percent,
+                m.rule.agreement_id,
+                m.amount.amount()
+            ));
+        }
         for t in &self.tax_lines {
             out.push_str(&format!(
                 "tax {} {} on {} = {}\n",

@@ -775,6 +775,7 @@ mod tests {
                 items: &[],
                 markup: &markup,
                 taxes: &[],
+                member: None,
             };
             let quoted = hestami_core::pricebook::quote(&ctx, &request);
             assert_eq!(quoted.is_ok(), admitted, "{sample:?}");

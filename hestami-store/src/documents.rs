@@ -88,6 +88,15 @@ fn section(heading: Option<String>, quote: &Quote) -> Section {
     if quote.discount.amount() != Decimal::ZERO {
         totals.push(("Discount".to_owned(), negative(&quote.discount)));
     }
+    if let Some(member) = &quote.member_discount {
+        totals.push((
+            format!(
+                "Member discount {}%",
+                member.rule.percent.value().normalize()
+            ),
+            negative(&member.amount),
+        ));
+    }
     for tax in &quote.tax_lines {
         totals.push((
             format!(

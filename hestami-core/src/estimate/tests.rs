@@ -54,6 +54,7 @@ fn custom_quote(price: &str) -> Quote {
             items: &[],
             markup: &markup,
             taxes: &[],
+            member: None,
         },
         &request,
     )
@@ -359,7 +360,7 @@ proptest! {
         };
         let markup = MarkupTiers::default();
         let price_with = |items: &[pricebook::PricebookItem]| {
-            pricebook::quote(&PricingContext { currency: usd(), items, markup: &markup, taxes: &[] }, &request).expect("prices")
+            pricebook::quote(&PricingContext { currency: usd(), items, markup: &markup, taxes: &[], member: None }, &request).expect("prices")
         };
         let q1 = price_with(std::slice::from_ref(&v1));
         let mut c = content();

@@ -115,11 +115,14 @@ pub struct CreditNote {
     pub subtotal: Money,
     /// The part of the invoice's discount that went with the credited lines.
     pub discount: Money,
+    /// The part of the invoice's member discount that went with them, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_discount: Option<Money>,
     /// The tax credited per rate of the invoice, in the invoice's order.
     pub tax_lines: Vec<CreditedTax>,
     /// The amounts credited without a line (untaxed).
     pub adjustments: Vec<Adjustment>,
-    /// `subtotal − discount + Σ tax + Σ adjustments`.
+    /// `subtotal − discount − member discount + Σ tax + Σ adjustments`.
     pub total: Money,
     /// The roundings performed pricing the credited quantities (the invoice's rounding points).
     pub roundings: Vec<Rounding>,
@@ -208,8 +211,17 @@ fn quote_at(invoice: &Invoice, quantities: &[Decimal]) -> Result<Quote, InvoiceE
             taxable: t.taxable,
         })
         .collect();
-    pricebook::summarize(currency, lines, discount.as_ref(), &taxes, roundings)
-        .map_err(|problems| InvoiceError::Invalid { problems })
+    // A member's discount is a percentage: the credited lines carry it as the invoice did.
+    let member = invoice.quote.member_discount.map(|m| m.rule);
+    pricebook::summarize(
+        currency,
+        lines,
+        discount.as_ref(),
+        member.as_ref(),
+        &taxes,
+        roundings,
+    )
+    .map_err(|problems| InvoiceError::Invalid { problems })
 }
 
 fn invalid(field: String, message: String) -> InvoiceError {
@@ -389,6 +401,12 @@ pub fn price_credit_note(
         lines,
         subtotal: diff(&after_quote.subtotal, &before_quote.subtotal),
         discount: diff(&after_quote.discount, &before_quote.discount),
+        member_discount: after_quote.member_discount.map(|after| {
+            let before = before_quote
+                .member_discount
+                .map_or(Decimal::ZERO, |m| m.amount.amount());
+            Money::new(after.amount.amount() - before, currency)
+        }),
         tax_lines,
         adjustments: request.adjustments.clone(),
         total,

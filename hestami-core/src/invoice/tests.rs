@@ -88,6 +88,7 @@ fn quote_of(lines: &[(i64, ItemKind)], discount: Option<i64>) -> Quote {
             items: &[],
             markup: &markup,
             taxes: &[tax],
+            member: None,
         },
         &request,
     )
@@ -613,7 +614,7 @@ proptest! {
         };
         let markup = MarkupTiers::default();
         let price_with = |items: &[pricebook::PricebookItem]| {
-            pricebook::quote(&PricingContext { currency: usd(), items, markup: &markup, taxes: &[] }, &request).expect("prices")
+            pricebook::quote(&PricingContext { currency: usd(), items, markup: &markup, taxes: &[], member: None }, &request).expect("prices")
         };
         let q1 = price_with(std::slice::from_ref(&v1));
         let mut invoice = draft_with(q1.clone());
@@ -842,6 +843,7 @@ fn quote_with_quantities(
             items: &[],
             markup: &markup,
             taxes: &taxes,
+            member: None,
         },
         &request,
     )

@@ -235,6 +235,13 @@ fn custom(description: &str, price: &str, quantity: &str, kind: ItemKind) -> Quo
 }
 
 fn price(request: &QuoteRequest) -> Result<Quote, Vec<FieldError>> {
+    price_for(request, None)
+}
+
+fn price_for(
+    request: &QuoteRequest,
+    member: Option<MemberDiscount>,
+) -> Result<Quote, Vec<FieldError>> {
     let items = catalogue();
     let markup = tiers();
     let taxes = taxes().applicable(&place());
@@ -244,9 +251,50 @@ fn price(request: &QuoteRequest) -> Result<Quote, Vec<FieldError>> {
             items: &items,
             markup: &markup,
             taxes: &taxes,
+            member,
         },
         request,
     )
+}
+
+fn member(percent: &str) -> MemberDiscount {
+    MemberDiscount {
+        agreement_id: crate::ids::AgreementId::from_uuid(uuid::Uuid::nil()),
+        percent: pct(percent),
+    }
+}
+
+#[test]
+fn a_member_discount_is_its_own_logged_adjustment_before_tax() {
+    let request = QuoteRequest {
+        lines: vec![
+            custom("Thermostat", "33.33", "1", ItemKind::Material),
+            custom("Install", "100.00", "1", ItemKind::Service),
+        ],
+        discount: Some(Discount::Amount {
+            amount: usd_of("3.00"),
+        }),
+    };
+    let q = price_for(&request, Some(member("10"))).expect("prices");
+    expect![[r#"
+        lines[0] material Thermostat: 1 × 33.33 = 33.33  [custom]
+        lines[1] service Install: 1 × 100.00 = 100.00  [custom]
+        subtotal 133.33
+        discount 3.00
+        member discount 10% (00000000-0000-0000-0000-000000000000) 13.03
+        tax Texas sales tax 6.25% on 29.32 = 1.83
+        tax Austin city tax 1.125% on 117.30 = 1.32
+        total 120.45 USD
+        rounded memberDiscount: 13.0330 → 13.03
+        rounded taxLines[0].taxableBase: 29.322800570014250356258906473 → 29.32
+        rounded taxLines[0].tax: 1.832500 → 1.83
+        rounded taxLines[1].tax: 1.3196250 → 1.32
+    "#]]
+    .assert_eq(&q.breakdown());
+    // Without membership, the same lines.
+    let plain = price(&request).expect("prices");
+    assert_eq!(plain.member_discount, None);
+    assert_eq!(plain.total.amount() - q.total.amount(), dec("13.39"));
 }
 
 fn problems(result: Result<Quote, Vec<FieldError>>) -> String {
@@ -453,6 +501,7 @@ fn tiered_material_without_tiers_is_refused() {
             items: &items,
             markup: &no_tiers,
             taxes: &[],
+            member: None,
         },
         &QuoteRequest {
             lines: vec![line(3, "1")],
@@ -622,6 +671,7 @@ fn revisions_keep_earlier_prices_reachable() {
         items: &all,
         markup: &markup,
         taxes: &[],
+        member: None,
     };
     let latest = quote(
         &ctx,
@@ -725,20 +775,25 @@ proptest! {
     fn totals_add_up(
         lines in prop::collection::vec(arb_line(), 1..8),
         discount_pct in prop::option::of(0_i64..=10_000),
+        member_pct in prop::option::of(0_i64..=10_000),
     ) {
         let discount = discount_pct.map(|p| Discount::Percent { percent: Percent::parse(Decimal::new(p, 2)).expect("0 to 100") });
-        let q = price(&QuoteRequest { lines, discount }).expect("prices");
+        let membership = member_pct.map(|p| MemberDiscount { percent: Percent::parse(Decimal::new(p, 2)).expect("0 to 100"), ..member("0") });
+        let q = price_for(&QuoteRequest { lines, discount }, membership).expect("prices");
         let lines_sum: Decimal = q.lines.iter().map(|l| l.line_total.amount()).sum();
         let tax_sum: Decimal = q.tax_lines.iter().map(|t| t.tax.amount()).sum();
+        let member_amount = q.member_discount.map_or(Decimal::ZERO, |m| m.amount.amount());
+        prop_assert_eq!(q.member_discount.is_some(), membership.is_some());
         prop_assert_eq!(q.subtotal.amount(), lines_sum);
-        prop_assert_eq!(q.total.amount(), lines_sum + tax_sum - q.discount.amount());
-        prop_assert!(q.discount.amount() <= q.subtotal.amount());
+        prop_assert_eq!(q.total.amount(), lines_sum + tax_sum - q.discount.amount() - member_amount);
+        prop_assert!(q.discount.amount() + member_amount <= q.subtotal.amount());
         prop_assert!(!q.total.is_negative());
         for m in q.lines.iter().map(|l| &l.line_total).chain(q.tax_lines.iter().flat_map(|t| [&t.tax, &t.taxable_base])).chain([&q.subtotal, &q.discount, &q.total]) {
             prop_assert_eq!(m.amount().scale(), 2);
         }
         for t in &q.tax_lines {
-            prop_assert!(t.taxable_base.amount() <= q.subtotal.amount() - q.discount.amount() + Decimal::new(1, 2));
+            prop_assert!(t.taxable_base.amount() <= q.subtotal.amount() - q.discount.amount() - member_amount + Decimal::new(1, 2));
+            prop_assert!(!t.taxable_base.is_negative());
         }
         prop_assert!(!q.roundings.iter().any(|r| r.at == "total"));
     }

@@ -853,7 +853,7 @@ pub struct AgreementVisitDto {
     pub generated_on: NaiveDate,
     /// Generated after its lead time began (the server was down): caught up.
     pub late: bool,
-    /// Due before today and not done.
+    /// Due before today and still ahead (not done, not cancelled).
     pub overdue: bool,
 }
 
@@ -882,7 +882,8 @@ pub struct AgreementVisitList {
     pub items: Vec<AgreementVisitDto>,
     /// How many were generated.
     pub generated: u32,
-    /// How many of those are done (their job completed or later).
+    /// How many of those are done (their job completed, invoiced, paid or closed; a cancelled
+    /// visit is neither done nor overdue).
     pub completed: u32,
     /// How many are overdue.
     pub overdue: u32,
@@ -976,18 +977,6 @@ pub struct PeriodInvoiceList {
     pub items: Vec<PeriodInvoiceDto>,
 }
 
-fn optional<T>(
-    v: &mut Validator,
-    field: &str,
-    raw: &Option<String>,
-    parse: impl FnOnce(&str) -> Result<T, hestami_core::Invalid>,
-) -> Option<Option<T>> {
-    match raw {
-        None => Some(None),
-        Some(raw) => v.check(field, parse(raw)).map(Some),
-    }
-}
-
 fn plan_visit(v: &mut Validator, n: usize, i: &PlanVisitInput) -> Option<PlanVisit> {
     let at = |f: &str| format!("visits[{n}].{f}");
     let name = v.check(&at("name"), Label::parse(&i.name));
@@ -1060,7 +1049,7 @@ fn convert_create_plan(
 ) -> Result<MaintenanceCommand, ApiError> {
     validate(|v| {
         let name = v.check("name", Label::parse(&i.name));
-        let description = optional(v, "description", &i.description, Description::parse);
+        let description = v.optional("description", i.description.as_deref(), Description::parse);
         if i.visits.is_empty() || i.visits.len() > MAX_PLAN_VISITS {
             v.fail(
                 "visits",
@@ -1075,10 +1064,9 @@ fn convert_create_plan(
             .map(|(n, visit)| plan_visit(v, n, visit))
             .collect();
         let benefits = i.benefits.unwrap_or_default();
-        let discount = optional(
-            v,
+        let discount = v.optional(
             "benefits.discountPercent",
-            &benefits.discount_percent,
+            benefits.discount_percent.as_deref(),
             |raw| {
                 Percent::parse_str(raw).and_then(|p| {
                     if p.value() <= rust_decimal::Decimal::ONE_HUNDRED {
@@ -1166,7 +1154,7 @@ fn convert_set_plan_prices(
 
 fn convert_set_autopay(i: SetAutopayInput) -> Result<MaintenanceCommand, ApiError> {
     validate(|v| {
-        let card_token = optional(v, "cardToken", &i.card_token, Label::parse);
+        let card_token = v.optional("cardToken", i.card_token.as_deref(), Label::parse);
         Some(MaintenanceCommand::SetAutopay(SetAutopay {
             agreement_id: AgreementId::from_uuid(i.agreement_id),
             card_token: card_token?,
@@ -1177,7 +1165,7 @@ fn convert_set_autopay(i: SetAutopayInput) -> Result<MaintenanceCommand, ApiErro
 
 fn convert_create_contract(i: CreateContractInput) -> Result<MaintenanceCommand, ApiError> {
     validate(|v| {
-        let card_token = optional(v, "cardToken", &i.card_token, Label::parse);
+        let card_token = v.optional("cardToken", i.card_token.as_deref(), Label::parse);
         if i.property_ids.is_empty() || i.property_ids.len() > MAX_PROPERTIES {
             v.fail(
                 "propertyIds",
@@ -1225,7 +1213,7 @@ fn convert_create_contract(i: CreateContractInput) -> Result<MaintenanceCommand,
 fn convert_activate(i: ActivateInput) -> Result<MaintenanceCommand, ApiError> {
     validate(|v| {
         let signed_by = v.check("signedBy", Label::parse(&i.signed_by));
-        let signature = optional(v, "signature", &i.signature, Description::parse);
+        let signature = v.optional("signature", i.signature.as_deref(), Description::parse);
         Some(MaintenanceCommand::Activate(ActivateAgreement {
             agreement_id: AgreementId::from_uuid(i.agreement_id),
             signed_by: signed_by?,

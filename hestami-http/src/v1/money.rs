@@ -362,14 +362,29 @@ pub struct QuoteDto {
     pub discount_rule: Option<DiscountDto>,
     /// The discount taken (`0.00` when none).
     pub discount: String,
+    /// The member's discount taken after it: the customer has an active maintenance agreement
+    /// whose plan gives one (null when not).
+    pub member_discount: Option<MemberDiscountDto>,
     /// One line per tax rate.
     pub tax_lines: Vec<TaxLineDto>,
     /// The sum of the taxes.
     pub tax_total: String,
-    /// `subtotal − discount + taxTotal`.
+    /// `subtotal − discount − memberDiscount.amount + taxTotal`.
     pub total: String,
     /// Every rounding that changed a value, in the order performed.
     pub roundings: Vec<RoundingDto>,
+}
+
+/// A member's discount on a quote: its own adjustment, rounded and logged as `memberDiscount`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberDiscountDto {
+    /// The agreement that makes the customer a member.
+    pub agreement_id: Uuid,
+    /// Its plan's percentage.
+    pub percent: String,
+    /// `(subtotal − discount) × percent`, rounded.
+    pub amount: String,
 }
 
 impl From<&Quote> for QuoteDto {
@@ -380,6 +395,11 @@ impl From<&Quote> for QuoteDto {
             subtotal: amount_text(&q.subtotal),
             discount_rule: q.discount_rule.as_ref().map(Into::into),
             discount: amount_text(&q.discount),
+            member_discount: q.member_discount.map(|m| MemberDiscountDto {
+                agreement_id: m.rule.agreement_id.as_uuid(),
+                percent: percent_text(&m.rule.percent),
+                amount: amount_text(&m.amount),
+            }),
             tax_lines: q.tax_lines.iter().map(Into::into).collect(),
             tax_total: amount_text(&q.tax_total),
             total: amount_text(&q.total),
@@ -993,11 +1013,13 @@ pub struct CreditNoteDto {
     pub subtotal: String,
     /// The part of the invoice's discount that went with the credited lines.
     pub discount: String,
+    /// The part of the invoice's member discount that went with them (null when it had none).
+    pub member_discount: Option<String>,
     /// The tax credited per rate of the invoice.
     pub tax_lines: Vec<CreditedTaxDto>,
     /// The amounts credited without a line.
     pub adjustments: Vec<AdjustmentDto>,
-    /// `subtotal − discount + taxes + adjustments`.
+    /// `subtotal − discount − memberDiscount + taxes + adjustments`.
     pub total: String,
     /// Every rounding performed pricing the credited quantities.
     pub roundings: Vec<RoundingDto>,
@@ -1025,6 +1047,7 @@ impl From<&CreditNote> for CreditNoteDto {
                 .collect(),
             subtotal: amount_text(&n.subtotal),
             discount: amount_text(&n.discount),
+            member_discount: n.member_discount.as_ref().map(amount_text),
             tax_lines: n
                 .tax_lines
                 .iter()
@@ -2141,6 +2164,7 @@ mod tests {
             items: &items,
             markup: &markup,
             taxes: &taxes,
+            member: None,
         };
         let req = request(
             json!([
@@ -2308,6 +2332,7 @@ mod tests {
             items: &items,
             markup: &markup,
             taxes: &[],
+            member: None,
         };
         let req = request(json!([{ "itemId": uuid(1), "quantity": "-2" }]), None);
         let refused = pricebook::quote(&ctx, &req).expect_err("a negative quantity");

@@ -243,6 +243,7 @@ pub(crate) async fn run(
                     let at = PriceAt {
                         customer_id: estimate.customer_id,
                         property_id: estimate.property_id,
+                        member_benefits: true,
                     };
                     let options = price_options(tx, at, r.options).await?;
                     let content = EstimateContent {
@@ -372,6 +373,7 @@ async fn generate(tx: &mut TenantTx, g: GenerateEstimate) -> Result<Estimate, St
                 PriceAt {
                     customer_id: job.customer_id,
                     property_id: job.property_id,
+                    member_benefits: true,
                 },
             )
         }
@@ -384,6 +386,7 @@ async fn generate(tx: &mut TenantTx, g: GenerateEstimate) -> Result<Estimate, St
                         PriceAt {
                             customer_id,
                             property_id,
+                            member_benefits: true,
                         },
                     )
                 }
@@ -495,20 +498,9 @@ async fn apply(
                 "propertyId": next.property_id, "validUntil": next.valid_until, "options": totals,
             });
             tx.enqueue("estimate_sent", &payload).await?;
-            tx.execute(
-                "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (organization_id, name) DO UPDATE SET due_at = excluded.due_at",
-                args![org, timer, next.valid_until],
-            )
-            .await?;
+            tx.arm_timer(&timer, next.valid_until).await?;
         }
-        _ => {
-            tx.execute(
-                "DELETE FROM timers WHERE organization_id = $1 AND name = $2",
-                args![org, timer],
-            )
-            .await?;
-        }
+        _ => tx.disarm_timer(&timer).await?,
     }
     Ok(next)
 }

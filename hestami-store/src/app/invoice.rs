@@ -415,6 +415,7 @@ async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreErr
     let at = PriceAt {
         customer_id: job.customer_id,
         property_id: job.property_id,
+        member_benefits: true,
     };
     let (source, quote) = match c.from {
         InvoiceFrom::ApprovedEstimate { estimate_id } => {
@@ -714,6 +715,7 @@ async fn price_at(tx: &mut TenantTx, invoice: &Invoice) -> Result<PriceAt, Store
     Ok(PriceAt {
         customer_id: job.customer_id,
         property_id: job.property_id,
+        member_benefits: true,
     })
 }
 

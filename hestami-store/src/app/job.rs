@@ -382,9 +382,20 @@ async fn update(tx: &mut TenantTx, u: UpdateJob) -> Result<Job, StoreError> {
         return Ok(job);
     }
     let org = crate::directory::load_organization(tx, false).await?;
+    // A new priority's window, capped as at creation for a member.
+    let sla = match u.edit.priority {
+        Some(_) => match super::maintenance::membership(tx, job.customer_id)
+            .await?
+            .priority
+        {
+            Some(member) => org.sla.for_member(member),
+            None => org.sla,
+        },
+        None => org.sla,
+    };
     let command = JobCommand::Update {
         edit: u.edit.clone(),
-        sla: org.sla,
+        sla,
     };
     let (after, _) = core_job::execute(
         &job,
@@ -449,6 +460,7 @@ pub(crate) async fn record_actuals(
     let at = super::pricebook::PriceAt {
         customer_id: job.customer_id,
         property_id: job.property_id,
+        member_benefits: true,
     };
     let priced = super::pricebook::price(tx, Some(at), &request, "").await?;
     let recorded = super::invoice::actuals_of(tx, job.id).await?.len();
@@ -642,7 +654,8 @@ pub(crate) async fn create_due(
     deadline: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Job, StoreError> {
     // What the job needs, in one query: the trade catalogue (no row: the default one), the
-    // organization (its SLA windows) and whether the property is the customer's.
+    // organization (its SLA windows), whether the property is the customer's and the most
+    // urgent priority the customer's active maintenance agreements promise.
     let catalogue = super::trades::CATALOGUE;
     let row = tx
         .fetch_optional(
@@ -651,10 +664,15 @@ pub(crate) async fn create_due(
                  (SELECT c.version FROM {table} c WHERE c.organization_id = $1) AS catalogue_version, \
                  (SELECT c.{column} FROM {table} c WHERE c.organization_id = $1) AS body, \
                  EXISTS (SELECT 1 FROM properties p WHERE p.organization_id = $1 \
-                 AND p.customer_id = $2 AND p.id = $3) AS property_found \
+                 AND p.customer_id = $2 AND p.id = $3) AS property_found, \
+                 (SELECT CAST(MIN({urgency}) AS BIGINT) FROM maintenance_agreements a \
+                 JOIN maintenance_plans mp ON mp.organization_id = a.organization_id AND mp.id = a.plan_id \
+                 WHERE {members}) AS member_urgency \
                  FROM organizations WHERE id = $1",
                 table = catalogue.table,
                 column = catalogue.column,
+                members = super::maintenance::MEMBER_AGREEMENTS,
+                urgency = super::maintenance::urgency_sql("mp.member_priority"),
             ),
             args![tx.org(), new.customer_id.as_uuid(), new.property_id.as_uuid()],
         )
@@ -669,10 +687,17 @@ pub(crate) async fn create_due(
     if !row.get::<bool>("property_found")? {
         return Err(Failure::not_found("property").into());
     }
+    // A member's job is answered within their plan's priority's window when that is shorter.
+    let sla = match row.get::<Option<i64>>("member_urgency")? {
+        Some(urgency) => org
+            .sla
+            .for_member(super::maintenance::priority_of_urgency(urgency)?),
+        None => org.sla,
+    };
     let id = JobId::from_uuid(new_id());
     let (job, event) = match deadline {
         Some(deadline) => core_job::create_due(id, new, deadline, tx.now(), tx.actor()),
-        None => core_job::create(id, new, &org.sla, tx.now(), tx.actor()),
+        None => core_job::create(id, new, &sla, tx.now(), tx.actor()),
     };
     tx.execute(
         "INSERT INTO jobs (organization_id, id, version, status, held_from, customer_id, property_id, trade, \

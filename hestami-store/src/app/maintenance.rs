@@ -39,13 +39,13 @@ use hestami_core::ids::{
     AgreementId, CustomerId, InvoiceId, JobId, MaintenancePlanId, PricebookItemId, PropertyId,
 };
 use hestami_core::invoice::PaymentMethod;
-use hestami_core::job::{NewJob, Priority};
+use hestami_core::job::{JobStatus, NewJob, Priority};
 use hestami_core::maintenance::agreement::{self as rules, BillingPeriod, Cursor};
 use hestami_core::maintenance::{
     AgreementAction, AgreementStatus, BillingFrequency, DayWindow, Recurrence, Schedule,
 };
 use hestami_core::money::{Money, Percent};
-use hestami_core::pricebook::{ItemKind, LineSource, QuoteLine, QuoteRequest};
+use hestami_core::pricebook::{ItemKind, LineSource, MemberDiscount, QuoteLine, QuoteRequest};
 use hestami_core::text::{Description, Name, Reason, Summary, TradeCode};
 use hestami_core::workforce::SkillLevel;
 
@@ -724,8 +724,8 @@ async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> 
         created_at: tx.now(),
     };
     tx.execute(
-        "INSERT INTO maintenance_plans (organization_id, id, version, name, active, body, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        "INSERT INTO maintenance_plans (organization_id, id, version, name, active, body, created_at, updated_at, \
+         member_discount, member_priority) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
         args![
             orgid,
             plan.id.as_uuid(),
@@ -733,7 +733,9 @@ async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> 
             plan.name.as_str(),
             true,
             serde_json::to_string(&plan)?,
-            plan.created_at
+            plan.created_at,
+            plan.benefits.discount.map(|d| d.value().to_string()),
+            plan.benefits.priority.map(Priority::as_str)
         ],
     )
     .await?;
@@ -745,6 +747,101 @@ async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> 
     )
     .await?;
     Ok(plan)
+}
+
+/// Where an agreement's period invoices are priced: its first property, without member
+/// benefits (the plan's price is the member's price).
+fn price_at(agreement: &Agreement) -> Result<PriceAt, StoreError> {
+    Ok(PriceAt {
+        customer_id: agreement.customer_id,
+        property_id: *agreement
+            .property_ids
+            .first()
+            .ok_or_else(|| StoreError::Internal("an agreement without a property".into()))?,
+        member_benefits: false,
+    })
+}
+
+/// What a customer gets as a member: the largest discount of their active agreements' plans
+/// and the most urgent priority. Suspended agreements give nothing until paid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Membership {
+    /// The discount on other work, and the agreement that gives it.
+    pub discount: Option<MemberDiscount>,
+    /// The priority whose response window caps the customer's jobs'.
+    pub priority: Option<Priority>,
+}
+
+/// The customer's membership (nothing when they have no active agreement).
+pub(crate) async fn membership(
+    tx: &mut TenantTx,
+    customer_id: CustomerId,
+) -> Result<Membership, StoreError> {
+    let rows = tx
+        .fetch_all(
+            &format!(
+                "SELECT a.id, p.member_discount, p.member_priority FROM maintenance_agreements a \
+                 JOIN maintenance_plans p ON p.organization_id = a.organization_id AND p.id = a.plan_id \
+                 WHERE {} ORDER BY a.id",
+                MEMBER_AGREEMENTS
+            ),
+            args![tx.org(), customer_id.as_uuid()],
+        )
+        .await?;
+    let mut best = Membership::default();
+    for row in rows {
+        let stored = |what: &str| StoreError::Internal(format!("stored member {what}"));
+        if let Some(raw) = row.get::<Option<String>>("member_discount")? {
+            let percent = Percent::parse_str(&raw).map_err(|_| stored("discount"))?;
+            if best.discount.is_none_or(|d| percent > d.percent) {
+                best.discount = Some(MemberDiscount {
+                    agreement_id: AgreementId::from_uuid(row.get("id")?),
+                    percent,
+                });
+            }
+        }
+        if let Some(raw) = row.get::<Option<String>>("member_priority")? {
+            let priority = Priority::parse(&raw).map_err(|_| stored("priority"))?;
+            best.priority = Some(match best.priority {
+                Some(held) if urgency(held) <= urgency(priority) => held,
+                _ => priority,
+            });
+        }
+    }
+    Ok(best)
+}
+
+/// The condition on `maintenance_agreements a` (`$1` the organization, `$2` the customer) that
+/// makes the customer a member.
+pub(crate) const MEMBER_AGREEMENTS: &str =
+    "a.organization_id = $1 AND a.customer_id = $2 AND a.status = 'active'";
+
+/// Priorities by urgency, the most urgent first: a priority's index is its urgency.
+const BY_URGENCY: [Priority; 3] = [Priority::Emergency, Priority::Urgent, Priority::Routine];
+
+fn urgency(priority: Priority) -> usize {
+    BY_URGENCY
+        .iter()
+        .position(|p| *p == priority)
+        .unwrap_or(BY_URGENCY.len())
+}
+
+/// The urgency of a priority column, in SQL (see [`urgency`]).
+pub(crate) fn urgency_sql(column: &str) -> String {
+    let arms: String = BY_URGENCY
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!(" WHEN '{}' THEN {i}", p.as_str()))
+        .collect();
+    format!("CASE {column}{arms} END")
+}
+
+/// The priority of an urgency computed in SQL (see [`urgency_sql`]).
+pub(crate) fn priority_of_urgency(urgency: i64) -> Result<Priority, StoreError> {
+    usize::try_from(urgency)
+        .ok()
+        .and_then(|u| BY_URGENCY.get(u).copied())
+        .ok_or_else(|| StoreError::Internal(format!("a member urgency of {urgency}")))
 }
 
 fn check_currency(
@@ -1001,20 +1098,10 @@ async fn save(tx: &mut TenantTx, mut next: Agreement) -> Result<Agreement, Store
     let name = format!("{TIMER_PREFIX}{}", next.id);
     match next.next_attention {
         Some(date) => {
-            tx.execute(
-                "INSERT INTO timers (organization_id, name, due_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (organization_id, name) DO UPDATE SET due_at = excluded.due_at",
-                args![orgid, name, due_at(org.time_zone.tz(), date)],
-            )
-            .await?;
+            tx.arm_timer(&name, due_at(org.time_zone.tz(), date))
+                .await?
         }
-        None => {
-            tx.execute(
-                "DELETE FROM timers WHERE organization_id = $1 AND name = $2",
-                args![orgid, name],
-            )
-            .await?;
-        }
+        None => tx.disarm_timer(&name).await?,
     }
     tx.record_change(
         "agreement",
@@ -1107,9 +1194,9 @@ async fn change_status(
     save(tx, next).await
 }
 
-async fn change_schedule(tx: &mut TenantTx, c: ChangeSchedule) -> Result<Agreement, StoreError> {
-    let mut agreement = load_agreement(tx, c.agreement_id, true).await?;
-    check_version("agreement", c.expected_version, agreement.version)?;
+/// Refuses a change to an agreement that has expired or was cancelled: it `still` does what it
+/// did.
+fn refuse_if_ended(agreement: &Agreement, still: &str) -> Result<(), StoreError> {
     if matches!(
         agreement.status,
         AgreementStatus::Expired | AgreementStatus::Cancelled
@@ -1117,10 +1204,17 @@ async fn change_schedule(tx: &mut TenantTx, c: ChangeSchedule) -> Result<Agreeme
         return Err(Failure::new(
             FailureKind::Conflict,
             "AGREEMENT_STATE",
-            "an agreement that has ended keeps its schedules",
+            format!("an agreement that has ended {still}"),
         )
         .into());
     }
+    Ok(())
+}
+
+async fn change_schedule(tx: &mut TenantTx, c: ChangeSchedule) -> Result<Agreement, StoreError> {
+    let mut agreement = load_agreement(tx, c.agreement_id, true).await?;
+    check_version("agreement", c.expected_version, agreement.version)?;
+    refuse_if_ended(&agreement, "keeps its schedules")?;
     let Some(current) = agreement
         .schedules
         .iter_mut()
@@ -1160,17 +1254,7 @@ async fn change_schedule(tx: &mut TenantTx, c: ChangeSchedule) -> Result<Agreeme
 async fn set_autopay(tx: &mut TenantTx, a: SetAutopay) -> Result<Agreement, StoreError> {
     let agreement = load_agreement(tx, a.agreement_id, true).await?;
     check_version("agreement", a.expected_version, agreement.version)?;
-    if matches!(
-        agreement.status,
-        AgreementStatus::Expired | AgreementStatus::Cancelled
-    ) {
-        return Err(Failure::new(
-            FailureKind::Conflict,
-            "AGREEMENT_STATE",
-            "an agreement that has ended charges nothing",
-        )
-        .into());
-    }
+    refuse_if_ended(&agreement, "charges nothing")?;
     // A new card starts afresh: what is unpaid is tried on the next tick.
     let retry_on = match a.card_token {
         Some(_) => Some(super::invoice::local_today(tx).await?),
@@ -1510,13 +1594,7 @@ async fn bill_periods(tx: &mut TenantTx, t: Tick) -> Result<Vec<PeriodInvoice>, 
     if due.is_empty() {
         return Ok(Vec::new());
     }
-    let at = PriceAt {
-        customer_id: agreement.customer_id,
-        property_id: *agreement
-            .property_ids
-            .first()
-            .ok_or_else(|| StoreError::Internal("an agreement without a property".into()))?,
-    };
+    let at = price_at(&agreement)?;
     let orgid = tx.org();
     let mut billed = Vec::with_capacity(due.len());
     for period in due {
@@ -1643,13 +1721,7 @@ pub(crate) async fn price_at_of_invoice(
         .ok_or_else(|| StoreError::Internal("an invoice without a job or an agreement".into()))?;
     let agreement =
         load_agreement(tx, AgreementId::from_uuid(row.get("agreement_id")?), false).await?;
-    Ok(PriceAt {
-        customer_id: agreement.customer_id,
-        property_id: *agreement
-            .property_ids
-            .first()
-            .ok_or_else(|| StoreError::Internal("an agreement without a property".into()))?,
-    })
+    price_at(&agreement)
 }
 
 /// Which agreement a timer name is for.
@@ -1703,7 +1775,7 @@ pub struct AgreementVisit {
     pub visit: Visit,
     /// Its job's status.
     pub job_status: String,
-    /// Due before today and not completed.
+    /// Due before today and still ahead (not done, not cancelled).
     pub overdue: bool,
 }
 
@@ -1715,7 +1787,8 @@ pub struct AgreementVisits {
     pub items: Vec<AgreementVisit>,
     /// How many were generated.
     pub generated: u32,
-    /// How many of those are done (completed or later).
+    /// How many of those are done (completed, invoiced, paid or closed; a cancelled visit is
+    /// neither done nor overdue).
     pub completed: u32,
     /// How many are overdue.
     pub overdue: u32,
@@ -1779,18 +1852,9 @@ pub struct RenewalDue {
     pub renews_on: Option<NaiveDate>,
 }
 
-/// Whether a job's status means the visit is done.
-fn visit_done(job_status: &str) -> bool {
-    !matches!(
-        job_status,
-        "requested"
-            | "scheduled"
-            | "dispatched"
-            | "en_route"
-            | "on_site"
-            | "in_progress"
-            | "on_hold"
-    )
+/// A visit's job status, as stored.
+fn parse_job_status(raw: &str) -> Result<JobStatus, StoreError> {
+    JobStatus::parse(raw).map_err(|_| StoreError::Internal(format!("stored job status {raw:?}")))
 }
 
 /// Occurrences of the agreement's current schedules from their cursors, before `until` and the
@@ -1901,10 +1965,10 @@ impl Services {
                     .await?;
                 for row in visits {
                     let due_on: NaiveDate = row.get("due_on")?;
-                    let done = visit_done(&row.get::<String>("status")?);
+                    let status = parse_job_status(&row.get::<String>("status")?)?;
                     report.generated += 1;
-                    report.completed += u32::from(done);
-                    report.overdue += u32::from(!done && due_on < today);
+                    report.completed += u32::from(status.is_work_done());
+                    report.overdue += u32::from(status.is_pending() && due_on < today);
                 }
                 Ok(report)
             })
@@ -2013,7 +2077,7 @@ impl Services {
                     };
                     let due_on: NaiveDate = row.get("due_on")?;
                     let job_status: String = row.get("status")?;
-                    let done = visit_done(&job_status);
+                    let pending = parse_job_status(&job_status)?.is_pending();
                     visits.push(AgreementVisit {
                         visit: Visit {
                             slot: number("slot")?,
@@ -2025,7 +2089,7 @@ impl Services {
                             generated_on: row.get("generated_on")?,
                             late: row.get("late")?,
                         },
-                        overdue: due_on < today && !done,
+                        overdue: due_on < today && pending,
                         job_status,
                     });
                 }
@@ -2034,7 +2098,9 @@ impl Services {
                 };
                 Ok(AgreementVisits {
                     generated: count(&|_| true),
-                    completed: count(&|v| visit_done(&v.job_status)),
+                    completed: count(&|v| {
+                        JobStatus::parse(&v.job_status).is_ok_and(JobStatus::is_work_done)
+                    }),
                     overdue: count(&|v| v.overdue),
                     remaining: if agreement.status.is_in_force()
                         || agreement.status == AgreementStatus::Suspended

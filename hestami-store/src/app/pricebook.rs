@@ -687,6 +687,9 @@ pub(crate) struct PriceAt {
     pub customer_id: CustomerId,
     /// The property.
     pub property_id: PropertyId,
+    /// Whether the customer's member discount applies (it does to everything but the
+    /// agreement's own period invoices).
+    pub member_benefits: bool,
 }
 
 /// Prices `request` against the organization's current pricebook (or the revisions its lines
@@ -700,6 +703,14 @@ pub(crate) async fn price(
 ) -> Result<Quote, StoreError> {
     let org = load_organization(tx, false).await?;
     let settings = load_settings(tx, false).await?;
+    let member = match at {
+        Some(at) if at.member_benefits => {
+            super::maintenance::membership(tx, at.customer_id)
+                .await?
+                .discount
+        }
+        _ => None,
+    };
     let taxes = match at {
         Some(at) => {
             let property =
@@ -746,6 +757,7 @@ pub(crate) async fn price(
         items: &items,
         markup: &settings.markup_tiers,
         taxes: &taxes,
+        member,
     };
     core_pricebook::quote(&ctx, request).map_err(|p| invalid(prefix, p).into())
 }
@@ -849,6 +861,7 @@ impl Services {
                 let at = at.map(|(customer_id, property_id)| PriceAt {
                     customer_id,
                     property_id,
+                    member_benefits: true,
                 });
                 price(tx, at, &request, "").await
             })
