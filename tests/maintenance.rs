@@ -24,6 +24,7 @@ each_backend!(
     suspend_resume_cancel_and_replan,
     other_organizations_and_roles,
     members_get_their_discount_and_priority,
+    cancelling_credits_the_unused_days,
 );
 
 #[derive(Debug)]
@@ -968,4 +969,160 @@ async fn members_get_their_discount_and_priority(backend: Backend) {
             .ok();
         assert_eq!(invoice["quote"]["memberDiscount"], Value::Null);
     }
+}
+
+async fn cancelling_credits_the_unused_days(backend: Backend) {
+    let start = date(2027, 1, 1);
+    let Some((s, clock)) = server_at(backend, start).await else {
+        return;
+    };
+    let plan = gold_plan(&s).await;
+    let signed = |billing: &str, customer: &Value, property: &Value| {
+        json!({ "customerId": customer["id"], "propertyIds": [property["id"]], "planId": plan["id"],
+                "startDate": start, "termMonths": 12, "billing": billing })
+    };
+    let mut agreements = Vec::new();
+    for billing in ["annually", "monthly", "monthly"] {
+        let (customer, property) = customer(&s).await;
+        let draft = s
+            .mutate(
+                "maintenance/v1/createContract",
+                signed(billing, &customer, &property),
+            )
+            .await;
+        agreements.push(
+            s.mutate(
+                "maintenance/v1/activate",
+                json!({ "agreementId": draft["id"], "signedBy": "Ada Lovelace" }),
+            )
+            .await,
+        );
+    }
+    let [annual, unpaid, part_paid] = &agreements[..] else {
+        unreachable!("three agreements")
+    };
+    days(&s, &clock, start, date(2027, 3, 17)).await;
+    let invoice_of = |billed: Vec<Value>, n: usize| billed[n]["invoiceId"].clone();
+    // The year paid by card, March's half paid in cash.
+    let year = invoice_of(invoices(&s, annual).await, 0);
+    s.mutate(
+        "invoice/v1/collectPayment",
+        json!({ "invoiceId": year, "amount": "330.00", "method": "card" }),
+    )
+    .await;
+    let march = invoice_of(invoices(&s, part_paid).await, 2);
+    s.mutate(
+        "invoice/v1/collectPayment",
+        json!({ "invoiceId": march, "amount": "20.00", "method": "cash" }),
+    )
+    .await;
+
+    // Cancelled on 16 March, effective at its end: 17 to 31 March unused, 15 of 31 days,
+    // 0.4839 of 31.00 = 15.00 taken off what is owed.
+    let cancel = |a: &Value| json!({ "agreementId": a["id"], "reason": "Moving away" });
+    let cancelled = s.mutate("maintenance/v1/cancel", cancel(unpaid)).await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(
+        cancelled["cancellation"]["cancelledOn"],
+        json!(date(2027, 3, 16))
+    );
+    let credit = &cancelled["cancellation"]["credits"][0];
+    assert_eq!(
+        (
+            &credit["unusedDays"],
+            &credit["share"],
+            &credit["amount"],
+            &credit["settlement"]
+        ),
+        (
+            &json!(15),
+            &json!("0.4839"),
+            &json!("15.00"),
+            &json!("credited")
+        )
+    );
+    let unpaid_march = s
+        .call(
+            "invoice/v1/get",
+            json!({ "invoiceId": credit["invoiceId"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &unpaid_march["balance"],
+            &unpaid_march["credited"],
+            &unpaid_march["status"]
+        ),
+        (&json!("16.00"), &json!("15.00"), &json!("issued"))
+    );
+    let reason = unpaid_march["creditNotes"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("15 unused days of 2027-03-01 to 2027-03-31"),
+        "{reason}"
+    );
+
+    // Partly paid, owing less than the credit: left to the office, nothing credited.
+    let by_hand = s.mutate("maintenance/v1/cancel", cancel(part_paid)).await;
+    assert_eq!(
+        by_hand["cancellation"]["credits"][0]["settlement"],
+        "by_hand"
+    );
+    let still = s
+        .call("invoice/v1/get", json!({ "invoiceId": march }))
+        .await
+        .ok();
+    assert_eq!(
+        (&still["balance"], &still["creditNotes"]),
+        (&json!("11.00"), &json!([]))
+    );
+
+    // The year, paid, cancelled on 31 March: April to December (275 of 365 days) refunded to
+    // the card, through the processor; the invoice stays paid.
+    clock.set(morning(date(2027, 3, 31)));
+    let refunded = s.mutate("maintenance/v1/cancel", cancel(annual)).await;
+    let credit = &refunded["cancellation"]["credits"][0];
+    assert_eq!(
+        (
+            &credit["unusedDays"],
+            &credit["share"],
+            &credit["amount"],
+            &credit["settlement"]
+        ),
+        (
+            &json!(275),
+            &json!("0.7534"),
+            &json!("248.62"),
+            &json!("refunded")
+        )
+    );
+    let paid_year = s
+        .call("invoice/v1/get", json!({ "invoiceId": year }))
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &paid_year["status"],
+            &paid_year["refunded"],
+            &paid_year["credited"],
+            &paid_year["balance"]
+        ),
+        (
+            &json!("paid"),
+            &json!("248.62"),
+            &json!("248.62"),
+            &json!("0.00")
+        )
+    );
+    assert_eq!(credit["refundPaymentId"], paid_year["payments"][0]["id"]);
+
+    // Cancelled agreements bill nothing more, and a second cancel is refused.
+    days(&s, &clock, date(2027, 3, 31), date(2027, 5, 2)).await;
+    assert_eq!(invoices(&s, unpaid).await.len(), 3);
+    s.call(
+        "maintenance/v1/cancel",
+        json!({ "idempotencyKey": key(), "agreementId": annual["id"], "reason": "Again" }),
+    )
+    .await
+    .assert_error(409, "AGREEMENT_STATE");
 }

@@ -1,6 +1,7 @@
 //! Maintenance agreements' timers on every backend, through the public API: two processes
 //! firing every morning of a year generate each visit and bill each period once; a crash after
-//! each step of a tick recovers with each effect once.
+//! each step of a tick, and after each step of a cancellation that refunds the unused days,
+//! recovers with each effect once.
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
@@ -18,13 +19,14 @@ use hestami_store::app::maintenance::{Agreement, MaintenanceCommand, Plan};
 use hestami_store::app::payments::TestProvider;
 use hestami_store::app::{Caller, PageRequest, Services};
 use hestami_store::engine::{EngineConfig, FaultHook};
-use hestami_store::{Clock, Store, StoreOptions};
+use hestami_store::{Clock, Store, StoreError, StoreOptions};
 
 use common::*;
 
 on_every_backend!(
     two_processes_generate_and_bill_once,
     a_crash_after_each_tick_step_recovers_with_each_effect_once,
+    a_crash_after_each_cancellation_step_refunds_once,
 );
 
 #[derive(Debug)]
@@ -286,6 +288,100 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
         assert_eq!(
             now.next_attention,
             Some(date(2027, 2, 1)),
+            "crash after {step}"
+        );
+    }
+}
+
+async fn a_crash_after_each_cancellation_step_refunds_once(fx: Fixture) {
+    let processor = TestProvider::new();
+    for step in [
+        "cancel_agreement",
+        "reserve_refund",
+        "refund",
+        "record_refund",
+    ] {
+        let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
+        let setup = process(&fx, &clock, EngineConfig::default(), &processor).await;
+        let org = fx.org(&format!("Cancel crash {step}")).await;
+        let c = &org.caller;
+        let agreement = active_agreement(&setup, c).await;
+        // January is billed and charged to the card on file.
+        setup.fire_due_timers().await.unwrap();
+        let january = setup.agreement_invoices(c, agreement.id).await.unwrap()[0].invoice_id;
+        assert_eq!(
+            setup.invoice_get(c, january).await.unwrap().status,
+            hestami_core::invoice::InvoiceStatus::Paid
+        );
+        let refunds = || {
+            processor
+                .moved()
+                .iter()
+                .filter(|m| m.kind == "refund")
+                .count()
+        };
+        let before = refunds();
+        // Cancelled on 16 January: 17 to 31 January unused, 15 of 31 days of 31.00.
+        clock.set(morning(date(2027, 1, 16)));
+        let crashing = process(
+            &fx,
+            &clock,
+            EngineConfig {
+                executor_id: format!("cancel-{step}"),
+                fault: Some(crash_after(step)),
+                ..EngineConfig::default()
+            },
+            &processor,
+        )
+        .await;
+        let cancel = request(MaintenanceCommand::Cancel(from_json(json!({
+            "agreementId": agreement.id, "reason": "Moving away", "expectedVersion": null
+        }))));
+        match crashing.submit(c, cancel.clone()).await {
+            Err(StoreError::InjectedCrash) => {}
+            other => panic!("crash after {step}: expected a crash, got {other:?}"),
+        }
+        drop(crashing);
+        let restarted = process(
+            &fx,
+            &clock,
+            EngineConfig {
+                executor_id: format!("cancel-{step}"),
+                ..EngineConfig::default()
+            },
+            &processor,
+        )
+        .await;
+        assert_eq!(
+            restarted.engine().recover(true).await.unwrap(),
+            1,
+            "crash after {step}"
+        );
+        let replay = restarted.submit(c, cancel).await.unwrap();
+        assert!(replay.replayed, "crash after {step}");
+        let cancelled: Agreement = serde_json::from_str(&replay.outcome.unwrap()).unwrap();
+        let credits = cancelled.cancellation.unwrap().credits;
+        assert_eq!(credits.len(), 1, "crash after {step}");
+        assert_eq!(
+            credits[0].amount.amount_text(),
+            "15.00",
+            "crash after {step}"
+        );
+        assert_eq!(refunds(), before + 1, "crash after {step}: one refund");
+        let invoice = restarted.invoice_get(c, january).await.unwrap();
+        assert_eq!(
+            (
+                invoice.refunded().amount_text(),
+                invoice.credited().amount_text(),
+                invoice.credit_notes.len(),
+                invoice.status
+            ),
+            (
+                "15.00".to_owned(),
+                "15.00".to_owned(),
+                1,
+                hestami_core::invoice::InvoiceStatus::Paid
+            ),
             "crash after {step}"
         );
     }

@@ -8,6 +8,10 @@
 //! fall on the same day as everyone else's, and a day of service costs the same in every
 //! period of that length. Quarterly and annual periods count from the first of the start's
 //! month.
+//!
+//! **Cancelling credits the unused days.** A cancellation takes effect at the end of the day it
+//! is made; every billed period with days after that is credited for their share of the days it
+//! billed ([`unused_share`]), as a quantity of its line, so its taxes are credited with it.
 
 use chrono::{Datelike, Duration, Months, NaiveDate};
 use rust_decimal::Decimal;
@@ -90,6 +94,26 @@ fn aligned_start(
 /// The term's end (the day after its last day).
 pub fn term_end(start: NaiveDate, term_months: u32) -> Option<NaiveDate> {
     start.checked_add_months(Months::new(term_months))
+}
+
+/// The places a credited share is rounded to: the precision of a quantity.
+pub const SHARE_DECIMALS: u32 = 4;
+
+/// The share of a billed stretch `[start, end)` left unused by a cancellation on `day`
+/// (effective at its end): `days after day ÷ days billed`, rounded half to even to
+/// [`SHARE_DECIMALS`] places, with the number of unused days. `None` when no billed day is
+/// left.
+pub fn unused_share(start: NaiveDate, end: NaiveDate, day: NaiveDate) -> Option<(Decimal, u32)> {
+    let billed = (end - start).num_days();
+    let unused = (end - day.succ_opt()?.max(start)).num_days();
+    if billed <= 0 || unused <= 0 {
+        return None;
+    }
+    let share = (Decimal::from(unused) / Decimal::from(billed)).round_dp_with_strategy(
+        SHARE_DECIMALS,
+        rust_decimal::RoundingStrategy::MidpointNearestEven,
+    );
+    Some((share, u32::try_from(unused).ok()?))
 }
 
 /// Checks a term and a lead time.

@@ -5,7 +5,6 @@ use super::*;
 use chrono::{TimeZone, Timelike};
 use proptest::prelude::*;
 
-
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a date")
 }

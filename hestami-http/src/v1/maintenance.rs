@@ -16,9 +16,9 @@ use hestami_core::workforce::SkillLevel;
 use hestami_store::app::PageRequest;
 use hestami_store::app::maintenance::{
     ActivateAgreement, Agreement, AgreementFilter, AgreementSchedule, AgreementVisit, Benefits,
-    ChangeSchedule, ChangeStatus, DEFAULT_LEAD_DAYS, MAX_PLAN_VISITS, MAX_PROPERTIES,
+    Cancellation, ChangeSchedule, ChangeStatus, DEFAULT_LEAD_DAYS, MAX_PLAN_VISITS, MAX_PROPERTIES,
     MAX_VISIT_SERVICES, MaintenanceCommand, NewAgreement, NewPlan, PeriodInvoice, Plan, PlanPrice,
-    PlanService, PlanVisit, SetAutopay, SetPlanPrices,
+    PlanService, PlanVisit, SetAutopay, SetPlanPrices, Settlement,
 };
 
 use super::job::PriorityDto;
@@ -757,10 +757,87 @@ pub struct AgreementDto {
     pub reason: Option<String>,
     /// The next local date its timer runs (null when it is not in force).
     pub next_attention: Option<NaiveDate>,
+    /// What cancelling it credited (null until it is cancelled).
+    pub cancellation: Option<CancellationDto>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a cancellation credited: the billed days after the day it was cancelled on.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancellationDto {
+    /// The local date it was cancelled on; it took effect at the end of that day.
+    pub cancelled_on: NaiveDate,
+    /// One per billed period with days left.
+    pub credits: Vec<UnusedCreditDto>,
+}
+
+/// The unused days of one billed period, credited on its invoice.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnusedCreditDto {
+    /// The period's invoice.
+    pub invoice_id: Uuid,
+    /// The first day the invoice billed.
+    pub period_start: NaiveDate,
+    /// The day after the last.
+    pub period_end: NaiveDate,
+    /// The billed days after the cancellation.
+    pub unused_days: u32,
+    /// Their share of the days billed (4 decimals): the quantity of the line credited.
+    pub share: String,
+    /// The credit note's total.
+    pub amount: String,
+    /// `credited` (taken off what the invoice owes), `refunded` (the invoice was paid: the
+    /// credit note refunded to `refundPaymentId`) or `by_hand` (partly paid, or no one payment
+    /// covers it: left to the office, through `invoice/v1/creditNote`).
+    pub settlement: SettlementDto,
+    /// The payment refunded, when `refunded`.
+    pub refund_payment_id: Option<Uuid>,
+}
+
+/// How a cancellation's credit is settled.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SettlementDto {
+    /// A credit note against what the invoice owes.
+    Credited,
+    /// A credit note refunded to a payment.
+    Refunded,
+    /// Left to the office.
+    ByHand,
+}
+
+fn cancellation_dto(c: Cancellation) -> CancellationDto {
+    CancellationDto {
+        cancelled_on: c.on,
+        credits: c
+            .credits
+            .into_iter()
+            .map(|u| {
+                let (settlement, refund_payment_id) = match u.settlement {
+                    Settlement::Credited => (SettlementDto::Credited, None),
+                    Settlement::Refunded { payment_id } => {
+                        (SettlementDto::Refunded, Some(payment_id.as_uuid()))
+                    }
+                    Settlement::ByHand => (SettlementDto::ByHand, None),
+                };
+                UnusedCreditDto {
+                    invoice_id: u.invoice_id.as_uuid(),
+                    period_start: u.period_start,
+                    period_end: u.period_end,
+                    unused_days: u.unused_days,
+                    share: u.share.normalize().to_string(),
+                    amount: u.amount.amount_text(),
+                    settlement,
+                    refund_payment_id,
+                }
+            })
+            .collect(),
+    }
 }
 
 fn schedule_dto(s: &AgreementSchedule, term_end: NaiveDate) -> AgreementScheduleDto {
@@ -815,6 +892,7 @@ impl From<Agreement> for AgreementDto {
             }),
             reason: a.reason.map(|r| r.as_str().to_owned()),
             next_attention: a.next_attention,
+            cancellation: a.cancellation.map(cancellation_dto),
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -1459,8 +1537,18 @@ pub(crate) fn procedures() -> Vec<Procedure> {
         mutation(
             name(
                 "cancel",
-                "End an agreement early: nothing more is generated or billed",
-                &["NOT_FOUND", "AGREEMENT_STATE", "VERSION_CONFLICT"],
+                "End an agreement early, at the end of today: nothing more is generated or billed, and the billed days after today are credited on their invoices (a credit note against what is owed, or refunded to the payment of a paid one)",
+                &[
+                    "NOT_FOUND",
+                    "AGREEMENT_STATE",
+                    "VERSION_CONFLICT",
+                    "CREDIT_EXCEEDS_BALANCE",
+                    "INVOICE_PAYMENT_PENDING",
+                    "REFUND_EXCEEDS_PAYMENT",
+                    "REFUND_DECLINED",
+                    "PAYMENT_PROVIDER_NOT_CONFIGURED",
+                    "PAYMENT_PROVIDER_UNAVAILABLE",
+                ],
             ),
             convert_cancel,
             <AgreementDto as From<Agreement>>::from,

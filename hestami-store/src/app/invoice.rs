@@ -550,7 +550,7 @@ async fn insert_new(tx: &mut TenantTx, new_invoice: NewInvoice) -> Result<Invoic
 }
 
 /// A credit note without a refund: one step.
-async fn credit(tx: &mut TenantTx, c: CreditInvoice) -> Result<Invoice, StoreError> {
+pub(crate) async fn credit(tx: &mut TenantTx, c: CreditInvoice) -> Result<Invoice, StoreError> {
     let invoice = lock_for_change(tx, c.invoice_id).await?;
     check_version("invoice", c.expected_version, invoice.version)?;
     refuse_while_credit_refund_pending(tx, invoice.id).await?;
@@ -581,7 +581,7 @@ async fn credit(tx: &mut TenantTx, c: CreditInvoice) -> Result<Invoice, StoreErr
 
 /// Prices a credit note against a locked invoice with a placeholder number, so a refused one
 /// takes no number (as `issue` does).
-pub(super) fn price_credit(
+pub(crate) fn price_credit(
     invoice: &Invoice,
     id: CreditNoteId,
     issue_date: NaiveDate,

@@ -36,9 +36,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use hestami_core::ids::{
-    AgreementId, CustomerId, InvoiceId, JobId, MaintenancePlanId, PricebookItemId, PropertyId,
+    AgreementId, CreditNoteId, CustomerId, InvoiceId, JobId, MaintenancePlanId, PaymentId,
+    PricebookItemId, PropertyId,
 };
-use hestami_core::invoice::PaymentMethod;
+use hestami_core::invoice::credit::{
+    CreditLineRequest, CreditRequest, credited_quantities, price_credit_note,
+};
+use hestami_core::invoice::{CreditNoteNumber, InvoiceStatus, PaymentMethod};
 use hestami_core::job::{JobStatus, NewJob, Priority};
 use hestami_core::maintenance::agreement::{self as rules, BillingPeriod, Cursor};
 use hestami_core::maintenance::{
@@ -307,10 +311,183 @@ pub struct Agreement {
     pub reason: Option<Reason>,
     /// The first local date it needs its timer (`None` when it is not in force).
     pub next_attention: Option<NaiveDate>,
+    /// What cancelling it credited, once cancelled.
+    #[serde(default)]
+    pub cancellation: Option<Cancellation>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a cancellation credited: the unused days of every billed period (see
+/// [`rules::unused_share`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cancellation {
+    /// The local date it was cancelled on; it took effect at the end of that day.
+    pub on: NaiveDate,
+    /// One per billed period with days left.
+    pub credits: Vec<UnusedCredit>,
+}
+
+/// The unused days of one billed period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnusedCredit {
+    /// The period's invoice.
+    pub invoice_id: InvoiceId,
+    /// The first day the invoice billed.
+    pub period_start: NaiveDate,
+    /// The day after the last.
+    pub period_end: NaiveDate,
+    /// The billed days after the cancellation.
+    pub unused_days: u32,
+    /// Their share of the days billed, the quantity of each line credited.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub share: Decimal,
+    /// The credit note's total.
+    pub amount: Money,
+    /// How it is settled.
+    pub settlement: Settlement,
+}
+
+/// How a cancellation's credit is settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Settlement {
+    /// Taken off what the invoice still owes: a credit note.
+    Credited,
+    /// The invoice was paid: a credit note refunded to this payment, through the provider that
+    /// took it.
+    Refunded {
+        /// The payment.
+        payment_id: PaymentId,
+    },
+    /// Neither fits (partly paid, or no one payment covers it): left to the office, which
+    /// settles it with `invoice/v1/creditNote`.
+    ByHand,
+}
+
+impl UnusedCredit {
+    /// The credit note that settles it, unless it is left to the office.
+    fn command(&self, on: NaiveDate) -> Result<Option<super::invoice::CreditInvoice>, StoreError> {
+        let refund_payment_id = match self.settlement {
+            Settlement::Credited => None,
+            Settlement::Refunded { payment_id } => Some(payment_id),
+            Settlement::ByHand => return Ok(None),
+        };
+        Ok(Some(super::invoice::CreditInvoice {
+            invoice_id: self.invoice_id,
+            request: unused_request(self, on)?,
+            refund_payment_id,
+            expected_version: None,
+        }))
+    }
+}
+
+/// The credit request of an unused stretch: every line of the period's invoice at `share`.
+fn unused_request(credit: &UnusedCredit, on: NaiveDate) -> Result<CreditRequest, StoreError> {
+    let last = credit.period_end.pred_opt().unwrap_or(credit.period_end);
+    let reason = Reason::parse(&format!(
+        "Agreement cancelled on {on}: {} unused days of {} to {last}",
+        credit.unused_days, credit.period_start
+    ))
+    .map_err(|e| StoreError::Internal(format!("a cancellation's reason: {}", e.message)))?;
+    Ok(CreditRequest {
+        lines: vec![CreditLineRequest {
+            line: 0,
+            quantity: Some(credit.share),
+        }],
+        adjustments: Vec::new(),
+        reason,
+    })
+}
+
+/// Decides what cancelling `agreement` on `today` credits: each billed period with days after
+/// today, at its unused share of the period's invoice (never more than is not yet credited),
+/// settled against what the invoice owes, else refunded to one payment that covers it, else
+/// left to the office.
+async fn unused_credits(
+    tx: &mut TenantTx,
+    agreement: &Agreement,
+    today: NaiveDate,
+) -> Result<Vec<UnusedCredit>, StoreError> {
+    let rows = tx
+        .fetch_all(
+            "SELECT period_start, period_end, invoice_id FROM agreement_invoices \
+             WHERE organization_id = $1 AND agreement_id = $2 AND period_end > $3 ORDER BY period_start",
+            args![tx.org(), agreement.id.as_uuid(), today],
+        )
+        .await?;
+    let mut credits = Vec::new();
+    for row in rows {
+        let (start, end): (NaiveDate, NaiveDate) =
+            (row.get("period_start")?, row.get("period_end")?);
+        let Some((share, unused_days)) = rules::unused_share(start, end, today) else {
+            continue;
+        };
+        let invoice_id = InvoiceId::from_uuid(row.get("invoice_id")?);
+        let invoice = super::invoice::load(tx, invoice_id, false).await?;
+        if !matches!(invoice.status, InvoiceStatus::Issued | InvoiceStatus::Paid) {
+            continue;
+        }
+        // A credit note by hand may already have taken part of the line.
+        let left = invoice
+            .quote
+            .lines
+            .first()
+            .map(|l| l.quantity)
+            .unwrap_or_default()
+            - credited_quantities(&invoice)
+                .first()
+                .copied()
+                .unwrap_or_default();
+        let share = share.min(left);
+        if share <= Decimal::ZERO {
+            continue;
+        }
+        let mut credit = UnusedCredit {
+            invoice_id,
+            period_start: start,
+            period_end: end,
+            unused_days,
+            share,
+            amount: Money::zero(invoice.currency()),
+            settlement: Settlement::ByHand,
+        };
+        // Priced as the credit note will be, whatever the invoice owes (that decides below how
+        // it is settled).
+        let placeholder = CreditNoteNumber::from_sequence(1)
+            .map_err(|e| StoreError::Internal(format!("credit note number 1: {}", e.message)))?;
+        credit.amount = price_credit_note(
+            &invoice,
+            CreditNoteId::from_uuid(new_id()),
+            placeholder,
+            today,
+            &unused_request(&credit, today)?,
+        )
+        .map_err(|e| super::invoice::invoice_failure(&e))?
+        .total;
+        let owed = super::invoice::collect::unreserved_balance(tx, &invoice).await?;
+        credit.settlement = if credit.amount.amount() <= owed.amount() {
+            Settlement::Credited
+        } else if owed.is_zero()
+            && let Some(payment) = invoice.payments.iter().rev().find(|p| {
+                invoice
+                    .refundable(p.id)
+                    .is_some_and(|r| r.amount() >= credit.amount.amount())
+            })
+        {
+            Settlement::Refunded {
+                payment_id: payment.id,
+            }
+        } else {
+            Settlement::ByHand
+        };
+        credits.push(credit);
+    }
+    Ok(credits)
 }
 
 impl Agreement {
@@ -624,12 +801,36 @@ pub(crate) async fn run(
             })
             .await?,
         )?,
-        C::Cancel(c) => serde_json::to_value(
-            ctx.step("cancel_agreement", move |tx| {
-                Box::pin(change_status(tx, c, AgreementAction::Cancel))
-            })
-            .await?,
-        )?,
+        C::Cancel(c) => {
+            // The credits are decided with the cancellation (its step records them); each is
+            // then settled through the invoice path, a credit note or a refunded one.
+            let agreement = ctx
+                .step("cancel_agreement", move |tx| {
+                    Box::pin(change_status(tx, c, AgreementAction::Cancel))
+                })
+                .await?;
+            if let Some(cancellation) = &agreement.cancellation {
+                for credit in &cancellation.credits {
+                    let Some(command) = credit.command(cancellation.on)? else {
+                        continue;
+                    };
+                    if command.refund_payment_id.is_some() {
+                        super::invoice::collect::refund(
+                            &mut ctx,
+                            super::invoice::collect::RefundOf::Credit(command),
+                            processor.clone(),
+                        )
+                        .await?;
+                    } else {
+                        ctx.step("credit_unused_days", move |tx| {
+                            Box::pin(super::invoice::credit(tx, command))
+                        })
+                        .await?;
+                    }
+                }
+            }
+            serde_json::to_value(agreement)?
+        }
         C::ChangeSchedule(c) => serde_json::to_value(
             ctx.step("change_schedule", move |tx| {
                 Box::pin(change_schedule(tx, c))
@@ -1029,6 +1230,7 @@ async fn create_agreement(tx: &mut TenantTx, a: NewAgreement) -> Result<Agreemen
         signature: None,
         reason: None,
         next_attention: None,
+        cancellation: None,
         created_at: now,
         updated_at: now,
     };
@@ -1179,6 +1381,13 @@ async fn change_status(
         reason: c.reason,
         ..agreement
     };
+    if action == AgreementAction::Cancel {
+        let today = super::invoice::local_today(tx).await?;
+        next.cancellation = Some(Cancellation {
+            on: today,
+            credits: unused_credits(tx, &next, today).await?,
+        });
+    }
     if action == AgreementAction::Resume {
         // A suspension pauses the service: visits that fell during it are not generated
         // afterwards, and the days it lasted are not billed. What falls from today on is: the

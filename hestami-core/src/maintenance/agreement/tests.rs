@@ -122,6 +122,23 @@ fn the_next_attention_is_the_earliest_due() {
 }
 
 #[test]
+fn cancelling_leaves_the_days_after_the_day_unused() {
+    // An annual period of 2027, cancelled on 31 March: April to December, 275 of 365 days.
+    let (share, days) =
+        unused_share(date(2027, 1, 1), date(2028, 1, 1), date(2027, 3, 31)).expect("unused");
+    assert_eq!((share, days), (Decimal::new(7534, 4), 275));
+    // A period that began after the day is unused in full; one that ended with it, not at all.
+    assert_eq!(
+        unused_share(date(2027, 4, 1), date(2027, 5, 1), date(2027, 3, 31)),
+        Some((Decimal::ONE, 30))
+    );
+    assert_eq!(
+        unused_share(date(2027, 3, 1), date(2027, 4, 1), date(2027, 3, 31)),
+        None
+    );
+}
+
+#[test]
 fn terms_and_lead_times_are_bounded() {
     assert!(check_term(12, 30).is_ok());
     assert!(check_term(0, 30).is_err());
@@ -176,6 +193,17 @@ proptest! {
         let b = march(first + later).amount(price);
         prop_assert!(a.amount() <= price.amount() && !a.is_negative());
         prop_assert!(b.amount() <= a.amount());
+    }
+
+    /// A share is between 0 and 1, and grows as the cancellation comes earlier.
+    #[test]
+    fn unused_shares_are_bounded_and_monotone(len in 1i64..400, at in -5i64..400, earlier in 0i64..30) {
+        let start = date(2027, 1, 1);
+        let end = start + Duration::days(len);
+        let day = start + Duration::days(at);
+        let share = |d: NaiveDate| unused_share(start, end, d).map_or(Decimal::ZERO, |(s, _)| s);
+        prop_assert!(share(day) >= Decimal::ZERO && share(day) <= Decimal::ONE);
+        prop_assert!(share(day - Duration::days(earlier)) >= share(day));
     }
 
     /// A plan's visit aligned to a start month falls on or after the agreement's start, in a

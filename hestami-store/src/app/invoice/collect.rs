@@ -459,7 +459,7 @@ async fn settle_unapplied(
     .await
 }
 
-pub(super) async fn refund(
+pub(crate) async fn refund(
     ctx: &mut WorkflowCtx,
     what: RefundOf,
     processor: Arc<dyn PaymentProvider>,
