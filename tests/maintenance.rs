@@ -25,6 +25,7 @@ each_backend!(
     other_organizations_and_roles,
     members_get_their_discount_and_priority,
     cancelling_credits_the_unused_days,
+    a_visit_requires_its_plan_checklist,
 );
 
 #[derive(Debug)]
@@ -1125,4 +1126,114 @@ async fn cancelling_credits_the_unused_days(backend: Backend) {
     )
     .await
     .assert_error(409, "AGREEMENT_STATE");
+}
+
+async fn a_visit_requires_its_plan_checklist(backend: Backend) {
+    // The real clock: the visit's job is scheduled and worked like any other.
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let f = s.fixture().await;
+    // An electrical checklist: by its trade it applies to no plumbing job.
+    let checklist = s
+        .mutate(
+            "form/v1/defineTemplate",
+            json!({ "name": "Backflow test", "trade": "electrical", "requiredBeforeCompletion": false,
+                    "questions": [{ "key": "holds", "label": "Pressure holds", "type": "yes_no",
+                                    "required": true }] }),
+        )
+        .await;
+    let weekday = (Utc::now() + Duration::days(2))
+        .format("%a")
+        .to_string()
+        .to_lowercase();
+    let plan = |forms: Value| {
+        json!({ "idempotencyKey": key(), "name": format!("Backflow {forms}"),
+                "visits": [{ "name": "Backflow test", "trade": "plumbing",
+                             "rule": { "kind": "weekly", "every": 4, "weekday": weekday },
+                             "window": { "start": "09:00", "end": "11:00" }, "durationMinutes": 30,
+                             "formTemplateIds": forms }],
+                "prices": { "monthly": "20.00" } })
+    };
+    let unknown = s
+        .call("maintenance/v1/createPlan", plan(json!([key()])))
+        .await;
+    unknown.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(
+        unknown.json["field_errors"][0]["field"],
+        "visits[0].formTemplateIds[0]"
+    );
+    let plan = s
+        .call(
+            "maintenance/v1/createPlan",
+            plan(json!([checklist["id"], checklist["id"]])),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        plan["visits"][0]["formTemplateIds"],
+        json!([checklist["id"]]),
+        "an id given twice counts once"
+    );
+    let draft = s
+        .mutate(
+            "maintenance/v1/createContract",
+            json!({ "customerId": f.customer["id"], "propertyIds": [f.property["id"]],
+                    "planId": plan["id"], "startDate": Utc::now().date_naive(), "termMonths": 12,
+                    "billing": "monthly" }),
+        )
+        .await;
+    let agreement = s
+        .mutate(
+            "maintenance/v1/activate",
+            json!({ "agreementId": draft["id"], "signedBy": "Ada Lovelace" }),
+        )
+        .await;
+    s.services.fire_due_timers().await.unwrap();
+    let generated = visits(&s, &agreement).await;
+    assert!(!generated.is_empty());
+    let job = s
+        .call("job/v1/get", json!({ "jobId": generated[0]["jobId"] }))
+        .await
+        .ok();
+
+    // The visit's job carries the checklist, required; another plumbing job does not.
+    let on_job = s
+        .call("form/v1/ofJob", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
+    assert_eq!(on_job["forms"][0]["template"]["id"], checklist["id"]);
+    assert_eq!(on_job["forms"][0]["requiredBeforeCompletion"], true);
+    assert_eq!(on_job["forms"][0]["missing"], json!(["holds"]));
+    let other = s.job(&f).await;
+    let on_other = s
+        .call("form/v1/ofJob", json!({ "jobId": other["id"] }))
+        .await
+        .ok();
+    assert_eq!(on_other["forms"], json!([]));
+
+    // Completion waits for it.
+    s.schedule_and_assign(&job, &f.tech).await;
+    for status in ["dispatched", "en_route", "on_site", "in_progress"] {
+        s.mutate(
+            "job/v1/updateStatus",
+            json!({ "jobId": job["id"], "status": status }),
+        )
+        .await;
+    }
+    let complete = || json!({ "idempotencyKey": key(), "jobId": job["id"], "status": "completed" });
+    let held = s.call("job/v1/updateStatus", complete()).await;
+    held.assert_error(422, "FORMS_INCOMPLETE");
+    assert_eq!(
+        held.json["error"]["details"]["forms"][0]["name"],
+        "Backflow test"
+    );
+    s.mutate(
+        "form/v1/answer",
+        json!({ "jobId": job["id"], "templateId": checklist["id"], "templateVersion": 1,
+                "answers": [{ "key": "holds", "value": true }] }),
+    )
+    .await;
+    let done = s.call("job/v1/updateStatus", complete()).await.ok();
+    assert_eq!(done["status"], "completed");
 }

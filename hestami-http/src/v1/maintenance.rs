@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use hestami_core::ids::{AgreementId, CustomerId, MaintenancePlanId, PricebookItemId, PropertyId};
+use hestami_core::ids::{
+    AgreementId, CustomerId, FormTemplateId, MaintenancePlanId, PricebookItemId, PropertyId,
+};
 use hestami_core::maintenance::agreement::{MAX_LEAD_DAYS, MAX_TERM_MONTHS};
 use hestami_core::maintenance::{AgreementStatus, BillingFrequency, DayWindow, Nth, Recurrence};
 use hestami_core::money::Percent;
@@ -17,8 +19,8 @@ use hestami_store::app::PageRequest;
 use hestami_store::app::maintenance::{
     ActivateAgreement, Agreement, AgreementFilter, AgreementSchedule, AgreementVisit, Benefits,
     Cancellation, ChangeSchedule, ChangeStatus, DEFAULT_LEAD_DAYS, MAX_PLAN_VISITS, MAX_PROPERTIES,
-    MAX_VISIT_SERVICES, MaintenanceCommand, NewAgreement, NewPlan, PeriodInvoice, Plan, PlanPrice,
-    PlanService, PlanVisit, SetAutopay, SetPlanPrices, Settlement,
+    MAX_VISIT_FORMS, MAX_VISIT_SERVICES, MaintenanceCommand, NewAgreement, NewPlan, PeriodInvoice,
+    Plan, PlanPrice, PlanService, PlanVisit, SetAutopay, SetPlanPrices, Settlement,
 };
 
 use super::job::PriorityDto;
@@ -226,6 +228,11 @@ pub struct PlanVisitInput {
     #[serde(default)]
     #[schema(max_items = 20)]
     pub services: Vec<PlanServiceDto>,
+    /// Form templates (checklists) its job must have answered before it is completed, at
+    /// most 5 (an id given twice counts once).
+    #[serde(default)]
+    #[schema(max_items = 5)]
+    pub form_template_ids: Vec<Uuid>,
 }
 
 /// What members get.
@@ -566,6 +573,8 @@ pub struct PlanVisitDto {
     pub min_skill_level: u8,
     /// The services it performs.
     pub services: Vec<PlanServiceDto>,
+    /// The form templates its job must have answered before it is completed.
+    pub form_template_ids: Vec<Uuid>,
 }
 
 /// What members get.
@@ -648,6 +657,7 @@ impl From<Plan> for MaintenancePlanDto {
                             quantity: s.quantity.normalize().to_string(),
                         })
                         .collect(),
+                    form_template_ids: v.forms.iter().map(|f| f.as_uuid()).collect(),
                 })
                 .collect(),
             benefits: BenefitsDto {
@@ -1108,6 +1118,20 @@ fn plan_visit(v: &mut Validator, n: usize, i: &PlanVisitInput) -> Option<PlanVis
         }));
     }
     let services: Option<Vec<PlanService>> = services.into_iter().collect();
+    if i.form_template_ids.len() > MAX_VISIT_FORMS {
+        v.fail(
+            &at("formTemplateIds"),
+            "too_many",
+            &format!("a visit requires at most {MAX_VISIT_FORMS} forms"),
+        );
+    }
+    let mut forms: Vec<FormTemplateId> = Vec::with_capacity(i.form_template_ids.len());
+    for id in &i.form_template_ids {
+        let id = FormTemplateId::from_uuid(*id);
+        if !forms.contains(&id) {
+            forms.push(id);
+        }
+    }
     rule_ok?;
     Some(PlanVisit {
         name: name?,
@@ -1118,6 +1142,7 @@ fn plan_visit(v: &mut Validator, n: usize, i: &PlanVisitInput) -> Option<PlanVis
         duration_minutes: duration?,
         min_skill_level: skill?,
         services: services?,
+        forms,
     })
 }
 

@@ -121,7 +121,8 @@ pub struct RecordedAnswer {
 pub struct JobForm {
     /// The template at the version in use on this job (the latest answered, else the latest).
     pub template: FormTemplate,
-    /// Whether completion waits for it (the template's latest version says so).
+    /// Whether completion waits for it (the template's latest version says so, or the job's
+    /// maintenance visit requires it).
     pub required_before_completion: bool,
     /// The latest answer to each of its questions.
     pub answers: Vec<RecordedAnswer>,
@@ -290,7 +291,11 @@ async fn answer(tx: &mut TenantTx, a: FormAnswers) -> Result<JobForm, StoreError
         }
     }
     let template = load_template(tx, a.template_id, Some(a.template_version)).await?;
-    if !template.applies_to(&job.trade) {
+    if !template.applies_to(&job.trade)
+        && !super::maintenance::visit_forms(tx, job.id)
+            .await?
+            .contains(&template.id)
+    {
         return Err(Failure::new(
             FailureKind::RuleViolation,
             "FORM_NOT_FOR_JOB",
@@ -359,10 +364,12 @@ async fn answer(tx: &mut TenantTx, a: FormAnswers) -> Result<JobForm, StoreError
         .ok_or_else(|| StoreError::Internal("the answered form is not on its job".into()))
 }
 
-/// Every form on a job: the templates that apply to its trade, and any other answered on it.
+/// Every form on a job: the templates that apply to its trade, those its maintenance visit
+/// requires, and any other answered on it.
 pub(crate) async fn of_job(tx: &mut TenantTx, job: &Job) -> Result<Vec<JobForm>, StoreError> {
     let org = tx.org();
     let latest = latest_templates(tx, None).await?;
+    let visit_forms = super::maintenance::visit_forms(tx, job.id).await?;
     let rows = tx
         .fetch_all(
             "SELECT template_id, template_version, question_key, answer, appointment_id, device, \
@@ -403,7 +410,9 @@ pub(crate) async fn of_job(tx: &mut TenantTx, job: &Job) -> Result<Vec<JobForm>,
                 load_template(tx, newest.id, Some(*version)).await?
             }
             Some(_) => newest.clone(),
-            None if newest.applies_to(&job.trade) => newest.clone(),
+            None if newest.applies_to(&job.trade) || visit_forms.contains(&newest.id) => {
+                newest.clone()
+            }
             None => continue,
         };
         let answers: Vec<RecordedAnswer> = answered
@@ -422,8 +431,9 @@ pub(crate) async fn of_job(tx: &mut TenantTx, job: &Job) -> Result<Vec<JobForm>,
             .map(|q| q.key.clone())
             .collect();
         forms.push(JobForm {
-            required_before_completion: newest.required_before_completion
-                && newest.applies_to(&job.trade),
+            required_before_completion: (newest.required_before_completion
+                && newest.applies_to(&job.trade))
+                || visit_forms.contains(&newest.id),
             template: in_use,
             answers,
             missing,

@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use hestami_core::ids::{
-    AgreementId, CreditNoteId, CustomerId, InvoiceId, JobId, MaintenancePlanId, PaymentId,
-    PricebookItemId, PropertyId,
+    AgreementId, CreditNoteId, CustomerId, FormTemplateId, InvoiceId, JobId, MaintenancePlanId,
+    PaymentId, PricebookItemId, PropertyId,
 };
 use hestami_core::invoice::credit::{
     CreditLineRequest, CreditRequest, credited_quantities, price_credit_note,
@@ -71,6 +71,8 @@ const TICK_PROCEDURE: &str = "timer/maintenance";
 pub const MAX_PLAN_VISITS: usize = 12;
 /// The most services a plan's visit lists.
 pub const MAX_VISIT_SERVICES: usize = 20;
+/// The most forms a plan's visit requires.
+pub const MAX_VISIT_FORMS: usize = 5;
 /// The most properties an agreement covers.
 pub const MAX_PROPERTIES: usize = 20;
 /// The lead time when none is given.
@@ -120,6 +122,10 @@ pub struct PlanVisit {
     pub min_skill_level: SkillLevel,
     /// The pricebook services it performs.
     pub services: Vec<PlanService>,
+    /// The forms (checklists) its job requires before it is completed, at most
+    /// [`MAX_VISIT_FORMS`].
+    #[serde(default)]
+    pub forms: Vec<FormTemplateId>,
 }
 
 /// What members get.
@@ -890,6 +896,30 @@ async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> 
             }
         }
     }
+    // Each visit's forms are the organization's templates.
+    let wanted: Vec<Uuid> = p
+        .visits
+        .iter()
+        .flat_map(|v| v.forms.iter().map(|f| f.as_uuid()))
+        .collect();
+    let templates = ids_in(
+        tx,
+        "SELECT DISTINCT id FROM form_templates WHERE organization_id = $1 AND id IN",
+        &wanted,
+    )
+    .await?;
+    for (n, visit) in p.visits.iter().enumerate() {
+        for (k, form) in visit.forms.iter().enumerate() {
+            if !templates.contains(&form.as_uuid()) {
+                return Err(Failure::invalid_field(
+                    format!("visits[{n}].formTemplateIds[{k}]"),
+                    "not_found",
+                    "no form template of the organization has this id",
+                )
+                .into());
+            }
+        }
+    }
     super::trades::ensure_known(
         tx,
         p.visits
@@ -971,6 +1001,25 @@ pub(crate) struct Membership {
     pub discount: Option<MemberDiscount>,
     /// The priority whose response window caps the customer's jobs'.
     pub priority: Option<Priority>,
+}
+
+/// The forms a job generated for a maintenance visit requires (none for other jobs).
+pub(crate) async fn visit_forms(
+    tx: &mut TenantTx,
+    job_id: JobId,
+) -> Result<Vec<FormTemplateId>, StoreError> {
+    let row = tx
+        .fetch_optional(
+            "SELECT form_template_ids FROM maintenance_visits WHERE organization_id = $1 AND job_id = $2",
+            args![tx.org(), job_id.as_uuid()],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(serde_json::from_str(
+            &row.get::<String>("form_template_ids")?,
+        )?),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The customer's membership (nothing when they have no active agreement).
@@ -1101,26 +1150,21 @@ async fn set_plan_prices(tx: &mut TenantTx, p: SetPlanPrices) -> Result<Plan, St
 
 /// Which of `ids` are services of the pricebook.
 async fn services_in(tx: &mut TenantTx, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
-    let mut found = Vec::new();
-    let org = tx.org();
-    for chunk in ids.chunks(200) {
-        let mut sql = String::from(
-            "SELECT id FROM pricebook_items WHERE organization_id = $1 AND kind = 'service' AND id IN (",
-        );
-        let mut values = args![org];
-        for (k, id) in chunk.iter().enumerate() {
-            if k > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", k + 2));
-            values.extend(args![*id]);
-        }
-        sql.push(')');
-        for row in tx.fetch_all(&sql, values).await? {
-            found.push(row.get("id")?);
-        }
-    }
-    Ok(found)
+    ids_in(
+        tx,
+        "SELECT id FROM pricebook_items WHERE organization_id = $1 AND kind = 'service' AND id IN",
+        ids,
+    )
+    .await
+}
+
+/// The ids among `ids` that `select` (up to its `IN`, `$1` the organization) finds.
+async fn ids_in(tx: &mut TenantTx, select: &str, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+    tx.fetch_by_ids(select, ids)
+        .await?
+        .iter()
+        .map(|row| row.get("id"))
+        .collect()
 }
 
 async fn load_plan(tx: &mut TenantTx, id: MaintenancePlanId) -> Result<Plan, StoreError> {
@@ -1716,8 +1760,8 @@ async fn generate_visits(tx: &mut TenantTx, t: Tick) -> Result<Vec<Visit>, Store
                 .await?;
                 tx.execute(
                     "INSERT INTO maintenance_visits (organization_id, agreement_id, slot, revision, occurrence, \
-                     property_id, due_on, job_id, generated_on, late, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     property_id, due_on, job_id, generated_on, late, created_at, form_template_ids) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     args![
                         orgid,
                         agreement.id.as_uuid(),
@@ -1729,7 +1773,8 @@ async fn generate_visits(tx: &mut TenantTx, t: Tick) -> Result<Vec<Visit>, Store
                         job.id.as_uuid(),
                         t.date,
                         late,
-                        tx.now()
+                        tx.now(),
+                        serde_json::to_string(&visit.forms)?
                     ],
                 )
                 .await?;
