@@ -26,6 +26,7 @@ each_backend!(
     members_get_their_discount_and_priority,
     cancelling_credits_the_unused_days,
     a_visit_requires_its_plan_checklist,
+    changing_plan_prorates_the_rest_of_the_period,
 );
 
 #[derive(Debug)]
@@ -1236,4 +1237,114 @@ async fn a_visit_requires_its_plan_checklist(backend: Backend) {
     .await;
     let done = s.call("job/v1/updateStatus", complete()).await.ok();
     assert_eq!(done["status"], "completed");
+}
+
+async fn changing_plan_prorates_the_rest_of_the_period(backend: Backend) {
+    let start = date(2027, 1, 1);
+    let Some((s, clock)) = server_at(backend, start).await else {
+        return;
+    };
+    let gold = gold_plan(&s).await;
+    let platinum = s
+        .mutate(
+            "maintenance/v1/createPlan",
+            json!({ "name": "Platinum comfort",
+                    "visits": [{ "name": "Monthly check", "trade": "hvac",
+                                 "rule": { "kind": "monthly_on_day", "every": 1, "day": 20 },
+                                 "window": { "start": "13:00", "end": "15:00" },
+                                 "durationMinutes": 45 }],
+                    "prices": { "monthly": "62.00" } }),
+        )
+        .await;
+    let (customer, property) = customer(&s).await;
+    let agreement = agreement(&s, &gold, &customer, &property, start, 12).await;
+    days(&s, &clock, start, date(2027, 3, 17)).await;
+    let before = visits(&s, &agreement).await.len();
+
+    // Upgraded on 16 March: from the 17th, 15 of March's 31 days are credited at 31.00 and
+    // billed at 62.00.
+    let change = |plan: &Value| json!({ "idempotencyKey": key(), "agreementId": agreement["id"], "planId": plan["id"] });
+    let upgraded = s
+        .call("maintenance/v1/changePlan", change(&platinum))
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &upgraded["planId"],
+            &upgraded["planName"],
+            &upgraded["price"]
+        ),
+        (&platinum["id"], &json!("Platinum comfort"), &json!("62.00"))
+    );
+    let changed = &upgraded["planChanges"][0];
+    assert_eq!(changed["changedOn"], json!(date(2027, 3, 16)));
+    assert_eq!(changed["fromPrice"], "31.00");
+    let credit = &changed["credits"][0];
+    assert_eq!(
+        (
+            &credit["unusedDays"],
+            &credit["amount"],
+            &credit["settlement"]
+        ),
+        (&json!(15), &json!("15.00"), &json!("credited"))
+    );
+    let rest = &changed["invoices"][0];
+    assert_eq!(
+        (&rest["periodStart"], &rest["periodEnd"]),
+        (&json!(date(2027, 3, 17)), &json!(date(2027, 4, 1)))
+    );
+    let get = |id: &Value| json!({ "invoiceId": id });
+    let billed_rest = s.call("invoice/v1/get", get(&rest["invoiceId"])).await.ok();
+    assert_eq!(billed_rest["quote"]["total"], "30.00", "62.00 × 15/31");
+    let march = s
+        .call("invoice/v1/get", get(&credit["invoiceId"]))
+        .await
+        .ok();
+    assert_eq!(
+        (&march["credited"], &march["balance"]),
+        (&json!("15.00"), &json!("16.00"))
+    );
+    // One change a day; the plan it is on is not a change.
+    s.call("maintenance/v1/changePlan", change(&gold))
+        .await
+        .assert_error(409, "AGREEMENT_STATE");
+
+    // The new plan's visits from the 17th: the 20 March check is within the lead time.
+    days(&s, &clock, date(2027, 3, 17), date(2027, 3, 21)).await;
+    let after = visits(&s, &agreement).await;
+    assert_eq!(after.len(), before + 1, "{after:?}");
+    let check = after
+        .iter()
+        .find(|v| v["revision"] == 1)
+        .expect("the new plan's visit");
+    assert_eq!(
+        (
+            &check["slot"],
+            &check["dueOn"],
+            &check["generatedOn"],
+            &check["late"]
+        ),
+        (
+            &json!(0),
+            &json!(date(2027, 3, 20)),
+            &json!(date(2027, 3, 17)),
+            &json!(false)
+        )
+    );
+
+    // Cancelled on 20 March: only the new invoice has days left to credit (March's first
+    // invoice already credited from the 17th): 11 of its 15 days, 0.7333 of 30.00.
+    let cancelled = s
+        .mutate(
+            "maintenance/v1/cancel",
+            json!({ "agreementId": agreement["id"], "reason": "Moving away" }),
+        )
+        .await;
+    let credits = cancelled["cancellation"]["credits"].as_array().unwrap();
+    assert_eq!(credits.len(), 1, "{credits:?}");
+    assert_eq!(credits[0]["invoiceId"], rest["invoiceId"]);
+    assert_eq!(
+        (&credits[0]["share"], &credits[0]["amount"]),
+        (&json!("0.7333"), &json!("22.00"))
+    );
 }

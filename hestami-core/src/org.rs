@@ -447,6 +447,7 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("maintenance/v1/resume", OFFICE),
     ("maintenance/v1/cancel", OFFICE),
     ("maintenance/v1/changeSchedule", OFFICE),
+    ("maintenance/v1/changePlan", OFFICE),
     ("maintenance/v1/setAutopay", OFFICE),
     ("maintenance/v1/get", ALL_RECORDS),
     ("maintenance/v1/list", ALL_RECORDS),
@@ -760,6 +761,7 @@ mod tests {
             maintenance/v1/resume          owner admin dispatcher office
             maintenance/v1/cancel          owner admin dispatcher office
             maintenance/v1/changeSchedule  owner admin dispatcher office
+            maintenance/v1/changePlan      owner admin dispatcher office
             maintenance/v1/setAutopay      owner admin dispatcher office
             maintenance/v1/get             owner admin dispatcher office viewer
             maintenance/v1/list            owner admin dispatcher office viewer

@@ -18,9 +18,10 @@ use hestami_core::workforce::SkillLevel;
 use hestami_store::app::PageRequest;
 use hestami_store::app::maintenance::{
     ActivateAgreement, Agreement, AgreementFilter, AgreementSchedule, AgreementVisit, Benefits,
-    Cancellation, ChangeSchedule, ChangeStatus, DEFAULT_LEAD_DAYS, MAX_PLAN_VISITS, MAX_PROPERTIES,
-    MAX_VISIT_FORMS, MAX_VISIT_SERVICES, MaintenanceCommand, NewAgreement, NewPlan, PeriodInvoice,
-    Plan, PlanPrice, PlanService, PlanVisit, SetAutopay, SetPlanPrices, Settlement,
+    Cancellation, ChangePlan, ChangeSchedule, ChangeStatus, DEFAULT_LEAD_DAYS, MAX_PLAN_VISITS,
+    MAX_PROPERTIES, MAX_VISIT_FORMS, MAX_VISIT_SERVICES, MaintenanceCommand, NewAgreement, NewPlan,
+    PeriodInvoice, Plan, PlanChange, PlanPrice, PlanService, PlanVisit, SetAutopay, SetPlanPrices,
+    Settlement, UnusedCredit,
 };
 
 use super::job::PriorityDto;
@@ -441,6 +442,21 @@ pub struct ResumeInput {
     pub expected_version: Option<i64>,
 }
 
+/// `maintenance/v1/changePlan`: the agreement follows another plan from tomorrow.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePlanInput {
+    /// Makes the call idempotent.
+    pub idempotency_key: Uuid,
+    /// The agreement (active).
+    pub agreement_id: Uuid,
+    /// The plan it moves to: another plan, priced for the agreement's billing frequency.
+    pub plan_id: Uuid,
+    /// Refuse with `VERSION_CONFLICT` unless the agreement is at this version.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+}
+
 /// `maintenance/v1/changeSchedule`: a plan visit recurs differently from now on; visits already
 /// generated stay.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -475,6 +491,7 @@ mutating!(
     EndAgreementInput,
     ResumeInput,
     ChangeScheduleInput,
+    ChangePlanInput,
 );
 
 /// `maintenance/v1/getPlan`.
@@ -769,6 +786,8 @@ pub struct AgreementDto {
     pub next_attention: Option<NaiveDate>,
     /// What cancelling it credited (null until it is cancelled).
     pub cancellation: Option<CancellationDto>,
+    /// Its changes of plan, oldest first.
+    pub plan_changes: Vec<PlanChangeDto>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -821,33 +840,63 @@ pub enum SettlementDto {
     ByHand,
 }
 
+/// A change of plan: the rest of each billed period credited at the old price and billed at
+/// the new one.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanChangeDto {
+    /// The local date it was made; the new plan applies from the next day.
+    pub changed_on: NaiveDate,
+    /// The plan it left.
+    pub from_plan_id: Uuid,
+    /// That plan's price of a whole period.
+    pub from_price: String,
+    /// The rest of each billed period, credited at the old price.
+    pub credits: Vec<UnusedCreditDto>,
+    /// The same days billed at the new price.
+    pub invoices: Vec<PeriodInvoiceDto>,
+}
+
+fn plan_change_dto(c: PlanChange) -> PlanChangeDto {
+    PlanChangeDto {
+        changed_on: c.on,
+        from_plan_id: c.from_plan_id.as_uuid(),
+        from_price: c.from_price.amount_text(),
+        credits: credit_dtos(c.credits),
+        invoices: c.invoices.into_iter().map(Into::into).collect(),
+    }
+}
+
 fn cancellation_dto(c: Cancellation) -> CancellationDto {
     CancellationDto {
         cancelled_on: c.on,
-        credits: c
-            .credits
-            .into_iter()
-            .map(|u| {
-                let (settlement, refund_payment_id) = match u.settlement {
-                    Settlement::Credited => (SettlementDto::Credited, None),
-                    Settlement::Refunded { payment_id } => {
-                        (SettlementDto::Refunded, Some(payment_id.as_uuid()))
-                    }
-                    Settlement::ByHand => (SettlementDto::ByHand, None),
-                };
-                UnusedCreditDto {
-                    invoice_id: u.invoice_id.as_uuid(),
-                    period_start: u.period_start,
-                    period_end: u.period_end,
-                    unused_days: u.unused_days,
-                    share: u.share.normalize().to_string(),
-                    amount: u.amount.amount_text(),
-                    settlement,
-                    refund_payment_id,
-                }
-            })
-            .collect(),
+        credits: credit_dtos(c.credits),
     }
+}
+
+fn credit_dtos(credits: Vec<UnusedCredit>) -> Vec<UnusedCreditDto> {
+    credits
+        .into_iter()
+        .map(|u| {
+            let (settlement, refund_payment_id) = match u.settlement {
+                Settlement::Credited => (SettlementDto::Credited, None),
+                Settlement::Refunded { payment_id } => {
+                    (SettlementDto::Refunded, Some(payment_id.as_uuid()))
+                }
+                Settlement::ByHand => (SettlementDto::ByHand, None),
+            };
+            UnusedCreditDto {
+                invoice_id: u.invoice_id.as_uuid(),
+                period_start: u.period_start,
+                period_end: u.period_end,
+                unused_days: u.unused_days,
+                share: u.share.normalize().to_string(),
+                amount: u.amount.amount_text(),
+                settlement,
+                refund_payment_id,
+            }
+        })
+        .collect()
 }
 
 fn schedule_dto(s: &AgreementSchedule, term_end: NaiveDate) -> AgreementScheduleDto {
@@ -903,6 +952,7 @@ impl From<Agreement> for AgreementDto {
             reason: a.reason.map(|r| r.as_str().to_owned()),
             next_attention: a.next_attention,
             cancellation: a.cancellation.map(cancellation_dto),
+            plan_changes: a.plan_changes.into_iter().map(plan_change_dto).collect(),
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -1345,6 +1395,14 @@ fn convert_cancel(i: EndAgreementInput) -> Result<MaintenanceCommand, ApiError> 
     end_input(i).map(MaintenanceCommand::Cancel)
 }
 
+fn convert_change_plan(i: ChangePlanInput) -> Result<MaintenanceCommand, ApiError> {
+    Ok(MaintenanceCommand::ChangePlan(ChangePlan {
+        agreement_id: AgreementId::from_uuid(i.agreement_id),
+        plan_id: MaintenancePlanId::from_uuid(i.plan_id),
+        expected_version: i.expected_version,
+    }))
+}
+
 fn convert_resume(i: ResumeInput) -> Result<MaintenanceCommand, ApiError> {
     Ok(MaintenanceCommand::Resume(ChangeStatus {
         agreement_id: AgreementId::from_uuid(i.agreement_id),
@@ -1585,6 +1643,25 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                 &["NOT_FOUND", "AGREEMENT_STATE", "VERSION_CONFLICT"],
             ),
             convert_change_schedule,
+            <AgreementDto as From<Agreement>>::from,
+        ),
+        mutation(
+            name(
+                "changePlan",
+                "Move an agreement to another plan from tomorrow: its visits follow the new plan's, and the billed days after today are credited at the old price and billed at the new one",
+                &[
+                    "NOT_FOUND",
+                    "AGREEMENT_STATE",
+                    "VERSION_CONFLICT",
+                    "CREDIT_EXCEEDS_BALANCE",
+                    "INVOICE_PAYMENT_PENDING",
+                    "REFUND_EXCEEDS_PAYMENT",
+                    "REFUND_DECLINED",
+                    "PAYMENT_PROVIDER_NOT_CONFIGURED",
+                    "PAYMENT_PROVIDER_UNAVAILABLE",
+                ],
+            ),
+            convert_change_plan,
             <AgreementDto as From<Agreement>>::from,
         ),
         mutation(

@@ -320,6 +320,9 @@ pub struct Agreement {
     /// What cancelling it credited, once cancelled.
     #[serde(default)]
     pub cancellation: Option<Cancellation>,
+    /// Its changes of plan, oldest first.
+    #[serde(default)]
+    pub plan_changes: Vec<PlanChange>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -411,7 +414,7 @@ fn unused_request(credit: &UnusedCredit, on: NaiveDate) -> Result<CreditRequest,
 }
 
 /// Decides what cancelling `agreement` on `today` credits: each billed period with days after
-/// today, at its unused share of the period's invoice (never more than is not yet credited),
+/// today, at its unused share of the period's invoice less what the invoice has credited,
 /// settled against what the invoice owes, else refunded to one payment that covers it, else
 /// left to the office.
 async fn unused_credits(
@@ -438,18 +441,13 @@ async fn unused_credits(
         if !matches!(invoice.status, InvoiceStatus::Issued | InvoiceStatus::Paid) {
             continue;
         }
-        // A credit note by hand may already have taken part of the line.
-        let left = invoice
-            .quote
-            .lines
-            .first()
-            .map(|l| l.quantity)
-            .unwrap_or_default()
+        // What is credited already (a change of plan credits the same tail of the period)
+        // counts against the share.
+        let share = share
             - credited_quantities(&invoice)
                 .first()
                 .copied()
                 .unwrap_or_default();
-        let share = share.min(left);
         if share <= Decimal::ZERO {
             continue;
         }
@@ -605,6 +603,35 @@ pub struct ChangeSchedule {
     pub expected_version: Option<i64>,
 }
 
+/// `maintenance/v1/changePlan`: the agreement moves to another plan from tomorrow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePlan {
+    /// Which agreement.
+    pub agreement_id: AgreementId,
+    /// The plan it moves to.
+    pub plan_id: MaintenancePlanId,
+    /// Fail with `VERSION_CONFLICT` unless the agreement is at this version.
+    pub expected_version: Option<i64>,
+}
+
+/// A change of plan: what the rest of each billed period was credited at the old price and
+/// billed at the new one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanChange {
+    /// The local date it was made; the new plan applies from the next day.
+    pub on: NaiveDate,
+    /// The plan it left.
+    pub from_plan_id: MaintenancePlanId,
+    /// That plan's price of a whole period.
+    pub from_price: Money,
+    /// The rest of each billed period, credited at the old price.
+    pub credits: Vec<UnusedCredit>,
+    /// The same days billed at the new price.
+    pub invoices: Vec<PeriodInvoice>,
+}
+
 /// `maintenance/v1/setPlanPrices`: a plan's prices from now on. Agreements keep theirs until
 /// they renew.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -668,6 +695,9 @@ pub enum MaintenanceCommand {
     /// `maintenance/v1/changeSchedule`.
     #[serde(rename = "maintenance/v1/changeSchedule")]
     ChangeSchedule(ChangeSchedule),
+    /// `maintenance/v1/changePlan`.
+    #[serde(rename = "maintenance/v1/changePlan")]
+    ChangePlan(ChangePlan),
     /// `maintenance/v1/setAutopay`.
     #[serde(rename = "maintenance/v1/setAutopay")]
     SetAutopay(SetAutopay),
@@ -688,6 +718,7 @@ impl Command for MaintenanceCommand {
             Self::Resume(_) => "maintenance/v1/resume",
             Self::Cancel(_) => "maintenance/v1/cancel",
             Self::ChangeSchedule(_) => "maintenance/v1/changeSchedule",
+            Self::ChangePlan(_) => "maintenance/v1/changePlan",
             Self::SetAutopay(_) => "maintenance/v1/setAutopay",
             Self::Tick(_) => TICK_PROCEDURE,
         }
@@ -695,7 +726,11 @@ impl Command for MaintenanceCommand {
     fn wakes_timers(&self) -> bool {
         matches!(
             self,
-            Self::Activate(_) | Self::Resume(_) | Self::ChangeSchedule(_) | Self::SetAutopay(_)
+            Self::Activate(_)
+                | Self::Resume(_)
+                | Self::ChangeSchedule(_)
+                | Self::ChangePlan(_)
+                | Self::SetAutopay(_)
         )
     }
 }
@@ -816,24 +851,16 @@ pub(crate) async fn run(
                 })
                 .await?;
             if let Some(cancellation) = &agreement.cancellation {
-                for credit in &cancellation.credits {
-                    let Some(command) = credit.command(cancellation.on)? else {
-                        continue;
-                    };
-                    if command.refund_payment_id.is_some() {
-                        super::invoice::collect::refund(
-                            &mut ctx,
-                            super::invoice::collect::RefundOf::Credit(command),
-                            processor.clone(),
-                        )
-                        .await?;
-                    } else {
-                        ctx.step("credit_unused_days", move |tx| {
-                            Box::pin(super::invoice::credit(tx, command))
-                        })
-                        .await?;
-                    }
-                }
+                settle(&mut ctx, &cancellation.credits, cancellation.on, &processor).await?;
+            }
+            serde_json::to_value(agreement)?
+        }
+        C::ChangePlan(c) => {
+            let agreement = ctx
+                .step("change_plan", move |tx| Box::pin(change_plan(tx, c)))
+                .await?;
+            if let Some(change) = agreement.plan_changes.last() {
+                settle(&mut ctx, &change.credits, change.on, &processor).await?;
             }
             serde_json::to_value(agreement)?
         }
@@ -873,6 +900,35 @@ pub(crate) async fn run(
             })?
         }
     })
+}
+
+/// Settles each credit decided on `on` through the invoice path, as a step of this workflow: a
+/// credit note, or one refunded through the provider (its reserve, refund and record steps).
+async fn settle(
+    ctx: &mut WorkflowCtx,
+    credits: &[UnusedCredit],
+    on: NaiveDate,
+    processor: &Arc<dyn PaymentProvider>,
+) -> Result<(), StoreError> {
+    for credit in credits {
+        let Some(command) = credit.command(on)? else {
+            continue;
+        };
+        if command.refund_payment_id.is_some() {
+            super::invoice::collect::refund(
+                ctx,
+                super::invoice::collect::RefundOf::Credit(command),
+                processor.clone(),
+            )
+            .await?;
+        } else {
+            ctx.step("credit_unused_days", move |tx| {
+                Box::pin(super::invoice::credit(tx, command))
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> {
@@ -1275,6 +1331,7 @@ async fn create_agreement(tx: &mut TenantTx, a: NewAgreement) -> Result<Agreemen
         reason: None,
         next_attention: None,
         cancellation: None,
+        plan_changes: Vec::new(),
         created_at: now,
         updated_at: now,
     };
@@ -1502,6 +1559,129 @@ async fn change_schedule(tx: &mut TenantTx, c: ChangeSchedule) -> Result<Agreeme
         replaced: false,
     });
     save(tx, agreement).await
+}
+
+/// `maintenance/v1/changePlan`: from tomorrow the agreement follows another plan — its visits
+/// (every current schedule is replaced by the new plan's, counted from tomorrow; what is
+/// generated stays) and its price. Each billed period with days after today is credited for
+/// them at the old price (as a cancellation credits them) and billed for them at the new one.
+async fn change_plan(tx: &mut TenantTx, c: ChangePlan) -> Result<Agreement, StoreError> {
+    let agreement = load_agreement(tx, c.agreement_id, true).await?;
+    check_version("agreement", c.expected_version, agreement.version)?;
+    if agreement.status != AgreementStatus::Active {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "AGREEMENT_STATE",
+            format!(
+                "only an active agreement changes plan; this one is {}",
+                status_str(agreement.status)
+            ),
+        )
+        .into());
+    }
+    let today = super::invoice::local_today(tx).await?;
+    if agreement.plan_changes.last().is_some_and(|p| p.on == today) {
+        return Err(Failure::new(
+            FailureKind::Conflict,
+            "AGREEMENT_STATE",
+            "the agreement changed plan today; change it again tomorrow",
+        )
+        .into());
+    }
+    let plan = load_plan(tx, c.plan_id).await?;
+    if plan.id == agreement.plan_id {
+        return Err(
+            Failure::invalid_field("planId", "same_plan", "the agreement is on this plan").into(),
+        );
+    }
+    let price = plan.price(agreement.billing).ok_or_else(|| {
+        Failure::invalid_field(
+            "planId",
+            "no_price",
+            "the plan has no price for the agreement's billing frequency",
+        )
+    })?;
+    let tomorrow = today
+        .succ_opt()
+        .ok_or_else(|| StoreError::Internal("a date past the calendar".into()))?;
+    // Every period that has started is billed first, at the old price, so that the change
+    // prorates each of them the same way.
+    bill_periods(
+        tx,
+        Tick {
+            agreement_id: agreement.id,
+            date: today,
+        },
+    )
+    .await?;
+    let mut agreement = load_agreement(tx, c.agreement_id, true).await?;
+    let credits = unused_credits(tx, &agreement, today).await?;
+    let periods =
+        rules::billing_periods(agreement.start_date, agreement.term_end, agreement.billing);
+    let at = price_at(&agreement)?;
+    let mut invoices = Vec::with_capacity(credits.len());
+    for credit in &credits {
+        let Some(full) = periods
+            .iter()
+            .find(|p| p.full_start < credit.period_end && credit.period_end <= p.full_end)
+        else {
+            continue;
+        };
+        let rest = BillingPeriod {
+            start: tomorrow.max(credit.period_start),
+            end: credit.period_end,
+            ..*full
+        };
+        invoices.push(issue_period(tx, &agreement, at, rest, price, today).await?);
+    }
+    let from_plan_id = agreement.plan_id;
+    let from_price = agreement.price;
+    for schedule in agreement.schedules.iter_mut() {
+        schedule.replaced = true;
+    }
+    for (slot, visit) in plan.visits.iter().enumerate() {
+        let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+        let revision = agreement
+            .schedules
+            .iter()
+            .filter(|s| s.slot == slot)
+            .map(|s| s.revision + 1)
+            .max()
+            .unwrap_or(0);
+        agreement.schedules.push(AgreementSchedule {
+            slot,
+            revision,
+            schedule: rules::schedule_from(
+                tomorrow.max(agreement.start_date),
+                visit.rule,
+                visit.start_month,
+                visit.window,
+            ),
+            next: 0,
+            replaced: false,
+        });
+    }
+    agreement.earlier_prices.push(EarlierPrice {
+        until: tomorrow,
+        price: from_price,
+    });
+    agreement.plan_changes.push(PlanChange {
+        on: today,
+        from_plan_id,
+        from_price,
+        credits,
+        invoices,
+    });
+    save(
+        tx,
+        Agreement {
+            plan_id: plan.id,
+            plan_name: plan.name,
+            price,
+            ..agreement
+        },
+    )
+    .await
 }
 
 async fn set_autopay(tx: &mut TenantTx, a: SetAutopay) -> Result<Agreement, StoreError> {
@@ -1740,7 +1920,12 @@ async fn generate_visits(tx: &mut TenantTx, t: Tick) -> Result<Vec<Visit>, Store
                 .map(|(_, end)| end)
                 .unwrap_or_else(|| due_at(tz, date));
             let lead_began = date.checked_sub_signed(lead).unwrap_or(date);
-            let late = lead_began < t.date && lead_began >= signed_on;
+            // Late: its lead time began on a day nobody generated it, while the agreement was
+            // signed and the schedule existed (a re-planned or changed plan's schedule starts
+            // the day after the change: what falls in its lead time at once is not late).
+            let late = lead_began < t.date
+                && lead_began >= signed_on
+                && lead_began >= schedule.schedule.start;
             for property_id in &agreement.property_ids {
                 let job = super::job::create_due(
                     tx,
@@ -1849,58 +2034,72 @@ async fn bill_periods(tx: &mut TenantTx, t: Tick) -> Result<Vec<PeriodInvoice>, 
         return Ok(Vec::new());
     }
     let at = price_at(&agreement)?;
-    let orgid = tx.org();
     let mut billed = Vec::with_capacity(due.len());
     for period in due {
-        let last_day = period.end.pred_opt().unwrap_or(period.end);
-        let label = format!(
-            "{} — {} to {}{}",
-            agreement.plan_name.as_str(),
-            period.start,
-            last_day,
-            if period.is_partial() {
-                " (prorated)"
-            } else {
-                ""
-            }
-        );
-        let description = Name::parse(&label.chars().take(200).collect::<String>())
-            .map_err(|e| StoreError::Internal(format!("period label: {e}")))?;
-        let request = QuoteRequest {
-            lines: vec![QuoteLine {
-                source: LineSource::Custom {
-                    description,
-                    unit_price: period.amount(agreement.price_on(period.start)),
-                    kind: ItemKind::Service,
-                },
-                quantity: Decimal::ONE,
-                description: None,
-            }],
-            discount: None,
-        };
-        let invoice = super::invoice::issue_unattached(tx, at, &request, t.date).await?;
-        tx.execute(
-            "INSERT INTO agreement_invoices (organization_id, agreement_id, period_start, period_end, \
-             invoice_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            args![
-                orgid,
-                agreement.id.as_uuid(),
-                period.start,
-                period.end,
-                invoice.id.as_uuid(),
-                tx.now()
-            ],
-        )
-        .await?;
+        let price = agreement.price_on(period.start);
+        billed.push(issue_period(tx, &agreement, at, period, price, t.date).await?);
         agreement.billed_until = Some(period.end);
-        billed.push(PeriodInvoice {
-            period_start: period.start,
-            period_end: period.end,
-            invoice_id: invoice.id,
-        });
     }
     save(tx, agreement).await?;
     Ok(billed)
+}
+
+/// Issues the invoice of `period` of `agreement` at `price` per whole period, on `date`, through
+/// the invoice path (the period and "(prorated)" on its one line), and records it as the
+/// period's.
+async fn issue_period(
+    tx: &mut TenantTx,
+    agreement: &Agreement,
+    at: PriceAt,
+    period: BillingPeriod,
+    price: Money,
+    date: NaiveDate,
+) -> Result<PeriodInvoice, StoreError> {
+    let last_day = period.end.pred_opt().unwrap_or(period.end);
+    let label = format!(
+        "{} — {} to {}{}",
+        agreement.plan_name.as_str(),
+        period.start,
+        last_day,
+        if period.is_partial() {
+            " (prorated)"
+        } else {
+            ""
+        }
+    );
+    let description = Name::parse(&label.chars().take(200).collect::<String>())
+        .map_err(|e| StoreError::Internal(format!("period label: {e}")))?;
+    let request = QuoteRequest {
+        lines: vec![QuoteLine {
+            source: LineSource::Custom {
+                description,
+                unit_price: period.amount(price),
+                kind: ItemKind::Service,
+            },
+            quantity: Decimal::ONE,
+            description: None,
+        }],
+        discount: None,
+    };
+    let invoice = super::invoice::issue_unattached(tx, at, &request, date).await?;
+    tx.execute(
+        "INSERT INTO agreement_invoices (organization_id, agreement_id, period_start, period_end, \
+         invoice_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        args![
+            tx.org(),
+            agreement.id.as_uuid(),
+            period.start,
+            period.end,
+            invoice.id.as_uuid(),
+            tx.now()
+        ],
+    )
+    .await?;
+    Ok(PeriodInvoice {
+        period_start: period.start,
+        period_end: period.end,
+        invoice_id: invoice.id,
+    })
 }
 
 /// Renewal and the term's end: an auto-renewing agreement renews on its renewal date (a new
