@@ -1,7 +1,7 @@
 //! Maintenance agreements' timers on every backend, through the public API: two processes
 //! firing every morning of a year generate each visit and bill each period once; a crash after
-//! each step of a tick, and after each step of a cancellation that refunds the unused days,
-//! recovers with each effect once.
+//! each step of a tick, and after each step of a cancellation or a change of plan that refunds
+//! the unused days, recovers with each effect once.
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
@@ -27,6 +27,7 @@ on_every_backend!(
     two_processes_generate_and_bill_once,
     a_crash_after_each_tick_step_recovers_with_each_effect_once,
     a_crash_after_each_cancellation_step_refunds_once,
+    a_crash_after_each_plan_change_step_refunds_and_bills_once,
 );
 
 #[derive(Debug)]
@@ -383,6 +384,102 @@ async fn a_crash_after_each_cancellation_step_refunds_once(fx: Fixture) {
                 hestami_core::invoice::InvoiceStatus::Paid
             ),
             "crash after {step}"
+        );
+    }
+}
+
+async fn a_crash_after_each_plan_change_step_refunds_and_bills_once(fx: Fixture) {
+    let processor = TestProvider::new();
+    for step in ["change_plan", "reserve_refund", "refund", "record_refund"] {
+        let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
+        let setup = process(&fx, &clock, EngineConfig::default(), &processor).await;
+        let org = fx.org(&format!("Change crash {step}")).await;
+        let c = &org.caller;
+        let agreement = active_agreement(&setup, c).await;
+        let platinum: Plan = ok(
+            &setup,
+            c,
+            MaintenanceCommand::CreatePlan(from_json(json!({
+                "name": "Platinum",
+                "visits": [{ "name": "Check", "trade": "hvac",
+                             "rule": { "kind": "monthly_on_day", "every": 1, "day": 20 },
+                             "window": { "start": "13:00:00", "end": "15:00:00" },
+                             "durationMinutes": 45, "services": [] }],
+                "benefits": { "discount": null, "priority": null, "waiveTripFee": false },
+                "prices": [{ "frequency": "monthly", "amount": usd("62.00") }]
+            }))),
+        )
+        .await;
+        // January is billed and charged to the card on file.
+        setup.fire_due_timers().await.unwrap();
+        let refunds = || {
+            processor
+                .moved()
+                .iter()
+                .filter(|m| m.kind == "refund")
+                .count()
+        };
+        let before = refunds();
+        // Changed on 16 January: 17 to 31 January refunded at 31.00 and billed at 62.00.
+        clock.set(morning(date(2027, 1, 16)));
+        let crashing = process(
+            &fx,
+            &clock,
+            EngineConfig {
+                executor_id: format!("change-{step}"),
+                fault: Some(crash_after(step)),
+                ..EngineConfig::default()
+            },
+            &processor,
+        )
+        .await;
+        let change = request(MaintenanceCommand::ChangePlan(from_json(json!({
+            "agreementId": agreement.id, "planId": platinum.id, "expectedVersion": null
+        }))));
+        match crashing.submit(c, change.clone()).await {
+            Err(StoreError::InjectedCrash) => {}
+            other => panic!("crash after {step}: expected a crash, got {other:?}"),
+        }
+        drop(crashing);
+        let restarted = process(
+            &fx,
+            &clock,
+            EngineConfig {
+                executor_id: format!("change-{step}"),
+                ..EngineConfig::default()
+            },
+            &processor,
+        )
+        .await;
+        assert_eq!(
+            restarted.engine().recover(true).await.unwrap(),
+            1,
+            "crash after {step}"
+        );
+        let replay = restarted.submit(c, change).await.unwrap();
+        assert!(replay.replayed, "crash after {step}");
+        let changed: Agreement = serde_json::from_str(&replay.outcome.unwrap()).unwrap();
+        assert_eq!(changed.plan_id, platinum.id, "crash after {step}");
+        assert_eq!(refunds(), before + 1, "crash after {step}: one refund");
+        let periods = restarted.agreement_invoices(c, agreement.id).await.unwrap();
+        assert_eq!(periods.len(), 2, "crash after {step}: January and its rest");
+        let january = restarted
+            .invoice_get(c, periods[0].invoice_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (january.refunded().amount_text(), january.credit_notes.len()),
+            ("15.00".to_owned(), 1),
+            "crash after {step}"
+        );
+        let rest = restarted
+            .invoice_get(c, periods[1].invoice_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            rest.total().amount_text(),
+            "30.00",
+            "crash after {step}: 62.00 × 15/31"
         );
     }
 }
