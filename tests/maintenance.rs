@@ -27,6 +27,7 @@ each_backend!(
     cancelling_credits_the_unused_days,
     a_visit_requires_its_plan_checklist,
     changing_plan_prorates_the_rest_of_the_period,
+    billed_per_visit_when_the_visit_is_done,
 );
 
 #[derive(Debug)]
@@ -984,7 +985,7 @@ async fn cancelling_credits_the_unused_days(backend: Backend) {
                 "startDate": start, "termMonths": 12, "billing": billing })
     };
     let mut agreements = Vec::new();
-    for billing in ["annually", "monthly", "monthly"] {
+    for billing in ["annually", "monthly", "monthly", "annually"] {
         let (customer, property) = customer(&s).await;
         let draft = s
             .mutate(
@@ -1000,18 +1001,21 @@ async fn cancelling_credits_the_unused_days(backend: Backend) {
             .await,
         );
     }
-    let [annual, unpaid, part_paid] = &agreements[..] else {
-        unreachable!("three agreements")
+    let [annual, unpaid, part_paid, declined] = &agreements[..] else {
+        unreachable!("four agreements")
     };
     days(&s, &clock, start, date(2027, 3, 17)).await;
     let invoice_of = |billed: Vec<Value>, n: usize| billed[n]["invoiceId"].clone();
     // The year paid by card, March's half paid in cash.
     let year = invoice_of(invoices(&s, annual).await, 0);
-    s.mutate(
-        "invoice/v1/collectPayment",
-        json!({ "invoiceId": year, "amount": "330.00", "method": "card" }),
-    )
-    .await;
+    let other_year = invoice_of(invoices(&s, declined).await, 0);
+    for paid in [&year, &other_year] {
+        s.mutate(
+            "invoice/v1/collectPayment",
+            json!({ "invoiceId": paid, "amount": "330.00", "method": "card" }),
+        )
+        .await;
+    }
     let march = invoice_of(invoices(&s, part_paid).await, 2);
     s.mutate(
         "invoice/v1/collectPayment",
@@ -1117,6 +1121,21 @@ async fn cancelling_credits_the_unused_days(backend: Backend) {
         )
     );
     assert_eq!(credit["refundPaymentId"], paid_year["payments"][0]["id"]);
+
+    // The processor declines the refund: the agreement is cancelled all the same, and the
+    // credit is left to the office, nothing credited.
+    s.payments.script([Behavior::Decline("card_closed".into())]);
+    let left = s.mutate("maintenance/v1/cancel", cancel(declined)).await;
+    assert_eq!(left["status"], "cancelled");
+    assert_eq!(left["cancellation"]["credits"][0]["settlement"], "by_hand");
+    let unrefunded = s
+        .call("invoice/v1/get", json!({ "invoiceId": other_year }))
+        .await
+        .ok();
+    assert_eq!(
+        (&unrefunded["refunded"], &unrefunded["creditNotes"]),
+        (&json!("0.00"), &json!([]))
+    );
 
     // Cancelled agreements bill nothing more, and a second cancel is refused.
     days(&s, &clock, date(2027, 3, 31), date(2027, 5, 2)).await;
@@ -1347,4 +1366,97 @@ async fn changing_plan_prorates_the_rest_of_the_period(backend: Backend) {
         (&credits[0]["share"], &credits[0]["amount"]),
         (&json!("0.7333"), &json!("22.00"))
     );
+}
+
+async fn billed_per_visit_when_the_visit_is_done(backend: Backend) {
+    // The real clock: the visit's job is scheduled and worked like any other.
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let f = s.fixture().await;
+    let weekday = (Utc::now() + Duration::days(2))
+        .format("%a")
+        .to_string()
+        .to_lowercase();
+    let plan = s
+        .mutate(
+            "maintenance/v1/createPlan",
+            json!({ "name": "Pool service",
+                    "visits": [{ "name": "Pool check", "trade": "plumbing",
+                                 "rule": { "kind": "weekly", "every": 4, "weekday": weekday },
+                                 "window": { "start": "09:00", "end": "11:00" },
+                                 "durationMinutes": 60 }],
+                    "prices": { "perVisit": "95.00" } }),
+        )
+        .await;
+    assert_eq!(plan["prices"]["perVisit"], "95.00");
+    let draft = s
+        .mutate(
+            "maintenance/v1/createContract",
+            json!({ "customerId": f.customer["id"], "propertyIds": [f.property["id"]],
+                    "planId": plan["id"], "startDate": Utc::now().date_naive(), "termMonths": 12,
+                    "billing": "per_visit", "cardToken": "tok_visa" }),
+        )
+        .await;
+    assert_eq!(draft["billing"], "per_visit");
+    let agreement = s
+        .mutate(
+            "maintenance/v1/activate",
+            json!({ "agreementId": draft["id"], "signedBy": "Ada Lovelace" }),
+        )
+        .await;
+    s.services.fire_due_timers().await.unwrap();
+    assert!(
+        invoices(&s, &agreement).await.is_empty(),
+        "nothing billed before a visit is done"
+    );
+    let visit = visits(&s, &agreement).await[0].clone();
+    let job = json!({ "id": visit["jobId"] });
+
+    // The visit is done: the agreement's next tick invoices it on its job, once, and charges
+    // the card.
+    s.schedule_and_assign(&job, &f.tech).await;
+    for status in [
+        "dispatched",
+        "en_route",
+        "on_site",
+        "in_progress",
+        "completed",
+    ] {
+        s.mutate(
+            "job/v1/updateStatus",
+            json!({ "jobId": job["id"], "status": status }),
+        )
+        .await;
+    }
+    s.services.fire_due_timers().await.unwrap();
+    s.services.fire_due_timers().await.unwrap();
+    let billed = invoices(&s, &agreement).await;
+    assert_eq!(billed.len(), 1, "{billed:?}");
+    assert_eq!(billed[0]["jobId"], job["id"]);
+    assert_eq!(billed[0]["periodStart"], visit["dueOn"]);
+    let invoice = s
+        .call(
+            "invoice/v1/get",
+            json!({ "invoiceId": billed[0]["invoiceId"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &invoice["jobId"],
+            &invoice["quote"]["total"],
+            &invoice["status"]
+        ),
+        (&job["id"], &json!("95.00"), &json!("paid"))
+    );
+    let label = invoice["quote"]["lines"][0]["description"]
+        .as_str()
+        .unwrap();
+    assert!(label.contains("Pool check of"), "{label}");
+    let done = s
+        .call("job/v1/get", json!({ "jobId": job["id"] }))
+        .await
+        .ok();
+    assert_eq!(done["status"], "paid");
 }

@@ -268,6 +268,11 @@ pub struct PricesDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
     pub annually: Option<String>,
+    /// The price of each visit, invoiced on the visit's job when it is completed (absent: not
+    /// sold per visit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub per_visit: Option<String>,
 }
 
 /// `maintenance/v1/createPlan`.
@@ -301,6 +306,8 @@ pub enum BillingDto {
     Quarterly,
     /// Each twelve months from the start's month.
     Annually,
+    /// Each visit, when its job is completed.
+    PerVisit,
 }
 
 impl From<BillingDto> for BillingFrequency {
@@ -309,6 +316,7 @@ impl From<BillingDto> for BillingFrequency {
             BillingDto::Monthly => Self::Monthly,
             BillingDto::Quarterly => Self::Quarterly,
             BillingDto::Annually => Self::Annually,
+            BillingDto::PerVisit => Self::PerVisit,
         }
     }
 }
@@ -645,7 +653,7 @@ impl From<Plan> for MaintenancePlanDto {
                 BillingFrequency::Monthly => prices.monthly = text,
                 BillingFrequency::Quarterly => prices.quarterly = text,
                 BillingFrequency::Annually => prices.annually = text,
-                BillingFrequency::PerVisit => {}
+                BillingFrequency::PerVisit => prices.per_visit = text,
             }
         }
         Self {
@@ -1085,7 +1093,7 @@ pub struct MaintenanceReportDto {
     pub renewals_due: Vec<RenewalDueDto>,
 }
 
-/// An invoice of a billing period.
+/// An invoice of a billing period, or of a visit billed per visit (its day the period).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeriodInvoiceDto {
@@ -1095,6 +1103,8 @@ pub struct PeriodInvoiceDto {
     pub period_end: NaiveDate,
     /// The invoice (`invoice/v1/get`).
     pub invoice_id: Uuid,
+    /// The visit's job it is on, when billed per visit (null for a period's invoice).
+    pub job_id: Option<Uuid>,
 }
 
 impl From<PeriodInvoice> for PeriodInvoiceDto {
@@ -1103,6 +1113,7 @@ impl From<PeriodInvoice> for PeriodInvoiceDto {
             period_start: p.period_start,
             period_end: p.period_end,
             invoice_id: p.invoice_id.as_uuid(),
+            job_id: p.job_id.map(|j| j.as_uuid()),
         }
     }
 }
@@ -1168,19 +1179,19 @@ fn plan_visit(v: &mut Validator, n: usize, i: &PlanVisitInput) -> Option<PlanVis
         }));
     }
     let services: Option<Vec<PlanService>> = services.into_iter().collect();
-    if i.form_template_ids.len() > MAX_VISIT_FORMS {
-        v.fail(
-            &at("formTemplateIds"),
-            "too_many",
-            &format!("a visit requires at most {MAX_VISIT_FORMS} forms"),
-        );
-    }
     let mut forms: Vec<FormTemplateId> = Vec::with_capacity(i.form_template_ids.len());
     for id in &i.form_template_ids {
         let id = FormTemplateId::from_uuid(*id);
         if !forms.contains(&id) {
             forms.push(id);
         }
+    }
+    if forms.len() > MAX_VISIT_FORMS {
+        v.fail(
+            &at("formTemplateIds"),
+            "too_many",
+            &format!("a visit requires at most {MAX_VISIT_FORMS} forms"),
+        );
     }
     rule_ok?;
     Some(PlanVisit {
@@ -1267,6 +1278,11 @@ fn plan_prices(
             "prices.annually",
             BillingFrequency::Annually,
             &prices.annually,
+        ),
+        (
+            "prices.perVisit",
+            BillingFrequency::PerVisit,
+            &prices.per_visit,
         ),
     ] {
         if let Some(raw) = raw {
@@ -1620,16 +1636,11 @@ pub(crate) fn procedures() -> Vec<Procedure> {
         mutation(
             name(
                 "cancel",
-                "End an agreement early, at the end of today: nothing more is generated or billed, and the billed days after today are credited on their invoices (a credit note against what is owed, or refunded to the payment of a paid one)",
+                "End an agreement early, at the end of today: nothing more is generated or billed, and the billed days after today are credited on their invoices (a credit note against what is owed, or refunded to the payment of a paid one; else left to the office)",
                 &[
                     "NOT_FOUND",
                     "AGREEMENT_STATE",
                     "VERSION_CONFLICT",
-                    "CREDIT_EXCEEDS_BALANCE",
-                    "INVOICE_PAYMENT_PENDING",
-                    "REFUND_EXCEEDS_PAYMENT",
-                    "REFUND_DECLINED",
-                    "PAYMENT_PROVIDER_NOT_CONFIGURED",
                     "PAYMENT_PROVIDER_UNAVAILABLE",
                 ],
             ),
@@ -1653,11 +1664,6 @@ pub(crate) fn procedures() -> Vec<Procedure> {
                     "NOT_FOUND",
                     "AGREEMENT_STATE",
                     "VERSION_CONFLICT",
-                    "CREDIT_EXCEEDS_BALANCE",
-                    "INVOICE_PAYMENT_PENDING",
-                    "REFUND_EXCEEDS_PAYMENT",
-                    "REFUND_DECLINED",
-                    "PAYMENT_PROVIDER_NOT_CONFIGURED",
                     "PAYMENT_PROVIDER_UNAVAILABLE",
                 ],
             ),

@@ -727,13 +727,26 @@ pub(crate) async fn issue_unattached(
     request: &QuoteRequest,
     issue_date: NaiveDate,
 ) -> Result<Invoice, StoreError> {
+    issue_direct(tx, None, at, request, issue_date).await
+}
+
+/// Creates and issues an invoice in one go, on `job_id` when given (a maintenance visit billed
+/// per visit; the caller moves the job along with [`sync_job`] in a transaction of its own, so
+/// that it never holds the agreement's lock and the job's together), priced at `at`.
+pub(crate) async fn issue_direct(
+    tx: &mut TenantTx,
+    job_id: Option<JobId>,
+    at: PriceAt,
+    request: &QuoteRequest,
+    issue_date: NaiveDate,
+) -> Result<Invoice, StoreError> {
     let quote = price(tx, Some(at), request, "").await?;
     let terms = PaymentTerms::net(DEFAULT_NET_DAYS)
         .map_err(|e| StoreError::Internal(format!("default terms: {}", e.message)))?;
     let draft = insert_new(
         tx,
         NewInvoice {
-            job_id: None,
+            job_id,
             customer_id: at.customer_id,
             source: InvoiceSource::Lines,
             quote,
@@ -861,7 +874,7 @@ async fn insert_event(
 
 /// Moves the job along as far as its invoices allow: completed → invoiced once one is issued,
 /// invoiced → paid once every issued one is settled.
-async fn sync_job(tx: &mut TenantTx, job_id: Option<JobId>) -> Result<(), StoreError> {
+pub(crate) async fn sync_job(tx: &mut TenantTx, job_id: Option<JobId>) -> Result<(), StoreError> {
     let Some(job_id) = job_id else {
         return Ok(());
     };

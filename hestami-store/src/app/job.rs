@@ -816,6 +816,10 @@ pub(crate) async fn apply(
     )
     .await?;
     insert_event(tx, next.id, &event).await?;
+    if matches!(command, JobCommand::Complete) {
+        // A maintenance visit billed per visit is billed by its agreement's next tick.
+        super::maintenance::visit_completed(tx, next.id).await?;
+    }
     let operation = if event.from == Some(event.to)
         && !matches!(event.change, JobChange::Transitioned { .. })
     {

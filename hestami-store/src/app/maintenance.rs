@@ -249,6 +249,10 @@ pub struct AgreementSchedule {
     pub next: u32,
     /// Set when a change replaced it: no more visits are generated from it.
     pub replaced: bool,
+    /// The day a change (a re-plan, a change of plan) made it: a visit whose lead time began
+    /// before is generated on the next tick without being late.
+    #[serde(default)]
+    pub planned_on: Option<NaiveDate>,
 }
 
 /// A price an agreement had before a renewal changed it.
@@ -379,8 +383,13 @@ pub enum Settlement {
 }
 
 impl UnusedCredit {
-    /// The credit note that settles it, unless it is left to the office.
-    fn command(&self, on: NaiveDate) -> Result<Option<super::invoice::CreditInvoice>, StoreError> {
+    /// The credit note that settles it, unless it is left to the office; `why` and `on` say
+    /// what made the days unused.
+    fn command(
+        &self,
+        why: &str,
+        on: NaiveDate,
+    ) -> Result<Option<super::invoice::CreditInvoice>, StoreError> {
         let refund_payment_id = match self.settlement {
             Settlement::Credited => None,
             Settlement::Refunded { payment_id } => Some(payment_id),
@@ -388,7 +397,7 @@ impl UnusedCredit {
         };
         Ok(Some(super::invoice::CreditInvoice {
             invoice_id: self.invoice_id,
-            request: unused_request(self, on)?,
+            request: unused_request(self, why, on)?,
             refund_payment_id,
             expected_version: None,
         }))
@@ -396,10 +405,14 @@ impl UnusedCredit {
 }
 
 /// The credit request of an unused stretch: every line of the period's invoice at `share`.
-fn unused_request(credit: &UnusedCredit, on: NaiveDate) -> Result<CreditRequest, StoreError> {
+fn unused_request(
+    credit: &UnusedCredit,
+    why: &str,
+    on: NaiveDate,
+) -> Result<CreditRequest, StoreError> {
     let last = credit.period_end.pred_opt().unwrap_or(credit.period_end);
     let reason = Reason::parse(&format!(
-        "Agreement cancelled on {on}: {} unused days of {} to {last}",
+        "{why} on {on}: {} unused days of {} to {last}",
         credit.unused_days, credit.period_start
     ))
     .map_err(|e| StoreError::Internal(format!("a cancellation's reason: {}", e.message)))?;
@@ -420,6 +433,7 @@ fn unused_request(credit: &UnusedCredit, on: NaiveDate) -> Result<CreditRequest,
 async fn unused_credits(
     tx: &mut TenantTx,
     agreement: &Agreement,
+    why: &str,
     today: NaiveDate,
 ) -> Result<Vec<UnusedCredit>, StoreError> {
     let rows = tx
@@ -441,13 +455,21 @@ async fn unused_credits(
         if !matches!(invoice.status, InvoiceStatus::Issued | InvoiceStatus::Paid) {
             continue;
         }
-        // What is credited already (a change of plan credits the same tail of the period)
-        // counts against the share.
-        let share = share
-            - credited_quantities(&invoice)
-                .first()
-                .copied()
-                .unwrap_or_default();
+        // What is credited already counts against the share: a change of plan credits the same
+        // tail of the period, and what it decided counts even before its credit note is
+        // recorded (a refund still with the provider, a settlement left to the office).
+        let decided: Decimal = agreement
+            .plan_changes
+            .iter()
+            .flat_map(|c| &c.credits)
+            .filter(|c| c.invoice_id == invoice_id)
+            .map(|c| c.share)
+            .sum();
+        let credited = credited_quantities(&invoice)
+            .first()
+            .copied()
+            .unwrap_or_default();
+        let share = share - credited.max(decided);
         if share <= Decimal::ZERO {
             continue;
         }
@@ -464,15 +486,33 @@ async fn unused_credits(
         // it is settled).
         let placeholder = CreditNoteNumber::from_sequence(1)
             .map_err(|e| StoreError::Internal(format!("credit note number 1: {}", e.message)))?;
-        credit.amount = price_credit_note(
+        let priced = price_credit_note(
             &invoice,
             CreditNoteId::from_uuid(new_id()),
             placeholder,
             today,
-            &unused_request(&credit, today)?,
-        )
-        .map_err(|e| super::invoice::invoice_failure(&e))?
-        .total;
+            &unused_request(&credit, why, today)?,
+        );
+        let Ok(note) = priced else {
+            // The invoice cannot take it (credits by hand beyond its total): the office
+            // decides, told what the days were worth.
+            credit.amount = Money::new(
+                invoice
+                    .quote
+                    .lines
+                    .first()
+                    .map_or(Decimal::ZERO, |l| l.line_total.amount())
+                    * credit.share,
+                invoice.currency(),
+            )
+            .round();
+            credits.push(credit);
+            continue;
+        };
+        credit.amount = note.total;
+        if credit.amount.is_zero() {
+            continue;
+        }
         let owed = super::invoice::collect::unreserved_balance(tx, &invoice).await?;
         credit.settlement = if credit.amount.amount() <= owed.amount() {
             Settlement::Credited
@@ -538,9 +578,11 @@ impl Agreement {
 
     /// The price of a whole period starting on `date`.
     pub fn price_on(&self, date: NaiveDate) -> Money {
+        // The nearest boundary after `date`: a change of plan's comes after a renewal's.
         self.earlier_prices
             .iter()
-            .find(|p| date < p.until)
+            .filter(|p| date < p.until)
+            .min_by_key(|p| p.until)
             .map_or(self.price, |p| p.price)
     }
 
@@ -757,7 +799,7 @@ pub struct Visit {
     pub late: bool,
 }
 
-/// An invoice of a billing period.
+/// An invoice of a billing period (or of a visit's day, billed per visit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeriodInvoice {
@@ -767,6 +809,9 @@ pub struct PeriodInvoice {
     pub period_end: NaiveDate,
     /// The invoice.
     pub invoice_id: InvoiceId,
+    /// The visit's job it is on, when billed per visit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
 }
 
 /// A charge of a period's invoice to the agreement's card.
@@ -850,19 +895,17 @@ pub(crate) async fn run(
                     Box::pin(change_status(tx, c, AgreementAction::Cancel))
                 })
                 .await?;
-            if let Some(cancellation) = &agreement.cancellation {
-                settle(&mut ctx, &cancellation.credits, cancellation.on, &processor).await?;
-            }
-            serde_json::to_value(agreement)?
+            serde_json::to_value(
+                settle(&mut ctx, agreement, Settling::Cancellation, &processor).await?,
+            )?
         }
         C::ChangePlan(c) => {
             let agreement = ctx
                 .step("change_plan", move |tx| Box::pin(change_plan(tx, c)))
                 .await?;
-            if let Some(change) = agreement.plan_changes.last() {
-                settle(&mut ctx, &change.credits, change.on, &processor).await?;
-            }
-            serde_json::to_value(agreement)?
+            serde_json::to_value(
+                settle(&mut ctx, agreement, Settling::PlanChange, &processor).await?,
+            )?
         }
         C::ChangeSchedule(c) => serde_json::to_value(
             ctx.step("change_schedule", move |tx| {
@@ -880,13 +923,22 @@ pub(crate) async fn run(
                     Box::pin(generate_visits(tx, t))
                 })
                 .await?;
-            let invoices = ctx
+            let invoices: Vec<PeriodInvoice> = ctx
                 .step("bill_periods", move |tx| Box::pin(bill_periods(tx, t)))
                 .await?;
+
             let charges = charge(&mut ctx, t, processor).await?;
             let status = ctx
                 .step("close_term", move |tx| Box::pin(close_term(tx, t)))
                 .await?;
+            // Last, so that a tick journalled before this step existed replays unchanged.
+            if invoices.iter().any(|i| i.job_id.is_some()) {
+                let on_jobs = invoices.clone();
+                ctx.step("invoice_visit_jobs", move |tx| {
+                    Box::pin(invoice_visit_jobs(tx, on_jobs))
+                })
+                .await?;
+            }
             let caught_up = u32::try_from(visits.iter().filter(|v: &&Visit| v.late).count())
                 .unwrap_or(u32::MAX);
             serde_json::to_value(TickReport {
@@ -902,33 +954,103 @@ pub(crate) async fn run(
     })
 }
 
-/// Settles each credit decided on `on` through the invoice path, as a step of this workflow: a
+/// What made billed days unused, in a credit note's reason.
+const CANCELLED: &str = "Agreement cancelled";
+const PLAN_CHANGED: &str = "Plan changed";
+
+/// Settles each credit decided on `on` through the invoice path, as steps of this workflow: a
 /// credit note, or one refunded through the provider (its reserve, refund and record steps).
+/// The agreement has already changed, so a refusal (a payment arrived meanwhile, the provider
+/// declined the refund) does not fail the workflow: the credit is left to the office, recorded
+/// on the agreement, which the workflow then answers with.
 async fn settle(
     ctx: &mut WorkflowCtx,
-    credits: &[UnusedCredit],
-    on: NaiveDate,
+    agreement: Agreement,
+    which: Settling,
     processor: &Arc<dyn PaymentProvider>,
-) -> Result<(), StoreError> {
-    for credit in credits {
-        let Some(command) = credit.command(on)? else {
+) -> Result<Agreement, StoreError> {
+    let (why, on, credits) = match which {
+        Settling::Cancellation => match &agreement.cancellation {
+            Some(c) => (CANCELLED, c.on, c.credits.clone()),
+            None => return Ok(agreement),
+        },
+        Settling::PlanChange => match agreement.plan_changes.last() {
+            Some(c) => (PLAN_CHANGED, c.on, c.credits.clone()),
+            None => return Ok(agreement),
+        },
+    };
+    let mut refused = Vec::new();
+    for (n, credit) in credits.iter().enumerate() {
+        let Some(command) = credit.command(why, on)? else {
             continue;
         };
-        if command.refund_payment_id.is_some() {
-            super::invoice::collect::refund(
+        let settled = if command.refund_payment_id.is_some() {
+            match super::invoice::collect::refund(
                 ctx,
                 super::invoice::collect::RefundOf::Credit(command),
                 processor.clone(),
             )
-            .await?;
+            .await
+            {
+                Ok(_) => true,
+                Err(StoreError::Failure(failure)) => {
+                    tracing::warn!(agreement.id = %agreement.id, code = %failure.code, "an unused-days refund was refused; left to the office");
+                    false
+                }
+                Err(e) => return Err(e),
+            }
         } else {
+            // A refusal comes before the credit writes anything, so the step may answer it.
             ctx.step("credit_unused_days", move |tx| {
-                Box::pin(super::invoice::credit(tx, command))
+                Box::pin(async move {
+                    match super::invoice::credit(tx, command).await {
+                        Ok(_) => Ok(true),
+                        Err(StoreError::Failure(_)) => Ok(false),
+                        Err(e) => Err(e),
+                    }
+                })
             })
-            .await?;
+            .await?
+        };
+        if !settled {
+            refused.push(n);
         }
     }
-    Ok(())
+    if refused.is_empty() {
+        return Ok(agreement);
+    }
+    let id = agreement.id;
+    ctx.step("left_to_the_office", move |tx| {
+        Box::pin(leave_to_the_office(tx, id, which, refused))
+    })
+    .await
+}
+
+/// Which decided credits [`settle`] settles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settling {
+    Cancellation,
+    PlanChange,
+}
+
+/// Records the credits at `refused` as left to the office.
+async fn leave_to_the_office(
+    tx: &mut TenantTx,
+    id: AgreementId,
+    which: Settling,
+    refused: Vec<usize>,
+) -> Result<Agreement, StoreError> {
+    let mut agreement = load_agreement(tx, id, true).await?;
+    let mut credits = match which {
+        Settling::Cancellation => agreement.cancellation.as_mut().map(|c| &mut c.credits),
+        Settling::PlanChange => agreement.plan_changes.last_mut().map(|c| &mut c.credits),
+    };
+    for n in refused {
+        if let Some(credit) = credits.as_deref_mut().and_then(|c| c.get_mut(n)) {
+            credit.settlement = Settlement::ByHand;
+        }
+    }
+    save(tx, agreement).await
 }
 
 async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> {
@@ -1302,6 +1424,7 @@ async fn create_agreement(tx: &mut TenantTx, a: NewAgreement) -> Result<Agreemen
             ),
             next: 0,
             replaced: false,
+            planned_on: None,
         })
         .collect();
     let now = tx.now();
@@ -1379,9 +1502,17 @@ async fn save(tx: &mut TenantTx, mut next: Agreement) -> Result<Agreement, Store
     next.version += 1;
     next.updated_at = tx.now();
     let org = load_organization(tx, false).await?;
-    // Something already due is due today.
+    // Something already due is due today: a completed visit of a per-visit agreement not yet
+    // billed too (read with the agreement locked, so a completion committed before is seen,
+    // and one after arms the timer itself).
     let today = tx.now().with_timezone(&org.time_zone.tz()).date_naive();
     next.next_attention = next.attention().map(|date| date.max(today));
+    if next.billing == BillingFrequency::PerVisit
+        && next.status.is_in_force()
+        && !unbilled_visits(tx, next.id).await?.is_empty()
+    {
+        next.next_attention = Some(today);
+    }
     let orgid = tx.org();
     tx.execute(
         "UPDATE maintenance_agreements SET version = $1, status = $2, term_end = $3, next_attention = $4, \
@@ -1474,9 +1605,21 @@ async fn change_status(
     c: ChangeStatus,
     action: AgreementAction,
 ) -> Result<Agreement, StoreError> {
-    let agreement = load_agreement(tx, c.agreement_id, true).await?;
+    let mut agreement = load_agreement(tx, c.agreement_id, true).await?;
     check_version("agreement", c.expected_version, agreement.version)?;
     let status = transition(&agreement, action)?;
+    if action == AgreementAction::Cancel && agreement.status.is_in_force() {
+        // Every period that has started is billed first (the morning's tick may not have run):
+        // its days up to today are owed, the rest credited below.
+        let today = super::invoice::local_today(tx).await?;
+        let tick = Tick {
+            agreement_id: agreement.id,
+            date: today,
+        };
+        if !bill_periods(tx, tick).await?.is_empty() {
+            agreement = load_agreement(tx, c.agreement_id, true).await?;
+        }
+    }
     let mut next = Agreement {
         status,
         reason: c.reason,
@@ -1486,7 +1629,7 @@ async fn change_status(
         let today = super::invoice::local_today(tx).await?;
         next.cancellation = Some(Cancellation {
             on: today,
-            credits: unused_credits(tx, &next, today).await?,
+            credits: unused_credits(tx, &next, CANCELLED, today).await?,
         });
     }
     if action == AgreementAction::Resume {
@@ -1557,6 +1700,7 @@ async fn change_schedule(tx: &mut TenantTx, c: ChangeSchedule) -> Result<Agreeme
         schedule: rules::schedule_from(from, c.rule, c.start_month, c.window),
         next: 0,
         replaced: false,
+        planned_on: Some(today),
     });
     save(tx, agreement).await
 }
@@ -1615,10 +1759,15 @@ async fn change_plan(tx: &mut TenantTx, c: ChangePlan) -> Result<Agreement, Stor
     )
     .await?;
     let mut agreement = load_agreement(tx, c.agreement_id, true).await?;
-    let credits = unused_credits(tx, &agreement, today).await?;
+    let credits = unused_credits(tx, &agreement, PLAN_CHANGED, today).await?;
     let periods =
         rules::billing_periods(agreement.start_date, agreement.term_end, agreement.billing);
     let at = price_at(&agreement)?;
+    // The rest of the period is billed under the new plan's name.
+    let renamed = Agreement {
+        plan_name: plan.name.clone(),
+        ..agreement.clone()
+    };
     let mut invoices = Vec::with_capacity(credits.len());
     for credit in &credits {
         let Some(full) = periods
@@ -1632,10 +1781,10 @@ async fn change_plan(tx: &mut TenantTx, c: ChangePlan) -> Result<Agreement, Stor
             end: credit.period_end,
             ..*full
         };
-        invoices.push(issue_period(tx, &agreement, at, rest, price, today).await?);
+        invoices.push(issue_period(tx, &renamed, at, rest, price, today).await?);
     }
     let from_plan_id = agreement.plan_id;
-    let from_price = agreement.price;
+    let from_price = agreement.price_on(today);
     for schedule in agreement.schedules.iter_mut() {
         schedule.replaced = true;
     }
@@ -1659,7 +1808,12 @@ async fn change_plan(tx: &mut TenantTx, c: ChangePlan) -> Result<Agreement, Stor
             ),
             next: 0,
             replaced: false,
+            planned_on: Some(tomorrow),
         });
+    }
+    // The new plan's price applies from tomorrow, whatever a renewal had set for later.
+    for earlier in &mut agreement.earlier_prices {
+        earlier.until = earlier.until.min(tomorrow);
     }
     agreement.earlier_prices.push(EarlierPrice {
         until: tomorrow,
@@ -1799,10 +1953,13 @@ async fn due_charges(
     let org = tx.org();
     let rows = tx
         .fetch_all(
-            "SELECT i.id FROM agreement_invoices a JOIN invoices i \
+            "SELECT i.id, a.period_start AS billed_for FROM agreement_invoices a JOIN invoices i \
              ON i.organization_id = a.organization_id AND i.id = a.invoice_id \
              WHERE a.organization_id = $1 AND a.agreement_id = $2 AND i.status = 'issued' \
-             ORDER BY a.period_start",
+             UNION ALL SELECT i.id, v.due_on AS billed_for FROM maintenance_visits v JOIN invoices i \
+             ON i.organization_id = v.organization_id AND i.id = v.invoice_id \
+             WHERE v.organization_id = $1 AND v.agreement_id = $2 AND i.status = 'issued' \
+             ORDER BY billed_for",
             args![org, agreement.id.as_uuid()],
         )
         .await?;
@@ -1921,11 +2078,11 @@ async fn generate_visits(tx: &mut TenantTx, t: Tick) -> Result<Vec<Visit>, Store
                 .unwrap_or_else(|| due_at(tz, date));
             let lead_began = date.checked_sub_signed(lead).unwrap_or(date);
             // Late: its lead time began on a day nobody generated it, while the agreement was
-            // signed and the schedule existed (a re-planned or changed plan's schedule starts
-            // the day after the change: what falls in its lead time at once is not late).
+            // signed and the schedule existed (what a re-plan or a change of plan brings
+            // within its lead time at once is not late).
             let late = lead_began < t.date
                 && lead_began >= signed_on
-                && lead_began >= schedule.schedule.start;
+                && schedule.planned_on.is_none_or(|on| lead_began >= on);
             for property_id in &agreement.property_ids {
                 let job = super::job::create_due(
                     tx,
@@ -2025,6 +2182,9 @@ async fn bill_periods(tx: &mut TenantTx, t: Tick) -> Result<Vec<PeriodInvoice>, 
     if !agreement.status.is_in_force() {
         return Ok(Vec::new());
     }
+    if agreement.billing == BillingFrequency::PerVisit {
+        return bill_visits(tx, agreement, t.date).await;
+    }
     let due: Vec<BillingPeriod> = agreement
         .unbilled()
         .into_iter()
@@ -2067,20 +2227,7 @@ async fn issue_period(
             ""
         }
     );
-    let description = Name::parse(&label.chars().take(200).collect::<String>())
-        .map_err(|e| StoreError::Internal(format!("period label: {e}")))?;
-    let request = QuoteRequest {
-        lines: vec![QuoteLine {
-            source: LineSource::Custom {
-                description,
-                unit_price: period.amount(price),
-                kind: ItemKind::Service,
-            },
-            quantity: Decimal::ONE,
-            description: None,
-        }],
-        discount: None,
-    };
+    let request = one_line(&label, period.amount(price))?;
     let invoice = super::invoice::issue_unattached(tx, at, &request, date).await?;
     tx.execute(
         "INSERT INTO agreement_invoices (organization_id, agreement_id, period_start, period_end, \
@@ -2099,7 +2246,145 @@ async fn issue_period(
         period_start: period.start,
         period_end: period.end,
         invoice_id: invoice.id,
+        job_id: None,
     })
+}
+
+/// A quote request of one service line, `label` at `amount`.
+fn one_line(label: &str, amount: Money) -> Result<QuoteRequest, StoreError> {
+    let description = Name::parse(&label.chars().take(200).collect::<String>())
+        .map_err(|e| StoreError::Internal(format!("an agreement's invoice line: {e}")))?;
+    Ok(QuoteRequest {
+        lines: vec![QuoteLine {
+            source: LineSource::Custom {
+                description,
+                unit_price: amount,
+                kind: ItemKind::Service,
+            },
+            quantity: Decimal::ONE,
+            description: None,
+        }],
+        discount: None,
+    })
+}
+
+/// The visits of an agreement whose job was completed and that are not billed yet: the job, the
+/// plan visit, the property and the date.
+async fn unbilled_visits(
+    tx: &mut TenantTx,
+    agreement_id: AgreementId,
+) -> Result<Vec<(JobId, u32, PropertyId, NaiveDate)>, StoreError> {
+    let rows = tx
+        .fetch_all(
+            "SELECT v.job_id, v.slot, v.property_id, v.due_on FROM maintenance_visits v \
+             JOIN jobs j ON j.organization_id = v.organization_id AND j.id = v.job_id \
+             WHERE v.organization_id = $1 AND v.agreement_id = $2 AND v.invoice_id IS NULL \
+             AND j.status = 'completed' ORDER BY v.due_on, v.slot, v.property_id",
+            args![tx.org(), agreement_id.as_uuid()],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                JobId::from_uuid(row.get("job_id")?),
+                u32::try_from(row.get::<i64>("slot")?)
+                    .map_err(|_| StoreError::Internal("stored slot".into()))?,
+                PropertyId::from_uuid(row.get("property_id")?),
+                row.get("due_on")?,
+            ))
+        })
+        .collect()
+}
+
+/// Bills a per-visit agreement's completed visits, each on its own job at the agreement's price
+/// (the plan's per-visit price), once: the visit row records the invoice. The jobs move to
+/// `invoiced` in the tick's next step, without the agreement's lock.
+async fn bill_visits(
+    tx: &mut TenantTx,
+    agreement: Agreement,
+    date: NaiveDate,
+) -> Result<Vec<PeriodInvoice>, StoreError> {
+    let unbilled = unbilled_visits(tx, agreement.id).await?;
+    if unbilled.is_empty() {
+        return Ok(Vec::new());
+    }
+    let plan = load_plan(tx, agreement.plan_id).await?;
+    let mut billed = Vec::with_capacity(unbilled.len());
+    for (job_id, slot, property_id, due_on) in unbilled {
+        let visit = plan
+            .visits
+            .get(slot as usize)
+            .map_or("visit", |v| v.name.as_str());
+        let label = format!("{} — {visit} of {due_on}", agreement.plan_name.as_str());
+        let at = PriceAt {
+            customer_id: agreement.customer_id,
+            property_id,
+            member_benefits: false,
+        };
+        let invoice = super::invoice::issue_direct(
+            tx,
+            Some(job_id),
+            at,
+            &one_line(&label, agreement.price)?,
+            date,
+        )
+        .await?;
+        tx.execute(
+            "UPDATE maintenance_visits SET invoice_id = $1 WHERE organization_id = $2 \
+             AND agreement_id = $3 AND job_id = $4",
+            args![
+                invoice.id.as_uuid(),
+                tx.org(),
+                agreement.id.as_uuid(),
+                job_id.as_uuid()
+            ],
+        )
+        .await?;
+        billed.push(PeriodInvoice {
+            period_start: due_on,
+            period_end: due_on.succ_opt().unwrap_or(due_on),
+            invoice_id: invoice.id,
+            job_id: Some(job_id),
+        });
+    }
+    save(tx, agreement).await?;
+    Ok(billed)
+}
+
+/// Moves the jobs of the visits a tick billed to `invoiced` (their own transaction: a job's
+/// lock is never taken under the agreement's).
+async fn invoice_visit_jobs(
+    tx: &mut TenantTx,
+    invoices: Vec<PeriodInvoice>,
+) -> Result<(), StoreError> {
+    for billed in invoices {
+        super::invoice::sync_job(tx, billed.job_id).await?;
+    }
+    Ok(())
+}
+
+/// Called when a job is completed: a visit of a per-visit agreement is billed by the
+/// agreement's next tick, which this makes due today. The agreement is locked after the job (a
+/// tick never takes a job's lock under the agreement's).
+pub(crate) async fn visit_completed(tx: &mut TenantTx, job_id: JobId) -> Result<(), StoreError> {
+    let row = tx
+        .fetch_optional(
+            "SELECT agreement_id FROM maintenance_visits WHERE organization_id = $1 AND job_id = $2 \
+             AND invoice_id IS NULL",
+            args![tx.org(), job_id.as_uuid()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let agreement =
+        load_agreement(tx, AgreementId::from_uuid(row.get("agreement_id")?), true).await?;
+    if agreement.billing == BillingFrequency::PerVisit && agreement.status.is_in_force() {
+        // Saving it makes its next attention today (the completed visit is unbilled) and arms
+        // its timer for then.
+        save(tx, agreement).await?;
+    }
+    Ok(())
 }
 
 /// Renewal and the term's end: an auto-renewing agreement renews on its renewal date (a new
@@ -2586,15 +2871,36 @@ impl Services {
                         args![org, id.as_uuid()],
                     )
                     .await?;
-                rows.iter()
+                let mut invoices = rows
+                    .iter()
                     .map(|row| {
                         Ok(PeriodInvoice {
                             period_start: row.get("period_start")?,
                             period_end: row.get("period_end")?,
                             invoice_id: InvoiceId::from_uuid(row.get("invoice_id")?),
+                            job_id: None,
                         })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                // A per-visit agreement's invoices: one per visit, for its day.
+                let visits = tx
+                    .fetch_all(
+                        "SELECT due_on, invoice_id, job_id FROM maintenance_visits WHERE organization_id = $1 \
+                         AND agreement_id = $2 AND invoice_id IS NOT NULL",
+                        args![org, id.as_uuid()],
+                    )
+                    .await?;
+                for row in visits {
+                    let day: NaiveDate = row.get("due_on")?;
+                    invoices.push(PeriodInvoice {
+                        period_start: day,
+                        period_end: day.succ_opt().unwrap_or(day),
+                        invoice_id: InvoiceId::from_uuid(row.get("invoice_id")?),
+                        job_id: Some(JobId::from_uuid(row.get("job_id")?)),
+                    });
+                }
+                invoices.sort_by_key(|p| p.period_start);
+                Ok(invoices)
             })
         })
         .await
