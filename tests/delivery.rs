@@ -195,19 +195,7 @@ async fn all_settled(s: &TestServer) -> bool {
 /// Takes a requested job through scheduling, assignment and the visit to completed.
 async fn complete(s: &TestServer, f: &Fixture, job: &Value) {
     s.schedule_and_assign(job, &f.tech).await;
-    for status in [
-        "dispatched",
-        "en_route",
-        "on_site",
-        "in_progress",
-        "completed",
-    ] {
-        s.mutate(
-            "job/v1/updateStatus",
-            json!({ "jobId": job["id"], "status": status }),
-        )
-        .await;
-    }
+    s.move_job(job, &support::TO_COMPLETED).await;
 }
 
 /// The fixture, with e-mail addresses for the organization and the customer, and Illinois's

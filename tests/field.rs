@@ -259,19 +259,7 @@ async fn a_technician_sees_and_moves_only_their_own_work(s: TestServer) {
     assert_eq!(estimates["items"].as_array().unwrap().len(), 1);
     assert_eq!(estimates["items"][0]["id"], ours["id"]);
     // Bob's job, completed and invoiced by the office: not hers.
-    for status in [
-        "dispatched",
-        "en_route",
-        "on_site",
-        "in_progress",
-        "completed",
-    ] {
-        s.mutate(
-            "job/v1/updateStatus",
-            json!({ "jobId": b_v1["id"], "status": status }),
-        )
-        .await;
-    }
+    s.move_job(&b_v1, &support::TO_COMPLETED).await;
     let invoice = s
         .mutate(
             "invoice/v1/create",

@@ -207,19 +207,7 @@ async fn stock_from_the_warehouse_to_the_truck_to_the_invoice(s: TestServer) {
     assert_eq!(stock["value"], "48.00", "{stock}");
 
     // The job is billed for what it used, at the pricebook's price.
-    for status in [
-        "dispatched",
-        "en_route",
-        "on_site",
-        "in_progress",
-        "completed",
-    ] {
-        s.mutate(
-            "job/v1/updateStatus",
-            json!({ "jobId": job["id"], "status": status }),
-        )
-        .await;
-    }
+    s.move_job(&job, &support::TO_COMPLETED).await;
     let invoice = s
         .mutate(
             "invoice/v1/create",
@@ -502,19 +490,7 @@ async fn a_purchase_order_from_the_supplier_to_the_invoice(s: TestServer) {
     );
 
     // Invoiced from the actuals: the material line is the usage less the return.
-    for status in [
-        "dispatched",
-        "en_route",
-        "on_site",
-        "in_progress",
-        "completed",
-    ] {
-        s.mutate(
-            "job/v1/updateStatus",
-            json!({ "jobId": job["id"], "status": status }),
-        )
-        .await;
-    }
+    s.move_job(&job, &support::TO_COMPLETED).await;
     let invoice = s
         .mutate(
             "invoice/v1/create",

@@ -1234,13 +1234,8 @@ async fn a_visit_requires_its_plan_checklist(backend: Backend) {
 
     // Completion waits for it.
     s.schedule_and_assign(&job, &f.tech).await;
-    for status in ["dispatched", "en_route", "on_site", "in_progress"] {
-        s.mutate(
-            "job/v1/updateStatus",
-            json!({ "jobId": job["id"], "status": status }),
-        )
+    s.move_job(&job, &["dispatched", "en_route", "on_site", "in_progress"])
         .await;
-    }
     let complete = || json!({ "idempotencyKey": key(), "jobId": job["id"], "status": "completed" });
     let held = s.call("job/v1/updateStatus", complete()).await;
     held.assert_error(422, "FORMS_INCOMPLETE");
@@ -1416,19 +1411,7 @@ async fn billed_per_visit_when_the_visit_is_done(backend: Backend) {
     // The visit is done: the agreement's next tick invoices it on its job, once, and charges
     // the card.
     s.schedule_and_assign(&job, &f.tech).await;
-    for status in [
-        "dispatched",
-        "en_route",
-        "on_site",
-        "in_progress",
-        "completed",
-    ] {
-        s.mutate(
-            "job/v1/updateStatus",
-            json!({ "jobId": job["id"], "status": status }),
-        )
-        .await;
-    }
+    s.move_job(&job, &support::TO_COMPLETED).await;
     s.services.fire_due_timers().await.unwrap();
     s.services.fire_due_timers().await.unwrap();
     let billed = invoices(&s, &agreement).await;

@@ -170,14 +170,7 @@ async fn two_processes_generate_and_bill_once(fx: Fixture) {
     // Four filter changes and two tune-ups; twelve months.
     assert_eq!(effects(&first, c, &agreement).await, (6, 6, 12, 12));
     // Each month charged to the card once.
-    assert_eq!(
-        processor
-            .moved()
-            .iter()
-            .filter(|m| m.kind == "charge")
-            .count(),
-        12
-    );
+    assert_eq!(moved(&processor, "charge"), 12);
     let visits = first.agreement_visits(c, agreement.id).await.unwrap();
     assert!(visits.items.iter().all(|v| !v.visit.late));
     let now = first.agreement(c, agreement.id).await.unwrap();
@@ -185,6 +178,11 @@ async fn two_processes_generate_and_bill_once(fx: Fixture) {
         now.status,
         hestami_core::maintenance::AgreementStatus::Expired
     );
+}
+
+/// How many charges or refunds (`kind`) the provider made.
+fn moved(processor: &TestProvider, kind: &str) -> usize {
+    processor.moved().iter().filter(|m| m.kind == kind).count()
 }
 
 /// A fault that crashes the run right after the step named `step` commits, once.
@@ -211,11 +209,7 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
         let c = &org.caller;
         let agreement = active_agreement(&setup, c).await;
         // The first tick generates the 4 January filter change, bills January and charges it.
-        let charged = processor
-            .moved()
-            .iter()
-            .filter(|m| m.kind == "charge")
-            .count();
+        let charged = moved(&processor, "charge");
         let crashing = process(
             &fx,
             &clock,
@@ -267,9 +261,8 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
             (1, 1, 1, 1),
             "crash after {step}"
         );
-        let moved = processor.moved();
         assert_eq!(
-            moved.iter().filter(|m| m.kind == "charge").count(),
+            moved(&processor, "charge"),
             charged + 1,
             "crash after {step}: one charge"
         );
@@ -294,6 +287,40 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
     }
 }
 
+/// Submits `command` as `c` in a process that crashes right after `step` commits, restarts it
+/// (the same executor), recovers the workflow and replays the request: the restarted process
+/// and the agreement the request answered with.
+async fn crash_then_replay(
+    (fx, clock, processor): (&Fixture, &Arc<ManualClock>, &TestProvider),
+    c: &Caller,
+    executor: &str,
+    step: &'static str,
+    command: MaintenanceCommand,
+) -> (Services, Agreement) {
+    let config = |fault: Option<FaultHook>| EngineConfig {
+        executor_id: executor.to_owned(),
+        fault,
+        ..EngineConfig::default()
+    };
+    let crashing = process(fx, clock, config(Some(crash_after(step))), processor).await;
+    let submitted = request(command);
+    match crashing.submit(c, submitted.clone()).await {
+        Err(StoreError::InjectedCrash) => {}
+        other => panic!("crash after {step}: expected a crash, got {other:?}"),
+    }
+    drop(crashing);
+    let restarted = process(fx, clock, config(None), processor).await;
+    assert_eq!(
+        restarted.engine().recover(true).await.unwrap(),
+        1,
+        "crash after {step}"
+    );
+    let replay = restarted.submit(c, submitted).await.unwrap();
+    assert!(replay.replayed, "crash after {step}");
+    let agreement = serde_json::from_str(&replay.outcome.unwrap()).unwrap();
+    (restarted, agreement)
+}
+
 async fn a_crash_after_each_cancellation_step_refunds_once(fx: Fixture) {
     let processor = TestProvider::new();
     for step in [
@@ -314,53 +341,16 @@ async fn a_crash_after_each_cancellation_step_refunds_once(fx: Fixture) {
             setup.invoice_get(c, january).await.unwrap().status,
             hestami_core::invoice::InvoiceStatus::Paid
         );
-        let refunds = || {
-            processor
-                .moved()
-                .iter()
-                .filter(|m| m.kind == "refund")
-                .count()
-        };
+        let refunds = || moved(&processor, "refund");
         let before = refunds();
         // Cancelled on 16 January: 17 to 31 January unused, 15 of 31 days of 31.00.
         clock.set(morning(date(2027, 1, 16)));
-        let crashing = process(
-            &fx,
-            &clock,
-            EngineConfig {
-                executor_id: format!("cancel-{step}"),
-                fault: Some(crash_after(step)),
-                ..EngineConfig::default()
-            },
-            &processor,
-        )
-        .await;
-        let cancel = request(MaintenanceCommand::Cancel(from_json(json!({
+        let cancel = MaintenanceCommand::Cancel(from_json(json!({
             "agreementId": agreement.id, "reason": "Moving away", "expectedVersion": null
-        }))));
-        match crashing.submit(c, cancel.clone()).await {
-            Err(StoreError::InjectedCrash) => {}
-            other => panic!("crash after {step}: expected a crash, got {other:?}"),
-        }
-        drop(crashing);
-        let restarted = process(
-            &fx,
-            &clock,
-            EngineConfig {
-                executor_id: format!("cancel-{step}"),
-                ..EngineConfig::default()
-            },
-            &processor,
-        )
-        .await;
-        assert_eq!(
-            restarted.engine().recover(true).await.unwrap(),
-            1,
-            "crash after {step}"
-        );
-        let replay = restarted.submit(c, cancel).await.unwrap();
-        assert!(replay.replayed, "crash after {step}");
-        let cancelled: Agreement = serde_json::from_str(&replay.outcome.unwrap()).unwrap();
+        })));
+        let world = (&fx, &clock, &processor);
+        let (restarted, cancelled) =
+            crash_then_replay(world, c, &format!("cancel-{step}"), step, cancel).await;
         let credits = cancelled.cancellation.unwrap().credits;
         assert_eq!(credits.len(), 1, "crash after {step}");
         assert_eq!(
@@ -412,53 +402,16 @@ async fn a_crash_after_each_plan_change_step_refunds_and_bills_once(fx: Fixture)
         .await;
         // January is billed and charged to the card on file.
         setup.fire_due_timers().await.unwrap();
-        let refunds = || {
-            processor
-                .moved()
-                .iter()
-                .filter(|m| m.kind == "refund")
-                .count()
-        };
+        let refunds = || moved(&processor, "refund");
         let before = refunds();
         // Changed on 16 January: 17 to 31 January refunded at 31.00 and billed at 62.00.
         clock.set(morning(date(2027, 1, 16)));
-        let crashing = process(
-            &fx,
-            &clock,
-            EngineConfig {
-                executor_id: format!("change-{step}"),
-                fault: Some(crash_after(step)),
-                ..EngineConfig::default()
-            },
-            &processor,
-        )
-        .await;
-        let change = request(MaintenanceCommand::ChangePlan(from_json(json!({
+        let change = MaintenanceCommand::ChangePlan(from_json(json!({
             "agreementId": agreement.id, "planId": platinum.id, "expectedVersion": null
-        }))));
-        match crashing.submit(c, change.clone()).await {
-            Err(StoreError::InjectedCrash) => {}
-            other => panic!("crash after {step}: expected a crash, got {other:?}"),
-        }
-        drop(crashing);
-        let restarted = process(
-            &fx,
-            &clock,
-            EngineConfig {
-                executor_id: format!("change-{step}"),
-                ..EngineConfig::default()
-            },
-            &processor,
-        )
-        .await;
-        assert_eq!(
-            restarted.engine().recover(true).await.unwrap(),
-            1,
-            "crash after {step}"
-        );
-        let replay = restarted.submit(c, change).await.unwrap();
-        assert!(replay.replayed, "crash after {step}");
-        let changed: Agreement = serde_json::from_str(&replay.outcome.unwrap()).unwrap();
+        })));
+        let world = (&fx, &clock, &processor);
+        let (restarted, changed) =
+            crash_then_replay(world, c, &format!("change-{step}"), step, change).await;
         assert_eq!(changed.plan_id, platinum.id, "crash after {step}");
         assert_eq!(refunds(), before + 1, "crash after {step}: one refund");
         let periods = restarted.agreement_invoices(c, agreement.id).await.unwrap();

@@ -489,6 +489,18 @@ impl TestServer {
         .await;
     }
 
+    /// Moves `job` through `statuses` with `job/v1/updateStatus` (as org A's owner, each
+    /// expected to succeed); [`TO_COMPLETED`] takes a scheduled, assigned job to `completed`.
+    pub async fn move_job(&self, job: &Value, statuses: &[&str]) {
+        for status in statuses {
+            self.mutate(
+                "job/v1/updateStatus",
+                json!({ "jobId": job["id"], "status": status }),
+            )
+            .await;
+        }
+    }
+
     /// A valid window starting tomorrow.
     pub fn window() -> (String, String) {
         let start = chrono::Utc::now() + chrono::Duration::days(1);
@@ -512,3 +524,12 @@ pub struct Fixture {
     pub property: Value,
     pub tech: Value,
 }
+
+/// The statuses a scheduled, assigned job goes through to `completed`.
+pub const TO_COMPLETED: [&str; 5] = [
+    "dispatched",
+    "en_route",
+    "on_site",
+    "in_progress",
+    "completed",
+];
