@@ -325,6 +325,7 @@ async fn a_crash_after_each_cancellation_step_refunds_once(fx: Fixture) {
     let processor = TestProvider::new();
     for step in [
         "cancel_agreement",
+        "check_refund",
         "reserve_refund",
         "refund",
         "record_refund",
@@ -380,7 +381,13 @@ async fn a_crash_after_each_cancellation_step_refunds_once(fx: Fixture) {
 
 async fn a_crash_after_each_plan_change_step_refunds_and_bills_once(fx: Fixture) {
     let processor = TestProvider::new();
-    for step in ["change_plan", "reserve_refund", "refund", "record_refund"] {
+    for step in [
+        "change_plan",
+        "check_refund",
+        "reserve_refund",
+        "refund",
+        "record_refund",
+    ] {
         let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
         let setup = process(&fx, &clock, EngineConfig::default(), &processor).await;
         let org = fx.org(&format!("Change crash {step}")).await;

@@ -985,14 +985,22 @@ async fn settle(
             continue;
         };
         let settled = if command.refund_payment_id.is_some() {
-            match super::invoice::collect::refund(
-                ctx,
-                super::invoice::collect::RefundOf::Credit(command),
-                processor.clone(),
-            )
-            .await
-            {
-                Ok(_) => true,
+            use super::invoice::collect::{RefundOf, refund, refund_refused};
+            // Asked in a step first, so that a refusal is journalled (the refund's own reserve
+            // step journals only what it reserves).
+            let what = RefundOf::Credit(command);
+            let (check, configured) = (what.clone(), processor.name().to_owned());
+            let refused: Option<Failure> = ctx
+                .step("check_refund", move |tx| {
+                    Box::pin(async move { refund_refused(tx, &check, &configured).await })
+                })
+                .await?;
+            let outcome = match refused {
+                Some(failure) => Err(StoreError::Failure(failure)),
+                None => refund(ctx, what, processor.clone()).await.map(|_| ()),
+            };
+            match outcome {
+                Ok(()) => true,
                 Err(StoreError::Failure(failure)) => {
                     tracing::warn!(agreement.id = %agreement.id, code = %failure.code, "an unused-days refund was refused; left to the office");
                     false

@@ -459,6 +459,136 @@ async fn settle_unapplied(
     .await
 }
 
+/// What a refund of `payment_id` would reserve, or why it is refused: every check of the
+/// reserve step, which writes nothing until they pass (so [`refund_refused`] can ask first).
+struct RefundPlan {
+    id: uuid::Uuid,
+    invoice_id: InvoiceId,
+    method: PaymentMethod,
+    provider: String,
+    original: Option<String>,
+    amount: Money,
+    credit_note_id: Option<CreditNoteId>,
+    credit: Option<String>,
+}
+
+async fn plan_refund(
+    tx: &mut TenantTx,
+    reserve_what: &RefundOf,
+    payment_id: PaymentId,
+    configured: &str,
+) -> Result<RefundPlan, StoreError> {
+    let org = tx.org();
+    let row = tx
+        .fetch_optional(
+            "SELECT invoice_id, method, provider, provider_ref FROM payments \
+                 WHERE organization_id = $1 AND id = $2 AND kind = 'payment' AND state = 'applied'",
+            args![org, payment_id.as_uuid()],
+        )
+        .await?
+        .ok_or_else(|| Failure::not_found("payment"))?;
+    let invoice_id = InvoiceId::from_uuid(row.get("invoice_id")?);
+    let method: PaymentMethod =
+        serde_json::from_value(serde_json::Value::String(row.get("method")?))?;
+    let provider: String = row.get("provider")?;
+    let original: Option<String> = row.get("provider_ref")?;
+    if let RefundOf::Credit(c) = &reserve_what
+        && c.invoice_id != invoice_id
+    {
+        return Err(Failure::validation(vec![crate::error::FieldError {
+            field: "refundPaymentId".into(),
+            code: "not_for_this_invoice".into(),
+            message: "the payment was not made to this invoice".into(),
+        }])
+        .into());
+    }
+    // Refused here, before anything is reserved, rather than waiting for a
+    // provider this process will never have.
+    if provider != ManualProvider.name() && provider != configured {
+        return Err(Failure::new(
+                FailureKind::RuleViolation,
+                "PAYMENT_PROVIDER_NOT_CONFIGURED",
+                format!(
+                    "the payment was taken by the {provider} processor, which this server is not configured with"
+                ),
+            )
+            .into());
+    }
+    let id = new_id();
+    let (invoice, amount, credit_note_id, credit) = match &reserve_what {
+        RefundOf::Amount(r) => {
+            let invoice = load(tx, invoice_id, true).await?;
+            let refund = NewRefund {
+                id: RefundId::from_uuid(id),
+                payment_id,
+                amount: r.amount,
+                reason: r.reason.clone(),
+            };
+            core_invoice::decide(&invoice, &InvoiceCommand::Refund { refund })
+                .map_err(|e| invoice_failure(&e))?;
+            (invoice, r.amount.round(), None, None)
+        }
+        RefundOf::Credit(c) => {
+            let invoice = lock_for_change(tx, invoice_id).await?;
+            check_version("invoice", c.expected_version, invoice.version)?;
+            refuse_while_credit_refund_pending(tx, invoice_id).await?;
+            let note_id = CreditNoteId::from_uuid(new_id());
+            let today = local_today(tx).await?;
+            let refund = CreditRefund {
+                id: RefundId::from_uuid(id),
+                payment_id,
+            };
+            let note = price_credit(&invoice, note_id, today, &c.request, Some(refund))?;
+            let credit = serde_json::to_string(&c.request)?;
+            (invoice, note.total, Some(note_id), Some(credit))
+        }
+    };
+    let held = reserved(tx, invoice_id, "refund", Some(payment_id)).await?;
+    let left = invoice
+        .refundable(payment_id)
+        .map_or(Decimal::ZERO, |m| m.amount())
+        - held;
+    if amount.amount() > left {
+        return Err(invoice_failure(&InvoiceError::RefundExceedsPayment {
+            payment_id,
+            amount,
+            refundable: Money::new(left, invoice.currency()),
+        })
+        .into());
+    }
+    Ok(RefundPlan {
+        id,
+        invoice_id,
+        method,
+        provider,
+        original,
+        amount,
+        credit_note_id,
+        credit,
+    })
+}
+
+/// Why a refund would be refused now, if it would: the reserve step's checks, read only (a
+/// workflow that must not fail on a refusal asks this in a step of its own first, so that the
+/// answer is journalled).
+pub(crate) async fn refund_refused(
+    tx: &mut TenantTx,
+    what: &RefundOf,
+    processor: &str,
+) -> Result<Option<Failure>, StoreError> {
+    let payment_id = match what {
+        RefundOf::Amount(r) => r.payment_id,
+        RefundOf::Credit(c) => c.refund_payment_id.ok_or_else(|| {
+            StoreError::Internal("a credit note's refund without a payment".into())
+        })?,
+    };
+    match plan_refund(tx, what, payment_id, processor).await {
+        Ok(_) => Ok(None),
+        Err(StoreError::Failure(failure)) => Ok(Some(failure)),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) async fn refund(
     ctx: &mut WorkflowCtx,
     what: RefundOf,
@@ -478,85 +608,17 @@ pub(crate) async fn refund(
     let reserved_refund: Reserved = ctx
         .step("reserve_refund", move |tx| {
             Box::pin(async move {
-                let org = tx.org();
-                let row = tx
-                    .fetch_optional(
-                        "SELECT invoice_id, method, provider, provider_ref FROM payments \
-                         WHERE organization_id = $1 AND id = $2 AND kind = 'payment' AND state = 'applied'",
-                        args![org, payment_id.as_uuid()],
-                    )
-                    .await?
-                    .ok_or_else(|| Failure::not_found("payment"))?;
-                let invoice_id = InvoiceId::from_uuid(row.get("invoice_id")?);
-                let method: PaymentMethod =
-                    serde_json::from_value(serde_json::Value::String(row.get("method")?))?;
-                let provider: String = row.get("provider")?;
-                let original: Option<String> = row.get("provider_ref")?;
-                if let RefundOf::Credit(c) = &reserve_what
-                    && c.invoice_id != invoice_id
-                {
-                    return Err(Failure::validation(vec![crate::error::FieldError {
-                        field: "refundPaymentId".into(),
-                        code: "not_for_this_invoice".into(),
-                        message: "the payment was not made to this invoice".into(),
-                    }])
-                    .into());
-                }
-                // Refused here, before anything is reserved, rather than waiting for a
-                // provider this process will never have.
-                if provider != ManualProvider.name() && provider != configured {
-                    return Err(Failure::new(
-                        FailureKind::RuleViolation,
-                        "PAYMENT_PROVIDER_NOT_CONFIGURED",
-                        format!(
-                            "the payment was taken by the {provider} processor, which this server is not configured with"
-                        ),
-                    )
-                    .into());
-                }
-                let id = new_id();
-                let (invoice, amount, credit_note_id, credit) = match &reserve_what {
-                    RefundOf::Amount(r) => {
-                        let invoice = load(tx, invoice_id, true).await?;
-                        let refund = NewRefund {
-                            id: RefundId::from_uuid(id),
-                            payment_id,
-                            amount: r.amount,
-                            reason: r.reason.clone(),
-                        };
-                        core_invoice::decide(&invoice, &InvoiceCommand::Refund { refund })
-                            .map_err(|e| invoice_failure(&e))?;
-                        (invoice, r.amount.round(), None, None)
-                    }
-                    RefundOf::Credit(c) => {
-                        let invoice = lock_for_change(tx, invoice_id).await?;
-                        check_version("invoice", c.expected_version, invoice.version)?;
-                        refuse_while_credit_refund_pending(tx, invoice_id).await?;
-                        let note_id = CreditNoteId::from_uuid(new_id());
-                        let today = local_today(tx).await?;
-                        let refund = CreditRefund {
-                            id: RefundId::from_uuid(id),
-                            payment_id,
-                        };
-                        let note =
-                            price_credit(&invoice, note_id, today, &c.request, Some(refund))?;
-                        let credit = serde_json::to_string(&c.request)?;
-                        (invoice, note.total, Some(note_id), Some(credit))
-                    }
-                };
-                let held = reserved(tx, invoice_id, "refund", Some(payment_id)).await?;
-                let left = invoice
-                    .refundable(payment_id)
-                    .map_or(Decimal::ZERO, |m| m.amount())
-                    - held;
-                if amount.amount() > left {
-                    return Err(invoice_failure(&InvoiceError::RefundExceedsPayment {
-                        payment_id,
-                        amount,
-                        refundable: Money::new(left, invoice.currency()),
-                    })
-                    .into());
-                }
+                let plan = plan_refund(tx, &reserve_what, payment_id, &configured).await?;
+                let RefundPlan {
+                    id,
+                    invoice_id,
+                    method,
+                    provider,
+                    original,
+                    amount,
+                    credit_note_id,
+                    credit,
+                } = plan;
                 insert_pending(
                     tx,
                     id,
