@@ -297,7 +297,7 @@ fn schema_rule(schema: &str, field: &str) -> Option<Value> {
         ("DayWindowDto", "end") => json!({ "pattern": START_CLOCK_PATTERN }),
         ("PlanServiceDto", "quantity") => json!({ "pattern": STOCK_QUANTITY_PATTERN }),
         ("BenefitsInput", "discountPercent") => json!({ "pattern": PERCENT_100_PATTERN }),
-        ("PricesDto", "monthly" | "quarterly" | "annually") => {
+        ("PricesDto", "monthly" | "quarterly" | "annually" | "perVisit") => {
             json!({ "pattern": MONEY_PATTERN })
         }
         ("CreditNoteInput", "lines") => json!({ "maxItems": MAX_LINES }),
