@@ -19,28 +19,17 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use hestami::store::app::Services;
 use hestami::store::app::maintenance::{Agreement, MaintenanceCommand, Plan};
-use hestami::store::engine::EngineConfig;
-use hestami::store::testing::TestDb;
-use hestami::store::{Store, StoreOptions, counters, new_id};
-use support::{env, submit, tenant};
+use hestami::store::{counters, new_id};
+use support::{env, on_postgres, submit, tenant};
 
 #[tokio::main]
 async fn main() {
     let agreements = env("AGREEMENTS", 100_000);
     let orgs = env("ORGS", 100).max(1);
-    let Some(db) = TestDb::postgres().await else {
-        println!("agreements: PostgreSQL unreachable, skipped");
+    let Some((db, admin, services)) = on_postgres("agreements").await else {
         return;
     };
-    let admin = Store::connect(&db.owner_url, StoreOptions::default())
-        .await
-        .unwrap();
-    let store = Store::connect(&db.app_url, StoreOptions::default())
-        .await
-        .unwrap();
-    let services = Services::new(store, EngineConfig::default());
     let owner = sqlx::PgPool::connect(&db.owner_url).await.unwrap();
     let today = chrono::Utc::now()
         .with_timezone(&chrono_tz::America::Chicago)

@@ -37,12 +37,7 @@ use hestami::store::app::{Caller, Services};
 use hestami::store::engine::EngineConfig;
 use hestami::store::testing::TestDb;
 use hestami::store::{Store, StoreOptions};
-use support::{env, submit, tenant};
-
-fn quantile(sorted: &[Duration], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
-    sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1e3
-}
+use support::{env, quantile, submit, tenant};
 
 /// p50 and p99 in milliseconds of `n` runs of `f`.
 async fn timed<F, Fut>(n: usize, mut f: F) -> (f64, f64)

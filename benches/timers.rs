@@ -20,11 +20,8 @@ use std::time::{Duration, Instant};
 use hestami::store::app::Services;
 use hestami::store::app::job::JobLifecycleCommand;
 use hestami::store::app::timers::DAILY;
-use hestami::store::engine::EngineConfig;
-use hestami::store::testing::TestDb;
-use hestami::store::{Store, StoreOptions};
-use support::env;
 use support::{Tenant, submit, tenant};
+use support::{env, on_postgres, quantile};
 
 /// Creates jobs from `clients` clients until `stop`; returns the sorted latencies.
 async fn load(
@@ -59,26 +56,13 @@ async fn load(
     all
 }
 
-fn quantile(sorted: &[Duration], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
-    sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1e3
-}
-
 #[tokio::main]
 async fn main() {
     let timers = env("TIMERS", 100_000);
     let clients = env("CLIENTS", 8);
-    let Some(db) = TestDb::postgres().await else {
-        println!("timers: PostgreSQL unreachable, skipped");
+    let Some((db, admin, services)) = on_postgres("timers").await else {
         return;
     };
-    let admin = Store::connect(&db.owner_url, StoreOptions::default())
-        .await
-        .unwrap();
-    let store = Store::connect(&db.app_url, StoreOptions::default())
-        .await
-        .unwrap();
-    let services = Services::new(store, EngineConfig::default());
     let requester = Arc::new(tenant(&admin, &services, 0).await);
     // Its own daily timers are not part of the measure.
     services.fire_due_timers().await.unwrap();

@@ -12,6 +12,33 @@ use hestami::store::app::customer::{CustomerCommand, NewCustomer, NewProperty};
 use hestami::store::app::{Caller, Services};
 use hestami::store::directory::NewOrganization;
 
+/// A fresh PostgreSQL database for the benchmark `bench`: the test database (dropped with it),
+/// a store over its owner role (the directory's side: creating organizations) and the services
+/// over its application role. `None`, said, when PostgreSQL is unreachable.
+pub async fn on_postgres(
+    bench: &str,
+) -> Option<(hestami::store::testing::TestDb, Store, Services)> {
+    use hestami::store::StoreOptions;
+    let Some(db) = hestami::store::testing::TestDb::postgres().await else {
+        println!("{bench}: PostgreSQL unreachable, skipped");
+        return None;
+    };
+    let admin = Store::connect(&db.owner_url, StoreOptions::default())
+        .await
+        .unwrap();
+    let store = Store::connect(&db.app_url, StoreOptions::default())
+        .await
+        .unwrap();
+    let services = Services::new(store, hestami::store::engine::EngineConfig::default());
+    Some((db, admin, services))
+}
+
+/// The `q` quantile (0.5, 0.99) of `sorted` durations, in milliseconds.
+pub fn quantile(sorted: &[std::time::Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1e3
+}
+
 /// A count from the environment (`PHOTOS=100`), or `default` when unset or not a number.
 pub fn env(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::json;
 
+use hestami_core::ids::JobId;
+use hestami_core::job::JobStatus;
+use hestami_core::workforce::Technician;
 use hestami_store::app::invoice::InvoiceFilter;
 use hestami_store::app::job::JobFilter;
 use hestami_store::app::maintenance::{Agreement, MaintenanceCommand, Plan};
@@ -26,6 +29,7 @@ use common::*;
 on_every_backend!(
     two_processes_generate_and_bill_once,
     a_crash_after_each_tick_step_recovers_with_each_effect_once,
+    a_crash_after_each_step_of_billing_a_visit_bills_it_once,
     a_crash_after_each_cancellation_step_refunds_once,
     a_crash_after_each_plan_change_step_refunds_and_bills_once,
 );
@@ -79,8 +83,18 @@ fn morning(day: NaiveDate) -> DateTime<Utc> {
 
 /// A plan (tune-ups on 15 April and October, filter changes on the first Monday of each
 /// quarter), a customer with a property, and an agreement on it from 1 January 2027 for a
-/// year, billed monthly, active.
+/// year, billed monthly at 31.00, active.
 async fn active_agreement(services: &Services, c: &Caller) -> Agreement {
+    agreement_billed(services, c, "monthly", "31.00").await
+}
+
+/// The agreement of [`active_agreement`], billed `billing` at `price`.
+async fn agreement_billed(
+    services: &Services,
+    c: &Caller,
+    billing: &str,
+    price: &str,
+) -> Agreement {
     let plan: Plan = ok(
         services,
         c,
@@ -97,7 +111,7 @@ async fn active_agreement(services: &Services, c: &Caller) -> Agreement {
                   "durationMinutes": 30, "services": [] }
             ],
             "benefits": { "discount": null, "priority": null, "waiveTripFee": false },
-            "prices": [{ "frequency": "monthly", "amount": usd("31.00") }]
+            "prices": [{ "frequency": billing, "amount": usd(price) }]
         }))),
     )
     .await;
@@ -107,7 +121,7 @@ async fn active_agreement(services: &Services, c: &Caller) -> Agreement {
         c,
         MaintenanceCommand::CreateContract(from_json(json!({
             "customerId": customer.id, "propertyIds": [property.id], "planId": plan.id,
-            "startDate": "2027-01-01", "termMonths": 12, "billing": "monthly",
+            "startDate": "2027-01-01", "termMonths": 12, "billing": billing,
             "autoRenew": false, "leadDays": 30, "cardToken": "tok_visa"
         }))),
     )
@@ -191,18 +205,21 @@ fn crash_after(step: &'static str) -> FaultHook {
     Arc::new(move |_, _, name| name == step && !fired.swap(true, Ordering::SeqCst))
 }
 
+/// The steps of an agreement's tick (and, when it bills visits, `invoice_visit_jobs` last).
+const TICK_STEPS: [&str; 8] = [
+    "generate_visits",
+    "bill_periods",
+    "due_charges",
+    "reserve_payment",
+    "charge",
+    "record_payment",
+    "charges_approved",
+    "close_term",
+];
+
 async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture) {
     let processor = TestProvider::new();
-    for step in [
-        "generate_visits",
-        "bill_periods",
-        "due_charges",
-        "reserve_payment",
-        "charge",
-        "record_payment",
-        "charges_approved",
-        "close_term",
-    ] {
+    for step in TICK_STEPS {
         let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
         let setup = process(&fx, &clock, EngineConfig::default(), &processor).await;
         let org = fx.org(&format!("Crash {step}")).await;
@@ -210,18 +227,9 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
         let agreement = active_agreement(&setup, c).await;
         // The first tick generates the 4 January filter change, bills January and charges it.
         let charged = moved(&processor, "charge");
-        let crashing = process(
-            &fx,
-            &clock,
-            EngineConfig {
-                executor_id: format!("crashing-{step}"),
-                fault: Some(crash_after(step)),
-                ..EngineConfig::default()
-            },
-            &processor,
-        )
-        .await;
-        crashing.fire_due_timers().await.unwrap();
+        let world = (&fx, &clock, &processor);
+        let executor = format!("crashing-{step}");
+        let crashing = crashing_tick(world, &executor, step).await;
         // The crash stopped the tick where asked: what its earlier steps did is there.
         let partial = match step {
             "generate_visits" => (1, 1, 0, 0),
@@ -233,27 +241,7 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
             "crash after {step}"
         );
         drop(crashing);
-        // The same process, restarted: it takes back its own unfinished workflows.
-        let restarted = process(
-            &fx,
-            &clock,
-            EngineConfig {
-                executor_id: format!("crashing-{step}"),
-                ..EngineConfig::default()
-            },
-            &processor,
-        )
-        .await;
-        // The crashed tick is resumed from its journal (the step it crashed after is not run
-        // again).
-        assert_eq!(
-            restarted.engine().recover(true).await.unwrap(),
-            1,
-            "crash after {step}"
-        );
-        // Past the crashed pass's lease: the timer is fired again.
-        clock.set(morning(date(2027, 1, 1)) + chrono::Duration::minutes(6));
-        restarted.fire_due_timers().await.unwrap();
+        let restarted = recovered_tick(world, &executor, step).await;
         clock.set(morning(date(2027, 1, 2)));
         restarted.fire_due_timers().await.unwrap();
         assert_eq!(
@@ -285,6 +273,119 @@ async fn a_crash_after_each_tick_step_recovers_with_each_effect_once(fx: Fixture
             "crash after {step}"
         );
     }
+}
+
+/// The visit's job of a per-visit agreement, done: generated by the first tick, scheduled,
+/// assigned to a ready technician and worked to completed.
+async fn done_visit(services: &Services, c: &Caller, agreement: &Agreement) -> JobId {
+    services.fire_due_timers().await.unwrap();
+    let visits = services.agreement_visits(c, agreement.id).await.unwrap();
+    let job = visits.items[0].visit.job_id;
+    let tech: Technician = ok(services, c, new_technician("Hal Hvac", None, &["hvac"])).await;
+    ensure_ready(services, c).await;
+    let tech = ready(services, c, &tech).await;
+    work_to_completed(services, c, job, &tech).await;
+    job
+}
+
+async fn a_crash_after_each_step_of_billing_a_visit_bills_it_once(fx: Fixture) {
+    let processor = TestProvider::new();
+    for step in TICK_STEPS.into_iter().chain(["invoice_visit_jobs"]) {
+        let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
+        let setup = process(&fx, &clock, EngineConfig::default(), &processor).await;
+        let org = fx.org(&format!("Visit crash {step}")).await;
+        let c = &org.caller;
+        let agreement = agreement_billed(&setup, c, "per_visit", "95.00").await;
+        let job = done_visit(&setup, c, &agreement).await;
+        assert!(
+            setup
+                .agreement_invoices(c, agreement.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let charged = moved(&processor, "charge");
+        // The completion made the agreement due: its next tick bills the visit on its job.
+        let world = (&fx, &clock, &processor);
+        let executor = format!("visit-{step}");
+        drop(crashing_tick(world, &executor, step).await);
+        let restarted = recovered_tick(world, &executor, step).await;
+        let billed = restarted.agreement_invoices(c, agreement.id).await.unwrap();
+        assert_eq!(billed.len(), 1, "crash after {step}: {billed:?}");
+        assert_eq!(billed[0].job_id, Some(job), "crash after {step}");
+        let invoice = restarted
+            .invoice_get(c, billed[0].invoice_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (invoice.total().amount_text(), invoice.status),
+            (
+                "95.00".to_owned(),
+                hestami_core::invoice::InvoiceStatus::Paid
+            ),
+            "crash after {step}"
+        );
+        assert_eq!(
+            moved(&processor, "charge"),
+            charged + 1,
+            "crash after {step}: one charge"
+        );
+        assert_eq!(
+            restarted.job_get(c, job).await.unwrap().status,
+            JobStatus::Paid,
+            "crash after {step}"
+        );
+    }
+}
+
+/// Fires the due timers in a process that crashes right after the step `step` commits: the
+/// crashed process, whose tick is left unfinished in the journal.
+async fn crashing_tick(
+    (fx, clock, processor): (&Fixture, &Arc<ManualClock>, &TestProvider),
+    executor: &str,
+    step: &'static str,
+) -> Services {
+    let crashing = process(
+        fx,
+        clock,
+        EngineConfig {
+            executor_id: executor.to_owned(),
+            fault: Some(crash_after(step)),
+            ..EngineConfig::default()
+        },
+        processor,
+    )
+    .await;
+    crashing.fire_due_timers().await.unwrap();
+    crashing
+}
+
+/// The process of [`crashing_tick`], restarted: it takes back its own unfinished tick and
+/// resumes it from its journal (the step it crashed after is not run again), then fires the
+/// timers again past the crashed pass's lease.
+async fn recovered_tick(
+    (fx, clock, processor): (&Fixture, &Arc<ManualClock>, &TestProvider),
+    executor: &str,
+    step: &'static str,
+) -> Services {
+    let restarted = process(
+        fx,
+        clock,
+        EngineConfig {
+            executor_id: executor.to_owned(),
+            ..EngineConfig::default()
+        },
+        processor,
+    )
+    .await;
+    assert_eq!(
+        restarted.engine().recover(true).await.unwrap(),
+        1,
+        "crash after {step}"
+    );
+    clock.set(clock.now() + chrono::Duration::minutes(6));
+    restarted.fire_due_timers().await.unwrap();
+    restarted
 }
 
 /// Submits `command` as `c` in a process that crashes right after `step` commits, restarts it
@@ -321,6 +422,35 @@ async fn crash_then_replay(
     (restarted, agreement)
 }
 
+/// A new organization `name` with the agreement of [`active_agreement`] on 1 January 2027,
+/// whose first tick billed January and charged it to the card on file: the clock, the process
+/// that set it up, the organization and the agreement.
+async fn paid_january(
+    fx: &Fixture,
+    processor: &TestProvider,
+    name: &str,
+) -> (Arc<ManualClock>, Services, Org, Agreement) {
+    let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
+    let setup = process(fx, &clock, EngineConfig::default(), processor).await;
+    let org = fx.org(name).await;
+    let agreement = active_agreement(&setup, &org.caller).await;
+    setup.fire_due_timers().await.unwrap();
+    let january = setup
+        .agreement_invoices(&org.caller, agreement.id)
+        .await
+        .unwrap()[0]
+        .invoice_id;
+    assert_eq!(
+        setup
+            .invoice_get(&org.caller, january)
+            .await
+            .unwrap()
+            .status,
+        hestami_core::invoice::InvoiceStatus::Paid
+    );
+    (clock, setup, org, agreement)
+}
+
 async fn a_crash_after_each_cancellation_step_refunds_once(fx: Fixture) {
     let processor = TestProvider::new();
     for step in [
@@ -330,18 +460,10 @@ async fn a_crash_after_each_cancellation_step_refunds_once(fx: Fixture) {
         "refund",
         "record_refund",
     ] {
-        let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
-        let setup = process(&fx, &clock, EngineConfig::default(), &processor).await;
-        let org = fx.org(&format!("Cancel crash {step}")).await;
+        let (clock, setup, org, agreement) =
+            paid_january(&fx, &processor, &format!("Cancel crash {step}")).await;
         let c = &org.caller;
-        let agreement = active_agreement(&setup, c).await;
-        // January is billed and charged to the card on file.
-        setup.fire_due_timers().await.unwrap();
         let january = setup.agreement_invoices(c, agreement.id).await.unwrap()[0].invoice_id;
-        assert_eq!(
-            setup.invoice_get(c, january).await.unwrap().status,
-            hestami_core::invoice::InvoiceStatus::Paid
-        );
         let refunds = || moved(&processor, "refund");
         let before = refunds();
         // Cancelled on 16 January: 17 to 31 January unused, 15 of 31 days of 31.00.
@@ -388,11 +510,9 @@ async fn a_crash_after_each_plan_change_step_refunds_and_bills_once(fx: Fixture)
         "refund",
         "record_refund",
     ] {
-        let clock = Arc::new(ManualClock(Mutex::new(morning(date(2027, 1, 1)))));
-        let setup = process(&fx, &clock, EngineConfig::default(), &processor).await;
-        let org = fx.org(&format!("Change crash {step}")).await;
+        let (clock, setup, org, agreement) =
+            paid_january(&fx, &processor, &format!("Change crash {step}")).await;
         let c = &org.caller;
-        let agreement = active_agreement(&setup, c).await;
         let platinum: Plan = ok(
             &setup,
             c,
@@ -407,8 +527,6 @@ async fn a_crash_after_each_plan_change_step_refunds_and_bills_once(fx: Fixture)
             }))),
         )
         .await;
-        // January is billed and charged to the card on file.
-        setup.fire_due_timers().await.unwrap();
         let refunds = || moved(&processor, "refund");
         let before = refunds();
         // Changed on 16 January: 17 to 31 January refunded at 31.00 and billed at 62.00.

@@ -240,11 +240,7 @@ pub(crate) async fn run(
                 Box::pin(async move {
                     let estimate = load(tx, r.estimate_id, true).await?;
                     check_version("estimate", r.expected_version, estimate.version)?;
-                    let at = PriceAt {
-                        customer_id: estimate.customer_id,
-                        property_id: estimate.property_id,
-                        member_benefits: true,
-                    };
+                    let at = PriceAt::work(estimate.customer_id, estimate.property_id);
                     let options = price_options(tx, at, r.options).await?;
                     let content = EstimateContent {
                         options,
@@ -370,25 +366,14 @@ async fn generate(tx: &mut TenantTx, g: GenerateEstimate) -> Result<Estimate, St
             }
             (
                 Some(job.id),
-                PriceAt {
-                    customer_id: job.customer_id,
-                    property_id: job.property_id,
-                    member_benefits: true,
-                },
+                PriceAt::work(job.customer_id, job.property_id),
             )
         }
         None => {
             match (g.customer_id, g.property_id) {
                 (Some(customer_id), Some(property_id)) => {
                     super::customer::load_property(tx, customer_id, property_id).await?;
-                    (
-                        None,
-                        PriceAt {
-                            customer_id,
-                            property_id,
-                            member_benefits: true,
-                        },
-                    )
+                    (None, PriceAt::work(customer_id, property_id))
                 }
                 (customer_id, property_id) => {
                     let mut problems = Vec::new();

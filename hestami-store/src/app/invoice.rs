@@ -412,11 +412,7 @@ async fn create(tx: &mut TenantTx, c: CreateInvoice) -> Result<Invoice, StoreErr
     if job.status == JobStatus::Cancelled {
         return Err(cancelled().into());
     }
-    let at = PriceAt {
-        customer_id: job.customer_id,
-        property_id: job.property_id,
-        member_benefits: true,
-    };
+    let at = PriceAt::work(job.customer_id, job.property_id);
     let (source, quote) = match c.from {
         InvoiceFrom::ApprovedEstimate { estimate_id } => {
             let estimate = match estimate_id {
@@ -712,11 +708,7 @@ async fn price_at(tx: &mut TenantTx, invoice: &Invoice) -> Result<PriceAt, Store
         return super::maintenance::price_at_of_invoice(tx, invoice).await;
     };
     let job = super::job::load(tx, job_id, false).await?;
-    Ok(PriceAt {
-        customer_id: job.customer_id,
-        property_id: job.property_id,
-        member_benefits: true,
-    })
+    Ok(PriceAt::work(job.customer_id, job.property_id))
 }
 
 /// Creates and issues an invoice without a job (an agreement's billing period), priced at

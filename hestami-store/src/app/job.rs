@@ -457,11 +457,7 @@ pub(crate) async fn record_actuals(
         lines: r.lines.clone(),
         discount: None,
     };
-    let at = super::pricebook::PriceAt {
-        customer_id: job.customer_id,
-        property_id: job.property_id,
-        member_benefits: true,
-    };
+    let at = super::pricebook::PriceAt::work(job.customer_id, job.property_id);
     let priced = super::pricebook::price(tx, Some(at), &request, "").await?;
     let recorded = super::invoice::actuals_of(tx, job.id).await?.len();
     if recorded + r.lines.len() > MAX_LINES {
@@ -665,14 +661,14 @@ pub(crate) async fn create_due(
                  (SELECT c.{column} FROM {table} c WHERE c.organization_id = $1) AS body, \
                  EXISTS (SELECT 1 FROM properties p WHERE p.organization_id = $1 \
                  AND p.customer_id = $2 AND p.id = $3) AS property_found, \
-                 (SELECT CAST(MIN({urgency}) AS BIGINT) FROM maintenance_agreements a \
+                 (SELECT {urgency} FROM maintenance_agreements a \
                  JOIN maintenance_plans mp ON mp.organization_id = a.organization_id AND mp.id = a.plan_id \
                  WHERE {members}) AS member_urgency \
                  FROM organizations WHERE id = $1",
                 table = catalogue.table,
                 column = catalogue.column,
                 members = super::maintenance::MEMBER_AGREEMENTS,
-                urgency = super::maintenance::urgency_sql("mp.member_priority"),
+                urgency = super::maintenance::member_urgency("mp", ""),
             ),
             args![tx.org(), new.customer_id.as_uuid(), new.property_id.as_uuid()],
         )

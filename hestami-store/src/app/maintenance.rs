@@ -1169,14 +1169,13 @@ async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> 
 /// Where an agreement's period invoices are priced: its first property, without member
 /// benefits (the plan's price is the member's price).
 fn price_at(agreement: &Agreement) -> Result<PriceAt, StoreError> {
-    Ok(PriceAt {
-        customer_id: agreement.customer_id,
-        property_id: *agreement
+    Ok(PriceAt::agreement(
+        agreement.customer_id,
+        *agreement
             .property_ids
             .first()
             .ok_or_else(|| StoreError::Internal("an agreement without a property".into()))?,
-        member_benefits: false,
-    })
+    ))
 }
 
 /// What a customer gets as a member: the largest discount of their active agreements' plans
@@ -1216,9 +1215,11 @@ pub(crate) async fn membership(
     let rows = tx
         .fetch_all(
             &format!(
-                "SELECT a.id, p.member_discount, p.member_priority FROM maintenance_agreements a \
+                "SELECT a.id, p.member_discount, {} AS member_urgency \
+                 FROM maintenance_agreements a \
                  JOIN maintenance_plans p ON p.organization_id = a.organization_id AND p.id = a.plan_id \
                  WHERE {} ORDER BY a.id",
+                member_urgency("p", "OVER ()"),
                 MEMBER_AGREEMENTS
             ),
             args![tx.org(), customer_id.as_uuid()],
@@ -1226,9 +1227,9 @@ pub(crate) async fn membership(
         .await?;
     let mut best = Membership::default();
     for row in rows {
-        let stored = |what: &str| StoreError::Internal(format!("stored member {what}"));
         if let Some(raw) = row.get::<Option<String>>("member_discount")? {
-            let percent = Percent::parse_str(&raw).map_err(|_| stored("discount"))?;
+            let percent = Percent::parse_str(&raw)
+                .map_err(|_| StoreError::Internal("stored member discount".into()))?;
             if best.discount.is_none_or(|d| percent > d.percent) {
                 best.discount = Some(MemberDiscount {
                     agreement_id: AgreementId::from_uuid(row.get("id")?),
@@ -1236,12 +1237,8 @@ pub(crate) async fn membership(
                 });
             }
         }
-        if let Some(raw) = row.get::<Option<String>>("member_priority")? {
-            let priority = Priority::parse(&raw).map_err(|_| stored("priority"))?;
-            best.priority = Some(match best.priority {
-                Some(held) if urgency(held) <= urgency(priority) => held,
-                _ => priority,
-            });
+        if let Some(urgency) = row.get::<Option<i64>>("member_urgency")? {
+            best.priority = Some(priority_of_urgency(urgency)?);
         }
     }
     Ok(best)
@@ -1255,24 +1252,20 @@ pub(crate) const MEMBER_AGREEMENTS: &str =
 /// Priorities by urgency, the most urgent first: a priority's index is its urgency.
 const BY_URGENCY: [Priority; 3] = [Priority::Emergency, Priority::Urgent, Priority::Routine];
 
-fn urgency(priority: Priority) -> usize {
-    BY_URGENCY
-        .iter()
-        .position(|p| *p == priority)
-        .unwrap_or(BY_URGENCY.len())
-}
-
-/// The urgency of a priority column, in SQL (see [`urgency`]).
-pub(crate) fn urgency_sql(column: &str) -> String {
+/// The most urgent priority promised by the member plans joined as `plans`, in SQL: an
+/// aggregate (a window function when `over` is given) whose value is an index in
+/// [`BY_URGENCY`], NULL when no plan promises one. Job creation and [`membership`] both read
+/// it, so they cannot disagree on which plan wins.
+pub(crate) fn member_urgency(plans: &str, over: &str) -> String {
     let arms: String = BY_URGENCY
         .iter()
         .enumerate()
         .map(|(i, p)| format!(" WHEN '{}' THEN {i}", p.as_str()))
         .collect();
-    format!("CASE {column}{arms} END")
+    format!("CAST(MIN(CASE {plans}.member_priority{arms} END) {over} AS BIGINT)")
 }
 
-/// The priority of an urgency computed in SQL (see [`urgency_sql`]).
+/// The priority of an urgency computed by [`member_urgency`].
 pub(crate) fn priority_of_urgency(urgency: i64) -> Result<Priority, StoreError> {
     usize::try_from(urgency)
         .ok()
@@ -2324,11 +2317,7 @@ async fn bill_visits(
             .get(slot as usize)
             .map_or("visit", |v| v.name.as_str());
         let label = format!("{} — {visit} of {due_on}", agreement.plan_name.as_str());
-        let at = PriceAt {
-            customer_id: agreement.customer_id,
-            property_id,
-            member_benefits: false,
-        };
+        let at = PriceAt::agreement(agreement.customer_id, property_id);
         let invoice = super::invoice::issue_direct(
             tx,
             Some(job_id),

@@ -692,6 +692,26 @@ pub(crate) struct PriceAt {
     pub member_benefits: bool,
 }
 
+impl PriceAt {
+    /// Work for the customer at the property: a member's discount applies.
+    pub(crate) fn work(customer_id: CustomerId, property_id: PropertyId) -> Self {
+        Self {
+            customer_id,
+            property_id,
+            member_benefits: true,
+        }
+    }
+
+    /// An agreement's own billing: the plan's price is the member's price, nothing off it.
+    pub(crate) fn agreement(customer_id: CustomerId, property_id: PropertyId) -> Self {
+        Self {
+            customer_id,
+            property_id,
+            member_benefits: false,
+        }
+    }
+}
+
 /// Prices `request` against the organization's current pricebook (or the revisions its lines
 /// name), markup tiers and the tax rates that apply at the property; problems are reported
 /// with `prefix` (`options[1].`). The one pricing path of estimates, invoices and `quote`.
@@ -858,11 +878,8 @@ impl Services {
     ) -> Result<Quote, StoreError> {
         self.read(caller, move |tx| {
             Box::pin(async move {
-                let at = at.map(|(customer_id, property_id)| PriceAt {
-                    customer_id,
-                    property_id,
-                    member_benefits: true,
-                });
+                let at =
+                    at.map(|(customer_id, property_id)| PriceAt::work(customer_id, property_id));
                 price(tx, at, &request, "").await
             })
         })

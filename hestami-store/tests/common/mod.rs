@@ -371,9 +371,19 @@ pub async fn completed_job(services: &Services, caller: &Caller) -> Job {
     .await;
     ensure_ready(services, caller).await;
     let tech = ready(services, caller, &tech).await;
-    let _: Job = ok(services, caller, schedule(job.id)).await;
-    let _: Job = ok(services, caller, assign(job.id, tech.id)).await;
-    let mut last = job;
+    work_to_completed(services, caller, job.id, &tech).await
+}
+
+/// Schedules job `id`, assigns it to `tech` (ready) and works it to `completed`.
+pub async fn work_to_completed(
+    services: &Services,
+    caller: &Caller,
+    id: JobId,
+    tech: &Technician,
+) -> Job {
+    let _: Job = ok(services, caller, schedule(id)).await;
+    let _: Job = ok(services, caller, assign(id, tech.id)).await;
+    let mut last = None;
     for status in [
         JobStatus::Dispatched,
         JobStatus::EnRoute,
@@ -381,8 +391,9 @@ pub async fn completed_job(services: &Services, caller: &Caller) -> Job {
         JobStatus::InProgress,
         JobStatus::Completed,
     ] {
-        last = ok(services, caller, set_status(last.id, status)).await;
+        last = Some(ok(services, caller, set_status(id, status)).await);
     }
+    let last: Job = last.expect("walked");
     assert_eq!(last.status, JobStatus::Completed);
     last
 }

@@ -20,7 +20,7 @@ use hestami_core::invoice::{
     NewRefund, PaymentMethod,
 };
 use hestami_core::money::Money;
-use hestami_core::text::Name;
+use hestami_core::text::{Name, Reason};
 
 use super::{
     CollectPayment, CreditInvoice, RefundPayment, check_version, invoice_failure, load,
@@ -62,6 +62,26 @@ pub(crate) enum RefundOf {
     Amount(RefundPayment),
     /// A credit note's whole amount (`invoice/v1/creditNote` with `refundPaymentId`).
     Credit(CreditInvoice),
+}
+
+impl RefundOf {
+    /// The payment it refunds.
+    fn payment_id(&self) -> Result<PaymentId, StoreError> {
+        match self {
+            Self::Amount(r) => Ok(r.payment_id),
+            Self::Credit(c) => c.refund_payment_id.ok_or_else(|| {
+                StoreError::Internal("a credit note's refund without a payment".into())
+            }),
+        }
+    }
+
+    /// Why, as the office wrote it.
+    fn reason(&self) -> Reason {
+        match self {
+            Self::Amount(r) => r.reason.clone(),
+            Self::Credit(c) => c.request.reason.clone(),
+        }
+    }
 }
 
 /// A record step's answer, journalled even when the invoice refused it (money has moved).
@@ -576,12 +596,7 @@ pub(crate) async fn refund_refused(
     what: &RefundOf,
     processor: &str,
 ) -> Result<Option<Failure>, StoreError> {
-    let payment_id = match what {
-        RefundOf::Amount(r) => r.payment_id,
-        RefundOf::Credit(c) => c.refund_payment_id.ok_or_else(|| {
-            StoreError::Internal("a credit note's refund without a payment".into())
-        })?,
-    };
+    let payment_id = what.payment_id()?;
     match plan_refund(tx, what, payment_id, processor).await {
         Ok(_) => Ok(None),
         Err(StoreError::Failure(failure)) => Ok(Some(failure)),
@@ -594,15 +609,7 @@ pub(crate) async fn refund(
     what: RefundOf,
     processor: Arc<dyn PaymentProvider>,
 ) -> Result<Invoice, StoreError> {
-    let (payment_id, reason) = match &what {
-        RefundOf::Amount(r) => (r.payment_id, r.reason.clone()),
-        RefundOf::Credit(c) => (
-            c.refund_payment_id.ok_or_else(|| {
-                StoreError::Internal("a credit note's refund without a payment".into())
-            })?,
-            c.request.reason.clone(),
-        ),
-    };
+    let (payment_id, reason) = (what.payment_id()?, what.reason());
     let configured = processor.name().to_owned();
     let reserve_what = what.clone();
     let reserved_refund: Reserved = ctx
