@@ -880,6 +880,47 @@ async fn members_get_their_discount_and_priority(backend: Backend) {
     assert_eq!(full["memberDiscount"], Value::Null);
     assert_eq!(full["total"], "30.33");
 
+    // The plan waives the trip fee: the fee's line is priced at zero for the member and says
+    // what it was; the other customer pays it.
+    let trip_fee_item = s
+        .mutate(
+            "pricebook/v1/createItem",
+            json!({ "name": "Trip fee",
+                    "details": { "kind": "service", "price": "89.00", "estimatedLaborHours": "0",
+                                 "trade": "hvac", "tripFee": true } }),
+        )
+        .await;
+    assert_eq!(trip_fee_item["details"]["tripFee"], true);
+    let trip = |c: &Value, p: &Value| {
+        json!({ "customerId": c["id"], "propertyId": p["id"],
+                "lines": [{ "itemId": trip_fee_item["id"], "quantity": "1" }] })
+    };
+    let waived = s
+        .call("pricebook/v1/quote", trip(&member, &home))
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &waived["lines"][0]["lineTotal"],
+            &waived["lines"][0]["waived"]
+        ),
+        (
+            &json!("0.00"),
+            &json!({ "agreementId": agreement["id"], "unitPrice": "89.00" })
+        )
+    );
+    let charged = s
+        .call("pricebook/v1/quote", trip(&other, &other_home))
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &charged["lines"][0]["lineTotal"],
+            &charged["lines"][0]["waived"]
+        ),
+        (&json!("89.00"), &Value::Null)
+    );
+
     // Estimates and invoices price through the same path.
     let estimate = s
         .mutate(
@@ -955,6 +996,27 @@ async fn members_get_their_discount_and_priority(backend: Backend) {
         .await
         .ok();
     assert_eq!(suspended["memberDiscount"], Value::Null);
+    let fee = s
+        .call("pricebook/v1/quote", trip(&member, &home))
+        .await
+        .ok();
+    assert_eq!(
+        fee["lines"][0]["lineTotal"], "89.00",
+        "suspended: no waiver"
+    );
+    // An update that does not mention the mark keeps it; one that says false clears it.
+    let item = |trip_fee: Option<bool>| {
+        let mut details = json!({ "kind": "service", "price": "89.00",
+                                  "estimatedLaborHours": "0", "trade": "hvac" });
+        if let Some(mark) = trip_fee {
+            details["tripFee"] = json!(mark);
+        }
+        json!({ "itemId": trip_fee_item["id"], "name": "Trip charge", "details": details })
+    };
+    let renamed = s.mutate("pricebook/v1/updateItem", item(None)).await;
+    assert_eq!(renamed["details"]["tripFee"], true);
+    let unmarked = s.mutate("pricebook/v1/updateItem", item(Some(false))).await;
+    assert_eq!(unmarked["details"]["tripFee"], false);
     let later = s
         .mutate("job/v1/create", job(&member, &home, "routine"))
         .await;

@@ -1026,6 +1026,47 @@ async fn pricebook_imports_and_field_errors(s: TestServer) {
         .ok();
     assert_eq!(materials["items"][0]["details"]["pricing"]["percent"], "35");
 
+    // What a sheet has no column for stays: a service marked as a trip fee, with a bundled
+    // material, re-imported unchanged is unchanged, and re-priced keeps both.
+    let drain = report["rows"][0]["itemId"].clone();
+    let tank = report["rows"][2]["itemId"].clone();
+    let marked = s
+        .mutate(
+            "pricebook/v1/updateItem",
+            json!({ "itemId": drain, "name": "Drain clean",
+                    "details": { "kind": "service", "price": "189", "estimatedLaborHours": "1.5",
+                                 "trade": "plumbing", "tripFee": true,
+                                 "bundledMaterials": [{ "itemId": tank, "quantity": "1" }] } }),
+        )
+        .await;
+    assert_eq!(marked["revision"], 2);
+    let same = s
+        .mutate(
+            "pricebook/v1/importBatch",
+            json!({ "rows": [row("Drain clean", "189")] }),
+        )
+        .await;
+    assert_eq!(same["unchanged"], 1);
+    let repriced = s
+        .mutate(
+            "pricebook/v1/importBatch",
+            json!({ "rows": [row("Drain clean", "199")] }),
+        )
+        .await;
+    assert_eq!(repriced["updated"], 1);
+    let drain_now = s
+        .call("pricebook/v1/getItem", json!({ "itemId": drain }))
+        .await
+        .ok();
+    assert_eq!(
+        (
+            &drain_now["details"]["price"],
+            &drain_now["details"]["tripFee"],
+            &drain_now["details"]["bundledMaterials"][0]["itemId"]
+        ),
+        (&json!("199.00"), &json!(true), &tank)
+    );
+
     // Field errors carry the path of the field, every one at once.
     let bad = s
         .call(

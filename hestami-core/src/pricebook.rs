@@ -234,6 +234,9 @@ pub enum ItemDetails {
         /// Materials included in the price.
         #[serde(default)]
         bundled_materials: Vec<BundledMaterial>,
+        /// A trip fee (the charge for coming out): waived for a member whose plan waives it.
+        #[serde(default)]
+        trip_fee: bool,
     },
     /// A material.
     Material {
@@ -276,6 +279,15 @@ impl ItemDetails {
             Self::Material { .. } => ItemKind::Material,
             Self::Labor { .. } => ItemKind::Labor,
             Self::Equipment { .. } => ItemKind::Equipment,
+        }
+    }
+
+    /// Takes `current`'s trip-fee mark when both are services.
+    pub fn keep_trip_fee(&mut self, current: &ItemDetails) {
+        if let (Self::Service { trip_fee, .. }, Self::Service { trip_fee: kept, .. }) =
+            (self, current)
+        {
+            *trip_fee = *kept;
         }
     }
 }
@@ -869,6 +881,9 @@ pub struct PricingContext<'a> {
     pub taxes: &'a [TaxRate],
     /// The customer's member discount, when an active agreement gives one.
     pub member: Option<MemberDiscount>,
+    /// The active agreement whose plan waives the customer's trip fees, if any: lines of a
+    /// trip-fee service are then priced at zero (see [`Waiver`]).
+    pub trip_fee_waived_by: Option<AgreementId>,
 }
 
 /// An item and the revision a line was priced from.
@@ -954,6 +969,20 @@ pub struct PricedLine {
     pub line_total: Money,
     /// How the unit price was found.
     pub rule: PricingRule,
+    /// Waived for a member: the unit price is zero and this says what it would have been.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waived: Option<Waiver>,
+}
+
+/// A trip fee waived for a member: the agreement whose plan waives it and the unit price the
+/// line had before (the customer sees what membership saved).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Waiver {
+    /// The agreement.
+    pub agreement_id: AgreementId,
+    /// The unit price waived.
+    pub unit_price: Money,
 }
 
 /// One tax rate applied to a set of lines.
@@ -1231,6 +1260,13 @@ fn unit_price(
     priced.filter(|_| problems.len() == before)
 }
 
+/// Whether the item a line was priced from is a trip-fee service.
+fn is_trip_fee(items: &[PricebookItem], priced: ItemRef) -> bool {
+    items.iter().any(|i| {
+        i.item_ref() == priced && matches!(i.details, ItemDetails::Service { trip_fee: true, .. })
+    })
+}
+
 /// `cost × (1 + percent / 100)`, exact. Within range: costs are at most [`MAX_AMOUNT`] and
 /// percentages at most 1000.
 fn marked_up(cost: &Money, percent: Percent) -> Money {
@@ -1273,6 +1309,17 @@ pub fn quote(ctx: &PricingContext<'_>, request: &QuoteRequest) -> Result<Quote, 
         if problems.len() != before {
             continue;
         }
+        let waived = ctx
+            .trip_fee_waived_by
+            .filter(|_| item.is_some_and(|i| is_trip_fee(ctx.items, i)))
+            .map(|agreement_id| Waiver {
+                agreement_id,
+                unit_price,
+            });
+        let unit_price = match waived {
+            Some(_) => Money::zero(ctx.currency),
+            None => unit_price,
+        };
         let exact = match unit_price.checked_mul(line.quantity) {
             Ok(exact) => exact,
             Err(e) => {
@@ -1290,6 +1337,7 @@ pub fn quote(ctx: &PricingContext<'_>, request: &QuoteRequest) -> Result<Quote, 
             unit_price,
             line_total,
             rule,
+            waived,
         });
     }
     if !problems.is_empty() {
@@ -1451,8 +1499,12 @@ impl Quote {
                 .map(|r| format!(" item@r{}", r.revision))
                 .unwrap_or_default();
             let unit = l.unit.as_ref().map(|u| format!(" {u}")).unwrap_or_default();
+            let waived = l
+                .waived
+                .map(|w| format!(", {} waived by {}", w.unit_price.amount(), w.agreement_id))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "lines[{i}] {} {}{item}: {}{unit} × {} = {}  [{}]\n",
+                "lines[{i}] {} {}{item}: {}{unit} × {} = {}  [{}{waived}]\n",
                 l.kind,
                 l.description,
                 l.quantity,

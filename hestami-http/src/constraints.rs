@@ -776,6 +776,7 @@ mod tests {
                 markup: &markup,
                 taxes: &[],
                 member: None,
+                trip_fee_waived_by: None,
             };
             let quoted = hestami_core::pricebook::quote(&ctx, &request);
             assert_eq!(quoted.is_ok(), admitted, "{sample:?}");

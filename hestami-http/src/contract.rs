@@ -304,16 +304,41 @@ impl Check {
         {
             self.found(procedure, at, "refuses unknown fields now".into());
         }
-        // A rule between fields: every current one must have been there.
+        // A rule between fields: every current one must have been there, but for demands that
+        // a new field be absent.
         let before = strings(&old["allOf"]);
         if let Some(rules) = new["allOf"].as_array()
-            && rules
-                .iter()
-                .any(|r| ref_name(r).is_none() && !before.contains(&r.to_string()))
+            && rules.iter().any(|r| {
+                ref_name(r).is_none()
+                    && !before.contains(&without_absent_new_fields(r, old).to_string())
+            })
         {
             self.found(procedure, at, "has a new rule between its fields".into());
         }
     }
+}
+
+/// `rule` without its demands that a field the `old` schema did not know be absent. When the
+/// old schema refused unknown fields, an old client never sends such a field, so demanding its
+/// absence (a new optional field that some cases of the rule do not take) narrows nothing.
+fn without_absent_new_fields(rule: &Value, old: &Value) -> Value {
+    let mut rule = rule.clone();
+    if old.get("additionalProperties") != Some(&Value::Bool(false)) {
+        return rule;
+    }
+    let empty = Map::new();
+    let known = old["properties"].as_object().unwrap_or(&empty);
+    let absent = json!({ "type": "null" });
+    for branch in ["then", "else"] {
+        if let Some(demands) = rule
+            .get_mut(branch)
+            .and_then(|b| b.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            demands.retain(|name, demand| known.contains_key(name) || *demand != absent);
+        }
+    }
+    rule
 }
 
 #[cfg(test)]
@@ -396,6 +421,22 @@ mod tests {
             retyped.contains(&"job/v1/create: input.summary: no longer accepts string".to_owned()),
             "{retyped:?}"
         );
+        // A rule that refuses a field an old client may send (a service's bundled materials).
+        let refused = after(|v| {
+            for rule in input(v, "ItemDetailsInput")["allOf"]
+                .as_array_mut()
+                .unwrap()
+            {
+                rule["then"]["properties"]["bundledMaterials"] = json!({ "type": "null" });
+            }
+        });
+        assert!(
+            refused.contains(
+                &"pricebook/v1/createItem: input.details: has a new rule between its fields"
+                    .to_owned()
+            ),
+            "{refused:?}"
+        );
         // An output enum that gains a value: an old client meets a kind it does not know.
         let widened = after(|v| {
             v["schemas"]["AttachmentKindDto"]["enum"]
@@ -453,6 +494,14 @@ mod tests {
                 .unwrap()
                 .push("NEW_CODE".into());
             v["schemas"]["CreateJobInput"]["properties"]["summary"]["maxLength"] = json!(100_000);
+            // A new optional field of one kind of item, which the other kinds refuse.
+            let details = input(v, "ItemDetailsInput");
+            details["properties"]["tripFee"] = json!({ "type": ["boolean", "null"] });
+            for rule in details["allOf"].as_array_mut().unwrap() {
+                if rule["if"]["properties"]["kind"]["const"] != "service" {
+                    rule["then"]["properties"]["tripFee"] = json!({ "type": "null" });
+                }
+            }
         });
         assert_eq!(added, Vec::<String>::new());
     }

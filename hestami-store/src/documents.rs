@@ -75,7 +75,15 @@ fn section(heading: Option<String>, quote: &Quote) -> Section {
         .lines
         .iter()
         .map(|line| Row {
-            description: line.description.as_str().to_owned(),
+            // A waived trip fee says what membership saved.
+            description: match &line.waived {
+                Some(w) => format!(
+                    "{} (waived for members: {})",
+                    line.description.as_str(),
+                    amount(&w.unit_price)
+                ),
+                None => line.description.as_str().to_owned(),
+            },
             quantity: match &line.unit {
                 Some(unit) => format!("{} {}", line.quantity.normalize(), unit.as_str()),
                 None => line.quantity.normalize().to_string(),

@@ -55,6 +55,7 @@ fn custom_quote(price: &str) -> Quote {
             markup: &markup,
             taxes: &[],
             member: None,
+            trip_fee_waived_by: None,
         },
         &request,
     )
@@ -333,6 +334,7 @@ fn plumbing_item(price_cents: i64) -> ItemDraft {
             estimated_labor_hours: Decimal::ONE,
             trade: TradeCode::parse("plumbing").expect("valid"),
             bundled_materials: vec![],
+            trip_fee: false,
         },
     }
 }
@@ -360,7 +362,7 @@ proptest! {
         };
         let markup = MarkupTiers::default();
         let price_with = |items: &[pricebook::PricebookItem]| {
-            pricebook::quote(&PricingContext { currency: usd(), items, markup: &markup, taxes: &[], member: None }, &request).expect("prices")
+            pricebook::quote(&PricingContext { currency: usd(), items, markup: &markup, taxes: &[], member: None, trip_fee_waived_by: None }, &request).expect("prices")
         };
         let q1 = price_with(std::slice::from_ref(&v1));
         let mut c = content();

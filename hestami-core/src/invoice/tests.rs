@@ -89,6 +89,7 @@ fn quote_of(lines: &[(i64, ItemKind)], discount: Option<i64>) -> Quote {
             markup: &markup,
             taxes: &[tax],
             member: None,
+            trip_fee_waived_by: None,
         },
         &request,
     )
@@ -601,6 +602,7 @@ proptest! {
                 estimated_labor_hours: Decimal::ONE,
                 trade: crate::text::TradeCode::parse("plumbing").expect("valid"),
                 bundled_materials: Vec::new(),
+                trip_fee: false,
             },
         };
         let v1 = pricebook::create_item(item_id, draft(first), usd(), t0()).expect("valid");
@@ -614,7 +616,7 @@ proptest! {
         };
         let markup = MarkupTiers::default();
         let price_with = |items: &[pricebook::PricebookItem]| {
-            pricebook::quote(&PricingContext { currency: usd(), items, markup: &markup, taxes: &[], member: None }, &request).expect("prices")
+            pricebook::quote(&PricingContext { currency: usd(), items, markup: &markup, taxes: &[], member: None, trip_fee_waived_by: None }, &request).expect("prices")
         };
         let q1 = price_with(std::slice::from_ref(&v1));
         let mut invoice = draft_with(q1.clone());
@@ -844,6 +846,7 @@ fn quote_with_quantities(
             markup: &markup,
             taxes: &taxes,
             member: None,
+            trip_fee_waived_by: None,
         },
         &request,
     )

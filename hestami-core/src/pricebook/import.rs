@@ -29,6 +29,25 @@ use crate::org::Currency;
 use crate::text::{Description, Name, TradeCode};
 use crate::workforce::SkillLevel;
 
+/// Carries over to `draft` what a row has no column for, from the item it revises: a
+/// service's bundled materials and whether it is a trip fee. A spreadsheet re-imported
+/// unchanged then leaves the item unchanged.
+pub fn keep_unimported(draft: &mut ItemDraft, current: &ItemDetails) {
+    draft.details.keep_trip_fee(current);
+    if let (
+        ItemDetails::Service {
+            bundled_materials, ..
+        },
+        ItemDetails::Service {
+            bundled_materials: kept,
+            ..
+        },
+    ) = (&mut draft.details, current)
+    {
+        bundled_materials.clone_from(kept);
+    }
+}
+
 /// One row of a pricebook import: every column as the text it was given (CSV cells, or JSON
 /// strings). Empty or whitespace-only cells count as absent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,6 +288,7 @@ impl<'a> RowParser<'a> {
             estimated_labor_hours: hours,
             trade: trade.or_else(stand_in_trade)?,
             bundled_materials: Vec::new(),
+            trip_fee: false,
         })
     }
 
@@ -657,8 +677,53 @@ mod tests {
                 estimated_labor_hours: dec("1.5"),
                 trade: TradeCode::parse("plumbing").expect("valid"),
                 bundled_materials: vec![],
+                trip_fee: false,
             }
         );
+    }
+
+    #[test]
+    fn a_revised_service_keeps_what_the_sheet_has_no_column_for() {
+        let mut current = draft(&service()).details;
+        if let ItemDetails::Service {
+            bundled_materials,
+            trip_fee,
+            ..
+        } = &mut current
+        {
+            bundled_materials.push(super::super::BundledMaterial {
+                item_id: crate::ids::PricebookItemId::from_uuid(uuid::Uuid::from_u128(1)),
+                quantity: Decimal::ONE,
+            });
+            *trip_fee = true;
+        }
+        let mut revised = draft(&ImportRow {
+            price: s("159.00"),
+            ..service()
+        });
+        keep_unimported(&mut revised, &current);
+        let ItemDetails::Service {
+            price,
+            bundled_materials,
+            trip_fee,
+            ..
+        } = &revised.details
+        else {
+            panic!("not a service");
+        };
+        assert_eq!(
+            (price, bundled_materials.len(), *trip_fee),
+            (&usd_of("159.00"), 1, true)
+        );
+        // An unchanged row of that item is then the item as it is.
+        let mut same = draft(&service());
+        keep_unimported(&mut same, &current);
+        assert_eq!(same.details, current);
+        // Another kind keeps nothing of a service.
+        let mut material = draft(&material());
+        let before = material.clone();
+        keep_unimported(&mut material, &current);
+        assert_eq!(material, before);
     }
 
     #[test]

@@ -80,6 +80,7 @@ fn catalogue() -> Vec<PricebookItem> {
                     item_id: item_id(2),
                     quantity: dec("1"),
                 }],
+                trip_fee: false,
             },
         ),
         item(
@@ -252,6 +253,7 @@ fn price_for(
             markup: &markup,
             taxes: &taxes,
             member,
+            trip_fee_waived_by: None,
         },
         request,
     )
@@ -262,6 +264,63 @@ fn member(percent: &str) -> MemberDiscount {
         agreement_id: crate::ids::AgreementId::from_uuid(uuid::Uuid::nil()),
         percent: pct(percent),
     }
+}
+
+#[test]
+fn a_members_trip_fee_is_waived_and_says_what_it_saved() {
+    let mut items = catalogue();
+    items.push(item(
+        9,
+        "Trip fee",
+        ItemDetails::Service {
+            price: usd_of("89.00"),
+            estimated_labor_hours: dec("0"),
+            trade: TradeCode::parse("plumbing").expect("valid"),
+            bundled_materials: vec![],
+            trip_fee: true,
+        },
+    ));
+    let markup = tiers();
+    let taxes = taxes().applicable(&place());
+    let request = QuoteRequest {
+        lines: vec![line(9, "1"), line(1, "1")],
+        discount: None,
+    };
+    let priced = |waived_by| {
+        quote(
+            &PricingContext {
+                currency: usd(),
+                items: &items,
+                markup: &markup,
+                taxes: &taxes,
+                member: None,
+                trip_fee_waived_by: waived_by,
+            },
+            &request,
+        )
+        .expect("prices")
+    };
+    let agreement = crate::ids::AgreementId::from_uuid(Uuid::from_u128(7));
+    expect![[r#"
+        lines[0] service Trip fee item@r1: 1 × 0.00 = 0.00  [explicit price, 89.00 waived by 00000000-0000-0000-0000-000000000007]
+        lines[1] service Water heater install item@r1: 1 × 1249.99 = 1249.99  [explicit price]
+        subtotal 1249.99
+        discount 0.00
+        tax Texas sales tax 6.25% on 0.00 = 0.00
+        tax Austin city tax 1.125% on 1249.99 = 14.06
+        total 1264.05 USD
+        rounded taxLines[1].tax: 14.0623875 → 14.06
+    "#]]
+    .assert_eq(&priced(Some(agreement)).breakdown());
+    // Without the waiver (not a member, or a plan that does not waive it), the fee is charged;
+    // an item that is not a trip fee is never waived.
+    let charged = priced(None);
+    assert_eq!(charged.lines[0].line_total, usd_of("89.00"));
+    assert_eq!(charged.lines[0].waived, None);
+    assert_eq!(
+        charged.total.amount() - priced(Some(agreement)).total.amount(),
+        dec("90.00")
+    );
 }
 
 #[test]
@@ -502,6 +561,7 @@ fn tiered_material_without_tiers_is_refused() {
             markup: &no_tiers,
             taxes: &[],
             member: None,
+            trip_fee_waived_by: None,
         },
         &QuoteRequest {
             lines: vec![line(3, "1")],
@@ -672,6 +732,7 @@ fn revisions_keep_earlier_prices_reachable() {
         markup: &markup,
         taxes: &[],
         member: None,
+        trip_fee_waived_by: None,
     };
     let latest = quote(
         &ctx,

@@ -302,6 +302,19 @@ pub struct PricedLineDto {
     pub line_total: String,
     /// How the unit price was found.
     pub rule: PricingRuleDto,
+    /// A trip fee waived for a member: the unit price is zero and this says what it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waived: Option<WaiverDto>,
+}
+
+/// A trip fee waived for a member.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaiverDto {
+    /// The agreement whose plan waives it.
+    pub agreement_id: Uuid,
+    /// The unit price waived, a decimal string.
+    pub unit_price: String,
 }
 
 impl From<&PricedLine> for PricedLineDto {
@@ -316,6 +329,10 @@ impl From<&PricedLine> for PricedLineDto {
             unit_price: amount_text(&l.unit_price),
             line_total: amount_text(&l.line_total),
             rule: (&l.rule).into(),
+            waived: l.waived.map(|w| WaiverDto {
+                agreement_id: w.agreement_id.as_uuid(),
+                unit_price: amount_text(&w.unit_price),
+            }),
         }
     }
 }
@@ -465,6 +482,8 @@ pub struct ItemDetailsDto {
     pub trade: Option<String>,
     /// service: materials included in the price.
     pub bundled_materials: Option<Vec<BundledMaterialDto>>,
+    /// service: whether it is a trip fee, waived for a member whose plan waives it.
+    pub trip_fee: Option<bool>,
     /// material: the stock-keeping unit.
     pub sku: Option<String>,
     /// material: the unit it is sold in; equipment: the unit it is rented by.
@@ -492,9 +511,11 @@ impl From<&ItemDetails> for ItemDetailsDto {
                 estimated_labor_hours,
                 trade,
                 bundled_materials,
+                trip_fee,
             } => Self {
                 kind,
                 price: Some(amount_text(price)),
+                trip_fee: Some(*trip_fee),
                 estimated_labor_hours: Some(estimated_labor_hours.to_string()),
                 trade: Some(trade.as_str().to_owned()),
                 bundled_materials: Some(
@@ -1617,9 +1638,9 @@ pub struct LaborRateInput {
 }
 
 /// What an item is, with the prices of its kind. Give exactly the fields of its `kind`:
-/// service: price, estimatedLaborHours, trade (bundledMaterials optional); material: sku, unit,
-/// cost (pricing optional, tiered when absent); labor: trade, rates, overtimeMultiplier,
-/// afterHoursMultiplier; equipment: unit, rate.
+/// service: price, estimatedLaborHours, trade (bundledMaterials, tripFee optional); material:
+/// sku, unit, cost (pricing optional, tiered when absent); labor: trade, rates,
+/// overtimeMultiplier, afterHoursMultiplier; equipment: unit, rate.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemDetailsInput {
@@ -1637,6 +1658,11 @@ pub struct ItemDetailsInput {
     /// service: materials included in the price.
     #[serde(default)]
     pub bundled_materials: Option<Vec<BundledMaterialInput>>,
+    /// service: whether it is a trip fee (the charge for coming out), waived for a member
+    /// whose plan waives it (default false on `createItem`; `updateItem` without it keeps the
+    /// item's mark).
+    #[serde(default)]
+    pub trip_fee: Option<bool>,
     /// material: the stock-keeping unit.
     #[serde(default)]
     pub sku: Option<String>,
@@ -1723,11 +1749,12 @@ pub(crate) const ITEM_KINDS: [ItemKindDto; 4] = [
 ];
 
 /// Every field of [`ItemDetailsInput`] but `kind`, in its order.
-pub(crate) const ITEM_DETAIL_FIELDS: [&str; 12] = [
+pub(crate) const ITEM_DETAIL_FIELDS: [&str; 13] = [
     "price",
     "estimatedLaborHours",
     "trade",
     "bundledMaterials",
+    "tripFee",
     "sku",
     "unit",
     "cost",
@@ -1744,7 +1771,7 @@ pub(crate) fn item_fields(kind: ItemKindDto) -> (&'static [&'static str], &'stat
     match kind {
         ItemKindDto::Service => (
             &["price", "estimatedLaborHours", "trade"],
-            &["bundledMaterials"],
+            &["bundledMaterials", "tripFee"],
         ),
         ItemKindDto::Material => (&["sku", "unit", "cost"], &["pricing"]),
         ItemKindDto::Labor => (
@@ -1774,6 +1801,7 @@ fn item_details(
         ("estimatedLaborHours", d.estimated_labor_hours.is_some()),
         ("trade", d.trade.is_some()),
         ("bundledMaterials", d.bundled_materials.is_some()),
+        ("tripFee", d.trip_fee.is_some()),
         ("sku", d.sku.is_some()),
         ("unit", d.unit.is_some()),
         ("cost", d.cost.is_some()),
@@ -1840,6 +1868,7 @@ fn item_details(
                 estimated_labor_hours: hours?,
                 trade: trade?,
                 bundled_materials: bundled?,
+                trip_fee: d.trip_fee.unwrap_or(false),
             }
         }
         ItemKindDto::Material => {
@@ -2165,6 +2194,7 @@ mod tests {
             markup: &markup,
             taxes: &taxes,
             member: None,
+            trip_fee_waived_by: None,
         };
         let req = request(
             json!([
@@ -2333,6 +2363,7 @@ mod tests {
             markup: &markup,
             taxes: &[],
             member: None,
+            trip_fee_waived_by: None,
         };
         let req = request(json!([{ "itemId": uuid(1), "quantity": "-2" }]), None);
         let refused = pricebook::quote(&ctx, &req).expect_err("a negative quantity");
@@ -2409,6 +2440,7 @@ mod tests {
                     item_id: PricebookItemId::from_uuid(uuid(1)),
                     quantity: dec("1"),
                 }],
+                trip_fee: false,
             }
         );
 

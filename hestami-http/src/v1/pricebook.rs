@@ -359,6 +359,8 @@ fn convert_create(i: CreateItemInput, currency: Currency) -> Result<PricebookCom
 }
 
 fn convert_update(i: UpdateItemInput, currency: Currency) -> Result<PricebookCommand, ApiError> {
+    // A client that does not know the trip-fee mark does not clear it.
+    let keep_trip_fee = i.details.trip_fee.is_none();
     let draft = ItemDraftInput {
         name: i.name,
         description: i.description,
@@ -371,6 +373,7 @@ fn convert_update(i: UpdateItemInput, currency: Currency) -> Result<PricebookCom
                 item_id: PricebookItemId::from_uuid(i.item_id),
                 draft,
                 expected_revision: i.expected_revision,
+                keep_trip_fee,
             })
         })
     })

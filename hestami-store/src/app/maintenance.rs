@@ -1142,7 +1142,8 @@ async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> 
     };
     tx.execute(
         "INSERT INTO maintenance_plans (organization_id, id, version, name, active, body, created_at, updated_at, \
-         member_discount, member_priority) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
+         member_discount, member_priority, member_waives_trip_fee) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)",
         args![
             orgid,
             plan.id.as_uuid(),
@@ -1152,7 +1153,8 @@ async fn create_plan(tx: &mut TenantTx, p: NewPlan) -> Result<Plan, StoreError> 
             serde_json::to_string(&plan)?,
             plan.created_at,
             plan.benefits.discount.map(|d| d.value().to_string()),
-            plan.benefits.priority.map(Priority::as_str)
+            plan.benefits.priority.map(Priority::as_str),
+            plan.benefits.waive_trip_fee
         ],
     )
     .await?;
@@ -1186,6 +1188,8 @@ pub(crate) struct Membership {
     pub discount: Option<MemberDiscount>,
     /// The priority whose response window caps the customer's jobs'.
     pub priority: Option<Priority>,
+    /// The agreement whose plan waives the customer's trip fees, if one does.
+    pub trip_fee_waived_by: Option<AgreementId>,
 }
 
 /// The forms a job generated for a maintenance visit requires (none for other jobs).
@@ -1215,7 +1219,7 @@ pub(crate) async fn membership(
     let rows = tx
         .fetch_all(
             &format!(
-                "SELECT a.id, p.member_discount, {} AS member_urgency \
+                "SELECT a.id, p.member_discount, p.member_waives_trip_fee, {} AS member_urgency \
                  FROM maintenance_agreements a \
                  JOIN maintenance_plans p ON p.organization_id = a.organization_id AND p.id = a.plan_id \
                  WHERE {} ORDER BY a.id",
@@ -1236,6 +1240,9 @@ pub(crate) async fn membership(
                     percent,
                 });
             }
+        }
+        if best.trip_fee_waived_by.is_none() && row.get::<bool>("member_waives_trip_fee")? {
+            best.trip_fee_waived_by = Some(AgreementId::from_uuid(row.get("id")?));
         }
         if let Some(urgency) = row.get::<Option<i64>>("member_urgency")? {
             best.priority = Some(priority_of_urgency(urgency)?);

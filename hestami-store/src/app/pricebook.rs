@@ -40,6 +40,10 @@ pub struct UpdateItem {
     pub draft: ItemDraft,
     /// Fail with `VERSION_CONFLICT` unless the item is at this revision.
     pub expected_revision: Option<u32>,
+    /// Keep a service's trip-fee mark as it is (the request did not say), whatever the draft
+    /// holds.
+    #[serde(default)]
+    pub keep_trip_fee: bool,
 }
 
 /// `pricebook/v1/archiveItem`.
@@ -216,8 +220,12 @@ pub(crate) async fn run(
                             u.expected_revision.map(i64::from),
                             i64::from(current.revision),
                         )?;
+                        let mut draft = u.draft;
+                        if u.keep_trip_fee {
+                            draft.details.keep_trip_fee(&current.details);
+                        }
                         let next =
-                            core_pricebook::revise_item(&current, u.draft, org.currency, tx.now())
+                            core_pricebook::revise_item(&current, draft, org.currency, tx.now())
                                 .map_err(|p| invalid("", p))?;
                         save_revision(tx, &next).await?;
                         Ok(next)
@@ -619,6 +627,10 @@ async fn import(tx: &mut TenantTx, rows: Vec<ItemDraft>) -> Result<ImportReport,
             });
             continue;
         }
+        let mut draft = draft;
+        if let Some(current) = existing.get(&key) {
+            hestami_core::pricebook::import::keep_unimported(&mut draft, &current.details);
+        }
         let result = match existing.remove(&key) {
             None => {
                 let id = PricebookItemId::from_uuid(new_id());
@@ -725,11 +737,9 @@ pub(crate) async fn price(
     let settings = load_settings(tx, false).await?;
     let member = match at {
         Some(at) if at.member_benefits => {
-            super::maintenance::membership(tx, at.customer_id)
-                .await?
-                .discount
+            super::maintenance::membership(tx, at.customer_id).await?
         }
-        _ => None,
+        _ => Default::default(),
     };
     let taxes = match at {
         Some(at) => {
@@ -777,7 +787,8 @@ pub(crate) async fn price(
         items: &items,
         markup: &settings.markup_tiers,
         taxes: &taxes,
-        member,
+        member: member.discount,
+        trip_fee_waived_by: member.trip_fee_waived_by,
     };
     core_pricebook::quote(&ctx, request).map_err(|p| invalid(prefix, p).into())
 }
