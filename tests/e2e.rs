@@ -32,6 +32,7 @@ both!(
     jobs_are_corrected_and_their_work_recorded_with_who_and_when,
     properties_are_read_and_corrected,
     members_and_tokens_over_the_api,
+    what_an_association_asks_of_vendors_is_recorded,
 );
 
 /// `member/v1` and `token/v1`: owners and admins invite, list, change and remove members; only an
@@ -2185,4 +2186,97 @@ async fn onboarding_validation_and_other_organizations(s: TestServer) {
         (b_status["licenses"].clone(), b_status["insurance"].clone()),
         (json!([]), json!([]))
     );
+}
+
+/// The documents a community association may ask of its vendors: the parties an insurance
+/// certificate names as additional insureds (set, replaced, at most 20 names) and the day the
+/// W-9 was received (set, kept, cleared).
+async fn what_an_association_asks_of_vendors_is_recorded(s: TestServer) {
+    let policy = s
+        .mutate(
+            "contractor/v1/addInsurance",
+            json!({ "kind": "general_liability", "carrier": "Acme", "policyNumber": "GL-7",
+                    "perOccurrenceLimit": "2000000", "aggregateLimit": "4000000",
+                    "effectiveOn": "2030-01-01", "expiresOn": "2032-01-01",
+                    "additionalInsureds": ["Maple Grove HOA"] }),
+        )
+        .await;
+    assert_eq!(policy["additionalInsureds"], json!(["Maple Grove HOA"]));
+    let unchanged = s
+        .mutate(
+            "contractor/v1/updateInsurance",
+            json!({ "insuranceId": policy["id"], "carrier": "Acme Mutual" }),
+        )
+        .await;
+    assert_eq!(unchanged["additionalInsureds"], json!(["Maple Grove HOA"]));
+    let replaced = s
+        .mutate(
+            "contractor/v1/updateInsurance",
+            json!({ "insuranceId": policy["id"],
+                    "additionalInsureds": ["Maple Grove HOA", "Oak Park Condominium"] }),
+        )
+        .await;
+    assert_eq!(
+        replaced["additionalInsureds"],
+        json!(["Maple Grove HOA", "Oak Park Condominium"])
+    );
+    let listed = s
+        .call("contractor/v1/listCredentials", json!({}))
+        .await
+        .ok();
+    assert_eq!(
+        listed["insurance"][0]["additionalInsureds"][1],
+        "Oak Park Condominium"
+    );
+    let many: Vec<String> = (0..21).map(|n| format!("Association {n}")).collect();
+    let refused = s
+        .call(
+            "contractor/v1/updateInsurance",
+            json!({ "idempotencyKey": key(), "insuranceId": policy["id"], "additionalInsureds": many }),
+        )
+        .await;
+    refused.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(
+        refused.json["field_errors"][0]["field"],
+        "additionalInsureds"
+    );
+    let blank = s
+        .call(
+            "contractor/v1/updateInsurance",
+            json!({ "idempotencyKey": key(), "insuranceId": policy["id"], "additionalInsureds": ["ok", " "] }),
+        )
+        .await;
+    blank.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(
+        blank.json["field_errors"][0]["field"],
+        "additionalInsureds[1]"
+    );
+
+    let w9 = s
+        .mutate(
+            "contractor/v1/updateProfile",
+            json!({ "w9ReceivedOn": "2031-02-01" }),
+        )
+        .await;
+    assert_eq!(w9["w9ReceivedOn"], "2031-02-01");
+    let kept = s
+        .mutate(
+            "contractor/v1/updateProfile",
+            json!({ "legalName": "Ada Plumbing LLC" }),
+        )
+        .await;
+    assert_eq!(kept["w9ReceivedOn"], "2031-02-01");
+    let cleared = s
+        .mutate(
+            "contractor/v1/updateProfile",
+            json!({ "w9ReceivedOn": null }),
+        )
+        .await;
+    assert_eq!(cleared["w9ReceivedOn"], Value::Null);
+    s.call(
+        "contractor/v1/updateProfile",
+        json!({ "idempotencyKey": key(), "w9ReceivedOn": "2031-2-1" }),
+    )
+    .await
+    .assert_error(400, "VALIDATION_FAILED");
 }

@@ -246,6 +246,10 @@ pub struct InsurancePolicy {
     pub expires_on: NaiveDate,
     /// A reference to the stored certificate of insurance.
     pub certificate_ref: Option<String>,
+    /// The parties the certificate names as additional insureds (a community association
+    /// may require to be one).
+    #[serde(default)]
+    pub additional_insureds: Vec<Name>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -769,19 +773,19 @@ pub fn lapsed(on: NaiveDate, expires_on: NaiveDate) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ids::CertificationId;
 
-    fn d(s: &str) -> NaiveDate {
+    pub(crate) fn d(s: &str) -> NaiveDate {
         s.parse().expect("valid date")
     }
 
-    fn t(s: &str) -> TradeCode {
+    pub(crate) fn t(s: &str) -> TradeCode {
         TradeCode::parse(s).expect("valid trade")
     }
 
-    fn j(country: &str, region: Option<&str>, locality: Option<&str>) -> Jurisdiction {
+    pub(crate) fn j(country: &str, region: Option<&str>, locality: Option<&str>) -> Jurisdiction {
         Jurisdiction::parse(
             CountryCode::parse(country).expect("valid country"),
             region,
@@ -794,7 +798,7 @@ mod tests {
         DateTime::from_timestamp(1_900_000_000, 0).expect("valid instant")
     }
 
-    fn licence(n: u128, trade: &str, place: Jurisdiction, expires: &str) -> License {
+    pub(crate) fn licence(n: u128, trade: &str, place: Jurisdiction, expires: &str) -> License {
         License {
             id: LicenseId::from_uuid(Uuid::from_u128(n)),
             version: 1,
@@ -812,7 +816,13 @@ mod tests {
         }
     }
 
-    fn policy(n: u128, kind: InsuranceKind, per: i64, from: &str, to: &str) -> InsurancePolicy {
+    pub(crate) fn policy(
+        n: u128,
+        kind: InsuranceKind,
+        per: i64,
+        from: &str,
+        to: &str,
+    ) -> InsurancePolicy {
         InsurancePolicy {
             id: InsuranceId::from_uuid(Uuid::from_u128(n)),
             version: 1,
@@ -824,6 +834,7 @@ mod tests {
             effective_on: d(from),
             expires_on: d(to),
             certificate_ref: None,
+            additional_insureds: Vec::new(),
             created_at: at(),
             updated_at: at(),
         }

@@ -61,6 +61,7 @@ pub mod text;
 pub mod timesheet;
 pub mod trade;
 pub mod workforce;
+pub mod workorder;
 
 /// Why a raw value was refused when parsing it into a domain type.
 ///

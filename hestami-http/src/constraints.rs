@@ -146,6 +146,7 @@ fn rule_for(name: &str) -> Option<Value> {
         | "carrier"
         | "legalName"
         | "tradeNames"
+        | "additionalInsureds"
         | "certifications"
         | "requiredCertifications" => text(Name::MAX_CHARS),
         "summary" | "caption" => text(Summary::MAX_CHARS),

@@ -59,6 +59,12 @@ pub fn option_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>,
         .transpose()
 }
 
+/// `deserialize_with` for a patch of a date (with `#[serde(default)]`): absent is `None`
+/// (keep), `null` is `Some(None)` (clear), a date is `Some(Some(date))`.
+pub fn patch_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<NaiveDate>>, D::Error> {
+    option_date(d).map(Some)
+}
+
 /// `deserialize_with` for a `DateTime<Utc>`.
 pub fn date_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     let raw = String::deserialize(d)?;

@@ -247,6 +247,7 @@ pub mod fixtures {
                 effective_on: from,
                 expires_on: until,
                 certificate_ref: None,
+                additional_insureds: Vec::new(),
             }),
         )
         .await?;

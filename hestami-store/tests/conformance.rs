@@ -2127,6 +2127,7 @@ async fn the_expiry_scan_runs_once_a_day_across_processes(fx: Fixture) {
             effective_on: today - ChronoDuration::days(365),
             expires_on: today - ChronoDuration::days(1),
             certificate_ref: None,
+            additional_insureds: Vec::new(),
         }),
     )
     .await;

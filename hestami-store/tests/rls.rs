@@ -89,6 +89,7 @@ async fn populated(fx: &Fixture, name: &str) -> (Org, Tenant) {
             contact_email: Patch::Keep,
             contact_phone: Patch::Keep,
             time_zone: None,
+            w9_received_on: Patch::Keep,
         }),
     )
     .await;

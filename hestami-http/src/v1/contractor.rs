@@ -19,6 +19,7 @@ use hestami_core::ids::{InsuranceId, LicenseId};
 use hestami_core::org::TimeZone;
 use hestami_core::text::{Email, Name as PersonName, Phone, TradeCode};
 use hestami_core::trade::TradeCatalogue;
+use hestami_store::app::Patch;
 use hestami_store::app::contractor::{
     AreaSet, ContractorCommand, InsuranceUpdate, LicenseUpdate, NewInsurance, NewLicense, Profile,
     ProfileUpdate, RequirementsDoc,
@@ -350,6 +351,8 @@ pub struct ProfileDto {
     pub contact_phone: Option<String>,
     /// The organization's time zone (IANA name).
     pub time_zone: String,
+    /// The day its W-9 was received, when one is on file.
+    pub w9_received_on: Option<NaiveDate>,
 }
 
 impl From<Profile> for ProfileDto {
@@ -366,6 +369,7 @@ impl From<Profile> for ProfileDto {
             contact_email: p.contact_email.map(|e| e.as_str().to_owned()),
             contact_phone: p.contact_phone.map(|e| e.as_str().to_owned()),
             time_zone: p.time_zone.name().to_owned(),
+            w9_received_on: p.w9_received_on,
         }
     }
 }
@@ -456,6 +460,8 @@ pub struct PolicyDto {
     pub expires_on: NaiveDate,
     /// The certificate of insurance.
     pub certificate_ref: Option<String>,
+    /// The parties the certificate names as additional insureds.
+    pub additional_insureds: Vec<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -476,6 +482,11 @@ impl PolicyDto {
             effective_on: p.effective_on,
             expires_on: p.expires_on,
             certificate_ref: p.certificate_ref,
+            additional_insureds: p
+                .additional_insureds
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect(),
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -737,6 +748,10 @@ pub struct UpdateProfileInput {
     pub contact_phone: Option<Option<String>>,
     /// The organization's default time zone (IANA name, such as `America/Chicago`).
     pub time_zone: Option<String>,
+    /// The day its W-9 was received, or null: none on file.
+    #[serde(default, deserialize_with = "crate::wire::patch_date")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub w9_received_on: Option<Option<NaiveDate>>,
 }
 
 /// `contractor/v1/addLicense`.
@@ -846,6 +861,11 @@ pub struct AddInsuranceInput {
     pub expires_on: NaiveDate,
     /// The certificate of insurance.
     pub certificate_ref: Option<String>,
+    /// The parties the certificate names as additional insureds (a community association may
+    /// require to be one), at most 20.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub additional_insureds: Vec<String>,
 }
 
 /// `contractor/v1/updateInsurance`.
@@ -876,6 +896,9 @@ pub struct UpdateInsuranceInput {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub certificate_ref: Option<Option<String>>,
+    /// The new list of additional insureds, at most 20.
+    #[schema(max_items = 20)]
+    pub additional_insureds: Option<Vec<String>>,
 }
 
 /// `contractor/v1/removeInsurance`.
@@ -1018,6 +1041,11 @@ fn convert_update_profile(i: UpdateProfileInput) -> Result<ContractorCommand, Ap
             contact_email: contact_email?,
             contact_phone: contact_phone?,
             time_zone: time_zone?,
+            w9_received_on: match i.w9_received_on {
+                None => Patch::Keep,
+                Some(None) => Patch::Clear,
+                Some(Some(day)) => Patch::Set(day),
+            },
         }))
     })
 }
@@ -1101,6 +1129,7 @@ fn convert_add_insurance(i: AddInsuranceInput) -> Result<ContractorCommand, ApiE
         let aggregate = v.check("aggregateLimit", amount(&i.aggregate_limit));
         let aggregate = positive(v, "aggregateLimit", aggregate);
         let certificate_ref = v.optional("certificateRef", i.certificate_ref.as_deref(), reference);
+        let additional_insureds = insureds(v, &i.additional_insureds);
         if i.expires_on < i.effective_on {
             v.fail(
                 "expiresOn",
@@ -1117,8 +1146,26 @@ fn convert_add_insurance(i: AddInsuranceInput) -> Result<ContractorCommand, ApiE
             effective_on: i.effective_on,
             expires_on: i.expires_on,
             certificate_ref: certificate_ref?,
+            additional_insureds: additional_insureds?,
         }))
     })
+}
+
+/// The most additional insureds a policy lists.
+const MAX_INSUREDS: usize = 20;
+
+/// Parses a policy's additional insureds, at most [`MAX_INSUREDS`].
+fn insureds(v: &mut Validator, raw: &[String]) -> Option<Vec<PersonName>> {
+    const FIELD: &str = "additionalInsureds";
+    if raw.len() > MAX_INSUREDS {
+        v.fail(
+            FIELD,
+            "too_many",
+            &format!("a policy lists at most {MAX_INSUREDS} additional insureds"),
+        );
+        return None;
+    }
+    name_list(v, FIELD, raw)
 }
 
 fn convert_update_insurance(i: UpdateInsuranceInput) -> Result<ContractorCommand, ApiError> {
@@ -1142,6 +1189,10 @@ fn convert_update_insurance(i: UpdateInsuranceInput) -> Result<ContractorCommand
                 Some(a) => positive(v, "aggregateLimit", Some(a)).map(Some),
             });
         let certificate_ref = patch(v, "certificateRef", i.certificate_ref, reference);
+        let additional_insureds = match &i.additional_insureds {
+            None => Some(None),
+            Some(raw) => insureds(v, raw).map(Some),
+        };
         if let (Some(from), Some(to)) = (i.effective_on, i.expires_on)
             && to < from
         {
@@ -1161,6 +1212,7 @@ fn convert_update_insurance(i: UpdateInsuranceInput) -> Result<ContractorCommand
             effective_on: i.effective_on,
             expires_on: i.expires_on,
             certificate_ref: certificate_ref?,
+            additional_insureds: additional_insureds?,
         }))
     })
 }

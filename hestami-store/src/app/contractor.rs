@@ -48,6 +48,9 @@ pub struct Profile {
     pub contact_phone: Option<Phone>,
     /// The organization's time zone (shifts and "the day" are in it).
     pub time_zone: TimeZone,
+    /// The day the organization's W-9 (its taxpayer form) was received, when it is on file.
+    #[serde(default)]
+    pub w9_received_on: Option<NaiveDate>,
 }
 
 /// Changes to the profile.
@@ -68,6 +71,9 @@ pub struct ProfileUpdate {
     pub contact_phone: Patch<Phone>,
     /// The organization's default time zone.
     pub time_zone: Option<TimeZone>,
+    /// The day its W-9 was received (null: none on file).
+    #[serde(default)]
+    pub w9_received_on: Patch<NaiveDate>,
 }
 
 /// A new licence (status pending).
@@ -126,6 +132,9 @@ pub struct NewInsurance {
     pub expires_on: NaiveDate,
     /// A reference to the certificate of insurance.
     pub certificate_ref: Option<String>,
+    /// The parties the certificate names as additional insureds.
+    #[serde(default)]
+    pub additional_insureds: Vec<Name>,
 }
 
 /// Changes to a policy.
@@ -150,6 +159,9 @@ pub struct InsuranceUpdate {
     pub expires_on: Option<NaiveDate>,
     /// Certificate reference.
     pub certificate_ref: Patch<String>,
+    /// The additional insureds (replaced).
+    #[serde(default)]
+    pub additional_insureds: Option<Vec<Name>>,
 }
 
 /// A set of service areas, as set at one time.
@@ -382,6 +394,9 @@ pub(crate) async fn run(
                             certificate_ref: u
                                 .certificate_ref
                                 .apply(current.certificate_ref.clone()),
+                            additional_insureds: u
+                                .additional_insureds
+                                .unwrap_or(current.additional_insureds.clone()),
                             ..current
                         };
                         check_policy_dates(&next)?;
@@ -494,6 +509,7 @@ async fn update_profile(tx: &mut TenantTx, u: ProfileUpdate) -> Result<Profile, 
         contact_email: u.contact_email.apply(current.contact_email),
         contact_phone: u.contact_phone.apply(current.contact_phone),
         time_zone: u.time_zone.unwrap_or(current.time_zone),
+        w9_received_on: u.w9_received_on.apply(current.w9_received_on),
     };
     let org = tx.org();
     let now = tx.now();
@@ -505,19 +521,22 @@ async fn update_profile(tx: &mut TenantTx, u: ProfileUpdate) -> Result<Profile, 
         next.tax_id.as_ref().map(Name::as_str),
         next.contact_email.as_ref().map(Email::as_str),
         next.contact_phone.as_ref().map(Phone::as_str),
-        now
+        now,
+        next.w9_received_on
     ];
     if current.version == 0 {
         tx.execute(
             "INSERT INTO contractor_profiles (organization_id, version, legal_name, trade_names, tax_id, \
-             contact_email, contact_phone, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+             contact_email, contact_phone, created_at, updated_at, w9_received_on) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
             values,
         )
         .await?;
     } else {
         tx.execute(
             "UPDATE contractor_profiles SET version = $2, legal_name = $3, trade_names = $4, tax_id = $5, \
-             contact_email = $6, contact_phone = $7, updated_at = $8 WHERE organization_id = $1",
+             contact_email = $6, contact_phone = $7, updated_at = $8, w9_received_on = $9 \
+             WHERE organization_id = $1",
             values,
         )
         .await?;
@@ -541,7 +560,8 @@ pub(crate) async fn load_profile(tx: &mut TenantTx, lock: bool) -> Result<Profil
     let time_zone = load_organization(tx, false).await?.time_zone;
     let org = tx.org();
     let sql = format!(
-        "SELECT version, legal_name, trade_names, tax_id, contact_email, contact_phone FROM contractor_profiles \
+        "SELECT version, legal_name, trade_names, tax_id, contact_email, contact_phone, w9_received_on \
+         FROM contractor_profiles \
          WHERE organization_id = $1{}",
         if lock { tx.for_update() } else { "" }
     );
@@ -554,6 +574,7 @@ pub(crate) async fn load_profile(tx: &mut TenantTx, lock: bool) -> Result<Profil
             contact_email: None,
             contact_phone: None,
             time_zone,
+            w9_received_on: None,
         });
     };
     let name = |col: &str| -> Result<Option<Name>, StoreError> {
@@ -575,6 +596,7 @@ pub(crate) async fn load_profile(tx: &mut TenantTx, lock: bool) -> Result<Profil
             .map(|v| parse_stored(&v, Phone::parse))
             .transpose()?,
         time_zone,
+        w9_received_on: row.get("w9_received_on")?,
     })
 }
 
@@ -760,14 +782,15 @@ async fn insert_policy(
         effective_on: new.effective_on,
         expires_on: new.expires_on,
         certificate_ref: new.certificate_ref,
+        additional_insureds: new.additional_insureds,
         created_at: now,
         updated_at: now,
     };
     check_policy_dates(&policy)?;
     tx.execute(
         "INSERT INTO insurance_policies (organization_id, id, version, kind, carrier, policy_number, \
-         per_occurrence_limit, aggregate_limit, effective_on, expires_on, certificate_ref, created_at, updated_at) \
-         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+         per_occurrence_limit, aggregate_limit, effective_on, expires_on, certificate_ref, created_at, updated_at, \
+         additional_insureds) VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
         args![
             tx.org(),
             policy.id.as_uuid(),
@@ -779,7 +802,8 @@ async fn insert_policy(
             policy.effective_on,
             policy.expires_on,
             policy.certificate_ref.clone(),
-            now
+            now,
+            serde_json::to_string(&policy.additional_insureds)?
         ],
     )
     .await?;
@@ -799,8 +823,8 @@ async fn save_policy(
     };
     tx.execute(
         "UPDATE insurance_policies SET version = $1, carrier = $2, policy_number = $3, per_occurrence_limit = $4, \
-         aggregate_limit = $5, effective_on = $6, expires_on = $7, certificate_ref = $8, updated_at = $9 \
-         WHERE organization_id = $10 AND id = $11",
+         aggregate_limit = $5, effective_on = $6, expires_on = $7, certificate_ref = $8, updated_at = $9, \
+         additional_insureds = $12 WHERE organization_id = $10 AND id = $11",
         args![
             next.version,
             next.carrier.as_str(),
@@ -812,7 +836,8 @@ async fn save_policy(
             next.certificate_ref.clone(),
             next.updated_at,
             tx.org(),
-            next.id.as_uuid()
+            next.id.as_uuid(),
+            serde_json::to_string(&next.additional_insureds)?
         ],
     )
     .await?;
@@ -827,7 +852,7 @@ async fn save_policy(
 }
 
 const POLICY_COLUMNS: &str = "id, version, kind, carrier, policy_number, per_occurrence_limit, aggregate_limit, \
-                              effective_on, expires_on, certificate_ref, created_at, updated_at";
+                              effective_on, expires_on, certificate_ref, created_at, updated_at, additional_insureds";
 
 fn decode_policy(row: &Row) -> Result<InsurancePolicy, StoreError> {
     let amount = |col: &str| -> Result<Decimal, StoreError> {
@@ -846,6 +871,7 @@ fn decode_policy(row: &Row) -> Result<InsurancePolicy, StoreError> {
         effective_on: row.get("effective_on")?,
         expires_on: row.get("expires_on")?,
         certificate_ref: row.get("certificate_ref")?,
+        additional_insureds: serde_json::from_str(&row.get::<String>("additional_insureds")?)?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
