@@ -7,7 +7,7 @@ mod support;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
-use hestami::core::org::Role;
+use hestami::core::org::{OrgKind, Role};
 use support::{Reply, TestServer, key};
 
 both!(
@@ -33,6 +33,7 @@ both!(
     properties_are_read_and_corrected,
     members_and_tokens_over_the_api,
     what_an_association_asks_of_vendors_is_recorded,
+    an_association_invites_a_vendor_and_neither_reads_the_other,
 );
 
 /// `member/v1` and `token/v1`: owners and admins invite, list, change and remove members; only an
@@ -2279,4 +2280,147 @@ async fn what_an_association_asks_of_vendors_is_recorded(s: TestServer) {
     )
     .await
     .assert_error(400, "VALIDATION_FAILED");
+}
+
+/// `workOrder/v1` from both sides: an association records its community and its vendor rules
+/// and invites a contractor, which accepts; each sees the link; neither reaches the other's
+/// records through any procedure, with the other's ids; a third organization sees nothing.
+async fn an_association_invites_a_vendor_and_neither_reads_the_other(s: TestServer) {
+    let f = s.fixture().await;
+    let hoa = s
+        .new_tenant_of_kind("Maple Grove HOA", "board@maple.example", OrgKind::Hoa)
+        .await;
+    let third = s.new_tenant("Bob Electric", "bob@electric.example").await;
+    // The association's mutations, each with a fresh key.
+    let as_hoa = |procedure: &'static str, mut body: Value| {
+        body["idempotencyKey"] = json!(key());
+        s.call_as(&hoa, procedure, body)
+    };
+    let pool = as_hoa(
+        "workOrder/v1/addProperty",
+        json!({ "name": "Pool house", "kind": "common_area",
+                "address": { "line1": "1 Maple Way", "city": "Springfield", "region": "IL",
+                             "postalCode": "62701", "country": "US" } }),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        (&pool["kind"], &pool["version"]),
+        (&json!("common_area"), &json!(1))
+    );
+    let rules = as_hoa(
+        "workOrder/v1/setVendorRequirements",
+        json!({ "expectedVersion": 0, "rules": [{ "trade": "plumbing", "licenseRequired": true,
+                "insurance": [{ "kind": "general_liability", "minPerOccurrence": "2000000" }],
+                "additionalInsured": ["general_liability"], "w9Required": true }] }),
+    )
+    .await
+    .ok();
+    assert_eq!(rules["version"], 1);
+    assert_eq!(
+        rules["rules"][0]["additionalInsured"],
+        json!(["general_liability"])
+    );
+    let read = s
+        .call_as(&hoa, "workOrder/v1/vendorRequirements", json!({}))
+        .await
+        .ok();
+    assert_eq!(read["rules"], rules["rules"]);
+
+    // The contractor (the test server's own organization) gives the association its id.
+    let me = s.call("org/v1/get", json!({})).await.ok();
+    let link = as_hoa(
+        "workOrder/v1/inviteVendor",
+        json!({ "contractorOrganizationId": me["id"] }),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        (&link["status"], &link["hoaOrganizationId"]),
+        (&json!("invited"), &json!(hoa.org))
+    );
+    let seen = s.call("workOrder/v1/links", json!({})).await.ok();
+    assert_eq!(seen["items"][0]["id"], link["id"]);
+    let accepted = s
+        .mutate(
+            "workOrder/v1/answerInvitation",
+            json!({ "linkId": link["id"], "accept": true, "expectedVersion": 1 }),
+        )
+        .await;
+    assert_eq!(
+        (&accepted["status"], &accepted["version"]),
+        (&json!("active"), &json!(2))
+    );
+    let theirs = s.call_as(&hoa, "workOrder/v1/links", json!({})).await.ok();
+    assert_eq!(theirs["items"][0]["status"], "active");
+
+    // The wrong side is refused; a third organization sees and answers nothing.
+    as_hoa(
+        "workOrder/v1/answerInvitation",
+        json!({ "linkId": link["id"], "accept": false }),
+    )
+    .await
+    .assert_error(422, "NOT_A_CONTRACTOR");
+    s.call(
+        "workOrder/v1/addProperty",
+        json!({ "idempotencyKey": key(), "name": "Mine", "kind": "unit",
+                "address": { "line1": "1 Main St", "city": "Springfield", "region": "IL",
+                             "postalCode": "62701", "country": "US" } }),
+    )
+    .await
+    .assert_error(422, "NOT_AN_ASSOCIATION");
+    let nothing = s
+        .call_as(&third, "workOrder/v1/links", json!({}))
+        .await
+        .ok();
+    assert_eq!(nothing["items"], json!([]));
+    s.call_as(
+        &third,
+        "workOrder/v1/answerInvitation",
+        json!({ "idempotencyKey": key(), "linkId": link["id"], "accept": true }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+
+    // Linked, neither reads the other's records: the association gets nothing of the
+    // contractor's with the contractor's ids, and the contractor nothing of the association's.
+    let job = s.job(&f).await;
+    for (procedure, body) in [
+        ("customer/v1/get", json!({ "customerId": f.customer["id"] })),
+        (
+            "customer/v1/getProperty",
+            json!({ "propertyId": f.property["id"] }),
+        ),
+        ("job/v1/get", json!({ "jobId": job["id"] })),
+        (
+            "technician/v1/getProfile",
+            json!({ "technicianId": f.tech["id"] }),
+        ),
+    ] {
+        s.call_as(&hoa, procedure, body)
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
+    let hoa_lists = [
+        ("customer/v1/list", "items"),
+        ("job/v1/list", "items"),
+        ("contractor/v1/listCredentials", "insurance"),
+    ];
+    for (procedure, field) in hoa_lists {
+        let listed = s.call_as(&hoa, procedure, json!({})).await.ok();
+        assert_eq!(listed[field], json!([]), "{procedure}");
+    }
+    let mine = s.call("workOrder/v1/properties", json!({})).await.ok();
+    assert_eq!(mine["items"], json!([]));
+    let none = s
+        .call("workOrder/v1/vendorRequirements", json!({}))
+        .await
+        .ok();
+    assert_eq!((&none["version"], &none["rules"]), (&json!(0), &json!([])));
+    s.call(
+        "customer/v1/getProperty",
+        json!({ "propertyId": pool["id"] }),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
 }

@@ -164,3 +164,11 @@ id_type!(
     /// A customer's maintenance agreement.
     AgreementId
 );
+id_type!(
+    /// A community association's property: a unit or a common area.
+    HoaPropertyId
+);
+id_type!(
+    /// The link between an association and a contractor it approves as a vendor.
+    VendorLinkId
+);

@@ -454,6 +454,13 @@ pub const PERMISSIONS: &[(&str, &[Role])] = &[
     ("maintenance/v1/visits", ALL_RECORDS),
     ("maintenance/v1/invoices", ALL_RECORDS),
     ("maintenance/v1/report", ALL_RECORDS),
+    ("workOrder/v1/addProperty", MANAGERS),
+    ("workOrder/v1/properties", ALL_RECORDS),
+    ("workOrder/v1/setVendorRequirements", MANAGERS),
+    ("workOrder/v1/vendorRequirements", ALL_RECORDS),
+    ("workOrder/v1/inviteVendor", MANAGERS),
+    ("workOrder/v1/answerInvitation", MANAGERS),
+    ("workOrder/v1/links", ALL_RECORDS),
     ("contractor/v1/getProfile", EVERYONE),
     ("contractor/v1/updateProfile", MANAGERS),
     ("contractor/v1/addLicense", MANAGERS),
@@ -768,6 +775,13 @@ mod tests {
             maintenance/v1/visits          owner admin dispatcher office viewer
             maintenance/v1/invoices        owner admin dispatcher office viewer
             maintenance/v1/report          owner admin dispatcher office viewer
+            workOrder/v1/addProperty       owner admin
+            workOrder/v1/properties        owner admin dispatcher office viewer
+            workOrder/v1/setVendorRequirements owner admin
+            workOrder/v1/vendorRequirements owner admin dispatcher office viewer
+            workOrder/v1/inviteVendor      owner admin
+            workOrder/v1/answerInvitation  owner admin
+            workOrder/v1/links             owner admin dispatcher office viewer
             contractor/v1/getProfile       owner admin dispatcher office technician viewer
             contractor/v1/updateProfile    owner admin
             contractor/v1/addLicense       owner admin

@@ -31,6 +31,77 @@ use crate::compliance::{
 use crate::money::FieldError;
 use crate::text::{Name, TradeCode};
 
+/// What an association's property is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoaPropertyKind {
+    /// An owner's unit (a house, an apartment).
+    Unit,
+    /// A common area the association maintains (a pool, a clubhouse, the grounds).
+    CommonArea,
+}
+
+impl HoaPropertyKind {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unit => "unit",
+            Self::CommonArea => "common_area",
+        }
+    }
+}
+
+/// Where a link between an association and a contractor stands: the association invites, the
+/// contractor accepts (the link is `active`: an approved vendor) or declines; either side may
+/// end an active link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkStatus {
+    /// Invited, not answered yet.
+    Invited,
+    /// Accepted: the contractor is an approved vendor of the association.
+    Active,
+    /// The contractor declined.
+    Declined,
+    /// Ended by either side.
+    Ended,
+}
+
+impl LinkStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invited => "invited",
+            Self::Active => "active",
+            Self::Declined => "declined",
+            Self::Ended => "ended",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Invited, Self::Active, Self::Declined, Self::Ended]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+
+    /// The status a contractor's answer moves an invitation to, or `None` when the link is not
+    /// an invitation any more. An invitation declined may be sent again (`invite` on a declined
+    /// or ended link makes it `Invited`).
+    pub fn answered(self, accept: bool) -> Option<Self> {
+        match (self, accept) {
+            (Self::Invited, true) => Some(Self::Active),
+            (Self::Invited, false) => Some(Self::Declined),
+            _ => None,
+        }
+    }
+
+    /// Whether the association may invite again over a link in this status.
+    pub fn may_invite(self) -> bool {
+        matches!(self, Self::Declined | Self::Ended)
+    }
+}
+
 /// The most rules an association's requirement table holds.
 pub const MAX_VENDOR_RULES: usize = 50;
 
@@ -72,8 +143,9 @@ pub struct VendorRequirements {
 }
 
 impl VendorRequirements {
-    /// Checks the table: at most [`MAX_VENDOR_RULES`] rules, limits not negative, no kind of
-    /// insurance twice in one rule. Every problem, with its path (`rules[2].insurance[0]…`).
+    /// Checks the table: at most [`MAX_VENDOR_RULES`] rules, no minimum limit negative. Every
+    /// problem, with its path (`rules[2].insurance[0].minAggregate`). A kind named twice is
+    /// harmless (the highest minimum applies, as across rules) and is not refused.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut problems = Vec::new();
         if self.rules.len() > MAX_VENDOR_RULES {
@@ -84,37 +156,18 @@ impl VendorRequirements {
             ));
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            let mut kinds = BTreeSet::new();
             for (j, need) in rule.insurance.iter().enumerate() {
-                let at = format!("rules[{i}].insurance[{j}]");
-                if !kinds.insert(need.kind) {
-                    problems.push(FieldError::new(
-                        format!("{at}.kind"),
-                        "duplicate",
-                        "a kind of insurance is named once per rule",
-                    ));
-                }
                 for (name, limit) in [
                     ("minPerOccurrence", need.min_per_occurrence),
                     ("minAggregate", need.min_aggregate),
                 ] {
                     if limit.is_some_and(|l| l.is_sign_negative() && !l.is_zero()) {
                         problems.push(FieldError::new(
-                            format!("{at}.{name}"),
+                            format!("rules[{i}].insurance[{j}].{name}"),
                             "must_not_be_negative",
                             "a minimum limit is not negative",
                         ));
                     }
-                }
-            }
-            let mut named = BTreeSet::new();
-            for (j, kind) in rule.additional_insured.iter().enumerate() {
-                if !named.insert(*kind) {
-                    problems.push(FieldError::new(
-                        format!("rules[{i}].additionalInsured[{j}]"),
-                        "duplicate",
-                        "a kind of policy is named once per rule",
-                    ));
                 }
             }
         }

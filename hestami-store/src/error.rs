@@ -232,6 +232,11 @@ impl StoreError {
         }
     }
 
+    /// Whether the database refused a row because it names a row that does not exist.
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_foreign_key_violation())
+    }
+
     /// Whether the database refused a row because it would break a unique constraint.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())

@@ -37,6 +37,6 @@ pub mod testing;
 pub use db::{Backend, CounterReading, counters, redact};
 pub use error::{Failure, FailureKind, FieldError, StoreError};
 pub use store::{
-    APP_ROLE, Clock, Operation, SHARED_TABLES, Scope, Store, StoreOptions, SystemClock,
-    TENANT_TABLES, TenantTx, derive_app_url, new_id, truncate_micros,
+    APP_ROLE, Clock, LINK_TABLES, Operation, SHARED_TABLES, Scope, Store, StoreOptions,
+    SystemClock, TENANT_TABLES, TenantTx, derive_app_url, new_id, truncate_micros,
 };

@@ -154,7 +154,14 @@ pub const TENANT_TABLES: &[&str] = &[
     "maintenance_agreements",
     "maintenance_visits",
     "agreement_invoices",
+    "hoa_properties",
+    "vendor_requirements",
 ];
+
+/// Link tables: rows shared by exactly two organizations, an association and a contractor, each
+/// naming both. PostgreSQL's policy admits a row when either id is the transaction's
+/// organization; on SQLite the store names both in every statement.
+pub const LINK_TABLES: &[&str] = &["vendor_links"];
 
 /// Tables the application role may use that are not tenant tables: the directory, read before
 /// an organization is chosen, and the engine's claim queue and timers, which hold ids, leases
@@ -334,7 +341,7 @@ async fn grant_app_role(pool: &sqlx::PgPool) -> Result<(), StoreError> {
         ),
         format!("GRANT USAGE ON SCHEMA public TO {APP_ROLE}"),
     ];
-    for table in TENANT_TABLES.iter().chain(SHARED_TABLES) {
+    for table in TENANT_TABLES.iter().chain(LINK_TABLES).chain(SHARED_TABLES) {
         grants.push(format!(
             "GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}"
         ));

@@ -25,7 +25,7 @@ use hestami_store::app::sync::PullRequest;
 use hestami_store::app::time::TimeCommand;
 use hestami_store::app::workforce::{NewCertification, WorkforceCommand};
 use hestami_store::app::{PageRequest, Patch, Services};
-use hestami_store::{APP_ROLE, SHARED_TABLES, TENANT_TABLES};
+use hestami_store::{APP_ROLE, LINK_TABLES, SHARED_TABLES, TENANT_TABLES};
 use sha2::Digest as _;
 
 use common::*;
@@ -1167,8 +1167,32 @@ async fn the_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
         );
     }
 
+    // Every link table forces a policy that names both of its organizations.
+    for table in LINK_TABLES {
+        let row = sqlx::query(
+            "SELECT c.relrowsecurity, c.relforcerowsecurity, \
+             (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname \
+              AND p.qual LIKE '%hoa_organization_id%' AND p.qual LIKE '%contractor_organization_id%' \
+              AND p.with_check LIKE '%hoa_organization_id%' \
+              AND p.with_check LIKE '%contractor_organization_id%') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname = $1 AND c.relkind = 'r'",
+        )
+        .bind(*table)
+        .fetch_optional(&setup.owner)
+        .await
+        .expect("pg_class")
+        .unwrap_or_else(|| panic!("link table {table} does not exist"));
+        assert!(row.get::<bool, _>(0), "{table}: RLS is not enabled");
+        assert!(row.get::<bool, _>(1), "{table}: RLS is not forced");
+        assert!(
+            row.get::<i64, _>(2) >= 1,
+            "{table}: no policy on both organizations with a WITH CHECK"
+        );
+    }
+
     // Every table that holds an organization id is either a tenant table or a known shared one,
-    // and every table the app role can use is one of the two.
+    // and every table the app role can use is one of the three kinds.
     let tables: Vec<(String, bool, bool)> = sqlx::query(
         "SELECT c.relname::text, \
            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'organization_id' \
@@ -1188,21 +1212,87 @@ async fn the_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
     for (table, has_org, app_reads) in &tables {
         let known =
             TENANT_TABLES.contains(&table.as_str()) || SHARED_TABLES.contains(&table.as_str());
+        let link = LINK_TABLES.contains(&table.as_str());
         assert!(
-            !*app_reads || known,
-            "the app role can read {table}, which is neither a tenant nor a shared table"
+            !*app_reads || known || link,
+            "the app role can read {table}, which is neither a tenant, a link nor a shared table"
         );
         assert!(
             !*has_org || known,
             "{table} has organization_id but is not a tenant table"
         );
     }
-    for table in TENANT_TABLES.iter().chain(SHARED_TABLES) {
+    for table in TENANT_TABLES.iter().chain(LINK_TABLES).chain(SHARED_TABLES) {
         assert!(
             tables.iter().any(|(t, _, reads)| t == table && *reads),
             "the app role cannot use {table}"
         );
     }
+}
+
+/// A vendor link between A (as the association) and B (as the contractor), written as A with
+/// plain SQL: both read it and may change it; with no organization set, or as a third one,
+/// nothing is read, nothing is changed, and no link between others can be written.
+#[tokio::test]
+async fn a_link_row_is_read_and_written_by_exactly_its_two_organizations() {
+    let Some(setup) = setup().await else { return };
+    let (a, b, third) = (
+        setup.a.org.to_string(),
+        setup.b.org.to_string(),
+        setup.bare.org.to_string(),
+    );
+    let link = Uuid::now_v7();
+    let insert_link = |hoa: Uuid, contractor: Uuid, id: Uuid| {
+        sqlx::query(
+            "INSERT INTO vendor_links (id, hoa_organization_id, contractor_organization_id, version, \
+             status, body, created_at, updated_at) VALUES ($1, $2, $3, 1, 'invited', '{}', now(), now())",
+        )
+        .bind(id)
+        .bind(hoa)
+        .bind(contractor)
+    };
+    let mut tx = begin(&setup.app, Some(&a)).await;
+    insert_link(setup.a.org, setup.b.org, link)
+        .execute(&mut *tx)
+        .await
+        .expect("the association writes its link");
+    tx.commit().await.expect("commit");
+
+    let visible = "SELECT count(*) FROM vendor_links WHERE id = $1";
+    for (org, seen) in [(Some(&a), 1), (Some(&b), 1), (Some(&third), 0), (None, 0)] {
+        let mut tx = begin(&setup.app, org.map(String::as_str)).await;
+        assert_eq!(count(&mut tx, visible, Some(link)).await, seen, "{org:?}");
+        let changed = sqlx::query("UPDATE vendor_links SET version = version + 1 WHERE id = $1")
+            .bind(link)
+            .execute(&mut *tx)
+            .await
+            .expect("update")
+            .rows_affected();
+        assert_eq!(changed, seen as u64, "{org:?} changing the link");
+        tx.rollback().await.expect("rollback");
+    }
+    // A third organization cannot write a link between two others, nor move one to itself.
+    let mut tx = begin(&setup.app, Some(&third)).await;
+    assert_rls_refused(
+        insert_link(setup.a.org, setup.b.org, Uuid::now_v7())
+            .execute(&mut *tx)
+            .await,
+        "a link between others",
+    );
+    drop(tx);
+    let mut tx = begin(&setup.app, Some(&b)).await;
+    assert_rls_refused(
+        sqlx::query(
+            "UPDATE vendor_links SET hoa_organization_id = $2, contractor_organization_id = $3 \
+             WHERE id = $1",
+        )
+        .bind(link)
+        .bind(setup.bare.org)
+        .bind(setup.a.org)
+        .execute(&mut *tx)
+        .await,
+        "moving a link away from both of its organizations",
+    );
 }
 
 #[tokio::test]

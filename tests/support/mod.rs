@@ -272,11 +272,17 @@ impl TestServer {
     }
 
     pub async fn new_tenant(&self, name: &str, owner: &str) -> Tenant {
+        self.new_tenant_of_kind(name, owner, OrgKind::Contractor)
+            .await
+    }
+
+    /// A new organization of `kind` and its owner's token.
+    pub async fn new_tenant_of_kind(&self, name: &str, owner: &str, kind: OrgKind) -> Tenant {
         let created = self
             .admin
             .create_organization(NewOrganization {
                 name: OrgName::parse(name).unwrap(),
-                kind: OrgKind::Contractor,
+                kind,
                 time_zone: TimeZone::parse("America/Chicago").unwrap(),
                 currency: Currency::parse("USD").unwrap(),
                 owner_email: Email::parse(owner).unwrap(),

@@ -541,6 +541,47 @@ pub struct InsuranceRequirementDto {
     pub min_aggregate: Option<String>,
 }
 
+impl From<&InsuranceRequirement> for InsuranceRequirementDto {
+    fn from(i: &InsuranceRequirement) -> Self {
+        Self {
+            kind: i.kind.into(),
+            min_per_occurrence: i.min_per_occurrence.map(|d| d.to_string()),
+            min_aggregate: i.min_aggregate.map(|d| d.to_string()),
+        }
+    }
+}
+
+/// Parses the insurance minimums at `at` (`rules[0].insurance`), every field at fault.
+pub(crate) fn insurance_needs(
+    v: &mut Validator,
+    at: &str,
+    raw: &[InsuranceRequirementDto],
+) -> Option<Vec<InsuranceRequirement>> {
+    let parsed: Vec<Option<InsuranceRequirement>> = raw
+        .iter()
+        .enumerate()
+        .map(|(k, ins)| {
+            let ins_at = format!("{at}[{k}]");
+            let per = optional_amount(
+                v,
+                &format!("{ins_at}.minPerOccurrence"),
+                ins.min_per_occurrence.as_deref(),
+            );
+            let agg = optional_amount(
+                v,
+                &format!("{ins_at}.minAggregate"),
+                ins.min_aggregate.as_deref(),
+            );
+            Some(InsuranceRequirement {
+                kind: ins.kind.into(),
+                min_per_occurrence: per?,
+                min_aggregate: agg?,
+            })
+        })
+        .collect();
+    parsed.into_iter().collect()
+}
+
 /// One requirement rule: what doing `trade` in `jurisdiction` needs.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -567,15 +608,7 @@ impl From<&RequirementRule> for RuleDto {
             trade: r.trade.as_ref().map(|t| t.as_str().to_owned()),
             jurisdiction: r.jurisdiction.as_ref().map(Into::into),
             license_required: r.license_required,
-            insurance: r
-                .insurance
-                .iter()
-                .map(|i| InsuranceRequirementDto {
-                    kind: i.kind.into(),
-                    min_per_occurrence: i.min_per_occurrence.map(|d| d.to_string()),
-                    min_aggregate: i.min_aggregate.map(|d| d.to_string()),
-                })
-                .collect(),
+            insurance: r.insurance.iter().map(Into::into).collect(),
             certifications: r
                 .certifications
                 .iter()
@@ -1256,32 +1289,9 @@ fn convert_set_requirements(i: SetRequirementsInput) -> Result<ContractorCommand
                     None => Some(None),
                     Some(j) => jurisdiction(v, &format!("{at}.jurisdiction"), j).map(Some),
                 };
-                let insurance: Vec<Option<InsuranceRequirement>> = r
-                    .insurance
-                    .iter()
-                    .enumerate()
-                    .map(|(k, ins)| {
-                        let ins_at = format!("{at}.insurance[{k}]");
-                        let per = optional_amount(
-                            v,
-                            &format!("{ins_at}.minPerOccurrence"),
-                            ins.min_per_occurrence.as_deref(),
-                        );
-                        let agg = optional_amount(
-                            v,
-                            &format!("{ins_at}.minAggregate"),
-                            ins.min_aggregate.as_deref(),
-                        );
-                        Some(InsuranceRequirement {
-                            kind: ins.kind.into(),
-                            min_per_occurrence: per?,
-                            min_aggregate: agg?,
-                        })
-                    })
-                    .collect();
+                let insurance = insurance_needs(v, &format!("{at}.insurance"), &r.insurance);
                 let certifications =
                     name_list(v, &format!("{at}.certifications"), &r.certifications);
-                let insurance: Option<Vec<InsuranceRequirement>> = insurance.into_iter().collect();
                 Some(RequirementRule {
                     trade: trade?,
                     jurisdiction: place?,

@@ -101,6 +101,19 @@ pub struct PropertyDto {
     pub updated_at: DateTime<Utc>,
 }
 
+impl From<&Address> for AddressDto {
+    fn from(a: &Address) -> Self {
+        Self {
+            line1: a.line1.as_str().to_owned(),
+            line2: a.line2.as_ref().map(|l| l.as_str().to_owned()),
+            city: a.city.as_str().to_owned(),
+            region: a.region.as_str().to_owned(),
+            postal_code: a.postal_code.as_str().to_owned(),
+            country: a.country.as_str().to_owned(),
+        }
+    }
+}
+
 impl From<Property> for PropertyDto {
     fn from(p: Property) -> Self {
         let a = p.address;
@@ -108,14 +121,7 @@ impl From<Property> for PropertyDto {
             id: p.id.as_uuid(),
             customer_id: p.customer_id.as_uuid(),
             version: p.version,
-            address: AddressDto {
-                line1: a.line1.as_str().to_owned(),
-                line2: a.line2.map(|l| l.as_str().to_owned()),
-                city: a.city.as_str().to_owned(),
-                region: a.region.as_str().to_owned(),
-                postal_code: a.postal_code.as_str().to_owned(),
-                country: a.country.as_str().to_owned(),
-            },
+            address: (&a).into(),
             location: p.location.map(|l| LocationDto {
                 lat: l.lat(),
                 lon: l.lon(),
@@ -308,7 +314,8 @@ fn convert_update(i: UpdateCustomerInput) -> Result<CustomerCommand, ApiError> {
 }
 
 /// An address at `address.…`.
-fn address(v: &mut Validator, a: &AddressDto) -> Option<Address> {
+/// An address at `address.…`.
+pub(crate) fn address(v: &mut Validator, a: &AddressDto) -> Option<Address> {
     let line1 = v.check("address.line1", PersonName::parse(&a.line1));
     let line2 = v.optional("address.line2", a.line2.as_deref(), PersonName::parse);
     let city = v.check("address.city", PersonName::parse(&a.city));

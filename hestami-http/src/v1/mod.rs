@@ -36,6 +36,7 @@ pub mod sync;
 pub mod technician;
 pub mod webhook;
 pub mod workflow;
+pub mod workorder;
 
 /// Every v1 procedure.
 pub fn procedures() -> Vec<Procedure> {
@@ -63,6 +64,7 @@ pub fn procedures() -> Vec<Procedure> {
         inventory::procedures(),
         procurement::procedures(),
         maintenance::procedures(),
+        workorder::procedures(),
     ]
     .into_iter()
     .flatten()

@@ -50,6 +50,7 @@ pub mod trades;
 pub mod webhooks;
 pub mod workflow;
 pub mod workforce;
+pub mod workorder;
 
 /// Who is calling, for which organization. Built by the HTTP layer after authentication and the
 /// membership check; the store uses no other organization id.
@@ -272,6 +273,7 @@ pub fn register_all_with(
         .register(members::WORKFLOW, members::run)
         .register(inventory::WORKFLOW, inventory::run)
         .register(procurement::WORKFLOW, procurement::run)
+        .register(workorder::WORKFLOW, workorder::run)
         .register(maintenance::WORKFLOW, move |ctx, command| {
             maintenance::run(ctx, command, charges.clone())
         })

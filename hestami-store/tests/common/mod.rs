@@ -102,15 +102,21 @@ impl Fixture {
         Services::new(self.fresh_store().await, config)
     }
 
-    /// Creates an organization through the directory and returns its owner as caller.
+    /// Creates a contractor organization through the directory and returns its owner as
+    /// caller.
     pub async fn org(&self, name: &str) -> Org {
+        self.org_of_kind(name, OrgKind::Contractor).await
+    }
+
+    /// Creates an organization of `kind` through the directory and returns its owner as caller.
+    pub async fn org_of_kind(&self, name: &str, kind: OrgKind) -> Org {
         let slug: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
         let email = format!(
             "owner-{}-{}@example.com",
             slug.to_lowercase(),
             Uuid::new_v4().simple()
         );
-        create_org(&self.store, name, &email).await
+        create_org_of_kind(&self.store, name, &email, kind).await
     }
 }
 
@@ -142,11 +148,20 @@ impl Org {
 }
 
 pub async fn create_org(store: &Store, name: &str, owner_email: &str) -> Org {
+    create_org_of_kind(store, name, owner_email, OrgKind::Contractor).await
+}
+
+pub async fn create_org_of_kind(
+    store: &Store,
+    name: &str,
+    owner_email: &str,
+    kind: OrgKind,
+) -> Org {
     let owner_email = email(owner_email);
     let created = store
         .create_organization(NewOrganization {
             name: OrgName::parse(name).expect("valid org name"),
-            kind: OrgKind::Contractor,
+            kind,
             time_zone: TimeZone::parse("America/Chicago").expect("valid zone"),
             currency: Currency::parse("USD").expect("valid currency"),
             owner_email: owner_email.clone(),
