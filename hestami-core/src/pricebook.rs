@@ -1062,8 +1062,8 @@ fn check_quantity(path: &str, quantity: Decimal, problems: &mut Vec<FieldError>)
     }
 }
 
-/// What a line source resolves to: the item reference, kind, description, unit, unit price and
-/// rule.
+/// What a line source resolves to: the item reference, kind, description, unit, unit price,
+/// rule, and whether the item is a trip fee.
 type Priced = (
     Option<ItemRef>,
     ItemKind,
@@ -1071,6 +1071,7 @@ type Priced = (
     Option<Unit>,
     Money,
     PricingRule,
+    bool,
 );
 
 /// The unit price and rule for one line, or the problems with it.
@@ -1100,6 +1101,7 @@ fn unit_price(
                 None,
                 *unit_price,
                 PricingRule::Custom,
+                false,
             ))
         }
         LineSource::Item {
@@ -1254,17 +1256,11 @@ fn unit_price(
                 unit,
                 price,
                 rule,
+                matches!(item.details, ItemDetails::Service { trip_fee: true, .. }),
             ))
         }
     };
     priced.filter(|_| problems.len() == before)
-}
-
-/// Whether the item a line was priced from is a trip-fee service.
-fn is_trip_fee(items: &[PricebookItem], priced: ItemRef) -> bool {
-    items.iter().any(|i| {
-        i.item_ref() == priced && matches!(i.details, ItemDetails::Service { trip_fee: true, .. })
-    })
 }
 
 /// `cost × (1 + percent / 100)`, exact. Within range: costs are at most [`MAX_AMOUNT`] and
@@ -1303,7 +1299,7 @@ pub fn quote(ctx: &PricingContext<'_>, request: &QuoteRequest) -> Result<Quote, 
         let before = problems.len();
         check_quantity(&path, line.quantity, &mut problems);
         let priced = unit_price(ctx, &path, line, &mut problems);
-        let Some((item, kind, name, unit, unit_price, rule)) = priced else {
+        let Some((item, kind, name, unit, unit_price, rule, trip_fee)) = priced else {
             continue;
         };
         if problems.len() != before {
@@ -1311,7 +1307,7 @@ pub fn quote(ctx: &PricingContext<'_>, request: &QuoteRequest) -> Result<Quote, 
         }
         let waived = ctx
             .trip_fee_waived_by
-            .filter(|_| item.is_some_and(|i| is_trip_fee(ctx.items, i)))
+            .filter(|_| trip_fee)
             .map(|agreement_id| Waiver {
                 agreement_id,
                 unit_price,

@@ -49,6 +49,13 @@ impl HoaPropertyKind {
             Self::CommonArea => "common_area",
         }
     }
+
+    /// Parses the snake_case name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Unit, Self::CommonArea]
+            .into_iter()
+            .find(|k| k.as_str() == raw)
+    }
 }
 
 /// Where a link between an association and a contractor stands: the association invites, the

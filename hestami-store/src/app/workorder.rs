@@ -260,7 +260,11 @@ fn decode_property(row: &Row) -> Result<HoaProperty, StoreError> {
         id: HoaPropertyId::from_uuid(row.get("id")?),
         version: row.get("version")?,
         name: parse_stored(&row.get::<String>("name")?, Name::parse)?,
-        kind: serde_json::from_value(serde_json::Value::String(row.get("kind")?))?,
+        kind: {
+            let kind = row.get::<String>("kind")?;
+            HoaPropertyKind::parse(&kind)
+                .ok_or_else(|| StoreError::Internal(format!("stored property kind {kind}")))?
+        },
         address: serde_json::from_str(&row.get::<String>("body")?)?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
@@ -361,7 +365,7 @@ fn decode_link(row: &Row) -> Result<VendorLink, StoreError> {
     })
 }
 
-/// The link between this organization and `other`, whichever side each is on.
+/// The link between association `hoa` and `contractor`, if this organization is one of them.
 async fn link_with(
     tx: &mut TenantTx,
     hoa: OrganizationId,
